@@ -1,0 +1,182 @@
+"""One way to run a Sextant gRPC server.
+
+``GrpcServer`` wires in what every service needs: the standard health service, reflection, a
+bounded thread pool, message-size limits, optional TLS, optional bearer-token auth, request
+metrics on a Prometheus ``/metrics`` endpoint, and a graceful stop on SIGTERM/SIGINT.
+
+    server = GrpcServer(settings, name="db-manager")
+    api_pb2_grpc.add_DBManagerServicer_to_server(servicer, server.grpc)
+    server.add_service_names("api.v1.beta1.DBManager")
+    server.start()
+    server.wait()   # returns after SIGTERM/SIGINT and a graceful stop
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import Counter, Histogram, start_http_server
+
+from sextant.config import ServerSettings
+
+log = logging.getLogger("sextant.server")
+
+# Calls that never need a token: Kubernetes probes and grpcurl discovery cannot send one.
+UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+RPC_COUNT = Counter("sextant_grpc_requests_total", "gRPC requests handled", ["service", "method", "code"])
+RPC_LATENCY = Histogram("sextant_grpc_request_seconds", "gRPC request latency", ["service", "method"])
+
+
+def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    def unary(request, context):
+        context.abort(code, message)
+
+    return grpc.unary_unary_rpc_method_handler(unary)
+
+
+class TokenAuthInterceptor(grpc.ServerInterceptor):
+    """Refuses calls without ``authorization: Bearer <token>``; never logs the token."""
+
+    def __init__(self, token: str):
+        self._expected = f"Bearer {token}".encode()
+
+    def intercept_service(self, continuation, details):
+        method = details.method
+        if method.startswith(UNAUTHENTICATED_PREFIXES):
+            return continuation(details)
+        supplied = dict(details.invocation_metadata or ()).get("authorization", "")
+        if hmac.compare_digest(supplied.encode(), self._expected):
+            return continuation(details)
+        log.warning("refused unauthenticated call", extra={"method": method,
+                                                             "had_credentials": bool(supplied)})
+        return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts unary calls and their latency per method (streams are counted at start)."""
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        service, _, method = details.method.rpartition("/")
+        service = service.lstrip("/")
+        inner = handler.unary_unary
+
+        def timed(request, context):
+            start = time.perf_counter()
+            code = "OK"
+            try:
+                return inner(request, context)
+            except Exception:
+                code = "ERROR"
+                raise
+            finally:
+                code = context.code().name if context.code() is not None else code
+                RPC_COUNT.labels(service, method, code).inc()
+                RPC_LATENCY.labels(service, method).observe(time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            timed, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+class GrpcServer:
+    def __init__(self, settings: ServerSettings, name: str, *, health_names: Iterable[str] = ("",)):
+        self.settings = settings
+        self.name = name
+        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor()]
+        if settings.token:
+            interceptors.insert(0, TokenAuthInterceptor(settings.token))
+        limit = settings.max_message_bytes
+        self.grpc = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix=name),
+            interceptors=interceptors,
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+            maximum_concurrent_rpcs=settings.max_workers * 8,
+        )
+        self.health = health.HealthServicer(experimental_non_blocking=True)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.grpc)
+        self._service_names: list[str] = [health.SERVICE_NAME]
+        self._health_names = list(health_names)
+        self._stopped = threading.Event()
+        self.port: int | None = None
+        self.metrics_port: int | None = None
+
+    def add_service_names(self, *names: str) -> None:
+        """Declares services registered on ``self.grpc`` (for reflection)."""
+        self._service_names.extend(names)
+
+    def set_serving(self, serving: bool, names: Iterable[str] | None = None) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for n in names if names is not None else self._health_names:
+            self.health.set(n, status)
+
+    def _credentials(self) -> grpc.ServerCredentials | None:
+        s = self.settings
+        if not s.tls_cert:
+            return None
+        key = Path(s.tls_key or "").read_bytes()
+        cert = Path(s.tls_cert).read_bytes()
+        ca = Path(s.tls_client_ca).read_bytes() if s.tls_client_ca else None
+        return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
+                                           require_client_auth=ca is not None)
+
+    def start(self) -> int:
+        reflection.enable_server_reflection(
+            self._service_names + [reflection.SERVICE_NAME], self.grpc)
+        address = f"{self.settings.host}:{self.settings.port}"
+        creds = self._credentials()
+        port = self.grpc.add_secure_port(address, creds) if creds else self.grpc.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"{self.name}: cannot bind {address}")
+        self.port = port
+        self.grpc.start()
+        self.set_serving(True)
+        if self.settings.metrics_port is not None:
+            httpd, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host)
+            self.metrics_port = httpd.server_port
+        log.info("serving", extra={"service": self.name, "address": f"{self.settings.host}:{port}",
+                                   "tls": creds is not None, "auth": bool(self.settings.token),
+                                   "metrics_port": self.metrics_port})
+        return port
+
+    def install_signal_handlers(self, on_stop: Callable[[], None] | None = None) -> None:
+        def handle(signum, _frame):
+            log.info("signal received, stopping", extra={"service": self.name, "signal": signum})
+            threading.Thread(target=self.stop, args=(on_stop,), daemon=True).start()
+
+        signal.signal(signal.SIGTERM, handle)
+        signal.signal(signal.SIGINT, handle)
+
+    def stop(self, on_stop: Callable[[], None] | None = None) -> None:
+        if self._stopped.is_set():
+            return
+        self.set_serving(False)
+        self.health.enter_graceful_shutdown()
+        self.grpc.stop(self.settings.grace_seconds).wait()
+        if on_stop:
+            on_stop()
+        self._stopped.set()
+        log.info("stopped", extra={"service": self.name})
+
+    def wait(self) -> None:
+        """Blocks until ``stop`` has finished (e.g. after SIGTERM)."""
+        while not self._stopped.wait(0.5):
+            pass

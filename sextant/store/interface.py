@@ -1,0 +1,101 @@
+"""The ResourceStore interface: what controllers, the CLI and the SDK use to read and write
+Experiments, Suggestions, Trials and Events.
+
+The DB manager implements it on SQL (services/db_manager); everything else reaches it through
+the gRPC client in ``sextant.store.client``. The interface is small on purpose, so that an
+implementation on Katib's CRDs in a real cluster stays possible.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from pydantic import BaseModel
+
+Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+
+
+class StoreError(Exception):
+    """Base of every store failure; ``str(err)`` is a message fit for a user."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class AlreadyExists(StoreError):
+    pass
+
+
+class Conflict(StoreError):
+    """A write carried a stale resourceVersion: re-read, re-apply, retry."""
+
+
+class Invalid(StoreError):
+    """The resource failed defaulting/validation; ``errors`` names each field and rule."""
+
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = list(errors)
+
+
+class Expired(StoreError):
+    """A watch asked for a resourceVersion older than the retained history: relist."""
+
+
+class Unavailable(StoreError):
+    """The store cannot be reached right now; retry later."""
+
+
+class EventType(StrEnum):
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    type: EventType
+    resource: Resource | None  # None for BOOKMARK
+    resource_version: int
+
+
+class ResourceStore(ABC):
+    @abstractmethod
+    def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
+        """Stores a new resource (defaulted and validated if it is an Experiment)."""
+
+    @abstractmethod
+    def get(self, kind: str, namespace: str, name: str) -> Resource: ...
+
+    @abstractmethod
+    def list(
+        self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
+    ) -> tuple[list[Resource], int]:
+        """Items matching every label pair, and the store version they were read at."""
+
+    @abstractmethod
+    def update(self, resource: Resource) -> Resource:
+        """Writes metadata labels/annotations and spec; a stale resourceVersion → Conflict."""
+
+    @abstractmethod
+    def update_status(self, resource: Resource) -> Resource:
+        """Writes status only; a stale resourceVersion → Conflict."""
+
+    @abstractmethod
+    def delete(self, kind: str, namespace: str, name: str) -> list[Resource]:
+        """Deletes the resource and everything it owns; returns what was deleted."""
+
+    @abstractmethod
+    def watch(
+        self,
+        kind: str = "",
+        namespace: str = "",
+        since: int = 0,
+        labels: Mapping[str, str] | None = None,
+    ) -> Iterator[WatchEvent]:
+        """Events after ``since`` in order; raises Expired if ``since`` is too old."""
