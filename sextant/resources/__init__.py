@@ -1,0 +1,6 @@
+"""Katib resources: typed models, loading (v1beta1, v1alpha3), defaults and validation."""
+
+from sextant.resources.admission import admit_experiment
+from sextant.resources.models import Experiment, Suggestion, Trial, to_doc
+
+__all__ = ["Experiment", "Suggestion", "Trial", "admit_experiment", "to_doc"]
