@@ -1,0 +1,58 @@
+"""``python -m services.suggestion.algorithms [--algorithm NAME] [server flags]``.
+
+Without ``--algorithm`` every registered algorithm is served by one process and each request's
+``algorithm_name`` selects it. Health answers SERVING for ``manager.v1beta1.Suggestion`` and ``""``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sextant.config import DEFAULT_SUGGESTION_PORT, add_server_arguments, server_settings
+from sextant.logs import setup_logging
+from sextant.server import GrpcServer
+
+from . import registry
+from .servicer import HEALTH_NAMES, SuggestionServicer, add_to_server
+
+log = logging.getLogger("sextant.suggestion")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.suggestion.algorithms",
+                                     description="Katib-compatible suggestion service")
+    parser.add_argument("--algorithm", action="append", default=None,
+                        help=f"algorithm to serve (repeatable; default all): {', '.join(registry.BUILTIN)}")
+    parser.add_argument("--cache-size", type=int, default=256,
+                        help="experiments whose optimizer state is kept in memory (LRU)")
+    add_server_arguments(parser, DEFAULT_SUGGESTION_PORT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = server_settings(args)
+    setup_logging(settings.log_level)
+    names = args.algorithm
+    for name in names or []:
+        if registry.load(name) is None:
+            print(f"--algorithm: unknown or unavailable algorithm {name!r}; "
+                  f"known: {', '.join(registry.BUILTIN)}", file=sys.stderr)
+            return 2
+        registry.load(name)  # import now so the first request is not slowed by imports
+    server = GrpcServer(settings, name="suggestion", health_names=HEALTH_NAMES)
+    add_to_server(SuggestionServicer(names, capacity=args.cache_size), server)
+    server.install_signal_handlers()
+    port = server.start()
+    log.info("suggestion service ready", extra={"algorithms": names or "all", "port": port,
+                                                "settings": settings.describe()})
+    # A parent that started us on port 0 reads the chosen port from this line.
+    print(f"listening on {settings.host}:{port}", flush=True)
+    server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""One generic ``api.v1.beta1.Suggestion`` servicer for any Algorithm.
+
+It enforces Katib's contract around the algorithm (facts §6.4, §7.0):
+
+* ``current_request_number`` <= 0 -> an empty reply, the algorithm is not called;
+* unknown algorithm name -> INVALID_ARGUMENT ("unknown algorithm name <name>");
+* the experiment is validated on every GetSuggestions too (INVALID_ARGUMENT);
+* the reply has exactly ``current_request_number`` assignments, every value feasible and
+  formatted as Katib does; an algorithm breaking this is a bug -> INTERNAL, nothing sent;
+* ``SearchSpaceExhausted`` -> OUT_OF_RANGE.
+
+Many experiments are served at once: one Algorithm instance per (experiment, algorithm),
+LRU-bounded, each behind its own lock, replaced when the experiment's fingerprint changes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import grpc
+
+from sextant.api import api_pb2, api_pb2_grpc
+
+from . import registry
+from .base import Algorithm, InvalidSettings, SearchSpaceExhausted, SuggestResult
+from .search_space import SearchSpace, SpaceError
+
+log = logging.getLogger("sextant.suggestion")
+
+SERVICE_NAME = "api.v1.beta1.Suggestion"
+HEALTH_NAMES = ("", "manager.v1beta1.Suggestion")
+
+
+class ContractViolation(Exception):
+    """The algorithm produced an answer the servicer must not send."""
+
+
+@dataclass
+class _Entry:
+    fingerprint: bytes
+    algorithm: Algorithm
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    validated: bytes = b""  # spec bytes last validated OK (validation is skipped while unchanged)
+
+
+class AlgorithmCache:
+    """(experiment, algorithm) -> Algorithm instance, LRU-bounded, one lock per entry."""
+
+    def __init__(self, factory: Callable[[str], type[Algorithm] | None], capacity: int = 256):
+        self._factory = factory
+        self._capacity = capacity
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def entry(self, experiment: api_pb2.Experiment) -> _Entry:
+        algo_name = experiment.spec.algorithm.algorithm_name
+        cls = self._factory(algo_name)
+        if cls is None:
+            raise InvalidSettings(f"unknown algorithm name {algo_name}")
+        key = (experiment.name, algo_name)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                algorithm = cls()
+                entry = _Entry(algorithm.fingerprint(experiment), algorithm)
+                self._entries[key] = entry
+                while len(self._entries) > self._capacity:
+                    self._entries.popitem(last=False)
+            else:
+                self._entries.move_to_end(key)
+            return entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def validation_errors(algorithm: Algorithm, experiment: api_pb2.Experiment) -> list[str]:
+    """Search-space errors first (the algorithm cannot work without a space), then settings."""
+    try:
+        SearchSpace.from_experiment(experiment)
+    except SpaceError as exc:
+        return [str(exc)]
+    return algorithm.validate(experiment)
+
+
+def check_result(result: SuggestResult, space: SearchSpace, count: int) -> None:
+    """Raises ContractViolation unless ``result`` is a sendable answer for ``count``."""
+    if len(result.assignments) != count:
+        raise ContractViolation(f"returned {len(result.assignments)} assignments, {count} requested")
+    for i, assignment in enumerate(result.assignments):
+        problems = space.check(assignment)
+        if problems:
+            raise ContractViolation(f"assignment {i}: {'; '.join(problems)}")
+    for name, values in (("trial_names", result.trial_names), ("labels", result.labels)):
+        if values is not None and len(values) != count:
+            raise ContractViolation(f"{name} has {len(values)} entries, {count} expected")
+
+
+def build_reply(result: SuggestResult, space: SearchSpace) -> api_pb2.GetSuggestionsReply:
+    reply = api_pb2.GetSuggestionsReply()
+    for i, assignment in enumerate(result.assignments):
+        pa = reply.parameter_assignments.add()
+        for name in space.names:  # stable, spec order
+            pa.assignments.add(name=name, value=assignment[name])
+        if result.trial_names:
+            pa.trial_name = result.trial_names[i]
+        if result.labels:
+            pa.labels.update(result.labels[i])
+    if result.algorithm_settings:
+        for name, value in result.algorithm_settings.items():
+            reply.algorithm.algorithm_settings.add(name=name, value=str(value))
+    return reply
+
+
+class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
+    """Serves ``algorithms`` (names), or every registered algorithm when None."""
+
+    def __init__(self, algorithms: list[str] | None = None, capacity: int = 256,
+                 factory: Callable[[str], type[Algorithm] | None] | None = None):
+        self._allowed = set(algorithms) if algorithms else None
+        base_factory = factory or registry.load
+        self._cache = AlgorithmCache(self._gate(base_factory), capacity)
+
+    def _gate(self, factory):
+        def gated(name: str) -> type[Algorithm] | None:
+            if self._allowed is not None and name not in self._allowed:
+                return None
+            return factory(name)
+
+        return gated
+
+    # ---- RPCs ----
+
+    def ValidateAlgorithmSettings(self, request, context):
+        experiment = request.experiment
+        try:
+            entry = self._cache.entry(experiment)
+        except InvalidSettings as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        with entry.lock:
+            errors = validation_errors(entry.algorithm, experiment)
+        if errors:
+            log.info("settings rejected", extra={"experiment": experiment.name, "errors": errors})
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+        return api_pb2.ValidateAlgorithmSettingsReply()
+
+    def GetSuggestions(self, request, context):
+        count = request.current_request_number
+        if count <= 0:
+            return api_pb2.GetSuggestionsReply()
+        experiment = request.experiment
+        started = time.perf_counter()
+        try:
+            reply = self._suggest(experiment, list(request.trials), count)
+        except InvalidSettings as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except SearchSpaceExhausted as exc:
+            log.info("search space exhausted", extra={"experiment": experiment.name, "reason": str(exc)})
+            context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc) or "search space exhausted")
+        except ContractViolation as exc:
+            log.error("algorithm broke the contract", extra={"experiment": experiment.name, "error": str(exc)})
+            context.abort(grpc.StatusCode.INTERNAL,
+                          f"algorithm {experiment.spec.algorithm.algorithm_name}: {exc}")
+        except ValueError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Exception as exc:  # a bug in an algorithm: report it, keep serving
+            log.exception("suggest failed", extra={"experiment": experiment.name})
+            context.abort(grpc.StatusCode.INTERNAL,
+                          f"algorithm {experiment.spec.algorithm.algorithm_name} failed: {exc!r}")
+        log.debug("suggested", extra={"experiment": experiment.name, "count": count,
+                                      "trials": len(request.trials),
+                                      "ms": round((time.perf_counter() - started) * 1000, 3)})
+        return reply
+
+    def _suggest(self, experiment, trials, count) -> api_pb2.GetSuggestionsReply:
+        entry = self._cache.entry(experiment)
+        with entry.lock:
+            fingerprint = entry.algorithm.fingerprint(experiment)
+            if fingerprint != entry.fingerprint:
+                # The spec changed under the same name (e.g. deleted and re-created): start over.
+                entry.algorithm = type(entry.algorithm)()
+                entry.fingerprint = fingerprint
+                entry.validated = b""
+            spec_bytes = experiment.spec.SerializeToString(deterministic=True)
+            if spec_bytes != entry.validated:
+                errors = validation_errors(entry.algorithm, experiment)
+                if errors:
+                    raise InvalidSettings("; ".join(errors))
+                entry.validated = spec_bytes
+            space = entry.algorithm.search_space(experiment)
+            result = entry.algorithm.suggest(experiment, trials, count)
+            check_result(result, space, count)
+            return build_reply(result, space)
+
+
+def add_to_server(servicer: SuggestionServicer, server) -> None:
+    """Registers the servicer on a ``sextant.server.GrpcServer``."""
+    api_pb2_grpc.add_SuggestionServicer_to_server(servicer, server.grpc)
+    server.add_service_names(SERVICE_NAME)
