@@ -1,0 +1,202 @@
+"""Trial jobs as local processes, wrapped by the metrics collector like Katib's sidecar.
+
+``start`` takes the already-rendered runSpec (a batch/v1 Job, or any kind with a pod template
+such as TFJob / PyTorchJob replica specs), picks the primary container (by name, else the
+first), and runs its ``command + args`` with its ``env`` and ``workingDir`` as a detached
+process, without a shell. The container image is recorded and otherwise ignored.
+
+The process actually started is ``python -m services.metrics_collector --job-dir DIR
+<collector args> -- <command>``: the collector runs the trial, copies its output to the job's
+log, reports metrics, and writes ``exit.json`` when everything is done. State per job::
+
+    jobs/<ns>/<trial>/job.json     what was started: pid + start time, argv, image, cwd
+    jobs/<ns>/<trial>/output.log   the trial's stdout+stderr (and the collector's own lines)
+    jobs/<ns>/<trial>/exit.json    exit code, reason, message, completion time (written last)
+    jobs/<ns>/<trial>/stopped      marker: stop_job was called (reason Killed)
+    jobs/<ns>/<trial>/spool/       metric batches not yet accepted by the DB manager
+
+Local conventions (documented for users):
+* ``python`` / ``python3`` as the first word of the command mean the Python interpreter that
+  runs Sextant, so trial code runs in the same virtual environment.
+* A container without ``command`` runs its ``args`` as the argv (there is no image entrypoint
+  to fall back on locally).
+* Without ``workingDir`` the trial runs in the working directory of the runtime's owner
+  (the trial controller), so relative paths in commands resolve against it.
+* ``env`` entries with ``valueFrom`` are skipped (there are no Secrets/ConfigMaps locally).
+* success/failureCondition are not evaluated: the local "job" succeeds when the command exits
+  0 and fails otherwise.
+* Files are never removed by the runtime on its own: the trial controller calls ``delete``
+  after it has recorded the trial's final status when ``retainRun`` is false, so the output log
+  and exit record are still there while it finishes the trial.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sextant.runtime import process
+from sextant.runtime.base import JobPhase, JobSpec, JobStatus
+
+PYTHON_ALIASES = ("python", "python3")
+REPLICA_ORDER = ("Chief", "Master", "Launcher", "Worker", "PS", "Evaluator")
+
+
+class JobSpecError(ValueError):
+    """The runSpec cannot be run locally (no pod template, no container, no command)."""
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def pod_specs(run_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Pod specs of a job-like object, primary-looking ones first."""
+    spec = run_spec.get("spec") or {}
+    found: list[Mapping[str, Any]] = []
+    for path in (("template", "spec"), ("jobTemplate", "spec", "template", "spec")):
+        node: Any = spec
+        for key in path:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            found.append(node)
+    # Training operators: spec.<x>ReplicaSpecs.<Role>.template.spec (TFJob, PyTorchJob, ...).
+    for key, replicas in spec.items():
+        if key.endswith("ReplicaSpecs") and isinstance(replicas, Mapping):
+            roles = sorted(replicas, key=lambda r: (REPLICA_ORDER.index(r)
+                                                   if r in REPLICA_ORDER else len(REPLICA_ORDER), r))
+            for role in roles:
+                pod = ((replicas[role] or {}).get("template") or {}).get("spec")
+                if isinstance(pod, Mapping):
+                    found.append(pod)
+    return found
+
+
+def primary_container(run_spec: Mapping[str, Any], name: str | None) -> Mapping[str, Any]:
+    pods = pod_specs(run_spec)
+    containers = [c for pod in pods for c in (pod.get("containers") or []) if isinstance(c, Mapping)]
+    if not containers:
+        raise JobSpecError(f"runSpec (kind {run_spec.get('kind')!r}): no pod template with containers "
+                           "under spec.template.spec or spec.*ReplicaSpecs.<role>.template.spec")
+    if name:
+        for container in containers:
+            if container.get("name") == name:
+                return container
+        raise JobSpecError(f"primaryContainerName: no container named {name!r} in the runSpec")
+    return containers[0]
+
+
+def container_argv(container: Mapping[str, Any]) -> list[str]:
+    argv = [str(x) for x in (container.get("command") or [])] + \
+        [str(x) for x in (container.get("args") or [])]
+    if not argv:
+        raise JobSpecError(f"container {container.get('name')!r}: no command or args to run locally")
+    if argv[0] in PYTHON_ALIASES:
+        argv[0] = sys.executable
+    return argv
+
+
+def container_env(container: Mapping[str, Any]) -> dict[str, str]:
+    env = {}
+    for item in container.get("env") or []:
+        if isinstance(item, Mapping) and "name" in item and "valueFrom" not in item:
+            env[str(item["name"])] = str(item.get("value", ""))
+    return env
+
+
+class LocalJobs:
+    def __init__(self, root: Path, *, stop_grace: float = 5.0, db_manager_address: str | None = None,
+                 environment: Callable[[Mapping[str, str]], dict[str, str]] | None = None,
+                 cwd: str | None = None):
+        self.root = root
+        self.stop_grace = stop_grace
+        self.db_manager_address = db_manager_address
+        self.environment = environment or (lambda extra: {**os.environ, **extra})
+        self.cwd = cwd or os.getcwd()
+
+    def dir(self, namespace: str, name: str) -> Path:
+        process.validate_name(namespace, "namespace")
+        process.validate_name(name, "name")
+        return self.root / namespace / name
+
+    def start(self, spec: JobSpec) -> JobStatus:
+        directory = self.dir(spec.namespace, spec.name)
+        if (directory / "job.json").exists():
+            return self.status(spec.namespace, spec.name)  # idempotent
+        directory.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {"namespace": spec.namespace, "name": spec.name, "created": _now(),
+                                  "retain": spec.retain, "kind": spec.run_spec.get("kind")}
+        try:
+            container = primary_container(spec.run_spec, spec.primary_container_name)
+            argv = container_argv(container)
+            cwd = container.get("workingDir") or self.cwd
+            if not Path(cwd).is_dir():
+                raise JobSpecError(f"container {container.get('name')!r}: workingDir {cwd!r} "
+                                   "does not exist on this machine")
+        except JobSpecError as err:
+            process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
+                                                         "message": str(err), "completion_time": _now()})
+            process.write_json(directory / "job.json", record)
+            return self.status(spec.namespace, spec.name)
+        env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
+        if self.db_manager_address:
+            env.setdefault("SEXTANT_DB_MANAGER", self.db_manager_address)
+        wrapper = [sys.executable, "-m", "services.metrics_collector", "--job-dir", str(directory),
+                   *spec.collector_args, "--", *argv]
+        record.update(image=container.get("image", ""), container=container.get("name"),
+                      command=argv, cwd=str(cwd), start_time=_now())
+        proc = process.spawn(wrapper, log_path=directory / "output.log",
+                             env=self.environment(env), cwd=str(cwd))
+        record["process"] = proc.to_dict()
+        process.write_json(directory / "job.json", record)
+        return self.status(spec.namespace, spec.name)
+
+    def status(self, namespace: str, name: str) -> JobStatus:
+        directory = self.dir(namespace, name)
+        record = process.read_json(directory / "job.json")
+        if record is None:
+            return JobStatus(JobPhase.NOT_FOUND, message="job not found")
+        started = record.get("start_time")
+        ended = process.read_json(directory / "exit.json")
+        stopped = (directory / "stopped").exists()
+        if ended is not None:
+            code = ended.get("exit_code")
+            reason = ended.get("reason") or ""
+            if stopped and reason not in ("EarlyStopped",):
+                reason = "Killed"
+            phase = JobPhase.SUCCEEDED if code == 0 and reason != "Killed" else JobPhase.FAILED
+            return JobStatus(phase, reason=reason or ("Completed" if phase == JobPhase.SUCCEEDED
+                                                      else "Error"),
+                             message=ended.get("message", ""), exit_code=code, start_time=started,
+                             completion_time=ended.get("completion_time"))
+        if process.is_alive(process.ProcessId.from_dict(record.get("process"))):
+            return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+        # The wrapper died without writing its exit record (SIGKILL, machine reboot).
+        return JobStatus(JobPhase.FAILED, reason="Killed" if stopped else "Error",
+                         message="job was stopped" if stopped else
+                         "the job process ended without recording an exit code (see its log)",
+                         start_time=started, completion_time=_now())
+
+    def stop(self, namespace: str, name: str) -> None:
+        directory = self.dir(namespace, name)
+        record = process.read_json(directory / "job.json")
+        if record is None or (directory / "exit.json").exists():
+            return
+        (directory / "stopped").write_text(_now())
+        process.terminate(process.ProcessId.from_dict(record.get("process")), self.stop_grace)
+
+    def delete(self, namespace: str, name: str) -> None:
+        directory = self.dir(namespace, name)
+        if not directory.exists():
+            return
+        self.stop(namespace, name)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    def log_path(self, namespace: str, name: str) -> str | None:
+        path = self.dir(namespace, name) / "output.log"
+        return str(path) if path.exists() else None
