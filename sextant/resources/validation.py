@@ -1,0 +1,423 @@
+"""Katib's validating webhook for Experiments (facts §3.4), plus numeric sanity checks.
+
+``validate_experiment`` returns *every* problem it finds, each as ``"<field.path>: <rule>"``
+(e.g. ``"spec.maxTrialCount: must be greater than 0"``), so a user fixes a file in one pass.
+It runs on a defaulted experiment. Checks that need a cluster are left out: the namespace label
+(V0), the PersistentVolume check for FromVolume, fetching ConfigMap templates, and collector
+images (our collectors are built in). Where Katib is weak we are stricter, on purpose:
+
+* the name regex is anchored at both ends (Katib only checks the first character);
+* the namespace must be a DNS label (it becomes a path part locally);
+* numbers: min/max must parse, min ≤ max, step > 0, int bounds integral, logUniform needs
+  min > 0; lists non-empty and without duplicates; parameter and metric names unique;
+* every missing ``${trialParameters.x}`` is reported, not just the first.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from sextant.resources.models import (
+    CollectorKind,
+    Distribution,
+    Experiment,
+    ExperimentConditionType,
+    FileFormat,
+    FileSystemKind,
+    ObjectiveType,
+    ParameterSpec,
+    ParameterType,
+    ResumePolicy,
+)
+from sextant.resources.v1alpha3 import is_v1alpha3_experiment, raw_template
+
+NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+NAME_MAX = 40
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_LABEL_MAX = 63
+PLACEHOLDER = "${{trialParameters.{}}}"
+LEFTOVER_RE = re.compile(r"\$\{trialParameters\.[^}]*\}")
+TWO_GROUPS_RE = re.compile(r".*\(.*\).*\(.*\).*", re.DOTALL)
+META_REFERENCE_RE = re.compile(
+    r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])\}$")
+EDITABLE_FIELDS = ("parallel_trial_count", "max_trial_count", "max_failed_trial_count")
+RESTARTABLE_REASON = "ExperimentMaxTrialsReached"
+
+
+def _param_path(prefix: str, index: int) -> str:
+    return f"{prefix}[{index}]"
+
+
+def _validate_metadata(exp: Experiment, errors: list[str]) -> None:
+    name = exp.metadata.name
+    if not name:
+        errors.append("metadata.name: is required")
+    else:
+        if len(name) > NAME_MAX:
+            errors.append(f"metadata.name: must be no more than {NAME_MAX} characters")
+        if not NAME_RE.match(name):
+            errors.append("metadata.name: must consist of lower case letters, digits and '-', start with a "
+                          "letter and end with a letter or digit (regex ^[a-z]([-a-z0-9]*[a-z0-9])?$)")
+    namespace = exp.metadata.namespace
+    if not namespace or len(namespace) > DNS_LABEL_MAX or not DNS_LABEL_RE.match(namespace):
+        errors.append("metadata.namespace: must be a DNS label (lower case letters, digits and '-', "
+                      f"at most {DNS_LABEL_MAX} characters, starting and ending with a letter or digit)")
+
+
+def _validate_counts(exp: Experiment, errors: list[str]) -> None:
+    spec = exp.spec
+    if spec.max_failed_trial_count is not None and spec.max_failed_trial_count < 0:
+        errors.append("spec.maxFailedTrialCount: should not be less than 0")
+    if spec.max_trial_count is not None and spec.max_trial_count <= 0:
+        errors.append("spec.maxTrialCount: must be greater than 0")
+    if spec.parallel_trial_count is not None and spec.parallel_trial_count <= 0:
+        errors.append("spec.parallelTrialCount: must be greater than 0")
+    if spec.max_trial_count is not None:
+        if spec.max_failed_trial_count is not None and spec.max_failed_trial_count > spec.max_trial_count:
+            errors.append("spec.maxFailedTrialCount: should be less than or equal to spec.maxTrialCount")
+        if spec.parallel_trial_count is not None and spec.parallel_trial_count > spec.max_trial_count:
+            errors.append("spec.parallelTrialCount: should be less than or equal to spec.maxTrialCount")
+
+
+def _is_restartable(old: Experiment) -> bool:
+    succeeded = [c for c in old.status.conditions
+                 if c.type == ExperimentConditionType.SUCCEEDED and c.status == "True"]
+    return bool(succeeded) and succeeded[-1].reason == RESTARTABLE_REASON and \
+        old.spec.resume_policy in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME)
+
+
+def _is_completed(old: Experiment) -> bool:
+    return any(c.type in (ExperimentConditionType.SUCCEEDED, ExperimentConditionType.FAILED)
+               and c.status == "True" for c in old.status.conditions)
+
+
+def _validate_update(exp: Experiment, old: Experiment, errors: list[str]) -> None:
+    if exp.spec == old.spec:
+        return
+    if _is_completed(old) and not _is_restartable(old):
+        errors.append("spec.resumePolicy: the experiment is completed and cannot be restarted (only an "
+                      "experiment that succeeded by reaching maxTrialCount with resumePolicy LongRunning "
+                      "or FromVolume can be restarted)")
+    if exp.spec.max_trial_count is not None and exp.spec.max_trial_count <= old.status.trials:
+        errors.append(f"spec.maxTrialCount: must be greater than status.trials count ({old.status.trials})")
+    new_rest = exp.spec.model_copy(update={f: None for f in EDITABLE_FIELDS})
+    old_rest = old.spec.model_copy(update={f: None for f in EDITABLE_FIELDS})
+    if new_rest != old_rest:
+        changed = [name for name in type(exp.spec).model_fields
+                   if name not in EDITABLE_FIELDS and getattr(new_rest, name) != getattr(old_rest, name)]
+        fields = ", ".join("spec." + type(exp.spec).model_fields[n].alias for n in changed)
+        errors.append(f"spec: only spec.parallelTrialCount, spec.maxTrialCount and spec.maxFailedTrialCount "
+                      f"are editable (changed: {fields})")
+
+
+def _validate_objective(exp: Experiment, errors: list[str]) -> None:
+    objective = exp.spec.objective
+    if objective is None:
+        errors.append("spec.objective: is required")
+        return
+    if objective.type not in (ObjectiveType.MINIMIZE, ObjectiveType.MAXIMIZE):
+        errors.append("spec.objective.type: must be minimize or maximize")
+    if not objective.objective_metric_name:
+        errors.append("spec.objective.objectiveMetricName: is required")
+    elif objective.objective_metric_name in objective.additional_metric_names:
+        errors.append("spec.objective.additionalMetricNames: must not contain the objective metric "
+                      f"{objective.objective_metric_name!r}")
+    seen: set[str] = set()
+    for i, name in enumerate(objective.additional_metric_names):
+        if not name:
+            errors.append(f"spec.objective.additionalMetricNames[{i}]: must not be empty")
+        elif name in seen:
+            errors.append(f"spec.objective.additionalMetricNames[{i}]: duplicate metric name {name!r}")
+        seen.add(name)
+    if objective.goal is not None and not math.isfinite(objective.goal):
+        errors.append("spec.objective.goal: must be a finite number")
+    strategy_names: set[str] = set()
+    for i, strategy in enumerate(objective.metric_strategies):
+        if not strategy.name:
+            errors.append(f"spec.objective.metricStrategies[{i}].name: is required")
+        elif strategy.name in strategy_names:
+            errors.append(f"spec.objective.metricStrategies[{i}].name: duplicate strategy for {strategy.name!r}")
+        strategy_names.add(strategy.name)
+
+
+def _validate_algorithm(exp: Experiment, registry: Any, errors: list[str]) -> None:
+    algorithm = exp.spec.algorithm
+    if algorithm is None:
+        errors.append("spec.algorithm: is required")
+    elif not algorithm.algorithm_name:
+        errors.append("spec.algorithm.algorithmName: is required")
+    elif registry is not None and registry.algorithm(algorithm.algorithm_name) is None:
+        errors.append(f"spec.algorithm.algorithmName: unknown algorithm {algorithm.algorithm_name!r} "
+                      f"(registered: {', '.join(registry.algorithm_names())})")
+    if algorithm is not None:
+        _unique_settings("spec.algorithm.algorithmSettings", algorithm.algorithm_settings, errors)
+    early = exp.spec.early_stopping
+    if early is not None:
+        if not early.algorithm_name:
+            errors.append("spec.earlyStopping.algorithmName: is required")
+        elif registry is not None and registry.early_stopping(early.algorithm_name) is None:
+            errors.append(f"spec.earlyStopping.algorithmName: unknown early stopping algorithm "
+                          f"{early.algorithm_name!r} (registered: {', '.join(registry.early_stopping_names())})")
+        _unique_settings("spec.earlyStopping.algorithmSettings", early.algorithm_settings, errors)
+
+
+def _unique_settings(path: str, settings: list, errors: list[str]) -> None:
+    seen: set[str] = set()
+    for i, setting in enumerate(settings):
+        if not setting.name:
+            errors.append(f"{path}[{i}].name: is required")
+        elif setting.name in seen:
+            errors.append(f"{path}[{i}].name: duplicate setting {setting.name!r}")
+        seen.add(setting.name)
+
+
+def _validate_resume_policy(exp: Experiment, errors: list[str]) -> None:
+    if is_v1alpha3_experiment(exp) and exp.spec.resume_policy == ResumePolicy.FROM_VOLUME:
+        errors.append("spec.resumePolicy: must be Never or LongRunning in kubeflow.org/v1alpha3")
+
+
+def _validate_trial_template(exp: Experiment, errors: list[str]) -> None:
+    template = exp.spec.trial_template
+    path = "spec.trialTemplate"
+    if template is None:
+        errors.append(f"{path}: is required")
+        return
+    v1alpha3 = is_v1alpha3_experiment(exp)
+    raw = raw_template(exp)
+    if not v1alpha3 and not template.primary_container_name:
+        errors.append(f"{path}.primaryContainerName: is required")
+    if not template.success_condition or not template.failure_condition:
+        missing = [n for n, v in (("successCondition", template.success_condition),
+                                  ("failureCondition", template.failure_condition)) if not v]
+        for name in missing:
+            errors.append(f"{path}.{name}: is required (both successCondition and failureCondition must be set)")
+    if template.trial_parameters is None:
+        errors.append(f"{path}.trialParameters: is required")
+        return
+    if v1alpha3 and raw is not None:
+        if not raw.strip():
+            errors.append(f"{path}.goTemplate.rawTemplate: must not be empty")
+        if template.trial_spec is not None or template.config_map is not None:
+            errors.append(f"{path}: only one of goTemplate.rawTemplate or goTemplate.templateSpec can be given")
+        return
+    if (template.trial_spec is None) == (template.config_map is None):
+        errors.append(f"{path}: exactly one of trialSpec or configMap must be specified")
+        return
+    if template.config_map is not None:
+        cm = template.config_map
+        for name, value in (("configMapName", cm.config_map_name), ("configMapNamespace", cm.config_map_namespace),
+                            ("templatePath", cm.template_path)):
+            if not value:
+                errors.append(f"{path}.configMap.{name}: is required")
+        return  # the ConfigMap's content is checked when a trial renders it
+    _validate_trial_parameters(exp, template, errors)
+
+
+def _validate_trial_parameters(exp: Experiment, template: Any, errors: list[str]) -> None:
+    path = "spec.trialTemplate"
+    text = json.dumps(template.trial_spec)
+    parameter_names = {p.name for p in exp.spec.parameters}
+    names: set[str] = set()
+    references: set[str] = set()
+    for i, tp in enumerate(template.trial_parameters):
+        p = f"{path}.trialParameters[{i}]"
+        if not tp.name:
+            errors.append(f"{p}.name: is required")
+        elif "{" in tp.name or "}" in tp.name:
+            errors.append(f"{p}.name: must not contain '{{' or '}}'")
+        elif tp.name in names:
+            errors.append(f"{p}.name: duplicate trial parameter {tp.name!r}")
+        if not tp.reference:
+            errors.append(f"{p}.reference: is required")
+        elif tp.reference in references:
+            errors.append(f"{p}.reference: duplicate reference {tp.reference!r}")
+        elif exp.spec.parameters and tp.reference not in parameter_names \
+                and not META_REFERENCE_RE.match(tp.reference):
+            errors.append(f"{p}.reference: {tp.reference!r} is neither a spec.parameters name nor a "
+                          "trial metadata reference such as ${trialSpec.Name}")
+        names.add(tp.name)
+        references.add(tp.reference)
+        if tp.name and "{" not in tp.name and "}" not in tp.name:
+            placeholder = PLACEHOLDER.format(tp.name)
+            if placeholder not in text:
+                errors.append(f"{p}.name: placeholder {placeholder} does not occur in spec.trialTemplate.trialSpec")
+            text = text.replace(placeholder, "sextant-test-value")
+    leftovers = sorted(set(LEFTOVER_RE.findall(text)))
+    if leftovers:
+        errors.append(f"{path}.trialSpec: placeholders without a trial parameter: {', '.join(leftovers)}")
+    try:
+        rendered = json.loads(text)
+    except json.JSONDecodeError:
+        errors.append(f"{path}.trialSpec: is not a valid object after substituting trial parameters")
+        return
+    _validate_rendered_job(rendered, errors)
+
+
+def _validate_rendered_job(job: Any, errors: list[str]) -> None:
+    path = "spec.trialTemplate.trialSpec"
+    if not isinstance(job, dict):
+        errors.append(f"{path}: must be an object")
+        return
+    metadata = job.get("metadata") or {}
+    if isinstance(metadata, dict):
+        for key in ("name", "namespace"):
+            if metadata.get(key):
+                errors.append(f"{path}.metadata.{key}: must not be set (the trial's {key} is used)")
+    for key in ("apiVersion", "kind"):
+        if not job.get(key):
+            errors.append(f"{path}.{key}: is required")
+    if job.get("apiVersion") == "batch/v1" and job.get("kind") == "Job":
+        pod_spec = ((job.get("spec") or {}).get("template") or {}).get("spec") if isinstance(
+            job.get("spec"), dict) and isinstance(job["spec"].get("template"), dict) else None
+        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+        if not isinstance(containers, list) or not containers:
+            errors.append(f"{path}.spec.template.spec.containers: a batch/v1 Job needs at least one container")
+
+
+def _validate_search_space(exp: Experiment, errors: list[str]) -> None:
+    spec = exp.spec
+    if not spec.parameters and spec.nas_config is None:
+        errors.append("spec.parameters: spec.parameters or spec.nasConfig must be specified")
+    elif spec.parameters and spec.nas_config is not None:
+        errors.append("spec.nasConfig: only one of spec.parameters and spec.nasConfig can be specified")
+    _validate_parameters("spec.parameters", spec.parameters, errors)
+    if spec.nas_config is not None:
+        for i, op in enumerate(spec.nas_config.operations):
+            _validate_parameters(f"spec.nasConfig.operations[{i}].parameters", op.parameters, errors)
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _validate_parameters(prefix: str, parameters: list[ParameterSpec], errors: list[str]) -> None:
+    seen: set[str] = set()
+    for i, parameter in enumerate(parameters):
+        p = _param_path(prefix, i)
+        if not parameter.name:
+            errors.append(f"{p}.name: is required")
+        elif parameter.name in seen:
+            errors.append(f"{p}.name: duplicate parameter name {parameter.name!r}")
+        seen.add(parameter.name)
+        _validate_feasible_space(p, parameter, errors)
+
+
+def _validate_feasible_space(p: str, parameter: ParameterSpec, errors: list[str]) -> None:
+    fs = parameter.feasible_space
+    fsp = f"{p}.feasibleSpace"
+    if fs.max is None and fs.min is None and fs.list_ is None and fs.step is None:
+        errors.append(f"{fsp}: must not be empty")
+        return
+    kind = parameter.parameter_type
+    if kind in (ParameterType.INT, ParameterType.DOUBLE):
+        if fs.list_ is not None:
+            errors.append(f"{fsp}.list: is not allowed for parameterType {kind.value}")
+        bounds: dict[str, float] = {}
+        for name, text in (("min", fs.min), ("max", fs.max)):
+            if text is None or text == "":
+                errors.append(f"{fsp}.{name}: is required for parameterType {kind.value}")
+                continue
+            value = _number(text)
+            if value is None:
+                errors.append(f"{fsp}.{name}: must be a number, got {text!r}")
+            elif kind == ParameterType.INT and not value.is_integer():
+                errors.append(f"{fsp}.{name}: must be an integer for parameterType int, got {text!r}")
+            else:
+                bounds[name] = value
+        if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
+            errors.append(f"{fsp}.min: must be less than or equal to max ({fs.min} > {fs.max})")
+        if fs.step not in (None, ""):
+            step = _number(fs.step)
+            if step is None or step <= 0:
+                errors.append(f"{fsp}.step: must be a number greater than 0, got {fs.step!r}")
+            elif kind == ParameterType.INT and not step.is_integer():
+                errors.append(f"{fsp}.step: must be an integer for parameterType int, got {fs.step!r}")
+        if fs.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL) and \
+                "min" in bounds and bounds["min"] <= 0:
+            errors.append(f"{fsp}.min: must be greater than 0 for distribution {fs.distribution.value}")
+    elif kind in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
+        for name, value in (("max", fs.max), ("min", fs.min), ("step", fs.step)):
+            if value is not None:
+                errors.append(f"{fsp}.{name}: is not allowed for parameterType {kind.value}")
+        if not fs.list_:
+            errors.append(f"{fsp}.list: must contain at least one value for parameterType {kind.value}")
+        else:
+            if len(set(fs.list_)) != len(fs.list_):
+                dupes = sorted({v for v in fs.list_ if fs.list_.count(v) > 1})
+                errors.append(f"{fsp}.list: values must be unique (duplicated: {', '.join(dupes)})")
+            if kind == ParameterType.DISCRETE:
+                bad = [v for v in fs.list_ if _number(v) is None]
+                if bad:
+                    errors.append(f"{fsp}.list: values of a discrete parameter must be numbers "
+                                  f"(not: {', '.join(bad)})")
+
+
+def _validate_collector(exp: Experiment, errors: list[str]) -> None:
+    spec = exp.spec.metrics_collector_spec
+    if spec is None or spec.collector is None:
+        return  # defaults always fill it
+    p = "spec.metricsCollectorSpec"
+    kind = spec.collector.kind
+    source = spec.source
+    fsp = source.file_system_path if source is not None else None
+    if kind == CollectorKind.FILE:
+        if fsp is None or fsp.kind != FileSystemKind.FILE or not (fsp.path or "").startswith("/"):
+            errors.append(f"{p}.source.fileSystemPath: File collector needs kind File and an absolute path")
+        if fsp is not None and fsp.format not in (FileFormat.TEXT, FileFormat.JSON):
+            errors.append(f"{p}.source.fileSystemPath.format: must be TEXT or JSON")
+        if fsp is not None and fsp.format == FileFormat.JSON and source is not None and source.filter is not None:
+            errors.append(f"{p}.source.filter: is not allowed with format JSON")
+    elif kind == CollectorKind.TENSORFLOW_EVENT:
+        if fsp is None or fsp.kind != FileSystemKind.DIRECTORY or not (fsp.path or "").startswith("/"):
+            errors.append(f"{p}.source.fileSystemPath: TensorFlowEvent collector needs kind Directory and an "
+                          "absolute path")
+        if fsp is not None and fsp.format is not None:
+            errors.append(f"{p}.source.fileSystemPath.format: must be empty for TensorFlowEvent")
+    elif kind == CollectorKind.PROMETHEUS:
+        http = source.http_get if source is not None else None
+        port = http.port if http is not None else None
+        if not isinstance(port, int) or isinstance(port, bool) or port <= 0:
+            errors.append(f"{p}.source.httpGet.port: must be a positive integer")
+        if http is None or not (http.path or "").startswith("/"):
+            errors.append(f"{p}.source.httpGet.path: must start with '/'")
+    elif kind == CollectorKind.CUSTOM:
+        if not spec.collector.custom_collector:
+            errors.append(f"{p}.collector.customCollector: is required for kind Custom")
+        if fsp is not None and (not (fsp.path or "").startswith("/") or fsp.kind is None):
+            errors.append(f"{p}.source.fileSystemPath: must have an absolute path and kind File or Directory")
+    elif kind not in (CollectorKind.STDOUT, CollectorKind.PUSH):
+        errors.append(f"{p}.collector.kind: invalid metrics collector kind {kind.value!r} (use StdOut, File, "
+                      "TensorFlowEvent, PrometheusMetric, Custom or Push)")
+    if source is not None and source.filter is not None:
+        for i, expression in enumerate(source.filter.metrics_format):
+            fp = f"{p}.source.filter.metricsFormat[{i}]"
+            try:
+                compiled = re.compile(expression)
+            except re.error as err:
+                errors.append(f"{fp}: is not a valid regular expression ({err})")
+                continue
+            if compiled.groups < 2 or not TWO_GROUPS_RE.match(expression):
+                errors.append(f"{fp}: must contain two capture groups (metric name, value)")
+
+
+def validate_experiment(exp: Experiment, old: Experiment | None = None, registry: Any = None) -> list[str]:
+    """Every rule violation of a defaulted experiment, as "<field.path>: <rule>" messages."""
+    errors: list[str] = []
+    _validate_metadata(exp, errors)
+    _validate_counts(exp, errors)
+    if old is not None:
+        _validate_update(exp, old, errors)
+    _validate_objective(exp, errors)
+    _validate_algorithm(exp, registry, errors)
+    _validate_resume_policy(exp, errors)
+    _validate_trial_template(exp, errors)
+    _validate_search_space(exp, errors)
+    _validate_collector(exp, errors)
+    return errors
