@@ -101,6 +101,20 @@ class Algorithm(ABC):
 
     def __init__(self) -> None:
         self._space_cache = _SpaceCache()
+        self._trial_keys: dict[str, tuple] = {}
+
+    def trial_key(self, space: SearchSpace, trial: api_pb2.Trial) -> tuple:
+        """``space.key`` of a trial's assignment, cached by trial name (assignments never change)."""
+        key = self._trial_keys.get(trial.name) if trial.name else None
+        if key is None:
+            key = space.key({a.name: a.value for a in trial.spec.parameter_assignments.assignments})
+            if trial.name:
+                self._trial_keys[trial.name] = key
+        return key
+
+    def taken_points(self, space: SearchSpace, trials: list[api_pb2.Trial]) -> set[tuple]:
+        """Keys of every point already in the request (any status): never propose them again."""
+        return {self.trial_key(space, t) for t in trials}
 
     @abstractmethod
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
@@ -131,6 +145,7 @@ class Algorithm(ABC):
         if cache.space is None or cache.fingerprint != key:
             cache.space = SearchSpace.from_experiment(experiment)
             cache.fingerprint = key
+            self._trial_keys.clear()
         return cache.space
 
 

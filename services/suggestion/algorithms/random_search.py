@@ -13,7 +13,6 @@ import numpy as np
 from sextant.api import api_pb2
 
 from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
-from .search_space import assignment_of
 
 SCHEMA = SettingsSchema("random", {
     "random_state": SettingRule(int, non_negative_int("random_state should be great or equal than zero")),
@@ -39,7 +38,7 @@ class RandomSearch(Algorithm):
         settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
         rng = seeded_rng(settings["random_state"], len(trials))  # type: ignore[arg-type]
-        seen = {space.key(assignment_of(t)) for t in trials}
+        seen = self.taken_points(space, trials)
         room = space.grid_size - len(seen)
         out: list[dict[str, str]] = []
         for _ in range(count):
