@@ -1,0 +1,75 @@
+"""Assembles the DB manager: database, migrations, services, health refresher."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from services.db_manager.database import Database, mask, migrate
+from services.db_manager.dbmanager_service import DBManagerService
+from services.db_manager.observations import ObservationStore
+from services.db_manager.resource_store import DEFAULT_HISTORY, SqlResourceStore
+from services.db_manager.store_service import ResourceStoreService
+from sextant.api import api_pb2_grpc, store_pb2_grpc
+from sextant.config import ServerSettings
+from sextant.server import GrpcServer
+
+log = logging.getLogger("sextant.db_manager")
+
+HEALTH_NAMES = ("", "grpc.health.v1.Health")
+
+
+class DBManagerApp:
+    def __init__(self, settings: ServerSettings, db: Database, *, history: int = DEFAULT_HISTORY,
+                 health_seconds: float = 2.0, poll_seconds: float = 1.0, bookmark_seconds: float = 10.0,
+                 max_watches: int | None = None):
+        self.settings = settings
+        self.db = db
+        self.store = SqlResourceStore(db, history=history)
+        self.server = GrpcServer(settings, name="db-manager", health_names=HEALTH_NAMES)
+        # Each open watch holds one server thread; keep some threads free for unary calls.
+        watches = max_watches if max_watches is not None else max(1, settings.max_workers - 8)
+        self.store_service = ResourceStoreService(self.store, max_watches=watches, poll_seconds=poll_seconds,
+                                                  bookmark_seconds=bookmark_seconds)
+        api_pb2_grpc.add_DBManagerServicer_to_server(DBManagerService(ObservationStore(db)), self.server.grpc)
+        store_pb2_grpc.add_ResourceStoreServicer_to_server(self.store_service, self.server.grpc)
+        self.server.add_service_names("api.v1.beta1.DBManager", "sextant.v1.ResourceStore")
+        self._health_seconds = health_seconds
+        self._stop = threading.Event()
+        self._serving: bool | None = None
+
+    def start(self) -> int:
+        port = self.server.start()
+        self._refresh_health()
+        threading.Thread(target=self._health_loop, name="db-health", daemon=True).start()
+        log.info("db manager ready", extra={"db": mask(self.db.url), "port": port})
+        return port
+
+    def _refresh_health(self) -> None:
+        ok = self.db.ping()
+        if ok != self._serving:
+            if self._serving is not None:
+                log.warning("database health changed", extra={"serving": ok})
+            self._serving = ok
+        # Set every time: GrpcServer.stop marks NOT_SERVING and we must not undo that.
+        if not self._stop.is_set():
+            self.server.set_serving(ok)
+
+    def _health_loop(self) -> None:
+        while not self._stop.wait(self._health_seconds):
+            self._refresh_health()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.store_service.stop()
+        self.server.stop()
+        self.db.dispose()
+
+    def wait(self) -> None:
+        self.server.wait()
+
+
+def prepare_database(db: Database, *, run_migrations: bool) -> None:
+    if run_migrations:
+        revision = migrate(db)
+        log.info("schema migrated", extra={"revision": revision})

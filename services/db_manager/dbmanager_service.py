@@ -1,0 +1,32 @@
+"""Katib's ``api.v1.beta1.DBManager`` service over ``ObservationStore`` (facts §9.4)."""
+
+from __future__ import annotations
+
+import grpc
+
+from services.db_manager.errors import grpc_errors
+from services.db_manager.observations import ObservationStore
+from sextant.api import api_pb2, api_pb2_grpc
+
+
+class DBManagerService(api_pb2_grpc.DBManagerServicer):
+    def __init__(self, store: ObservationStore):
+        self.store = store
+
+    def ReportObservationLog(self, request, context: grpc.ServicerContext):
+        with grpc_errors(context, "ReportObservationLog"):
+            self.store.report(request.trial_name, (
+                (m.time_stamp, m.metric.name, m.metric.value) for m in request.observation_log.metric_logs))
+        return api_pb2.ReportObservationLogReply()
+
+    def GetObservationLog(self, request, context: grpc.ServicerContext):
+        with grpc_errors(context, "GetObservationLog"):
+            rows = self.store.get(request.trial_name, request.metric_name, request.start_time,
+                                  request.end_time)
+        return api_pb2.GetObservationLogReply(observation_log=api_pb2.ObservationLog(metric_logs=[
+            api_pb2.MetricLog(time_stamp=t, metric=api_pb2.Metric(name=n, value=v)) for t, n, v in rows]))
+
+    def DeleteObservationLog(self, request, context: grpc.ServicerContext):
+        with grpc_errors(context, "DeleteObservationLog"):
+            self.store.delete(request.trial_name)
+        return api_pb2.DeleteObservationLogReply()

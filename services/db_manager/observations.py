@@ -1,0 +1,100 @@
+"""Observation logs: Katib's DBManager operations on the ``observation_logs`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from services.db_manager.database import Database
+from services.db_manager.schema import observation_logs as T
+from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
+
+MAX_NAME = 255  # the VARCHAR(255) columns of Katib's table
+INSERT_CHUNK = 5000  # rows per INSERT statement: large batches stay under packet/parameter limits
+
+
+class BadObservation(ValueError):
+    """Input that cannot be stored; the message names the field and the rule."""
+
+
+@dataclass(frozen=True)
+class LogRow:
+    time: datetime | None
+    metric_name: str
+    value: str
+
+
+def _check_name(field: str, value: str, *, required: bool) -> None:
+    if required and not value:
+        raise BadObservation(f"{field}: must not be empty")
+    if len(value) > MAX_NAME:
+        raise BadObservation(f"{field}: at most {MAX_NAME} characters (got {len(value)})")
+    if "\x00" in value:
+        raise BadObservation(f"{field}: must not contain NUL characters")
+
+
+def parse_time(field: str, text: str) -> datetime:
+    try:
+        return parse_rfc3339(text)
+    except BadTimestamp as err:
+        raise BadObservation(f"{field}: {err}") from None
+
+
+def prepare(trial_name: str, logs: Iterable[tuple[str, str, str]]) -> list[dict]:
+    """Validates (time_stamp, metric name, value) triples; logs with an empty time are skipped
+    as Katib does. Raises BadObservation naming the first bad entry."""
+    _check_name("trial_name", trial_name, required=True)
+    rows: list[dict] = []
+    for i, (stamp, name, value) in enumerate(logs):
+        if not stamp:
+            continue
+        when = parse_time(f"observation_log.metric_logs[{i}].time_stamp", stamp)
+        _check_name(f"observation_log.metric_logs[{i}].metric.name", name, required=True)
+        if "\x00" in value:
+            raise BadObservation(f"observation_log.metric_logs[{i}].metric.value: must not contain NUL")
+        rows.append({"trial_name": trial_name, "time": when, "metric_name": name, "value": value})
+    return rows
+
+
+class ObservationStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    def report(self, trial_name: str, logs: Iterable[tuple[str, str, str]]) -> int:
+        rows = prepare(trial_name, logs)
+        if not rows:
+            return 0  # Katib sends malformed SQL here; an empty batch is simply nothing to do
+        with self.db.write() as conn:
+            for start in range(0, len(rows), INSERT_CHUNK):
+                # executemany: the drivers batch it (mysqlclient rewrites into multi-row INSERTs).
+                conn.execute(T.insert(), rows[start:start + INSERT_CHUNK])
+        return len(rows)
+
+    def get(self, trial_name: str, metric_name: str = "", start_time: str = "",
+            end_time: str = "") -> list[tuple[str, str, str]]:
+        _check_name("trial_name", trial_name, required=False)
+        _check_name("metric_name", metric_name, required=False)
+        query = sa.select(T.c.time, T.c.metric_name, T.c.value).where(T.c.trial_name == trial_name)
+        if metric_name:
+            query = query.where(T.c.metric_name == metric_name)
+        if start_time:
+            query = query.where(T.c.time >= parse_time("start_time", start_time))
+        if end_time:
+            query = query.where(T.c.time <= parse_time("end_time", end_time))
+        # id breaks ties so equal times come back in insertion order (Katib leaves them unordered).
+        query = query.order_by(T.c.time, T.c.id)
+        with self.db.read() as conn:
+            return [(format_rfc3339(t) if t is not None else "", n, v) for t, n, v in conn.execute(query)]
+
+    def delete(self, trial_name: str) -> int:
+        with self.db.write() as conn:
+            return delete_logs(conn, [trial_name])
+
+
+def delete_logs(conn: sa.Connection, trial_names: Sequence[str]) -> int:
+    if not trial_names:
+        return 0
+    return conn.execute(T.delete().where(T.c.trial_name.in_(list(trial_names)))).rowcount

@@ -1,0 +1,120 @@
+"""Conversion between the wire ``sextant.v1.Resource`` and documents / pydantic models.
+
+A document is Katib's JSON shape (``apiVersion``, ``kind``, ``metadata``, ``spec``,
+``status``, camelCase keys). ``resourceVersion`` is a string in documents and models (as in
+Kubernetes) and an int64 on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from sextant.api import store_pb2
+from sextant.resources.models import RESOURCE_MODELS, to_doc
+from sextant.store.interface import Invalid
+
+
+def parse_version(value: Any, field: str = "metadata.resourceVersion") -> int:
+    """``""``/None → 0; a decimal string or int → int; anything else → Invalid."""
+    if value in (None, ""):
+        return 0
+    try:
+        version = int(value)
+    except (TypeError, ValueError):
+        raise Invalid([f"{field}: must be a decimal integer, got {value!r}"]) from None
+    if version < 0:
+        raise Invalid([f"{field}: must not be negative"])
+    return version
+
+
+def _json_object(text: str, field: str) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise Invalid([f"{field}: not valid JSON ({err})"]) from None
+    if not isinstance(value, dict):
+        raise Invalid([f"{field}: must be a JSON object"])
+    return value
+
+
+def doc_from_proto(pb: store_pb2.Resource) -> dict[str, Any]:
+    m = pb.metadata
+    meta: dict[str, Any] = {
+        "name": m.name,
+        "namespace": m.namespace,
+        "uid": m.uid,
+        "resourceVersion": str(m.resource_version) if m.resource_version else "",
+        "generation": m.generation,
+        "labels": dict(m.labels),
+        "annotations": dict(m.annotations),
+        "ownerReferences": [
+            {"apiVersion": o.api_version, "kind": o.kind, "name": o.name, "uid": o.uid,
+             "controller": o.controller}
+            for o in m.owner_references
+        ],
+    }
+    if m.creation_timestamp:
+        meta["creationTimestamp"] = m.creation_timestamp
+    doc: dict[str, Any] = {"kind": pb.kind, "metadata": meta,
+                           "spec": _json_object(pb.spec_json, "spec"),
+                           "status": _json_object(pb.status_json, "status")}
+    if pb.api_version:
+        doc["apiVersion"] = pb.api_version
+    return doc
+
+
+def proto_from_doc(doc: dict[str, Any]) -> store_pb2.Resource:
+    meta = doc.get("metadata") or {}
+    if not isinstance(meta, dict):
+        raise Invalid(["metadata: must be an object"])
+    owners = []
+    for i, o in enumerate(meta.get("ownerReferences") or []):
+        if not isinstance(o, dict):
+            raise Invalid([f"metadata.ownerReferences[{i}]: must be an object"])
+        owners.append(store_pb2.OwnerReference(
+            api_version=str(o.get("apiVersion") or ""), kind=str(o.get("kind") or ""),
+            name=str(o.get("name") or ""), uid=str(o.get("uid") or ""),
+            controller=bool(o.get("controller", False))))
+    return store_pb2.Resource(
+        api_version=str(doc.get("apiVersion") or ""),
+        kind=str(doc.get("kind") or ""),
+        metadata=store_pb2.ObjectMeta(
+            name=str(meta.get("name") or ""),
+            namespace=str(meta.get("namespace") or ""),
+            uid=str(meta.get("uid") or ""),
+            resource_version=parse_version(meta.get("resourceVersion")),
+            labels={str(k): str(v) for k, v in (meta.get("labels") or {}).items()},
+            annotations={str(k): str(v) for k, v in (meta.get("annotations") or {}).items()},
+            owner_references=owners,
+            creation_timestamp=str(meta.get("creationTimestamp") or ""),
+            generation=int(meta.get("generation") or 0),
+        ),
+        spec_json=json.dumps(doc.get("spec") or {}, separators=(",", ":"), sort_keys=True),
+        status_json=json.dumps(doc.get("status") or {}, separators=(",", ":"), sort_keys=True),
+    )
+
+
+def model_from_doc(doc: dict[str, Any]) -> BaseModel:
+    kind = doc.get("kind", "")
+    model = RESOURCE_MODELS.get(kind)
+    if model is None:
+        raise Invalid([f"kind: {kind!r} is not one of {', '.join(sorted(RESOURCE_MODELS))}"])
+    try:
+        return model.model_validate(doc)
+    except ValidationError as err:
+        raise Invalid([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors()]) from None
+
+
+def to_model(pb: store_pb2.Resource) -> BaseModel:
+    """The pydantic model (Experiment, Trial, Suggestion, Event) of a wire resource."""
+    return model_from_doc(doc_from_proto(pb))
+
+
+def from_model(model: BaseModel) -> store_pb2.Resource:
+    """The wire resource of a model; kind and apiVersion come from the model."""
+    return proto_from_doc(to_doc(model))
