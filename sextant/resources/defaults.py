@@ -54,7 +54,7 @@ def _default_objective(exp: Experiment) -> None:
     strategy = _strategy_for(objective.type)
     # Katib gives additional metrics the objective's min/max too (not "latest"); follow it.
     for metric in [objective.objective_metric_name, *objective.additional_metric_names]:
-        if metric not in named:
+        if metric and metric not in named:  # an empty name is reported by validation
             objective.metric_strategies.append(MetricStrategy(name=metric, value=strategy))
             named.add(metric)
 
