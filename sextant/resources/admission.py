@@ -140,9 +140,10 @@ def _build_model(doc: dict[str, Any]) -> tuple[Experiment | None, list[str], lis
             progressed = False
             for e in err.errors():
                 path = format_path(e["loc"])
-                message = f"{path}: {e['msg']}"
-                if message not in errors:
-                    errors.append(message)
+                if path not in aside:  # a placeholder we put in place is not the user's error
+                    message = f"{path}: {_message(e)}"
+                    if message not in errors:
+                        errors.append(message)
                 if _set_aside(work, e):
                     aside.append(path)
                     progressed = True
@@ -152,6 +153,24 @@ def _build_model(doc: dict[str, Any]) -> tuple[Experiment | None, list[str], lis
             errors.append("document: nested too deeply")
             break
     return None, errors, aside
+
+
+def _message(error: dict[str, Any]) -> str:
+    """pydantic's message, reworded where it would leak Python names."""
+    kind = error["type"]
+    given = error.get("input")
+    if kind == "enum":
+        expected = error.get("ctx", {}).get("expected", "").replace("''", "(empty)")
+        return f"must be one of {expected}, got {given!r}"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; Katib field names are camelCase)"
+    if kind == "missing":
+        return "is required"
+    if kind in ("model_type", "dict_type"):
+        return f"must be a mapping, got {type(given).__name__}"
+    if kind == "list_type":
+        return f"must be a list, got {type(given).__name__}"
+    return error["msg"][:1].lower() + error["msg"][1:]
 
 
 def _overlaps(message: str, aside: list[str]) -> bool:
