@@ -1,0 +1,309 @@
+"""The collector as a wrapper around the trial command (Katib's sidecar, as one local process).
+
+``python -m services.metrics_collector [options] -- COMMAND ARGS`` starts COMMAND without a
+shell, copies its stdout/stderr to our stdout (the job's output log), collects metrics with the
+configured kind, reports them in batches, enforces early-stopping rules, and — once everything
+is reported — writes ``<job-dir>/exit.json`` with the exit code and a reason/message, which is
+what the local runtime reads as the job's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from sextant.runtime import process as procs
+
+from . import parsing
+from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
+from .parsing import MetricLog
+from .prometheus import scrape
+from .reporter import Reporter, grpc_sender
+from .tfevent import TfEventReader
+
+log = logging.getLogger("sextant.metrics_collector")
+KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push", "None")
+# Kinds where this process reads the metrics (and so reports `unavailable` if the objective never came).
+COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m services.metrics_collector",
+                                description="Run a trial command and collect its metrics.")
+    p.add_argument("--job-dir", help="job state directory (exit.json, spool/); none = no state")
+    p.add_argument("--trial", default=os.environ.get("KATIB_TRIAL_NAME"), help="trial name")
+    p.add_argument("--metrics", required=True,
+                   help="metric names separated by ';', the objective first")
+    p.add_argument("--objective-type", choices=("minimize", "maximize", ""), default="")
+    p.add_argument("--db-manager", default=os.environ.get("SEXTANT_DB_MANAGER", "127.0.0.1:6789"))
+    p.add_argument("--kind", choices=KINDS, default="StdOut")
+    p.add_argument("--path", help="File: the metrics file; TensorFlowEvent: the event directory")
+    p.add_argument("--format", choices=("TEXT", "JSON"), default="TEXT")
+    p.add_argument("--filter", action="append", default=[], help="regex with groups (name, value)")
+    p.add_argument("--dialect", choices=("v1beta1", "v1alpha3"), default="v1beta1",
+                   help="which Katib default filter applies when no --filter is given")
+    p.add_argument("--url", help="PrometheusMetric: the endpoint to scrape")
+    p.add_argument("--custom-command", help="Custom: JSON argv list of the user's collector")
+    p.add_argument("--stop-rule", action="append", default=[], help="name;value;comparison;startStep")
+    p.add_argument("--early-stopping", help="EarlyStopping service address (host:port)")
+    p.add_argument("--poll-interval", type=float, default=1.0, help="file/tfevent/scrape period (s)")
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--flush-interval", type=float, default=2.0)
+    p.add_argument("--report-deadline", type=float, default=300.0,
+                   help="seconds to keep retrying unreported metrics after the trial ends")
+    p.add_argument("--stop-grace", type=float, default=10.0)
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
+    if "--" not in argv:
+        raise SystemExit("usage: python -m services.metrics_collector [options] -- COMMAND [ARGS]")
+    i = argv.index("--")
+    return argv[:i], argv[i + 1:]
+
+
+class TailedFile:
+    """Reads complete lines appended to a file that may not exist yet."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def read_lines(self, final: bool = False) -> list[str]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = b"" if final else lines.pop()
+        return [line.decode("utf-8", "replace") for line in lines if line or not final]
+
+
+class Collector:
+    def __init__(self, args: argparse.Namespace, command: list[str]):
+        self.args = args
+        self.command = command
+        self.metrics = [m for m in args.metrics.split(";") if m]
+        if not self.metrics:
+            raise SystemExit("--metrics: at least the objective metric name is required")
+        if not args.trial:
+            raise SystemExit("--trial (or KATIB_TRIAL_NAME): the trial name is required")
+        self.objective = self.metrics[0]
+        default = parsing.DEFAULT_FILTER_V1ALPHA3 if args.dialect == "v1alpha3" \
+            else parsing.DEFAULT_FILTER_V1BETA1
+        try:
+            self.filters = parsing.compile_filters(args.filter, default)
+            rules = [StopRule.parse(r) for r in args.stop_rule]
+        except ValueError as err:
+            raise SystemExit(str(err)) from err
+        if args.kind in ("File", "TensorFlowEvent") and not args.path:
+            raise SystemExit(f"--path: required for collector kind {args.kind}")
+        self.job_dir = Path(args.job_dir) if args.job_dir else None
+        token = os.environ.get("SEXTANT_TOKEN")
+        self.reporter = Reporter(args.trial, grpc_sender(args.db_manager, token),
+                                 self.job_dir / "spool" if self.job_dir else None,
+                                 batch_size=args.batch_size, interval=args.flush_interval)
+        self.stopper = EarlyStopper(rules, self.objective, args.objective_type)
+        self.token = token
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.killed = False
+        self.early_stopped = False
+        self.child: subprocess.Popen | None = None
+        self.custom: subprocess.Popen | None = None
+        self.file = TailedFile(Path(args.path)) if args.kind == "File" else None
+        self.tf = TfEventReader(args.path, self.metrics) if args.kind == "TensorFlowEvent" else None
+
+    # --- collecting ------------------------------------------------------------------------
+    def _pump(self, stream) -> None:
+        """Copies the child's output to ours and queues lines for the StdOut collector."""
+        out = sys.stdout.buffer
+        for raw in iter(stream.readline, b""):
+            out.write(raw)
+            out.flush()
+            if self.args.kind == "StdOut":
+                self.lines.put(raw.decode("utf-8", "replace"))
+        self.lines.put(None)
+
+    def _text_or_json(self, lines: list[str]) -> list[MetricLog]:
+        out = []
+        for i, line in enumerate(lines):
+            if self.args.kind == "File" and self.args.format == "JSON":
+                try:
+                    out.extend(parsing.parse_json_line(line, self.metrics, i + 1))
+                except parsing.JsonLineError as err:
+                    log.warning("skipping metrics line: %s", err, extra={"trial": self.args.trial})
+            else:
+                out.extend(parsing.parse_text_line(line, self.metrics, self.filters))
+        return out
+
+    def _poll_sources(self, final: bool = False) -> list[MetricLog]:
+        if self.file is not None:
+            return self._text_or_json(self.file.read_lines(final))
+        if self.tf is not None:
+            return self.tf.read()
+        if self.args.kind == "PrometheusMetric" and self.args.url and not final:
+            return scrape(self.args.url, self.metrics)
+        return []
+
+    def _take(self, logs: list[MetricLog]) -> None:
+        if not logs:
+            return
+        self.reporter.add(logs)
+        if self.early_stopped or not self.stopper.rules:
+            return
+        for item in logs:
+            if self.stopper.observe(item):
+                self._early_stop()
+                return
+
+    def _early_stop(self) -> None:
+        log.info("early-stopping rules met; stopping the trial", extra={"trial": self.args.trial})
+        self.early_stopped = True
+        self._terminate_child()
+
+    def _terminate_child(self) -> None:
+        child = self.child
+        if child is None or child.poll() is not None:
+            return
+        child.terminate()
+        try:
+            child.wait(self.args.stop_grace)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    def _on_sigterm(self, _signum, _frame) -> None:
+        self.killed = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.terminate()
+
+    def _start_custom(self) -> None:
+        try:
+            argv = json.loads(self.args.custom_command or "[]")
+        except json.JSONDecodeError as err:
+            raise SystemExit(f"--custom-command: not a JSON list ({err.msg})") from err
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise SystemExit("--custom-command: expected a non-empty JSON list of strings")
+        if argv[0] in ("python", "python3"):
+            argv[0] = sys.executable
+        env = {**os.environ, "KATIB_TRIAL_NAME": self.args.trial}
+        self.custom = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+
+    def _finish_custom(self) -> None:
+        if self.custom is None:
+            return
+        try:
+            self.custom.wait(self.args.stop_grace)
+        except subprocess.TimeoutExpired:
+            self.custom.terminate()
+            try:
+                self.custom.wait(self.args.stop_grace)
+            except subprocess.TimeoutExpired:
+                self.custom.kill()
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        if self.args.kind == "Custom":
+            self._start_custom()
+        try:
+            self.child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        except OSError as err:
+            what = "command not found" if isinstance(err, FileNotFoundError) else "cannot start command"
+            message = f"{what}: {self.command[0]} ({err.strerror})"
+            print(message, flush=True)
+            self._finish(127, "Error", message)
+            return 127
+        pump = threading.Thread(target=self._pump, args=(self.child.stdout,), daemon=True)
+        pump.start()
+        next_poll = 0.0
+        pump_done = False
+        while True:
+            try:
+                items = [self.lines.get(timeout=0.1)]
+                while True:
+                    try:
+                        items.append(self.lines.get_nowait())
+                    except queue.Empty:
+                        break
+            except queue.Empty:
+                items = []
+            batch: list[MetricLog] = []
+            for item in items:
+                if item is None:
+                    pump_done = True
+                else:
+                    batch.extend(parsing.parse_text_line(item, self.metrics, self.filters))
+            self._take(batch)
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + self.args.poll_interval
+                self._take(self._poll_sources())
+            self.reporter.tick()
+            if pump_done and self.child.poll() is not None:
+                break
+            if self.child.poll() is not None and not pump.is_alive() and self.lines.empty():
+                break
+        code = self.child.returncode
+        self._take(self._poll_sources(final=True))
+        self._finish_custom()
+        return self._complete(code)
+
+    def _complete(self, code: int) -> int:
+        if self.killed:
+            # Record first: the runtime gives us only a short grace before SIGKILL.
+            self._finish(code, "Killed", "trial was stopped")
+            self.reporter.drain(time.monotonic() + 2.0)
+            return code if code >= 0 else 128 - code
+        if self.args.kind in COLLECTING_KINDS and self.objective not in self.reporter.seen:
+            self.reporter.add([MetricLog(parsing.ZERO_TIME, self.objective, parsing.UNAVAILABLE)])
+        reported = self.reporter.drain(time.monotonic() + self.args.report_deadline)
+        if self.early_stopped:
+            if self.args.early_stopping:
+                set_trial_early_stopped(self.args.early_stopping, self.args.trial, self.token)
+            self._finish(0, "EarlyStopped", "trial was early stopped", reported)
+            return 0
+        if code == 0:
+            self._finish(0, "Completed", "", reported)
+        elif code < 0:
+            self._finish(code, "Error", f"killed by signal {signal.Signals(-code).name}", reported)
+        else:
+            self._finish(code, "Error", f"exit code {code}", reported)
+        return code if code >= 0 else 128 - code
+
+    def _finish(self, code: int, reason: str, message: str, reported: bool = True) -> None:
+        if not reported:
+            message = (message + "; " if message else "") + \
+                "some metrics could not be reported (kept in the spool directory)"
+        if self.job_dir is None:
+            return
+        from .parsing import now_rfc3339
+
+        procs.write_json(self.job_dir / "exit.json", {
+            "exit_code": code, "reason": reason, "message": message,
+            "completion_time": now_rfc3339(), "metrics_reported": reported,
+            "early_stopped": self.early_stopped})
+
+
+def main(argv: list[str] | None = None) -> int:
+    own, command = split_argv(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(own)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s metrics-collector %(message)s")
+    if not command:
+        raise SystemExit("no trial command after '--'")
+    return Collector(args, command).run()
