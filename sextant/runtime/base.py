@@ -29,6 +29,11 @@ class ServiceSpec:
     early_stopping_command: list[str] | None = None  # second server (port 6788) if set
     early_stopping_image: str = ""
     persistent: bool = False  # resumePolicy FromVolume: keep the state directory on delete
+    # Kubernetes only (additive): container args for ``image`` / ``early_stopping_image`` (the
+    # registry's ``args`` with ``{port}`` filled in) and the pull policy.
+    args: list[str] = field(default_factory=list)
+    early_stopping_args: list[str] = field(default_factory=list)
+    image_pull_policy: str = "IfNotPresent"
 
 
 @dataclass

@@ -1,0 +1,609 @@
+"""The Kubernetes Runtime: trial jobs as Kubernetes objects, algorithm services as Deployment + Service.
+
+Trials. ``start_job`` creates the rendered trial object (``JobSpec.run_spec``) under the trial's
+name: a ``batch/v1`` Job through ``BatchV1Api``, any other kind (``kubeflow.org/v1`` TFJob,
+PyTorchJob, ...) through ``CustomObjectsApi``. Its status comes from Katib's success/failure
+conditions (GJSON paths, see ``conditions.py``), which are stored as annotations on the object
+so that a restarted controller evaluates the same expressions.
+
+Metrics collection (choice: command wrapping, not a sidecar). Katib injects a sidecar through
+a pod webhook and rewrites the worker's command with ``sh -c``. Sextant has no webhook and
+never goes through a shell, so the primary container's command becomes::
+
+    python -m services.metrics_collector <collector_args> -- <original command + args>
+
+The collector runs the training command as its child, reads its output, reports the metrics
+to the DB manager and exits with the child's exit code. Consequences (documented for users):
+the trial image must contain Sextant (``pip install sextant`` or build on the Sextant image),
+and the primary container must state its ``command`` (we cannot read an image's entrypoint).
+With no ``collector_args`` (Push collectors) the container is left alone. The primary container
+also gets ``KATIB_TRIAL_NAME`` and ``JobSpec.env``; the object and its pod templates get the
+``katib.kubeflow.org/trial`` label.
+
+Owner references. ``JobSpec.owner`` / ``ServiceSpec.owner`` become controller owner references.
+Only pass them when the Trial / Suggestion exists as a Kubernetes object: Kubernetes' garbage
+collector deletes dependents whose owner (by uid) does not exist in the cluster.
+
+Stopping. ``stop_job`` marks the object with the ``sextant.io/stopped`` annotation and sets an
+active deadline of one second (``spec.activeDeadlineSeconds`` on a Job,
+``spec.runPolicy.activeDeadlineSeconds`` on kubeflow.org training jobs), so Kubernetes kills
+the pods and the object stays for inspection; other kinds are deleted. A stopped job reports
+FAILED with reason ``Killed``. Deleting uses foreground propagation; whether to delete
+(``retainRun``) is the trial controller's decision.
+
+Algorithm services follow Katib's composer (facts §6.2): Deployment and Service named
+``<experiment>-<algorithm>``, container ``suggestion`` on 6789 ``suggestion-api`` with gRPC
+readiness/liveness probes for ``manager.v1beta1.Suggestion``, optional ``early-stopping``
+container on 6788 ``earlystop-api``, PVC ``<name>`` mounted at ``/opt/katib/data`` for
+resumePolicy FromVolume. Katib's per-experiment ServiceAccount/Role for early stopping is not
+needed: Sextant's early-stopping service talks to the DB manager, not the Kubernetes API.
+
+Everything this runtime creates carries ``app.kubernetes.io/managed-by: sextant`` on its
+metadata so that a new instance (after a controller restart) can list and delete it.
+Creation is idempotent: 409 Conflict means the object already exists and is kept as it is.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from sextant.registry import DEFAULT_RESOURCES
+from sextant.runtime.base import JobPhase, JobSpec, JobStatus, Runtime, ServiceSpec, ServiceStatus
+from sextant.runtime.conditions import check_condition, default_conditions, evaluate
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "sextant"
+TRIAL_LABEL = "katib.kubeflow.org/trial"
+EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
+SUGGESTION_LABEL = "katib.kubeflow.org/suggestion"
+DEPLOYMENT_LABEL = "katib.kubeflow.org/deployment"
+ISTIO_INJECT_LABEL = "sidecar.istio.io/inject"
+STOPPED_ANNOTATION = "sextant.io/stopped"
+SUCCESS_ANNOTATION = "sextant.io/success-condition"
+FAILURE_ANNOTATION = "sextant.io/failure-condition"
+
+SUGGESTION_PORT = 6789
+SUGGESTION_PORT_NAME = "suggestion-api"
+EARLY_STOPPING_PORT = 6788
+EARLY_STOPPING_PORT_NAME = "earlystop-api"
+SUGGESTION_HEALTH_SERVICE = "manager.v1beta1.Suggestion"
+VOLUME_NAME = "suggestion-volume"
+VOLUME_MOUNT_PATH = "/opt/katib/data"
+VOLUME_SIZE = "1Gi"
+
+# Katib's init.controller.trialResources equivalent: the kinds job_status looks for when it has
+# not created the object itself (e.g. after a restart). "Kind.version.group".
+DEFAULT_TRIAL_RESOURCES = (
+    "Job.v1.batch",
+    "TFJob.v1.kubeflow.org",
+    "PyTorchJob.v1.kubeflow.org",
+    "XGBoostJob.v1.kubeflow.org",
+    "MPIJob.v1.kubeflow.org",
+)
+_PRIMARY_REPLICAS = ("master", "chief", "launcher")
+
+# Every Kubernetes API method this module calls -> (component, api group, resource, verb).
+# deploy/kubernetes RBAC is checked against this table (tests/unit/test_manifests.py), and the
+# table against the calls in this file. "*custom*" stands for each configured trial resource.
+API_CALLS: dict[str, tuple[str, str, str, str]] = {
+    "create_namespaced_job": ("trial_controller", "batch", "jobs", "create"),
+    "read_namespaced_job": ("trial_controller", "batch", "jobs", "get"),
+    "list_namespaced_job": ("trial_controller", "batch", "jobs", "list"),
+    "patch_namespaced_job": ("trial_controller", "batch", "jobs", "patch"),
+    "delete_namespaced_job": ("trial_controller", "batch", "jobs", "delete"),
+    "create_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "create"),
+    "get_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "get"),
+    "list_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "list"),
+    "patch_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "patch"),
+    "delete_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "delete"),
+    "create_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "create"),
+    "read_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "get"),
+    "list_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "list"),
+    "delete_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "delete"),
+    "create_namespaced_service": ("suggestion_controller", "", "services", "create"),
+    "delete_namespaced_service": ("suggestion_controller", "", "services", "delete"),
+    "create_namespaced_persistent_volume_claim": (
+        "suggestion_controller", "", "persistentvolumeclaims", "create"),
+    "delete_namespaced_persistent_volume_claim": (
+        "suggestion_controller", "", "persistentvolumeclaims", "delete"),
+}
+
+
+class KubernetesRuntimeError(RuntimeError):
+    """An unexpected answer from the Kubernetes API (the message names the object and the status)."""
+
+
+@dataclass(frozen=True)
+class TrialResource:
+    kind: str
+    version: str
+    group: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def is_batch_job(self) -> bool:
+        return self.group == "batch" and self.kind == "Job"
+
+    @classmethod
+    def parse(cls, text: str, plurals: dict[str, str] | None = None) -> TrialResource:
+        """From Katib's ``Kind.version.group`` notation (e.g. ``TFJob.v1.kubeflow.org``)."""
+        parts = text.split(".", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError(f"trial resource {text!r}: expected Kind.version.group, e.g. Job.v1.batch")
+        kind, version, group = parts
+        return cls(kind, version, group, plural_of(kind, plurals))
+
+    @classmethod
+    def of(cls, api_version: str, kind: str, plurals: dict[str, str] | None = None) -> TrialResource:
+        group, _, version = api_version.rpartition("/")
+        return cls(kind, version, group, plural_of(kind, plurals))
+
+
+def plural_of(kind: str, overrides: dict[str, str] | None = None) -> str:
+    """The resource (plural) name of a kind: an explicit override, else English rules, as
+    Kubernetes' own defaults do for CRDs (``TFJob`` -> ``tfjobs``, ``Policy`` -> ``policies``)."""
+    if overrides and kind in overrides:
+        return overrides[kind]
+    lower = kind.lower()
+    if re.search(r"(s|x|z|ch|sh)$", lower):
+        return lower + "es"
+    if re.search(r"[^aeiou]y$", lower):
+        return lower[:-1] + "ies"
+    return lower + "s"
+
+
+def api_client_from_config(kubeconfig: str | None = None, context: str | None = None,
+                           in_cluster: bool | None = None) -> client.ApiClient:
+    """An ApiClient from the in-cluster service account (inside a pod) or a kube-config file."""
+    if in_cluster is None:
+        in_cluster = not kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ
+    if in_cluster:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        return client.ApiClient(configuration)
+    return config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
+def _owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in ("apiVersion", "kind", "name", "uid") if not owner.get(k)]
+    if missing:
+        raise ValueError(f"owner reference: missing {', '.join(missing)}")
+    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["name"],
+            "uid": owner["uid"], "controller": True, "blockOwnerDeletion": True}
+
+
+def _managed(labels: dict[str, str]) -> bool:
+    return labels.get(MANAGED_BY_LABEL) == MANAGED_BY
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return cond
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Trial object rendering (pure functions: unit-testable without a server)
+# --------------------------------------------------------------------------------------------
+
+def _pod_templates(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
+    """Every pod template in an object: dicts under a ``template`` key with ``spec.containers``."""
+    found: list[tuple[tuple[str, ...], dict]] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "template" and isinstance(value, dict) \
+                    and isinstance((value.get("spec") or {}).get("containers"), list):
+                found.append((path, value))
+            else:
+                found.extend(_pod_templates(value, path + (str(key),)))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found.extend(_pod_templates(value, path + (str(i),)))
+    return found
+
+
+def primary_pod_template(obj: dict[str, Any]) -> dict[str, Any]:
+    """The pod template whose primary container gets the collector: the only one, else the
+    Master/Chief/Launcher replica (Katib's primaryPodLabels default job-role=master)."""
+    templates = _pod_templates(obj.get("spec") or {})
+    if not templates:
+        raise ValueError(f"trialSpec {obj.get('kind')}: no pod template with spec.containers found")
+    if len(templates) == 1:
+        return templates[0][1]
+    for path, template in templates:
+        if any(part.lower() in _PRIMARY_REPLICAS for part in path):
+            return template
+    return templates[0][1]
+
+
+def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python") -> None:
+    """Adds the trial label, env and the wrapped collector command to the primary container."""
+    for _, template in _pod_templates(obj.get("spec") or {}):
+        meta = template.setdefault("metadata", {})
+        meta["labels"] = {**(meta.get("labels") or {}), **spec.labels, TRIAL_LABEL: spec.name}
+    template = primary_pod_template(obj)
+    containers = template["spec"]["containers"]
+    if spec.primary_container_name:
+        matching = [c for c in containers if c.get("name") == spec.primary_container_name]
+        if not matching:
+            names = ", ".join(str(c.get("name")) for c in containers)
+            raise ValueError(f"primaryContainerName {spec.primary_container_name!r} is not a container of "
+                             f"the primary pod (containers: {names})")
+        container = matching[0]
+    elif len(containers) == 1:
+        container = containers[0]
+    else:
+        raise ValueError("primaryContainerName must be set when the primary pod has several containers")
+    env = [e for e in container.get("env") or [] if e.get("name") not in spec.env
+           and e.get("name") != "KATIB_TRIAL_NAME"]
+    env.append({"name": "KATIB_TRIAL_NAME", "value": spec.name})
+    env.extend({"name": k, "value": v} for k, v in spec.env.items())
+    container["env"] = env
+    if not spec.collector_args:
+        return  # Push collector: the training code reports its own metrics
+    original = list(container.get("command") or []) + list(container.get("args") or [])
+    if not container.get("command"):
+        raise ValueError(f"container {container.get('name')!r} has no command: the Kubernetes runtime wraps "
+                         "the command with the metrics collector and cannot read the image entrypoint; "
+                         "set command in the trial template")
+    container["command"] = [python, "-m", "services.metrics_collector", *spec.collector_args, "--", *original]
+    container.pop("args", None)
+
+
+def render_trial_object(spec: JobSpec, python: str = "python") -> dict[str, Any]:
+    """The object to create for a trial: name, namespace, labels, owner, conditions, collector."""
+    obj = copy.deepcopy(spec.run_spec)
+    if not obj.get("apiVersion") or not obj.get("kind"):
+        raise ValueError("runSpec: apiVersion and kind are required")
+    success, failure = spec.success_condition, spec.failure_condition
+    if not success or not failure:
+        defaults = default_conditions(obj["kind"])
+        if defaults is None:
+            raise ValueError(f"trialTemplate: successCondition and failureCondition are required for "
+                             f"kind {obj['kind']} (Sextant knows defaults for Job and Kubeflow training jobs)")
+        success, failure = success or defaults[0], failure or defaults[1]
+    check_condition(success)
+    check_condition(failure)
+    meta = obj.setdefault("metadata", {})
+    meta["name"] = spec.name
+    meta["namespace"] = spec.namespace
+    meta["labels"] = {**(meta.get("labels") or {}), **spec.labels, TRIAL_LABEL: spec.name,
+                      MANAGED_BY_LABEL: MANAGED_BY}
+    meta["annotations"] = {**(meta.get("annotations") or {}), SUCCESS_ANNOTATION: success,
+                           FAILURE_ANNOTATION: failure}
+    if spec.owner:
+        meta["ownerReferences"] = [_owner_reference(spec.owner)]
+    attach_collector(obj, spec, python)
+    return obj
+
+
+def job_status_of(obj: dict[str, Any]) -> JobStatus:
+    """Katib's rule on an existing trial object: failure first, then success, else running."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    status = obj.get("status") or {}
+    times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
+    defaults = default_conditions(obj.get("kind", "")) or (None, None)
+    success = annotations.get(SUCCESS_ANNOTATION) or defaults[0]
+    failure = annotations.get(FAILURE_ANNOTATION) or defaults[1]
+    stopped = annotations.get(STOPPED_ANNOTATION) == "true"
+    matched = evaluate(obj, failure) if failure else None
+    if matched is not None:
+        if stopped:
+            return JobStatus(JobPhase.FAILED, "Killed", f"stopped by Sextant. {matched.message}".strip(), **times)
+        return JobStatus(JobPhase.FAILED, matched.reason, matched.message, **times)
+    matched = evaluate(obj, success) if success else None
+    if matched is not None:
+        return JobStatus(JobPhase.SUCCEEDED, matched.reason, matched.message, **times)
+    if stopped:
+        return JobStatus(JobPhase.FAILED, "Killed", "stopped by Sextant", **times)
+    if obj.get("kind") == "Job" and not status.get("startTime") and not status.get("active"):
+        return JobStatus(JobPhase.PENDING, **times)
+    return JobStatus(JobPhase.RUNNING, **times)
+
+
+# --------------------------------------------------------------------------------------------
+# Algorithm service rendering
+# --------------------------------------------------------------------------------------------
+
+def _experiment_of(spec: ServiceSpec) -> str:
+    if spec.labels.get(EXPERIMENT_LABEL):
+        return spec.labels[EXPERIMENT_LABEL]
+    suffix = f"-{spec.algorithm}"
+    return spec.name[: -len(suffix)] if spec.name.endswith(suffix) and len(spec.name) > len(suffix) else spec.name
+
+
+def pod_labels(spec: ServiceSpec) -> dict[str, str]:
+    experiment = _experiment_of(spec)
+    return {**spec.labels, DEPLOYMENT_LABEL: spec.name, EXPERIMENT_LABEL: experiment,
+            SUGGESTION_LABEL: experiment, ISTIO_INJECT_LABEL: "false"}
+
+
+def _has_early_stopping(spec: ServiceSpec) -> bool:
+    return bool(spec.early_stopping_command or spec.early_stopping_image or spec.early_stopping_args)
+
+
+def _grpc_probe(**timing: int) -> dict[str, Any]:
+    return {"grpc": {"port": SUGGESTION_PORT, "service": SUGGESTION_HEALTH_SERVICE}, **timing}
+
+
+def render_service_objects(spec: ServiceSpec) -> dict[str, dict[str, Any]]:
+    """Deployment, Service (and PVC for FromVolume) for one algorithm service, as Katib names them."""
+    if not spec.image:
+        raise ValueError(f"algorithm {spec.algorithm!r}: no image in the algorithm registry "
+                         "(required by the Kubernetes runtime)")
+    labels = pod_labels(spec)
+    meta_labels = {**spec.labels, DEPLOYMENT_LABEL: spec.name, MANAGED_BY_LABEL: MANAGED_BY}
+    meta: dict[str, Any] = {"name": spec.name, "namespace": spec.namespace, "labels": meta_labels}
+    if spec.owner:
+        meta["ownerReferences"] = [_owner_reference(spec.owner)]
+    env = [{"name": k, "value": v} for k, v in spec.env.items()]
+    suggestion: dict[str, Any] = {
+        "name": "suggestion",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "ports": [{"containerPort": SUGGESTION_PORT, "name": SUGGESTION_PORT_NAME}],
+        "resources": copy.deepcopy(spec.resources or DEFAULT_RESOURCES),
+        "readinessProbe": _grpc_probe(initialDelaySeconds=10, periodSeconds=10),
+        "livenessProbe": _grpc_probe(initialDelaySeconds=10, periodSeconds=120, failureThreshold=12),
+    }
+    if spec.args:
+        suggestion["args"] = list(spec.args)
+    pod_spec: dict[str, Any] = {"containers": [suggestion]}
+    objects: dict[str, dict[str, Any]] = {}
+    if spec.persistent:
+        env.append({"name": "SEXTANT_STATE_DIR", "value": VOLUME_MOUNT_PATH})
+        suggestion["volumeMounts"] = [{"name": VOLUME_NAME, "mountPath": VOLUME_MOUNT_PATH}]
+        pod_spec["volumes"] = [{"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": spec.name}}]
+        objects["pvc"] = {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": copy.deepcopy(meta),
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": VOLUME_SIZE}}},
+        }
+    if env:
+        suggestion["env"] = env
+    ports = [{"name": SUGGESTION_PORT_NAME, "port": SUGGESTION_PORT, "targetPort": SUGGESTION_PORT}]
+    if _has_early_stopping(spec):
+        early: dict[str, Any] = {
+            "name": "early-stopping",
+            "image": spec.early_stopping_image or spec.image,
+            "imagePullPolicy": spec.image_pull_policy,
+            "ports": [{"containerPort": EARLY_STOPPING_PORT, "name": EARLY_STOPPING_PORT_NAME}],
+            "resources": copy.deepcopy(DEFAULT_RESOURCES),
+        }
+        if spec.early_stopping_args:
+            early["args"] = list(spec.early_stopping_args)
+        if env:
+            early["env"] = copy.deepcopy(env)
+        pod_spec["containers"].append(early)
+        ports.append({"name": EARLY_STOPPING_PORT_NAME, "port": EARLY_STOPPING_PORT,
+                      "targetPort": EARLY_STOPPING_PORT})
+    objects["service"] = {
+        "apiVersion": "v1", "kind": "Service", "metadata": copy.deepcopy(meta),
+        "spec": {"type": "ClusterIP", "selector": dict(labels), "ports": ports},
+    }
+    objects["deployment"] = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": copy.deepcopy(meta),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        },
+    }
+    return objects
+
+
+# --------------------------------------------------------------------------------------------
+# The runtime
+# --------------------------------------------------------------------------------------------
+
+class KubernetesRuntime(Runtime):
+    def __init__(self, api_client: client.ApiClient | None = None, *, kubeconfig: str | None = None,
+                 context: str | None = None, in_cluster: bool | None = None,
+                 trial_resources: list[str] | tuple[str, ...] = DEFAULT_TRIAL_RESOURCES,
+                 plurals: dict[str, str] | None = None, collector_python: str = "python"):
+        self.api = api_client or api_client_from_config(kubeconfig, context, in_cluster)
+        self._batch = client.BatchV1Api(self.api)
+        self._custom = client.CustomObjectsApi(self.api)
+        self._apps = client.AppsV1Api(self.api)
+        self._core = client.CoreV1Api(self.api)
+        self._plurals = dict(plurals or {})
+        self.trial_resources = [TrialResource.parse(r, self._plurals) for r in trial_resources]
+        self.collector_python = collector_python
+        self._kinds: dict[tuple[str, str], TrialResource] = {}  # (namespace, name) -> kind we created
+
+    # --- trial jobs ----------------------------------------------------------------------
+    def start_job(self, spec: JobSpec) -> JobStatus:
+        obj = render_trial_object(spec, self.collector_python)
+        resource = TrialResource.of(obj["apiVersion"], obj["kind"], self._plurals)
+        self._kinds[(spec.namespace, spec.name)] = resource
+        try:
+            if resource.is_batch_job:
+                self._batch.create_namespaced_job(spec.namespace, obj, _preload_content=False)
+            else:
+                self._custom.create_namespaced_custom_object(
+                    resource.group, resource.version, spec.namespace, resource.plural, obj)
+        except ApiException as err:
+            if err.status != 409:  # 409: created before (idempotent start)
+                raise self._error(err, "creating", resource.kind, spec.namespace, spec.name) from None
+        return self.job_status(spec.namespace, spec.name)
+
+    def _read_trial_object(self, namespace: str, name: str) -> tuple[TrialResource, dict] | None:
+        known = self._kinds.get((namespace, name))
+        candidates = [known] if known else self.trial_resources
+        for resource in candidates:
+            try:
+                if resource.is_batch_job:
+                    response = self._batch.read_namespaced_job(name, namespace, _preload_content=False)
+                    obj = json.loads(response.data)
+                else:
+                    obj = self._custom.get_namespaced_custom_object(
+                        resource.group, resource.version, namespace, resource.plural, name)
+            except ApiException as err:
+                if err.status == 404:  # no such object, or this kind is not installed
+                    continue
+                raise self._error(err, "reading", resource.kind, namespace, name) from None
+            self._kinds[(namespace, name)] = resource
+            return resource, obj
+        return None
+
+    def job_status(self, namespace: str, name: str) -> JobStatus:
+        found = self._read_trial_object(namespace, name)
+        if found is None:
+            self._kinds.pop((namespace, name), None)
+            return JobStatus(JobPhase.NOT_FOUND)
+        return job_status_of(found[1])
+
+    def stop_job(self, namespace: str, name: str) -> None:
+        found = self._read_trial_object(namespace, name)
+        if found is None:
+            return
+        resource, _ = found
+        mark: dict[str, Any] = {"metadata": {"annotations": {STOPPED_ANNOTATION: "true"}}}
+        try:
+            if resource.is_batch_job:
+                mark["spec"] = {"activeDeadlineSeconds": 1}
+                self._batch.patch_namespaced_job(name, namespace, mark, _preload_content=False)
+            else:
+                if resource.group == "kubeflow.org":
+                    mark["spec"] = {"runPolicy": {"activeDeadlineSeconds": 1}}
+                self._custom.patch_namespaced_custom_object(
+                    resource.group, resource.version, namespace, resource.plural, name, mark)
+                if resource.group != "kubeflow.org":
+                    self.delete_job(namespace, name)
+        except ApiException as err:
+            if err.status != 404:
+                raise self._error(err, "stopping", resource.kind, namespace, name) from None
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        found = self._read_trial_object(namespace, name)
+        self._kinds.pop((namespace, name), None)
+        if found is None:
+            return
+        resource, _ = found
+        try:
+            if resource.is_batch_job:
+                self._batch.delete_namespaced_job(name, namespace, propagation_policy="Foreground",
+                                                _preload_content=False)
+            else:
+                self._custom.delete_namespaced_custom_object(
+                    resource.group, resource.version, namespace, resource.plural, name,
+                    propagation_policy="Foreground")
+        except ApiException as err:
+            if err.status != 404:
+                raise self._error(err, "deleting", resource.kind, namespace, name) from None
+
+    def job_log_path(self, namespace: str, name: str) -> str | None:
+        return None  # logs live in the pods (kubectl logs), not on this machine
+
+    def list_jobs(self, namespace: str) -> list[str]:
+        """Names of the trial objects Sextant created in ``namespace`` (any configured kind)."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TRIAL_LABEL}"
+        names: set[str] = set()
+        for resource in self.trial_resources:
+            try:
+                if resource.is_batch_job:
+                    response = self._batch.list_namespaced_job(namespace, label_selector=selector,
+                                                               _preload_content=False)
+                    items = json.loads(response.data).get("items") or []
+                else:
+                    items = self._custom.list_namespaced_custom_object(
+                        resource.group, resource.version, namespace, resource.plural,
+                        label_selector=selector).get("items") or []
+            except ApiException as err:
+                if err.status == 404:
+                    continue
+                raise self._error(err, "listing", resource.kind, namespace, "*") from None
+            # Filter again here: the selector is a server-side optimisation, the labels are the rule.
+            names.update(i["metadata"]["name"] for i in items
+                         if _managed(i["metadata"].get("labels") or {})
+                         and TRIAL_LABEL in (i["metadata"].get("labels") or {}))
+        return sorted(names)
+
+    # --- algorithm services --------------------------------------------------------------
+    def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
+        objects = render_service_objects(spec)
+        ns = spec.namespace
+        calls = [
+            ("pvc", self._core.create_namespaced_persistent_volume_claim, "PersistentVolumeClaim"),
+            ("service", self._core.create_namespaced_service, "Service"),
+            ("deployment", self._apps.create_namespaced_deployment, "Deployment"),
+        ]
+        for key, create, kind in calls:
+            if key not in objects:
+                continue
+            try:
+                create(ns, objects[key], _preload_content=False)
+            except ApiException as err:
+                if err.status != 409:  # existing objects are kept as they are (as Katib does)
+                    raise self._error(err, "creating", kind, ns, spec.name) from None
+        return self.service_status(ns, spec.name)
+
+    def service_status(self, namespace: str, name: str) -> ServiceStatus:
+        try:
+            response = self._apps.read_namespaced_deployment(name, namespace, _preload_content=False)
+        except ApiException as err:
+            if err.status == 404:
+                return ServiceStatus(exists=False, ready=False, message="Deployment not found")
+            raise self._error(err, "reading", "Deployment", namespace, name) from None
+        deployment = json.loads(response.data)
+        available = _condition(deployment, "Available")
+        ready = bool(available and available.get("status") == "True")
+        containers = deployment["spec"]["template"]["spec"].get("containers") or []
+        has_early = any(c.get("name") == "early-stopping" for c in containers)
+        message = "Deployment is available" if ready else \
+            ((available or {}).get("message") or "Deployment is not available yet")
+        return ServiceStatus(
+            exists=True, ready=ready, address=f"{name}.{namespace}:{SUGGESTION_PORT}",
+            early_stopping_address=f"{name}.{namespace}:{EARLY_STOPPING_PORT}" if has_early else None,
+            message=message)
+
+    def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None:
+        deletions = [
+            ("Deployment", lambda: self._apps.delete_namespaced_deployment(
+                name, namespace, propagation_policy="Foreground", _preload_content=False)),
+            ("Service", lambda: self._core.delete_namespaced_service(name, namespace, _preload_content=False)),
+        ]
+        if not keep_state:
+            deletions.append(("PersistentVolumeClaim", lambda: self._core.delete_namespaced_persistent_volume_claim(
+                name, namespace, _preload_content=False)))
+        for kind, delete in deletions:
+            try:
+                delete()
+            except ApiException as err:
+                if err.status != 404:
+                    raise self._error(err, "deleting", kind, namespace, name) from None
+
+    def list_services(self, namespace: str) -> list[str]:
+        """Names of the algorithm services Sextant created in ``namespace`` (by their Deployments)."""
+        selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{DEPLOYMENT_LABEL}"
+        try:
+            response = self._apps.list_namespaced_deployment(namespace, label_selector=selector,
+                                                             _preload_content=False)
+        except ApiException as err:
+            raise self._error(err, "listing", "Deployment", namespace, "*") from None
+        items = json.loads(response.data).get("items") or []
+        return sorted(i["metadata"]["name"] for i in items
+                      if _managed(i["metadata"].get("labels") or {})
+                      and DEPLOYMENT_LABEL in (i["metadata"].get("labels") or {}))
+
+    @staticmethod
+    def _error(err: ApiException, verb: str, kind: str, namespace: str, name: str) -> KubernetesRuntimeError:
+        detail = err.reason or ""
+        try:
+            detail = json.loads(err.body or "{}").get("message") or detail
+        except (ValueError, AttributeError):
+            pass
+        return KubernetesRuntimeError(f"{verb} {kind} {namespace}/{name}: HTTP {err.status}: {detail}")
