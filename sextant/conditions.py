@@ -1,0 +1,117 @@
+"""Condition bookkeeping for Experiment, Trial and Suggestion status (Katib's rules, facts §3.2).
+
+* One entry per condition type.
+* Setting a condition with the same status *and* reason as the current entry changes nothing
+  (not even the timestamps), so an idempotent reconcile does not rewrite status.
+* Otherwise the entry moves to the end of the list (the last entry is the "current" state
+  ``kubectl get`` shows); ``lastTransitionTime`` is kept when the status did not change.
+
+Also: trial state predicates (what counts as completed, killed, ...) and the timestamp format.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sextant.resources.models import Condition, TrialConditionType
+
+TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
+
+
+def now_rfc3339() -> str:
+    """Current UTC time, second precision, as Kubernetes serialises metav1.Time."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """An RFC 3339 timestamp (any fractional precision, ``Z`` or offset) as aware UTC."""
+    if not value:
+        return None
+    text = value.strip()
+    if text.endswith("Z") or text.endswith("z"):
+        text = text[:-1] + "+00:00"
+    # Python < 3.11 style limits do not apply, but trim sub-microsecond digits (RFC3339Nano).
+    if "." in text:
+        head, _, rest = text.partition(".")
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        tz = rest[len(digits):]
+        text = f"{head}.{digits[:6]}{tz}" if digits else f"{head}{tz}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_seconds(value: str | None) -> str:
+    """``YYYY-MM-DDTHH:MM:SSZ`` (the GetSuggestions trial times); empty string if unset."""
+    parsed = parse_time(value)
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic bookkeeping
+
+
+def get_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    for cond in conditions:
+        if cond.type == type_:
+            return cond
+    return None
+
+
+def has_condition(conditions: list[Condition], type_: str, status: str = TRUE) -> bool:
+    cond = get_condition(conditions, type_)
+    return cond is not None and cond.status == status
+
+
+def set_condition(
+    conditions: list[Condition], type_: str, status: str, reason: str, message: str, now: str | None = None
+) -> bool:
+    """Applies the bookkeeping rules in place; returns whether anything changed."""
+    current = get_condition(conditions, type_)
+    if current is not None and current.status == status and current.reason == reason:
+        return False
+    now = now or now_rfc3339()
+    transition = current.last_transition_time if current is not None and current.status == status else now
+    new = Condition(type=type_, status=status, reason=reason, message=message,
+                    last_update_time=now, last_transition_time=transition)
+    conditions[:] = [c for c in conditions if c.type != type_] + [new]
+    return True
+
+
+def remove_condition(conditions: list[Condition], type_: str) -> bool:
+    before = len(conditions)
+    conditions[:] = [c for c in conditions if c.type != type_]
+    return len(conditions) != before
+
+
+def flip_to_false(conditions: list[Condition], type_: str, now: str | None = None) -> bool:
+    """Sets an existing condition to False keeping its reason and message (Running on completion)."""
+    current = get_condition(conditions, type_)
+    if current is None:
+        return False
+    return set_condition(conditions, type_, FALSE, current.reason, current.message, now)
+
+
+def last_condition_type(conditions: list[Condition]) -> str | None:
+    return conditions[-1].type if conditions else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Trial predicates (facts §4.1, §5.4)
+
+
+def trial_is(trial, type_: TrialConditionType | str) -> bool:
+    return has_condition(trial.status.conditions, str(type_))
+
+
+def trial_is_completed(trial) -> bool:
+    """Succeeded ∨ Failed ∨ Killed ∨ EarlyStopped ∨ MetricsUnavailable."""
+    return any(
+        trial_is(trial, t)
+        for t in (TrialConditionType.SUCCEEDED, TrialConditionType.FAILED, TrialConditionType.KILLED,
+                  TrialConditionType.EARLY_STOPPED, TrialConditionType.METRICS_UNAVAILABLE)
+    )
