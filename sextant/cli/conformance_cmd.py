@@ -1,0 +1,28 @@
+"""``sextant conformance``: checks a Katib Suggestion service (delegates to sextant.conformance)."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+
+from sextant.cli.context import Context
+from sextant.cli.errors import CliError
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("conformance", help="test an algorithm service against the Katib Suggestion API",
+                       add_help=False)
+    p.add_argument("args", nargs=argparse.REMAINDER, help="--target HOST:PORT --algorithm NAME …")
+    p.set_defaults(func=cmd_conformance)
+
+
+def cmd_conformance(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
+    try:
+        from sextant.conformance import __main__ as kit
+    except ImportError as err:
+        raise CliError(f"the conformance kit is not available ({err})") from None
+    entry = getattr(kit, "main", None)
+    if entry is None:
+        raise CliError("the conformance kit has no main()")
+    return int(entry(list(ns.args)) or 0)

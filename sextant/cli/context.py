@@ -1,0 +1,120 @@
+"""What every command needs: the data directory, the server address, the token, a store client.
+
+The address comes from ``--server`` > ``SEXTANT_SERVER`` > the local stack's ``<data_dir>/address``;
+the token from ``--token`` > ``SEXTANT_TOKEN`` > ``<data_dir>/token``. Neither is ever printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, CliError
+from sextant.config import data_dir as resolve_data_dir
+from sextant.config import read_token
+from sextant.stack import StackPaths
+from sextant.store import interface as store_errors
+
+NOT_RUNNING = ("no Sextant stack is running for {root} (start one with `sextant up --detach`, "
+               "or point --server at a DB manager)")
+
+
+@dataclass
+class Context:
+    data_dir: Path
+    server: str | None = None
+    token: str | None = None
+    tls_ca: str | None = None
+    _store: Any = field(default=None, repr=False)
+    _channel: grpc.Channel | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_args(cls, ns: argparse.Namespace) -> Context:
+        return cls(data_dir=resolve_data_dir(getattr(ns, "data_dir", None)),
+                   server=getattr(ns, "server", None) or os.environ.get("SEXTANT_SERVER"),
+                   token=getattr(ns, "token", None),
+                   tls_ca=getattr(ns, "tls_ca", None) or os.environ.get("SEXTANT_TLS_CA"))
+
+    @property
+    def paths(self) -> StackPaths:
+        return StackPaths(self.data_dir)
+
+    def address(self) -> str:
+        if self.server:
+            return self.server
+        try:
+            address = self.paths.address.read_text().strip()
+        except OSError:
+            address = ""
+        if not address:
+            raise CliError(NOT_RUNNING.format(root=self.data_dir))
+        return address
+
+    def bearer(self) -> str | None:
+        return read_token(self.token, str(self.paths.token))
+
+    def channel(self) -> grpc.Channel:
+        if self._channel is None:
+            from sextant.channel import open_channel
+
+            self._channel = open_channel(self.address(), token=self.bearer(), tls_ca=self.tls_ca)
+        return self._channel
+
+    def store(self):
+        """The ResourceStore client for the server (sextant.store.client)."""
+        if self._store is None:
+            from sextant.store.client import GrpcResourceStore
+
+            self._store = GrpcResourceStore(self.channel())
+        return self._store
+
+    def close(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+
+
+_GRPC_BAD_INPUT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
+
+
+def translate(err: BaseException, ctx: Context | None = None) -> CliError | None:
+    """A CliError for a known failure (store errors, gRPC status), else None."""
+    if isinstance(err, CliError):
+        return err
+    if isinstance(err, store_errors.Invalid):
+        return BadInput("the server rejected the resource", details=err.errors)
+    if isinstance(err, store_errors.Unavailable):
+        return CliError(_unavailable(ctx, str(err)))
+    if isinstance(err, store_errors.StoreError):
+        return CliError(str(err) or type(err).__name__)
+    if isinstance(err, grpc.RpcError) and hasattr(err, "code"):
+        code = err.code()
+        details = err.details() or code.name
+        if code in _GRPC_BAD_INPUT:
+            return CliError(details, EXIT_BAD_INPUT)
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return CliError(_unavailable(ctx, details))
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            return CliError(f"the server refused the token ({details}); pass --token or check "
+                            "<data_dir>/token")
+        return CliError(f"{code.name.lower()}: {details}", EXIT_FAILURE)
+    return None
+
+
+def _unavailable(ctx: Context | None, details: str) -> str:
+    if ctx is not None and not ctx.server:
+        return (f"cannot reach the Sextant stack at {_safe_address(ctx)} ({details}); "
+                "is it running? Try `sextant status` or `sextant up --detach`")
+    return f"cannot reach the server ({details})"
+
+
+def _safe_address(ctx: Context) -> str:
+    try:
+        return ctx.address()
+    except CliError:
+        return str(ctx.data_dir)

@@ -1,0 +1,86 @@
+"""Reading ``-f FILE`` arguments (``-` is stdin) into admitted Experiments, collecting every error."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sextant.cli.errors import BadInput
+from sextant.resources.admission import admit_experiment
+from sextant.resources.loading import load_documents
+from sextant.resources.models import Experiment
+from sextant.store.interface import Invalid
+
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass
+class Loaded:
+    experiments: list[Experiment] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def read_text(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    path = Path(name)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise BadInput(f"{name}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise BadInput(f"{name}: is a directory") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{name}: not UTF-8 text") from None
+    except OSError as err:
+        raise BadInput(f"{name}: cannot read ({err.strerror})") from None
+
+
+def _label(source: str, index: int, doc: dict[str, Any], count: int) -> str:
+    name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
+    where = f"{source}" + (f" document {index + 1}" if count > 1 else "")
+    return f"{where} (experiment {name!r})" if name else where
+
+
+def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded:
+    """Every Experiment in ``sources``, admitted (defaults + validation); errors are collected,
+    each prefixed with the file and document it belongs to."""
+    out = Loaded()
+    for source in sources:
+        try:
+            docs = load_documents(read_text(source))
+        except Invalid as err:
+            out.errors += [f"{source}: {e}" for e in err.errors]
+            continue
+        if not docs:
+            out.errors.append(f"{source}: no documents found")
+        for index, doc in enumerate(docs):
+            label = _label(source, index, doc, len(docs))
+            kind = doc.get("kind", "Experiment")
+            if kind != "Experiment":
+                out.errors.append(f"{label}: kind: only Experiment can be applied, got {kind!r}")
+                continue
+            if namespace:
+                meta = doc.setdefault("metadata", {})
+                if isinstance(meta, dict):
+                    given = meta.get("namespace")
+                    if given and given != namespace:
+                        out.errors.append(f"{label}: metadata.namespace: {given!r} does not match "
+                                          f"--namespace {namespace!r}")
+                        continue
+                    meta["namespace"] = namespace
+            try:
+                out.experiments.append(admit_experiment(doc))
+            except Invalid as err:
+                out.errors += [f"{label}: {e}" for e in err.errors]
+    return out
+
+
+def require_valid(loaded: Loaded) -> list[Experiment]:
+    if loaded.errors:
+        raise BadInput(f"{len(loaded.errors)} error(s) found", details=loaded.errors)
+    return loaded.experiments
