@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 
 from sextant.config import DEFAULT_SUGGESTION_PORT, add_server_arguments, server_settings
 from sextant.logs import setup_logging
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     add_to_server(SuggestionServicer(names, capacity=args.cache_size), server)
     server.install_signal_handlers()
     port = server.start()
+    if not names:
+        # Import every algorithm in the background so the first request of each is not slowed
+        # by importing hyperopt/optuna, while health already answers.
+        threading.Thread(target=registry.available, daemon=True, name="preload").start()
     log.info("suggestion service ready", extra={"algorithms": names or "all", "port": port,
                                                 "settings": settings.describe()})
     # A parent that started us on port 0 reads the chosen port from this line.
