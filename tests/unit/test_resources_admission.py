@@ -48,6 +48,7 @@ def test_seed_random_example_converts_without_losing_anything():
     assert is_v1alpha3_experiment(exp)
     assert exp.metadata.annotations[ORIGINAL_API_VERSION_ANNOTATION] == "kubeflow.org/v1alpha3"
     assert raw_template(exp) == doc["spec"]["trialTemplate"]["goTemplate"]["rawTemplate"]
+    assert exp.metadata.annotations[RAW_TEMPLATE_ANNOTATION] == raw_template(exp)
     assert "{{- range .}}" in raw_template(exp)
     assert [p.name for p in exp.spec.parameters] == ["--lr", "--num-layers", "--optimizer"]
     assert exp.spec.parameters[2].feasible_space.list_ == ["sgd", "adam", "ftrl"]
