@@ -115,3 +115,52 @@ def trial_is_completed(trial) -> bool:
         for t in (TrialConditionType.SUCCEEDED, TrialConditionType.FAILED, TrialConditionType.KILLED,
                   TrialConditionType.EARLY_STOPPED, TrialConditionType.METRICS_UNAVAILABLE)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Suggestion conditions shared by the experiment and suggestion controllers (facts §4.2)
+#
+# Sextant adds one condition type: ``Exhausted`` (reason ``SuggestionEndReached``), set by the
+# suggestion controller when the algorithm answers OUT_OF_RANGE. The experiment controller
+# ends the experiment (ExperimentSuggestionEndReached) once every recorded assignment has its
+# trial and no trial is active.
+
+SUGGESTION_EXHAUSTED = "Exhausted"
+REASON_SUGGESTION_END = "SuggestionEndReached"
+SUGGESTION_SUCCEEDED_REASON = "Experiment is succeeded"
+SUGGESTION_RUNNING_SUCCEEDED_REASON = "Suggestion is succeeded"
+SUGGESTION_RESTARTING_REASON = "Experiment is restarting"
+
+
+def suggestion_is(suggestion, type_: str) -> bool:
+    return has_condition(suggestion.status.conditions, type_)
+
+
+def suggestion_is_restarting(suggestion) -> bool:
+    cond = get_condition(suggestion.status.conditions, "Running")
+    return cond is not None and cond.status == FALSE and cond.reason == SUGGESTION_RESTARTING_REASON
+
+
+def mark_suggestion_succeeded(suggestion, restartable: bool, now: str | None = None) -> bool:
+    """What the experiment controller writes when the experiment ends (Never / FromVolume)."""
+    conds = suggestion.status.conditions
+    message = ("Suggestion is succeeded, can be restarted" if restartable
+               else "Suggestion is succeeded, can't be restarted")
+    changed = set_condition(conds, "Running", FALSE, SUGGESTION_RUNNING_SUCCEEDED_REASON, message, now)
+    if get_condition(conds, "DeploymentReady") is not None:
+        changed = set_condition(conds, "DeploymentReady", FALSE, SUGGESTION_RUNNING_SUCCEEDED_REASON,
+                                message, now) or changed
+    changed = set_condition(conds, "Succeeded", TRUE, SUGGESTION_SUCCEEDED_REASON, message, now) or changed
+    if changed and not suggestion.status.completion_time:
+        suggestion.status.completion_time = now or now_rfc3339()
+    return changed
+
+
+def mark_suggestion_restarting(suggestion, now: str | None = None) -> bool:
+    """Running=False "Experiment is restarting"; drops Succeeded so the service comes back."""
+    conds = suggestion.status.conditions
+    changed = remove_condition(conds, "Succeeded")
+    changed = set_condition(conds, "Running", FALSE, SUGGESTION_RESTARTING_REASON,
+                            "Suggestion is restarting", now) or changed
+    suggestion.status.completion_time = None
+    return changed

@@ -1,0 +1,48 @@
+"""``python -m services.experiment_controller --db-manager HOST:PORT``"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sextant.controller import Controller, owner_mapper, owner_or_label_mapper
+from sextant.controller_main import add_controller_arguments, open_store
+from sextant.resources.models import EXPERIMENT_LABEL
+from sextant.store.informer import Informer
+
+from .reconciler import ExperimentReconciler
+
+
+def build_controller(store, *, namespace: str = "", workers: int = 4, resync_seconds: float = 30.0,
+                     events=None) -> Controller:
+    reconciler = ExperimentReconciler(store, events=events)
+    controller = Controller("experiment-controller", reconciler.reconcile, workers=workers,
+                            resync_seconds=resync_seconds)
+    # Informer resync is off: the controller's own resync re-enqueues every experiment.
+    controller.watch(Informer(store, "Experiment", namespace, resync_seconds=0))
+    controller.watch(Informer(store, "Trial", namespace, resync_seconds=0),
+                     owner_or_label_mapper("Experiment", EXPERIMENT_LABEL))
+    controller.watch(Informer(store, "Suggestion", namespace, resync_seconds=0), owner_mapper("Experiment"))
+    return controller
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.experiment_controller",
+                                     description="Sextant experiment controller")
+    add_controller_arguments(parser)
+    ns = parser.parse_args(argv)
+    store = open_store(ns)
+    from sextant.events import EventRecorder
+
+    controller = build_controller(store, namespace=ns.namespace, workers=ns.workers,
+                                  resync_seconds=ns.resync_seconds,
+                                  events=EventRecorder(store, "experiment-controller"))
+    try:
+        controller.run_until_signal()
+    finally:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

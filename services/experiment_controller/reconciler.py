@@ -1,0 +1,230 @@
+"""The experiment reconcile: one level-triggered pass over one Experiment (facts §5.1, §5.2).
+
+Each pass reads the Experiment, its Trials (by the experiment label) and its Suggestion fresh
+from the store, then:
+
+1. marks it Created (startTime) on first sight;
+2. if it has ended: restarts it when allowed (maxTrialCount raised, LongRunning/FromVolume),
+   otherwise kills trials still active and, for Never/FromVolume, marks the Suggestion
+   Succeeded so the suggestion controller tears the algorithm service down;
+3. otherwise recomputes status (counts, lists, optimal trial, end checks), and while it is
+   still running: deletes the newest active trials above parallelTrialCount, keeps the
+   Suggestion's ``spec.requests`` right, and creates a Trial for every recorded assignment
+   that has none yet.
+
+Why a restart at any moment neither duplicates nor loses a trial: trial names come only from
+the assignments recorded in the Suggestion status, and creating a trial that already exists
+is a no-op (ALREADY_EXISTS). Assignments are removed from the Suggestion *before* their
+trials are deleted, so a crash in between can never bring a deleted trial back.
+
+Killing on end: the Trial gets condition ``Killed=True`` (reason TrialKilled, Running flipped
+to False); the trial controller treats Killed as terminal and stops the job.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sextant.conditions import (
+    SUGGESTION_EXHAUSTED,
+    mark_suggestion_restarting,
+    mark_suggestion_succeeded,
+    suggestion_is,
+    suggestion_is_restarting,
+)
+from sextant.controller import Key, Result
+from sextant.resources.models import (
+    EXPERIMENT_LABEL,
+    Experiment,
+    ObjectMeta,
+    ResumePolicy,
+    Suggestion,
+    SuggestionSpec,
+    SuggestionStatus,
+    Trial,
+)
+from sextant.store.interface import AlreadyExists, Conflict, NotFound, ResourceStore
+
+from . import status as st
+from .requests import new_assignments, plan_trials, without_assignments
+from .trials import build_trial, mark_killed, owner_reference
+
+log = logging.getLogger("sextant.experiment_controller")
+
+
+def _status_doc(resource) -> dict:
+    doc = resource.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc.pop("lastReconcileTime", None)
+    return doc
+
+
+class ExperimentReconciler:
+    def __init__(self, store: ResourceStore, events=None):
+        self.store = store
+        self.events = events  # optional sextant.events.EventRecorder
+
+    # -- reading ------------------------------------------------------------------------------
+    def _trials(self, exp: Experiment) -> list[Trial]:
+        items, _ = self.store.list("Trial", exp.metadata.namespace, {EXPERIMENT_LABEL: exp.metadata.name})
+        return [t for t in items if t.metadata.deletion_timestamp is None]
+
+    def _suggestion(self, exp: Experiment) -> Suggestion | None:
+        try:
+            return self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name)
+        except NotFound:
+            return None
+
+    def _event(self, exp: Experiment, type_: str, reason: str, message: str) -> None:
+        if self.events is not None:
+            self.events.record(exp, type_, reason, message)
+
+    # -- the pass -----------------------------------------------------------------------------
+    def reconcile(self, key: Key) -> Result | None:
+        try:
+            exp = self.store.get("Experiment", key.namespace, key.name)
+        except NotFound:
+            return None  # deleted: the store cascades to its Suggestion and Trials
+        if exp.metadata.deletion_timestamp:
+            return None
+        before = _status_doc(exp)
+        if not st.is_created(exp):
+            st.mark_created(exp)
+            self._event(exp, "Normal", st.REASON_CREATED, st.MSG_CREATED)
+        trials = self._trials(exp)
+        suggestion = self._suggestion(exp)
+
+        if st.is_completed(exp) and st.is_restartable(exp):
+            st.mark_restarting(exp)
+            self._event(exp, "Normal", st.REASON_RESTARTING, st.MSG_RESTARTING)
+            if suggestion is not None and st.resume_policy(exp) == ResumePolicy.FROM_VOLUME:
+                self._update_suggestion_status(suggestion, mark_suggestion_restarting)
+                suggestion = self._suggestion(exp)
+
+        was_completed = st.is_completed(exp)
+        exhausted = (suggestion is not None and suggestion_is(suggestion, SUGGESTION_EXHAUSTED)
+                     and not new_assignments(suggestion, {t.metadata.name for t in trials}))
+        if trials or was_completed:
+            # Like Katib, status (and so Running) is computed once the experiment has trials.
+            st.update_status(exp, trials, exhausted=exhausted)
+        if not st.is_completed(exp) and suggestion is not None and suggestion_is(suggestion, "Failed"):
+            st.mark_failed(exp, st.REASON_FAILED, st.MSG_SUGGESTION_FAILED)
+
+        if st.is_completed(exp):
+            if not was_completed:
+                last = exp.status.conditions[-1]
+                self._event(exp, "Warning" if last.type == "Failed" else "Normal", last.reason, last.message)
+            self._write_status(exp, before)
+            self._finish(exp, trials, suggestion)
+            return None
+
+        self._write_status(exp, before)
+        self._drive(exp, trials, suggestion)
+        return None
+
+    def _write_status(self, exp: Experiment, before: dict) -> None:
+        if _status_doc(exp) != before:
+            self.store.update_status(exp)  # Conflict → the framework retries with a fresh read
+
+    # -- running ------------------------------------------------------------------------------
+    def _drive(self, exp: Experiment, trials: list[Trial], suggestion: Suggestion | None) -> None:
+        summary = st.summarize(exp, trials)
+        plan = plan_trials(exp, summary, trials)
+        if plan.delete:
+            self._shrink(exp, suggestion, plan.delete)
+            return
+        if suggestion is None:
+            suggestion = self._create_suggestion(exp, plan.requests or 0)
+        elif plan.requests is not None and suggestion.spec.requests != plan.requests:
+            suggestion.spec.requests = plan.requests
+            self.store.update(suggestion)
+        names = {t.metadata.name for t in trials}
+        for assignment in new_assignments(suggestion, names):
+            trial = build_trial(exp, assignment)
+            try:
+                self.store.create(trial)
+                log.info("trial created", extra={"experiment": exp.metadata.name, "trial": trial.metadata.name})
+            except AlreadyExists:
+                pass  # created by an earlier pass (or before a restart)
+
+    def _create_suggestion(self, exp: Experiment, requests: int) -> Suggestion:
+        sugg = Suggestion(
+            metadata=ObjectMeta(
+                name=exp.metadata.name, namespace=exp.metadata.namespace,
+                labels={**exp.metadata.labels, EXPERIMENT_LABEL: exp.metadata.name},
+                annotations=dict(exp.metadata.annotations),
+                owner_references=[owner_reference(exp)],
+            ),
+            spec=SuggestionSpec(
+                algorithm=exp.spec.algorithm.model_copy(deep=True),
+                early_stopping=exp.spec.early_stopping.model_copy(deep=True) if exp.spec.early_stopping else None,
+                requests=requests,
+                resume_policy=st.resume_policy(exp),
+            ),
+            status=SuggestionStatus(),
+        )
+        try:
+            return self.store.create(sugg)
+        except AlreadyExists:
+            return self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name)
+
+    def _shrink(self, exp: Experiment, suggestion: Suggestion | None, delete: list[str]) -> None:
+        """parallelTrialCount was lowered: forget the newest active trials, then delete them."""
+        doomed = set(delete)
+        if suggestion is not None:
+            kept = without_assignments(suggestion, doomed)
+            if len(kept) != len(suggestion.status.suggestions) or suggestion.spec.requests > len(kept):
+                # requests first: the suggestion controller then never asks for replacements
+                if suggestion.spec.requests != len(kept):
+                    suggestion.spec.requests = len(kept)
+                    suggestion = self.store.update(suggestion)
+                suggestion.status.suggestions = kept
+                suggestion.status.suggestion_count = len(kept)
+                self.store.update_status(suggestion)
+        for name in delete:
+            try:
+                self.store.delete("Trial", exp.metadata.namespace, name)
+                log.info("trial deleted: parallelism lowered",
+                         extra={"experiment": exp.metadata.name, "trial": name})
+            except NotFound:
+                pass
+
+    # -- ended --------------------------------------------------------------------------------
+    def _finish(self, exp: Experiment, trials: list[Trial], suggestion: Suggestion | None) -> None:
+        for trial in trials:
+            if st.classify(trial) in (st.PENDING, st.RUNNING):
+                self._kill(trial)
+        policy = st.resume_policy(exp)
+        if suggestion is None or policy == ResumePolicy.LONG_RUNNING:
+            return
+        if suggestion_is(suggestion, "Succeeded") or suggestion_is(suggestion, "Failed") \
+                or suggestion_is_restarting(suggestion):
+            return
+        restartable = policy == ResumePolicy.FROM_VOLUME
+        self._update_suggestion_status(suggestion, lambda s: mark_suggestion_succeeded(s, restartable))
+
+    def _kill(self, trial: Trial) -> None:
+        for _ in range(5):
+            if not mark_killed(trial):
+                return
+            try:
+                self.store.update_status(trial)
+                log.info("trial killed: experiment ended", extra={"trial": trial.metadata.name})
+                return
+            except Conflict:
+                trial = self.store.get("Trial", trial.metadata.namespace, trial.metadata.name)
+                if st.classify(trial) not in (st.PENDING, st.RUNNING):
+                    return  # it finished on its own meanwhile
+            except NotFound:
+                return
+        raise Conflict(f"trial {trial.metadata.name}: status kept changing while marking it Killed")
+
+    def _update_suggestion_status(self, suggestion: Suggestion, change) -> None:
+        for _ in range(5):
+            if not change(suggestion):
+                return
+            try:
+                self.store.update_status(suggestion)
+                return
+            except Conflict:
+                suggestion = self.store.get("Suggestion", suggestion.metadata.namespace, suggestion.metadata.name)
+        raise Conflict(f"suggestion {suggestion.metadata.name}: status kept changing")

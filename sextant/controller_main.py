@@ -1,0 +1,35 @@
+"""Command-line plumbing shared by the controller processes (flags, store, informers)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from sextant.config import env, read_token
+from sextant.logs import setup_logging
+from sextant.store.client import GrpcResourceStore
+
+log = logging.getLogger("sextant.controller")
+
+
+def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("controller")
+    g.add_argument("--db-manager", default=env("db_manager", "127.0.0.1:6789"),
+                   help="DB manager address HOST:PORT (resource store + Katib DBManager API)")
+    g.add_argument("--token-file", default=env("token_file"),
+                   help="bearer token file for the DB manager (SEXTANT_TOKEN sets the token directly)")
+    g.add_argument("--tls-ca", default=env("tls_ca"), help="CA certificate: talk TLS to the DB manager")
+    g.add_argument("--namespace", default=env("namespace", ""), help="only this namespace (default all)")
+    g.add_argument("--workers", type=int, default=int(env("workers", "4") or 4), help="reconcile threads")
+    g.add_argument("--resync-seconds", type=float, default=float(env("resync_seconds", "30") or 30),
+                   help="re-reconcile everything this often")
+    g.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME or ./.sextant)")
+    g.add_argument("--log-level", default=env("log_level", "INFO"))
+
+
+def open_store(ns: argparse.Namespace) -> GrpcResourceStore:
+    setup_logging(ns.log_level)
+    token = read_token(None, ns.token_file)
+    settings = {k: v for k, v in vars(ns).items() if k not in ("token_file",)}
+    log.info("starting", extra={"settings": settings, "token": "***" if token else None})
+    return GrpcResourceStore(ns.db_manager, token=token, tls_ca=ns.tls_ca)
