@@ -86,7 +86,7 @@ class GrpcResourceStore(ResourceStore):
 
         retrying = Retrying(retry=retry_if_exception_type(Unavailable), reraise=True,
                             stop=stop_after_delay(self.retry_seconds),
-                            wait=wait_exponential_jitter(initial=0.1, max=2.0))
+                            wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1))
         return retrying(once)
 
     # -- ResourceStore -------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""Real-database fixtures shared by integration tests.
+
+``db_url`` is a fresh, empty database (no schema) for each test, parametrised over SQLite,
+MariaDB (127.0.0.1:3306, root) and PostgreSQL (127.0.0.1:5432, postgres). Server databases
+are named ``sextant_t_<hex>`` and dropped after the test. A server that does not answer
+skips its tests, or fails them when ``SEXTANT_REQUIRE_DATABASES=1``.
+``migrated_db_url`` is the same after ``alembic upgrade head``; ``db_manager`` runs an
+in-process DB manager on a free loopback port over it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+import sqlalchemy as sa
+
+BACKENDS = ["sqlite", "mariadb", "postgresql"]
+MARIADB_ADMIN = os.environ.get("SEXTANT_TEST_MARIADB", "mysql+mysqldb://root@127.0.0.1:3306/?charset=utf8mb4")
+POSTGRES_ADMIN = os.environ.get("SEXTANT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+_unreachable: dict[str, str] = {}
+
+
+def _unavailable(backend: str, err: Exception) -> None:
+    _unreachable[backend] = f"{backend} not reachable: {type(err).__name__}: {err}"
+    if os.environ.get("SEXTANT_REQUIRE_DATABASES") == "1":
+        pytest.fail(_unreachable[backend])
+    pytest.skip(_unreachable[backend])
+
+
+def create_database(backend: str, tmp_path) -> tuple[str, callable]:
+    """A new empty database: (url, drop)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sextant.db'}", lambda: None
+    if backend in _unreachable:
+        _unavailable(backend, RuntimeError(_unreachable[backend]))
+    name = f"sextant_t_{secrets.token_hex(6)}"
+    admin_url = MARIADB_ADMIN if backend == "mariadb" else POSTGRES_ADMIN
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool,
+                             connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            if backend == "mariadb":
+                conn.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+            else:
+                conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    except sa.exc.OperationalError as err:
+        admin.dispose()
+        _unavailable(backend, err)
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            else:
+                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=BACKENDS)
+def db_backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def db_url(db_backend, tmp_path) -> Iterator[str]:
+    url, drop = create_database(db_backend, tmp_path)
+    try:
+        yield url
+    finally:
+        drop()
+
+
+@pytest.fixture
+def migrated_db_url(db_url) -> str:
+    from services.db_manager.database import Database, migrate
+
+    db = Database(db_url)
+    try:
+        migrate(db)
+    finally:
+        db.dispose()
+    return db_url
+
+
+@dataclass
+class RunningDBManager:
+    app: object
+    address: str
+    db_url: str
+
+    def store(self, **kwargs):
+        from sextant.store.client import GrpcResourceStore
+
+        return GrpcResourceStore(self.address, **kwargs)
+
+    def dbmanager_stub(self):
+        import grpc
+
+        from sextant.api import api_pb2_grpc
+
+        return api_pb2_grpc.DBManagerStub(grpc.insecure_channel(self.address))
+
+
+@pytest.fixture
+def db_manager(migrated_db_url) -> Iterator[RunningDBManager]:
+    from services.db_manager.app import DBManagerApp
+    from services.db_manager.database import Database
+    from sextant.config import ServerSettings
+
+    db = Database(migrated_db_url)
+    app = DBManagerApp(ServerSettings(port=0, max_workers=48), db, poll_seconds=0.5, bookmark_seconds=1.0)
+    port = app.start()
+    try:
+        yield RunningDBManager(app, f"127.0.0.1:{port}", migrated_db_url)
+    finally:
+        app.stop()
