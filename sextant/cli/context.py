@@ -70,7 +70,8 @@ class Context:
         if self._store is None:
             from sextant.store.client import GrpcResourceStore
 
-            self._store = GrpcResourceStore(self.channel())
+            # Short retries: a user waiting on a dead stack wants the error, not a 30 s stall.
+            self._store = GrpcResourceStore(self.channel(), retry_seconds=3.0)
         return self._store
 
     def close(self) -> None:

@@ -82,7 +82,10 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
         conds.add_row(c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""),
                       c.get("lastTransitionTime") or "")
     console.print()
-    console.print(conds)
+    if status.get("conditions"):
+        console.print(conds)
+    else:
+        console.print("[bold]Conditions:[/bold]  <none>")
 
     console.print()
     counts = [("trials", "trials"), ("succeeded", "trialsSucceeded"), ("running", "trialsRunning"),

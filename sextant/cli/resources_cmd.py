@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from typing import Any
 
@@ -152,7 +153,7 @@ def cmd_get(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         docs = list_docs(ctx, kind, ns)
         if not docs and ns.output not in ("json", "yaml"):
             where = "any namespace" if ns.all_namespaces else f"namespace {namespace(ns)!r}"
-            console.print(f"No {PLURAL[kind]}s found in {where}.")
+            print(f"No {PLURAL[kind]}s found in {where}.", file=sys.stderr)
             return EXIT_OK
     print(render_list(kind, docs, ns.output, single=bool(ns.name)))
     return EXIT_OK

@@ -1,0 +1,403 @@
+"""Sextant's Python client, in the spirit of Katib's ``KatibClient``.
+
+    from sextant.sdk import SextantClient, search, tune
+
+    client = SextantClient()                       # the local stack in ./.sextant (or SEXTANT_HOME)
+    client.create_experiment("examples/v1beta1/random.yaml")
+    client.wait_for_experiment("random", timeout=300)
+    print(client.get_optimal_hyperparameters("random"))
+
+    def objective(parameters):
+        x = parameters["x"]
+        print(f"score={-(x - 2) ** 2}")           # StdOut collector (the default), or
+                                                   # sextant.report_metrics({...}) with Push
+
+    best = tune(objective, {"x": search.double(-5, 5)}, objective_metric_name="score",
+                max_trial_count=12)                # -> {"x": 1.97}
+
+Everything goes through the DB manager's resource store (``sextant.store.client``); trial
+metrics come from ``DBManager.GetObservationLog``. ``tune`` runs trials as local processes, so
+it needs the local stack (it starts one if none is running) — Katib's ``tune`` builds a container
+image instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+import secrets
+import sys
+import textwrap
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from sextant.config import data_dir as resolve_data_dir
+from sextant.config import read_token
+from sextant.resources.admission import admit_experiment
+from sextant.resources.loading import load_documents
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, OptimalTrial, Trial, to_doc
+from sextant.stack import StackConfig, StackPaths, start_detached, supervisor_running, wait_ready
+from sextant.store.interface import Invalid
+
+CONDITIONS = ("Created", "Running", "Restarting", "Succeeded", "Failed")
+PRIMARY_CONTAINER = "training-container"
+
+
+class ExperimentFailed(RuntimeError):
+    """``wait_for_experiment`` saw the Failed condition."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Search space helpers (Katib's ``katib.search``)
+
+
+class search:  # noqa: N801 - reads like Katib's module: search.double(...)
+    """Builders of search-space entries for ``tune`` (the key of the dict is the name)."""
+
+    @staticmethod
+    def double(min: float, max: float, step: float | None = None, distribution: str | None = None) -> dict:
+        return _space("double", min=min, max=max, step=step, distribution=distribution)
+
+    @staticmethod
+    def int(min: int, max: int, step: int | None = None, distribution: str | None = None) -> dict:
+        return _space("int", min=min, max=max, step=step, distribution=distribution)
+
+    @staticmethod
+    def categorical(values: list) -> dict:
+        return {"parameterType": "categorical", "feasibleSpace": {"list": [str(v) for v in values]}}
+
+    @staticmethod
+    def discrete(values: list) -> dict:
+        return {"parameterType": "discrete", "feasibleSpace": {"list": [str(v) for v in values]}}
+
+
+def _space(kind: str, **values: Any) -> dict:
+    space = {k: str(v) for k, v in values.items() if v is not None}
+    return {"parameterType": kind, "feasibleSpace": space}
+
+
+def _is_space(value: Any) -> bool:
+    return isinstance(value, dict) and "parameterType" in value and "feasibleSpace" in value
+
+
+# ---------------------------------------------------------------------------------------------
+# The client
+
+
+class SextantClient:
+    """A connection to a Sextant DB manager.
+
+    ``address`` > ``SEXTANT_SERVER`` > the local stack's ``<data_dir>/address``; the token
+    ``token`` > ``SEXTANT_TOKEN`` > ``<data_dir>/token``. With ``start_stack=True`` a local
+    stack is started (detached) when none is running.
+    """
+
+    def __init__(self, address: str | None = None, data_dir: str | os.PathLike | None = None,
+                 token: str | None = None, *, namespace: str = "default", tls_ca: str | None = None,
+                 start_stack: bool = False, timeout: float = 30.0):
+        self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
+        self.paths = StackPaths(self.data_dir)
+        self.namespace = namespace
+        self.address = address or os.environ.get("SEXTANT_SERVER") or self._local_address(start_stack)
+        self._token = read_token(token, str(self.paths.token))
+        from sextant.channel import open_channel
+        from sextant.store.client import GrpcResourceStore
+
+        self.channel = open_channel(self.address, token=self._token, tls_ca=tls_ca)
+        self.store = GrpcResourceStore(self.channel, timeout=timeout)
+
+    def _local_address(self, start: bool) -> str:
+        if supervisor_running(self.paths):
+            address = wait_ready(self.paths, timeout=30)
+            if address:
+                return address
+        if not start:
+            raise ConnectionError(f"no Sextant stack is running for {self.data_dir}; start one with "
+                                  "`sextant up --detach` or pass start_stack=True")
+        return start_detached(StackConfig(data_dir=self.data_dir, port=0))
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> SextantClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- experiments ------------------------------------------------------------------------
+    def create_experiment(self, experiment: Experiment | Mapping[str, Any] | str | os.PathLike,
+                          namespace: str | None = None) -> Experiment:
+        """Creates an Experiment from a model, a document, or a YAML/JSON file path.
+
+        Raises ``sextant.store.interface.Invalid`` (``.errors`` lists every problem)."""
+        if isinstance(experiment, Experiment):
+            doc = to_doc(experiment)
+        elif isinstance(experiment, Mapping):
+            doc = dict(experiment)
+        else:
+            docs = load_documents(Path(experiment).read_text(encoding="utf-8"))
+            if len(docs) != 1:
+                raise Invalid([f"{experiment}: expected exactly one experiment, found {len(docs)}"])
+            doc = docs[0]
+        meta = dict(doc.get("metadata") or {})
+        if namespace or not meta.get("namespace"):
+            meta["namespace"] = namespace or self.namespace
+        doc["metadata"] = meta
+        doc.pop("status", None)
+        return self.store.create(admit_experiment(doc))
+
+    def get_experiment(self, name: str, namespace: str | None = None) -> Experiment:
+        return self.store.get("Experiment", namespace or self.namespace, name)
+
+    def list_experiments(self, namespace: str | None = None) -> list[Experiment]:
+        return self.store.list("Experiment", namespace or self.namespace)[0]
+
+    def delete_experiment(self, name: str, namespace: str | None = None) -> None:
+        self.store.delete("Experiment", namespace or self.namespace, name)
+
+    def get_experiment_conditions(self, name: str, namespace: str | None = None) -> list[dict]:
+        return [to_doc(c) for c in self.get_experiment(name, namespace).status.conditions]
+
+    def is_experiment_succeeded(self, name: str, namespace: str | None = None) -> bool:
+        return _has_condition(self.get_experiment(name, namespace), "Succeeded")
+
+    def is_experiment_failed(self, name: str, namespace: str | None = None) -> bool:
+        return _has_condition(self.get_experiment(name, namespace), "Failed")
+
+    def wait_for_experiment(self, name: str, timeout: float = 600, condition: str = "Succeeded",
+                            namespace: str | None = None, polling_interval: float = 0.5) -> Experiment:
+        """Polls until ``condition`` is True. Raises ExperimentFailed when the experiment fails
+        (unless waiting for Failed) and TimeoutError after ``timeout`` seconds."""
+        if condition not in CONDITIONS:
+            raise ValueError(f"condition must be one of {', '.join(CONDITIONS)}, got {condition!r}")
+        deadline = time.monotonic() + timeout
+        while True:
+            exp = self.get_experiment(name, namespace)
+            if _has_condition(exp, condition):
+                return exp
+            if condition != "Failed" and _has_condition(exp, "Failed"):
+                failed = next(c for c in exp.status.conditions if c.type == "Failed")
+                raise ExperimentFailed(f"experiment {name} failed: {failed.reason} {failed.message}".rstrip())
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"experiment {name} was not {condition} after {timeout:g}s")
+            time.sleep(polling_interval)
+
+    def get_optimal_hyperparameters(self, name: str, namespace: str | None = None) -> OptimalTrial | None:
+        """``status.currentOptimalTrial``, or None while no trial has reported the objective."""
+        optimal = self.get_experiment(name, namespace).status.current_optimal_trial
+        return optimal if optimal is not None and optimal.best_trial_name else None
+
+    # -- trials and suggestions ---------------------------------------------------------------
+    def list_trials(self, experiment_name: str | None = None, namespace: str | None = None) -> list[Trial]:
+        labels = {EXPERIMENT_LABEL: experiment_name} if experiment_name else None
+        return self.store.list("Trial", namespace or self.namespace, labels)[0]
+
+    def get_trial(self, name: str, namespace: str | None = None) -> Trial:
+        return self.store.get("Trial", namespace or self.namespace, name)
+
+    def get_success_trial_details(self, experiment_name: str, namespace: str | None = None) -> list[dict]:
+        out = []
+        for t in self.list_trials(experiment_name, namespace):
+            if _has_condition(t, "Succeeded"):
+                out.append({"name": t.metadata.name,
+                            "parameter_assignments": [to_doc(a) for a in t.spec.parameter_assignments],
+                            "metrics": [to_doc(m) for m in (t.status.observation.metrics
+                                                            if t.status.observation else [])]})
+        return out
+
+    def list_suggestions(self, namespace: str | None = None):
+        return self.store.list("Suggestion", namespace or self.namespace)[0]
+
+    def get_suggestion(self, name: str, namespace: str | None = None):
+        return self.store.get("Suggestion", namespace or self.namespace, name)
+
+    def get_trial_metrics(self, trial_name: str, metric_name: str = "", timeout: float = 120) -> list[dict]:
+        """The trial's observation log (DBManager.GetObservationLog): ``[{time, name, value}]``."""
+        from sextant.api import api_pb2, api_pb2_grpc
+
+        reply = api_pb2_grpc.DBManagerStub(self.channel).GetObservationLog(
+            api_pb2.GetObservationLogRequest(trial_name=trial_name, metric_name=metric_name), timeout=timeout)
+        return [{"time": m.time_stamp, "name": m.metric.name, "value": m.metric.value}
+                for m in reply.observation_log.metric_logs]
+
+    # -- tune -----------------------------------------------------------------------------------
+    def tune(self, objective: Callable, parameters: Mapping[str, Any], *, name: str | None = None,
+             objective_metric_name: str, objective_type: str = "maximize", objective_goal: float | None = None,
+             additional_metric_names: list[str] | None = None, algorithm_name: str = "random",
+             algorithm_settings: Mapping[str, Any] | None = None, max_trial_count: int = 10,
+             parallel_trial_count: int = 1, max_failed_trial_count: int | None = None,
+             metrics_collector_config: Mapping[str, Any] | None = None, env_per_trial: Mapping[str, str] | None = None,
+             retain_trials: bool = False, namespace: str | None = None, wait: bool = True,
+             timeout: float = 3600) -> dict[str, Any] | Experiment:
+        """Tunes ``objective`` over ``parameters``; see the module docstring and ``tune``."""
+        experiment = build_tune_experiment(
+            objective, parameters, data_dir=self.data_dir, name=name, objective_metric_name=objective_metric_name,
+            objective_type=objective_type, objective_goal=objective_goal,
+            additional_metric_names=additional_metric_names, algorithm_name=algorithm_name,
+            algorithm_settings=algorithm_settings, max_trial_count=max_trial_count,
+            parallel_trial_count=parallel_trial_count, max_failed_trial_count=max_failed_trial_count,
+            metrics_collector_config=metrics_collector_config, env_per_trial=env_per_trial,
+            retain_trials=retain_trials, namespace=namespace or self.namespace)
+        created = self.create_experiment(experiment)
+        if not wait:
+            return created
+        self.wait_for_experiment(created.metadata.name, timeout=timeout, namespace=created.metadata.namespace)
+        optimal = self.get_optimal_hyperparameters(created.metadata.name, created.metadata.namespace)
+        if optimal is None:
+            raise ExperimentFailed(f"experiment {created.metadata.name} finished without any trial reporting "
+                                   f"{objective_metric_name!r}")
+        types = {k: v["parameterType"] for k, v in parameters.items() if _is_space(v)}
+        return {a.name: convert(a.value, types.get(a.name, "")) for a in optimal.parameter_assignments}
+
+
+def _has_condition(resource, kind: str) -> bool:
+    return any(c.type == kind and c.status == "True" for c in resource.status.conditions)
+
+
+def convert(value: str, parameter_type: str) -> Any:
+    """A parameter value as the objective sees it: int, float, or (categorical) the string."""
+    if parameter_type == "int":
+        return int(float(value))
+    if parameter_type == "double":
+        return float(value)
+    if parameter_type == "discrete":
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return int(number) if number.is_integer() and "." not in value else number
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Turning a function into an Experiment
+
+
+_NAME_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def _default_name(fn: Callable) -> str:
+    base = _NAME_BAD.sub("-", getattr(fn, "__name__", "objective").lower().replace("_", "-")).strip("-")
+    base = base if base and base[0].isalpha() else f"tune-{base}".rstrip("-")
+    return f"{base[:28].rstrip('-')}-{secrets.token_hex(3)}"
+
+
+def _function_reference(fn: Callable) -> dict[str, str] | None:
+    """``{module, qualname, path}`` when the trial process can import ``fn`` by name."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    mod = sys.modules.get(module)
+    file = getattr(mod, "__file__", None)
+    if not file:
+        return None
+    root = Path(file).resolve().parent
+    for _ in range(module.count(".") + (1 if Path(file).name == "__init__.py" else 0)):
+        root = root.parent
+    return {"module": module, "qualname": qualname, "path": str(root)}
+
+
+def write_objective(fn: Callable, directory: Path) -> dict[str, str]:
+    """Stores how a trial process finds ``fn``: by import reference, else its source code."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ref = _function_reference(fn)
+    if ref is not None:
+        return ref
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as err:
+        raise ValueError(f"tune: cannot get the source of {fn!r} ({err}); define it in a file") from None
+    if getattr(fn, "__name__", "<lambda>") == "<lambda>":
+        raise ValueError("tune: objective must be a def function, not a lambda")
+    path = directory / "objective.py"
+    path.write_text(source)
+    return {"source": str(path), "function": fn.__name__}
+
+
+def build_tune_experiment(objective: Callable, parameters: Mapping[str, Any], *, data_dir: Path,
+                          objective_metric_name: str, name: str | None = None,
+                          objective_type: str = "maximize", objective_goal: float | None = None,
+                          additional_metric_names: list[str] | None = None, algorithm_name: str = "random",
+                          algorithm_settings: Mapping[str, Any] | None = None, max_trial_count: int = 10,
+                          parallel_trial_count: int = 1, max_failed_trial_count: int | None = None,
+                          metrics_collector_config: Mapping[str, Any] | None = None,
+                          env_per_trial: Mapping[str, str] | None = None, retain_trials: bool = False,
+                          namespace: str = "default") -> dict[str, Any]:
+    """The Experiment document ``tune`` submits (also useful to inspect or save as YAML)."""
+    if not callable(objective):
+        raise ValueError("tune: objective must be a function")
+    if not objective_metric_name:
+        raise ValueError("tune: objective_metric_name is required")
+    space = {k: v for k, v in parameters.items() if _is_space(v)}
+    if not space:
+        raise ValueError("tune: parameters must contain at least one search.double/int/categorical entry")
+    fixed = {k: v for k, v in parameters.items() if not _is_space(v)}
+    name = name or _default_name(objective)
+    directory = Path(data_dir) / "tune" / namespace / name
+    spec_file = directory / "trial.json"
+    location = write_objective(objective, directory)
+    kind = (metrics_collector_config or {}).get("kind", "StdOut")
+    spec_file.write_text(json.dumps({
+        **location, "fixed": fixed, "types": {k: v["parameterType"] for k, v in space.items()},
+        "objective_metric_name": objective_metric_name, "collector": kind,
+    }, indent=2, default=str))
+    env = [{"name": k, "value": str(v)} for k, v in (env_per_trial or {}).items()]
+    if "path" in location:
+        env.append({"name": "PYTHONPATH", "value": os.pathsep.join(
+            p for p in (location["path"], os.environ.get("PYTHONPATH", "")) if p)})
+    container = {
+        "name": PRIMARY_CONTAINER, "image": "python",  # recorded only: local trials run this interpreter
+        "command": ["python", "-m", "sextant.tune_runner", "--spec", str(spec_file),
+                    *[f"{k}=${{trialParameters.{k}}}" for k in space]],
+        "workingDir": os.getcwd(), "env": env,
+    }
+    objective_spec: dict[str, Any] = {"type": objective_type, "objectiveMetricName": objective_metric_name}
+    if objective_goal is not None:
+        objective_spec["goal"] = objective_goal
+    if additional_metric_names:
+        objective_spec["additionalMetricNames"] = list(additional_metric_names)
+    spec: dict[str, Any] = {
+        "objective": objective_spec,
+        "algorithm": {"algorithmName": algorithm_name, "algorithmSettings": [
+            {"name": k, "value": str(v)} for k, v in (algorithm_settings or {}).items()]},
+        "parameters": [{"name": k, **v} for k, v in space.items()],
+        "maxTrialCount": max_trial_count,
+        "parallelTrialCount": parallel_trial_count,
+        "metricsCollectorSpec": {"collector": {"kind": kind}},
+        "trialTemplate": {
+            "primaryContainerName": PRIMARY_CONTAINER,
+            "retain": retain_trials,
+            "trialParameters": [{"name": k, "reference": k} for k in space],
+            "trialSpec": {"apiVersion": "batch/v1", "kind": "Job",
+                          "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}},
+        },
+    }
+    if max_failed_trial_count is not None:
+        spec["maxFailedTrialCount"] = max_failed_trial_count
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+            "metadata": {"name": name, "namespace": namespace}, "spec": spec}
+
+
+def tune(objective: Callable, parameters: Mapping[str, Any], *, data_dir: str | os.PathLike | None = None,
+         address: str | None = None, token: str | None = None, **options: Any) -> dict[str, Any] | Experiment:
+    """Tunes a Python function and returns the best parameters found (``{name: value}``).
+
+    ``objective(parameters)`` gets a dict of this trial's values (int/float/str by parameter
+    type, plus any non-search entries of ``parameters`` as given) and reports metrics by
+    printing ``name=value`` lines (the default StdOut collector) or by calling
+    ``sextant.report_metrics({...})`` with ``metrics_collector_config={"kind": "Push"}``; a
+    returned number (or dict of numbers) is reported for it. Functions in importable modules
+    run by reference; others (e.g. defined in a script or notebook) are shipped as source and
+    must do their own imports. Starts the local stack when none is running. Options are those
+    of ``SextantClient.tune`` (name, objective_metric_name, objective_type, algorithm_name,
+    algorithm_settings, max_trial_count, parallel_trial_count, max_failed_trial_count,
+    objective_goal, metrics_collector_config, env_per_trial, namespace, wait, timeout).
+    """
+    with SextantClient(address=address, data_dir=data_dir, token=token, start_stack=address is None) as client:
+        return client.tune(objective, parameters, **options)
