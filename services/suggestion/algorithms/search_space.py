@@ -143,7 +143,10 @@ class Param:
             k = min(max(k, 0), self.size - 1)
             v = self.low + k * self.step
             if self.type == DOUBLE:
-                v = round(v, self.decimals)
+                # print 0.1+2*0.1 as 0.3, but never let the rounding leave the box
+                rounded = round(v, self.decimals)
+                if self.low <= rounded <= self.high:
+                    v = rounded
         return v
 
     def format(self, value: object) -> str:
@@ -240,8 +243,8 @@ class Param:
             return 0.5
         if self.log_scale:
             lo, hi = math.log(self.low), math.log(self.high)
-            return (math.log(max(v, self.low)) - lo) / (hi - lo)
-        return (v - self.low) / (self.high - self.low)
+            return min(max((math.log(max(v, self.low)) - lo) / (hi - lo), 0.0), 1.0)
+        return min(max((v - self.low) / (self.high - self.low), 0.0), 1.0)
 
     def from_unit(self, u: float) -> str:
         u = min(max(float(u), 0.0), 1.0)
