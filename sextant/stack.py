@@ -216,25 +216,25 @@ class Child:
 
 
 def build_children(config: StackConfig, token_file: Path) -> list[Child]:
-    """The argv of each service. Ports are chosen here so status can show them."""
+    """The argv of each service. Ports are chosen here so status can show them.
+
+    The DB manager is a gRPC server (sextant.config server flags). The controllers are
+    clients only (sextant.controller_main flags): they take the DB manager's address, the
+    token file and the data directory, and serve no port of their own.
+    """
     paths = config.paths
     db_port = config.port or free_port()
     db_address = f"{LOOPBACK}:{db_port}"
-    common = ["--host", LOOPBACK, "--token-file", str(token_file), "--data-dir", str(paths.root)]
-    children: list[Child] = []
-    for name in SERVICES:
-        metrics_port = free_port() if config.metrics else None
-        argv = [config.python, "-m", config.modules[name], *common]
-        if metrics_port is not None:
-            argv += ["--metrics-port", str(metrics_port)]
-        if name == "db-manager":
-            port = db_port
-            argv += ["--port", str(port), "--db-url", config.resolved_db_url()]
-        else:
-            # Controllers serve only health on their port; the DB manager is how they work.
-            port = free_port()
-            argv += ["--port", str(port), "--db-manager", db_address]
-        children.append(Child(name=name, argv=argv, port=port, metrics_port=metrics_port))
+    common = ["--token-file", str(token_file), "--data-dir", str(paths.root)]
+    metrics_port = free_port() if config.metrics else None
+    db_argv = [config.python, "-m", config.modules["db-manager"], *common, "--host", LOOPBACK,
+               "--port", str(db_port), "--db-url", config.resolved_db_url()]
+    if metrics_port is not None:
+        db_argv += ["--metrics-port", str(metrics_port)]
+    children = [Child(name="db-manager", argv=db_argv, port=db_port, metrics_port=metrics_port)]
+    for name in SERVICES[1:]:
+        argv = [config.python, "-m", config.modules[name], *common, "--db-manager", db_address]
+        children.append(Child(name=name, argv=argv))
     return children
 
 
