@@ -1,0 +1,357 @@
+"""The suggestion reconcile: one level-triggered pass over one Suggestion (facts §6.3–§6.6).
+
+1. Succeeded (the experiment ended, Never/FromVolume) or Failed → tear the algorithm service
+   down (FromVolume keeps its state directory) and stop.
+2. Created on first sight.
+3. Ensure the algorithm service ``<experiment>-<algorithm>`` through the Runtime (a dead one is
+   started again); not healthy yet → DeploymentReady=False and look again shortly.
+4. Once per service start: ValidateAlgorithmSettings (+ ValidateEarlyStoppingSettings).
+   INVALID_ARGUMENT/UNKNOWN → Suggestion Failed "Validation failed: <message>" (terminal, the
+   experiment fails with it); UNAVAILABLE → retry with backoff; any other answer = valid.
+5. Ask for ``requests − suggestionCount`` assignments with the request of §6.4, attach the
+   early-stopping rules, name them, and record them with the settings overlay in *one* status
+   write. A reply with the wrong count stores nothing (error, retried with backoff).
+
+Sextant addition: an algorithm that answers OUT_OF_RANGE has exhausted its search space. The
+controller then asks one assignment at a time to collect what is left (grid answers
+OUT_OF_RANGE when fewer points remain than requested), records those, and sets the condition
+``Exhausted=True`` (reason ``SuggestionEndReached``); the experiment controller ends the
+experiment once the last trials finish. No further GetSuggestions calls are made.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import string
+from dataclasses import dataclass
+
+import grpc
+
+from sextant.api import api_pb2, api_pb2_grpc
+from sextant.channel import open_channel
+from sextant.conditions import (
+    FALSE,
+    REASON_SUGGESTION_END,
+    SUGGESTION_EXHAUSTED,
+    TRUE,
+    get_condition,
+    has_condition,
+    now_rfc3339,
+    remove_condition,
+    set_condition,
+)
+from sextant.controller import Key, Result
+from sextant.registry import Registry
+from sextant.resources.models import (
+    EXPERIMENT_LABEL,
+    AlgorithmSetting,
+    EarlyStoppingRule,
+    Experiment,
+    ParameterAssignment,
+    ResumePolicy,
+    Suggestion,
+    Trial,
+    TrialAssignment,
+)
+from sextant.runtime.base import Runtime, ServiceSpec
+from sextant.store.interface import Conflict, NotFound, ResourceStore
+
+from . import request as rb
+
+log = logging.getLogger("sextant.suggestion_controller")
+
+REASON_CREATED, MSG_CREATED = "SuggestionCreated", "Suggestion is created"
+REASON_READY, MSG_READY = "DeploymentReady", "Deployment is ready"
+REASON_NOT_READY = "DeploymentNotReady"
+REASON_RUNNING, MSG_RUNNING = "SuggestionRunning", "Suggestion is running"
+REASON_FAILED = "SuggestionFailed"
+NAME_ALPHABET = string.ascii_lowercase + string.digits
+
+
+class SuggestionError(Exception):
+    """A reconcile failure that is retried with backoff (nothing was stored)."""
+
+
+@dataclass
+class _Known:
+    service: str
+    persistent: bool
+
+
+def service_name(suggestion: Suggestion) -> str:
+    return f"{suggestion.metadata.name}-{suggestion.spec.algorithm.algorithm_name}"
+
+
+def random_trial_name(prefix: str, taken: set[str]) -> str:
+    """``<prefix>-<8 lowercase alnum>`` not in ``taken`` (36^8 ≈ 2.8e12 names)."""
+    while True:
+        name = f"{prefix}-{''.join(secrets.choice(NAME_ALPHABET) for _ in range(8))}"
+        if name not in taken:
+            return name
+
+
+def _status_doc(s: Suggestion) -> dict:
+    doc = s.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    doc.pop("lastReconcileTime", None)
+    return doc
+
+
+class SuggestionReconciler:
+    def __init__(self, store: ResourceStore, runtime: Runtime, registry: Registry, *,
+                 db_manager_address: str, token: str | None = None, call_timeout: float = 60.0,
+                 not_ready_requeue: float = 0.5):
+        self.store = store
+        self.runtime = runtime
+        self.registry = registry
+        self.db_manager_address = db_manager_address
+        self.token = token
+        self.call_timeout = call_timeout
+        self.not_ready_requeue = not_ready_requeue
+        self._known: dict[Key, _Known] = {}
+        self._validated: dict[Key, str] = {}  # key → address of the service instance validated
+
+    # -- the pass -----------------------------------------------------------------------------
+    def reconcile(self, key: Key) -> Result | None:
+        try:
+            sugg = self.store.get("Suggestion", key.namespace, key.name)
+        except NotFound:
+            known = self._known.pop(key, None)
+            self._validated.pop(key, None)
+            if known is not None:
+                self.runtime.delete_service(key.namespace, known.service)
+            return None
+        persistent = sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME
+        name = service_name(sugg)
+        self._known[key] = _Known(name, persistent)
+        conds = sugg.status.conditions
+
+        if has_condition(conds, "Succeeded") or has_condition(conds, "Failed"):
+            self.runtime.delete_service(key.namespace, name, keep_state=persistent)
+            self._validated.pop(key, None)
+            return None
+
+        before = _status_doc(sugg)
+        if get_condition(conds, "Created") is None:
+            set_condition(conds, "Created", TRUE, REASON_CREATED, MSG_CREATED)
+            sugg.status.start_time = sugg.status.start_time or now_rfc3339()
+
+        try:
+            spec = self._service_spec(sugg)
+        except SuggestionError as err:
+            self._fail(sugg, str(err))
+            return None
+        state = self.runtime.ensure_service(spec)
+        if not state.ready:
+            set_condition(conds, "DeploymentReady", FALSE, REASON_NOT_READY,
+                          state.message or "Deployment is not ready")
+            self._write(sugg, before)
+            return Result(requeue_after=self.not_ready_requeue)
+        set_condition(conds, "DeploymentReady", TRUE, REASON_READY, MSG_READY)
+
+        try:
+            exp = self.store.get("Experiment", key.namespace, key.name)
+        except NotFound:
+            self._write(sugg, before)
+            return None
+        trials = self._trials(exp)
+
+        if self._validated.get(key) != state.address or not has_condition(conds, "Running"):
+            problem = self._validate(exp, state)
+            if problem is not None:
+                self._fail(sugg, f"Validation failed: {problem}")
+                return None
+            remove_condition(conds, "Succeeded")
+            set_condition(conds, "Running", TRUE, REASON_RUNNING, MSG_RUNNING)
+            self._validated[key] = state.address or ""
+        sugg = self._write(sugg, before)
+
+        if has_condition(sugg.status.conditions, SUGGESTION_EXHAUSTED):
+            return None
+        if rb.current_request_number(sugg) <= 0:
+            return None
+        self._sync_assignments(exp, sugg, trials, state)
+        return None
+
+    # -- pieces -------------------------------------------------------------------------------
+    def _service_spec(self, sugg: Suggestion) -> ServiceSpec:
+        algo = sugg.spec.algorithm.algorithm_name
+        entry = self.registry.algorithm(algo)
+        if entry is None or not entry.command:
+            raise SuggestionError(f"algorithm {algo!r} is not in the algorithm registry "
+                                  f"({self.registry.source}) with a local command")
+        es_command = None
+        if sugg.spec.early_stopping is not None and sugg.spec.early_stopping.algorithm_name:
+            es_name = sugg.spec.early_stopping.algorithm_name
+            es_entry = self.registry.early_stopping(es_name)
+            if es_entry is None or not es_entry.command:
+                raise SuggestionError(f"early stopping algorithm {es_name!r} is not in the algorithm registry")
+            es_command = list(es_entry.command)
+        ns, name = sugg.metadata.namespace, sugg.metadata.name
+        return ServiceSpec(
+            name=service_name(sugg), namespace=ns, algorithm=algo, command=list(entry.command),
+            image=entry.image, env=dict(entry.env),
+            labels={**sugg.metadata.labels, EXPERIMENT_LABEL: name,
+                    "katib.kubeflow.org/suggestion": name,
+                    "katib.kubeflow.org/deployment": service_name(sugg)},
+            owner={"apiVersion": sugg.api_version, "kind": "Suggestion", "name": name,
+                   "uid": sugg.metadata.uid},
+            resources=entry.resources, early_stopping_command=es_command,
+            persistent=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME,
+        )
+
+    def _trials(self, exp: Experiment) -> list[Trial]:
+        labels = {**exp.metadata.labels, EXPERIMENT_LABEL: exp.metadata.name}
+        items, _ = self.store.list("Trial", exp.metadata.namespace, labels)
+        return items
+
+    def _channel(self, address: str) -> grpc.Channel:
+        return open_channel(address, token=self.token)
+
+    def _validate(self, exp: Experiment, state) -> str | None:
+        """None when valid; the algorithm's message when it rejects the settings."""
+        calls = [(state.address, lambda ch: api_pb2_grpc.SuggestionStub(ch).ValidateAlgorithmSettings(
+            rb.validate_request(exp), timeout=self.call_timeout))]
+        if exp.spec.early_stopping is not None and state.early_stopping_address:
+            calls.append((state.early_stopping_address,
+                          lambda ch: api_pb2_grpc.EarlyStoppingStub(ch).ValidateEarlyStoppingSettings(
+                              api_pb2.ValidateEarlyStoppingSettingsRequest(
+                                  early_stopping=rb.early_stopping_message(exp)), timeout=self.call_timeout)))
+        for address, call in calls:
+            channel = self._channel(address)
+            try:
+                call(channel)
+            except grpc.RpcError as err:
+                code = err.code()
+                if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN):
+                    return err.details() or code.name
+                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise SuggestionError(f"validation at {address}: {code.name}: {err.details()}") from None
+                # Any other answer (UNIMPLEMENTED, INTERNAL, ...) counts as valid, as in Katib.
+            finally:
+                channel.close()
+        return None
+
+    def _get_suggestions(self, address: str, req: api_pb2.GetSuggestionsRequest):
+        channel = self._channel(address)
+        try:
+            return api_pb2_grpc.SuggestionStub(channel).GetSuggestions(req, timeout=self.call_timeout)
+        finally:
+            channel.close()
+
+    def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial], state) -> None:
+        current = rb.current_request_number(sugg)
+        req = rb.suggestions_request(exp, sugg, trials)
+        exhausted = False
+        replies: list[api_pb2.GetSuggestionsReply] = []
+        try:
+            reply = self._get_suggestions(state.address, req)
+            if len(reply.parameter_assignments) != current:
+                raise SuggestionError(
+                    f"The response contains unexpected trials: asked for {current}, "
+                    f"got {len(reply.parameter_assignments)}")
+            replies.append(reply)
+        except grpc.RpcError as err:
+            if err.code() != grpc.StatusCode.OUT_OF_RANGE:
+                raise SuggestionError(f"GetSuggestions at {state.address}: {err.code().name}: "
+                                      f"{err.details()}") from None
+            exhausted = True
+            replies = self._collect_rest(state.address, req, current)
+        assignments_pb = [a for r in replies for a in r.parameter_assignments]
+        overlay = [AlgorithmSetting(name=s.name, value=s.value)
+                   for r in replies if r.HasField("algorithm") for s in r.algorithm.algorithm_settings]
+        rules = self._early_stopping_rules(exp, sugg, trials, state) if assignments_pb else []
+        self._record(sugg, assignments_pb, overlay, rules, exhausted, current, trials)
+
+    def _collect_rest(self, address: str, req: api_pb2.GetSuggestionsRequest, wanted: int):
+        """After OUT_OF_RANGE: ask one at a time for what is left (at most ``wanted - 1``)."""
+        replies: list[api_pb2.GetSuggestionsReply] = []
+        if wanted <= 1:
+            return replies
+        base_total = req.total_request_number - req.current_request_number
+        for i in range(wanted - 1):
+            single = api_pb2.GetSuggestionsRequest()
+            single.CopyFrom(req)
+            single.current_request_number = 1
+            single.total_request_number = base_total + i + 1
+            try:
+                reply = self._get_suggestions(address, single)
+            except grpc.RpcError as err:
+                if err.code() == grpc.StatusCode.OUT_OF_RANGE:
+                    break
+                raise SuggestionError(f"GetSuggestions at {address}: {err.code().name}: {err.details()}") from None
+            if len(reply.parameter_assignments) != 1:
+                break
+            replies.append(reply)
+        return replies
+
+    def _early_stopping_rules(self, exp, sugg, trials, state) -> list[EarlyStoppingRule]:
+        if exp.spec.early_stopping is None or not state.early_stopping_address:
+            return []
+        channel = self._channel(state.early_stopping_address)
+        try:
+            reply = api_pb2_grpc.EarlyStoppingStub(channel).GetEarlyStoppingRules(
+                rb.early_stopping_rules_request(exp, sugg, trials, self.db_manager_address),
+                timeout=self.call_timeout)
+        except grpc.RpcError as err:
+            raise SuggestionError(f"GetEarlyStoppingRules at {state.early_stopping_address}: "
+                                  f"{err.code().name}: {err.details()}") from None
+        finally:
+            channel.close()
+        return [EarlyStoppingRule(name=r.name, value=r.value, comparison=rb.comparison_name(r.comparison),
+                                  start_step=r.start_step) for r in reply.early_stopping_rules]
+
+    def _record(self, sugg: Suggestion, assignments_pb, overlay, rules, exhausted: bool, current: int,
+                trials: list[Trial]) -> None:
+        """One status write; on a conflict re-read and re-apply only if nothing relevant moved."""
+        expected_count = sugg.status.suggestion_count
+        taken = {a.name for a in sugg.status.suggestions} | {t.metadata.name for t in trials}
+        new: list[TrialAssignment] = []
+        for a in assignments_pb:
+            name = a.trial_name or random_trial_name(sugg.metadata.name, taken)
+            taken.add(name)
+            new.append(TrialAssignment(
+                name=name,
+                parameter_assignments=[ParameterAssignment(name=p.name, value=p.value) for p in a.assignments],
+                early_stopping_rules=[r.model_copy() for r in rules],
+                labels=dict(a.labels) or None,
+            ))
+        for _ in range(5):
+            if new:
+                sugg.status.suggestions = list(sugg.status.suggestions) + new
+                sugg.status.suggestion_count = len(sugg.status.suggestions)
+                if overlay:
+                    sugg.status.algorithm_settings = rb.overlay_settings(sugg.status.algorithm_settings, overlay)
+            if exhausted:
+                set_condition(sugg.status.conditions, SUGGESTION_EXHAUSTED, TRUE, REASON_SUGGESTION_END,
+                              "the algorithm has no new assignment left (search space exhausted)")
+            try:
+                self.store.update_status(sugg)
+                if new:
+                    log.info("assignments recorded", extra={"suggestion": sugg.metadata.name,
+                                                             "count": len(new), "exhausted": exhausted})
+                return
+            except Conflict:
+                sugg = self.store.get("Suggestion", sugg.metadata.namespace, sugg.metadata.name)
+                if (sugg.status.suggestion_count != expected_count
+                        or rb.current_request_number(sugg) < len(new)
+                        or has_condition(sugg.status.conditions, "Succeeded")):
+                    raise SuggestionError("the Suggestion changed while asking the algorithm; "
+                                          "the reply was discarded") from None
+        raise SuggestionError("the Suggestion status kept changing; the reply was discarded")
+
+    def _write(self, sugg: Suggestion, before: dict) -> Suggestion:
+        if _status_doc(sugg) != before:
+            return self.store.update_status(sugg)
+        return sugg
+
+    def _fail(self, sugg: Suggestion, message: str) -> None:
+        conds = sugg.status.conditions
+        if get_condition(conds, "Running") is not None:
+            set_condition(conds, "Running", FALSE, REASON_FAILED, message)
+        set_condition(conds, "Failed", TRUE, REASON_FAILED, message)
+        sugg.status.completion_time = sugg.status.completion_time or now_rfc3339()
+        self.store.update_status(sugg)  # Conflict → retried; validation runs again
+        log.warning("suggestion failed", extra={"suggestion": sugg.metadata.name, "message": message})
+        self.runtime.delete_service(sugg.metadata.namespace, service_name(sugg),
+                                    keep_state=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME)
