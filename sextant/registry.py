@@ -35,6 +35,9 @@ DEFAULT_RESOURCES: dict[str, Any] = {
 }
 
 
+_CACHE: dict[tuple[str, int, int], Registry] = {}
+
+
 class RegistryError(ValueError):
     """The registry file is missing, unreadable or malformed; the message names the entry."""
 
@@ -115,6 +118,10 @@ class Registry:
         chosen = Path(path) if path else Path(os.environ[REGISTRY_ENV]) if os.environ.get(REGISTRY_ENV) \
             else DEFAULT_REGISTRY_PATH
         try:
+            stat = chosen.stat()
+            key = (str(chosen.resolve()), stat.st_mtime_ns, stat.st_size)
+            if key in _CACHE:
+                return _CACHE[key]  # admission loads it per request: skip re-parsing an unchanged file
             text = chosen.read_text()
         except OSError as err:
             raise RegistryError(f"cannot read algorithm registry {chosen}: {err.strerror}") from None
@@ -122,7 +129,10 @@ class Registry:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as err:
             raise RegistryError(f"algorithm registry {chosen}: invalid YAML: {err}") from None
-        return cls.from_dict(data, source=str(chosen))
+        registry = cls.from_dict(data, source=str(chosen))
+        _CACHE.clear()
+        _CACHE[key] = registry
+        return registry
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<memory>") -> Registry:
