@@ -116,6 +116,8 @@ class GrpcServer:
         self._service_names: list[str] = [health.SERVICE_NAME]
         self._health_names = list(health_names)
         self._stopped = threading.Event()
+        self._stop_lock = threading.Lock()
+        self._stopping = False
         self.port: int | None = None
         self.metrics_port: int | None = None
 
@@ -132,7 +134,9 @@ class GrpcServer:
         s = self.settings
         if not s.tls_cert:
             return None
-        key = Path(s.tls_key or "").read_bytes()
+        if not s.tls_key:
+            raise ValueError(f"{self.name}: --tls-key is required with --tls-cert")
+        key = Path(s.tls_key).read_bytes()
         cert = Path(s.tls_cert).read_bytes()
         ca = Path(s.tls_client_ca).read_bytes() if s.tls_client_ca else None
         return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca,
@@ -166,7 +170,12 @@ class GrpcServer:
         signal.signal(signal.SIGINT, handle)
 
     def stop(self, on_stop: Callable[[], None] | None = None) -> None:
-        if self._stopped.is_set():
+        # A second signal (or a signal racing an explicit stop) must not run the shutdown twice.
+        with self._stop_lock:
+            already = self._stopping
+            self._stopping = True
+        if already:
+            self._stopped.wait()  # the first caller finishes the shutdown; return once it has
             return
         self.set_serving(False)
         self.health.enter_graceful_shutdown()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -199,3 +200,17 @@ def test_token_refuses_an_unauthenticated_stream(server_factory):
             assert len(events) == 1
     finally:
         server.stop()
+
+
+def test_concurrent_stops_run_shutdown_once():
+    server = GrpcServer(ServerSettings(port=0, grace_seconds=0.2), name="t")
+    server.start()
+    calls: list[int] = []
+    threads = [threading.Thread(target=server.stop, args=(lambda: calls.append(1),)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert calls == [1]
+    server.stop()  # stopping again is harmless
+    assert calls == [1]
