@@ -206,6 +206,10 @@ def admit_experiment(doc: dict[str, Any], *, old: Experiment | None = None, regi
         raise Invalid(errors)
     if registry is None:
         registry = _default_registry()
+    elif isinstance(registry, str | Path):
+        from sextant.registry import Registry
+
+        registry = Registry.load(registry)
     apply_defaults(experiment)
     rule_errors = validate_experiment(experiment, old=old, registry=registry)
     errors += [e for e in rule_errors if not _overlaps(e, aside)]

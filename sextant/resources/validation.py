@@ -383,6 +383,8 @@ def _validate_collector(exp: Experiment, errors: list[str]) -> None:
     elif kind == CollectorKind.PROMETHEUS:
         http = source.http_get if source is not None else None
         port = http.port if http is not None else None
+        if isinstance(port, str) and port.isdigit():
+            port = int(port)  # an IntOrString holding digits counts as a number, as in Katib
         if not isinstance(port, int) or isinstance(port, bool) or port <= 0:
             errors.append(f"{p}.source.httpGet.port: must be a positive integer")
         if http is None or not (http.path or "").startswith("/"):

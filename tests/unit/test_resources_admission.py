@@ -188,3 +188,19 @@ def test_validate_file_handles_streams_and_unreadable_paths(tmp_path):
 def test_format_path():
     assert format_path(("spec", "parameters", 0, "feasibleSpace", "min")) == "spec.parameters[0].feasibleSpace.min"
     assert format_path(()) == "document"
+
+
+def test_prometheus_port_may_be_a_digit_string():
+    doc = load("random-basic.yaml")
+    doc["spec"]["metricsCollectorSpec"] = {"collector": {"kind": "PrometheusMetric"},
+                                           "source": {"httpGet": {"port": "9090", "path": "/m"}}}
+    admit_experiment(doc)
+    doc["spec"]["metricsCollectorSpec"]["source"]["httpGet"]["port"] = "http"
+    assert fields(errors_of(doc)) == {"spec.metricsCollectorSpec.source.httpGet.port"}
+
+
+def test_registry_may_be_given_as_a_path(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("suggestions:\n- algorithmName: only-this\n  command: [x]\n")
+    doc = load("random-basic.yaml")
+    assert "spec.algorithm.algorithmName" in fields(errors_of(doc, registry=str(path)))
