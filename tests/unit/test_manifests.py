@@ -236,3 +236,19 @@ def test_registry_config_map_is_a_valid_registry_with_images(manifests):
 
 def test_assembly_does_not_mutate_between_calls():
     assert assemble() == copy.deepcopy(assemble())
+
+
+@pytest.mark.parametrize("deployment", ["sextant-db-manager", "sextant-experiment-controller",
+                                        "sextant-suggestion-controller", "sextant-trial-controller"])
+def test_container_args_are_flags_the_service_accepts(manifests, deployment):
+    import importlib.util
+    import sys
+
+    container = by_kind(manifests, "Deployment")[deployment]["spec"]["template"]["spec"]["containers"][0]
+    module, *args = container["args"]
+    if importlib.util.find_spec(module + ".__main__") is None:
+        pytest.skip(f"{module} has no __main__ yet (being written by another area)")
+    help_text = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
+                               timeout=120, cwd=ROOT, check=True).stdout
+    for flag in (a for a in args if a.startswith("--")):
+        assert flag in help_text, f"{deployment}: {module} does not accept {flag}"
