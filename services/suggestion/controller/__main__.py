@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from sextant.config import data_dir, env, read_token
-from sextant.controller import Controller, owner_mapper
+from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store
 from sextant.registry import Registry
 from sextant.runtime import make_runtime
@@ -24,9 +24,8 @@ def build_controller(store, runtime, registry, *, db_manager_address: str, token
                             resync_seconds=resync_seconds)
     controller.watch(Informer(store, "Suggestion", namespace, resync_seconds=0))
     # Trial changes matter to algorithms only through new requests, which change the
-    # Suggestion; Experiment edits (settings are immutable) need no watch. The resync covers
+    # Suggestion, so Suggestions are the only watched kind. The periodic resync brings back
     # services that died while nothing else changed.
-    controller.watch(Informer(store, "Experiment", namespace, resync_seconds=0), owner_mapper("__none__"))
     controller.reconciler = reconciler  # type: ignore[attr-defined]
     return controller
 

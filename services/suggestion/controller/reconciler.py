@@ -352,6 +352,6 @@ class SuggestionReconciler:
         set_condition(conds, "Failed", TRUE, REASON_FAILED, message)
         sugg.status.completion_time = sugg.status.completion_time or now_rfc3339()
         self.store.update_status(sugg)  # Conflict → retried; validation runs again
-        log.warning("suggestion failed", extra={"suggestion": sugg.metadata.name, "message": message})
+        log.warning("suggestion failed", extra={"suggestion": sugg.metadata.name, "reason": message})
         self.runtime.delete_service(sugg.metadata.namespace, service_name(sugg),
                                     keep_state=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME)

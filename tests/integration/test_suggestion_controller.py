@@ -1,0 +1,255 @@
+"""The suggestion controller with real algorithm processes (LocalRuntime) and a real DB manager.
+
+The experiment reconciler runs alongside (step by step) and the test plays the trial
+controller, so whole experiments run without trial jobs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.experiment_controller.reconciler import ExperimentReconciler
+from services.experiment_controller.status import REASON_FAILED, REASON_SUGGESTION_END
+from services.suggestion.controller.reconciler import SuggestionError, SuggestionReconciler
+from sextant.conditions import SUGGESTION_EXHAUSTED
+from sextant.registry import Registry
+from sextant.runtime import process
+from sextant.runtime.local import LocalRuntime
+
+from .experiment_controller_support import (
+    create_experiment,
+    key,
+    last_condition,
+    set_trial,
+    trials_of,
+)
+
+pytestmark = pytest.mark.xdist_group("suggestion_controller")
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def db_backend():
+    return "sqlite"
+
+
+@pytest.fixture
+def store(db_manager):
+    s = db_manager.store()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def runtime(tmp_path):
+    rt = LocalRuntime(tmp_path / "rt", stop_grace=2.0)
+    yield rt
+    root = rt.root / "services"
+    if root.exists():
+        for ns_dir in root.iterdir():
+            for svc in ns_dir.iterdir():
+                rt.delete_service(ns_dir.name, svc.name)
+
+
+def make_srec(store, runtime, registry=None):
+    return SuggestionReconciler(store, runtime, registry or Registry.load(), db_manager_address="127.0.0.1:1",
+                                call_timeout=30.0, not_ready_requeue=0.1)
+
+
+def drive(srec, name="exp", until=None, timeout=60.0):
+    """Reconciles the Suggestion until ``until()`` holds (retrying errors, as the framework does)."""
+    deadline = time.monotonic() + timeout
+    last_error = None
+    while True:
+        try:
+            result = srec.reconcile(key(name))
+            last_error = None
+        except SuggestionError as err:
+            last_error, result = err, None
+        if until is None or until():
+            return last_error
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached; last error: {last_error}")
+        time.sleep(result.requeue_after if result and result.requeue_after else 0.1)
+
+
+def suggestion(store, name="exp"):
+    return store.get("Suggestion", "default", name)
+
+
+def count_is(store, n, name="exp"):
+    return lambda: suggestion(store, name).status.suggestion_count == n
+
+
+def finish_active(store, name="exp", acc=0.5):
+    for t in trials_of(store, name):
+        if not t.status.conditions:
+            set_trial(store, t.metadata.name, "Succeeded", acc=acc)
+
+
+def test_random_service_assignments_and_teardown(store, runtime):
+    create_experiment(store, parallelTrialCount=3, maxTrialCount=5)
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 3))
+    sugg = suggestion(store)
+    names = [a.name for a in sugg.status.suggestions]
+    assert all(re.fullmatch(r"exp-[a-z0-9]{8}", n) for n in names) and len(set(names)) == 3
+    for a in sugg.status.suggestions:
+        assert 0.01 <= float(a.parameter_assignments[0].value) <= 0.05
+    status = {c.type: (c.status, c.reason) for c in sugg.status.conditions}
+    assert status["Created"] == ("True", "SuggestionCreated")
+    assert status["DeploymentReady"] == ("True", "DeploymentReady")
+    assert status["Running"] == ("True", "SuggestionRunning")
+    assert runtime.service_status("default", "exp-random").ready
+
+    erec.reconcile(key())
+    finish_active(store)
+    erec.reconcile(key())
+    assert suggestion(store).spec.requests == 5
+    drive(srec, until=count_is(store, 5))
+    erec.reconcile(key())
+    finish_active(store)
+    erec.reconcile(key())
+    assert last_condition(store.get("Experiment", "default", "exp"))[0] == "Succeeded"
+    assert last_condition(suggestion(store))[0] == "Succeeded"
+    srec.reconcile(key())
+    assert not runtime.service_status("default", "exp-random").exists
+
+
+def test_validation_rejection_fails_suggestion_and_experiment(store, runtime):
+    create_experiment(store, algorithm={"algorithmName": "grid"}, parallelTrialCount=2, maxTrialCount=50,
+                      parameters=[{"name": "lr", "parameterType": "double",
+                                   "feasibleSpace": {"min": "0.01", "max": "0.05", "step": "0.01"}}])
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    erec.reconcile(key())
+    drive(srec, until=lambda: last_condition(suggestion(store))[0] == "Failed")
+    cond = suggestion(store).status.conditions[-1]
+    assert cond.reason == "SuggestionFailed" and cond.message.startswith("Validation failed: ")
+    assert "Max Trial Count" in cond.message
+    assert suggestion(store).status.suggestion_count == 0
+    assert not runtime.service_status("default", "exp-grid").exists
+    erec.reconcile(key())
+    exp = store.get("Experiment", "default", "exp")
+    assert last_condition(exp) == ("Failed", REASON_FAILED)
+
+
+def test_grid_exhaustion_ends_experiment_with_every_point(store, runtime):
+    create_experiment(store, algorithm={"algorithmName": "grid"}, parallelTrialCount=2, maxTrialCount=None,
+                      parameters=[{"name": "lr", "parameterType": "double",
+                                   "feasibleSpace": {"min": "0.01", "max": "0.05", "step": "0.01"}}])
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    for _ in range(40):
+        erec.reconcile(key())
+        exp = store.get("Experiment", "default", "exp")
+        if last_condition(exp)[0] in ("Succeeded", "Failed"):
+            break
+        drive(srec, until=lambda: (suggestion(store).status.suggestion_count >= suggestion(store).spec.requests
+                                   or any(c.type == SUGGESTION_EXHAUSTED for c in suggestion(store).status.conditions)))
+        erec.reconcile(key())
+        finish_active(store, acc=0.3)
+    exp = store.get("Experiment", "default", "exp")
+    assert last_condition(exp) == ("Succeeded", REASON_SUGGESTION_END)
+    values = sorted(float(t.spec.parameter_assignments[0].value) for t in trials_of(store))
+    assert values == pytest.approx([0.01, 0.02, 0.03, 0.04, 0.05])  # every point once, none lost
+    assert last_condition(suggestion(store))[0] == "Succeeded"
+
+
+def test_killed_service_is_recreated_and_revalidated(store, runtime):
+    create_experiment(store, parallelTrialCount=2, maxTrialCount=6)
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 2))
+    state = process.read_json(runtime.root / "services" / "default" / "exp-random" / "state.json")
+    old_address = state["address"]
+    os.killpg(state["main"]["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while process.is_alive(process.ProcessId.from_dict(state["main"])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    erec.reconcile(key())
+    finish_active(store)
+    erec.reconcile(key())
+    assert suggestion(store).spec.requests == 4
+    drive(srec, until=count_is(store, 4))
+    new_state = process.read_json(runtime.root / "services" / "default" / "exp-random" / "state.json")
+    assert new_state["main"]["pid"] != state["main"]["pid"]
+    assert srec._validated[key()] == new_state["address"] != old_address
+    names = [a.name for a in suggestion(store).status.suggestions]
+    assert len(set(names)) == 4
+
+
+def custom_registry(tmp_path) -> Path:
+    path = tmp_path / "registry.yaml"
+    path.write_text(yaml.safe_dump({"suggestions": [{
+        "algorithmName": "my-algo",
+        "command": ["{python}", str(HERE / "custom_algorithm_server.py"), "--port", "{port}"],
+    }, {
+        "algorithmName": "random",
+        "command": ["{python}", "-m", "services.suggestion.algorithms", "--algorithm", "random",
+                    "--port", "{port}"],
+    }]}))
+    return path
+
+
+def test_user_registered_custom_algorithm(store, runtime, tmp_path, monkeypatch):
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))  # admission accepts the custom name
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(HERE.parents[1]), os.environ.get("PYTHONPATH", "")]))
+    create_experiment(store, algorithm={"algorithmName": "my-algo"}, parallelTrialCount=2, maxTrialCount=4)
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 2))
+    sugg = suggestion(store)
+    assert [a.name for a in sugg.status.suggestions] == ["exp-custom-0", "exp-custom-1"]
+    assert sugg.status.suggestions[0].labels == {"made-by": "custom"}
+    assert {s.name: s.value for s in sugg.status.algorithm_settings} == {"calls": "1", "seen_trials": "0"}
+    erec.reconcile(key())
+    trials = trials_of(store)
+    assert [t.metadata.name for t in trials] == ["exp-custom-0", "exp-custom-1"]
+    assert trials[0].metadata.labels["made-by"] == "custom"
+    finish_active(store)
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 4))
+    sugg = suggestion(store)
+    # the overlay went back to the service: it counted its calls and saw both trials
+    assert {s.name: s.value for s in sugg.status.algorithm_settings} == {"calls": "2", "seen_trials": "2"}
+    assert [a.name for a in sugg.status.suggestions][2:] == ["exp-custom-2", "exp-custom-3"]
+
+
+def test_wrong_count_reply_stores_nothing(store, runtime, tmp_path, monkeypatch):
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo",
+                                        "algorithmSettings": [{"name": "short", "value": "1"}]},
+                      parallelTrialCount=2, maxTrialCount=4)
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+    erec.reconcile(key())
+    drive(srec, until=lambda: any(c.type == "Running" for c in suggestion(store).status.conditions))
+    with pytest.raises(SuggestionError, match="unexpected trials"):
+        srec.reconcile(key())
+    sugg = suggestion(store)
+    assert sugg.status.suggestion_count == 0 and sugg.status.suggestions == []
+    assert sugg.status.algorithm_settings == []
+
+
+def test_custom_algorithm_rejection_message_reaches_the_suggestion(store, runtime, tmp_path, monkeypatch):
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo",
+                                        "algorithmSettings": [{"name": "reject", "value": "1"}]})
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+    erec.reconcile(key())
+    drive(srec, until=lambda: last_condition(suggestion(store))[0] == "Failed")
+    assert suggestion(store).status.conditions[-1].message == \
+        "Validation failed: custom algorithm rejects setting 'reject'"
+
+
+assert sys.executable  # the registry's {python} is this interpreter
