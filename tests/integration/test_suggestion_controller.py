@@ -253,3 +253,58 @@ def test_custom_algorithm_rejection_message_reaches_the_suggestion(store, runtim
 
 
 assert sys.executable  # the registry's {python} is this interpreter
+
+
+def test_both_controllers_threaded_with_restarts_mid_experiment(store, runtime):
+    """Both controllers as threads on informers; each is stopped and replaced mid-experiment."""
+    import threading
+
+    from services.experiment_controller.__main__ import build_controller as build_exp
+    from services.suggestion.controller.__main__ import build_controller as build_sugg
+
+    from .experiment_controller_support import wait_for
+
+    create_experiment(store, parallelTrialCount=3, maxTrialCount=9)
+    registry = Registry.load()
+
+    def new_sugg():
+        return build_sugg(store, runtime, registry, db_manager_address="127.0.0.1:1", workers=2,
+                          resync_seconds=2, call_timeout=30)
+
+    stop_player = threading.Event()
+
+    def trial_player():  # finishes every new trial (plays the trial controller)
+        while not stop_player.wait(0.1):
+            try:
+                finish_active(store, acc=0.4)
+            except Exception:  # noqa: BLE001 - racing the experiment controller: next round
+                pass
+
+    exp_c, sugg_c = build_exp(store, workers=2, resync_seconds=2), new_sugg()
+    player = threading.Thread(target=trial_player, daemon=True)
+    exp_c.start()
+    sugg_c.start()
+    player.start()
+    try:
+        wait_for(lambda: len(trials_of(store)) >= 3, timeout=60)
+        sugg_c.stop()  # suggestion controller restart
+        sugg_c = new_sugg()
+        sugg_c.start()
+        wait_for(lambda: len(trials_of(store)) >= 6, timeout=60)
+        exp_c.stop()  # experiment controller restart
+        exp_c = build_exp(store, workers=2, resync_seconds=2)
+        exp_c.start()
+        wait_for(lambda: last_condition(store.get("Experiment", "default", "exp"))[0] == "Succeeded",
+                 timeout=90)
+        wait_for(lambda: not runtime.service_status("default", "exp-random").exists, timeout=30)
+    finally:
+        stop_player.set()
+        player.join(5)
+        exp_c.stop()
+        sugg_c.stop()
+    names = [t.metadata.name for t in trials_of(store)]
+    assert len(names) == len(set(names)) == 9
+    sugg = suggestion(store)
+    assert sorted(a.name for a in sugg.status.suggestions) == sorted(names)
+    exp = store.get("Experiment", "default", "exp")
+    assert exp.status.trials_succeeded == 9 and exp.status.conditions[-1].reason == "ExperimentMaxTrialsReached"
