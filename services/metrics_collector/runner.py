@@ -34,6 +34,7 @@ log = logging.getLogger("sextant.metrics_collector")
 KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push", "None")
 # Kinds where this process reads the metrics (and so reports `unavailable` if the objective never came).
 COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
+EARLY_SIGNALS: list[int] = []  # SIGTERMs received before run() installed its handler
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -218,6 +219,10 @@ class Collector:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        if EARLY_SIGNALS:
+            self.killed = True
+            self._finish(-signal.SIGTERM, "Killed", "trial was stopped before it started")
+            return 128 + signal.SIGTERM
         if self.args.kind == "Custom":
             self._start_custom()
         try:

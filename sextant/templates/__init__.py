@@ -88,9 +88,21 @@ def render_go_job(source: str, *, trial_name: str, experiment_name: str, namespa
     return job
 
 
-def render_run_spec(experiment: Any, trial_name: str, assignments: Mapping[str, str] | list,
+def render_run_spec(experiment: Any, trial: Any, assignments: Mapping[str, str] | list | None = None,
                     *, directory: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The rendered job for ``trial_name``; ``experiment`` is the internal Experiment model."""
+    """The rendered job for one trial; ``experiment`` is the internal Experiment model.
+
+    ``trial`` is a trial name (then ``assignments`` is required: a ``{name: value}`` mapping or a
+    list of parameter assignments) or a Trial model, whose name and assignments are used.
+    """
+    if isinstance(trial, str):
+        trial_name = trial
+    else:
+        trial_name = trial.metadata.name
+        if assignments is None:
+            assignments = list(trial.spec.parameter_assignments)
+    if assignments is None:
+        raise TypeError("render_run_spec: assignments are required when trial is a name")
     if isinstance(assignments, list):
         assignments = {a["name"] if isinstance(a, Mapping) else a.name:
                        a["value"] if isinstance(a, Mapping) else a.value for a in assignments}

@@ -1,0 +1,72 @@
+"""``python -m services.trial_controller --db-manager HOST:PORT``: runs trials' jobs.
+
+Jobs run through the Runtime: ``--runtime local`` (default: processes, state under
+``<data dir>/jobs``) or ``--runtime kubernetes`` (batch/v1 Jobs etc., when available).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from sextant.channel import open_channel
+from sextant.config import data_dir, env, read_token
+from sextant.controller import Controller
+from sextant.controller_main import add_controller_arguments, open_store
+from sextant.store.informer import Informer
+
+from .reconciler import TrialReconciler
+
+
+def make_runtime(ns: argparse.Namespace, token: str | None):
+    if ns.runtime == "kubernetes":
+        from sextant.runtime.kubernetes import KubernetesRuntime  # type: ignore[import-not-found]
+
+        return KubernetesRuntime()
+    from sextant.runtime.local import LocalRuntime
+
+    return LocalRuntime(data_dir(ns.data_dir), token=token, db_manager_address=ns.db_manager,
+                        stop_grace=ns.stop_grace)
+
+
+def build_controller(store, runtime, db_manager_channel, *, db_manager_address: str, namespace: str = "",
+                     workers: int = 4, resync_seconds: float = 30.0,
+                     custom_grace: float = 60.0) -> Controller:
+    informer = Informer(store, "Trial", namespace, resync_seconds=0)
+    reconciler = TrialReconciler(store, runtime, db_manager_channel, db_manager_address=db_manager_address,
+                                 informer=informer, custom_grace=custom_grace)
+    controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds)
+    controller.watch(informer)
+    return controller
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m services.trial_controller",
+                                     description="Sextant trial controller")
+    add_controller_arguments(parser)
+    parser.add_argument("--runtime", choices=("local", "kubernetes"), default=env("runtime", "local"))
+    parser.add_argument("--stop-grace", type=float, default=5.0,
+                        help="seconds between SIGTERM and SIGKILL when stopping a trial")
+    parser.add_argument("--custom-grace", type=float, default=60.0,
+                        help="seconds to wait for a Custom collector's metrics after the job ends")
+    ns = parser.parse_args(argv)
+    store = open_store(ns)
+    token = read_token(None, ns.token_file)
+    if token:
+        os.environ.setdefault("SEXTANT_TOKEN", token)  # trials using Push report with it
+    channel = open_channel(ns.db_manager, token=token, tls_ca=ns.tls_ca)
+    controller = build_controller(store, make_runtime(ns, token), channel,
+                                  db_manager_address=ns.db_manager, namespace=ns.namespace,
+                                  workers=ns.workers, resync_seconds=ns.resync_seconds,
+                                  custom_grace=ns.custom_grace)
+    try:
+        controller.run_until_signal()
+    finally:
+        store.close()
+        channel.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

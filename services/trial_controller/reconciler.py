@@ -1,0 +1,279 @@
+"""The trial reconcile: run the trial's job and turn its outcome into Trial conditions (facts §5.3).
+
+One pass, level-triggered and idempotent:
+
+1. First sight: ``startTime`` and condition Created (TrialCreated).
+2. Job: started through the Runtime if absent and the trial is not completed (the experiment
+   controller already rendered ``spec.runSpec``). A trial marked Killed (by the experiment
+   controller when the experiment ends) has its running job stopped.
+3. Job running → Running (TrialRunning). Job succeeded (or the trial was early-stopped) → the
+   observation is rebuilt from the DB manager's logs: objective available → Succeeded
+   (unless EarlyStopped), otherwise MetricsUnavailable (for Push/Custom collectors a log
+   ``{zero time, objective, unavailable}`` is reported first, as Katib). Job failed → Failed
+   with ``TrialFailed. Job reason: <reason>`` / ``Trial has failed. Job message: <message>``.
+   Completing flips Running to False.
+4. Once the final status is stored and ``retainRun`` is false, the job and its files go.
+5. A deleted Trial: its job is deleted (the store deletes its observation logs).
+
+Custom collectors report on their own schedule: when the job has succeeded but the objective
+has not arrived yet, the trial waits up to ``custom_grace`` seconds before MetricsUnavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import grpc
+
+from sextant.api import api_pb2, api_pb2_grpc
+from sextant.conditions import (
+    TRUE,
+    flip_to_false,
+    has_condition,
+    now_rfc3339,
+    parse_time,
+    set_condition,
+    trial_is_completed,
+)
+from sextant.controller import Key, Result
+from sextant.resources.models import EXPERIMENT_LABEL, Trial, TrialConditionType
+from sextant.runtime.base import JobPhase, JobSpec, Runtime
+from sextant.store.interface import NotFound, ResourceStore
+
+from .collector_args import CollectorSpecError, collector_args
+from .observation import UNAVAILABLE, BadTimestamp, build_observation, metric_names, objective_available
+
+log = logging.getLogger("sextant.trial_controller")
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+CREATED, RUNNING = str(TrialConditionType.CREATED), str(TrialConditionType.RUNNING)
+SUCCEEDED, FAILED = str(TrialConditionType.SUCCEEDED), str(TrialConditionType.FAILED)
+KILLED, EARLY_STOPPED = str(TrialConditionType.KILLED), str(TrialConditionType.EARLY_STOPPED)
+METRICS_UNAVAILABLE = str(TrialConditionType.METRICS_UNAVAILABLE)
+
+MSG_CREATED, MSG_RUNNING = "Trial is created", "Trial is running"
+MSG_SUCCEEDED, MSG_FAILED = "Trial has succeeded", "Trial has failed"
+MSG_METRICS_UNAVAILABLE = "Metrics are not available"
+REASON_KILLED, MSG_KILLED = "TrialKilled", "Trial is killed"
+V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
+
+
+def _kind(trial: Trial) -> str:
+    mc = trial.spec.metrics_collector
+    kind = mc.collector.kind if mc and mc.collector else "StdOut"
+    return str(getattr(kind, "value", kind))
+
+
+class TrialReconciler:
+    def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
+                 db_manager_address: str | None = None, informer: Any = None,
+                 custom_grace: float = 60.0, rpc_timeout: float = 30.0, job_poll_seconds: float = 0.5):
+        self.store = store
+        self.runtime = runtime
+        self.dbm = api_pb2_grpc.DBManagerStub(db_manager)
+        self.db_manager_address = db_manager_address
+        self.informer = informer
+        self.custom_grace = custom_grace
+        self.rpc_timeout = rpc_timeout
+        # Job state lives outside the store, so no event says "the job ended": a trial whose
+        # job is active is looked at again after this long.
+        self.job_poll_seconds = job_poll_seconds
+        self._experiments: dict[tuple[str, str], Any] = {}
+
+    # --- helpers -----------------------------------------------------------------------------
+    def _get(self, key: Key) -> Trial | None:
+        if self.informer is not None and getattr(self.informer, "has_synced", lambda: False)():
+            # The cache is at most a moment behind; a stale write fails with Conflict and retries.
+            cached = self.informer.get(key.namespace, key.name)
+            if cached is not None:
+                return cached.model_copy(deep=True)
+        return self._get_fresh(key)
+
+    def _get_fresh(self, key: Key) -> Trial | None:
+        try:
+            return self.store.get("Trial", key.namespace, key.name)
+        except NotFound:
+            return None
+
+    def _dialect(self, trial: Trial) -> str:
+        original = (trial.metadata.annotations or {}).get(V1ALPHA3_ANNOTATION, "")
+        if original.endswith("v1alpha3"):
+            return "v1alpha3"
+        exp = self._experiment(trial)
+        if exp is not None and (exp.metadata.annotations or {}).get(V1ALPHA3_ANNOTATION, "").endswith("v1alpha3"):
+            return "v1alpha3"
+        return "v1beta1"
+
+    def _experiment(self, trial: Trial) -> Any:
+        name = (trial.metadata.labels or {}).get(EXPERIMENT_LABEL)
+        if not name:
+            return None
+        key = (trial.metadata.namespace, name)
+        if key not in self._experiments:
+            try:
+                self._experiments[key] = self.store.get("Experiment", *key)
+            except NotFound:
+                return None
+        return self._experiments[key]
+
+    def _early_stopping_address(self, trial: Trial) -> str | None:
+        if not trial.spec.early_stopping_rules:
+            return None
+        exp = self._experiment(trial)
+        if exp is None or exp.spec.algorithm is None:
+            return None
+        service = f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}"
+        try:
+            return self.runtime.service_status(trial.metadata.namespace, service).early_stopping_address
+        except ValueError:
+            return None
+
+    def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {}
+        for name in metric_names(trial.spec.objective):
+            reply = self.dbm.GetObservationLog(
+                api_pb2.GetObservationLogRequest(trial_name=trial.metadata.name, metric_name=name),
+                timeout=self.rpc_timeout)
+            out[name] = [(m.time_stamp, m.metric.value) for m in reply.observation_log.metric_logs]
+        return out
+
+    def _report_unavailable(self, trial: Trial) -> None:
+        objective = trial.spec.objective.objective_metric_name
+        self.dbm.ReportObservationLog(api_pb2.ReportObservationLogRequest(
+            trial_name=trial.metadata.name, observation_log=api_pb2.ObservationLog(metric_logs=[
+                api_pb2.MetricLog(time_stamp=ZERO_TIME,
+                                  metric=api_pb2.Metric(name=objective, value=UNAVAILABLE))])),
+            timeout=self.rpc_timeout)
+
+    def _start(self, trial: Trial) -> Any:
+        args = collector_args(trial, dialect=self._dialect(trial),
+                              early_stopping_address=self._early_stopping_address(trial),
+                              db_manager_address=self.db_manager_address)
+        spec = JobSpec(name=trial.metadata.name, namespace=trial.metadata.namespace,
+                       run_spec=trial.spec.run_spec or {},
+                       primary_container_name=trial.spec.primary_container_name,
+                       collector_args=args, success_condition=trial.spec.success_condition,
+                       failure_condition=trial.spec.failure_condition, retain=trial.spec.retain_run,
+                       labels=dict(trial.metadata.labels or {}))
+        return self.runtime.start_job(spec)
+
+    # --- reconcile ----------------------------------------------------------------------------
+    def __call__(self, key: Key) -> Result | None:
+        trial = self._get(key)
+        if trial is None or trial.metadata.deletion_timestamp:
+            self.runtime.delete_job(key.namespace, key.name)
+            return None
+        status = trial.status
+        conds = status.conditions
+        now = now_rfc3339()
+        changed = False
+        requeue: float | None = None
+        if not has_condition(conds, CREATED):
+            status.start_time = status.start_time or now
+            changed |= set_condition(conds, CREATED, TRUE, "TrialCreated", MSG_CREATED, now)
+
+        completed = trial_is_completed(trial)
+        job = self.runtime.job_status(key.namespace, key.name)
+        if job.phase == JobPhase.NOT_FOUND and not completed:
+            # Never (re)start from a possibly stale cache: a finished trial's job may be gone.
+            fresh = self._get_fresh(key)
+            if fresh is None:
+                return None
+            trial, status, conds = fresh, fresh.status, fresh.status.conditions
+            if not has_condition(conds, CREATED):
+                status.start_time = status.start_time or now
+                changed |= set_condition(conds, CREATED, TRUE, "TrialCreated", MSG_CREATED, now)
+            completed = trial_is_completed(trial)
+        if job.phase == JobPhase.NOT_FOUND and not completed:
+            if not trial.spec.run_spec:
+                changed |= self._fail(trial, "NoRunSpec", "the trial has no runSpec to run", now)
+            else:
+                try:
+                    job = self._start(trial)
+                except (CollectorSpecError, ValueError) as err:
+                    changed |= self._fail(trial, "InvalidSpec", str(err), now)
+                else:
+                    log.info("trial job started", extra={"trial": key.name, "phase": str(job.phase)})
+
+        if has_condition(conds, KILLED) and job.phase in (JobPhase.RUNNING, JobPhase.PENDING):
+            self.runtime.stop_job(key.namespace, key.name)
+            job = self.runtime.job_status(key.namespace, key.name)
+            changed |= flip_to_false(conds, RUNNING, now)
+
+        early_stopped = has_condition(conds, EARLY_STOPPED)
+        terminal_other = any(has_condition(conds, t) for t in (FAILED, KILLED))
+        if job.phase == JobPhase.RUNNING and not trial_is_completed(trial) \
+                and not has_condition(conds, RUNNING) and not early_stopped:
+            changed |= set_condition(conds, RUNNING, TRUE, "TrialRunning", MSG_RUNNING, now)
+        elif (job.phase == JobPhase.SUCCEEDED or (early_stopped and job.phase != JobPhase.RUNNING)) \
+                and not terminal_other:
+            outcome = self._finish_succeeded(trial, job, now)
+            if outcome is None:
+                requeue = 1.0
+            else:
+                changed |= outcome
+        elif job.phase == JobPhase.FAILED and not trial_is_completed(trial):
+            changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time)
+
+        if changed:
+            status.last_reconcile_time = now
+            trial = self.store.update_status(trial)
+        if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
+            requeue = self.job_poll_seconds
+        if trial_is_completed(trial) and not trial.spec.retain_run and \
+                job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+            # Only after the final status is stored: the job's files are no longer needed.
+            self.runtime.delete_job(key.namespace, key.name)
+        return Result(requeue_after=requeue) if requeue is not None else None
+
+    def _fail(self, trial: Trial, reason: str, message: str, now: str,
+              completion: str | None = None) -> bool:
+        conds = trial.status.conditions
+        if has_condition(conds, FAILED) or has_condition(conds, EARLY_STOPPED):
+            return False
+        if has_condition(conds, KILLED):
+            return flip_to_false(conds, RUNNING, now)
+        trial.status.completion_time = completion or now
+        changed = set_condition(conds, FAILED, TRUE, f"TrialFailed. Job reason: {reason}",
+                                f"{MSG_FAILED}. Job message: {message}", now)
+        changed |= flip_to_false(conds, RUNNING, now)
+        log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
+        return changed
+
+    def _finish_succeeded(self, trial: Trial, job: Any, now: str) -> bool | None:
+        """Observation + Succeeded/MetricsUnavailable; None = look again shortly."""
+        conds = trial.status.conditions
+        try:
+            observation = build_observation(trial.spec.objective, self._logs(trial))
+        except BadTimestamp as err:
+            log.warning("observation not updated: %s", err, extra={"trial": trial.metadata.name})
+            return None
+        changed = observation != trial.status.observation
+        trial.status.observation = observation
+        early_stopped = has_condition(conds, EARLY_STOPPED)
+        if objective_available(trial.spec.objective, observation):
+            if not has_condition(conds, SUCCEEDED) and not early_stopped:
+                trial.status.completion_time = job.completion_time or now
+                changed |= set_condition(conds, SUCCEEDED, TRUE, "TrialSucceeded", MSG_SUCCEEDED, now)
+                changed |= flip_to_false(conds, RUNNING, now)
+            return changed
+        if has_condition(conds, METRICS_UNAVAILABLE):
+            return changed
+        kind = _kind(trial)
+        if kind == "Custom":
+            ended = parse_time(job.completion_time)
+            if ended is not None and time.time() - ended.timestamp() < self.custom_grace:
+                return None  # the user's collector may still be reporting
+        if kind in ("Push", "None", "Custom"):
+            self._report_unavailable(trial)
+            observation = build_observation(trial.spec.objective, self._logs(trial))
+            trial.status.observation = observation
+        trial.status.completion_time = trial.status.completion_time or job.completion_time or now
+        changed = True
+        set_condition(conds, METRICS_UNAVAILABLE, TRUE, "MetricsUnavailable", MSG_METRICS_UNAVAILABLE, now)
+        flip_to_false(conds, RUNNING, now)
+        log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
+        return changed
+

@@ -1,0 +1,152 @@
+"""Trial controller against a real DB manager (SQLite) and real local trial processes."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import grpc
+import pytest
+
+from sextant.conditions import has_condition, set_condition
+from sextant.resources.models import Trial
+from sextant.runtime.local import LocalRuntime
+from sextant.store.interface import NotFound
+from services.trial_controller.__main__ import build_controller
+from tests.integration.conftest import create_database
+
+pytestmark = pytest.mark.xdist_group("trial_controller")
+
+
+@pytest.fixture()
+def stack(tmp_path):
+    from services.db_manager.app import DBManagerApp
+    from services.db_manager.database import Database, migrate
+    from sextant.config import ServerSettings
+
+    url, drop = create_database("sqlite", tmp_path)
+    db = Database(url)
+    migrate(db)
+    app = DBManagerApp(ServerSettings(port=0, max_workers=32), db, poll_seconds=0.2, bookmark_seconds=1.0)
+    address = f"127.0.0.1:{app.start()}"
+    from sextant.store.client import GrpcResourceStore
+
+    store = GrpcResourceStore(address)
+    channel = grpc.insecure_channel(address)
+    controllers = []
+
+    def start_controller():
+        rt = LocalRuntime(tmp_path / "data", db_manager_address=address, stop_grace=2)
+        c = build_controller(store, rt, channel, db_manager_address=address, workers=2, resync_seconds=2,
+                             custom_grace=1)
+        c.start()
+        controllers.append(c)
+        return c, rt
+
+    yield store, start_controller, tmp_path / "data"
+    for c in controllers:
+        c.stop()
+    channel.close()
+    store.close()
+    app.stop()
+    drop()
+
+
+def _trial(name, code, *, kind="StdOut", retain=False, additional=("loss",)):
+    return Trial.model_validate({
+        "metadata": {"name": name, "namespace": "default", "labels": {"katib.kubeflow.org/experiment": "exp"}},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "acc",
+                          "additionalMetricNames": list(additional),
+                          "metricStrategies": [{"name": "acc", "value": "max"},
+                                               *[{"name": m, "value": "min"} for m in additional]]},
+            "parameterAssignments": [{"name": "lr", "value": "0.1"}],
+            "runSpec": {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+                        "spec": {"template": {"spec": {"containers": [
+                            {"name": "main", "image": "x", "command": ["python", "-c", code]}]}}}},
+            "primaryContainerName": "main", "retainRun": retain,
+            "metricsCollector": {"collector": {"kind": kind}},
+        }})
+
+
+def _wait(store, name, predicate, timeout=40):
+    deadline = time.monotonic() + timeout
+    trial = None
+    while time.monotonic() < deadline:
+        try:
+            trial = store.get("Trial", "default", name)
+        except NotFound:
+            trial = None
+        if predicate(trial):
+            return trial
+        time.sleep(0.1)
+    raise AssertionError(f"trial {name} never reached the expected state: "
+                         f"{trial.status.model_dump() if trial else None}")
+
+
+def _cond(t):
+    return lambda trial: trial is not None and has_condition(trial.status.conditions, t)
+
+
+def test_success_failure_unavailable_push(stack):
+    store, start, data = stack
+    start()
+    store.create(_trial("ok", "print('acc=0.5 loss=3');print('acc=0.9');print('acc=0.7 loss=1')"))
+    store.create(_trial("bad", "import sys; print('acc=0.9'); sys.exit(3)"))
+    store.create(_trial("nometrics", "print('hello')"))
+    store.create(_trial("push", "import sextant; sextant.report_metrics({'acc': 0.25, 'loss': 2})", kind="Push"))
+    store.create(_trial("pushnone", "print('acc=1')", kind="Push"))
+
+    ok = _wait(store, "ok", _cond("Succeeded"))
+    metrics = {m.name: m for m in ok.status.observation.metrics}
+    assert (metrics["acc"].min, metrics["acc"].max, metrics["acc"].latest) == ("0.5", "0.9", "0.7")
+    assert (metrics["loss"].min, metrics["loss"].max, metrics["loss"].latest) == ("1", "3", "1")
+    assert [c.type for c in ok.status.conditions if c.status == "True"] == ["Created", "Succeeded"]
+    assert ok.status.completion_time and ok.status.start_time
+
+    bad = _wait(store, "bad", _cond("Failed"))
+    failed = [c for c in bad.status.conditions if c.type == "Failed"][0]
+    assert failed.reason == "TrialFailed. Job reason: Error"
+    assert failed.message == "Trial has failed. Job message: exit code 3"
+
+    none = _wait(store, "nometrics", _cond("MetricsUnavailable"))
+    acc = [m for m in none.status.observation.metrics if m.name == "acc"][0]
+    assert acc.latest == "unavailable"
+
+    push = _wait(store, "push", _cond("Succeeded"))
+    assert {m.name: m.latest for m in push.status.observation.metrics} == {"acc": "0.25", "loss": "2.0"}
+    _wait(store, "pushnone", _cond("MetricsUnavailable"))
+    # retainRun false: the job's files go once the trial is finished
+    deadline = time.monotonic() + 10
+    while (data / "jobs/default/ok").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (data / "jobs/default/ok").exists()
+
+
+def test_killed_restart_and_delete(stack):
+    store, start, data = stack
+    controller, rt = start()
+    slow = "import time\nprint('acc=0.1', flush=True)\ntime.sleep(3)\nprint('acc=0.3', flush=True)"
+    store.create(_trial("slow", slow, retain=True))
+    store.create(_trial("victim", "import time\nprint('acc=0.2', flush=True)\ntime.sleep(120)", retain=True))
+    _wait(store, "slow", _cond("Running"))
+    victim = _wait(store, "victim", _cond("Running"))
+    # The controller dies while trials run; a new one re-adopts them (no second process).
+    controller.stop()
+    set_condition(victim.status.conditions, "Killed", "True", "TrialKilled", "Trial is killed")
+    store.update_status(victim)
+    start()
+    slow_done = _wait(store, "slow", _cond("Succeeded"))
+    assert [m.latest for m in slow_done.status.observation.metrics if m.name == "acc"] == ["0.3"]
+    log = (data / "jobs/default/slow/output.log").read_text()
+    assert log.count("acc=0.1") == 1
+    killed = _wait(store, "victim", lambda t: t is not None and rt.job_status("default", "victim").phase == "Failed")
+    assert rt.job_status("default", "victim").reason == "Killed"
+    assert has_condition(killed.status.conditions, "Killed")
+    assert not has_condition(killed.status.conditions, "Failed")
+    store.delete("Trial", "default", "slow")
+    deadline = time.monotonic() + 10
+    while (data / "jobs/default/slow").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (data / "jobs/default/slow").exists()
+    assert sys.executable
