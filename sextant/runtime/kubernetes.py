@@ -20,9 +20,11 @@ With no ``collector_args`` (Push collectors) the container is left alone. The pr
 also gets ``KATIB_TRIAL_NAME`` and ``JobSpec.env``; the object and its pod templates get the
 ``katib.kubeflow.org/trial`` label.
 
-Owner references. ``JobSpec.owner`` / ``ServiceSpec.owner`` become controller owner references.
-Only pass them when the Trial / Suggestion exists as a Kubernetes object: Kubernetes' garbage
-collector deletes dependents whose owner (by uid) does not exist in the cluster.
+Owner references. Sextant's Trials and Suggestions live in the DB manager, not in the cluster,
+and Kubernetes' garbage collector deletes dependents whose owner (by uid) does not exist there.
+So ``JobSpec.owner`` / ``ServiceSpec.owner`` become controller owner references only when the
+runtime is created with ``owner_references=True`` (for a store backed by Katib's CRDs);
+by default they are dropped and the controllers delete what they created.
 
 Stopping. ``stop_job`` marks the object with the ``sextant.io/stopped`` annotation and sets an
 active deadline of one second (``spec.activeDeadlineSeconds`` on a Job,
@@ -49,7 +51,7 @@ import copy
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubernetes import client, config
@@ -413,7 +415,8 @@ class KubernetesRuntime(Runtime):
     def __init__(self, api_client: client.ApiClient | None = None, *, kubeconfig: str | None = None,
                  context: str | None = None, in_cluster: bool | None = None,
                  trial_resources: list[str] | tuple[str, ...] = DEFAULT_TRIAL_RESOURCES,
-                 plurals: dict[str, str] | None = None, collector_python: str = "python"):
+                 plurals: dict[str, str] | None = None, collector_python: str = "python",
+                 owner_references: bool = False):
         self.api = api_client or api_client_from_config(kubeconfig, context, in_cluster)
         self._batch = client.BatchV1Api(self.api)
         self._custom = client.CustomObjectsApi(self.api)
@@ -422,10 +425,13 @@ class KubernetesRuntime(Runtime):
         self._plurals = dict(plurals or {})
         self.trial_resources = [TrialResource.parse(r, self._plurals) for r in trial_resources]
         self.collector_python = collector_python
+        self.owner_references = owner_references
         self._kinds: dict[tuple[str, str], TrialResource] = {}  # (namespace, name) -> kind we created
 
     # --- trial jobs ----------------------------------------------------------------------
     def start_job(self, spec: JobSpec) -> JobStatus:
+        if not self.owner_references:
+            spec = replace(spec, owner=None)
         obj = render_trial_object(spec, self.collector_python)
         resource = TrialResource.of(obj["apiVersion"], obj["kind"], self._plurals)
         self._kinds[(spec.namespace, spec.name)] = resource
@@ -534,6 +540,8 @@ class KubernetesRuntime(Runtime):
 
     # --- algorithm services --------------------------------------------------------------
     def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
+        if not self.owner_references:
+            spec = replace(spec, owner=None)
         objects = render_service_objects(spec)
         ns = spec.namespace
         calls = [

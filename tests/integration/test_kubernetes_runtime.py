@@ -26,7 +26,7 @@ def cluster():
 
 @pytest.fixture
 def runtime(cluster) -> KubernetesRuntime:
-    rt = make_runtime("kubernetes", api_client=cluster.api_client())
+    rt = make_runtime("kubernetes", api_client=cluster.api_client(), owner_references=True)
     assert isinstance(rt, KubernetesRuntime)
     return rt
 
@@ -282,3 +282,15 @@ def test_new_runtime_instance_finds_and_cleans_up(cluster):
 def test_make_runtime_rejects_unknown_kinds():
     with pytest.raises(ValueError, match="local, kubernetes"):
         make_runtime("docker")
+
+
+def test_owner_references_are_dropped_unless_the_owners_live_in_the_cluster(cluster):
+    # Sextant's Trials/Suggestions live in the DB manager: a reference to an object the cluster
+    # does not have would make Kubernetes' garbage collector delete the job at once.
+    plain = KubernetesRuntime(cluster.api_client())
+    plain.start_job(job_spec("exp-noown001"))
+    plain.ensure_service(service_spec(name="exp-grid", algorithm="grid"))
+    assert "ownerReferences" not in cluster.stored("batch", "v1", "jobs", NS)["exp-noown001"]["metadata"]
+    assert "ownerReferences" not in cluster.stored("apps", "v1", "deployments", NS)["exp-grid"]["metadata"]
+    plain.delete_job(NS, "exp-noown001")
+    plain.delete_service(NS, "exp-grid")
