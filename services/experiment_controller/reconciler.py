@@ -44,6 +44,7 @@ from sextant.resources.models import (
     Trial,
 )
 from sextant.store.interface import AlreadyExists, Conflict, NotFound, ResourceStore
+from sextant.templates import TemplateError
 
 from . import status as st
 from .requests import new_assignments, plan_trials, without_assignments
@@ -139,7 +140,14 @@ class ExperimentReconciler:
             self.store.update(suggestion)
         names = {t.metadata.name for t in trials}
         for assignment in new_assignments(suggestion, names):
-            trial = build_trial(exp, assignment)
+            try:
+                trial = build_trial(exp, assignment)
+            except TemplateError as err:
+                # Katib logs and skips a trial it cannot create; the resync tries again.
+                log.warning("trial not created: template error",
+                            extra={"experiment": exp.metadata.name, "trial": assignment.name, "error": str(err)})
+                self._event(exp, "Warning", "TrialTemplateError", f"trial {assignment.name}: {err}")
+                continue
             try:
                 self.store.create(trial)
                 log.info("trial created", extra={"experiment": exp.metadata.name, "trial": trial.metadata.name})

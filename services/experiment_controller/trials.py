@@ -1,18 +1,15 @@
 """Building a Trial from an experiment and one Suggestion assignment (facts §4.1).
 
-The run spec is rendered by the shared template renderer (``sextant.templates``, owned by the
-trial side) when it is available; until then a minimal built-in renderer substitutes
-``${trialParameters.<name>}`` placeholders of an inline ``trialSpec`` and names the object
-after the trial.
+The run spec is rendered by the shared template renderer (``sextant.templates``): inline
+``trialSpec`` with ``${trialParameters.<name>}``, configMap-style template files, and v1alpha3
+Go templates. A template that cannot be rendered raises ``TemplateError``.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import re
 from typing import Any
 
+from sextant import templates
 from sextant.conditions import TRUE, flip_to_false, set_condition
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
@@ -44,58 +41,11 @@ def trial_labels(experiment: Experiment, assignment: TrialAssignment | None = No
     return labels
 
 
-_PLACEHOLDER = re.compile(r"\$\{trialParameters\.([^}]+)\}")
-_META = re.compile(r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels|Annotations)(?:\[(.+)\])?\}$")
-
-
-def _fallback_render(experiment: Experiment, trial: Trial) -> dict[str, Any] | None:
-    template = experiment.spec.trial_template
-    if template is None or template.trial_spec is None:
-        return None
-    values: dict[str, str] = {}
-    assigned = {a.name: a.value for a in trial.spec.parameter_assignments}
-    for param in template.trial_parameters or []:
-        ref = param.reference
-        meta = _META.match(ref or "")
-        if meta:
-            field, key = meta.group(1), meta.group(2)
-            md = trial.metadata
-            values[param.name] = {
-                "Name": md.name, "Namespace": md.namespace, "Kind": str(template.trial_spec.get("kind", "")),
-                "APIVersion": str(template.trial_spec.get("apiVersion", "")),
-                "Labels": md.labels.get(key or "", ""), "Annotations": md.annotations.get(key or "", ""),
-            }[field]
-        elif ref in assigned:
-            values[param.name] = assigned[ref]
-
-    def substitute(text: str) -> str:
-        return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, str):
-            return substitute(node)
-        if isinstance(node, list):
-            return [walk(x) for x in node]
-        if isinstance(node, dict):
-            return {k: walk(v) for k, v in node.items()}
-        return node
-
-    rendered = walk(copy.deepcopy(template.trial_spec))
-    meta = rendered.setdefault("metadata", {})
-    meta["name"] = trial.metadata.name
-    meta["namespace"] = trial.metadata.namespace
-    return json.loads(json.dumps(rendered))
-
-
 def render_run_spec(experiment: Experiment, trial: Trial) -> dict[str, Any] | None:
-    try:
-        from sextant import templates  # type: ignore[attr-defined]
-    except ImportError:
-        templates = None
-    renderer = getattr(templates, "render_run_spec", None) if templates is not None else None
-    if renderer is not None:
-        return renderer(experiment, trial)
-    return _fallback_render(experiment, trial)
+    """The trial's job: the shared renderer (trialParameters, configMap files, v1alpha3 Go)."""
+    if experiment.spec.trial_template is None and not experiment.metadata.annotations:
+        return None
+    return templates.render_run_spec(experiment, trial)
 
 
 def build_trial(experiment: Experiment, assignment: TrialAssignment) -> Trial:
