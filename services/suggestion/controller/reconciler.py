@@ -175,28 +175,31 @@ class SuggestionReconciler:
 
     # -- pieces -------------------------------------------------------------------------------
     def _service_spec(self, sugg: Suggestion) -> ServiceSpec:
+        """The service from the registry entry: local ``command`` and/or Kubernetes ``image``+``args``."""
         algo = sugg.spec.algorithm.algorithm_name
         entry = self.registry.algorithm(algo)
-        if entry is None or not entry.command:
-            raise SuggestionError(f"algorithm {algo!r} is not in the algorithm registry "
-                                  f"({self.registry.source}) with a local command")
-        es_command = None
+        if entry is None or not (entry.command or entry.image.strip()):
+            raise SuggestionError(f"algorithm {algo!r} is not in the algorithm registry ({self.registry.source})")
+        es_entry = None
         if sugg.spec.early_stopping is not None and sugg.spec.early_stopping.algorithm_name:
             es_name = sugg.spec.early_stopping.algorithm_name
             es_entry = self.registry.early_stopping(es_name)
-            if es_entry is None or not es_entry.command:
+            if es_entry is None or not (es_entry.command or es_entry.image.strip()):
                 raise SuggestionError(f"early stopping algorithm {es_name!r} is not in the algorithm registry")
-            es_command = list(es_entry.command)
-        ns, name = sugg.metadata.namespace, sugg.metadata.name
+        name = sugg.metadata.name
         return ServiceSpec(
-            name=service_name(sugg), namespace=ns, algorithm=algo, command=list(entry.command),
-            image=entry.image, env=dict(entry.env),
+            name=service_name(sugg), namespace=sugg.metadata.namespace, algorithm=algo,
+            command=list(entry.command), image=entry.image, args=entry.container_args(),
+            image_pull_policy=entry.image_pull_policy, env=dict(entry.env),
             labels={**sugg.metadata.labels, EXPERIMENT_LABEL: name,
                     "katib.kubeflow.org/suggestion": name,
                     "katib.kubeflow.org/deployment": service_name(sugg)},
             owner={"apiVersion": sugg.api_version, "kind": "Suggestion", "name": name,
                    "uid": sugg.metadata.uid},
-            resources=entry.resources, early_stopping_command=es_command,
+            resources=entry.resources,
+            early_stopping_command=list(es_entry.command) if es_entry and es_entry.command else None,
+            early_stopping_image=es_entry.image if es_entry else "",
+            early_stopping_args=es_entry.container_args() if es_entry else [],
             persistent=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME,
         )
 
