@@ -3,7 +3,9 @@
 Registered under a custom name in a registry file by the suggestion controller tests. It
 proposes the lower bound of every parameter, names its trials itself, labels them, and keeps a
 call counter in ``reply.algorithm`` (the settings overlay). Settings: ``reject`` → validation
-fails; ``short`` → one assignment fewer than asked.
+fails; ``short`` → one assignment fewer than asked. It also answers the EarlyStopping API
+(registered as a custom early-stopping algorithm): two fixed rules, one echoing the
+``db_manager_address`` it was given.
 """
 
 import argparse
@@ -42,11 +44,26 @@ class Custom(api_pb2_grpc.SuggestionServicer):
         return reply
 
 
+class CustomEarlyStopping(api_pb2_grpc.EarlyStoppingServicer):
+    def ValidateEarlyStoppingSettings(self, request, context):
+        if any(s.name == "reject" for s in request.early_stopping.algorithm_settings):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "custom early stopping rejects 'reject'")
+        return api_pb2.ValidateEarlyStoppingSettingsReply()
+
+    def GetEarlyStoppingRules(self, request, context):
+        return api_pb2.GetEarlyStoppingRulesReply(early_stopping_rules=[
+            api_pb2.EarlyStoppingRule(name="acc", value="0.5", comparison=api_pb2.LESS, start_step=2),
+            api_pb2.EarlyStoppingRule(name="db", value=request.db_manager_address,
+                                      comparison=api_pb2.UNKNOWN_COMPARISON),
+        ])
+
+
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 args = parser.parse_args()
 server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
 api_pb2_grpc.add_SuggestionServicer_to_server(Custom(), server)
+api_pb2_grpc.add_EarlyStoppingServicer_to_server(CustomEarlyStopping(), server)
 hs = health.HealthServicer()
 for name in ("", "manager.v1beta1.Suggestion"):
     hs.set(name, health_pb2.HealthCheckResponse.SERVING)

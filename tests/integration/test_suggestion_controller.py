@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -60,7 +59,7 @@ def runtime(tmp_path):
 
 
 def make_srec(store, runtime, registry=None):
-    return SuggestionReconciler(store, runtime, registry or Registry.load(), db_manager_address="127.0.0.1:1",
+    return SuggestionReconciler(store, runtime, registry or Registry.load(), db_manager_address="db.example:6789",
                                 call_timeout=30.0, not_ready_requeue=0.1)
 
 
@@ -195,6 +194,9 @@ def custom_registry(tmp_path) -> Path:
         "algorithmName": "random",
         "command": ["{python}", "-m", "services.suggestion.algorithms", "--algorithm", "random",
                     "--port", "{port}"],
+    }], "earlyStoppings": [{
+        "algorithmName": "my-es",
+        "command": ["{python}", str(HERE / "custom_algorithm_server.py"), "--port", "{port}"],
     }]}))
     return path
 
@@ -252,7 +254,35 @@ def test_custom_algorithm_rejection_message_reaches_the_suggestion(store, runtim
         "Validation failed: custom algorithm rejects setting 'reject'"
 
 
-assert sys.executable  # the registry's {python} is this interpreter
+def test_custom_early_stopping_rules_attached_to_every_assignment(store, runtime, tmp_path, monkeypatch):
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo"}, earlyStopping={"algorithmName": "my-es"},
+                      parallelTrialCount=2, maxTrialCount=4)
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 2))
+    state = runtime.service_status("default", "exp-my-algo")
+    assert state.ready and state.early_stopping_address and state.early_stopping_address != state.address
+    for a in suggestion(store).status.suggestions:
+        rules = [(r.name, r.value, r.comparison, r.start_step) for r in a.early_stopping_rules]
+        assert rules == [("acc", "0.5", "less", 2), ("db", "db.example:6789", "equal", 0)]
+    erec.reconcile(key())
+    trial = trials_of(store)[0]
+    assert [r.name for r in trial.spec.early_stopping_rules] == ["acc", "db"]
+
+
+def test_early_stopping_validation_rejection(store, runtime, tmp_path, monkeypatch):
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo"},
+                      earlyStopping={"algorithmName": "my-es", "algorithmSettings": [{"name": "reject", "value": "1"}]})
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+    erec.reconcile(key())
+    drive(srec, until=lambda: last_condition(suggestion(store))[0] == "Failed")
+    assert suggestion(store).status.conditions[-1].message == \
+        "Validation failed: custom early stopping rejects 'reject'"
+
 
 
 def test_both_controllers_threaded_with_restarts_mid_experiment(store, runtime):
