@@ -59,10 +59,6 @@ class EarlyStopper:
         self.best: float | None = None
         self._countdown = {id(r): r.start_step for r in self.rules}
 
-    @property
-    def active(self) -> bool:
-        return bool(self._countdown) or bool(self.rules)
-
     def observe(self, item: MetricLog) -> bool:
         """Feeds one log; True once every rule has been met (the trial should stop)."""
         if not self.rules:

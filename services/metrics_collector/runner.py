@@ -193,6 +193,11 @@ class Collector:
         if self.child is not None and self.child.poll() is None:
             self.child.terminate()
 
+    def _trial_env(self) -> dict[str, str]:
+        """The trial (and a Custom collector) learn who they are and where to push metrics."""
+        return {**os.environ, "KATIB_TRIAL_NAME": self.args.trial,
+                "SEXTANT_DB_MANAGER": self.args.db_manager}
+
     def _start_custom(self) -> None:
         try:
             argv = json.loads(self.args.custom_command or "[]")
@@ -202,8 +207,7 @@ class Collector:
             raise SystemExit("--custom-command: expected a non-empty JSON list of strings")
         if argv[0] in ("python", "python3"):
             argv[0] = sys.executable
-        env = {**os.environ, "KATIB_TRIAL_NAME": self.args.trial}
-        self.custom = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=env)
+        self.custom = subprocess.Popen(argv, stdin=subprocess.DEVNULL, env=self._trial_env())
 
     def _finish_custom(self) -> None:
         if self.custom is None:
@@ -227,7 +231,8 @@ class Collector:
             self._start_custom()
         try:
             self.child = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          env=self._trial_env())
         except OSError as err:
             what = "command not found" if isinstance(err, FileNotFoundError) else "cannot start command"
             message = f"{what}: {self.command[0]} ({err.strerror})"
