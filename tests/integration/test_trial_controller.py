@@ -8,11 +8,11 @@ import time
 import grpc
 import pytest
 
+from services.trial_controller.__main__ import build_controller
 from sextant.conditions import has_condition, set_condition
 from sextant.resources.models import Trial
 from sextant.runtime.local import LocalRuntime
 from sextant.store.interface import NotFound
-from services.trial_controller.__main__ import build_controller
 from tests.integration.conftest import create_database
 
 pytestmark = pytest.mark.xdist_group("trial_controller")
