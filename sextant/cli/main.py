@@ -55,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     console = Console(stderr=False, highlight=False, soft_wrap=True)
     errors = Console(stderr=True, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160  # pipes and CI logs: don't wrap tables at 80 columns
     ctx = Context.from_args(ns)
     try:
         return int(ns.func(ctx, ns, console) or 0)
