@@ -12,15 +12,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 log = logging.getLogger("sextant.db_manager")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The newest revision in migrations/versions (a unit test keeps it honest). Knowing it lets a
+# start-up against an up-to-date schema skip importing alembic, which is slow to import.
+HEAD_REVISION = "0002"
 
 
 class DatabaseConfigError(ValueError):
@@ -147,7 +146,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def alembic_config(conn: Connection) -> Config:
+def alembic_config(conn: Connection):
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.attributes["connection"] = conn
@@ -156,6 +157,10 @@ def alembic_config(conn: Connection) -> Config:
 
 def migrate(db: Database, revision: str = "head") -> str | None:
     """Upgrades the schema to ``revision``; returns the revision it ends at."""
+    if revision in ("head", HEAD_REVISION) and current_revision(db) == HEAD_REVISION:
+        return HEAD_REVISION
+    from alembic import command
+
     with db.write() as conn:
         command.upgrade(alembic_config(conn), revision)
     return current_revision(db)
@@ -163,10 +168,15 @@ def migrate(db: Database, revision: str = "head") -> str | None:
 
 def current_revision(db: Database) -> str | None:
     with db.read() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return None
+        return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def head_revision() -> str | None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     return ScriptDirectory.from_config(cfg).get_current_head()

@@ -1,0 +1,80 @@
+"""Schema migrations: empty database, previous revision, and a database Katib created."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from services.db_manager.database import Database, current_revision, head_revision, migrate
+from services.db_manager.observations import ObservationStore
+
+ROOT = Path(__file__).parents[2]
+
+KATIB_DDL = {  # the table Katib's DB manager creates (facts §9.3)
+    "mysql": "CREATE TABLE observation_logs (trial_name VARCHAR(255) NOT NULL, id INT AUTO_INCREMENT PRIMARY KEY,"
+             " time DATETIME(6), metric_name VARCHAR(255) NOT NULL, value TEXT NOT NULL)",
+    "postgresql": "CREATE TABLE observation_logs (trial_name VARCHAR(255) NOT NULL, id serial PRIMARY KEY,"
+                  " time TIMESTAMP(6), metric_name VARCHAR(255) NOT NULL, value TEXT NOT NULL)",
+    "sqlite": "CREATE TABLE observation_logs (trial_name VARCHAR(255) NOT NULL, id INTEGER PRIMARY KEY AUTOINCREMENT,"
+              " time DATETIME, metric_name VARCHAR(255) NOT NULL, value TEXT NOT NULL)",
+}
+
+
+def tables(db: Database) -> set[str]:
+    return set(sa.inspect(db.engine).get_table_names())
+
+
+def test_upgrade_empty_database(db_url):
+    db = Database(db_url)
+    try:
+        assert migrate(db) == head_revision() == "0002"
+        assert {"observation_logs", "resources", "resource_events", "store_state", "alembic_version"} <= tables(db)
+        indexes = {i["name"] for i in sa.inspect(db.engine).get_indexes("observation_logs")}
+        assert "ix_observation_logs_trial_metric_time" in indexes
+        assert migrate(db) == "0002"  # idempotent
+    finally:
+        db.dispose()
+
+
+def test_upgrade_from_previous_revision_keeps_rows(db_url):
+    db = Database(db_url)
+    try:
+        assert migrate(db, "0001") == "0001"
+        assert "resources" not in tables(db)
+        ObservationStore(db).report("t", [("2024-01-01T00:00:00.123456Z", "loss", "1")])
+        assert migrate(db) == "0002"
+        assert ObservationStore(db).get("t") == [("2024-01-01T00:00:00.123456Z", "loss", "1")]
+        assert "resources" in tables(db)
+    finally:
+        db.dispose()
+
+
+def test_adopts_katib_created_table(db_url):
+    db = Database(db_url)
+    try:
+        with db.write() as conn:
+            conn.execute(sa.text(KATIB_DDL[db.backend]))
+            conn.execute(sa.text("INSERT INTO observation_logs (trial_name, time, metric_name, value) "
+                                 "VALUES ('katib-trial', '2023-03-04 05:06:07.890000', 'acc', '0.8')"))
+        assert current_revision(db) is None
+        assert migrate(db) == "0002"
+        assert ObservationStore(db).get("katib-trial") == [("2023-03-04T05:06:07.89Z", "acc", "0.8")]
+    finally:
+        db.dispose()
+
+
+def test_migrate_command(db_url, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "-m", "services.db_manager", "migrate", "--db-url", db_url,
+                          "--data-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    db = Database(db_url)
+    try:
+        assert current_revision(db) == "0002"
+    finally:
+        db.dispose()
