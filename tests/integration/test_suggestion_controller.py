@@ -338,3 +338,28 @@ def test_both_controllers_threaded_with_restarts_mid_experiment(store, runtime):
     assert sorted(a.name for a in sugg.status.suggestions) == sorted(names)
     exp = store.get("Experiment", "default", "exp")
     assert exp.status.trials_succeeded == 9 and exp.status.conditions[-1].reason == "ExperimentMaxTrialsReached"
+
+
+def test_from_volume_keeps_state_dir_and_resumes_after_restart(store, runtime):
+    create_experiment(store, parallelTrialCount=1, maxTrialCount=1, resumePolicy="FromVolume")
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 1))
+    data = runtime.root / "services" / "default" / "exp-random" / "data"
+    (data / "marker").write_text("algorithm state")
+    erec.reconcile(key())
+    finish_active(store)
+    erec.reconcile(key())
+    assert last_condition(suggestion(store))[0] == "Succeeded"
+    srec.reconcile(key())
+    assert not runtime.service_status("default", "exp-random").exists
+    assert (data / "marker").read_text() == "algorithm state"  # the "volume" survives
+    exp = store.get("Experiment", "default", "exp")
+    exp.spec.max_trial_count = 2
+    store.update(exp)
+    erec.reconcile(key())
+    assert suggestion(store).spec.requests == 2
+    drive(srec, until=count_is(store, 2))
+    assert runtime.service_status("default", "exp-random").ready
+    assert (data / "marker").exists()
+    assert last_condition(suggestion(store)) == ("Running", "SuggestionRunning")
