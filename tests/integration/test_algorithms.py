@@ -20,7 +20,6 @@ from sextant.conformance.checks import assignment_problems
 from .suggestion_servers import BUILTIN, get, in_process, validate
 
 Condition = api_pb2.TrialStatus.TrialConditionType
-pytestmark = pytest.mark.xdist_group("suggestion-algorithms")
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import signal
 
-import pytest
-
 from sextant.api import api_pb2
 from sextant.conformance import builders as b
 from sextant.conformance.checks import assignment_problems
@@ -14,7 +12,6 @@ from sextant.conformance.checks import assignment_problems
 from .suggestion_servers import BUILTIN, get, subprocess_server
 
 Condition = api_pb2.TrialStatus.TrialConditionType
-pytestmark = pytest.mark.xdist_group("suggestion-algorithms")
 SAME_ANSWER = {"random", "grid", "sobol", "cmaes"}
 
 

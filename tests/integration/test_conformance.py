@@ -15,8 +15,6 @@ from sextant.server import GrpcServer
 
 from .suggestion_servers import BUILTIN, ROOT, in_process, subprocess_server
 
-pytestmark = pytest.mark.xdist_group("suggestion-algorithms")
-
 
 @pytest.fixture(scope="module")
 def address():
