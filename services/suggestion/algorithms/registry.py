@@ -23,7 +23,7 @@ BUILTIN: dict[str, str] = {
     "multivariate-tpe": f"{_PKG}.multivariate_tpe:MultivariateTPE",
     "cmaes": f"{_PKG}.cmaes:CMAES",
     "sobol": f"{_PKG}.sobol:Sobol",
-    "bayesianoptimization": f"{_PKG}.bayesianoptimization:BayesianOptimization",
+    "bayesianoptimization": f"{_PKG}.bayesian:BayesianOptimization",
     "hyperband": f"{_PKG}.hyperband:Hyperband",
 }
 
