@@ -1,0 +1,74 @@
+"""Every example experiment runs to the end on the local stack with `sextant run` (exit 0)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.local_stack import GROUP, ROOT, local_stack_fixture  # noqa: F401 - the local_stack fixture
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(GROUP)]
+
+EXAMPLES = sorted((ROOT / "examples").glob("v1*/*.yaml"))
+# Where the File and TensorFlowEvent examples write (cleared so earlier runs don't count).
+SCRATCH = {"file-json-collector": Path("/tmp/sextant-example-metrics.json"),
+           "tfevent-collector": Path("/tmp/sextant-examples/tfevent")}
+
+
+def test_every_algorithm_and_collector_has_an_example():
+    names = {p.stem for p in EXAMPLES}
+    for required in ("random", "grid", "tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol",
+                     "hyperband", "medianstop", "file-json-collector", "tfevent-collector", "push-collector"):
+        assert required in names, required
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[f"{p.parent.name}/{p.stem}" for p in EXAMPLES])
+def test_example_runs_to_success(local_stack, path):
+    validated = local_stack.sextant("validate", "-f", str(path))
+    assert validated.returncode == 0, validated.stderr
+    name = validated.stdout.split()[0].split("/", 1)[1]
+    scratch = SCRATCH.get(path.stem)
+    if scratch is not None and scratch.is_dir():
+        shutil.rmtree(scratch)
+    elif scratch is not None:
+        scratch.unlink(missing_ok=True)
+    try:
+        result = local_stack.sextant("run", "-f", str(path.relative_to(ROOT)), "--timeout", "8m", timeout=600)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"experiment {name} succeeded" in result.stdout
+        exp = json.loads(local_stack.sextant("get", "experiment", name, "-o", "json").stdout)
+        trials = json.loads(local_stack.sextant("get", "trials", "-e", name, "-o", "json").stdout)["items"]
+        check(path.stem, exp, trials)
+    finally:
+        local_stack.sextant("delete", "experiment", name)
+
+
+def objective_values(exp: dict, trials: list[dict]) -> list[float]:
+    metric = exp["spec"]["objective"]["objectiveMetricName"]
+    values = []
+    for t in trials:
+        for m in (t["status"].get("observation") or {}).get("metrics") or []:
+            if m["name"] == metric and m.get("latest") not in (None, "unavailable"):
+                values.append(float(m["latest"]))
+    return values
+
+
+def check(stem: str, exp: dict, trials: list[dict]) -> None:
+    status = exp["status"]
+    optimal = status["currentOptimalTrial"]
+    assert optimal["bestTrialName"] in {t["metadata"]["name"] for t in trials}
+    values = objective_values(exp, trials)
+    assert values, "no trial reported the objective metric"
+    if "accuracy" in exp["spec"]["objective"]["objectiveMetricName"].lower():
+        assert all(0.0 <= v <= 1.0 for v in values)
+    if stem == "grid":
+        points = {tuple(sorted((a["name"], a["value"]) for a in t["spec"]["parameterAssignments"])) for t in trials}
+        assert len(points) == len(trials) == 9  # every grid point exactly once
+    if stem in ("tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol", "push-collector", "grid"):
+        assert all(v <= 0.0 for v in values)  # -(x-0.5)^2 - (y-1)^2 style objectives
+    if stem == "medianstop":
+        finished = status.get("trialsSucceeded", 0) + status.get("trialsEarlyStopped", 0)
+        assert finished == status["trials"]
