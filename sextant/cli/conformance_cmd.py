@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def cmd_conformance(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     try:
-        from sextant.conformance import __main__ as kit
+        from sextant.conformance import cli as kit
     except ImportError as err:
         raise CliError(f"the conformance kit is not available ({err})") from None
     entry = getattr(kit, "main", None)

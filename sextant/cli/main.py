@@ -49,7 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    ns = parser.parse_args(argv)
+    # The conformance kit parses its own flags, so they are passed through untouched.
+    ns, extra = parser.parse_known_args(argv)
+    if extra and getattr(ns, "command", None) == "conformance":
+        ns.args = extra + list(ns.args or [])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(ns, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
