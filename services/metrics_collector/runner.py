@@ -26,9 +26,7 @@ from sextant.runtime import process as procs
 from . import parsing
 from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
 from .parsing import MetricLog
-from .prometheus import scrape
 from .reporter import Reporter, grpc_sender
-from .tfevent import TfEventReader
 
 log = logging.getLogger("sextant.metrics_collector")
 KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push", "None")
@@ -127,7 +125,11 @@ class Collector:
         self.child: subprocess.Popen | None = None
         self.custom: subprocess.Popen | None = None
         self.file = TailedFile(Path(args.path)) if args.kind == "File" else None
-        self.tf = TfEventReader(args.path, self.metrics) if args.kind == "TensorFlowEvent" else None
+        self.tf = None
+        if args.kind == "TensorFlowEvent":  # imported only when used: start-up time matters per trial
+            from .tfevent import TfEventReader
+
+            self.tf = TfEventReader(args.path, self.metrics)
 
     # --- collecting ------------------------------------------------------------------------
     def _pump(self, stream) -> None:
@@ -158,6 +160,8 @@ class Collector:
         if self.tf is not None:
             return self.tf.read()
         if self.args.kind == "PrometheusMetric" and self.args.url and not final:
+            from .prometheus import scrape
+
             return scrape(self.args.url, self.metrics)
         return []
 

@@ -1,0 +1,172 @@
+"""End-to-end throughput: many trivial trials through the whole local stack.
+
+Starts the DB manager (SQLite or MariaDB), the experiment, suggestion and trial controllers as
+separate processes, submits a v1beta1 experiment (random search, ``--parallel`` trials at a time,
+``--trials`` in total) whose trial is examples/trainers/trivial.py (prints one metric), and
+measures the wall time from submission to ``Succeeded``.
+
+Reported:
+* trials/s = trials / wall time;
+* job time per trial = mean wall time of the trial's local job (collector wrapper + trainer), read
+  from the job records (``retain: true`` keeps them);
+* controller overhead per trial = wall × parallel / trials − job time: the time a trial slot is
+  not running a job (waiting for suggestions, trial creation, status updates, detection of the
+  job's end).
+
+    .venv/bin/python bench/e2e_throughput.py --trials 500 --parallel 20 --db sqlite
+    .venv/bin/python bench/e2e_throughput.py --trials 500 --parallel 20 --db mariadb
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sextant.resources.admission import admit_experiment  # noqa: E402
+from sextant.store.client import GrpcResourceStore  # noqa: E402
+from sextant.store.interface import Unavailable  # noqa: E402
+
+
+def experiment(trials: int, parallel: int) -> dict:
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+        "metadata": {"name": "throughput", "namespace": "bench"},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "score"},
+            "algorithm": {"algorithmName": "random"},
+            "parallelTrialCount": parallel, "maxTrialCount": trials, "maxFailedTrialCount": trials,
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+            "trialTemplate": {
+                "retain": True, "primaryContainerName": "main",
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "containers": [{"name": "main", "image": "none",
+                                    "command": ["python", "examples/trainers/trivial.py",
+                                                "--x=${trialParameters.x}"]}],
+                    "restartPolicy": "Never"}}}},
+            },
+        },
+    }
+
+
+def mariadb_url() -> tuple[str, callable]:
+    import sqlalchemy as sa
+
+    admin_url = os.environ.get("SEXTANT_TEST_MARIADB", "mysql+mysqldb://root@127.0.0.1:3306/?charset=utf8mb4")
+    name = f"sextant_bench_{secrets.token_hex(4)}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
+
+    def drop():
+        with admin.connect() as c:
+            c.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+
+    return sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False), drop
+
+
+def _seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def run(trials: int, parallel: int, db: str, workers: int) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="sextant-bench-"))
+    data = tmp / "data"
+    drop = None
+    if db == "mariadb":
+        url, drop = mariadb_url()
+    else:
+        url = f"sqlite:///{tmp / 'sextant.db'}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
+    env.update(SEXTANT_HOME=str(data), PYTHONPATH=str(ROOT), SEXTANT_LOG_LEVEL="WARNING")
+    argvs = [["services.db_manager", "--port", str(port), "--db-url", url],
+             ["services.experiment_controller", "--db-manager", address, "--workers", str(workers)],
+             ["services.suggestion.controller", "--db-manager", address],
+             ["services.trial_controller", "--db-manager", address, "--workers", str(workers)]]
+    procs = []
+    for argv in argvs:
+        log = open(tmp / f"{argv[0]}.log", "wb")
+        procs.append(subprocess.Popen([sys.executable, "-m", *argv, "--data-dir", str(data)], cwd=ROOT,
+                                      env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+    store = GrpcResourceStore(address, retry_seconds=60)
+    try:
+        exp = admit_experiment(experiment(trials, parallel))
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                store.get("Experiment", "bench", "none-yet")
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+                continue
+            except Exception:
+                pass
+            break
+        time.sleep(2)  # let the controllers' informers sync
+        start = time.monotonic()
+        store.create(exp)
+        while True:
+            e = store.get("Experiment", "bench", "throughput")
+            if any(c.type in ("Succeeded", "Failed") and c.status == "True" for c in e.status.conditions):
+                break
+            if time.monotonic() - start > 3600:
+                raise TimeoutError("experiment did not finish within an hour")
+            time.sleep(0.2)
+        wall = time.monotonic() - start
+        job_times = []
+        for job_dir in (data / "jobs" / "bench").iterdir():
+            try:
+                began = json.loads((job_dir / "job.json").read_text())["start_time"]
+                ended = json.loads((job_dir / "exit.json").read_text())["completion_time"]
+                job_times.append(_seconds(ended) - _seconds(began))
+            except (FileNotFoundError, KeyError):
+                continue
+        job = sum(job_times) / max(1, len(job_times))
+        return {"db": db, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded,
+                "wall_s": round(wall, 1), "trials_per_s": round(trials / wall, 2),
+                "job_s": round(job, 2), "overhead_per_trial_s": round(wall * parallel / trials - job, 2),
+                "cpus": os.cpu_count()}
+    finally:
+        store.close()
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+        if drop:
+            drop()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--trials", type=int, default=500)
+    p.add_argument("--parallel", type=int, default=20)
+    p.add_argument("--db", choices=("sqlite", "mariadb"), default="sqlite")
+    p.add_argument("--workers", type=int, default=4)
+    a = p.parse_args()
+    print(json.dumps(run(a.trials, a.parallel, a.db, a.workers)))
+
+
+if __name__ == "__main__":
+    main()
