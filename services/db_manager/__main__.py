@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from services.db_manager.app import DBManagerApp, prepare_database
+from services.db_manager.app import DBManagerApp, SchemaNotReady, prepare_database
 from services.db_manager.database import Database, DatabaseConfigError, mask, migrate, resolve_url
 from services.db_manager.resource_store import DEFAULT_HISTORY
 from sextant.config import DEFAULT_DB_MANAGER_PORT, add_server_arguments, data_dir, env, server_settings
@@ -83,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         log.info("schema migrated", extra={"revision": migrate(db)})
         db.dispose()
         return 0
-    prepare_database(db, run_migrations=not args.no_migrate)
+    try:
+        prepare_database(db, run_migrations=not args.no_migrate)
+    except SchemaNotReady as err:
+        log.error(str(err))
+        return 1
     app = DBManagerApp(settings, db, history=args.history_size, poll_seconds=args.watch_poll_seconds,
                        bookmark_seconds=args.bookmark_seconds)
     install_signal_handlers(app)

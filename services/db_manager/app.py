@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from services.db_manager.database import Database, mask, migrate
+from services.db_manager.database import HEAD_REVISION, Database, current_revision, mask, migrate
 from services.db_manager.dbmanager_service import DBManagerService
 from services.db_manager.observations import ObservationStore
 from services.db_manager.resource_store import DEFAULT_HISTORY, SqlResourceStore
@@ -69,7 +69,17 @@ class DBManagerApp:
         self.server.wait()
 
 
+class SchemaNotReady(RuntimeError):
+    pass
+
+
 def prepare_database(db: Database, *, run_migrations: bool) -> None:
+    """Migrates, or (when told not to, like Katib's SKIP_DB_INITIALIZATION) only checks."""
     if run_migrations:
         revision = migrate(db)
         log.info("schema migrated", extra={"revision": revision})
+        return
+    revision = current_revision(db)
+    if revision != HEAD_REVISION:
+        raise SchemaNotReady(f"database schema is at revision {revision or 'none'}, this DB manager needs "
+                             f"{HEAD_REVISION}: run `python -m services.db_manager migrate`")

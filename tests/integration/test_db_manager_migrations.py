@@ -78,3 +78,24 @@ def test_migrate_command(db_url, tmp_path):
         assert current_revision(db) == "0002"
     finally:
         db.dispose()
+
+
+def test_no_migrate_refuses_an_unmigrated_database(db_url, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKIP_DB_INITIALIZATION": "true"}
+    out = subprocess.run([sys.executable, "-m", "services.db_manager", "--port", "0", "--db-url", db_url,
+                          "--data-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1
+    assert "run `python -m services.db_manager migrate`" in out.stderr
+
+
+def test_password_never_logged(tmp_path):
+    secret = "hunter2-do-not-log"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DB_NAME": "mysql", "DB_PASSWORD": secret,
+           "KATIB_MYSQL_DB_HOST": "127.0.0.1", "KATIB_MYSQL_DB_DATABASE": "sextant_no_such_db"}
+    out = subprocess.run([sys.executable, "-m", "services.db_manager", "--port", "0", "--connect-timeout", "1",
+                          "--data-dir", str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode != 0
+    assert "127.0.0.1" in out.stderr + out.stdout  # it did log which database it tried
+    assert secret not in out.stderr + out.stdout
