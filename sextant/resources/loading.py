@@ -64,6 +64,28 @@ def _check_size(text: str, index: int) -> None:
                        f"{MAX_DOCUMENT_BYTES} bytes"])
 
 
+def _check_expanded_size(value: Any, index: int) -> None:
+    """YAML aliases let a few hundred bytes stand for gigabytes ("billion laughs"): everything
+    downstream (admission, JSON encoding) sees the expanded tree, so bound that tree too. The walk
+    stops as soon as the budget is spent, so it costs at most the limit however big the tree is."""
+    budget = MAX_DOCUMENT_BYTES
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            budget -= 2 + len(node)
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            budget -= 2 + len(node)
+            stack.extend(node)
+        else:
+            budget -= len(node) if isinstance(node, str) else 8
+        if budget < 0:
+            raise Invalid([f"document {index + 1}: is larger than the limit of {MAX_DOCUMENT_BYTES} bytes "
+                           "once YAML aliases are expanded"])
+
+
 def _normalise(value: Any, index: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         kind = "a list" if isinstance(value, list) else f"a {type(value).__name__}"
@@ -73,6 +95,20 @@ def _normalise(value: Any, index: int) -> dict[str, Any]:
         if not isinstance(key, str):
             raise Invalid([f"document {index + 1}: keys must be strings, found {key!r}"])
     return value
+
+
+def _unique_json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json.loads keeps the last of duplicate keys silently; refuse them, as the YAML path does."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateJsonKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateJsonKey(ValueError):
+    pass
 
 
 def load_documents(text: str | bytes) -> list[dict[str, Any]]:
@@ -91,10 +127,12 @@ def load_documents(text: str | bytes) -> list[dict[str, Any]]:
         # JSON is a YAML subset, but json gives better errors and handles big inputs faster.
         _check_size(text, 0)
         try:
-            value = json.loads(text)
+            value = json.loads(text, object_pairs_hook=_unique_json_object)
         except json.JSONDecodeError as err:
             raise Invalid([f"document 1: invalid JSON at line {err.lineno}, column {err.colno}: "
                            f"{err.msg}"]) from None
+        except _DuplicateJsonKey as err:
+            raise Invalid([f"document 1: duplicate key {err.args[0]!r}"]) from None
         except RecursionError:
             raise Invalid(["document 1: nested too deeply"]) from None
         items = value if isinstance(value, list) else [value]
@@ -118,6 +156,7 @@ def load_documents(text: str | bytes) -> list[dict[str, Any]]:
         for value in values:
             if value is None:
                 continue  # empty document (e.g. a trailing ---)
+            _check_expanded_size(value, len(out))
             out.append(_normalise(value, len(out)))
     return out
 

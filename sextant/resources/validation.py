@@ -67,8 +67,16 @@ def _validate_metadata(exp: Experiment, errors: list[str]) -> None:
                       f"at most {DNS_LABEL_MAX} characters, starting and ending with a letter or digit)")
 
 
+INT32_MAX = 2**31 - 1  # Katib's counts are *int32; a larger value cannot go on the wire
+
+
 def _validate_counts(exp: Experiment, errors: list[str]) -> None:
     spec = exp.spec
+    for attr, field in (("max_trial_count", "maxTrialCount"), ("parallel_trial_count", "parallelTrialCount"),
+                        ("max_failed_trial_count", "maxFailedTrialCount")):
+        value = getattr(spec, attr)
+        if value is not None and value > INT32_MAX:
+            errors.append(f"spec.{field}: must be at most {INT32_MAX} (a 32-bit integer)")
     if spec.max_failed_trial_count is not None and spec.max_failed_trial_count < 0:
         errors.append("spec.maxFailedTrialCount: should not be less than 0")
     if spec.max_trial_count is not None and spec.max_trial_count <= 0:
