@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import numpy as np
+from sklearn.ensemble import GradientBoostingRegressor
 from sklearn.utils import RegressorTags
 from skopt import Optimizer
 from skopt.learning import (
@@ -42,12 +43,12 @@ from skopt.learning import (
 )
 from skopt.learning.gaussian_process.kernels import ConstantKernel, HammingKernel, Matern
 from skopt.space import Categorical, Integer, Real
+from threadpoolctl import threadpool_limits
 
 from sextant.api import api_pb2
 
 from .base import Algorithm, SearchSpaceExhausted, SettingRule, SettingsSchema, SuggestResult, settings_of
 from .search_space import (
-    DOUBLE,
     INT,
     Param,
     SearchSpace,
@@ -105,6 +106,16 @@ class GBRTRegressor(GradientBoostingQuantileRegressor):
         if tags.regressor_tags is None:
             tags.regressor_tags = RegressorTags()
         return tags
+
+    def predict(self, X, return_std=False, return_quantiles=False):
+        # skopt 0.10 calls np.in1d here, which numpy 2.4 removed; same result without it.
+        if not return_std or return_quantiles:
+            return super().predict(X, return_std=False, return_quantiles=return_quantiles)
+        by_q = dict(zip(self.quantiles, self.regressors_, strict=True))
+        if not all(q in by_q for q in (0.16, 0.5, 0.84)):
+            raise ValueError("return_std needs the quantiles 0.16, 0.5 and 0.84")
+        low, mean, high = (by_q[q].predict(X) for q in (0.16, 0.5, 0.84))
+        return mean, (high - low) / 2.0
 
 
 # ---- search space: Katib parameter <-> skopt dimension ----
@@ -210,7 +221,7 @@ class BayesianOptimization(Algorithm):
         super().__init__()
         self._rng: np.random.RandomState | None = None
         self._points: dict[str, tuple[list[Any], float, float]] = {}  # trial -> (x, loss, seconds)
-        self._issued: list[tuple] = []  # keys this instance proposed (until seen in a request)
+        self._issued: dict[tuple, dict[str, str]] = {}  # proposed here, not yet seen in a request
         self._kernel: Any = None  # last fitted GP kernel, the next fit's starting point
 
     # ---- validation ----
@@ -239,16 +250,12 @@ class BayesianOptimization(Algorithm):
 
         xs, ys, ts = self._completed(experiment, trials, free)
         seen = {space.key(assignment_of(t)) for t in trials}
-        self._issued = [k for k in self._issued if k not in seen]
-        pending: list[list[Any]] = []
-        for t in pending_trials(trials):
-            x = self._encode(assignment_of(t), free)
-            if x is not None:
-                pending.append(x)
+        # Points proposed by this instance that the request does not show yet (the controller
+        # has not created their trials) count as pending too, so they are never repeated.
+        self._issued = {k: a for k, a in self._issued.items() if k not in seen}
         taken = seen | set(self._issued)
-        for key in self._issued:
-            pending.append(self._encode(dict(zip(space.names, map(str, key), strict=True)), free) or [])
-        pending = [x for x in pending if x]
+        pending = [assignment_of(t) for t in pending_trials(trials)] + list(self._issued.values())
+        pending_x = [x for x in (self._encode(a, free) for a in pending) if x is not None]
 
         if not free:
             point = {d.param.name: d.decode(None) for d in dims}
@@ -257,13 +264,16 @@ class BayesianOptimization(Algorithm):
             return SuggestResult([point])
 
         out: list[dict[str, str]] = []
-        n_random = max(0, cfg.n_initial_points - len(xs) - len(pending))
+        n_random = max(0, cfg.n_initial_points - len(xs) - len(pending_x))
         while len(out) < count and (len(out) < n_random or not xs):
             out.append(self._random_point(space, dims, taken))
         if len(out) < count:
-            out.extend(self._model_points(cfg, space, dims, free, xs, ys, ts, pending, taken,
-                                          count - len(out)))
-        self._issued.extend(space.key(a) for a in out)
+            with threadpool_limits(limits=1):
+                # BLAS threads only fight each other (and the other services) on these small
+                # matrices: one thread is several times faster on a shared machine.
+                out.extend(self._model_points(cfg, space, dims, free, xs, ys, ts, pending_x, taken,
+                                              count - len(out)))
+        self._issued.update((space.key(a), a) for a in out)
         return SuggestResult(out)
 
     def _completed(self, experiment, trials, free) -> tuple[list, list, list]:
@@ -338,7 +348,8 @@ class BayesianOptimization(Algorithm):
             return RandomForestRegressor(n_estimators=100, min_samples_leaf=3, random_state=seed)
         if cfg.base_estimator == "ET":
             return ExtraTreesRegressor(n_estimators=100, min_samples_leaf=3, random_state=seed)
-        return GBRTRegressor(random_state=seed)
+        return GBRTRegressor(base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"),
+                             random_state=seed)
 
     def _model_points(self, cfg, space, dims, free, xs, ys, ts, pending, taken, count) -> list[dict[str, str]]:
         assert self._rng is not None
@@ -397,4 +408,4 @@ def _has_white(kernel: Any) -> bool:
     return isinstance(kernel, Sum) and isinstance(kernel.k2, WhiteKernel)
 
 
-__all__ = ["BayesianOptimization", "GBRTRegressor", "SCHEMA", "DOUBLE"]
+__all__ = ["BayesianOptimization", "GBRTRegressor", "SCHEMA"]

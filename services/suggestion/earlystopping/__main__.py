@@ -1,0 +1,65 @@
+"""``python -m services.suggestion.earlystopping [--algorithm medianstop] [--db-manager HOST:PORT]``.
+
+Serves ``api.v1.beta1.EarlyStopping`` (default port 6788). ``--db-manager`` is Sextant's resource
+store, needed for SetTrialStatus; the observation logs come from the DB manager address each
+GetEarlyStoppingRules request names. Health answers SERVING for "" and
+``manager.v1beta1.EarlyStopping``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from sextant.config import DEFAULT_EARLY_STOPPING_PORT, add_server_arguments, env, server_settings
+from sextant.logs import setup_logging
+from sextant.server import GrpcServer
+
+from .medianstop import NAME
+from .servicer import HEALTH_NAMES, MedianStopServicer, add_to_server
+
+log = logging.getLogger("sextant.earlystopping")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m services.suggestion.earlystopping",
+                                     description="Katib-compatible early stopping service (medianstop)")
+    parser.add_argument("--algorithm", default=NAME, choices=[NAME], help="early-stopping algorithm")
+    parser.add_argument("--db-manager", default=env("db_manager"),
+                        help="HOST:PORT of Sextant's resource store, used by SetTrialStatus")
+    parser.add_argument("--db-manager-ca", default=env("db_manager_ca"), help="PEM CA to reach it over TLS")
+    parser.add_argument("--namespace", default=env("namespace", ""),
+                        help="namespace of the trials (default: find the trial by name in any namespace)")
+    add_server_arguments(parser, DEFAULT_EARLY_STOPPING_PORT)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = server_settings(args)
+    setup_logging(settings.log_level)
+    store = None
+    if args.db_manager:
+        from sextant.store.client import GrpcResourceStore
+
+        store = GrpcResourceStore(args.db_manager, token=settings.token, tls_ca=args.db_manager_ca)
+    servicer = MedianStopServicer(store, namespace=args.namespace, token=settings.token,
+                                  tls_ca=args.db_manager_ca)
+    server = GrpcServer(settings, name="earlystopping", health_names=HEALTH_NAMES)
+    add_to_server(servicer, server)
+    server.install_signal_handlers()
+    port = server.start()
+    log.info("early stopping service ready", extra={"algorithm": args.algorithm, "port": port,
+                                                     "db_manager": args.db_manager,
+                                                     "settings": settings.describe()})
+    print(f"listening on {settings.host}:{port}", flush=True)  # a parent on port 0 reads this line
+    server.wait()
+    servicer.close()
+    if store is not None:
+        store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""``api.v1.beta1.EarlyStopping`` for medianstop (facts §7.9).
+
+* GetEarlyStoppingRules reads the completed trials' objective logs from the DB manager named in
+  the request (Katib's ``DBManager.GetObservationLog``) and returns the medianstop rule. Per-trial
+  values are cached per experiment (a SUCCEEDED trial's log no longer changes); the answer only
+  uses trials present in the request, so a restarted service answers the same.
+* SetTrialStatus appends the EarlyStopped condition to the Trial in Sextant's resource store
+  (``--db-manager``), retrying on a stale resourceVersion.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+
+import grpc
+
+from sextant.api import api_pb2, api_pb2_grpc
+from sextant.channel import open_channel
+from sextant.conditions import set_condition
+from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
+
+from . import medianstop
+
+log = logging.getLogger("sextant.earlystopping")
+
+SERVICE_NAME = "api.v1.beta1.EarlyStopping"
+HEALTH_NAMES = ("", "manager.v1beta1.EarlyStopping")
+EARLY_STOPPED = "EarlyStopped"
+REASON = "TrialEarlyStopped"
+MESSAGE = "Trial is early stopped"
+DB_TIMEOUT = 120.0  # Katib's timeout for GetObservationLog
+CONFLICT_RETRIES = 10
+
+
+class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
+    def __init__(self, store: ResourceStore | None = None, *, namespace: str = "", token: str | None = None,
+                 tls_ca: str | None = None, cache_size: int = 256):
+        self._store = store
+        self._namespace = namespace
+        self._token, self._tls_ca = token, tls_ca
+        self._channels: dict[str, grpc.Channel] = {}
+        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()  # experiment -> trial -> value
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    # ---- RPCs ----
+
+    def ValidateEarlyStoppingSettings(self, request, context):
+        errors = medianstop.validation_errors(request.early_stopping)
+        if errors:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+        return api_pb2.ValidateEarlyStoppingSettingsReply()
+
+    def GetEarlyStoppingRules(self, request, context):
+        experiment = request.experiment
+        try:
+            settings = medianstop.parse_settings(experiment.spec.early_stopping)
+        except medianstop.InvalidEarlyStoppingSettings as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        objective = experiment.spec.objective
+        if not objective.objective_metric_name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          "experiment.spec.objective.objective_metric_name must be set")
+        completed = [t.name for t in request.trials
+                     if t.status.condition == api_pb2.TrialStatus.SUCCEEDED and t.name]
+        if not completed:
+            return api_pb2.GetEarlyStoppingRulesReply()
+        if not request.db_manager_address:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
+        try:
+            per_trial = self._trial_values(experiment.name, completed, objective.objective_metric_name,
+                                           settings.start_step, request.db_manager_address)
+        except grpc.RpcError as err:
+            context.abort(grpc.StatusCode.UNAVAILABLE,
+                          f"GetObservationLog at {request.db_manager_address}: {err.code().name}: {err.details()}")
+        found = medianstop.rule(objective, per_trial, settings)
+        reply = api_pb2.GetEarlyStoppingRulesReply()
+        if found is not None:
+            reply.early_stopping_rules.append(found)
+        log.info("early stopping rules", extra={"experiment": experiment.name, "trials": len(per_trial),
+                                                 "rules": len(reply.early_stopping_rules)})
+        return reply
+
+    def SetTrialStatus(self, request, context):
+        name = request.trial_name
+        if not name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
+        if self._store is None:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
+                          "this early-stopping service has no resource store (start it with --db-manager)")
+        try:
+            self._mark_early_stopped(name)
+        except NotFound as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        except _Ambiguous as exc:
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except Unavailable as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+        except StoreError as exc:
+            context.abort(grpc.StatusCode.INTERNAL, f"cannot update trial {name}: {exc}")
+        log.info("trial early stopped", extra={"trial": name})
+        return api_pb2.SetTrialStatusReply()
+
+    # ---- helpers ----
+
+    def _trial_values(self, experiment: str, trials: list[str], metric: str, start_step: int,
+                      address: str) -> list[float]:
+        with self._lock:
+            cached = self._values.setdefault(f"{experiment}\0{start_step}\0{metric}", {})
+            self._values.move_to_end(f"{experiment}\0{start_step}\0{metric}")
+            while len(self._values) > self._cache_size:
+                self._values.popitem(last=False)
+        stub = api_pb2_grpc.DBManagerStub(self._channel(address))
+        out = []
+        for name in trials:
+            if name not in cached:
+                reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=name, metric_name=metric),
+                                               timeout=DB_TIMEOUT)
+                value = medianstop.early_value(
+                    (ml.metric.value for ml in reply.observation_log.metric_logs if ml.metric.name == metric),
+                    start_step)
+                if value is None:
+                    continue  # no numeric log (yet): not counted, asked again next time
+                cached[name] = value
+            out.append(cached[name])
+        return out
+
+    def _channel(self, address: str) -> grpc.Channel:
+        with self._lock:
+            channel = self._channels.get(address)
+            if channel is None:
+                channel = open_channel(address, token=self._token, tls_ca=self._tls_ca)
+                self._channels[address] = channel
+            return channel
+
+    def _find_trial(self, name: str):
+        if self._namespace:
+            return self._store.get("Trial", self._namespace, name)  # type: ignore[union-attr]
+        items, _ = self._store.list("Trial", "")  # type: ignore[union-attr]
+        matches = [t for t in items if t.metadata.name == name]
+        if not matches:
+            raise NotFound(f"trial {name} not found")
+        if len(matches) > 1:
+            spaces = sorted(t.metadata.namespace for t in matches)
+            raise _Ambiguous(f"trial name {name} exists in several namespaces ({', '.join(spaces)}); "
+                             "start the service with --namespace")
+        return matches[0]
+
+    def _mark_early_stopped(self, name: str) -> None:
+        trial = self._find_trial(name)
+        for attempt in range(CONFLICT_RETRIES):
+            conditions = trial.status.conditions
+            if not set_condition(conditions, EARLY_STOPPED, "True", REASON, MESSAGE):
+                return  # already marked: SetTrialStatus is idempotent
+            try:
+                self._store.update_status(trial)  # type: ignore[union-attr]
+                return
+            except Conflict:
+                if attempt == CONFLICT_RETRIES - 1:
+                    raise
+                trial = self._store.get("Trial", trial.metadata.namespace, name)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+
+class _Ambiguous(StoreError):
+    pass
+
+
+def add_to_server(servicer: MedianStopServicer, server) -> None:
+    api_pb2_grpc.add_EarlyStoppingServicer_to_server(servicer, server.grpc)
+    server.add_service_names(SERVICE_NAME)
