@@ -8,12 +8,15 @@ every proposal lies on Katib's grid (hyperopt's own ``quniform`` rounds to multi
 and ignores ``min``); logUniform/normal/logNormal use hyperopt's matching priors and are clipped
 into [min, max]; list parameters are ``hp.choice``.
 
-State: the hyperopt Domain (the expensive pyll graph) and one trial document per Katib trial
-are cached per experiment; each call only converts trials it has not seen (or whose status
-changed) and then hands hyperopt exactly the trials in the request, so a fresh instance gives
-the same answer. Pending trials go in as documents without a result, which hyperopt's TPE
-counts as infinitely bad: the next proposals move away from points already being evaluated.
-A batch is proposed one point at a time, each added as pending before the next.
+State: per experiment, the hyperopt Domain with its TPE posterior graph (built once per
+setting) and the trials as numpy rows (``trial_history``: a trial is re-read only when new or
+its condition changed). Each call evaluates hyperopt's posterior with those rows -- the same
+memo ``tpe.suggest`` builds from its trial documents, without rebuilding documents, graph or
+the per-label grouping each time (see ``_Posterior``); for the same request and seed the
+answer is the one ``tpe.suggest`` gives, and a fresh instance gives the same answer. Pending
+trials count with loss +inf, as hyperopt counts documents without a result: the next
+proposals move away from points already being evaluated. A batch is proposed one point at a
+time, each added as pending before the next.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from hyperopt import STATUS_OK, Trials, hp, tpe
-from hyperopt.base import JOB_STATE_DONE, JOB_STATE_RUNNING, Domain
+from hyperopt import hp, pyll, tpe
+from hyperopt.base import Domain
+from hyperopt.tpe import DEFAULT_LF
 
 from sextant.api import api_pb2
 
@@ -32,11 +36,8 @@ from .search_space import (
     NORMAL,
     Param,
     SearchSpace,
-    assignment_of,
-    completed_trials,
-    objective_sign,
-    pending_trials,
 )
+from .trial_history import TrialHistory
 
 SCHEMA = SettingsSchema("tpe", {
     "random_state": SettingRule(int, non_negative_int("random_state should be great or equal than zero")),
@@ -93,67 +94,119 @@ def _from_hyperopt(p: Param, v: float) -> str:
     return p.format(v)
 
 
+class _Posterior:
+    """hyperopt's TPE posterior for one domain and setting, evaluated on arrays.
+
+    ``tpe.suggest`` rebuilds the pyll posterior graph, walks every trial document and regroups
+    them (``miscs_to_idxs_vals``) on each call: O(n) Python work that dominates at hundreds of
+    trials. This builds the graph once (``tpe.build_posterior_wrapper``) and evaluates it with
+    the observations given as arrays, exactly the memo ``tpe.suggest`` would build: trial ids in
+    first-seen order, losses with +inf for pending trials, one value per trial and label.
+    Startup (fewer than ``n_startup_jobs`` trials, pending ones included, as in hyperopt)
+    samples the prior like ``hyperopt.rand.suggest``. Pinned to hyperopt 0.3.0
+    (tests/integration/test_algorithms_tpe.py checks the internals it relies on).
+    """
+
+    def __init__(self, domain: Domain, labels: list[str], prior_weight: float, gamma: float,
+                 n_ei_candidates: int, n_startup_jobs: int) -> None:
+        self.domain = domain
+        self.labels = labels
+        self.observed, self.observed_loss, self.posterior = tpe.build_posterior_wrapper(
+            domain, prior_weight, gamma)
+        self.n_ei_candidates = n_ei_candidates
+        self.n_startup_jobs = n_startup_jobs
+        self.int_labels = {label for label, node in domain.params.items() if node.name == "randint"}
+        # hyperopt shifts two-argument randint samples by their lower bound after evaluation
+        self.offsets = {label: node.pos_args[0].obj for label, node in domain.params.items()
+                        if node.name == "randint" and len(node.pos_args) == 2}
+        # The below/above split nodes, one per label. hyperopt's ap_split_trials regroups with
+        # Python loops over every trial; with every label observed on every trial (our spaces
+        # have no conditional parameters) its result is a boolean mask shared by all labels,
+        # so we compute it once with numpy and hand it to the graph through the memo.
+        self.splits: dict[object, str] = {}
+        for node in pyll.dfs(pyll.as_apply(self.posterior)):
+            if node.name == "ap_split_trials":
+                getitem = node.pos_args[1]
+                self.splits[node] = getitem.pos_args[1].obj
+        self.gamma = gamma
+
+    def suggest(self, x: np.ndarray, losses: np.ndarray, seed: int) -> dict[str, float]:
+        """One point (label -> hyperopt value); ``x`` columns follow ``labels``."""
+        domain = self.domain
+        n = len(losses)
+        rng = np.random.default_rng(seed)
+        if n < self.n_startup_jobs:
+            idxs, vals = pyll.rec_eval(domain.s_idxs_vals, memo={domain.s_new_ids: [n], domain.s_rng: rng})
+            return {label: vals[label][0] for label in self.labels}
+        tids = np.arange(n)
+        fake_id_0 = n + 2  # max(max(tids), new id n) + 2, as hyperopt picks it
+        fake_ids = list(range(fake_id_0, fake_id_0 + self.n_ei_candidates))
+        memo = {domain.s_new_ids: fake_ids, domain.s_rng: rng,
+                self.observed_loss["idxs"]: tids, self.observed_loss["vals"]: losses,
+                self.observed["idxs"]: {label: tids for label in self.labels},
+                self.observed["vals"]: {label: x[:, j].astype(int) if label in self.int_labels else x[:, j]
+                                        for j, label in enumerate(self.labels)}}
+        below = _below_mask(losses, self.gamma)
+        for node, label in self.splits.items():
+            obs = memo[self.observed["vals"]][label]
+            memo[node] = (_nonempty(obs[below]), _nonempty(obs[~below]))
+        idxs, vals = pyll.rec_eval(self.posterior, memo=memo, print_node_on_error=False)
+        out = {}
+        for label in self.labels:
+            pos = list(idxs[label]).index(fake_ids[0])
+            out[label] = vals[label][pos] + self.offsets.get(label, 0)
+        return out
+
+
+def _below_mask(losses: np.ndarray, gamma: float) -> np.ndarray:
+    """Which trials hyperopt's ``ap_split_trials`` puts below gamma (same n_below, same sort)."""
+    n_below = min(int(np.ceil(gamma * np.sqrt(len(losses)))), DEFAULT_LF)
+    mask = np.zeros(len(losses), dtype=bool)
+    mask[np.argsort(losses)[:n_below]] = True
+    return mask
+
+
+def _nonempty(values: np.ndarray) -> np.ndarray:
+    # ap_split_trials returns np.asarray([]) (float) for an empty group, whatever the label
+    return values if len(values) else np.asarray([])
+
+
 class TPE(Algorithm):
     name = "tpe"
     invalid_settings_example = {"gamma": "1.5"}
 
     def __init__(self) -> None:
         super().__init__()
-        self._domain: Domain | None = None
         self._space: SearchSpace | None = None
-        self._docs: dict[str, dict] = {}  # trial name -> hyperopt doc
-        self._doc_state: dict[str, tuple] = {}  # trial name -> (condition, loss) the doc reflects
-        self._next_tid = 0
+        self._history: TrialHistory | None = None
+        self._posterior: _Posterior | None = None
+        self._posterior_key: tuple | None = None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors(settings_of(experiment))
 
-    def _domain_for(self, space: SearchSpace) -> Domain:
-        if self._domain is None or self._space is not space:
-            expr = {p.name: _expr(p) for p in space.params}
-            self._domain = Domain(lambda _: 0.0, expr, pass_expr_memo_ctrl=False)
+    def _state_for(self, space: SearchSpace, settings: dict) -> tuple[TrialHistory, _Posterior]:
+        key = (settings["prior_weight"], settings["gamma"], settings["n_EI_candidates"])
+        if self._space is not space or self._history is None:
             self._space = space
-            self._docs.clear()
-            self._doc_state.clear()
-        return self._domain
-
-    def _doc(self, trials: Trials, domain: Domain, space: SearchSpace, assignment: dict[str, str],
-             loss: float | None) -> dict:
-        tid = self._next_tid
-        self._next_tid += 1
-        misc = {"tid": tid, "cmd": domain.cmd, "workdir": domain.workdir,
-                "idxs": {p.name: [tid] for p in space.params},
-                "vals": {p.name: [_to_hyperopt(p, assignment[p.name])] for p in space.params}}
-        doc = trials.new_trial_docs([tid], [None], [{"status": "new"}], [misc])[0]
-        _set_loss(doc, loss)
-        return doc
+            self._history = TrialHistory(space, lambda a: [_to_hyperopt(p, a[p.name]) for p in space.params])
+            self._posterior = None
+        if self._posterior is None or self._posterior_key != key:
+            expr = {p.name: _expr(p) for p in space.params}
+            domain = Domain(lambda _: 0.0, expr, pass_expr_memo_ctrl=False)
+            self._posterior = _Posterior(domain, list(space.names), settings["prior_weight"], settings["gamma"],
+                                         settings["n_EI_candidates"], N_STARTUP)
+            self._posterior_key = key
+        return self._history, self._posterior
 
     def suggest(self, experiment, trials, count) -> SuggestResult:
         settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
-        domain = self._domain_for(space)
-        holder = Trials()
-        sign = objective_sign(experiment)
-        losses = {t.name: sign * v for t, v in completed_trials(experiment, trials)}
-        pending = {t.name for t in pending_trials(trials)}
-        docs: list[dict] = []
-        seen: set[tuple] = set()
-        for t in trials:
-            seen.add(self.trial_key(space, t))
-            if t.name not in losses and t.name not in pending:
-                continue  # failed/killed: neither information nor a point being evaluated
-            state = (t.status.condition, losses.get(t.name))
-            doc = self._docs.get(t.name)
-            if doc is None:
-                assignment = assignment_of(t)
-                if set(assignment) != set(space.names):
-                    continue  # not a point of this space (a hand-made trial): nothing to learn
-                doc = self._doc(holder, domain, space, assignment, losses.get(t.name))
-                self._docs[t.name] = doc
-            elif self._doc_state.get(t.name) != state:
-                _set_loss(doc, losses.get(t.name))
-            self._doc_state[t.name] = state
-            docs.append(doc)
+        history, posterior = self._state_for(space, settings)
+        history.sync(experiment, trials)
+        x, losses = history.usable()
+        losses = np.where(np.isnan(losses), np.inf, losses)  # pending = infinitely bad (constant liar)
+        seen = set(history.taken)
         random_state = settings["random_state"]
         base_seed = (int(random_state) + len(trials)) if random_state is not None \
             else int(np.random.default_rng().integers(2**31))
@@ -161,15 +214,9 @@ class TPE(Algorithm):
         for i in range(count):
             point = None
             for attempt in range(RETRIES):
-                holder._trials = docs
                 seed = (base_seed + 7919 * i + 104729 * attempt) % (2**31)
-                new = tpe.suggest([self._next_tid], domain, holder, seed,
-                                  prior_weight=settings["prior_weight"],
-                                  n_startup_jobs=N_STARTUP,
-                                  n_EI_candidates=settings["n_EI_candidates"],
-                                  gamma=settings["gamma"], verbose=False)
-                vals = new[0]["misc"]["vals"]
-                candidate = {p.name: _from_hyperopt(p, vals[p.name][0]) for p in space.params}
+                vals = posterior.suggest(x, losses, seed)
+                candidate = {p.name: _from_hyperopt(p, vals[p.name]) for p in space.params}
                 if space.key(candidate) not in seen:
                     point = candidate
                     break
@@ -181,15 +228,8 @@ class TPE(Algorithm):
                         break
                     point = space.sample(rng)
             seen.add(space.key(point))
-            docs = docs + [self._doc(holder, domain, space, point, None)]
+            # the new point is pending for the rest of the batch
+            x = np.vstack([x, [_to_hyperopt(p, point[p.name]) for p in space.params]])
+            losses = np.append(losses, np.inf)
             out.append(point)
         return SuggestResult(out)
-
-
-def _set_loss(doc: dict, loss: float | None) -> None:
-    if loss is None:
-        doc["result"] = {"status": "new"}
-        doc["state"] = JOB_STATE_RUNNING
-    else:
-        doc["result"] = {"status": STATUS_OK, "loss": loss}
-        doc["state"] = JOB_STATE_DONE
