@@ -150,8 +150,15 @@ class LocalJobs:
                    *spec.collector_args, "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
                       command=argv, cwd=str(cwd), start_time=_now())
-        proc = process.spawn(wrapper, log_path=directory / "output.log",
-                             env=self.environment(env), cwd=str(cwd))
+        try:
+            proc = process.spawn(wrapper, log_path=directory / "output.log",
+                                 env=self.environment(env), cwd=str(cwd))
+        except ValueError as err:  # e.g. a NUL byte in an argument or variable: execve cannot take it
+            process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
+                                                         "message": f"cannot start the job: {err}",
+                                                         "completion_time": _now()})
+            process.write_json(directory / "job.json", record)
+            return self.status(spec.namespace, spec.name)
         record["process"] = proc.to_dict()
         process.write_json(directory / "job.json", record)
         return self.status(spec.namespace, spec.name)
