@@ -45,9 +45,10 @@ def test_every_algorithm_and_collector_has_an_example():
 def test_example_runs_to_success(local_stack, path):
     if _missing(path.stem):
         pytest.skip(f"{_missing(path.stem)} has not landed yet")
-    validated = local_stack.sextant("validate", "-f", str(path))
+    validated = local_stack.sextant("validate", "-f", str(path), "-o", "json")
     assert validated.returncode == 0, validated.stderr
-    name = validated.stdout.split()[0].split("/", 1)[1]
+    meta = json.loads(validated.stdout)["metadata"]
+    name, ns = meta["name"], ["-n", meta["namespace"]]
     scratch = SCRATCH.get(path.stem)
     if scratch is not None and scratch.is_dir():
         shutil.rmtree(scratch)
@@ -57,11 +58,11 @@ def test_example_runs_to_success(local_stack, path):
         result = local_stack.sextant("run", "-f", str(path.relative_to(ROOT)), "--timeout", "8m", timeout=600)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"experiment {name} succeeded" in result.stdout
-        exp = json.loads(local_stack.sextant("get", "experiment", name, "-o", "json").stdout)
-        trials = json.loads(local_stack.sextant("get", "trials", "-e", name, "-o", "json").stdout)["items"]
+        exp = json.loads(local_stack.sextant("get", "experiment", name, *ns, "-o", "json").stdout)
+        trials = json.loads(local_stack.sextant("get", "trials", "-e", name, *ns, "-o", "json").stdout)["items"]
         check(path.stem, exp, trials)
     finally:
-        local_stack.sextant("delete", "experiment", name)
+        local_stack.sextant("delete", "experiment", name, *ns)
 
 
 def objective_values(exp: dict, trials: list[dict]) -> list[float]:
