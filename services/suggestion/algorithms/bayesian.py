@@ -115,7 +115,8 @@ class GBRTRegressor(GradientBoostingQuantileRegressor):
         if not all(q in by_q for q in (0.16, 0.5, 0.84)):
             raise ValueError("return_std needs the quantiles 0.16, 0.5 and 0.84")
         low, mean, high = (by_q[q].predict(X) for q in (0.16, 0.5, 0.84))
-        return mean, (high - low) / 2.0
+        # Separately fitted quantiles can cross; the spread is still their distance.
+        return mean, np.abs(high - low) / 2.0
 
 
 # ---- search space: Katib parameter <-> skopt dimension ----
