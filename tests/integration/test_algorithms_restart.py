@@ -1,5 +1,5 @@
 """Restart equivalence: a fresh service process given the same trials answers validly, without
-repeating any trial's point, and (for the stateless-by-design algorithms) exactly as before."""
+repeating any trial's point, and (for algorithms whose answer depends only on the request) exactly as before."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sextant.conformance.checks import assignment_problems
 from .suggestion_servers import BUILTIN, get, subprocess_server
 
 Condition = api_pb2.TrialStatus.TrialConditionType
-SAME_ANSWER = {"random", "grid", "sobol", "cmaes"}
+SAME_ANSWER = {"random", "grid", "sobol", "cmaes", "tpe", "multivariate-tpe"}
 
 
 def _space(algorithm):

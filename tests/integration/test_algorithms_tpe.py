@@ -151,3 +151,41 @@ def test_history_follows_status_changes_duplicates_and_deletions():
     history.sync(exp, trials[1:])  # "a" deleted: rows are the request's trials again
     assert list(history.loss) == [-5.0, -7.0]
     assert history.space.key(point) not in history.taken
+
+
+# ---- multivariate-tpe: same answer as optuna's TPESampler._sample ----
+
+
+@pytest.mark.parametrize("n,maximize", [(30, False), (120, True)])
+def test_multivariate_tpe_proposes_what_optunas_sampler_proposes(n, maximize):
+    import optuna
+    from optuna.samplers import TPESampler
+    from optuna.trial import TrialState, create_trial
+
+    from services.suggestion.algorithms.optuna_study import distribution, to_optuna
+    from services.suggestion.algorithms.optuna_tpe import OptunaTPE
+
+    assert optuna.__version__ == "5.0.0"  # the array path is checked against this version
+    exp = b.experiment("ref", "multivariate-tpe", b.mixed_space(), maximize=maximize)
+    space = SearchSpace.from_experiment(exp)
+    dists = {p.name: distribution(p) for p in space.params}
+    model = OptunaTPE(dists, n_startup_trials=10, n_ei_candidates=24)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
+                                direction="maximize" if maximize else "minimize")
+    rows, losses = [], []
+    for i, t in enumerate(b.completed_history(exp, n, seed=3)):
+        params = {p.name: to_optuna(p, dists[p.name], b.assignment(t.spec.parameter_assignments)[p.name])
+                  for p in space.params}
+        value = float(t.status.observation.metrics[0].value)
+        running = i % 9 == 4  # constant liar: some trials still running
+        study.add_trial(create_trial(params=params, distributions=dists,
+                                     value=None if running else value,
+                                     state=TrialState.RUNNING if running else TrialState.COMPLETE))
+        rows.append(model.encode(params))
+        losses.append(np.nan if running else (-value if maximize else value))
+    current = study._storage.get_trial(study._storage.create_new_trial(study._study_id))
+    for seed in (0, 1, 2):
+        sampler = TPESampler(multivariate=True, constant_liar=True, seed=seed)
+        expected = sampler._sample(study, current, model.search)
+        got = model.ask(np.array(rows), np.array(losses), np.random.RandomState(seed))
+        assert got == expected, seed

@@ -2,18 +2,30 @@
 
 Settings (facts §7.4): ``n_startup_trials``, ``n_ei_candidates``, ``random_state`` (each an int
 >= 0); optuna's defaults otherwise (10 startup trials, 24 EI candidates). Any other setting name
-is rejected. The study is cached per experiment and fed only new trials (``optuna_study``).
+is rejected.
+
+State: the trials are kept per experiment as rows in optuna's internal representation
+(``trial_history``: a trial is re-read only when new or its condition changed) and the sampler's
+steps run on those rows (``optuna_tpe``), instead of re-reading an optuna Study on each ask.
+Pending trials (CREATED/RUNNING) and the points already proposed in the same batch are the
+constant liar's running trials. The random state of a call is derived from ``random_state`` and
+the number of trials in the request, so the same request gives the same answer, from a cached
+instance or a fresh one (after a restart).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import optuna
 
 from sextant.api import api_pb2
 
 from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
-from .optuna_study import SyncedStudy, study_direction_maximize
+from .optuna_study import distribution, from_optuna, to_optuna
+from .optuna_tpe import OptunaTPE
+from .search_space import SearchSpace
+from .trial_history import TrialHistory
+
+RETRIES = 4
 
 
 def _int_rule(name: str, default=None) -> SettingRule:
@@ -27,34 +39,56 @@ SCHEMA = SettingsSchema("multivariate-tpe", {
 })
 
 
-class OptunaAlgorithm(Algorithm):
-    """Common flow: keep a SyncedStudy, sync it with the request, ask ``count`` points."""
-
-    schema: SettingsSchema
+class MultivariateTPE(Algorithm):
+    name = "multivariate-tpe"
+    invalid_settings_example = {"n_startup_trials": "-1"}
+    deterministic = True
 
     def __init__(self) -> None:
         super().__init__()
-        self._study: SyncedStudy | None = None
+        self._space: SearchSpace | None = None
+        self._history: TrialHistory | None = None
+        self._model: OptunaTPE | None = None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
-        return self.schema.errors(settings_of(experiment))
+        return SCHEMA.errors(settings_of(experiment))
 
-    def make_sampler(self, settings: dict, experiment: api_pb2.Experiment) -> optuna.samplers.BaseSampler:
-        raise NotImplementedError
+    def _encoder(self, space: SearchSpace, model: OptunaTPE):
+        dists = model.dists
+        return lambda a: model.encode({p.name: to_optuna(p, dists[p.name], a[p.name]) for p in space.params})
 
     def suggest(self, experiment, trials, count):
-        settings = self.schema.parse(settings_of(experiment))
+        settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
-        if self._study is None or self._study.space is not space:
-            self._study = SyncedStudy(space, self.make_sampler(settings, experiment),
-                                      study_direction_maximize(experiment))
-        self._study.sync(experiment, trials)
-        taken = self.taken_points(space, trials)
+        model = self._model
+        if model is None or self._space is not space or \
+                (model.n_startup_trials, model.n_ei_candidates) != (settings["n_startup_trials"],
+                                                                    settings["n_ei_candidates"]):
+            model = OptunaTPE({p.name: distribution(p) for p in space.params},
+                              settings["n_startup_trials"], settings["n_ei_candidates"])
+            if self._space is not space or self._history is None:
+                self._history = TrialHistory(space, self._encoder(space, model))
+            self._model, self._space = model, space
+        history = self._history
+        assert history is not None
+        history.sync(experiment, trials)
+        x, loss = history.usable()
+        taken = set(history.taken)
+        random_state = settings["random_state"]
+        entropy = None if random_state is None else [int(random_state), len(trials)]
+        seeds = np.random.SeedSequence(entropy).generate_state(2)
+        rng = np.random.RandomState(seeds[0])
+        fallback = np.random.default_rng(seeds[1])
+        encode = self._encoder(space, model)
         out = []
-        fallback = np.random.default_rng(
-            None if settings.get("random_state") is None else [settings["random_state"], len(trials)])
         for _ in range(count):
-            point = self._study.ask(taken)
+            point = None
+            for _attempt in range(RETRIES):
+                params = model.ask(x, loss, rng)
+                candidate = {p.name: from_optuna(p, model.dists[p.name], params[p.name]) for p in space.params}
+                if space.key(candidate) not in taken:
+                    point = candidate
+                    break
             if point is None:  # the sampler keeps hitting taken points (a small space): random
                 point = space.sample(fallback)
                 for _ in range(32):
@@ -62,19 +96,10 @@ class OptunaAlgorithm(Algorithm):
                         break
                     point = space.sample(fallback)
             taken.add(space.key(point))
+            try:  # the new point is running for the rest of the batch (constant liar)
+                x = np.vstack([x, encode(point)])
+                loss = np.append(loss, np.nan)
+            except (ValueError, TypeError):
+                pass
             out.append(point)
         return SuggestResult(out)
-
-
-class MultivariateTPE(OptunaAlgorithm):
-    name = "multivariate-tpe"
-    schema = SCHEMA
-    invalid_settings_example = {"n_startup_trials": "-1"}
-    # optuna's ask order depends on the study's history, which a fresh instance rebuilds the
-    # same way only when the request is the same; same request + seed -> same answer.
-    deterministic = True
-
-    def make_sampler(self, settings, experiment):
-        return optuna.samplers.TPESampler(
-            multivariate=True, constant_liar=True, seed=settings["random_state"],
-            n_startup_trials=settings["n_startup_trials"], n_ei_candidates=settings["n_ei_candidates"])
