@@ -102,6 +102,16 @@ def test_every_estimator_gives_feasible_new_points(server, estimator):
     assert len({_key(p) for p in points}) == len(points)
 
 
+def test_all_categorical_space_uses_the_hamming_kernel(server):
+    _, stub = server
+    params = [b.parameter("a", "categorical", values=["x", "y", "z"]),
+              b.parameter("d", "discrete", values=["1", "2", "4", "8"])]
+    exp = _exp({"n_initial_points": "2", "random_state": "6"}, params)
+    trials = _run(stub, exp, calls=5)
+    points = [b.assignment(t.spec.parameter_assignments) for t in trials]
+    assert len({_key(p) for p in points}) == 5
+
+
 def test_per_second_acquisition_learns_from_trial_durations(server):
     _, stub = server
     exp = _exp({"acq_func": "EIps", "n_initial_points": "2", "random_state": "3"})

@@ -356,8 +356,11 @@ class BayesianOptimization(Algorithm):
         assert self._rng is not None
         est = self._estimator(cfg, free)
         n_points = N_POINTS_LBFGS if cfg.acq_optimizer == "lbfgs" else N_POINTS_SAMPLING
+        acq_optimizer = cfg.acq_optimizer
+        if all(d.kind == "cat" for d in free):
+            acq_optimizer = "sampling"  # a Hamming-kernel GP has no gradient to follow
         opt = Optimizer([d.skopt() for d in free], base_estimator=est, n_initial_points=0,
-                        acq_func=cfg.acq_func, acq_optimizer=cfg.acq_optimizer,
+                        acq_func=cfg.acq_func, acq_optimizer=acq_optimizer,
                         random_state=int(self._rng.randint(0, 2**31 - 1)),
                         acq_optimizer_kwargs={"n_points": n_points, "n_restarts_optimizer": N_RESTARTS_LBFGS})
         lie = min(ys)
