@@ -10,10 +10,15 @@ stepped double, int, categorical), histories of N completed trials, one assignme
   instance rebuilding from the request, as after a restart (imports already done);
 * rpc warm: median ms of the whole gRPC round trip on loopback (client-side, includes
   serialising N trials);
+* server warm cpu (``--cpu``): the same as server warm, in process CPU time, which a shared,
+  loaded machine inflates much less than wall time;
 * process: seconds from spawning ``python -m services.suggestion.algorithms --algorithm A`` to
   the first reply (N = 100), i.e. interpreter + imports + cold rebuild.
 
     .venv/bin/python bench/suggestion_latency.py [--sizes 0,10,50,100,200,500] [--repeat 15]
+        [--algorithms tpe,multivariate-tpe] [--cpu] [--no-process]
+
+The load average is printed first: on a shared machine, state it with the numbers.
 """
 
 from __future__ import annotations
@@ -60,12 +65,12 @@ def _request(exp, trials) -> api_pb2.GetSuggestionsRequest:
                                          total_request_number=len(trials) + 1)
 
 
-def _median_ms(fn, repeat: int) -> float:
+def _median_ms(fn, repeat: int, clock=time.perf_counter) -> float:
     times = []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append((time.perf_counter() - start) * 1000)
+        times.append((clock() - start) * 1000)
     return statistics.median(times)
 
 
@@ -75,6 +80,7 @@ def _measure_one(servicer, ctx, stub, algorithm: str, n: int, repeat: int) -> tu
     request = _request(exp, trials)
     servicer.GetSuggestions(request, ctx)  # build the instance and its state
     warm = _median_ms(lambda: servicer.GetSuggestions(request, ctx), repeat)
+    warm_cpu = _median_ms(lambda: servicer.GetSuggestions(request, ctx), repeat, time.process_time)
     counter = iter(range(10**6))
 
     def cold():
@@ -86,7 +92,7 @@ def _measure_one(servicer, ctx, stub, algorithm: str, n: int, repeat: int) -> tu
     cold_ms = _median_ms(cold, max(3, repeat // 3))
     stub.GetSuggestions(request, timeout=120)
     rpc = _median_ms(lambda: stub.GetSuggestions(request, timeout=120), repeat)
-    return (algorithm, n, warm, cold_ms, rpc, "")
+    return (algorithm, n, warm, cold_ms, rpc, warm_cpu, "")
 
 
 def measure(algorithm: str, sizes: list[int], repeat: int, stub) -> list[tuple]:
@@ -97,7 +103,7 @@ def measure(algorithm: str, sizes: list[int], repeat: int, stub) -> list[tuple]:
         try:
             rows.append(_measure_one(servicer, ctx, stub, algorithm, n, repeat))
         except Exception as exc:  # an algorithm that cannot run this history: say so, keep going
-            rows.append((algorithm, n, None, None, None, str(exc)[:80]))
+            rows.append((algorithm, n, None, None, None, None, str(exc)[:80]))
     return rows
 
 
@@ -130,18 +136,24 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--algorithms", default=",".join(registry.available()))
     parser.add_argument("--no-process", action="store_true", help="skip the fresh-process measurement")
+    parser.add_argument("--cpu", action="store_true", help="add a server-warm column in process CPU time")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     server = GrpcServer(ServerSettings(port=0, grace_seconds=0), name="bench", health_names=HEALTH_NAMES)
     add_to_server(SuggestionServicer(), server)
     port = server.start()
     stub = api_pb2_grpc.SuggestionStub(grpc.insecure_channel(f"127.0.0.1:{port}"))
-    print("| algorithm | completed trials | server warm ms | server cold ms | rpc warm ms | note |")
-    print("|---|---:|---:|---:|---:|---|")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{v:.1f}" for v in os.getloadavg())
+          + f" on {os.cpu_count()} cpus\n")
+    cpu_head, cpu_rule = (" server warm cpu ms |", "---:|") if args.cpu else ("", "")
+    print(f"| algorithm | completed trials | server warm ms | server cold ms | rpc warm ms |{cpu_head} note |")
+    print(f"|---|---:|---:|---:|---:|{cpu_rule}---|")
     for algorithm in args.algorithms.split(","):
-        for algo, n, warm, cold, rpc, note in measure(algorithm, sizes, args.repeat, stub):
+        for algo, n, warm, cold, rpc, cpu, note in measure(algorithm, sizes, args.repeat, stub):
             fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
-            print(f"| {algo} | {n} | {fmt(warm)} | {fmt(cold)} | {fmt(rpc)} | {note} |", flush=True)
+            cpu_cell = f" {fmt(cpu)} |" if args.cpu else ""
+            print(f"| {algo} | {n} | {fmt(warm)} | {fmt(cold)} | {fmt(rpc)} |{cpu_cell} {note} |", flush=True)
+    print("\nload average (1, 5, 15 min) after: " + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
     server.stop()
     if not args.no_process:
         print("\n| algorithm | fresh process to first reply (100 trials), s |\n|---|---:|")

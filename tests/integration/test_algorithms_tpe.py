@@ -94,7 +94,7 @@ def test_tpe_relies_on_hyperopt_internals_that_exist():
     assert hyperopt.__version__ == "0.3.0"  # the fast path is checked against this version
     domain = TPE()._state_for(SearchSpace.from_experiment(b.experiment("x", "tpe", b.mixed_space())),
                               {"gamma": 0.25, "prior_weight": 1.0, "n_EI_candidates": 24})[1]
-    assert len(domain.splits) == 5  # one ap_split_trials node per parameter, found in the graph
+    assert len(domain.graph[3]) == 5  # one ap_split_trials node per parameter, found in the graph
 
 
 # ---- both: a cached instance answers exactly as a fresh one ----

@@ -111,24 +111,32 @@ class _Posterior:
                  n_ei_candidates: int, n_startup_jobs: int) -> None:
         self.domain = domain
         self.labels = labels
-        self.observed, self.observed_loss, self.posterior = tpe.build_posterior_wrapper(
-            domain, prior_weight, gamma)
+        self.prior_weight = prior_weight
         self.n_ei_candidates = n_ei_candidates
         self.n_startup_jobs = n_startup_jobs
         self.int_labels = {label for label, node in domain.params.items() if node.name == "randint"}
         # hyperopt shifts two-argument randint samples by their lower bound after evaluation
         self.offsets = {label: node.pos_args[0].obj for label, node in domain.params.items()
                         if node.name == "randint" and len(node.pos_args) == 2}
-        # The below/above split nodes, one per label. hyperopt's ap_split_trials regroups with
-        # Python loops over every trial; with every label observed on every trial (our spaces
-        # have no conditional parameters) its result is a boolean mask shared by all labels,
-        # so we compute it once with numpy and hand it to the graph through the memo.
-        self.splits: dict[object, str] = {}
-        for node in pyll.dfs(pyll.as_apply(self.posterior)):
-            if node.name == "ap_split_trials":
-                getitem = node.pos_args[1]
-                self.splits[node] = getitem.pos_args[1].obj
         self.gamma = gamma
+        self._graph: tuple | None = None  # built on first use: startup never needs it
+
+    @property
+    def graph(self) -> tuple:
+        """(observed, observed_loss, posterior, splits) for this domain and setting."""
+        if self._graph is None:
+            observed, observed_loss, posterior = tpe.build_posterior_wrapper(
+                self.domain, self.prior_weight, self.gamma)
+            # The below/above split nodes, one per label. hyperopt's ap_split_trials regroups
+            # with Python loops over every trial; with every label observed on every trial (our
+            # spaces have no conditional parameters) its result is one boolean mask shared by
+            # all labels, so we compute it once with numpy and hand it over through the memo.
+            splits: dict[object, str] = {}
+            for node in pyll.dfs(pyll.as_apply(posterior)):
+                if node.name == "ap_split_trials":
+                    splits[node] = node.pos_args[1].pos_args[1].obj  # getitem(observed vals, label)
+            self._graph = (observed, observed_loss, posterior, splits)
+        return self._graph
 
     def suggest(self, x: np.ndarray, losses: np.ndarray, seed: int) -> dict[str, float]:
         """One point (label -> hyperopt value); ``x`` columns follow ``labels``."""
@@ -138,19 +146,20 @@ class _Posterior:
         if n < self.n_startup_jobs:
             idxs, vals = pyll.rec_eval(domain.s_idxs_vals, memo={domain.s_new_ids: [n], domain.s_rng: rng})
             return {label: vals[label][0] for label in self.labels}
+        observed, observed_loss, posterior, splits = self.graph
         tids = np.arange(n)
         fake_id_0 = n + 2  # max(max(tids), new id n) + 2, as hyperopt picks it
         fake_ids = list(range(fake_id_0, fake_id_0 + self.n_ei_candidates))
         memo = {domain.s_new_ids: fake_ids, domain.s_rng: rng,
-                self.observed_loss["idxs"]: tids, self.observed_loss["vals"]: losses,
-                self.observed["idxs"]: {label: tids for label in self.labels},
-                self.observed["vals"]: {label: x[:, j].astype(int) if label in self.int_labels else x[:, j]
+                observed_loss["idxs"]: tids, observed_loss["vals"]: losses,
+                observed["idxs"]: {label: tids for label in self.labels},
+                observed["vals"]: {label: x[:, j].astype(int) if label in self.int_labels else x[:, j]
                                         for j, label in enumerate(self.labels)}}
         below = _below_mask(losses, self.gamma)
-        for node, label in self.splits.items():
-            obs = memo[self.observed["vals"]][label]
+        for node, label in splits.items():
+            obs = memo[observed["vals"]][label]
             memo[node] = (_nonempty(obs[below]), _nonempty(obs[~below]))
-        idxs, vals = pyll.rec_eval(self.posterior, memo=memo, print_node_on_error=False)
+        idxs, vals = pyll.rec_eval(posterior, memo=memo, print_node_on_error=False)
         out = {}
         for label in self.labels:
             pos = list(idxs[label]).index(fake_ids[0])
