@@ -276,3 +276,18 @@ def test_module_runs_as_a_process_with_katib_flags(store):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_without_db_manager_flag_the_rules_request_address_is_used(store):
+    """Sextant's DB manager serves Katib's DBManager and the resource store on one address."""
+    address, client = store
+    client.create(_store_trial("t2"))
+    server, channel = _serve(MedianStopServicer())
+    try:
+        stub = api_pb2_grpc.EarlyStoppingStub(channel)
+        assert list(_rules(stub, _exp(), [], address)) == []
+        stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="t2"), timeout=30)
+        assert client.get("Trial", "default", "t2").status.conditions[-1].type == "EarlyStopped"
+    finally:
+        channel.close()
+        server.stop()

@@ -70,6 +70,8 @@ N_RESTARTS_LBFGS = 5
 N_POINTS_SAMPLING = 3000
 #: Fixed GP jitter (normalised targets): enough for conditioning, small enough to interpolate.
 GP_JITTER = 1e-6
+#: Proposed points remembered until their trials appear in a request (oldest dropped first).
+MAX_ISSUED = 256
 #: Attempts at drawing a random point not proposed before, before declaring exhaustion.
 MAX_RANDOM_TRIES = 200
 
@@ -275,6 +277,8 @@ class BayesianOptimization(Algorithm):
                 out.extend(self._model_points(cfg, space, dims, free, xs, ys, ts, pending_x, taken,
                                               count - len(out)))
         self._issued.update((space.key(a), a) for a in out)
+        while len(self._issued) > MAX_ISSUED:  # replies the controller discarded never show up
+            self._issued.pop(next(iter(self._issued)))
         return SuggestResult(out)
 
     def _completed(self, experiment, trials, free) -> tuple[list, list, list]:

@@ -5,7 +5,8 @@
   values are cached per experiment (a SUCCEEDED trial's log no longer changes); the answer only
   uses trials present in the request, so a restarted service answers the same.
 * SetTrialStatus appends the EarlyStopped condition to the Trial in Sextant's resource store
-  (``--db-manager``), retrying on a stale resourceVersion.
+  (``--db-manager``; without it, the DB manager address of the last GetEarlyStoppingRules
+  request, which in Sextant serves the store too), retrying on a stale resourceVersion.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         self._channels: dict[str, grpc.Channel] = {}
         self._values: OrderedDict[str, dict[str, float]] = OrderedDict()  # experiment -> trial -> value
         self._cache_size = cache_size
+        self._seen_db_manager = ""  # last db_manager_address of a GetEarlyStoppingRules request
         self._lock = threading.Lock()
 
     # ---- RPCs ----
@@ -63,6 +65,8 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         if not objective.objective_metric_name:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "experiment.spec.objective.objective_metric_name must be set")
+        if request.db_manager_address:
+            self._seen_db_manager = request.db_manager_address
         completed = [t.name for t in request.trials
                      if t.status.condition == api_pb2.TrialStatus.SUCCEEDED and t.name]
         if not completed:
@@ -87,6 +91,12 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         name = request.trial_name
         if not name:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
+        if self._store is None and self._seen_db_manager:
+            # Sextant's DB manager serves the resource store on the same address as Katib's
+            # DBManager API, so the address the controller sent with GetEarlyStoppingRules works.
+            from sextant.store.client import GrpcResourceStore
+
+            self._store = GrpcResourceStore(self._seen_db_manager, token=self._token, tls_ca=self._tls_ca)
         if self._store is None:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           "this early-stopping service has no resource store (start it with --db-manager)")
