@@ -48,7 +48,11 @@ LINES = 3  # score lines each trial prints
 # DB-manager kill (RELIABILITY.md, known bugs); the default runs leave it unseeded and
 # test_seeded_random_no_duplicates (faults marker) shows the bug.
 SEEDED_ALGORITHM = os.environ.get("SEXTANT_FAULT_SEEDED_ALGORITHM") == "1"
-RESULTS = Path(os.environ.get("SEXTANT_FAULT_RESULTS", ROOT / ".sextant-fault-results.jsonl"))
+RESULTS_ENV = os.environ.get("SEXTANT_FAULT_RESULTS")  # default: fault-results.jsonl in the stack's directory
+
+
+def results_file(stack: Stack) -> Path:
+    return Path(RESULTS_ENV) if RESULTS_ENV else stack.data_dir / "fault-results.jsonl"
 
 EXPERIMENT = textwrap.dedent("""
     apiVersion: kubeflow.org/v1beta1
@@ -245,7 +249,7 @@ def run_round(stack: Stack, runs: list[Run]) -> None:
         assert waited.returncode == 0, f"{run.name} ({run.target}): {waited.stdout}{waited.stderr}"
     for run in runs:
         run.result = verify(stack, run.name)
-        with RESULTS.open("a") as f:
+        with results_file(stack).open("a") as f:
             f.write(json.dumps({"run": run.name, "target": run.target, "delay": run.delay, "killed_pid": run.killed,
                                 "killed_at": run.killed_at, **run.result}) + "\n")
 
@@ -287,7 +291,7 @@ def _outage(stack: Stack, seconds: float, name: str) -> None:
     waited = stack.sextant_retry("wait", "experiment", name, "--for=condition=Succeeded", "--timeout=6m")
     assert waited.returncode == 0, waited.stdout + waited.stderr
     result = verify(stack, name)
-    with RESULTS.open("a") as f:
+    with results_file(stack).open("a") as f:
         f.write(json.dumps({"run": name, "target": "db-manager-outage", "outage_s": seconds, **result}) + "\n")
 
 
