@@ -82,6 +82,17 @@ def _seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(own, reaped children) CPU seconds of a live process, from /proc/<pid>/stat."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0, 0.0
+    f = raw[raw.rfind(")") + 2:].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick
+
+
 def run(trials: int, parallel: int, db: str, workers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="sextant-bench-"))
     data = tmp / "data"
@@ -140,10 +151,22 @@ def run(trials: int, parallel: int, db: str, workers: int) -> dict:
             except (FileNotFoundError, KeyError):
                 continue
         job = sum(job_times) / max(1, len(job_times))
+        # CPU profile: each service's own CPU, and the trial controller's reaped children (the
+        # trial jobs: collector wrapper + trainer), per trial.
+        cpu = {}
+        for argv, p in zip(argvs, procs, strict=True):
+            own, children = cpu_seconds(p.pid)
+            cpu[argv[0].split(".")[-1]] = round(own / trials * 1000, 1)
+            if argv[0] == "services.trial_controller":
+                cpu["trial_jobs"] = round(children / trials * 1000, 1)
+        for state in (data / "services").glob("*/*/state.json"):
+            pid = json.loads(state.read_text()).get("main", {}).get("pid")
+            if pid:
+                cpu["algorithm_service"] = round(cpu_seconds(pid)[0] / trials * 1000, 1)
         return {"db": db, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded,
                 "wall_s": round(wall, 1), "trials_per_s": round(trials / wall, 2),
                 "job_s": round(job, 2), "overhead_per_trial_s": round(wall * parallel / trials - job, 2),
-                "cpus": os.cpu_count()}
+                "cpu_ms_per_trial": cpu, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
     finally:
         store.close()
         for p in procs:

@@ -12,11 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import grpc
-
-from sextant.api import api_pb2, api_pb2_grpc
-from sextant.channel import open_channel
-
 from .parsing import MetricLog
 
 log = logging.getLogger("sextant.metrics_collector")
@@ -85,6 +80,15 @@ class EarlyStopper:
 def set_trial_early_stopped(address: str, trial: str, token: str | None = None,
                             timeout: float = 30.0) -> bool:
     """Calls EarlyStopping.SetTrialStatus so the trial gets its EarlyStopped condition."""
+    # Imported here: grpc/protobuf cost ~0.15 s CPU at start-up, paid only by trials that stop early.
+    from . import site_packages
+
+    site_packages.ensure()
+    import grpc
+
+    from sextant.api import api_pb2, api_pb2_grpc
+    from sextant.channel import open_channel
+
     channel = open_channel(address, token=token)
     try:
         api_pb2_grpc.EarlyStoppingStub(channel).SetTrialStatus(

@@ -5,6 +5,10 @@ Logs are buffered and sent with ``DBManager.ReportObservationLog`` when the buff
 written to ``<spool>/<seq>.json``; every later flush first re-sends the spooled batches in
 order and only then the new one, so logs reach the database in the order they were read (the
 order matters: ``latest`` among logs with equal timestamps is the one stored last).
+
+Spool mode (``send=None``): every batch goes straight to the spool and the trial controller
+ships the spool when it sees the job end (see ``sextant/runtime/spool.py``). No gRPC is
+imported then, which is most of a wrapper's start-up cost.
 """
 
 from __future__ import annotations
@@ -17,11 +21,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import grpc
-
-from sextant.api import api_pb2, api_pb2_grpc
-from sextant.channel import open_channel
-
 from .parsing import MetricLog
 
 log = logging.getLogger("sextant.metrics_collector")
@@ -30,6 +29,12 @@ Sender = Callable[[str, list[MetricLog]], None]
 
 
 def grpc_sender(address: str, token: str | None = None, timeout: float = 10.0) -> Sender:
+    from . import site_packages
+
+    site_packages.ensure()
+    from sextant.api import api_pb2, api_pb2_grpc
+    from sextant.channel import open_channel
+
     channel = open_channel(address, token=token)
     stub = api_pb2_grpc.DBManagerStub(channel)
 
@@ -45,7 +50,7 @@ def grpc_sender(address: str, token: str | None = None, timeout: float = 10.0) -
 
 
 class Reporter:
-    def __init__(self, trial: str, send: Sender, spool_dir: Path | None, *, batch_size: int = 100,
+    def __init__(self, trial: str, send: Sender | None, spool_dir: Path | None, *, batch_size: int = 100,
                  interval: float = 2.0):
         self.trial = trial
         self.send = send
@@ -57,6 +62,8 @@ class Reporter:
         self.seen: set[str] = set()
         self._last_flush = time.monotonic()
         self._lock = threading.Lock()
+        if send is None and spool_dir is None:
+            raise ValueError("spool mode needs a spool directory")
         if spool_dir is not None:
             spool_dir.mkdir(parents=True, exist_ok=True)
 
@@ -72,7 +79,9 @@ class Reporter:
 
     def tick(self) -> None:
         """Called periodically: flushes a non-empty buffer or pending spool once the interval passed."""
-        if time.monotonic() - self._last_flush >= self.interval and (self.buffer or self._spooled()):
+        if time.monotonic() - self._last_flush < self.interval:
+            return
+        if self.buffer or (self.send is not None and self._spooled()):
             self.flush()
 
     def _spooled(self) -> list[Path]:
@@ -90,10 +99,20 @@ class Reporter:
         os.replace(tmp, self.spool_dir / f"{seq}.json")
 
     def flush(self) -> bool:
-        """Sends spooled batches then the buffer; returns True if nothing is left pending."""
+        """Sends spooled batches then the buffer; returns True if nothing is left pending.
+
+        Spool mode: writes the buffer to the spool and returns True (the spool is the hand-over).
+        """
         with self._lock:
             batch, self.buffer = self.buffer, []
             self._last_flush = time.monotonic()
+            if self.send is None:
+                if batch:
+                    self._spool(batch)
+                    self.reported.extend(batch)
+                return True
+            import grpc  # already loaded by grpc_sender
+
             try:
                 for path in self._spooled():
                     spooled = [MetricLog(d["time"], d["name"], d["value"])

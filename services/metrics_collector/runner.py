@@ -21,8 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-from sextant.runtime import process as procs
-
 from . import parsing
 from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
 from .parsing import MetricLog
@@ -55,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-rule", action="append", default=[], help="name;value;comparison;startStep")
     p.add_argument("--early-stopping", help="EarlyStopping service address (host:port)")
     p.add_argument("--poll-interval", type=float, default=1.0, help="file/tfevent/scrape period (s)")
+    p.add_argument("--report", choices=("direct", "spool"), default="direct",
+                   help="direct: send batches to the DB manager (spooling what it refuses); spool: "
+                        "only write them to <job-dir>/spool for the trial controller to ship")
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--flush-interval", type=float, default=2.0)
     p.add_argument("--report-deadline", type=float, default=300.0,
@@ -62,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stop-grace", type=float, default=10.0)
     p.add_argument("--log-level", default="INFO")
     return p
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Atomic write (same contract as sextant.runtime.process.write_json, whose package import
+    would cost start-up time in every trial)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -114,7 +123,10 @@ class Collector:
             raise SystemExit(f"--path: required for collector kind {args.kind}")
         self.job_dir = Path(args.job_dir) if args.job_dir else None
         token = os.environ.get("SEXTANT_TOKEN")
-        self.reporter = Reporter(args.trial, grpc_sender(args.db_manager, token),
+        if args.report == "spool" and self.job_dir is None:
+            raise SystemExit("--report spool: needs --job-dir (the spool lives there)")
+        sender = grpc_sender(args.db_manager, token) if args.report == "direct" else None
+        self.reporter = Reporter(args.trial, sender,
                                  self.job_dir / "spool" if self.job_dir else None,
                                  batch_size=args.batch_size, interval=args.flush_interval)
         self.stopper = EarlyStopper(rules, self.objective, args.objective_type)
@@ -127,6 +139,9 @@ class Collector:
         self.file = TailedFile(Path(args.path)) if args.kind == "File" else None
         self.tf = None
         if args.kind == "TensorFlowEvent":  # imported only when used: start-up time matters per trial
+            from . import site_packages
+
+            site_packages.ensure()
             from .tfevent import TfEventReader
 
             self.tf = TfEventReader(args.path, self.metrics)
@@ -160,6 +175,9 @@ class Collector:
         if self.tf is not None:
             return self.tf.read()
         if self.args.kind == "PrometheusMetric" and self.args.url and not final:
+            from . import site_packages
+
+            site_packages.ensure()
             from .prometheus import scrape
 
             return scrape(self.args.url, self.metrics)
@@ -279,6 +297,10 @@ class Collector:
 
     def _complete(self, code: int) -> int:
         if self.killed:
+            if self.args.report == "spool":
+                # Writing the spool is quick and local; it must be complete before exit.json,
+                # which tells the trial controller it may ship (and then delete) the spool.
+                self.reporter.drain(time.monotonic())
             # Record first: the runtime gives us only a short grace before SIGKILL.
             self._finish(code, "Killed", "trial was stopped")
             self.reporter.drain(time.monotonic() + 2.0)
@@ -307,10 +329,10 @@ class Collector:
             return
         from .parsing import now_rfc3339
 
-        procs.write_json(self.job_dir / "exit.json", {
+        write_json(self.job_dir / "exit.json", {
             "exit_code": code, "reason": reason, "message": message,
             "completion_time": now_rfc3339(), "metrics_reported": reported,
-            "early_stopped": self.early_stopped})
+            "metrics_spooled": self.args.report == "spool", "early_stopped": self.early_stopped})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import sys
 
 from sextant.channel import open_channel
 from sextant.config import data_dir, env, read_token
-from sextant.controller import Controller
+from sextant.controller import Controller, Key
 from sextant.controller_main import add_controller_arguments, open_store
 from sextant.store.informer import Informer
 
@@ -38,6 +38,9 @@ def build_controller(store, runtime, db_manager_channel, *, db_manager_address: 
                                  informer=informer, custom_grace=custom_grace)
     controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds)
     controller.watch(informer)
+    on_exit = getattr(runtime, "on_job_exit", None)
+    if on_exit is not None:  # a job's end wakes its trial at once instead of the next poll
+        on_exit(lambda namespace, name: controller.enqueue(Key(namespace, name)))
     return controller
 
 

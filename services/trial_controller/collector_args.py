@@ -31,7 +31,9 @@ def _url(http_get: dict) -> str:
 
 
 def collector_args(trial: Trial, *, dialect: str = "v1beta1", early_stopping_address: str | None = None,
-                   db_manager_address: str | None = None) -> list[str]:
+                   db_manager_address: str | None = None, report: str = "direct") -> list[str]:
+    """``report="spool"`` (the runtime ships the spool) is used only without early-stopping
+    rules: early stopping (median stop) needs the logs in the database while the trial runs."""
     spec = trial.spec
     objective = spec.objective
     if objective is None or not objective.objective_metric_name:
@@ -69,4 +71,6 @@ def collector_args(trial: Trial, *, dialect: str = "v1beta1", early_stopping_add
         args += ["--stop-rule", f"{rule.name};{rule.value};{_enum(rule.comparison)};{rule.start_step}"]
     if spec.early_stopping_rules and early_stopping_address:
         args += ["--early-stopping", early_stopping_address]
+    if report == "spool" and not spec.early_stopping_rules:
+        args += ["--report", "spool"]
     return args

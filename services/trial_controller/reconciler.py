@@ -42,6 +42,7 @@ from sextant.resources.models import EXPERIMENT_LABEL, Trial, TrialConditionType
 from sextant.runtime.base import JobPhase, JobSpec, Runtime
 from sextant.store.interface import NotFound, ResourceStore
 
+from . import spool
 from .collector_args import CollectorSpecError, collector_args
 from .observation import UNAVAILABLE, BadTimestamp, build_observation, metric_names, objective_available
 
@@ -69,7 +70,8 @@ def _kind(trial: Trial) -> str:
 class TrialReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
                  db_manager_address: str | None = None, informer: Any = None,
-                 custom_grace: float = 60.0, rpc_timeout: float = 30.0, job_poll_seconds: float = 0.5):
+                 custom_grace: float = 60.0, rpc_timeout: float = 30.0, job_poll_seconds: float = 0.5,
+                 notified_poll_seconds: float = 10.0):
         self.store = store
         self.runtime = runtime
         self.dbm = api_pb2_grpc.DBManagerStub(db_manager)
@@ -80,6 +82,9 @@ class TrialReconciler:
         # Job state lives outside the store, so no event says "the job ended": a trial whose
         # job is active is looked at again after this long.
         self.job_poll_seconds = job_poll_seconds
+        # Jobs whose end the runtime announces (children of this process) are only looked at
+        # this often as a safety net.
+        self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[tuple[str, str], Any] = {}
 
     # --- helpers -----------------------------------------------------------------------------
@@ -139,6 +144,15 @@ class TrialReconciler:
             out[name] = [(m.time_stamp, m.metric.value) for m in reply.observation_log.metric_logs]
         return out
 
+    def _ship_spool(self, key: Key) -> None:
+        """Spool mode: the job's metrics reach the DB manager here, before the observation is built."""
+        spool_dir = getattr(self.runtime, "job_spool_dir", None)
+        if spool_dir is None:
+            return
+        sent = spool.ship(spool_dir(key.namespace, key.name), key.name, self.dbm, self.rpc_timeout)
+        if sent:
+            log.debug("metrics shipped", extra={"trial": key.name, "count": sent})
+
     def _report_unavailable(self, trial: Trial) -> None:
         objective = trial.spec.objective.objective_metric_name
         self.dbm.ReportObservationLog(api_pb2.ReportObservationLogRequest(
@@ -150,7 +164,8 @@ class TrialReconciler:
     def _start(self, trial: Trial) -> Any:
         args = collector_args(trial, dialect=self._dialect(trial),
                               early_stopping_address=self._early_stopping_address(trial),
-                              db_manager_address=self.db_manager_address)
+                              db_manager_address=self.db_manager_address,
+                              report=getattr(self.runtime, "metrics_report_mode", "direct"))
         spec = JobSpec(name=trial.metadata.name, namespace=trial.metadata.namespace,
                        run_spec=trial.spec.run_spec or {},
                        primary_container_name=trial.spec.primary_container_name,
@@ -201,6 +216,8 @@ class TrialReconciler:
             self.runtime.stop_job(key.namespace, key.name)
             job = self.runtime.job_status(key.namespace, key.name)
             changed |= flip_to_false(conds, RUNNING, now)
+        if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+            self._ship_spool(key)
 
         early_stopped = has_condition(conds, EARLY_STOPPED)
         terminal_other = any(has_condition(conds, t) for t in (FAILED, KILLED))
@@ -221,7 +238,9 @@ class TrialReconciler:
             status.last_reconcile_time = now
             trial = self.store.update_status(trial)
         if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
-            requeue = self.job_poll_seconds
+            notified = getattr(self.runtime, "job_exit_notified", None)
+            requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \
+                else self.job_poll_seconds
         if trial_is_completed(trial) and not trial.spec.retain_run and \
                 job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             # Only after the final status is stored: the job's files are no longer needed.

@@ -190,3 +190,17 @@ class LocalRuntime(Runtime):
 
     def job_log_path(self, namespace: str, name: str) -> str | None:
         return self.jobs.log_path(namespace, name)
+
+    # Collectors of local jobs write metric logs to the job's spool; the trial controller ships
+    # them to the DB manager when the job ends (one gRPC client less per trial).
+    metrics_report_mode = "spool"
+
+    def job_spool_dir(self, namespace: str, name: str):
+        return self.jobs.spool_dir(namespace, name)
+
+    def on_job_exit(self, listener) -> None:
+        """``listener(namespace, name)`` is called when a job started by this process exits."""
+        self.jobs.exit_listeners.append(listener)
+
+    def job_exit_notified(self, namespace: str, name: str) -> bool:
+        return self.jobs.notifies_exit(namespace, name)

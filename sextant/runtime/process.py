@@ -103,6 +103,16 @@ def spawn(
     return ProcessId(child.pid, started)
 
 
+def child_of(proc: ProcessId) -> subprocess.Popen | None:
+    """The Popen of ``proc`` if this process started it (and has not reaped it yet)."""
+    return _children.get(proc.pid)
+
+
+def forget_child(proc: ProcessId) -> None:
+    """Drops our Popen of ``proc`` once it has been reaped (``is_alive`` then reads /proc)."""
+    _children.pop(proc.pid, None)
+
+
 def signal_group(proc: ProcessId, sig: int) -> bool:
     """Sends ``sig`` to the process group of ``proc`` if it is still the same process."""
     if not is_alive(proc):

@@ -1,0 +1,107 @@
+"""Shipping a finished job's metric spool to the DB manager, exactly once.
+
+In spool mode (the local runtime's default) the collector wrapper only writes parsed metric
+logs to ``<job dir>/spool/<seq>.json``; this controller, which already holds a DB manager
+channel, sends them when it sees the job end and before it builds the observation.
+
+Exactly once, also when this controller dies mid-way: before a chunk is sent, ``shipping.json``
+records how many chunks were confirmed. A later shipper that finds the marker asks the DB
+manager for the trial's logs and skips the in-flight chunk if it is already stored (a
+ReportObservationLog is one transaction, so a chunk is stored whole or not at all). Nothing
+else writes a spool-mode trial's logs before the shipping (the wrapper sends nothing; the
+"unavailable" log for Push/Custom collectors is reported only after it), so comparing
+(metric, value) multisets is exact enough to tell.
+
+The DB manager being down is an ordinary error: the files stay, the reconcile fails and the
+controller's backoff retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+from sextant.api import api_pb2
+
+MARKER = "shipping.json"
+CHUNK = 5000  # logs per ReportObservationLog, well under the gRPC message size limit
+
+
+def _files(spool: Path) -> list[Path]:
+    files = [p for p in spool.glob("*.json") if p.stem.isdigit()]
+    return sorted(files, key=lambda p: int(p.stem))
+
+
+def _read(files: list[Path]) -> list[dict]:
+    logs: list[dict] = []
+    for path in files:
+        logs.extend(json.loads(path.read_text()))
+    return logs
+
+
+def _write_marker(spool: Path, confirmed: int, files: list[Path], done: bool = False) -> None:
+    tmp = spool / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps({"confirmed_chunks": confirmed, "files": [p.name for p in files],
+                               "done": done}))
+    os.replace(tmp, spool / MARKER)
+
+
+def _stored(stub, trial: str, timeout: float) -> Counter:
+    reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=trial), timeout=timeout)
+    return Counter((m.metric.name, m.metric.value) for m in reply.observation_log.metric_logs)
+
+
+def _request(trial: str, chunk: list[dict]) -> api_pb2.ReportObservationLogRequest:
+    return api_pb2.ReportObservationLogRequest(
+        trial_name=trial, observation_log=api_pb2.ObservationLog(metric_logs=[
+            api_pb2.MetricLog(time_stamp=d["time"], metric=api_pb2.Metric(name=d["name"], value=d["value"]))
+            for d in chunk]))
+
+
+def ship(spool: Path, trial: str, stub, timeout: float = 30.0) -> int:
+    """Sends every spooled log of ``trial`` once; returns how many were sent by this call."""
+    if not spool.is_dir():
+        return 0
+    marker = spool / MARKER
+    state = None
+    if marker.exists():
+        try:
+            state = json.loads(marker.read_text())
+        except json.JSONDecodeError:
+            state = None  # torn write cannot happen (rename), but be safe: treat as fresh
+    files = [spool / n for n in state["files"]] if state else _files(spool)
+    if state is not None and state.get("done"):
+        # Everything was stored; only the clean-up was interrupted.
+        for path in files:
+            path.unlink(missing_ok=True)
+        marker.unlink(missing_ok=True)
+        return 0
+    files = [p for p in files if p.exists()]
+    if not files:
+        marker.unlink(missing_ok=True)
+        return 0
+    logs = _read(files)
+    chunks = [logs[i:i + CHUNK] for i in range(0, len(logs), CHUNK)] or [[]]
+    confirmed = int(state["confirmed_chunks"]) if state else 0
+    if state is not None and confirmed < len(chunks):
+        # A previous shipper died around sending chunk `confirmed`: is it stored already?
+        stored = _stored(stub, trial, timeout)
+        stored.subtract(Counter((d["name"], d["value"]) for c in chunks[:confirmed] for d in c))
+        wanted = Counter((d["name"], d["value"]) for d in chunks[confirmed])
+        if all(stored[k] >= n for k, n in wanted.items()):
+            confirmed += 1
+    sent = 0
+    for i in range(confirmed, len(chunks)):
+        _write_marker(spool, i, files)
+        if chunks[i]:
+            stub.ReportObservationLog(_request(trial, chunks[i]), timeout=timeout)
+            sent += len(chunks[i])
+    # Removing several files is not atomic: say "done" first so an interrupted clean-up is
+    # finished later instead of re-sending what is left.
+    _write_marker(spool, len(chunks), files, done=True)
+    for path in files:
+        path.unlink(missing_ok=True)
+    marker.unlink(missing_ok=True)
+    return sent
