@@ -147,3 +147,21 @@ def test_comparison_mapping():
     assert rb.comparison_name(api_pb2.LESS) == "less"
     assert rb.comparison_name(api_pb2.GREATER) == "greater"
     assert rb.comparison_name(api_pb2.UNKNOWN_COMPARISON) == "equal"
+
+
+def test_recorded_assignments_without_trials_are_sent_as_pending():
+    from sextant.resources.models import TrialAssignment
+
+    s = sugg(requests=4, count=3)
+    s.status.suggestions = [
+        TrialAssignment(name=n, parameter_assignments=[ParameterAssignment(name="lr", value=v)])
+        for n, v in (("e1-a", "0.02"), ("e1-b", "0.03"), ("e1-c", "0.04"))
+    ]
+    existing = [trial("e1-a", [("Created", "True"), ("MetricsUnavailable", "True")])]
+    req = rb.suggestions_request(exp(), s, existing)
+    sent = {t.name: t for t in req.trials}
+    # e1-a exists (and is filtered out as Katib does); the two others are pending, in order.
+    assert [t.name for t in req.trials] == ["e1-b", "e1-c"]
+    assert sent["e1-b"].status.condition == api_pb2.TrialStatus.CREATED
+    assert sent["e1-c"].spec.parameter_assignments.assignments[0].value == "0.04"
+    assert sent["e1-c"].spec.objective.objective_metric_name == "loss"

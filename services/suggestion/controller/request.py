@@ -6,7 +6,10 @@
 * ``trial_messages``: every trial of the experiment except MetricsUnavailable ones and
   EarlyStopped ones without an observation; the condition is the trial's *last* condition;
   metric values are picked by each metric's strategy; times have second precision.
-* ``suggestions_request``: current = requests − suggestionCount, total = requests.
+* ``suggestions_request``: current = requests − suggestionCount, total = requests. Unlike
+  Katib, assignments already recorded in the Suggestion whose Trial does not exist yet are
+  sent too, as CREATED trials: the algorithm must treat them as pending, or a seeded or
+  deterministic algorithm would hand the same points out again (facts §6.4 sends only Trials).
 """
 
 from __future__ import annotations
@@ -185,11 +188,30 @@ def current_request_number(suggestion: Suggestion) -> int:
     return suggestion.spec.requests - suggestion.status.suggestion_count
 
 
+def pending_assignment_messages(experiment: Experiment, suggestion: Suggestion, trials: list[Trial]
+                                ) -> list[api_pb2.Trial]:
+    """Recorded assignments without a Trial yet, as CREATED trials (in recording order)."""
+    existing = {t.metadata.name for t in trials}
+    objective = objective_message(experiment.spec.objective)
+    pending = []
+    for assignment in suggestion.status.suggestions:
+        if assignment.name in existing:
+            continue
+        msg = api_pb2.Trial(name=assignment.name)
+        msg.spec.objective.CopyFrom(objective)
+        msg.spec.parameter_assignments.assignments.extend(
+            api_pb2.ParameterAssignment(name=a.name, value=a.value) for a in assignment.parameter_assignments
+        )
+        msg.status.condition = api_pb2.TrialStatus.CREATED
+        pending.append(msg)
+    return pending
+
+
 def suggestions_request(experiment: Experiment, suggestion: Suggestion, trials: list[Trial]
                         ) -> api_pb2.GetSuggestionsRequest:
     return api_pb2.GetSuggestionsRequest(
         experiment=experiment_message(experiment, suggestion.status.algorithm_settings),
-        trials=trial_messages(trials),
+        trials=trial_messages(trials) + pending_assignment_messages(experiment, suggestion, trials),
         current_request_number=current_request_number(suggestion),
         total_request_number=suggestion.spec.requests,
     )
