@@ -93,6 +93,20 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return (int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick
 
 
+def rpcs_per_trial(metrics_port: int, trials: int) -> dict[str, float]:
+    """DB manager requests per trial by method, from its Prometheus counters."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("sextant_grpc_requests_total{"):
+            labels, value = line[len("sextant_grpc_requests_total{"):].split("} ")
+            method = dict(part.split("=", 1) for part in labels.split(","))["method"].strip('"')
+            out[method] = out.get(method, 0) + float(value)
+    return {k: round(v / trials, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
 def run(trials: int, parallel: int, db: str, workers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="sextant-bench-"))
     data = tmp / "data"
@@ -105,9 +119,13 @@ def run(trials: int, parallel: int, db: str, workers: int) -> dict:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     address = f"127.0.0.1:{port}"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        metrics_port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
     env.update(SEXTANT_HOME=str(data), PYTHONPATH=str(ROOT), SEXTANT_LOG_LEVEL="WARNING")
-    argvs = [["services.db_manager", "--port", str(port), "--db-url", url],
+    argvs = [["services.db_manager", "--port", str(port), "--db-url", url,
+              "--metrics-port", str(metrics_port)],
              ["services.experiment_controller", "--db-manager", address, "--workers", str(workers)],
              ["services.suggestion.controller", "--db-manager", address],
              ["services.trial_controller", "--db-manager", address, "--workers", str(workers)]]
@@ -159,6 +177,7 @@ def run(trials: int, parallel: int, db: str, workers: int) -> dict:
             cpu[argv[0].split(".")[-1]] = round(own / trials * 1000, 1)
             if argv[0] == "services.trial_controller":
                 cpu["trial_jobs"] = round(children / trials * 1000, 1)
+        rpcs = rpcs_per_trial(metrics_port, trials)
         for state in (data / "services").glob("*/*/state.json"):
             pid = json.loads(state.read_text()).get("main", {}).get("pid")
             if pid:
@@ -166,7 +185,7 @@ def run(trials: int, parallel: int, db: str, workers: int) -> dict:
         return {"db": db, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded,
                 "wall_s": round(wall, 1), "trials_per_s": round(trials / wall, 2),
                 "job_s": round(job, 2), "overhead_per_trial_s": round(wall * parallel / trials - job, 2),
-                "cpu_ms_per_trial": cpu, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+                "cpu_ms_per_trial": cpu, "db_manager_rpcs_per_trial": rpcs, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
     finally:
         store.close()
         for p in procs:

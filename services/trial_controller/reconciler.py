@@ -225,7 +225,7 @@ class TrialReconciler:
                 and not has_condition(conds, RUNNING) and not early_stopped:
             changed |= set_condition(conds, RUNNING, TRUE, "TrialRunning", MSG_RUNNING, now)
         elif (job.phase == JobPhase.SUCCEEDED or (early_stopped and job.phase != JobPhase.RUNNING)) \
-                and not terminal_other:
+                and not terminal_other and not self._settled(trial):
             outcome = self._finish_succeeded(trial, job, now)
             if outcome is None:
                 requeue = 1.0
@@ -246,6 +246,15 @@ class TrialReconciler:
             # Only after the final status is stored: the job's files are no longer needed.
             self.runtime.delete_job(key.namespace, key.name)
         return Result(requeue_after=requeue) if requeue is not None else None
+
+    @staticmethod
+    def _settled(trial: Trial) -> bool:
+        """Succeeded or MetricsUnavailable with an observation: the job's logs were all read
+        (spool shipped first), so later passes (resyncs, our own status events) need not
+        fetch them again."""
+        conds = trial.status.conditions
+        return trial.status.observation is not None and \
+            (has_condition(conds, SUCCEEDED) or has_condition(conds, METRICS_UNAVAILABLE))
 
     def _fail(self, trial: Trial, reason: str, message: str, now: str,
               completion: str | None = None) -> bool:
