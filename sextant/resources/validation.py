@@ -208,6 +208,8 @@ def _validate_trial_template(exp: Experiment, errors: list[str]) -> None:
     if v1alpha3 and raw is not None:
         if not raw.strip():
             errors.append(f"{path}.goTemplate.rawTemplate: must not be empty")
+        else:
+            _validate_raw_template(exp, raw, errors)
         if template.trial_spec is not None or template.config_map is not None:
             errors.append(f"{path}: only one of goTemplate.rawTemplate or goTemplate.templateSpec can be given")
         return
@@ -222,6 +224,34 @@ def _validate_trial_template(exp: Experiment, errors: list[str]) -> None:
                 errors.append(f"{path}.configMap.{name}: is required")
         return  # the ConfigMap's content is checked when a trial renders it
     _validate_trial_parameters(exp, template, errors)
+
+
+# Job kinds Katib v1alpha3 accepted from a goTemplate (facts §3.5).
+_V1ALPHA3_JOB_KINDS = {("batch/v1", "Job"), ("kubeflow.org/v1", "TFJob"), ("kubeflow.org/v1", "PyTorchJob")}
+
+
+def _sample_value(parameter: Any) -> str:
+    space = parameter.feasible_space
+    if space.list_:
+        return space.list_[0]
+    return space.min or space.max or "0"
+
+
+def _validate_raw_template(exp: Experiment, raw: str, errors: list[str]) -> None:
+    """Renders the v1alpha3 Go template once with sample values, as Katib's webhook did."""
+    from sextant.templates import render_go_job  # the renderer the trial path uses
+
+    where = "spec.trialTemplate.goTemplate.rawTemplate"
+    try:
+        job = render_go_job(raw, trial_name=f"{exp.metadata.name or 'trial'}-sample",
+                            experiment_name=exp.metadata.name, namespace=exp.metadata.namespace,
+                            assignments={p.name: _sample_value(p) for p in exp.spec.parameters})
+    except ValueError as err:
+        errors.append(f"{where}: {err}")
+        return
+    if (job.get("apiVersion"), job.get("kind")) not in _V1ALPHA3_JOB_KINDS:
+        errors.append(f"{where}: must render a batch/v1 Job, kubeflow.org/v1 TFJob or kubeflow.org/v1 "
+                      f"PyTorchJob (got {job.get('apiVersion')!r} {job.get('kind')!r})")
 
 
 def _validate_trial_parameters(exp: Experiment, template: Any, errors: list[str]) -> None:
