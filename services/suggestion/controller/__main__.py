@@ -27,6 +27,10 @@ def build_controller(store, runtime, registry, *, db_manager_address: str, token
     # Suggestion, so Suggestions are the only watched kind. The periodic resync brings back
     # services that died while nothing else changed.
     controller.reconciler = reconciler  # type: ignore[attr-defined]
+    # A cache of Trials (not watched for events) so a pass does not list them from the store.
+    trials = Informer(store, "Trial", namespace, resync_seconds=0)
+    reconciler.trial_informer = trials
+    controller.watch(trials, lambda _trial: [])  # started/stopped with the controller, no keys
     return controller
 
 

@@ -110,6 +110,9 @@ class SuggestionReconciler:
         self.not_ready_requeue = not_ready_requeue
         self._known: dict[Key, _Known] = {}
         self._validated: dict[Key, str] = {}  # key → address of the service instance validated
+        # Optional Trial informer (set by build_controller): trials for GetSuggestions come from
+        # its cache instead of a store List per pass (as Katib's cached client does).
+        self.trial_informer = None
 
     # -- the pass -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
@@ -205,6 +208,9 @@ class SuggestionReconciler:
 
     def _trials(self, exp: Experiment) -> list[Trial]:
         labels = {**exp.metadata.labels, EXPERIMENT_LABEL: exp.metadata.name}
+        informer = self.trial_informer
+        if informer is not None and informer.has_synced():
+            return [t for t in informer.list(labels) if t.metadata.namespace == exp.metadata.namespace]
         items, _ = self.store.list("Trial", exp.metadata.namespace, labels)
         return items
 
