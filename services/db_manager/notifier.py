@@ -21,6 +21,12 @@ class ChangeNotifier:
                 self._version = version
             self._cond.notify_all()
 
+    @property
+    def version(self) -> int:
+        """The highest version announced so far."""
+        with self._cond:
+            return self._version
+
     def wait(self, after: int, timeout: float) -> int:
         """Blocks until a version above ``after`` is announced or ``timeout`` passes."""
         with self._cond:

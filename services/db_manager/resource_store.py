@@ -10,6 +10,7 @@ the lock (nothing overwritten).
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from sextant.store.codec import model_from_doc, parse_version
 from sextant.store.interface import AlreadyExists, Conflict, Invalid, NotFound
 
 DEFAULT_HISTORY = 10_000  # change-log entries kept for watches that resume
+RECENT = 4096  # change-log entries this process wrote, kept in memory for its watchers
 PRUNE_EVERY = 64
 
 
@@ -104,6 +106,12 @@ class SqlResourceStore:
         self.db = db
         self.notifier = notifier or ChangeNotifier()
         self.history = max(1, history)
+        # The changes this process committed, by version: every open watch reads each change,
+        # and serving them from memory saves a query (and a JSON decode of the row) per watch
+        # per change. A version missing here (written by another DB manager on the same
+        # database, or not yet remembered) sends the reader to the table.
+        self._recent: dict[int, tuple[str, str, str, str]] = {}
+        self._recent_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -132,6 +140,28 @@ class SqlResourceStore:
         if labels:
             docs = [d for d in docs if all(d["metadata"]["labels"].get(k) == v for k, v in labels.items())]
         return docs, version
+
+    def recent_changes(self, after: int, upto: int, kind: str = "",
+                       namespace: str = "") -> list[Change] | None:
+        """Changes (after, upto] from memory, or None if any of them is not there."""
+        if upto - after > RECENT:
+            return None
+        with self._recent_lock:
+            entries = [self._recent.get(v) for v in range(after + 1, upto + 1)]
+        if any(e is None for e in entries):
+            return None
+        return [Change(after + 1 + i, t, json.loads(snapshot))
+                for i, (t, k, ns, snapshot) in enumerate(entries)  # type: ignore[misc]
+                if (not kind or k == kind) and (not namespace or ns == namespace)]
+
+    def _remember(self, rows: list[dict[str, Any]]) -> None:
+        with self._recent_lock:
+            for r in rows:
+                self._recent[r["resource_version"]] = (r["type"], r["kind"], r["namespace"], r["snapshot"])
+            top = rows[-1]["resource_version"]
+            if len(self._recent) > RECENT:
+                for v in [v for v in self._recent if v <= top - RECENT]:
+                    del self._recent[v]
 
     def state(self) -> tuple[int, int]:
         """(current version, compacted version)."""
@@ -185,7 +215,8 @@ class SqlResourceStore:
             conn.execute(R.insert().values(**self._columns(out), kind=kind, namespace=namespace, name=name,
                                            uid=out["metadata"]["uid"],
                                            creation_timestamp=out["metadata"]["creationTimestamp"]))
-            self._record(conn, [Change(version, "ADDED", out)])
+            recorded = self._record(conn, [Change(version, "ADDED", out)])
+        self._remember(recorded)
         self.notifier.notify(version)
         return out
 
@@ -230,7 +261,8 @@ class SqlResourceStore:
             version = current + 1
             new["metadata"]["resourceVersion"] = str(version)
             conn.execute(R.update().where(R.c.id == row.id).values(**self._columns(new)))
-            self._record(conn, [Change(version, "MODIFIED", new)])
+            recorded = self._record(conn, [Change(version, "MODIFIED", new)])
+        self._remember(recorded)
         self.notifier.notify(version)
         return new
 
@@ -253,7 +285,8 @@ class SqlResourceStore:
                        for i, r in enumerate(doomed)]
             conn.execute(R.delete().where(R.c.id.in_([r.id for r in doomed])))
             delete_logs(conn, [r.name for r in doomed if r.kind == "Trial"])
-            self._record(conn, changes)
+            recorded = self._record(conn, changes)
+        self._remember(recorded)
         self.notifier.notify(changes[-1].resource_version)
         return [c.doc for c in changes]
 
@@ -263,12 +296,12 @@ class SqlResourceStore:
         """Locks the version counter for this transaction and returns its value."""
         return conn.execute(sa.select(S.c.resource_version).where(S.c.id == 1).with_for_update()).scalar_one()
 
-    def _record(self, conn: sa.Connection, changes: list[Change]) -> None:
+    def _record(self, conn: sa.Connection, changes: list[Change]) -> list[dict[str, Any]]:
         top = changes[-1].resource_version
-        conn.execute(E.insert(), [
-            {"resource_version": c.resource_version, "type": c.type, "kind": c.doc["kind"],
-             "namespace": c.doc["metadata"]["namespace"], "name": c.doc["metadata"]["name"],
-             "snapshot": _dumps(c.doc)} for c in changes])
+        rows = [{"resource_version": c.resource_version, "type": c.type, "kind": c.doc["kind"],
+                 "namespace": c.doc["metadata"]["namespace"], "name": c.doc["metadata"]["name"],
+                 "snapshot": _dumps(c.doc)} for c in changes]
+        conn.execute(E.insert(), rows)
         values: dict[str, Any] = {"resource_version": top}
         first = changes[0].resource_version
         if top - (first - 1) >= PRUNE_EVERY or top // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
@@ -278,6 +311,7 @@ class SqlResourceStore:
                 values["compacted_version"] = sa.func.greatest(S.c.compacted_version, floor) \
                     if self.db.backend != "sqlite" else sa.func.max(S.c.compacted_version, floor)
         conn.execute(S.update().where(S.c.id == 1).values(**values))
+        return rows
 
     @staticmethod
     def _columns(doc: dict[str, Any]) -> dict[str, Any]:

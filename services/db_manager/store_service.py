@@ -93,10 +93,17 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         next_bookmark = time.monotonic() + self.bookmark_seconds
         while context.is_active() and not self._stopping.is_set():
             with grpc_errors(context, "Watch"):
-                current, compacted = self.store.state()
-                if last < compacted:
-                    raise Expired(f"watch fell behind the retained history at {last}; list again")
-                changes = self.store.changes(last, current, kind, namespace) if current > last else []
+                # Woken by a local write: the changes are usually in memory (no query at all).
+                announced = self.store.notifier.version
+                changes = self.store.recent_changes(last, announced, kind, namespace) \
+                    if announced > last else None
+                if changes is not None:
+                    current = announced
+                else:
+                    current, compacted = self.store.state()
+                    if last < compacted:
+                        raise Expired(f"watch fell behind the retained history at {last}; list again")
+                    changes = self.store.changes(last, current, kind, namespace) if current > last else []
             for change in changes:
                 meta = change.doc["metadata"]
                 if labels and any(meta["labels"].get(k) != v for k, v in labels.items()):
