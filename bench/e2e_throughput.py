@@ -2,7 +2,8 @@
 
 Starts the DB manager (SQLite or MariaDB), the experiment, suggestion and trial controllers as
 separate processes, submits a v1beta1 experiment (random search, ``--parallel`` trials at a time,
-``--trials`` in total) whose trial is examples/trainers/trivial.py (prints one metric), and
+``--trials`` in total) whose trial prints one metric (``--trainer echo``: ``/bin/echo score=<x>``;
+``--trainer python``: examples/trainers/trivial.py), and
 measures the wall time from submission to ``Succeeded``.
 
 Reported:
@@ -11,7 +12,9 @@ Reported:
   from the job records (``retain: true`` keeps them);
 * controller overhead per trial = wall × parallel / trials − job time: the time a trial slot is
   not running a job (waiting for suggestions, trial creation, status updates, detection of the
-  job's end).
+  job's end);
+* CPU ms per trial of every process (the trial jobs = the trial controller's reaped children:
+  collector wrapper + trainer) and the DB manager's requests per trial by method.
 
     .venv/bin/python bench/e2e_throughput.py --trials 500 --parallel 20 --db sqlite
     .venv/bin/python bench/e2e_throughput.py --trials 500 --parallel 20 --db mariadb
@@ -39,8 +42,15 @@ from sextant.resources.admission import admit_experiment  # noqa: E402
 from sextant.store.client import GrpcResourceStore  # noqa: E402
 from sextant.store.interface import Unavailable  # noqa: E402
 
+TRAINERS = {
+    # The cheapest honest trial: prints one metric (its value is the parameter) and exits.
+    "echo": ["/bin/echo", "score=${trialParameters.x}"],
+    # A Python trainer: one more interpreter start-up (~30 ms CPU) per trial.
+    "python": ["python", "examples/trainers/trivial.py", "--x=${trialParameters.x}"],
+}
 
-def experiment(trials: int, parallel: int) -> dict:
+
+def experiment(trials: int, parallel: int, trainer: str = "echo") -> dict:
     return {
         "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
         "metadata": {"name": "throughput", "namespace": "bench"},
@@ -54,8 +64,7 @@ def experiment(trials: int, parallel: int) -> dict:
                 "trialParameters": [{"name": "x", "reference": "x"}],
                 "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
                     "containers": [{"name": "main", "image": "none",
-                                    "command": ["python", "examples/trainers/trivial.py",
-                                                "--x=${trialParameters.x}"]}],
+                                    "command": TRAINERS[trainer]}],
                     "restartPolicy": "Never"}}}},
             },
         },
@@ -107,7 +116,7 @@ def rpcs_per_trial(metrics_port: int, trials: int) -> dict[str, float]:
     return {k: round(v / trials, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def run(trials: int, parallel: int, db: str, workers: int) -> dict:
+def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo") -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="sextant-bench-"))
     data = tmp / "data"
     drop = None
@@ -136,7 +145,7 @@ def run(trials: int, parallel: int, db: str, workers: int) -> dict:
                                       env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     store = GrpcResourceStore(address, retry_seconds=60)
     try:
-        exp = admit_experiment(experiment(trials, parallel))
+        exp = admit_experiment(experiment(trials, parallel, trainer))
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -182,7 +191,7 @@ def run(trials: int, parallel: int, db: str, workers: int) -> dict:
             pid = json.loads(state.read_text()).get("main", {}).get("pid")
             if pid:
                 cpu["algorithm_service"] = round(cpu_seconds(pid)[0] / trials * 1000, 1)
-        return {"db": db, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded,
+        return {"db": db, "trainer": trainer, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded,
                 "wall_s": round(wall, 1), "trials_per_s": round(trials / wall, 2),
                 "job_s": round(job, 2), "overhead_per_trial_s": round(wall * parallel / trials - job, 2),
                 "cpu_ms_per_trial": cpu, "db_manager_rpcs_per_trial": rpcs, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
@@ -206,8 +215,9 @@ def main() -> None:
     p.add_argument("--parallel", type=int, default=20)
     p.add_argument("--db", choices=("sqlite", "mariadb"), default="sqlite")
     p.add_argument("--workers", type=int, default=4)
+    p.add_argument("--trainer", choices=sorted(TRAINERS), default="echo")
     a = p.parse_args()
-    print(json.dumps(run(a.trials, a.parallel, a.db, a.workers)))
+    print(json.dumps(run(a.trials, a.parallel, a.db, a.workers, a.trainer)))
 
 
 if __name__ == "__main__":

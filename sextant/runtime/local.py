@@ -29,7 +29,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sextant.channel import open_channel
+from sextant.channel_cache import ChannelCache
 from sextant.runtime import process
 from sextant.runtime.base import JobSpec, JobStatus, Runtime, ServiceSpec, ServiceStatus
 from sextant.runtime.local_jobs import LocalJobs
@@ -70,6 +70,7 @@ class LocalRuntime(Runtime):
         self.host = host
         self.health_timeout = health_timeout
         self.stop_grace = stop_grace
+        self._channels = ChannelCache(token)
         self.jobs = LocalJobs(self.root / "jobs", stop_grace=stop_grace,
                               db_manager_address=db_manager_address, environment=child_environment)
 
@@ -149,7 +150,8 @@ class LocalRuntime(Runtime):
 
     def _healthy(self, address: str, service: str | None) -> tuple[bool, str]:
         """gRPC health; ``service=None`` only asks that the server answers at all."""
-        channel = open_channel(address, token=self.token)
+        # Cached: the suggestion controller checks health on every pass.
+        channel = self._channels.get(address)
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=service or ""), timeout=self.health_timeout)
@@ -160,8 +162,6 @@ class LocalRuntime(Runtime):
             if service is None and err.code() != grpc.StatusCode.UNAVAILABLE:
                 return True, "answering"
             return False, f"health of {service or 'server'} at {address}: {err.code().name}"
-        finally:
-            channel.close()
 
     def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None:
         directory = self._service_dir(namespace, name)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
-from sextant.channel import open_channel
+from sextant.channel_cache import ChannelCache
 from sextant.conditions import (
     FALSE,
     REASON_SUGGESTION_END,
@@ -113,6 +113,7 @@ class SuggestionReconciler:
         # Optional Trial informer (set by build_controller): trials for GetSuggestions come from
         # its cache instead of a store List per pass (as Katib's cached client does).
         self.trial_informer = None
+        self._channels: ChannelCache | None = None
 
     # -- the pass -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
@@ -215,7 +216,10 @@ class SuggestionReconciler:
         return items
 
     def _channel(self, address: str) -> grpc.Channel:
-        return open_channel(address, token=self.token)
+        """A cached channel: callers must not close it."""
+        if self._channels is None:
+            self._channels = ChannelCache(self.token)
+        return self._channels.get(address)
 
     def _validate(self, exp: Experiment, state) -> str | None:
         """None when valid; the algorithm's message when it rejects the settings."""
@@ -237,16 +241,11 @@ class SuggestionReconciler:
                 if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise SuggestionError(f"validation at {address}: {code.name}: {err.details()}") from None
                 # Any other answer (UNIMPLEMENTED, INTERNAL, ...) counts as valid, as in Katib.
-            finally:
-                channel.close()
         return None
 
     def _get_suggestions(self, address: str, req: api_pb2.GetSuggestionsRequest):
         channel = self._channel(address)
-        try:
-            return api_pb2_grpc.SuggestionStub(channel).GetSuggestions(req, timeout=self.call_timeout)
-        finally:
-            channel.close()
+        return api_pb2_grpc.SuggestionStub(channel).GetSuggestions(req, timeout=self.call_timeout)
 
     def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial], state) -> None:
         current = rb.current_request_number(sugg)
@@ -305,8 +304,6 @@ class SuggestionReconciler:
         except grpc.RpcError as err:
             raise SuggestionError(f"GetEarlyStoppingRules at {state.early_stopping_address}: "
                                   f"{err.code().name}: {err.details()}") from None
-        finally:
-            channel.close()
         return [EarlyStoppingRule(name=r.name, value=r.value, comparison=rb.comparison_name(r.comparison),
                                   start_step=r.start_step) for r in reply.early_stopping_rules]
 
