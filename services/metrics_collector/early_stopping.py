@@ -9,21 +9,26 @@ is left the trial must stop.
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
+from .logs import log
 from .parsing import MetricLog
 
-log = logging.getLogger("sextant.metrics_collector")
 COMPARISONS = ("equal", "less", "greater")
 
 
-@dataclass
 class StopRule:
-    name: str
-    value: float
-    comparison: str
-    start_step: int = 0
+    # A plain class: see MetricLog on why not a dataclass.
+    __slots__ = ("name", "value", "comparison", "start_step")
+
+    def __init__(self, name: str, value: float, comparison: str, start_step: int = 0):
+        self.name, self.value, self.comparison, self.start_step = name, value, comparison, start_step
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StopRule) and (self.name, self.value, self.comparison, self.start_step) == \
+            (other.name, other.value, other.comparison, other.start_step)
+
+    def __repr__(self) -> str:
+        return (f"StopRule(name={self.name!r}, value={self.value!r}, comparison={self.comparison!r}, "
+                f"start_step={self.start_step!r})")
 
     @classmethod
     def parse(cls, text: str) -> StopRule:

@@ -14,16 +14,14 @@ imported then, which is most of a wrapper's start-up cost.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .logs import log
 from .parsing import MetricLog
-
-log = logging.getLogger("sextant.metrics_collector")
 
 Sender = Callable[[str, list[MetricLog]], None]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import queue
 import signal
@@ -21,12 +20,12 @@ import threading
 import time
 from pathlib import Path
 
-from . import parsing
+from . import logs, parsing
 from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
+from .logs import log
 from .parsing import MetricLog
 from .reporter import Reporter, grpc_sender
 
-log = logging.getLogger("sextant.metrics_collector")
 KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push", "None")
 # Kinds where this process reads the metrics (and so reports `unavailable` if the objective never came).
 COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
@@ -338,8 +337,7 @@ class Collector:
 def main(argv: list[str] | None = None) -> int:
     own, command = split_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(own)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s metrics-collector %(message)s")
+    logs.configure(args.log_level)
     if not command:
         raise SystemExit("no trial command after '--'")
     return Collector(args, command).run()
