@@ -14,6 +14,8 @@ log, reports metrics, and writes ``exit.json`` when everything is done. State pe
     jobs/<ns>/<trial>/exit.json    exit code, reason, message, completion time (written last)
     jobs/<ns>/<trial>/stopped      marker: stop_job was called (reason Killed)
     jobs/<ns>/<trial>/spool/       metric batches not yet accepted by the DB manager
+    jobs/<ns>/<trial>/volumes/metrics/  the File/TensorFlowEvent collector's directory
+                                   (Katib's per-pod volume; see ``metrics_volume.py``)
 
 Local conventions (documented for users):
 * ``python`` / ``python3`` as the first word of the command mean the Python interpreter that
@@ -41,7 +43,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sextant.runtime import process
+from sextant.runtime import metrics_volume, process
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
 
 PYTHON_ALIASES = ("python", "python3")
@@ -151,13 +153,18 @@ class LocalJobs:
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
+        collector = list(spec.collector_args)
+        # Katib's per-pod metrics volume: File / TensorFlowEvent paths point into this job's dir.
+        volume = metrics_volume.local_volume(collector, directory)
+        if volume is not None:
+            collector, argv, env = volume.argv(collector), volume.argv(argv), volume.env(env)
         if self.db_manager_address:
             env.setdefault("SEXTANT_DB_MANAGER", self.db_manager_address)
         # -S: no site-packages at start-up (the .pth processing alone is ~20 ms CPU per trial);
         # the collector loads site itself for the kinds that need installed packages (grpc,
         # tensorboard). The project root reaches it through PYTHONPATH (child_environment).
         wrapper = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir", str(directory),
-                   *spec.collector_args, "--", *argv]
+                   *collector, "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
                       command=argv, cwd=str(cwd), start_time=_now())
         try:

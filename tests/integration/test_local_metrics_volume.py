@@ -1,0 +1,106 @@
+"""Katib's per-pod metrics volume, emulated locally: trials of one experiment that name the same
+File / TensorFlowEvent path (e.g. /var/log/katib/metrics.log) each write and read their own copy."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+
+from sextant.runtime.base import JobPhase, JobSpec
+from sextant.runtime.local import LocalRuntime
+from sextant.runtime.metrics_volume import PathRewriter, mount_path
+from tests.integration.fake_katib import FakeServer
+
+TRAINERS = Path(__file__).resolve().parents[2] / "examples" / "trainers"
+# Writes "acc=<value>" lines to the file named by --out= and by $METRICS_FILE.
+WRITER = ("import os, sys\n"
+          "out = sys.argv[1].split('=', 1)[1]\n"
+          "assert out == os.environ['METRICS_FILE'], (out, os.environ['METRICS_FILE'])\n"
+          "with open(out, 'a') as f:\n"
+          "    for v in sys.argv[2:]:\n"
+          "        f.write(f'acc={v}\\n')\n")
+
+
+@pytest.fixture()
+def db():
+    server = FakeServer().start()
+    yield server
+    server.stop()
+
+
+def _job(name: str, command: list[str], collector: list[str], env: dict[str, str] | None = None) -> JobSpec:
+    pod = {"containers": [{"name": "main", "image": "example/trainer:1", "command": command,
+                           "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}]}
+    run_spec = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
+                "spec": {"template": {"spec": pod}}}
+    return JobSpec(name=name, namespace="default", run_spec=run_spec, primary_container_name="main",
+                   collector_args=[*collector, "--flush-interval", "0.2", "--poll-interval", "0.2"])
+
+
+def _wait_done(rt: LocalRuntime, name: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = rt.job_status("default", name)
+        if st.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+            return st
+        time.sleep(0.1)
+    raise AssertionError(f"job {name} did not finish")
+
+
+def test_mount_path_follows_katib_rules():
+    assert mount_path(["--kind", "File", "--path", "/var/log/katib/metrics.log"]) == "/var/log/katib"
+    assert mount_path(["--kind", "TensorFlowEvent", "--path", "/var/log/katib/tfevent/"]) == \
+        "/var/log/katib/tfevent"
+    assert mount_path(["--kind", "Custom", "--path", "/out/dir/"]) == "/out/dir"
+    assert mount_path(["--kind", "Custom", "--path", "/out/m.log"]) == "/out"
+    assert mount_path(["--kind", "StdOut"]) is None
+    assert mount_path(["--kind", "File", "--path", "relative/m.log"]) is None
+    assert mount_path(["--kind", "File", "--path", "/m.log"]) is None  # never remap "/"
+
+
+def test_rewriter_replaces_whole_path_prefixes_only(tmp_path):
+    rw = PathRewriter("/katib", tmp_path)
+    assert rw("/katib/m.log") == f"{tmp_path}/m.log"
+    assert rw("--log-path=/katib/m.log") == f"--log-path={tmp_path}/m.log"
+    assert rw("/katib") == str(tmp_path)
+    assert rw("a:/katib/x,/katib/y") == f"a:{tmp_path}/x,{tmp_path}/y"
+    for untouched in ("/katibx/m.log", "/opt/katib/m.log", "katib/m.log", "--lr=0.1"):
+        assert rw(untouched) == untouched
+
+
+def test_file_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
+    rt = LocalRuntime(tmp_path, db_manager_address=db.address)
+    path = "/var/log/katib/metrics.log"
+    collector = ["--metrics", "acc", "--kind", "File", "--path", path]
+    values = {"exp-t1": ["0.11", "0.12"], "exp-t2": ["0.21", "0.22", "0.23"]}
+    for name, vals in values.items():  # both running at the same time, same container path
+        rt.start_job(_job(name, ["python", "-c", WRITER, f"--out={path}", *vals], collector,
+                          env={"METRICS_FILE": path}))
+    for name, vals in values.items():
+        st = _wait_done(rt, name)
+        assert st.phase == JobPhase.SUCCEEDED, open(rt.job_log_path("default", name)).read()
+        assert db.store.values(name, "acc") == vals
+        own = tmp_path / "jobs" / "default" / name / "volumes" / "metrics" / "metrics.log"
+        assert own.read_text().split() == [f"acc={v}" for v in vals]
+        record = json.loads((tmp_path / "jobs" / "default" / name / "job.json").read_text())
+        assert record["command"][-len(vals) - 1] == f"--out={own}"
+
+
+def test_tfevent_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
+    rt = LocalRuntime(tmp_path, db_manager_address=db.address)
+    logdir = "/var/log/katib/tfevent/"
+    collector = ["--metrics", "test/accuracy", "--kind", "TensorFlowEvent", "--path", logdir]
+    lrs = {"exp-t1": 0.1, "exp-t2": 0.3}
+    for name, lr in lrs.items():
+        rt.start_job(_job(name, ["python", str(TRAINERS / "tfevents.py"), "--epochs=2", f"--lr={lr}",
+                                 f"--logdir={logdir}"], collector))
+    for name, lr in lrs.items():
+        st = _wait_done(rt, name)
+        assert st.phase == JobPhase.SUCCEEDED, open(rt.job_log_path("default", name)).read()
+        got = [float(v) for v in db.store.values(name, "test/accuracy")]
+        want = [1 - math.exp(-lr * epoch * 3) / 1.5 for epoch in (1, 2)]
+        assert got == pytest.approx(want, rel=1e-5)
