@@ -72,7 +72,7 @@ N_POINTS_SAMPLING = 3000
 #: Fixed GP jitter (normalised targets): enough for conditioning, small enough to interpolate.
 GP_JITTER = 1e-6
 #: Below this many points the GP hyperparameters are re-optimised on every call.
-REOPTIMISE_ALWAYS_BELOW = 30
+REOPTIMISE_ALWAYS_BELOW = 100
 #: Proposed points remembered until their trials appear in a request (oldest dropped first).
 MAX_ISSUED = 256
 #: Attempts at drawing a random point not proposed before, before declaring exhaustion.
