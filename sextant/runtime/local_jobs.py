@@ -13,7 +13,9 @@ log, reports metrics, and writes ``exit.json`` when everything is done. State pe
     jobs/<ns>/<trial>/output.log   the trial's stdout+stderr (and the collector's own lines)
     jobs/<ns>/<trial>/exit.json    exit code, reason, message, completion time (written last)
     jobs/<ns>/<trial>/stopped      marker: stop_job was called (reason Killed)
-    jobs/<ns>/<trial>/spool/       metric batches not yet accepted by the DB manager
+    jobs/<ns>/<trial>/spool/       metric batches for the trial controller to ship (spool mode,
+                                   the default here) or not yet accepted by the DB manager
+                                   (direct mode)
     jobs/<ns>/<trial>/volumes/metrics/  the File/TensorFlowEvent collector's directory
                                    (Katib's per-pod volume; see ``metrics_volume.py``)
 
