@@ -96,6 +96,14 @@ def flip_to_false(conditions: list[Condition], type_: str, now: str | None = Non
     return set_condition(conditions, type_, FALSE, current.reason, current.message, now)
 
 
+def mark_finished(conditions: list[Condition], type_: str, reason: str, message: str,
+                  now: str | None = None) -> bool:
+    """Katib's order for a terminal condition: flip Running to False, *then* append the new
+    condition, so that the last condition (what GetSuggestions reports) is the terminal one."""
+    changed = flip_to_false(conditions, "Running", now)
+    return set_condition(conditions, type_, TRUE, reason, message, now) or changed
+
+
 def last_condition_type(conditions: list[Condition]) -> str | None:
     return conditions[-1].type if conditions else None
 

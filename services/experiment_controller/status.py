@@ -20,6 +20,7 @@ from sextant.conditions import (
     flip_to_false,
     get_condition,
     has_condition,
+    mark_finished,
     now_rfc3339,
     remove_condition,
     set_condition,
@@ -245,8 +246,7 @@ def mark_running(experiment: Experiment, now: str | None = None) -> bool:
 def _mark_done(experiment: Experiment, cond_type: str, reason: str, message: str, now: str | None) -> bool:
     now = now or now_rfc3339()
     conds = experiment.status.conditions
-    changed = flip_to_false(conds, ExperimentConditionType.RUNNING, now)
-    changed = set_condition(conds, cond_type, TRUE, reason, message, now) or changed
+    changed = mark_finished(conds, cond_type, reason, message, now)
     if changed:
         experiment.status.completion_time = now
     return changed

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sextant import templates
-from sextant.conditions import TRUE, flip_to_false, set_condition
+from sextant.conditions import mark_finished
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     Experiment,
@@ -81,8 +81,7 @@ def build_trial(experiment: Experiment, assignment: TrialAssignment) -> Trial:
 def mark_killed(trial: Trial, now: str | None = None) -> bool:
     """Killed=True (Running flipped to False); the trial controller stops the job when it sees it."""
     conds = trial.status.conditions
-    changed = flip_to_false(conds, str(TrialConditionType.RUNNING), now)
-    changed = set_condition(conds, str(TrialConditionType.KILLED), TRUE, REASON_KILLED, MSG_KILLED, now) or changed
+    changed = mark_finished(conds, str(TrialConditionType.KILLED), REASON_KILLED, MSG_KILLED, now)
     if changed and not trial.status.completion_time:
         from sextant.conditions import now_rfc3339
 

@@ -32,6 +32,7 @@ from sextant.conditions import (
     TRUE,
     flip_to_false,
     has_condition,
+    mark_finished,
     now_rfc3339,
     parse_time,
     set_condition,
@@ -264,9 +265,8 @@ class TrialReconciler:
         if has_condition(conds, KILLED):
             return flip_to_false(conds, RUNNING, now)
         trial.status.completion_time = completion or now
-        changed = set_condition(conds, FAILED, TRUE, f"TrialFailed. Job reason: {reason}",
+        changed = mark_finished(conds, FAILED, f"TrialFailed. Job reason: {reason}",
                                 f"{MSG_FAILED}. Job message: {message}", now)
-        changed |= flip_to_false(conds, RUNNING, now)
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
@@ -284,8 +284,7 @@ class TrialReconciler:
         if objective_available(trial.spec.objective, observation):
             if not has_condition(conds, SUCCEEDED) and not early_stopped:
                 trial.status.completion_time = job.completion_time or now
-                changed |= set_condition(conds, SUCCEEDED, TRUE, "TrialSucceeded", MSG_SUCCEEDED, now)
-                changed |= flip_to_false(conds, RUNNING, now)
+                changed |= mark_finished(conds, SUCCEEDED, "TrialSucceeded", MSG_SUCCEEDED, now)
             return changed
         if has_condition(conds, METRICS_UNAVAILABLE):
             return changed
@@ -300,8 +299,7 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        set_condition(conds, METRICS_UNAVAILABLE, TRUE, "MetricsUnavailable", MSG_METRICS_UNAVAILABLE, now)
-        flip_to_false(conds, RUNNING, now)
+        mark_finished(conds, METRICS_UNAVAILABLE, "MetricsUnavailable", MSG_METRICS_UNAVAILABLE, now)
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed
 

@@ -102,15 +102,20 @@ def test_success_failure_unavailable_push(stack):
     assert (metrics["acc"].min, metrics["acc"].max, metrics["acc"].latest) == ("0.5", "0.9", "0.7")
     assert (metrics["loss"].min, metrics["loss"].max, metrics["loss"].latest) == ("1", "3", "1")
     assert [c.type for c in ok.status.conditions if c.status == "True"] == ["Created", "Succeeded"]
+    # Katib's order: Running flips to False before Succeeded is appended, so the last condition
+    # (the one GetSuggestions reports) is the terminal one.
+    assert ok.status.conditions[-1].type == "Succeeded"
     assert ok.status.completion_time and ok.status.start_time
 
     bad = _wait(store, "bad", _cond("Failed"))
     failed = [c for c in bad.status.conditions if c.type == "Failed"][0]
+    assert bad.status.conditions[-1].type == "Failed"
     assert failed.reason == "TrialFailed. Job reason: Error"
     assert failed.message == "Trial has failed. Job message: exit code 3"
 
     none = _wait(store, "nometrics", _cond("MetricsUnavailable"))
     acc = [m for m in none.status.observation.metrics if m.name == "acc"][0]
+    assert none.status.conditions[-1].type == "MetricsUnavailable"
     assert acc.latest == "unavailable"
 
     push = _wait(store, "push", _cond("Succeeded"))
