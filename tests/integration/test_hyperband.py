@@ -184,7 +184,7 @@ def test_running_rung_is_not_promoted(server):
     d.trials.append(b.trial("running", rung0[8], condition=Condition.RUNNING))
     with pytest.raises(grpc.RpcError) as err:
         d.ask(3)
-    assert err.value.code() == grpc.StatusCode.INTERNAL
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "waiting for 1 trial" in err.value.details()
 
 

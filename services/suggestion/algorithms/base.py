@@ -30,6 +30,7 @@ do not reset the cache on every call.
 Errors raised from ``suggest``:
 
 * ``SearchSpaceExhausted(message)`` -> OUT_OF_RANGE (grid covered, hyperband finished).
+* ``NotReady(message)`` -> UNAVAILABLE (retry later: e.g. a hyperband rung still running).
 * ``InvalidSettings(message)`` (a ``ValueError``) or any ``ValueError`` -> INVALID_ARGUMENT.
 * anything else -> INTERNAL (logged with a traceback).
 
@@ -50,6 +51,11 @@ from .search_space import SearchSpace
 
 class SearchSpaceExhausted(Exception):
     """No new point is left (grid fully covered, hyperband finished) -> OUT_OF_RANGE."""
+
+
+class NotReady(Exception):
+    """Nothing can be suggested *yet* (e.g. a hyperband rung still running) -> UNAVAILABLE,
+    which the suggestion controller retries with backoff."""
 
 
 class InvalidSettings(ValueError):

@@ -23,8 +23,8 @@ Differences from Katib, each forced by the exact-count contract or fixing a Kati
 * the reply always has exactly ``current_request_number`` assignments: when more are asked
   for than are promoted, the rest are fresh random configurations at the same rung's resource
   (they compete at the next promotion); when fewer, only the best ones are promoted;
-* while the previous rung is still running the call fails with INTERNAL "waiting for …" (the
-  controller retries); Katib fails the same way but with an unhelpful exception;
+* while the previous rung is still running the call fails with UNAVAILABLE "waiting for …" (the
+  controller retries with backoff); Katib fails with an unhelpful exception instead;
 * after the last bracket the answer is OUT_OF_RANGE (search space exhausted) instead of an empty
   reply the controller would reject.
 """
@@ -39,7 +39,7 @@ import numpy as np
 
 from sextant.api import api_pb2
 
-from .base import Algorithm, InvalidSettings, SearchSpaceExhausted, SuggestResult, settings_of
+from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult, settings_of
 from .search_space import (
     PENDING,
     SearchSpace,
@@ -54,7 +54,7 @@ STATE_KEYS = ("eta", "s_max", "r_l", "b_l", "r", "n", "current_s", "current_i", 
 NOT_STARTED = -2
 
 
-class RungInProgress(RuntimeError):
+class RungInProgress(NotReady):
     """The previous rung has unfinished trials: nothing can be promoted yet (retry later)."""
 
 

@@ -8,6 +8,7 @@ It enforces Katib's contract around the algorithm (facts §6.4, §7.0):
 * the reply has exactly ``current_request_number`` assignments, every value feasible and
   formatted as Katib does; an algorithm breaking this is a bug -> INTERNAL, nothing sent;
 * ``SearchSpaceExhausted`` -> OUT_OF_RANGE.
+* ``NotReady`` -> UNAVAILABLE.
 
 Many experiments are served at once: one Algorithm instance per (experiment, algorithm),
 LRU-bounded, each behind its own lock, replaced when the experiment's fingerprint changes.
@@ -27,7 +28,7 @@ import grpc
 from sextant.api import api_pb2, api_pb2_grpc
 
 from . import registry
-from .base import Algorithm, InvalidSettings, SearchSpaceExhausted, SuggestResult
+from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult
 from .search_space import SearchSpace, SpaceError
 
 log = logging.getLogger("sextant.suggestion")
@@ -162,6 +163,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         except SearchSpaceExhausted as exc:
             log.info("search space exhausted", extra={"experiment": experiment.name, "reason": str(exc)})
             context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc) or "search space exhausted")
+        except NotReady as exc:
+            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc) or "not ready, retry later")
         except ContractViolation as exc:
             log.error("algorithm broke the contract", extra={"experiment": experiment.name, "error": str(exc)})
             context.abort(grpc.StatusCode.INTERNAL,

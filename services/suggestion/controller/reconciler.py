@@ -100,7 +100,7 @@ def _status_doc(s: Suggestion) -> dict:
 class SuggestionReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, registry: Registry, *,
                  db_manager_address: str, token: str | None = None, call_timeout: float = 60.0,
-                 not_ready_requeue: float = 0.5):
+                 not_ready_requeue: float = 0.5, algorithm_busy_requeue: float = 1.0):
         self.store = store
         self.runtime = runtime
         self.registry = registry
@@ -108,6 +108,7 @@ class SuggestionReconciler:
         self.token = token
         self.call_timeout = call_timeout
         self.not_ready_requeue = not_ready_requeue
+        self.algorithm_busy_requeue = algorithm_busy_requeue
         self._known: dict[Key, _Known] = {}
         self._validated: dict[Key, str] = {}  # key → address of the service instance validated
         # Optional Trial informer (set by build_controller): trials for GetSuggestions come from
@@ -174,7 +175,10 @@ class SuggestionReconciler:
             return None
         if rb.current_request_number(sugg) <= 0:
             return None
-        self._sync_assignments(exp, sugg, trials, state)
+        if not self._sync_assignments(exp, sugg, trials, state):
+            # The algorithm answered UNAVAILABLE (e.g. a hyperband rung still running): ask again
+            # soon rather than after an ever longer error backoff.
+            return Result(requeue_after=self.algorithm_busy_requeue)
         return None
 
     # -- pieces -------------------------------------------------------------------------------
@@ -247,7 +251,8 @@ class SuggestionReconciler:
         channel = self._channel(address)
         return api_pb2_grpc.SuggestionStub(channel).GetSuggestions(req, timeout=self.call_timeout)
 
-    def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial], state) -> None:
+    def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial], state) -> bool:
+        """Asks for and records new assignments; False if the algorithm said "not yet"."""
         current = rb.current_request_number(sugg)
         req = rb.suggestions_request(exp, sugg, trials)
         exhausted = False
@@ -260,6 +265,10 @@ class SuggestionReconciler:
                     f"got {len(reply.parameter_assignments)}")
             replies.append(reply)
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.UNAVAILABLE and state.address:
+                log.info("algorithm not ready", extra={"suggestion": sugg.metadata.name,
+                                                       "detail": err.details()})
+                return False
             if err.code() != grpc.StatusCode.OUT_OF_RANGE:
                 raise SuggestionError(f"GetSuggestions at {state.address}: {err.code().name}: "
                                       f"{err.details()}") from None
@@ -270,6 +279,7 @@ class SuggestionReconciler:
                    for r in replies if r.HasField("algorithm") for s in r.algorithm.algorithm_settings]
         rules = self._early_stopping_rules(exp, sugg, trials, state) if assignments_pb else []
         self._record(sugg, assignments_pb, overlay, rules, exhausted, current, trials)
+        return True
 
     def _collect_rest(self, address: str, req: api_pb2.GetSuggestionsRequest, wanted: int):
         """After OUT_OF_RANGE: ask one at a time for what is left (at most ``wanted - 1``)."""
