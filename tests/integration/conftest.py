@@ -5,15 +5,18 @@ MariaDB (127.0.0.1:3306, root) and PostgreSQL (127.0.0.1:5432, postgres). Server
 are named ``sextant_t_<hex>`` and dropped after the test. A server that does not answer
 skips its tests, or fails them when ``SEXTANT_REQUIRE_DATABASES=1``.
 ``migrated_db_url`` is the same after ``alembic upgrade head``; ``db_manager`` runs an
-in-process DB manager on a free loopback port over it.
+in-process DB manager on a free loopback port over it. ``sqlite_db_manager`` is the same over a
+copy of one SQLite database migrated per session (fast, for tests about other services).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -121,3 +124,43 @@ def db_manager(migrated_db_url) -> Iterator[RunningDBManager]:
         yield RunningDBManager(app, f"127.0.0.1:{port}", migrated_db_url)
     finally:
         app.stop()
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_file(tmp_path_factory) -> Path:
+    """One SQLite database migrated to head per test session; tests copy it (``fresh_sqlite_url``)
+    instead of running the ~1 s of migrations each."""
+    from services.db_manager.database import Database, migrate
+
+    path = tmp_path_factory.mktemp("sqlite-template") / "sextant.db"
+    db = Database(f"sqlite:///{path}")
+    try:
+        migrate(db)
+    finally:
+        db.dispose()
+    return path
+
+
+@pytest.fixture
+def fresh_sqlite_url(migrated_sqlite_file, tmp_path) -> str:
+    """A new migrated SQLite database of this test's own (a copy of the session's template)."""
+    target = tmp_path / "sextant.db"
+    for part in migrated_sqlite_file.parent.glob(migrated_sqlite_file.name + "*"):  # + any -wal/-shm
+        shutil.copy(part, target.with_name(part.name))
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def sqlite_db_manager(fresh_sqlite_url) -> Iterator[RunningDBManager]:
+    """The real DB manager, in-process on a free loopback port, over a fresh SQLite database."""
+    from services.db_manager.app import DBManagerApp
+    from services.db_manager.database import Database
+    from sextant.config import ServerSettings
+
+    db = Database(fresh_sqlite_url)
+    app = DBManagerApp(ServerSettings(port=0, max_workers=16), db, poll_seconds=0.5, bookmark_seconds=1.0)
+    port = app.start()
+    try:
+        yield RunningDBManager(app, f"127.0.0.1:{port}", fresh_sqlite_url)
+    finally:
+        app.stop()  # also disposes the database

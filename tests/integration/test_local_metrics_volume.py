@@ -13,7 +13,7 @@ import pytest
 from sextant.runtime.base import JobPhase, JobSpec
 from sextant.runtime.local import LocalRuntime
 from sextant.runtime.metrics_volume import PathRewriter, mount_path
-from tests.integration.fake_katib import FakeServer
+from tests.integration.katib_peers import metric_values
 
 TRAINERS = Path(__file__).resolve().parents[2] / "examples" / "trainers"
 # Writes "acc=<value>" lines to the file named by --out= and by $METRICS_FILE.
@@ -26,10 +26,9 @@ WRITER = ("import os, sys\n"
 
 
 @pytest.fixture()
-def db():
-    server = FakeServer().start()
-    yield server
-    server.stop()
+def db(sqlite_db_manager):
+    """The real DB manager the jobs' metrics collectors report to."""
+    return sqlite_db_manager
 
 
 def _job(name: str, command: list[str], collector: list[str], env: dict[str, str] | None = None) -> JobSpec:
@@ -83,7 +82,7 @@ def test_file_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
     for name, vals in values.items():
         st = _wait_done(rt, name)
         assert st.phase == JobPhase.SUCCEEDED, open(rt.job_log_path("default", name)).read()
-        assert db.store.values(name, "acc") == vals
+        assert metric_values(db.address, name, "acc") == vals
         own = tmp_path / "jobs" / "default" / name / "volumes" / "metrics" / "metrics.log"
         assert own.read_text().split() == [f"acc={v}" for v in vals]
         record = json.loads((tmp_path / "jobs" / "default" / name / "job.json").read_text())
@@ -101,6 +100,6 @@ def test_tfevent_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
     for name, lr in lrs.items():
         st = _wait_done(rt, name)
         assert st.phase == JobPhase.SUCCEEDED, open(rt.job_log_path("default", name)).read()
-        got = [float(v) for v in db.store.values(name, "test/accuracy")]
+        got = [float(v) for v in metric_values(db.address, name, "test/accuracy")]
         want = [1 - math.exp(-lr * epoch * 3) / 1.5 for epoch in (1, 2)]
         assert got == pytest.approx(want, rel=1e-5)

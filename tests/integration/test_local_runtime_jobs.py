@@ -9,14 +9,13 @@ import pytest
 
 from sextant.runtime.base import JobPhase, JobSpec
 from sextant.runtime.local import LocalRuntime
-from tests.integration.fake_katib import FakeServer
+from tests.integration.katib_peers import metric_values
 
 
 @pytest.fixture()
-def db():
-    server = FakeServer().start()
-    yield server
-    server.stop()
+def db(sqlite_db_manager):
+    """The real DB manager the jobs' metrics collectors report to."""
+    return sqlite_db_manager
 
 
 def _job(name, command, *, kind="Job", container="main", env=None, collector=None, **kw):
@@ -54,10 +53,10 @@ def test_success_env_and_metrics(tmp_path, db):
     assert st.phase == JobPhase.SUCCEEDED and st.exit_code == 0
     log = open(rt.job_log_path("default", "t1")).read()
     assert "trial t1 bar" in log
-    assert db.store.values("t1", "loss") == ["0.5"]
+    assert metric_values(db.address, "t1", "loss") == ["0.5"]
     # idempotent start: a second start does not run the command again
     rt.start_job(_job("t1", ["python", "-c", code], env={"FOO": "bar"}))
-    assert db.store.values("t1", "loss") == ["0.5"]
+    assert metric_values(db.address, "t1", "loss") == ["0.5"]
     rt.delete_job("default", "t1")
     assert rt.job_status("default", "t1").phase == JobPhase.NOT_FOUND
 
@@ -89,10 +88,10 @@ def test_kill_and_readopt(tmp_path, db):
     # a "restarted controller": a fresh runtime on the same data dir sees the running job
     rt2 = LocalRuntime(tmp_path, db_manager_address=db.address, stop_grace=2)
     deadline = time.monotonic() + 20
-    while not db.store.values("t5", "loss") and time.monotonic() < deadline:
+    while not metric_values(db.address, "t5", "loss") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert rt2.job_status("default", "t5").phase == JobPhase.RUNNING
     rt2.stop_job("default", "t5")
     st = rt2.job_status("default", "t5")
     assert st.phase == JobPhase.FAILED and st.reason == "Killed"
-    assert db.store.values("t5", "loss") == ["2"]
+    assert metric_values(db.address, "t5", "loss") == ["2"]
