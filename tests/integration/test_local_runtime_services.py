@@ -1,4 +1,7 @@
-"""LocalRuntime services: start, health, re-adoption by a second runtime, delete, restart after death."""
+"""LocalRuntime services: start, health, re-adoption by a second runtime, delete, restart after death.
+
+The services are the real ones: the random algorithm service and the medianstop early-stopping
+service, started by the runtime as processes."""
 
 import os
 import signal
@@ -12,16 +15,26 @@ from sextant.runtime import process
 from sextant.runtime.base import ServiceSpec
 from sextant.runtime.local import LocalRuntime
 
-FAKE = str(Path(__file__).with_name("fake_algorithm_server.py"))
+ALGORITHM = ["{python}", "-m", "services.suggestion.algorithms", "--algorithm", "random", "--port", "{port}"]
+EARLY_STOPPING = ["{python}", "-m", "services.suggestion.earlystopping", "--port", "{port}"]
 
 
 def _spec(name="exp1-random", es=False):
     return ServiceSpec(
         name=name, namespace="default", algorithm="random",
-        command=["{python}", FAKE, "--port", "{port}", "--state-dir", "{state_dir}"],
-        early_stopping_command=(["{python}", FAKE, "--port", "{port}", "--name",
-                                 "manager.v1beta1.EarlyStopping"] if es else None),
+        command=ALGORITHM,
+        early_stopping_command=EARLY_STOPPING if es else None,
     )
+
+
+def _starts(directory: Path, at_least: int, log: str = "log") -> int:
+    """How many times the service was started: each start appends its "listening on" line (a
+    moment after its health answers, hence the short wait for ``at_least``)."""
+    deadline = time.monotonic() + 10
+    while (count := (directory / log).read_text().count("listening on ")) < at_least \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
 
 
 def _wait_ready(rt, name="exp1-random"):
@@ -46,8 +59,7 @@ def test_start_ready_readopt_delete(tmp_path):
     st2 = rt2.ensure_service(_spec())
     assert st2.address == st.address
     assert process.read_json(tmp_path / "services/default/exp1-random/state.json")["main"]["pid"] == pid
-    started = (tmp_path / "services/default/exp1-random/data/started").read_text().splitlines()
-    assert len(started) == 1
+    assert _starts(tmp_path / "services/default/exp1-random", 1) == 1
     rt2.delete_service("default", "exp1-random")
     assert not (tmp_path / "services/default/exp1-random").exists()
     assert not process.is_alive(process.ProcessId(pid, state["main"]["start_time"]))
@@ -59,7 +71,9 @@ def test_dead_service_is_restarted_and_keep_state(tmp_path):
     rt.ensure_service(_spec(es=True))
     st = _wait_ready(rt)
     assert st.early_stopping_address and st.early_stopping_address != st.address
-    state = process.read_json(tmp_path / "services/default/exp1-random/state.json")
+    directory = tmp_path / "services/default/exp1-random"
+    (directory / "data" / "checkpoint").write_text("algorithm state")  # what FromVolume keeps
+    state = process.read_json(directory / "state.json")
     os.kill(state["main"]["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 10
     while rt.service_status("default", "exp1-random").exists and time.monotonic() < deadline:
@@ -69,9 +83,10 @@ def test_dead_service_is_restarted_and_keep_state(tmp_path):
     _wait_ready(rt)
     new = process.read_json(tmp_path / "services/default/exp1-random/state.json")
     assert new["main"]["pid"] != state["main"]["pid"]
+    assert _starts(directory, 2) == 2 and _starts(directory, 2, "early-stopping.log") == 2  # both afresh
     rt.delete_service("default", "exp1-random", keep_state=True)
-    data = tmp_path / "services/default/exp1-random/data/started"
-    assert len(data.read_text().splitlines()) == 2  # state dir survives for FromVolume
+    assert (directory / "data" / "checkpoint").read_text() == "algorithm state"  # survives for FromVolume
+    assert not process.is_alive(process.ProcessId.from_dict(new["main"]))
     assert not process.is_alive(process.ProcessId.from_dict(new["early_stopping"]))
 
 
