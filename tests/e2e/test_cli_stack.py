@@ -1,6 +1,8 @@
-"""`sextant up` / `status` / `down` and crash-restart, with stand-in services (fast, no database).
+"""`sextant up` / `status` / `down` and crash-restart of the real stack: the DB manager (SQLite in
+the data directory) and the three controllers, each a process under the supervisor.
 
-The supervisor is the thing under test here: real services are exercised by test_cli.py.
+One stack serves the first tests of this module (in file order: status, "already running", then
+the kill -9 test, which leaves restarts behind); the `down` test starts a stack of its own.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ import pytest
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack")]
 
-FAKES = {name: "tests.e2e.fake_service" for name in
-         ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller")}
+SERVICES = ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller")
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def sextant(data_dir: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(data_dir), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**os.environ, **(env or {})})
+                          env={**_real_services_env(), **(env or {})})
+
+
+def _real_services_env() -> dict[str, str]:
+    # SEXTANT_STACK_MODULES would swap services for other modules: these tests want the real ones.
+    return {k: v for k, v in os.environ.items() if k != "SEXTANT_STACK_MODULES"}
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
@@ -38,72 +44,109 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"gave up waiting for {what}")
 
 
-@pytest.fixture
-def stack(tmp_path):
-    env = {"SEXTANT_STACK_MODULES": json.dumps(FAKES)}
-    up = sextant(tmp_path, "up", "--detach", "--port", "0", env=env)
+def _up(data_dir: Path) -> Path:
+    up = sextant(data_dir, "up", "--detach", "--port", "0", timeout=120)
     assert up.returncode == 0, up.stderr + up.stdout
-    yield tmp_path, env
-    sextant(tmp_path, "down")
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    data_dir = _up(tmp_path_factory.mktemp("stack"))
+    yield data_dir
+    sextant(data_dir, "down", timeout=120)
+
+
+@pytest.fixture
+def own_stack(tmp_path):
+    data_dir = _up(tmp_path)
+    yield data_dir
+    sextant(data_dir, "down", timeout=120)
 
 
 def state(data_dir: Path) -> dict:
     return json.loads((data_dir / "stack.json").read_text())
 
 
+def status_when_serving(data_dir: Path, what: str) -> dict[str, list[str]]:
+    """`sextant status` rows once the DB manager's health is SERVING (status exits 1 until then)."""
+    def serving():
+        status = sextant(data_dir, "status")
+        lines = status.stdout.splitlines()
+        assert lines[1].split()[:6] == ["SERVICE", "PID", "STATE", "RESTARTS", "ADDRESS", "HEALTH"]
+        rows = {line.split()[0]: line.split() for line in lines[2:]}
+        if rows["db-manager"][5] != "SERVING":
+            return None
+        assert status.returncode == 0, status.stdout + status.stderr
+        return rows
+
+    return wait_until(serving, what=what)
+
+
 def test_up_writes_state_and_status_reports_every_service(stack):
-    data_dir, env = stack
+    data_dir = stack
     assert (data_dir / "address").read_text().startswith("127.0.0.1:")
     token = (data_dir / "token").read_text().strip()
     assert len(token) >= 32 and oct((data_dir / "token").stat().st_mode & 0o777) == "0o600"
-    for name in FAKES:
+    for name in SERVICES:
         assert (data_dir / "run" / f"{name}.pid").is_file()
         assert (data_dir / "logs" / f"{name}.log").is_file()
-    status = sextant(data_dir, "status")
-    assert status.returncode == 0, status.stdout + status.stderr
-    lines = status.stdout.splitlines()
-    assert lines[1].split()[:6] == ["SERVICE", "PID", "STATE", "RESTARTS", "ADDRESS", "HEALTH"]
-    rows = {line.split()[0]: line.split() for line in lines[2:]}
-    assert set(rows) == set(FAKES)
+    # the DB manager answers health once it is up (up --detach may return a moment before)
+    rows = status_when_serving(data_dir, "the DB manager to serve")
+    assert set(rows) == set(SERVICES)
     for name, row in rows.items():
-        assert row[2] == "up" and row[3] == "0"
+        assert row[2] == "up" and row[3] == "0"  # the real services started without crashing
         # only the DB manager serves gRPC; the controllers are clients of it
         assert row[5] == ("SERVING" if name == "db-manager" else "-")
+    status = sextant(data_dir, "status")
     assert token not in status.stdout + status.stderr
+    # the DB manager behind the stack answers the CLI
+    listed = sextant(data_dir, "get", "experiments")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
 
 
 def test_second_up_says_already_running(stack):
-    data_dir, env = stack
-    again = sextant(data_dir, "up", "--detach", "--port", "0", env=env)
+    data_dir = stack
+    again = sextant(data_dir, "up", "--detach", "--port", "0")
     assert again.returncode == 1
     assert "already running" in again.stderr
-    foreground = sextant(data_dir, "up", "--port", "0", env=env)
+    foreground = sextant(data_dir, "up", "--port", "0")
     assert foreground.returncode == 1 and "already running" in foreground.stderr
 
 
-def test_killed_service_is_restarted(stack):
-    data_dir, _ = stack
-    before = state(data_dir)["services"]["trial-controller"]
-    os.kill(before["pid"], signal.SIGKILL)
+def test_killed_services_are_restarted(stack):
+    data_dir = stack
+    before = state(data_dir)["services"]
+    for name in ("db-manager", "trial-controller"):
+        os.kill(before[name]["pid"], signal.SIGKILL)
 
-    def restarted():
-        svc = state(data_dir)["services"]["trial-controller"]
-        return svc if svc["restarts"] >= 1 and svc["pid"] and svc["pid"] != before["pid"] else None
+    def restarted(name):
+        svc = state(data_dir)["services"][name]
+        return svc if svc["restarts"] > before[name]["restarts"] and svc["pid"] \
+            and svc["pid"] != before[name]["pid"] else None
 
-    after = wait_until(restarted, what="the trial controller to be restarted")
-    os.kill(after["pid"], 0)  # alive
-    status = sextant(data_dir, "status")
-    row = next(line.split() for line in status.stdout.splitlines() if line.startswith("trial-controller"))
-    assert row[2] == "up" and int(row[3]) >= 1
+    for name in ("db-manager", "trial-controller"):
+        after = wait_until(lambda name=name: restarted(name), what=f"the {name} to be restarted")
+        os.kill(after["pid"], 0)  # alive
+    # the restarted DB manager serves again, on the same address
+    rows = status_when_serving(data_dir, "the restarted DB manager to serve")
+    for name in ("db-manager", "trial-controller"):
+        assert rows[name][2] == "up" and int(rows[name][3]) == before[name]["restarts"] + 1
+    assert rows["db-manager"][4] == before["db-manager"]["address"]
+    listed = sextant(data_dir, "get", "experiments")
+    assert listed.returncode == 0, listed.stdout + listed.stderr
     # the other services were left alone
-    assert state(data_dir)["services"]["db-manager"]["restarts"] == 0
+    for name in ("experiment-controller", "suggestion-controller"):
+        svc = state(data_dir)["services"][name]
+        assert svc["restarts"] == before[name]["restarts"] and svc["pid"] == before[name]["pid"]
 
 
-def test_down_stops_every_process_and_status_says_not_running(stack):
-    data_dir, _ = stack
+def test_down_stops_every_process_and_status_says_not_running(own_stack):
+    data_dir = own_stack
     pids = [svc["pid"] for svc in state(data_dir)["services"].values()]
+    assert len(pids) == len(SERVICES) and all(pids)
     supervisor = int((data_dir / "run" / "supervisor.pid").read_text())
-    down = sextant(data_dir, "down")
+    down = sextant(data_dir, "down", timeout=120)
     assert down.returncode == 0 and "stopped" in down.stdout
     for pid in [*pids, supervisor]:
         wait_until(lambda pid=pid: not _alive(pid), what=f"pid {pid} to exit")
