@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 import math
 
 import pytest
 
+from sextant.cli.context import Context
+from sextant.cli.files import load_experiments, require_valid
+from sextant.resources.models import EXPERIMENT_LABEL, to_doc
+from sextant.store.interface import NotFound
 from tests.e2e.local_stack import GROUP, ROOT, local_stack_fixture  # noqa: F401 - the local_stack fixture
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(GROUP)]
@@ -37,24 +40,34 @@ def test_every_algorithm_and_collector_has_an_example():
         assert required in names, required
 
 
-@pytest.mark.timeout(900)  # digits trials take ~15 s each on a loaded 2-core machine
+@pytest.fixture(scope="module")
+def store(local_stack):
+    """An in-process store client: `get`/`delete` through the CLI would start a Python process
+    (~1 s CPU) each, several per example; `sextant run` itself is still the real CLI."""
+    ctx = Context(data_dir=local_stack.data_dir)
+    yield ctx.store()
+    ctx.close()
+
+
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("path", EXAMPLES, ids=[f"{p.parent.name}/{p.stem}" for p in EXAMPLES])
-def test_example_runs_to_success(local_stack, path):
+def test_example_runs_to_success(local_stack, store, path):
     if _missing(path.stem):
         pytest.skip(f"{_missing(path.stem)} has not landed yet")
-    validated = local_stack.sextant("validate", "-f", str(path), "-o", "json")
-    assert validated.returncode == 0, validated.stderr
-    meta = json.loads(validated.stdout)["metadata"]
-    name, ns = meta["name"], ["-n", meta["namespace"]]
+    (experiment,) = require_valid(load_experiments([str(path)]))  # what `sextant validate` checks
+    name, space = experiment.metadata.name, experiment.metadata.namespace
     try:
-        result = local_stack.sextant("run", "-f", str(path.relative_to(ROOT)), "--timeout", "14m", timeout=880)
+        result = local_stack.sextant("run", "-f", str(path.relative_to(ROOT)), "--timeout", "4m", timeout=280)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"experiment {name} succeeded" in result.stdout
-        exp = json.loads(local_stack.sextant("get", "experiment", name, *ns, "-o", "json").stdout)
-        trials = json.loads(local_stack.sextant("get", "trials", "-e", name, *ns, "-o", "json").stdout)["items"]
-        check(path.stem, exp, trials)
+        exp = to_doc(store.get("Experiment", space, name))
+        items, _ = store.list("Trial", space, {EXPERIMENT_LABEL: name})
+        check(path.stem, exp, [to_doc(t) for t in items])
     finally:
-        local_stack.sextant("delete", "experiment", name, *ns)
+        try:
+            store.delete("Experiment", space, name)
+        except NotFound:
+            pass
 
 
 # The File and TensorFlowEvent trainers' objective after N epochs at learning rate lr

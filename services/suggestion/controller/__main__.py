@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from sextant.config import data_dir, env, read_token
@@ -47,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
     store = open_store(ns)
     token = read_token(None, ns.token_file)
+    if token and ns.runtime == "local":
+        # Local algorithm / early-stopping processes inherit it: medianstop reads observation
+        # logs and sets trial status on the DB manager, which requires the token.
+        os.environ.setdefault("SEXTANT_TOKEN", token)
     registry = Registry.load(ns.registry)
     if ns.runtime == "local":
         runtime = make_runtime("local", data_dir=data_dir(ns.data_dir), token=token,
