@@ -17,8 +17,15 @@ import grpc
 from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, CliError
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
-from sextant.stack import StackPaths
+from sextant.stack import StackPaths, supervisor_running
 from sextant.store import interface as store_errors
+
+# How long commands keep retrying while the DB manager is UNAVAILABLE (a restart by the
+# supervisor takes a second or two; a database failover longer). SEXTANT_CLI_RETRY_SECONDS
+# changes it.
+RIDE_OUT_SECONDS = 30.0
+# Per call: a DB manager that hangs (stopped, overloaded) counts as unavailable after this.
+CALL_TIMEOUT_SECONDS = 10.0
 
 NOT_RUNNING = ("no Sextant stack is running for {root} (start one with `sextant up --detach`, "
                "or point --server at a DB manager)")
@@ -32,6 +39,7 @@ class Context:
     tls_ca: str | None = None
     _store: Any = field(default=None, repr=False)
     _channel: grpc.Channel | None = field(default=None, repr=False)
+    _retry_seconds: float | None = field(default=None, repr=False)
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> Context:
@@ -65,13 +73,25 @@ class Context:
             self._channel = open_channel(self.address(), token=self.bearer(), tls_ca=self.tls_ca)
         return self._channel
 
+    def retry_seconds(self) -> float:
+        """Ride out a DB manager restart, unless the local stack is plainly not running (its
+        supervisor is gone): then the user wants the error now, not after a 30 s stall."""
+        try:
+            seconds = float(os.environ.get("SEXTANT_CLI_RETRY_SECONDS", RIDE_OUT_SECONDS))
+        except ValueError:
+            raise BadInput("SEXTANT_CLI_RETRY_SECONDS: expected a number of seconds") from None
+        if not self.server and supervisor_running(self.paths) is None:
+            return 0.0
+        return max(0.0, seconds)
+
     def store(self):
         """The ResourceStore client for the server (sextant.store.client)."""
         if self._store is None:
             from sextant.store.client import GrpcResourceStore
 
-            # Short retries: a user waiting on a dead stack wants the error, not a 30 s stall.
-            self._store = GrpcResourceStore(self.channel(), retry_seconds=3.0)
+            self._retry_seconds = self.retry_seconds()
+            self._store = GrpcResourceStore(self.channel(), retry_seconds=self._retry_seconds,
+                                            timeout=CALL_TIMEOUT_SECONDS)
         return self._store
 
     def close(self) -> None:
@@ -108,6 +128,9 @@ def translate(err: BaseException, ctx: Context | None = None) -> CliError | None
 
 
 def _unavailable(ctx: Context | None, details: str) -> str:
+    waited = ctx._retry_seconds if ctx is not None else None
+    if waited:
+        details = f"gave up after retrying for {waited:g}s: {details}"
     if ctx is not None and not ctx.server:
         return (f"cannot reach the Sextant stack at {_safe_address(ctx)} ({details}); "
                 "is it running? Try `sextant status` or `sextant up --detach`")
