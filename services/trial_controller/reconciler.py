@@ -244,8 +244,9 @@ class TrialReconciler:
                 else self.job_poll_seconds
         if trial_is_completed(trial) and not trial.spec.retain_run and \
                 job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
-            # Only after the final status is stored: the job's files are no longer needed.
-            self.runtime.delete_job(key.namespace, key.name)
+            # Only after the final status is stored: the job's files are no longer needed
+            # (a runtime that can keeps the output log for `sextant logs`).
+            getattr(self.runtime, "retire_job", self.runtime.delete_job)(key.namespace, key.name)
         return Result(requeue_after=requeue) if requeue is not None else None
 
     @staticmethod

@@ -188,6 +188,10 @@ class LocalRuntime(Runtime):
     def delete_job(self, namespace: str, name: str) -> None:
         self.jobs.delete(namespace, name)
 
+    def retire_job(self, namespace: str, name: str) -> None:
+        """A finished job's files go, its output log stays (see ``LocalJobs.retire``)."""
+        self.jobs.retire(namespace, name)
+
     def job_log_path(self, namespace: str, name: str) -> str | None:
         return self.jobs.log_path(namespace, name)
 

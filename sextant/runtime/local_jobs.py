@@ -29,9 +29,11 @@ Local conventions (documented for users):
 * ``env`` entries with ``valueFrom`` are skipped (there are no Secrets/ConfigMaps locally).
 * success/failureCondition are not evaluated: the local "job" succeeds when the command exits
   0 and fails otherwise.
-* Files are never removed by the runtime on its own: the trial controller calls ``delete``
+* Files are never removed by the runtime on its own: the trial controller calls ``retire``
   after it has recorded the trial's final status when ``retainRun`` is false, so the output log
-  and exit record are still there while it finishes the trial.
+  and exit record are still there while it finishes the trial. ``retire`` moves the output log
+  to ``<data_dir>/logs/trials/<ns>/<trial>.log`` first; ``delete`` (the trial was deleted)
+  removes that too.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ REPLICA_ORDER = ("Chief", "Master", "Launcher", "Worker", "PS", "Evaluator")
 
 class JobSpecError(ValueError):
     """The runSpec cannot be run locally (no pod template, no container, no command)."""
+
+
+def trial_log_archive(data_dir: Path) -> Path:
+    """``<data_dir>/logs/trials``: trials' output logs outlive their job directories here
+    (``<ns>/<trial>.log``) until the trial is deleted."""
+    return data_dir / "logs" / "trials"
 
 
 def _now() -> str:
@@ -247,13 +255,31 @@ class LocalJobs:
         (directory / "stopped").write_text(_now())
         process.terminate(process.ProcessId.from_dict(record.get("process")), self.stop_grace)
 
-    def delete(self, namespace: str, name: str) -> None:
+    def delete(self, namespace: str, name: str, *, keep_log: bool = False) -> None:
         directory = self.dir(namespace, name)
+        if not keep_log:  # the trial itself is gone: so is its kept log
+            self.archived_log(namespace, name).unlink(missing_ok=True)
         if not directory.exists():
             return
         self.stop(namespace, name)
         shutil.rmtree(directory, ignore_errors=True)
 
+    def archived_log(self, namespace: str, name: str) -> Path:
+        """Where a finished trial's output log is kept after its job directory is removed."""
+        self.dir(namespace, name)  # validates both names
+        return trial_log_archive(self.root.parent) / namespace / f"{name}.log"
+
+    def retire(self, namespace: str, name: str) -> None:
+        """Removes a finished job's files but keeps its output log for ``sextant logs``."""
+        log = self.dir(namespace, name) / "output.log"
+        if log.exists():
+            target = self.archived_log(namespace, name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(log, target)
+        self.delete(namespace, name, keep_log=True)
+
     def log_path(self, namespace: str, name: str) -> str | None:
-        path = self.dir(namespace, name) / "output.log"
-        return str(path) if path.exists() else None
+        for path in (self.dir(namespace, name) / "output.log", self.archived_log(namespace, name)):
+            if path.exists():
+                return str(path)
+        return None
