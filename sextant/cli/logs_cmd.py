@@ -1,4 +1,6 @@
-"""``sextant logs TRIAL [-f]``: a local trial's output from ``<data_dir>/jobs/<ns>/<trial>/``."""
+"""``sextant logs TRIAL [-f]``: a local trial's output from ``<data_dir>/jobs/<ns>/<trial>/``, or,
+once the trial controller has removed a finished job's directory, from the kept copy in
+``<data_dir>/logs/trials/<ns>/<trial>.log``."""
 
 from __future__ import annotations
 
@@ -60,9 +62,16 @@ def cmd_logs(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     directory = job_dir(ctx, namespace(ns), ns.trial)
     log = directory / "output.log"
     if not log.exists() and not (ns.follow and directory.exists()):
+        from sextant.runtime.local_jobs import trial_log_archive
+
+        kept = trial_log_archive(ctx.data_dir) / namespace(ns) / f"{ns.trial}.log"
+        if kept.exists():  # the trial has finished and its job directory is gone
+            sys.stdout.buffer.write(kept.read_bytes())
+            sys.stdout.flush()
+            return EXIT_OK
         raise CliError(f"no local log for trial {ns.trial!r} in namespace {namespace(ns)!r} "
-                       f"(looked in {directory}); trial jobs are removed after they finish unless the "
-                       "experiment's trialTemplate.retain is true")
+                       f"(looked in {directory} and {kept}); is the trial's name right, and was it "
+                       "run by this local stack?")
     if ns.follow:
         try:
             follow(log, directory / "exit.json")
