@@ -44,6 +44,7 @@ MODULES = {
     "trial-controller": "services.trial_controller",
 }
 BACKOFF_START = 0.5
+DB_URL_ENV = "SEXTANT_DB_URL"  # read by services.db_manager (resolve_url)
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 30.0  # a child that ran this long gets its backoff reset
 GRACE_SECONDS = 10.0
@@ -195,6 +196,9 @@ class Child:
     name: str
     argv: list[str]
     port: int | None = None
+    # Extra environment of this child only: secrets (the DB URL with its password) go here,
+    # never into argv, which any local user can read in `ps` / /proc/<pid>/cmdline.
+    env: dict[str, str] = field(default_factory=dict, repr=False)
     metrics_port: int | None = None
     process: subprocess.Popen | None = None
     restarts: int = 0
@@ -228,10 +232,11 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
     common = ["--token-file", str(token_file), "--data-dir", str(paths.root)]
     metrics_port = free_port() if config.metrics else None
     db_argv = [config.python, "-m", config.modules["db-manager"], *common, "--host", LOOPBACK,
-               "--port", str(db_port), "--db-url", config.resolved_db_url()]
+               "--port", str(db_port)]
     if metrics_port is not None:
         db_argv += ["--metrics-port", str(metrics_port)]
-    children = [Child(name="db-manager", argv=db_argv, port=db_port, metrics_port=metrics_port)]
+    children = [Child(name="db-manager", argv=db_argv, port=db_port, metrics_port=metrics_port,
+                      env={DB_URL_ENV: config.resolved_db_url()})]
     for name in SERVICES[1:]:
         argv = [config.python, "-m", config.modules[name], *common, "--db-manager", db_address]
         children.append(Child(name=name, argv=argv))
@@ -309,6 +314,7 @@ class Supervisor:
         env.setdefault("PYTHONUNBUFFERED", "1")
         # The token reaches services through --token-file only, never the environment.
         env.pop("SEXTANT_TOKEN", None)
+        env.pop(DB_URL_ENV, None)  # only the DB manager gets it (Child.env)
         return env
 
     def _start(self, child: Child) -> None:
@@ -319,7 +325,7 @@ class Supervisor:
             try:
                 child.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                     child.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    env=self._env(), cwd=os.getcwd(), start_new_session=True, close_fds=True,
+                    env={**self._env(), **child.env}, cwd=os.getcwd(), start_new_session=True, close_fds=True,
                 )
             except OSError as err:
                 out.write(f"--- sextant: cannot start {child.name}: {err}\n".encode())
@@ -467,11 +473,18 @@ def _mask_url(url: str) -> str:
 # Starting a detached supervisor (used by `sextant up --detach`, `sextant run`, the SDK)
 
 
+def supervisor_env(config: StackConfig) -> dict[str, str]:
+    """The detached supervisor's environment: the DB URL travels here, not in its argv."""
+    env = {**os.environ, **config.extra_env}
+    env.pop(DB_URL_ENV, None)
+    if config.db_url:
+        env[DB_URL_ENV] = config.db_url
+    return env
+
+
 def config_argv(config: StackConfig) -> list[str]:
     argv = [config.python, "-m", "sextant.stack", "--data-dir", str(config.data_dir),
             "--port", str(config.port)]
-    if config.db_url:
-        argv += ["--db-url", config.db_url]
     if not config.metrics:
         argv.append("--no-metrics")
     return argv
@@ -489,7 +502,7 @@ def start_detached(config: StackConfig, timeout: float = 60.0) -> str:
     with open(paths.log_file("supervisor"), "ab", buffering=0) as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             config_argv(config), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env={**os.environ, **config.extra_env},
+            start_new_session=True, close_fds=True, env=supervisor_env(config),
         )
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -559,7 +572,8 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
                                 description="Run Sextant's local stack in the foreground.")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--port", type=int, default=int(os.environ.get("SEXTANT_PORT", DEFAULT_DB_MANAGER_PORT)))
-    p.add_argument("--db-url", default=None)
+    p.add_argument("--db-url", default=os.environ.get(DB_URL_ENV),
+                   help=f"database URL (better: ${DB_URL_ENV}, which `ps` does not show)")
     p.add_argument("--no-metrics", action="store_true")
     ns = p.parse_args(argv)
     config = StackConfig(data_dir=resolve_data_dir(ns.data_dir), port=ns.port, db_url=ns.db_url,

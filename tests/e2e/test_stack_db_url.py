@@ -1,0 +1,56 @@
+"""`sextant up --db-url URL`: the URL (with its password) reaches the DB manager through its
+environment, so it is not in any stack process's command line (`ps`, /proc/<pid>/cmdline).
+
+PostgreSQL with trust authentication accepts any password, so a made-up one can be checked for.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import create_database
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack-db-url")]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sextant(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          env={k: v for k, v in os.environ.items()
+                               if k not in ("SEXTANT_STACK_MODULES", "SEXTANT_DB_URL")})
+
+
+def test_db_url_password_is_not_on_any_command_line(tmp_path):
+    url, drop = create_database("postgresql", tmp_path)
+    password = f"pw{secrets.token_hex(8)}"
+    url = url.replace("postgres@", f"postgres:{password}@", 1)
+    assert password in url
+    data_dir = tmp_path / "stack"
+    try:
+        up = sextant(data_dir, "up", "--detach", "--port", "0", "--db-url", url)
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = sextant(data_dir, "status")
+        assert status.returncode == 0 and "SERVING" in status.stdout, status.stdout + status.stderr
+        assert password not in status.stdout
+        run = data_dir / "run"
+        pids = [int((run / f).read_text()) for f in ("supervisor.pid", "db-manager.pid")]
+        for pid in pids:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            assert "services.db_manager" in cmdline or "sextant.stack" in cmdline
+            assert password not in cmdline, cmdline
+        # The DB manager did get the URL: it is serving from that PostgreSQL database.
+        environ = Path(f"/proc/{pids[1]}/environ").read_bytes().split(b"\0")
+        assert f"SEXTANT_DB_URL={url}".encode() in environ
+        for log in (data_dir / "logs").glob("*.log"):
+            assert password not in log.read_text(errors="replace"), log
+        assert password not in (data_dir / "stack.json").read_text()
+    finally:
+        sextant(data_dir, "down")
+        drop()
