@@ -390,7 +390,8 @@ class Supervisor:
                 child.process = None
                 with contextlib.suppress(OSError):
                     self.paths.pid_file(child.name).unlink()
-        log.info("stack stopped")
+        stopped = stop_local_services(self.paths)
+        log.info("stack stopped", extra={"algorithm_services_stopped": stopped})
 
     def _reap_strays(self) -> None:
         stop_strays(self.paths, self.config.modules)
@@ -413,6 +414,27 @@ class Supervisor:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+def stop_local_services(paths: StackPaths) -> int:
+    """Stops the algorithm / early-stopping processes the suggestion controller started locally
+    (``services/<ns>/<name>/state.json``), which are not the supervisor's children: without this
+    `sextant down` right after an experiment ends (before the controller tore its service
+    down) left them running. Their directories stay; the next `up` restarts the services of
+    experiments still running. Only processes matching the recorded pid + start time are signalled."""
+    from sextant.runtime import process
+
+    procs = []
+    for state_file in sorted((paths.root / "services").glob("*/*/state.json")):
+        state = process.read_json(state_file) or {}
+        for key in ("early_stopping", "main"):
+            proc = process.ProcessId.from_dict(state.get(key))
+            if process.is_alive(proc):
+                process.signal_group(proc, signal.SIGTERM)
+                procs.append(proc)
+    for proc in procs:
+        process.terminate(proc, GRACE_SECONDS)  # SIGKILL for one that ignores SIGTERM
+    return len(procs)
 
 
 def stop_strays(paths: StackPaths, modules: dict[str, str] | None = None) -> list[str]:
