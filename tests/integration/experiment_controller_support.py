@@ -5,6 +5,8 @@ from __future__ import annotations
 import copy
 import time
 
+import pytest
+
 from sextant.conditions import TRUE, set_condition
 from sextant.controller import Key
 from sextant.resources.models import (
@@ -16,6 +18,21 @@ from sextant.resources.models import (
     ParameterAssignment,
     TrialAssignment,
 )
+
+
+# Fixtures for the test modules to import: both run on SQLite only, each test with a store client
+# of its own on a real DB manager.
+@pytest.fixture(name="db_backend")
+def sqlite_backend_fixture() -> str:
+    return "sqlite"
+
+
+@pytest.fixture(name="store")
+def store_fixture(db_manager):
+    s = db_manager.store()
+    yield s
+    s.close()
+
 
 BASE = {
     "apiVersion": "kubeflow.org/v1beta1",

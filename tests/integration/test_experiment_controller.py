@@ -29,23 +29,13 @@ from .experiment_controller_support import (
     key,
     last_condition,
     set_trial,
+    sqlite_backend_fixture,  # noqa: F401 - fixture db_backend (SQLite)
+    store_fixture,  # noqa: F401 - fixture store
     trials_of,
     wait_for,
 )
 
 pytestmark = pytest.mark.xdist_group("experiment_controller")
-
-
-@pytest.fixture
-def db_backend():
-    return "sqlite"
-
-
-@pytest.fixture
-def store(db_manager):
-    s = db_manager.store()
-    yield s
-    s.close()
 
 
 @pytest.fixture
