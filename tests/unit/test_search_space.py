@@ -143,3 +143,19 @@ def test_trial_filters_follow_katib():
     assert [t.name for t in pending_trials(trials)] == ["running", "created"]
     assert objective_sign(exp) == -1.0
     assert math.isclose(objective_sign(b.experiment("m", "random", [])), 1.0)
+
+
+def test_sample_untaken_avoids_taken_points_and_gives_up_after_the_redraws(monkeypatch):
+    import numpy as np
+
+    s = space(b.parameter("n", "int", min="1", max="3"))
+    taken = {s.key({"n": "1"}), s.key({"n": "2"})}
+    for seed in range(20):
+        assert s.sample_untaken(np.random.default_rng(seed), taken) == {"n": "3"}
+    # every point taken: after the redraws it still returns a (taken) point rather than looping
+    taken.add(s.key({"n": "3"}))
+    draws = []
+    original = SearchSpace.sample
+    monkeypatch.setattr(SearchSpace, "sample", lambda self, rng: draws.append(1) or original(self, rng))
+    assert s.key(s.sample_untaken(np.random.default_rng(0), taken, redraws=5)) in taken
+    assert len(draws) == 6  # the first draw and five redraws

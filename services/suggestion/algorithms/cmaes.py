@@ -136,11 +136,7 @@ class CMAES(Algorithm):
                     break
             if point is None:
                 gen = np.random.default_rng(rng.randint(2**31))
-                point = space.sample(gen)
-                for _ in range(32):
-                    if space.key(point) not in taken:
-                        break
-                    point = space.sample(gen)
+                point = space.sample_untaken(gen, taken)
             taken.add(space.key(point))
             out.append(point)
         return SuggestResult(out)

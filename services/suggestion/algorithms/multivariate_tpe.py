@@ -90,11 +90,7 @@ class MultivariateTPE(Algorithm):
                     point = candidate
                     break
             if point is None:  # the sampler keeps hitting taken points (a small space): random
-                point = space.sample(fallback)
-                for _ in range(32):
-                    if space.key(point) not in taken:
-                        break
-                    point = space.sample(fallback)
+                point = space.sample_untaken(fallback, taken)
             taken.add(space.key(point))
             try:  # the new point is running for the rest of the batch (constant liar)
                 x = np.vstack([x, encode(point)])

@@ -18,7 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
 from sextant.api import api_pb2
@@ -315,6 +315,17 @@ class SearchSpace:
 
     def sample(self, rng) -> dict[str, str]:
         return {p.name: p.sample(rng) for p in self.params}
+
+    def sample_untaken(self, rng, taken: Container[tuple], redraws: int = 32) -> dict[str, str]:
+        """A random point whose key is not in ``taken``, redrawing up to ``redraws`` times; in a
+        nearly exhausted small space the last draw is returned even if taken (the caller's
+        fallback when its own proposals keep repeating)."""
+        point = self.sample(rng)
+        for _ in range(redraws):
+            if self.key(point) not in taken:
+                break
+            point = self.sample(rng)
+        return point
 
     # ---- grid ----
 

@@ -70,11 +70,7 @@ class Sobol(Algorithm):
                 break
         rng = np.random.default_rng([key[1], len(trials)])
         while len(out) < count:  # a small discrete space: fall back to random draws
-            point = space.sample(rng)
-            for _ in range(32):
-                if space.key(point) not in taken:
-                    break
-                point = space.sample(rng)
+            point = space.sample_untaken(rng, taken)
             taken.add(space.key(point))
             out.append(point)
         return SuggestResult(out)

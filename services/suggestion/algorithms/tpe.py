@@ -231,11 +231,7 @@ class TPE(Algorithm):
                     break
             if point is None:  # TPE keeps proposing taken points: fall back to a fresh random one
                 rng = np.random.default_rng(base_seed + i)
-                point = space.sample(rng)
-                for _ in range(32):
-                    if space.key(point) not in seen:
-                        break
-                    point = space.sample(rng)
+                point = space.sample_untaken(rng, seen)
             seen.add(space.key(point))
             # the new point is pending for the rest of the batch
             x = np.vstack([x, [_to_hyperopt(p, point[p.name]) for p in space.params]])
