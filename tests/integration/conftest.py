@@ -6,7 +6,8 @@ are named ``sextant_t_<hex>`` and dropped after the test. A server that does not
 skips its tests, or fails them when ``SEXTANT_REQUIRE_DATABASES=1``.
 ``migrated_db_url`` is the same after ``alembic upgrade head``; ``db_manager`` runs an
 in-process DB manager on a free loopback port over it. ``sqlite_db_manager`` is the same over a
-copy of one SQLite database migrated per session (fast, for tests about other services).
+copy of one SQLite database migrated per session (fast, for tests about other services);
+``running_db_manager(url, ...)`` starts one by hand. ``certificate`` is a self-signed TLS pair.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -111,19 +114,27 @@ class RunningDBManager:
         return api_pb2_grpc.DBManagerStub(grpc.insecure_channel(self.address))
 
 
-@pytest.fixture
-def db_manager(migrated_db_url) -> Iterator[RunningDBManager]:
+@contextmanager
+def running_db_manager(url: str, *, max_workers: int, poll_seconds: float = 0.5) -> Iterator[RunningDBManager]:
+    """The real DB manager, in-process on a free loopback port, over the migrated database at
+    ``url``; stopping it also disposes the database."""
     from services.db_manager.app import DBManagerApp
     from services.db_manager.database import Database
     from sextant.config import ServerSettings
 
-    db = Database(migrated_db_url)
-    app = DBManagerApp(ServerSettings(port=0, max_workers=48), db, poll_seconds=0.5, bookmark_seconds=1.0)
+    app = DBManagerApp(ServerSettings(port=0, max_workers=max_workers), Database(url), poll_seconds=poll_seconds,
+                       bookmark_seconds=1.0)
     port = app.start()
     try:
-        yield RunningDBManager(app, f"127.0.0.1:{port}", migrated_db_url)
+        yield RunningDBManager(app, f"127.0.0.1:{port}", url)
     finally:
         app.stop()
+
+
+@pytest.fixture
+def db_manager(migrated_db_url) -> Iterator[RunningDBManager]:
+    with running_db_manager(migrated_db_url, max_workers=48) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -153,14 +164,17 @@ def fresh_sqlite_url(migrated_sqlite_file, tmp_path) -> str:
 @pytest.fixture
 def sqlite_db_manager(fresh_sqlite_url) -> Iterator[RunningDBManager]:
     """The real DB manager, in-process on a free loopback port, over a fresh SQLite database."""
-    from services.db_manager.app import DBManagerApp
-    from services.db_manager.database import Database
-    from sextant.config import ServerSettings
+    with running_db_manager(fresh_sqlite_url, max_workers=16) as running:
+        yield running
 
-    db = Database(fresh_sqlite_url)
-    app = DBManagerApp(ServerSettings(port=0, max_workers=16), db, poll_seconds=0.5, bookmark_seconds=1.0)
-    port = app.start()
-    try:
-        yield RunningDBManager(app, f"127.0.0.1:{port}", fresh_sqlite_url)
-    finally:
-        app.stop()  # also disposes the database
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[Path, Path]:
+    """A self-signed certificate for localhost/127.0.0.1 (openssl CLI; cryptography is not installed)."""
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True)
+    return cert, key

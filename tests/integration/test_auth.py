@@ -32,17 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 C = grpc.StatusCode
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory) -> tuple[Path, Path]:
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
-    return cert, key
-
-
 def _suggestion_server(settings: ServerSettings):
     from services.suggestion.algorithms.servicer import HEALTH_NAMES, SuggestionServicer, add_to_server
 

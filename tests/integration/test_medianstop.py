@@ -198,23 +198,10 @@ def test_unreachable_db_manager_is_unavailable(es):
 
 
 @pytest.fixture
-def store(tmp_path):
-    from services.db_manager.app import DBManagerApp
-    from services.db_manager.database import Database, migrate
-    from sextant.store.client import GrpcResourceStore
-
-    from .conftest import create_database
-
-    url, drop = create_database("sqlite", tmp_path)
-    db = Database(url)
-    migrate(db)
-    app = DBManagerApp(ServerSettings(port=0, max_workers=16), db, poll_seconds=0.5, bookmark_seconds=1.0)
-    address = f"127.0.0.1:{app.start()}"
-    client = GrpcResourceStore(address)
-    yield address, client
+def store(sqlite_db_manager):
+    client = sqlite_db_manager.store()
+    yield sqlite_db_manager.address, client
     client.close()
-    app.stop()
-    drop()
 
 
 def _store_trial(name, namespace="default"):

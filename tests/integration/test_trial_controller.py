@@ -13,24 +13,22 @@ from sextant.conditions import has_condition, set_condition
 from sextant.resources.models import Trial
 from sextant.runtime.local import LocalRuntime
 from sextant.store.interface import NotFound
-from tests.integration.conftest import create_database
+from tests.integration.conftest import running_db_manager
 
 pytestmark = pytest.mark.xdist_group("trial_controller")
 
 
 @pytest.fixture()
-def stack(tmp_path):
-    from services.db_manager.app import DBManagerApp
-    from services.db_manager.database import Database, migrate
-    from sextant.config import ServerSettings
+def db_address(fresh_sqlite_url):
+    with running_db_manager(fresh_sqlite_url, max_workers=32, poll_seconds=0.2) as running:
+        yield running.address
 
-    url, drop = create_database("sqlite", tmp_path)
-    db = Database(url)
-    migrate(db)
-    app = DBManagerApp(ServerSettings(port=0, max_workers=32), db, poll_seconds=0.2, bookmark_seconds=1.0)
-    address = f"127.0.0.1:{app.start()}"
+
+@pytest.fixture()
+def stack(tmp_path, db_address):
     from sextant.store.client import GrpcResourceStore
 
+    address = db_address
     store = GrpcResourceStore(address)
     channel = grpc.insecure_channel(address)
     controllers = []
@@ -48,8 +46,6 @@ def stack(tmp_path):
         c.stop()
     channel.close()
     store.close()
-    app.stop()
-    drop()
 
 
 def _trial(name, code, *, kind="StdOut", retain=False, additional=("loss",)):

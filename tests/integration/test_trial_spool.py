@@ -15,28 +15,18 @@ from services.trial_controller.__main__ import build_controller
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.conditions import has_condition
 from sextant.runtime import process
-from tests.integration.conftest import create_database
+from tests.integration.conftest import running_db_manager
 from tests.integration.test_trial_controller import _cond, _trial, _wait
 
 pytestmark = pytest.mark.xdist_group("trial_controller")
 
 
 @pytest.fixture()
-def dbm(tmp_path):
-    from services.db_manager.app import DBManagerApp
-    from services.db_manager.database import Database, migrate
-    from sextant.config import ServerSettings
-
-    url, drop = create_database("sqlite", tmp_path)
-    db = Database(url)
-    migrate(db)
-    app = DBManagerApp(ServerSettings(port=0, max_workers=16), db, poll_seconds=0.2, bookmark_seconds=1.0)
-    address = f"127.0.0.1:{app.start()}"
-    channel = grpc.insecure_channel(address)
-    yield address, api_pb2_grpc.DBManagerStub(channel)
-    channel.close()
-    app.stop()
-    drop()
+def dbm(fresh_sqlite_url):
+    with running_db_manager(fresh_sqlite_url, max_workers=16, poll_seconds=0.2) as running:
+        channel = grpc.insecure_channel(running.address)
+        yield running.address, api_pb2_grpc.DBManagerStub(channel)
+        channel.close()
 
 
 def _write_spool(directory, batches):
