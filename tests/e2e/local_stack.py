@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +20,32 @@ ROOT = Path(__file__).resolve().parents[2]
 GROUP = "sextant-local-stack"
 
 
+def cli_command(data_dir: Path, *args: str) -> list[str]:
+    """The `sextant` command line against the stack in `data_dir`."""
+    return [sys.executable, "-m", "sextant.cli.main", "--data-dir", str(data_dir), *args]
+
+
+def cli_env(extra: Mapping[str, str] | None = None, drop: Iterable[str] = ()) -> dict[str, str]:
+    """This process's environment for a CLI run, without SEXTANT_STACK_MODULES (it would swap the
+    services for other modules: these tests want the real ones) or the names in `drop`."""
+    removed = {"SEXTANT_STACK_MODULES", *drop}
+    return {**{k: v for k, v in os.environ.items() if k not in removed}, **(extra or {})}
+
+
+def run_cli(data_dir: Path, *args: str, input: str | None = None, timeout: float = 300,
+            env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Runs the CLI to completion; `env` defaults to cli_env()."""
+    return subprocess.run(cli_command(data_dir, *args), capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                          input=input, env=dict(env) if env is not None else cli_env())
+
+
 @dataclass
 class LocalStack:
     data_dir: Path
 
     def sextant(self, *args: str, input: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
         """Runs the CLI against this stack."""
-        return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, timeout=timeout, cwd=ROOT, input=input,
-                              env={k: v for k, v in os.environ.items() if k != "SEXTANT_STACK_MODULES"})
+        return run_cli(self.data_dir, *args, input=input, timeout=timeout)
 
 
 @pytest.fixture(scope="session", name="local_stack")

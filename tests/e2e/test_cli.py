@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import pytest
 
 from tests.e2e.local_stack import GROUP, local_stack_fixture  # noqa: F401 - the local_stack fixture
+from tests.experiments import small_experiment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(GROUP)]
 
-EXPERIMENT = textwrap.dedent("""
-    apiVersion: kubeflow.org/v1beta1
-    kind: Experiment
-    metadata:
-      name: {name}
-    spec:
-      objective: {{type: maximize, objectiveMetricName: score, goal: {goal}}}
-      algorithm: {{algorithmName: random}}
-      maxTrialCount: {max_trials}
-      parallelTrialCount: 2
-      maxFailedTrialCount: 1
-      parameters:
-        - name: x
-          parameterType: double
-          feasibleSpace: {{min: "0.1", max: "0.9"}}
-      trialTemplate:
-        primaryContainerName: training-container
-        trialParameters:
-          - {{name: x, reference: x}}
-        trialSpec:
-          apiVersion: batch/v1
-          kind: Job
-          spec:
-            template:
-              spec:
-                containers:
-                  - name: training-container
-                    image: local
-                    command: ["python", "-c", "{code}"]
-                restartPolicy: Never
-""")
-
-
 def experiment(name: str, code: str = "print('score=${trialParameters.x}')", max_trials: int = 2,
-               goal: float = 5.0) -> str:
-    return EXPERIMENT.format(name=name, code=code, max_trials=max_trials, goal=goal)
+               parallel: int = 2) -> str:
+    return small_experiment(name, ["python", "-c", code], goal=5.0, max_trials=max_trials, parallel=parallel,
+                            max_failed=1, parameters=[("x", "double", "0.1", "0.9")])
 
 
 def test_apply_get_describe_wait_delete(local_stack, tmp_path):
@@ -113,7 +81,7 @@ def test_wait_times_out_with_exit_1(local_stack, tmp_path):
 
 def test_bad_files_and_names_exit_2_or_1(local_stack, tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(experiment("cli-bad").replace("maxTrialCount: 2", "maxTrialCount: -1"))
+    bad.write_text(experiment("cli-bad", max_trials=-1))
     result = local_stack.sextant("apply", "-f", str(bad))
     assert result.returncode == 2 and "spec.maxTrialCount" in result.stderr
     assert local_stack.sextant("apply", "-f", str(tmp_path / "missing.yaml")).returncode == 2
@@ -124,8 +92,8 @@ def test_bad_files_and_names_exit_2_or_1(local_stack, tmp_path):
 
 
 def test_apply_from_stdin_with_two_documents(local_stack):
-    text = experiment("cli-stdin-a", max_trials=1) + "---\n" + experiment("cli-stdin-b", max_trials=1)
-    text = text.replace("parallelTrialCount: 2", "parallelTrialCount: 1")
+    text = experiment("cli-stdin-a", max_trials=1, parallel=1) + "---\n" + experiment("cli-stdin-b", max_trials=1,
+                                                                                      parallel=1)
     result = local_stack.sextant("apply", "-f", "-", input=text)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["experiment.kubeflow.org/cli-stdin-a created",

@@ -10,35 +10,13 @@ import time
 import pytest
 
 from tests.e2e.local_stack import GROUP, local_stack_fixture  # noqa: F401 - the local_stack fixture
+from tests.experiments import small_experiment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(GROUP)]
 
-EXPERIMENT = """
-apiVersion: kubeflow.org/v1beta1
-kind: Experiment
-metadata: {name: kept-logs}
-spec:
-  objective: {type: maximize, objectiveMetricName: score}
-  algorithm: {algorithmName: random}
-  parallelTrialCount: 2
-  maxTrialCount: 2
-  parameters:
-    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}
-  trialTemplate:
-    primaryContainerName: main
-    trialParameters: [{name: x, reference: x}]
-    trialSpec:
-      apiVersion: batch/v1
-      kind: Job
-      spec:
-        template:
-          spec:
-            containers:
-              - name: main
-                image: none
-                command: [python, -c, "import sys; print('hello from x=' + sys.argv[1]); print('score=' + sys.argv[1])",
-                          "${trialParameters.x}"]
-"""
+EXPERIMENT = small_experiment("kept-logs", [
+    "python", "-c", "import sys; print('hello from x=' + sys.argv[1]); print('score=' + sys.argv[1])",
+    "${trialParameters.x}"])
 
 
 def test_logs_of_a_finished_trial_outlive_its_job_directory(local_stack):

@@ -10,42 +10,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.local_stack import GROUP, ROOT, local_stack_fixture  # noqa: F401 - the local_stack fixture
+from tests.e2e.local_stack import GROUP, ROOT, cli_command, cli_env, local_stack_fixture  # noqa: F401 - the local_stack fixture
+from tests.experiments import small_experiment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group(GROUP)]
 
-EXPERIMENT = """
-apiVersion: kubeflow.org/v1beta1
-kind: Experiment
-metadata: {name: ride-out}
-spec:
-  objective: {type: maximize, objectiveMetricName: score}
-  algorithm: {algorithmName: random}
-  parallelTrialCount: 2
-  maxTrialCount: 2
-  parameters:
-    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}
-  trialTemplate:
-    primaryContainerName: main
-    trialParameters: [{name: x, reference: x}]
-    trialSpec:
-      apiVersion: batch/v1
-      kind: Job
-      spec:
-        template:
-          spec:
-            containers:
-              - name: main
-                image: none
-                command: [python, -c, "import sys; print('score=' + sys.argv[1])", "${trialParameters.x}"]
-"""
+EXPERIMENT = small_experiment("ride-out", ["python", "-c", "import sys; print('score=' + sys.argv[1])",
+                                            "${trialParameters.x}"])
 
 
 def _pid(path: Path) -> int:
@@ -83,10 +60,8 @@ def db_manager_down(stack):
 
 
 def _cli(stack, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(stack.data_dir), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**{k: v for k, v in os.environ.items() if k != "SEXTANT_STACK_MODULES"},
-                                 **(env or {})})
+    return subprocess.Popen(cli_command(stack.data_dir, *args), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, env=cli_env(env))
 
 
 def test_wait_and_get_ride_out_a_db_manager_restart(local_stack):

@@ -11,27 +11,20 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.local_stack import cli_env, run_cli
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack")]
 
 SERVICES = ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def sextant(data_dir: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={**_real_services_env(), **(env or {})})
-
-
-def _real_services_env() -> dict[str, str]:
-    # SEXTANT_STACK_MODULES would swap services for other modules: these tests want the real ones.
-    return {k: v for k, v in os.environ.items() if k != "SEXTANT_STACK_MODULES"}
+    return run_cli(data_dir, *args, timeout=timeout, env=cli_env(env))
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):

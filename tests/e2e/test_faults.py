@@ -23,7 +23,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,8 +32,9 @@ import pytest
 
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel import open_channel
+from tests.e2e.local_stack import run_cli
+from tests.experiments import small_experiment
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("faults")]
 
 RUNS = int(os.environ.get("SEXTANT_FAULT_RUNS", "10"))
@@ -54,37 +54,14 @@ RESULTS_ENV = os.environ.get("SEXTANT_FAULT_RESULTS")  # default: fault-results.
 def results_file(stack: Stack) -> Path:
     return Path(RESULTS_ENV) if RESULTS_ENV else stack.data_dir / "fault-results.jsonl"
 
-EXPERIMENT = textwrap.dedent("""
-    apiVersion: kubeflow.org/v1beta1
-    kind: Experiment
-    metadata:
-      name: {name}
-    spec:
-      objective: {{type: maximize, objectiveMetricName: score, goal: 5}}
-      algorithm: {{algorithmName: random{settings}}}
-      maxTrialCount: 40
-      parallelTrialCount: 4
-      maxFailedTrialCount: 40
-      parameters:
-        - {{name: x, parameterType: double, feasibleSpace: {{min: "0.1", max: "0.9"}}}}
-        - {{name: y, parameterType: int, feasibleSpace: {{min: "1", max: "1000000"}}}}
-      trialTemplate:
-        primaryContainerName: training-container
-        trialParameters:
-          - {{name: x, reference: x}}
-          - {{name: y, reference: y}}
-        trialSpec:
-          apiVersion: batch/v1
-          kind: Job
-          spec:
-            template:
-              spec:
-                containers:
-                  - name: training-container
-                    image: local
-                    command: ["printf", "score=0.01\\\\nscore=0.02\\\\nscore=${{trialParameters.x}}\\\\ny=${{trialParameters.y}}\\\\n"]
-                restartPolicy: Never
-""")
+# printf turns each backslash-n into a newline: three score lines (the last is x) and a y line.
+TRAINER = ["printf", "score=0.01\\nscore=0.02\\nscore=${trialParameters.x}\\ny=${trialParameters.y}\\n"]
+
+
+def experiment(name: str, random_state: str | None = None) -> str:
+    return small_experiment(name, TRAINER, goal=5, algorithm_settings={"random_state": random_state} if random_state
+                            else None, max_trials=MAX_TRIALS, parallel=4, max_failed=MAX_TRIALS,
+                            parameters=[("x", "double", "0.1", "0.9"), ("y", "int", "1", "1000000")])
 
 
 @dataclass
@@ -92,9 +69,7 @@ class Stack:
     data_dir: Path
 
     def sextant(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(self.data_dir), *args],
-                              capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                              env={k: v for k, v in os.environ.items() if k != "SEXTANT_STACK_MODULES"})
+        return run_cli(self.data_dir, *args, timeout=timeout)
 
     def sextant_retry(self, *args: str, deadline: float = 420) -> subprocess.CompletedProcess:
         """The CLI gives up on an unreachable stack after a few seconds (right for a user); here
@@ -234,9 +209,8 @@ def run_round(stack: Stack, runs: list[Run]) -> None:
     rng = random.Random(f"{SEED}-{runs[0].name}")
     for run in runs:
         path = stack.data_dir / f"{run.name}.yaml"
-        settings = f', algorithmSettings: [{{name: random_state, value: "{rng.randrange(1, 10**6)}"}}]' \
-            if SEEDED_ALGORITHM else ""
-        path.write_text(EXPERIMENT.format(name=run.name, settings=settings))
+        random_state = str(rng.randrange(1, 10**6)) if SEEDED_ALGORITHM else None
+        path.write_text(experiment(run.name, random_state))
         applied = stack.sextant_retry("apply", "-f", str(path), deadline=120)
         assert applied.returncode == 0, applied.stderr
     start = time.monotonic()
@@ -279,7 +253,7 @@ def test_kill9_each_piece_mid_experiment(stack):
 
 def _outage(stack: Stack, seconds: float, name: str) -> None:
     path = stack.data_dir / f"{name}.yaml"
-    path.write_text(EXPERIMENT.format(name=name, settings=""))
+    path.write_text(experiment(name))
     assert stack.sextant("apply", "-f", str(path)).returncode == 0
     time.sleep(3.0)
     pid = stack.service_pid("db-manager")

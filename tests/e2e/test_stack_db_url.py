@@ -6,25 +6,20 @@ PostgreSQL with trust authentication accepts any password, so a made-up one can 
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.local_stack import cli_env, run_cli
 from tests.integration.conftest import create_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack-db-url")]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def sextant(data_dir: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=ROOT,
-                          env={k: v for k, v in os.environ.items()
-                               if k not in ("SEXTANT_STACK_MODULES", "SEXTANT_DB_URL")})
+    return run_cli(data_dir, *args, timeout=timeout, env=cli_env(drop=["SEXTANT_DB_URL"]))
 
 
 def test_db_url_password_is_not_on_any_command_line(tmp_path):

@@ -3,51 +3,25 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from sextant.runtime import process
-from tests.e2e.local_stack import ROOT
+from tests.e2e.local_stack import run_cli
+from tests.experiments import small_experiment
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack-down")]
 
-EXPERIMENT = """
-apiVersion: kubeflow.org/v1beta1
-kind: Experiment
-metadata: {name: left-running}
-spec:
-  objective: {type: maximize, objectiveMetricName: score}
-  algorithm: {algorithmName: random}
-  parallelTrialCount: 1
-  maxTrialCount: 5
-  parameters:
-    - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}
-  trialTemplate:
-    primaryContainerName: main
-    trialParameters: [{name: x, reference: x}]
-    trialSpec:
-      apiVersion: batch/v1
-      kind: Job
-      spec:
-        template:
-          spec:
-            containers:
-              - name: main
-                image: none
-                command: [python, -c, "import sys, time; time.sleep(3); print('score=' + sys.argv[1])",
-                          "${trialParameters.x}"]
-"""
+EXPERIMENT = small_experiment("left-running", [
+    "python", "-c", "import sys, time; time.sleep(3); print('score=' + sys.argv[1])", "${trialParameters.x}"],
+    max_trials=5, parallel=1)
 
 
 def sextant(data_dir: Path, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "sextant.cli.main", "--data-dir", str(data_dir), *args],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT, input=input,
-                          env={k: v for k, v in os.environ.items() if k != "SEXTANT_STACK_MODULES"})
+    return run_cli(data_dir, *args, input=input, timeout=120)
 
 
 def _service(data_dir: Path) -> process.ProcessId | None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import textwrap
 from datetime import UTC, datetime
 
 import pytest
@@ -14,39 +13,16 @@ from sextant.cli.errors import BadInput
 from sextant.cli.logs_cmd import follow, job_dir
 from sextant.cli.render import age, render_list, status_word, table
 from sextant.cli.resources_cmd import parse_duration, parse_for, parse_selector
+from tests.experiments import small_experiment
 
 NOW = datetime(2024, 1, 2, 12, 0, 0, tzinfo=UTC)
 
-GOOD = textwrap.dedent("""
-    apiVersion: kubeflow.org/v1beta1
-    kind: Experiment
-    metadata:
-      name: {name}
-    spec:
-      objective: {{type: maximize, objectiveMetricName: accuracy}}
-      algorithm: {{algorithmName: random}}
-      maxTrialCount: 4
-      parallelTrialCount: 2
-      parameters:
-        - name: lr
-          parameterType: double
-          feasibleSpace: {{min: "0.01", max: "0.1"}}
-      trialTemplate:
-        primaryContainerName: training-container
-        trialParameters:
-          - {{name: learningRate, reference: lr}}
-        trialSpec:
-          apiVersion: batch/v1
-          kind: Job
-          spec:
-            template:
-              spec:
-                containers:
-                  - name: training-container
-                    image: local
-                    command: ["python", "train.py", "--lr=${{trialParameters.learningRate}}"]
-                restartPolicy: Never
-""")
+
+def good(name: str, max_trials: int = 4, algorithm: str = "random") -> str:
+    """A valid experiment (or, with a bad budget or algorithm, one made invalid on purpose)."""
+    return small_experiment(name, ["python", "train.py", "--lr=${trialParameters.learningRate}"], metric="accuracy",
+                            algorithm=algorithm, max_trials=max_trials, parameters=[("lr", "double", "0.01", "0.1")],
+                            trial_parameters={"learningRate": "lr"})
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -57,7 +33,7 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_validate_accepts_a_good_file_and_prints_defaults(tmp_path, capsys):
     path = tmp_path / "e.yaml"
-    path.write_text(GOOD.format(name="good") + "---\n" + GOOD.format(name="other"))
+    path.write_text(good("good") + "---\n" + good("other"))
     code, out, err = run(capsys, "validate", "-f", str(path))
     assert code == 0, err
     assert out.splitlines() == ["experiment.kubeflow.org/good valid", "experiment.kubeflow.org/other valid"]
@@ -71,8 +47,7 @@ def test_validate_accepts_a_good_file_and_prints_defaults(tmp_path, capsys):
 
 def test_validate_reports_every_error_with_its_field_and_exits_2(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    text = GOOD.format(name="bad").replace("maxTrialCount: 4", "maxTrialCount: 0").replace(
-        "algorithmName: random", "algorithmName: ''")
+    text = good("bad", max_trials=0, algorithm="")
     path.write_text(text)
     code, out, err = run(capsys, "validate", "-f", str(path))
     assert code == 2
@@ -93,7 +68,7 @@ def test_validate_bad_files(tmp_path, capsys, content, fragment):
 
 
 def test_validate_reads_stdin(monkeypatch, capsys):
-    monkeypatch.setattr("sys.stdin", io.StringIO(GOOD.format(name="piped")))
+    monkeypatch.setattr("sys.stdin", io.StringIO(good("piped")))
     code, out, _ = run(capsys, "validate", "-f", "-")
     assert code == 0 and "piped valid" in out
 
