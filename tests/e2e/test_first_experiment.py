@@ -19,6 +19,7 @@ import pytest
 
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_document
+from sextant.stack import StackPaths, stop_local_services
 from sextant.store.client import GrpcResourceStore
 from sextant.store.interface import NotFound, Unavailable
 
@@ -68,6 +69,9 @@ def stack(tmp_path):
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+        # v1alpha3 defaults to resumePolicy LongRunning: the algorithm service outlives the
+        # experiment by design, so stop it as `sextant down` would.
+        stop_local_services(StackPaths(data))
 
 
 def _condition(resource, type_):
