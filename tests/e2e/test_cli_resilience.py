@@ -70,11 +70,11 @@ def test_wait_and_get_ride_out_a_db_manager_restart(local_stack):
     try:
         with db_manager_down(local_stack) as resume:
             waiter = _cli(local_stack, "wait", "experiment", "ride-out", "--for=condition=Succeeded",
-                          "--timeout=3m")
+                          "--timeout=5m")
             getter = _cli(local_stack, "get", "experiment", "ride-out")
             time.sleep(5.0)  # longer than a short retry window: both must keep retrying
             resume()
-            out, err = waiter.communicate(timeout=120)
+            out, err = waiter.communicate(timeout=320)
             assert waiter.returncode == 0, out + err
             assert "condition met (Succeeded)" in out
             out, err = getter.communicate(timeout=60)
