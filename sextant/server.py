@@ -93,11 +93,43 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         )
 
 
+class DecodeInterceptor(grpc.ServerInterceptor):
+    """Decodes requests inside the handler, so bytes that are not the expected message get
+    INVALID_ARGUMENT naming the message type (grpcio itself answers INTERNAL)."""
+
+    def intercept_service(self, continuation, details):
+        handler = continuation(details)
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        decode = handler.request_deserializer
+
+        def decoded(raw, context):
+            try:
+                return decode(raw)
+            except Exception:
+                message_type = getattr(decode, "__self__", None)
+                name = getattr(message_type, "__name__", "message")
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"{details.method}: request is not a valid {name}")
+
+        if handler.unary_unary is not None:
+            inner_unary = handler.unary_unary
+            return grpc.unary_unary_rpc_method_handler(
+                lambda raw, context: inner_unary(decoded(raw, context), context),
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            inner_stream = handler.unary_stream
+            return grpc.unary_stream_rpc_method_handler(
+                lambda raw, context: inner_stream(decoded(raw, context), context),
+                response_serializer=handler.response_serializer)
+        return handler
+
+
 class GrpcServer:
     def __init__(self, settings: ServerSettings, name: str, *, health_names: Iterable[str] = ("",)):
         self.settings = settings
         self.name = name
-        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor()]
+        interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(), DecodeInterceptor()]
         if settings.token:
             interceptors.insert(0, TokenAuthInterceptor(settings.token))
         limit = settings.max_message_bytes
