@@ -33,3 +33,13 @@ def open_store(ns: argparse.Namespace) -> GrpcResourceStore:
     settings = {k: v for k, v in vars(ns).items() if k not in ("token_file",)}
     log.info("starting", extra={"settings": settings, "token": "***" if token else None})
     return GrpcResourceStore(ns.db_manager, token=token, tls_ca=ns.tls_ca)
+
+
+def run_until_stopped(controller, *resources) -> int:
+    """Runs ``controller`` until SIGTERM/SIGINT, then closes ``resources`` (store, channels)."""
+    try:
+        controller.run_until_signal()
+    finally:
+        for resource in resources:
+            resource.close()
+    return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from sextant.controller import Controller, owner_mapper, owner_or_label_mapper
-from sextant.controller_main import add_controller_arguments, open_store
+from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
 from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.store.informer import Informer
 
@@ -37,11 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     controller = build_controller(store, namespace=ns.namespace, workers=ns.workers,
                                   resync_seconds=ns.resync_seconds,
                                   events=EventRecorder(store, "experiment-controller"))
-    try:
-        controller.run_until_signal()
-    finally:
-        store.close()
-    return 0
+    return run_until_stopped(controller, store)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 from sextant.channel import open_channel
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller, Key
-from sextant.controller_main import add_controller_arguments, open_store
+from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
 from sextant.store.informer import Informer
 
 from .reconciler import TrialReconciler
@@ -63,12 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                                   db_manager_address=ns.db_manager, namespace=ns.namespace,
                                   workers=ns.workers, resync_seconds=ns.resync_seconds,
                                   custom_grace=ns.custom_grace)
-    try:
-        controller.run_until_signal()
-    finally:
-        store.close()
-        channel.close()
-    return 0
+    return run_until_stopped(controller, store, channel)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput
-from sextant.cli.render import age, assignments, metric_value, status_word
+from sextant.cli.render import age, assignments, metric_value, optimal_trial_lines, status_word
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
 from sextant.resources.models import EXPERIMENT_LABEL, to_doc
 
@@ -97,9 +97,8 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
     console.print()
     if optimal.get("bestTrialName"):
         console.print(f"[bold]Optimal trial:[/bold] {optimal['bestTrialName']}")
-        console.print(f"  parameters: {assignments(optimal.get('parameterAssignments'))}")
-        for m in (optimal.get("observation") or {}).get("metrics") or []:
-            console.print(f"  {m.get('name')}: min {m.get('min')}, max {m.get('max')}, latest {m.get('latest')}")
+        for line in optimal_trial_lines(optimal):
+            console.print(line)
     else:
         console.print("[bold]Optimal trial:[/bold] none yet")
 

@@ -90,6 +90,17 @@ def assignments(items: list[dict[str, Any]] | None) -> str:
 # get tables
 
 
+def optimal_trial_lines(optimal: dict[str, Any] | None) -> list[str]:
+    """The optimal trial's parameters and metrics (rich markup), or nothing before there is one."""
+    optimal = optimal or {}
+    if not optimal.get("bestTrialName"):
+        return []
+    lines = [f"  parameters: {assignments(optimal.get('parameterAssignments'))}"]
+    for m in (optimal.get("observation") or {}).get("metrics") or []:
+        lines.append(f"  {m.get('name')}: latest {m.get('latest')} (min {m.get('min')}, max {m.get('max')})")
+    return lines
+
+
 def experiment_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None):
     headers = ["NAME", "STATUS", "TRIALS", "SUCCEEDED", "BEST", "AGE"]
     if wide:

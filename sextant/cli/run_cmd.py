@@ -19,7 +19,7 @@ from rich.table import Table
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
 from sextant.cli.files import load_experiments, require_valid
-from sextant.cli.render import assignments, condition, metric_value, status_word
+from sextant.cli.render import assignments, condition, metric_value, optimal_trial_lines, status_word
 from sextant.cli.resources_cmd import parse_duration
 from sextant.cli.stack_cmd import ensure_stack
 from sextant.resources.models import EXPERIMENT_LABEL, to_doc
@@ -139,9 +139,8 @@ def summary(exp: dict[str, Any], console: Console) -> int:
                   f"{cond.get('message', '')}")
     if optimal.get("bestTrialName"):
         console.print(f"optimal trial: [bold]{optimal['bestTrialName']}[/bold]")
-        console.print(f"  parameters: {assignments(optimal.get('parameterAssignments'))}")
-        for m in (optimal.get("observation") or {}).get("metrics") or []:
-            console.print(f"  {m.get('name')}: latest {m.get('latest')} (min {m.get('min')}, max {m.get('max')})")
+        for line in optimal_trial_lines(optimal):
+            console.print(line)
     else:
         console.print("no trial reported the objective metric")
     ns = exp["metadata"].get("namespace", "default")

@@ -8,7 +8,7 @@ import sys
 
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller
-from sextant.controller_main import add_controller_arguments, open_store
+from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
 from sextant.registry import Registry
 from sextant.runtime import make_runtime
 from sextant.store.informer import Informer
@@ -62,11 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,
                                   resync_seconds=ns.resync_seconds, call_timeout=ns.call_timeout)
-    try:
-        controller.run_until_signal()
-    finally:
-        store.close()
-    return 0
+    return run_until_stopped(controller, store)
 
 
 if __name__ == "__main__":
