@@ -79,6 +79,28 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:i], argv[i + 1:]
 
 
+def filters_for(args: argparse.Namespace) -> list:
+    """The compiled --filter patterns, or the dialect's default filter (ValueError if invalid)."""
+    default = parsing.DEFAULT_FILTER_V1ALPHA3 if args.dialect == "v1alpha3" \
+        else parsing.DEFAULT_FILTER_V1BETA1
+    return parsing.compile_filters(args.filter, default)
+
+
+def parse_lines(lines: list[str], metrics: list[str], filters: list, json_lines: bool,
+                trial: str = "") -> list[MetricLog]:
+    """Metric logs of TEXT lines (StdOut, File TEXT) or JSON lines (File JSON; a bad line is
+    skipped with a warning)."""
+    if not json_lines:
+        return [m for line in lines for m in parsing.parse_text_line(line, metrics, filters)]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.extend(parsing.parse_json_line(line, metrics, i + 1))
+        except parsing.JsonLineError as err:
+            log.warning("skipping metrics line: %s", err, extra={"trial": trial})
+    return out
+
+
 class TailedFile:
     """Reads complete lines appended to a file that may not exist yet."""
 
@@ -111,10 +133,8 @@ class Collector:
         if not args.trial:
             raise SystemExit("--trial (or KATIB_TRIAL_NAME): the trial name is required")
         self.objective = self.metrics[0]
-        default = parsing.DEFAULT_FILTER_V1ALPHA3 if args.dialect == "v1alpha3" \
-            else parsing.DEFAULT_FILTER_V1BETA1
         try:
-            self.filters = parsing.compile_filters(args.filter, default)
+            self.filters = filters_for(args)
             rules = [StopRule.parse(r) for r in args.stop_rule]
         except ValueError as err:
             raise SystemExit(str(err)) from err
@@ -157,16 +177,8 @@ class Collector:
         self.lines.put(None)
 
     def _text_or_json(self, lines: list[str]) -> list[MetricLog]:
-        out = []
-        for i, line in enumerate(lines):
-            if self.args.kind == "File" and self.args.format == "JSON":
-                try:
-                    out.extend(parsing.parse_json_line(line, self.metrics, i + 1))
-                except parsing.JsonLineError as err:
-                    log.warning("skipping metrics line: %s", err, extra={"trial": self.args.trial})
-            else:
-                out.extend(parsing.parse_text_line(line, self.metrics, self.filters))
-        return out
+        json_lines = self.args.kind == "File" and self.args.format == "JSON"
+        return parse_lines(lines, self.metrics, self.filters, json_lines, self.args.trial)
 
     def _poll_sources(self, final: bool = False) -> list[MetricLog]:
         if self.file is not None:

@@ -64,7 +64,7 @@ def expand_command(argv: Sequence[str], **values: str) -> list[str]:
 class LocalRuntime(Runtime):
     def __init__(self, data_dir: str | os.PathLike, *, token: str | None = None,
                  host: str = "127.0.0.1", health_timeout: float = 1.0, stop_grace: float = 5.0,
-                 db_manager_address: str | None = None):
+                 db_manager_address: str | None = None, native_wrapper: bool = True):
         self.root = Path(data_dir).resolve()
         self.token = token
         self.host = host
@@ -72,7 +72,8 @@ class LocalRuntime(Runtime):
         self.stop_grace = stop_grace
         self._channels = ChannelCache(token)
         self.jobs = LocalJobs(self.root / "jobs", stop_grace=stop_grace,
-                              db_manager_address=db_manager_address, environment=child_environment)
+                              db_manager_address=db_manager_address, environment=child_environment,
+                              native_wrapper=native_wrapper)
 
     # --- algorithm services ----------------------------------------------------------------
     def _service_dir(self, namespace: str, name: str) -> Path:

@@ -47,7 +47,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sextant.runtime import metrics_volume, process
+# The collector's after-exit pass runs in the runtime's process for natively wrapped jobs. It is
+# the same code the Python wrapper runs (``python -m services.metrics_collector``), which this
+# runtime starts for every other job.
+from services.metrics_collector import finished
+from sextant.runtime import metrics_volume, native, process
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
 
 PYTHON_ALIASES = ("python", "python3")
@@ -125,12 +129,14 @@ def container_env(container: Mapping[str, Any]) -> dict[str, str]:
 class LocalJobs:
     def __init__(self, root: Path, *, stop_grace: float = 5.0, db_manager_address: str | None = None,
                  environment: Callable[[Mapping[str, str]], dict[str, str]] | None = None,
-                 cwd: str | None = None):
+                 cwd: str | None = None, native_wrapper: bool = True):
         self.root = root
         self.stop_grace = stop_grace
         self.db_manager_address = db_manager_address
         self.environment = environment or (lambda extra: {**os.environ, **extra})
         self.cwd = cwd or os.getcwd()
+        # The compiled sextant-jobwrap (None: not looked for yet; False: use the Python wrapper).
+        self.native_wrapper: Path | bool | None = None if native_wrapper else False
         # Called with (namespace, name) when a job this process started exits, so a controller
         # learns of the end at once instead of polling; re-adopted jobs (started by an earlier
         # controller) are not our children and still need polling.
@@ -170,16 +176,24 @@ class LocalJobs:
             collector, argv, env = volume.argv(collector), volume.argv(argv), volume.env(env)
         if self.db_manager_address:
             env.setdefault("SEXTANT_DB_MANAGER", self.db_manager_address)
-        # -S: no site-packages at start-up (the .pth processing alone is ~20 ms CPU per trial);
-        # the collector loads site itself for the kinds that need installed packages (grpc,
-        # tensorboard). The project root reaches it through PYTHONPATH (child_environment).
-        wrapper = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir", str(directory),
-                   *collector, "--", *argv]
+        environment = self.environment(env)
+        jobwrap = self._jobwrap() if finished.collects_after_exit(collector) else None
+        if jobwrap is not None:
+            # Nothing to watch while it runs: the C wrapper records the exit code and the
+            # metrics are read once, after the job ends (``_collect``).
+            environment["SEXTANT_DB_MANAGER"] = finished.db_manager_for_trial(collector, environment)
+            wrapper = [str(jobwrap), str(directory / "exit.json"), "--", *argv]
+            record["collect_after_exit"] = collector
+        else:
+            # -S: no site-packages at start-up (the .pth processing alone is ~20 ms CPU per
+            # trial); the collector loads site itself for the kinds that need installed packages
+            # (grpc, tensorboard). The project root reaches it through PYTHONPATH.
+            wrapper = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir",
+                       str(directory), *collector, "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
                       command=argv, cwd=str(cwd), start_time=_now())
         try:
-            proc = process.spawn(wrapper, log_path=directory / "output.log",
-                                 env=self.environment(env), cwd=str(cwd))
+            proc = process.spawn(wrapper, log_path=directory / "output.log", env=environment, cwd=str(cwd))
         except ValueError as err:  # e.g. a NUL byte in an argument or variable: execve cannot take it
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
                                                          "message": f"cannot start the job: {err}",
@@ -229,6 +243,8 @@ class LocalJobs:
         started = record.get("start_time")
         ended = process.read_json(directory / "exit.json")
         stopped = (directory / "stopped").exists()
+        if ended is not None and ended.get("collected") is False:
+            ended = self._collect(directory, record, ended, stopped)
         if ended is not None:
             code = ended.get("exit_code")
             reason = ended.get("reason") or ""
@@ -246,6 +262,24 @@ class LocalJobs:
                          message="job was stopped" if stopped else
                          "the job process ended without recording an exit code (see its log)",
                          start_time=started, completion_time=_now())
+
+    def _collect(self, directory: Path, record: dict[str, Any], ended: dict[str, Any],
+                 stopped: bool) -> dict[str, Any]:
+        """Reads a natively wrapped job's metrics into its spool, then marks the exit record
+        collected; until then the job does not count as ended, so the trial controller never
+        ships a spool that is still being written. Repeating it (after a crash in between)
+        rewrites the same spool file."""
+        finished.collect_finished(record.get("collect_after_exit") or [], output_log=directory / "output.log",
+                                  spool_dir=directory / "spool",
+                                  stopped=stopped or ended.get("reason") == "Killed")
+        ended = {**ended, "collected": True, "metrics_spooled": True}
+        process.write_json(directory / "exit.json", ended)
+        return ended
+
+    def _jobwrap(self) -> Path | None:
+        if self.native_wrapper is None:
+            self.native_wrapper = native.jobwrap_path() or False
+        return self.native_wrapper or None
 
     def stop(self, namespace: str, name: str) -> None:
         directory = self.dir(namespace, name)
