@@ -33,8 +33,8 @@ def parse_time(value: str | None) -> datetime | None:
     # Python < 3.11 style limits do not apply, but trim sub-microsecond digits (RFC3339Nano).
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
-        tz = rest[len(digits):]
+        tz_at = next((i for i, ch in enumerate(rest) if not ch.isdigit()), len(rest))
+        digits, tz = rest[:tz_at], rest[tz_at:]
         text = f"{head}.{digits[:6]}{tz}" if digits else f"{head}{tz}"
     try:
         parsed = datetime.fromisoformat(text)

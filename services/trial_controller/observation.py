@@ -59,6 +59,24 @@ def build_metric(name: str, logs: Iterable[tuple[str, str]]) -> Metric:
     return metric
 
 
+def logs_in_store_order(logs: Iterable[dict]) -> dict[str, list[tuple[str, str]]]:
+    """Reported logs (``{"time", "name", "value"}``) by metric, in the order the DB manager
+    returns them: by time (UTC, microseconds), reporting order within equal times; logs without
+    a time are dropped, as the DB manager drops them. Raises BadTimestamp for a bad time."""
+    timed = []
+    for i, item in enumerate(logs):
+        if not item["time"]:
+            continue
+        when = parse_time(item["time"])
+        if when is None:
+            raise BadTimestamp(f"metric {item['name']}: timestamp {item['time']!r} is not RFC3339")
+        timed.append((when, i, item))
+    out: dict[str, list[tuple[str, str]]] = {}
+    for _, _, item in sorted(timed, key=lambda t: (t[0], t[1])):
+        out.setdefault(item["name"], []).append((item["time"], item["value"]))
+    return out
+
+
 def build_observation(objective: ObjectiveSpec | None,
                       logs_by_metric: dict[str, list[tuple[str, str]]]) -> Observation:
     return Observation(metrics=[build_metric(name, logs_by_metric.get(name, []))

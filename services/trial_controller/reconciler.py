@@ -45,7 +45,14 @@ from sextant.store.interface import NotFound, ResourceStore
 
 from . import spool
 from .collector_args import CollectorSpecError, collector_args
-from .observation import UNAVAILABLE, BadTimestamp, build_observation, metric_names, objective_available
+from .observation import (
+    UNAVAILABLE,
+    BadTimestamp,
+    build_observation,
+    logs_in_store_order,
+    metric_names,
+    objective_available,
+)
 
 log = logging.getLogger("sextant.trial_controller")
 
@@ -68,6 +75,13 @@ def _kind(trial: Trial) -> str:
     return str(getattr(kind, "value", kind))
 
 
+def _version(trial: Trial) -> int:
+    try:
+        return int(trial.metadata.resource_version or 0)
+    except ValueError:
+        return 0
+
+
 class TrialReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
                  db_manager_address: str | None = None, informer: Any = None,
@@ -87,6 +101,10 @@ class TrialReconciler:
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[tuple[str, str], Any] = {}
+        # The resourceVersion of this controller's last status write per trial: a cached copy
+        # older than that is stale. (After a restart the cache is a fresh list, so an empty map
+        # is right.)
+        self._written: dict[Key, int] = {}
 
     # --- helpers -----------------------------------------------------------------------------
     def _get(self, key: Key) -> Trial | None:
@@ -137,22 +155,26 @@ class TrialReconciler:
             return None
 
     def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
-        out: dict[str, list[tuple[str, str]]] = {}
-        for name in metric_names(trial.spec.objective):
-            reply = self.dbm.GetObservationLog(
-                api_pb2.GetObservationLogRequest(trial_name=trial.metadata.name, metric_name=name),
-                timeout=self.rpc_timeout)
-            out[name] = [(m.time_stamp, m.metric.value) for m in reply.observation_log.metric_logs]
+        """The trial's logs by metric, in the DB manager's order (one call for all metrics)."""
+        wanted = set(metric_names(trial.spec.objective))
+        reply = self.dbm.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=trial.metadata.name),
+                                           timeout=self.rpc_timeout)
+        out: dict[str, list[tuple[str, str]]] = {name: [] for name in wanted}
+        for m in reply.observation_log.metric_logs:
+            if m.metric.name in wanted:
+                out[m.metric.name].append((m.time_stamp, m.metric.value))
         return out
 
-    def _ship_spool(self, key: Key) -> None:
-        """Spool mode: the job's metrics reach the DB manager here, before the observation is built."""
+    def _ship_spool(self, key: Key) -> list[dict] | None:
+        """Spool mode: the job's metrics reach the DB manager here, before the observation is
+        built. Returns every log of the job when this call shipped all of them."""
         spool_dir = getattr(self.runtime, "job_spool_dir", None)
         if spool_dir is None:
-            return
-        sent = spool.ship(spool_dir(key.namespace, key.name), key.name, self.dbm, self.rpc_timeout)
-        if sent:
-            log.debug("metrics shipped", extra={"trial": key.name, "count": sent})
+            return None
+        shipped = spool.ship(spool_dir(key.namespace, key.name), key.name, self.dbm, self.rpc_timeout)
+        if shipped.sent:
+            log.debug("metrics shipped", extra={"trial": key.name, "count": shipped.sent})
+        return shipped.logs
 
     def _report_unavailable(self, trial: Trial) -> None:
         objective = trial.spec.objective.objective_metric_name
@@ -180,6 +202,7 @@ class TrialReconciler:
         trial = self._get(key)
         if trial is None or trial.metadata.deletion_timestamp:
             self.runtime.delete_job(key.namespace, key.name)
+            self._written.pop(key, None)
             return None
         status = trial.status
         conds = status.conditions
@@ -192,8 +215,9 @@ class TrialReconciler:
 
         completed = trial_is_completed(trial)
         job = self.runtime.job_status(key.namespace, key.name)
-        if job.phase == JobPhase.NOT_FOUND and not completed:
-            # Never (re)start from a possibly stale cache: a finished trial's job may be gone.
+        if job.phase == JobPhase.NOT_FOUND and not completed and self._behind_our_writes(key, trial):
+            # Never (re)start from a stale cache: a trial this controller finished (and whose
+            # job is gone) may still look unfinished there for a moment.
             fresh = self._get_fresh(key)
             if fresh is None:
                 return None
@@ -217,8 +241,9 @@ class TrialReconciler:
             self.runtime.stop_job(key.namespace, key.name)
             job = self.runtime.job_status(key.namespace, key.name)
             changed |= flip_to_false(conds, RUNNING, now)
+        shipped = None
         if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
-            self._ship_spool(key)
+            shipped = self._ship_spool(key)
 
         early_stopped = has_condition(conds, EARLY_STOPPED)
         terminal_other = any(has_condition(conds, t) for t in (FAILED, KILLED))
@@ -227,7 +252,7 @@ class TrialReconciler:
             changed |= set_condition(conds, RUNNING, TRUE, "TrialRunning", MSG_RUNNING, now)
         elif (job.phase == JobPhase.SUCCEEDED or (early_stopped and job.phase != JobPhase.RUNNING)) \
                 and not terminal_other and not self._settled(trial):
-            outcome = self._finish_succeeded(trial, job, now)
+            outcome = self._finish_succeeded(trial, job, now, shipped)
             if outcome is None:
                 requeue = 1.0
             else:
@@ -238,6 +263,7 @@ class TrialReconciler:
         if changed:
             status.last_reconcile_time = now
             trial = self.store.update_status(trial)
+            self._written[key] = _version(trial)
         if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
             notified = getattr(self.runtime, "job_exit_notified", None)
             requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \
@@ -248,6 +274,10 @@ class TrialReconciler:
             # (a runtime that can keeps the output log for `sextant logs`).
             getattr(self.runtime, "retire_job", self.runtime.delete_job)(key.namespace, key.name)
         return Result(requeue_after=requeue) if requeue is not None else None
+
+    def _behind_our_writes(self, key: Key, trial: Trial) -> bool:
+        written = self._written.get(key)
+        return written is not None and _version(trial) < written
 
     @staticmethod
     def _settled(trial: Trial) -> bool:
@@ -271,11 +301,17 @@ class TrialReconciler:
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
-    def _finish_succeeded(self, trial: Trial, job: Any, now: str) -> bool | None:
-        """Observation + Succeeded/MetricsUnavailable; None = look again shortly."""
+    def _finish_succeeded(self, trial: Trial, job: Any, now: str, shipped: list[dict] | None = None) -> bool | None:
+        """Observation + Succeeded/MetricsUnavailable; None = look again shortly.
+
+        ``shipped``: every log of the job, just shipped from its spool in one go. For StdOut and
+        File collectors those are all the trial's logs, so they are used as the DB manager would
+        return them instead of being read back."""
         conds = trial.status.conditions
         try:
-            observation = build_observation(trial.spec.objective, self._logs(trial))
+            logs = logs_in_store_order(shipped) if shipped is not None and _kind(trial) in ("StdOut", "File") \
+                else self._logs(trial)
+            observation = build_observation(trial.spec.objective, logs)
         except BadTimestamp as err:
             log.warning("observation not updated: %s", err, extra={"trial": trial.metadata.name})
             return None

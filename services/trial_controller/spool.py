@@ -22,6 +22,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 from sextant.api import api_pb2
 
@@ -60,10 +61,17 @@ def _request(trial: str, chunk: list[dict]) -> api_pb2.ReportObservationLogReque
             for d in chunk]))
 
 
-def ship(spool: Path, trial: str, stub, timeout: float = 30.0) -> int:
-    """Sends every spooled log of ``trial`` once; returns how many were sent by this call."""
+class Shipment(NamedTuple):
+    sent: int  # logs sent by this call
+    # Every log of the spool, in order, when this call shipped the whole spool from the start
+    # (no earlier attempt); otherwise None: part may have gone before, read the database.
+    logs: list[dict] | None = None
+
+
+def ship(spool: Path, trial: str, stub, timeout: float = 30.0) -> Shipment:
+    """Sends every spooled log of ``trial`` once."""
     if not spool.is_dir():
-        return 0
+        return Shipment(0)
     marker = spool / MARKER
     state = None
     if marker.exists():
@@ -77,11 +85,11 @@ def ship(spool: Path, trial: str, stub, timeout: float = 30.0) -> int:
         for path in files:
             path.unlink(missing_ok=True)
         marker.unlink(missing_ok=True)
-        return 0
+        return Shipment(0)
     files = [p for p in files if p.exists()]
     if not files:
         marker.unlink(missing_ok=True)
-        return 0
+        return Shipment(0)
     logs = _read(files)
     chunks = [logs[i:i + CHUNK] for i in range(0, len(logs), CHUNK)] or [[]]
     confirmed = int(state["confirmed_chunks"]) if state else 0
@@ -104,4 +112,4 @@ def ship(spool: Path, trial: str, stub, timeout: float = 30.0) -> int:
     for path in files:
         path.unlink(missing_ok=True)
     marker.unlink(missing_ok=True)
-    return sent
+    return Shipment(sent, logs if state is None else None)

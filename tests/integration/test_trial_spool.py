@@ -61,8 +61,9 @@ def test_ship_sends_everything_once_in_order(dbm, tmp_path):
     _, stub = dbm
     logs = [[("acc", "0.1"), ("loss", "3")], [("acc", "0.2")], [("acc", "0.2"), ("loss", "1")]]
     _write_spool(tmp_path / "s", logs)
-    assert spool.ship(tmp_path / "s", "t1", stub) == 5
-    assert spool.ship(tmp_path / "s", "t1", stub) == 0
+    shipped = spool.ship(tmp_path / "s", "t1", stub)
+    assert shipped.sent == 5 and len(shipped.logs) == 5  # all of it, from the start
+    assert spool.ship(tmp_path / "s", "t1", stub) == (0, None)
     assert _stored(stub, "t1") == [x for b in logs for x in b]
     assert list((tmp_path / "s").iterdir()) == []
 
@@ -77,7 +78,8 @@ def test_ship_exactly_once_when_the_shipper_dies_after_a_send(dbm, tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         spool.ship(tmp_path / "s", "t2", DiesAfterSend(stub, die_after))
     assert (tmp_path / "s" / spool.MARKER).exists()
-    spool.ship(tmp_path / "s", "t2", stub)  # the restarted controller
+    # The restarted controller: part went before, so it cannot vouch for the whole log.
+    assert spool.ship(tmp_path / "s", "t2", stub).logs is None
     assert sorted(_stored(stub, "t2")) == sorted(x for b in logs for x in b)
     assert list((tmp_path / "s").iterdir()) == []
 
@@ -90,7 +92,7 @@ def test_ship_keeps_the_spool_while_the_db_manager_is_down(dbm, tmp_path):
         spool.ship(tmp_path / "s", "t3", api_pb2_grpc.DBManagerStub(down), timeout=2)
     down.close()
     assert (tmp_path / "s" / "1.json").exists()
-    assert spool.ship(tmp_path / "s", "t3", stub) == 1
+    assert spool.ship(tmp_path / "s", "t3", stub).sent == 1
     assert _stored(stub, "t3") == [("acc", "0.7")]
 
 
@@ -181,3 +183,25 @@ def test_wrapper_in_spool_mode_writes_the_spool_without_loading_grpc(tmp_path):
     assert [(d["name"], d["value"]) for d in logs] == [("loss", "0.5"), ("loss", "0.25"), ("acc", "unavailable")]
     ended = json.loads((job / "exit.json").read_text())
     assert (ended["reason"], ended["metrics_spooled"], ended["metrics_reported"]) == ("Completed", True, True)
+
+
+def test_shipped_logs_give_the_observation_the_database_gives(dbm, tmp_path):
+    """The controller builds the observation from a whole fresh shipment instead of reading it
+    back: it must order the logs exactly as the DB manager returns them."""
+    from services.trial_controller.observation import build_metric, logs_in_store_order
+
+    _, stub = dbm
+    times = ["2026-01-01T00:00:02Z", "2026-01-01T00:00:01.5Z", "0001-01-01T00:00:00Z",
+             "2026-01-01T01:00:01.5+01:00",  # the same instant as the second, later in the log
+             "2026-01-01T00:00:01.0000009Z", "2026-01-01T00:00:01.0000001Z",  # equal once truncated to µs
+             "", "2026-01-01T00:00:02Z"]
+    values = ["0.5", "0.7", "0.1", "0.9", "0.40", "0.4", "0.99", "unavailable"]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "1.json").write_text(json.dumps(
+        [{"time": t, "name": "acc", "value": v} for t, v in zip(times, values, strict=True)]))
+    shipped = spool.ship(tmp_path / "s", "ordered", stub)
+    reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name="ordered"))
+    stored = [(m.time_stamp, m.metric.value) for m in reply.observation_log.metric_logs]
+    local = logs_in_store_order(shipped.logs)["acc"]
+    assert [v for _, v in local] == [v for _, v in stored]
+    assert build_metric("acc", local) == build_metric("acc", stored)
