@@ -116,7 +116,8 @@ def rpcs_per_trial(metrics_port: int, trials: int) -> dict[str, float]:
     return {k: round(v / trials, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
-def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo") -> dict:
+def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo",
+        profile: Path | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="sextant-bench-"))
     data = tmp / "data"
     drop = None
@@ -141,7 +142,9 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
     procs = []
     for argv in argvs:
         log = open(tmp / f"{argv[0]}.log", "wb")
-        procs.append(subprocess.Popen([sys.executable, "-m", *argv, "--data-dir", str(data)], cwd=ROOT,
+        # --profile: each service under yappi (bench/profiled.py), profile saved on SIGTERM.
+        wrapper = ["-m", "bench.profiled", str(profile / f"{argv[0]}.pstat")] if profile else ["-m"]
+        procs.append(subprocess.Popen([sys.executable, *wrapper, *argv, "--data-dir", str(data)], cwd=ROOT,
                                       env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
     store = GrpcResourceStore(address, retry_seconds=60)
     try:
@@ -216,8 +219,11 @@ def main() -> None:
     p.add_argument("--db", choices=("sqlite", "mariadb"), default="sqlite")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--trainer", choices=sorted(TRAINERS), default="echo")
+    p.add_argument("--profile", type=Path, help="directory for per-service yappi profiles (pstat)")
     a = p.parse_args()
-    print(json.dumps(run(a.trials, a.parallel, a.db, a.workers, a.trainer)))
+    if a.profile:
+        a.profile.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(run(a.trials, a.parallel, a.db, a.workers, a.trainer, a.profile)))
 
 
 if __name__ == "__main__":

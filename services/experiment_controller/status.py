@@ -35,6 +35,7 @@ from sextant.resources.models import (
     Trial,
     TrialConditionType,
 )
+from sextant.store.version_memo import VersionMemo
 
 # Reasons and messages (Katib's strings, kept for compatibility).
 REASON_CREATED = "ExperimentCreated"
@@ -135,10 +136,14 @@ def find_optimal(experiment: Experiment, trials: list[Trial]) -> tuple[Trial | N
     return best_trial, best
 
 
+# A pass classifies every trial of the experiment; only the changed ones need the work again.
+_state_of_version = VersionMemo(classify)
+
+
 def summarize(experiment: Experiment, trials: list[Trial]) -> TrialSummary:
     summary = TrialSummary(total=len(trials))
     for trial in ordered(trials):
-        summary.lists[classify(trial)].append(trial.metadata.name)
+        summary.lists[_state_of_version(trial)].append(trial.metadata.name)
     best_trial, best = find_optimal(experiment, trials)
     summary.best_value = best
     if best_trial is not None:

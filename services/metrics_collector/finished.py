@@ -11,6 +11,8 @@ so both paths read the same flags and apply the same rules.
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 from pathlib import Path
@@ -22,6 +24,12 @@ from .runner import COLLECTING_KINDS, build_parser, filters_for, parse_lines
 # Kinds whose metrics can all be read after the job ends (or that the trial pushes itself).
 AFTER_EXIT_KINDS = ("StdOut", "File", "Push", "None")
 SPOOL_FILE = "1.json"  # the only spool file of such a job: a repeated collection rewrites it
+
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """Built once: constructing the collector's parser costs more than parsing with it."""
+    return build_parser()
 
 
 def _flag(args: list[str], name: str) -> str | None:
@@ -43,7 +51,7 @@ def collects_after_exit(collector_args: list[str]) -> bool:
 def db_manager_for_trial(collector_args: list[str], environment: dict[str, str]) -> str:
     """The DB manager address the trial is told (``SEXTANT_DB_MANAGER``), as the wrapper tells it."""
     return _flag(collector_args, "--db-manager") or environment.get("SEXTANT_DB_MANAGER") \
-        or build_parser().get_default("db_manager")
+        or _parser().get_default("db_manager")
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -65,7 +73,7 @@ def collect_finished(collector_args: list[str], *, output_log: Path, spool_dir: 
     ``{zero time, objective, unavailable}`` (Push and None report on their own, so nothing is
     added for them). Returns what was spooled.
     """
-    args = build_parser().parse_args(collector_args)
+    args = _parser().parse_args(collector_args)
     metrics = [m for m in args.metrics.split(";") if m]
     logs: list[MetricLog] = []
     if args.kind == "StdOut":

@@ -112,7 +112,9 @@ class TrialReconciler:
             # The cache is at most a moment behind; a stale write fails with Conflict and retries.
             cached = self.informer.get(key.namespace, key.name)
             if cached is not None:
-                return cached.model_copy(deep=True)
+                # A pass changes only the status: copying just that keeps the cache intact
+                # (a deep copy of the whole trial, runSpec included, was most of a pass's CPU).
+                return cached.model_copy(update={"status": cached.status.model_copy(deep=True)})
         return self._get_fresh(key)
 
     def _get_fresh(self, key: Key) -> Trial | None:

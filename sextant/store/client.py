@@ -84,6 +84,10 @@ class GrpcResourceStore(ResourceStore):
             except grpc.RpcError as err:
                 raise map_rpc_error(err) from None
 
+        try:
+            return once()
+        except Unavailable:
+            pass  # the retry policy is built only when needed: most calls succeed at once
         retrying = Retrying(retry=retry_if_exception_type(Unavailable), reraise=True,
                             stop=stop_after_delay(self.retry_seconds),
                             wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1))

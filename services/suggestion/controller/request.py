@@ -27,6 +27,7 @@ from sextant.resources.models import (
     Trial,
     TrialConditionType,
 )
+from sextant.store.version_memo import VersionMemo
 
 _PARAMETER_TYPES = {
     "double": api_pb2.DOUBLE,
@@ -179,9 +180,14 @@ def trial_message(trial: Trial) -> api_pb2.Trial:
     return msg
 
 
+# A request rebuilds only the trials that changed since the last one. The shared messages are
+# copied into each request, never changed.
+_message_of_version = VersionMemo(trial_message)
+
+
 def trial_messages(trials: list[Trial]) -> list[api_pb2.Trial]:
     ordered = sorted(trials, key=lambda t: t.metadata.name)
-    return [trial_message(t) for t in ordered if included_in_request(t)]
+    return [_message_of_version(t) for t in ordered if included_in_request(t)]
 
 
 def current_request_number(suggestion: Suggestion) -> int:
