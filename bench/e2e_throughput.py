@@ -194,7 +194,9 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
             pid = json.loads(state.read_text()).get("main", {}).get("pid")
             if pid:
                 cpu["algorithm_service"] = round(cpu_seconds(pid)[0] / trials * 1000, 1)
-        return {"db": db, "trainer": trainer, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded,
+        return {"db": db, "trainer": trainer, "trials": trials, "parallel": parallel, "succeeded": e.status.trials_succeeded, "failed": e.status.trials_failed,
+                "metrics_unavailable": e.status.trial_metrics_unavailable, "killed": e.status.trials_killed,
+                "not_succeeded": (e.status.failed_trial_list + e.status.metrics_unavailable_trial_list)[:5],
                 "wall_s": round(wall, 1), "trials_per_s": round(trials / wall, 2),
                 "job_s": round(job, 2), "overhead_per_trial_s": round(wall * parallel / trials - job, 2),
                 "cpu_ms_per_trial": cpu, "db_manager_rpcs_per_trial": rpcs, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}

@@ -101,17 +101,23 @@ class TrialReconciler:
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[tuple[str, str], Any] = {}
-        # The resourceVersion of this controller's last status write per trial: a cached copy
-        # older than that is stale. (After a restart the cache is a fresh list, so an empty map
-        # is right.)
-        self._written: dict[Key, int] = {}
+        # This controller's last written state of each trial until the informer's cache has
+        # caught up with it (after a restart the cache is a fresh list: an empty map is right).
+        self._written: dict[Key, Trial] = {}
 
     # --- helpers -----------------------------------------------------------------------------
     def _get(self, key: Key) -> Trial | None:
         if self.informer is not None and getattr(self.informer, "has_synced", lambda: False)():
-            # The cache is at most a moment behind; a stale write fails with Conflict and retries.
             cached = self.informer.get(key.namespace, key.name)
             if cached is not None:
+                mine = self._written.get(key)
+                if mine is not None and _version(mine) > _version(cached):
+                    # The cache has not caught up with our own last write yet: that write is
+                    # the newest state we know (reading the cache would end in a Conflict, and a
+                    # finished trial could look unfinished and have its job started again).
+                    cached = mine
+                else:
+                    self._written.pop(key, None)
                 # A pass changes only the status: copying just that keeps the cache intact
                 # (a deep copy of the whole trial, runSpec included, was most of a pass's CPU).
                 return cached.model_copy(update={"status": cached.status.model_copy(deep=True)})
@@ -217,9 +223,10 @@ class TrialReconciler:
 
         completed = trial_is_completed(trial)
         job = self.runtime.job_status(key.namespace, key.name)
-        if job.phase == JobPhase.NOT_FOUND and not completed and self._behind_our_writes(key, trial):
-            # Never (re)start from a stale cache: a trial this controller finished (and whose
-            # job is gone) may still look unfinished there for a moment.
+        if job.phase == JobPhase.NOT_FOUND and not completed and key in self._written:
+            # Never (re)start from a stale copy: a trial finished here (its job gone) must not
+            # look unfinished. ``_get`` already prefers our own newer writes; this is the
+            # safety net for a copy that is somehow still behind.
             fresh = self._get_fresh(key)
             if fresh is None:
                 return None
@@ -265,7 +272,7 @@ class TrialReconciler:
         if changed:
             status.last_reconcile_time = now
             trial = self.store.update_status(trial)
-            self._written[key] = _version(trial)
+            self._written[key] = trial
         if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
             notified = getattr(self.runtime, "job_exit_notified", None)
             requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \
@@ -276,10 +283,6 @@ class TrialReconciler:
             # (a runtime that can keeps the output log for `sextant logs`).
             getattr(self.runtime, "retire_job", self.runtime.delete_job)(key.namespace, key.name)
         return Result(requeue_after=requeue) if requeue is not None else None
-
-    def _behind_our_writes(self, key: Key, trial: Trial) -> bool:
-        written = self._written.get(key)
-        return written is not None and _version(trial) < written
 
     @staticmethod
     def _settled(trial: Trial) -> bool:

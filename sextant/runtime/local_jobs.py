@@ -257,6 +257,9 @@ class LocalJobs:
                              completion_time=ended.get("completion_time"))
         if process.is_alive(process.ProcessId.from_dict(record.get("process"))):
             return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+        if (directory / "exit.json").exists():
+            # The wrapper wrote its record and exited between our two looks.
+            return self.status(namespace, name)
         # The wrapper died without writing its exit record (SIGKILL, machine reboot).
         return JobStatus(JobPhase.FAILED, reason="Killed" if stopped else "Error",
                          message="job was stopped" if stopped else

@@ -159,3 +159,24 @@ def test_jobs_that_need_watching_keep_the_python_wrapper(tmp_path, monkeypatch):
     assert "collect_after_exit" not in _wrapper_of(tmp_path / "off", "o1")
     assert _wait_done(rt, "o1").phase == JobPhase.SUCCEEDED
     assert _spooled(tmp_path / "off", "o1")[0][1:] == ("loss", "1")
+
+
+def test_a_job_that_ends_between_the_two_looks_is_not_a_lost_exit(tmp_path, monkeypatch):
+    """status() reads exit.json, then checks the process: if the wrapper wrote its record and
+    exited in between, the job succeeded; it did not "end without recording an exit code"."""
+    from sextant.runtime import process
+
+    rt = LocalRuntime(tmp_path)
+    rt.start_job(_job("r1", ["python", "-c", "print('loss=1')"]))
+    _wait_done(rt, "r1")
+    job = tmp_path / "jobs/default/r1"
+    record = (job / "exit.json").read_text()
+    (job / "exit.json").unlink()
+
+    def wrapper_finishes_now(_proc):
+        (job / "exit.json").write_text(record)
+        return False
+
+    monkeypatch.setattr(process, "is_alive", wrapper_finishes_now)
+    st = rt.job_status("default", "r1")
+    assert st.phase == JobPhase.SUCCEEDED and st.exit_code == 0
