@@ -88,6 +88,46 @@ def test_tpe_proposes_what_hyperopts_tpe_suggest_proposes(n, maximize):
         assert ours == _reference_tpe(exp, trials, seed, settings), seed
 
 
+def test_tpe_experiment_follows_hyperopts_fmin_trial_for_trial():
+    """Driven one trial at a time with random_state=s, tpe proposes what hyperopt's own loop
+    ``fmin(tpe.suggest, rstate=default_rng(s))`` proposes: past the 20 startup draws too."""
+    from hyperopt import fmin, hp
+
+    def objective(p):
+        return (p["a"] - 0.3) ** 2 + abs(p["b"] + 1.0)
+
+    for seed in (0, 1):
+        expected: list[tuple[float, float]] = []
+
+        def record(p, expected=expected):
+            expected.append((p["a"], p["b"]))
+            return objective(p)
+
+        fmin(record, {"a": hp.uniform("a", 0.0, 1.0), "b": hp.uniform("b", -2.0, 3.0)},
+             algo=hyperopt_tpe.suggest, max_evals=24, trials=Trials(),
+             rstate=np.random.default_rng(seed), show_progressbar=False)
+        exp = b.experiment("fmin", "tpe", [b.parameter("a", "double", min="0", max="1"),
+                                           b.parameter("b", "double", min="-2", max="3")],
+                           settings={"random_state": str(seed)})
+        algo, trials, got = TPE(), [], []
+        for k in range(24):
+            point = _points(algo.suggest(exp, trials, 1))[0]
+            got.append((float(point["a"]), float(point["b"])))
+            trials.append(b.trial(f"t{k}", point, value=objective({"a": got[-1][0], "b": got[-1][1]})))
+        assert got == expected, seed
+
+
+def test_call_seeds_are_fmins_successive_draws_and_differ_between_random_states():
+    from services.suggestion.algorithms.tpe import _call_seeds
+
+    rstate = np.random.default_rng(7)
+    sequential = [int(rstate.integers(2**31 - 1)) for _ in range(300)]
+    assert list(_call_seeds(7, 0, 300)) == sequential
+    assert list(_call_seeds(7, 250, 3)) == sequential[250:253]
+    # random_state s+1 does not replay random_state s one call later (as s + n_trials did)
+    assert not set(_call_seeds(8, 0, 300)) & set(sequential)
+
+
 def test_tpe_relies_on_hyperopt_internals_that_exist():
     import hyperopt
 
