@@ -15,14 +15,17 @@ from .reconciler import ExperimentReconciler
 
 def build_controller(store, *, namespace: str = "", workers: int = 4, resync_seconds: float = 30.0,
                      events=None) -> Controller:
+    # Informer resync is off: the controller's own resync re-enqueues every experiment.
     trials = Informer(store, "Trial", namespace, resync_seconds=0)
-    reconciler = ExperimentReconciler(store, events=events, trial_informer=trials)
+    experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
+    suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
+    reconciler = ExperimentReconciler(store, events=events, trial_informer=trials,
+                                      experiment_informer=experiments, suggestion_informer=suggestions)
     controller = Controller("experiment-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds)
-    # Informer resync is off: the controller's own resync re-enqueues every experiment.
-    controller.watch(Informer(store, "Experiment", namespace, resync_seconds=0))
+    controller.watch(experiments)
     controller.watch(trials, owner_or_label_mapper("Experiment", EXPERIMENT_LABEL))
-    controller.watch(Informer(store, "Suggestion", namespace, resync_seconds=0), owner_mapper("Experiment"))
+    controller.watch(suggestions, owner_mapper("Experiment"))
     return controller
 
 

@@ -43,6 +43,7 @@ from sextant.resources.models import (
     SuggestionStatus,
     Trial,
 )
+from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import AlreadyExists, Conflict, NotFound, ResourceStore
 from sextant.templates import TemplateError
 
@@ -60,8 +61,13 @@ def _status_doc(resource) -> dict:
 
 
 class ExperimentReconciler:
-    def __init__(self, store: ResourceStore, events=None, trial_informer=None):
+    def __init__(self, store: ResourceStore, events=None, trial_informer=None, experiment_informer=None,
+                 suggestion_informer=None):
         self.store = store
+        # Experiments and Suggestions are read from the informers' caches, overlaid with this
+        # controller's own writes (see CachedReader); without informers, from the store.
+        self.experiments = CachedReader(store, experiment_informer, "Experiment")
+        self.suggestions = CachedReader(store, suggestion_informer, "Suggestion")
         self.events = events  # optional sextant.events.EventRecorder
         # The controller's Trial informer: listing an experiment's trials from its cache instead
         # of the store makes a pass O(1) in store traffic (a list per pass made a run of n
@@ -80,10 +86,8 @@ class ExperimentReconciler:
         return [t for t in items if t.metadata.deletion_timestamp is None]
 
     def _suggestion(self, exp: Experiment) -> Suggestion | None:
-        try:
-            return self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name)
-        except NotFound:
-            return None
+        """Shared with the cache: copy before changing it."""
+        return self.suggestions.get(exp.metadata.namespace, exp.metadata.name)
 
     def _event(self, exp: Experiment, type_: str, reason: str, message: str) -> None:
         if self.events is not None:
@@ -91,12 +95,10 @@ class ExperimentReconciler:
 
     # -- the pass -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
-        try:
-            exp = self.store.get("Experiment", key.namespace, key.name)
-        except NotFound:
+        exp = self.experiments.get(key.namespace, key.name)
+        if exp is None or exp.metadata.deletion_timestamp:
             return None  # deleted: the store cascades to its Suggestion and Trials
-        if exp.metadata.deletion_timestamp:
-            return None
+        exp = with_status_copy(exp)
         before = _status_doc(exp)
         if not st.is_created(exp):
             st.mark_created(exp)
@@ -134,7 +136,8 @@ class ExperimentReconciler:
 
     def _write_status(self, exp: Experiment, before: dict) -> None:
         if _status_doc(exp) != before:
-            self.store.update_status(exp)  # Conflict → the framework retries with a fresh read
+            # Conflict → the framework retries (by then the cache has the other writer's change).
+            self.experiments.wrote(self.store.update_status(exp))
 
     # -- running ------------------------------------------------------------------------------
     def _drive(self, exp: Experiment, trials: list[Trial], suggestion: Suggestion | None) -> None:
@@ -146,8 +149,9 @@ class ExperimentReconciler:
         if suggestion is None:
             suggestion = self._create_suggestion(exp, plan.requests or 0)
         elif plan.requests is not None and suggestion.spec.requests != plan.requests:
-            suggestion.spec.requests = plan.requests
-            self.store.update(suggestion)
+            changed = suggestion.model_copy(update={"spec": suggestion.spec.model_copy(
+                update={"requests": plan.requests})})
+            suggestion = self.suggestions.wrote(self.store.update(changed))
         names = {t.metadata.name for t in trials}
         for assignment in new_assignments(suggestion, names):
             try:
@@ -181,7 +185,7 @@ class ExperimentReconciler:
             status=SuggestionStatus(),
         )
         try:
-            return self.store.create(sugg)
+            return self.suggestions.wrote(self.store.create(sugg))
         except AlreadyExists:
             return self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name)
 
@@ -189,15 +193,16 @@ class ExperimentReconciler:
         """parallelTrialCount was lowered: forget the newest active trials, then delete them."""
         doomed = set(delete)
         if suggestion is not None:
+            suggestion = suggestion.model_copy(deep=True)  # rare: the simple copy will do
             kept = without_assignments(suggestion, doomed)
             if len(kept) != len(suggestion.status.suggestions) or suggestion.spec.requests > len(kept):
                 # requests first: the suggestion controller then never asks for replacements
                 if suggestion.spec.requests != len(kept):
                     suggestion.spec.requests = len(kept)
-                    suggestion = self.store.update(suggestion)
+                    suggestion = self.suggestions.wrote(self.store.update(suggestion))
                 suggestion.status.suggestions = kept
                 suggestion.status.suggestion_count = len(kept)
-                self.store.update_status(suggestion)
+                self.suggestions.wrote(self.store.update_status(suggestion))
         for name in delete:
             try:
                 self.store.delete("Trial", exp.metadata.namespace, name)
@@ -238,11 +243,12 @@ class ExperimentReconciler:
         raise Conflict(f"trial {trial.metadata.name}: status kept changing while marking it Killed")
 
     def _update_suggestion_status(self, suggestion: Suggestion, change) -> None:
+        suggestion = with_status_copy(suggestion)
         for _ in range(5):
             if not change(suggestion):
                 return
             try:
-                self.store.update_status(suggestion)
+                self.suggestions.wrote(self.store.update_status(suggestion))
                 return
             except Conflict:
                 suggestion = self.store.get("Suggestion", suggestion.metadata.namespace, suggestion.metadata.name)

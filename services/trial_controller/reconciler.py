@@ -41,6 +41,7 @@ from sextant.conditions import (
 from sextant.controller import Key, Result
 from sextant.resources.models import EXPERIMENT_LABEL, Trial, TrialConditionType
 from sextant.runtime.base import JobPhase, JobSpec, Runtime
+from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
 
 from . import spool
@@ -75,13 +76,6 @@ def _kind(trial: Trial) -> str:
     return str(getattr(kind, "value", kind))
 
 
-def _version(trial: Trial) -> int:
-    try:
-        return int(trial.metadata.resource_version or 0)
-    except ValueError:
-        return 0
-
-
 class TrialReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
                  db_manager_address: str | None = None, informer: Any = None,
@@ -101,33 +95,17 @@ class TrialReconciler:
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[tuple[str, str], Any] = {}
-        # This controller's last written state of each trial until the informer's cache has
-        # caught up with it (after a restart the cache is a fresh list: an empty map is right).
-        self._written: dict[Key, Trial] = {}
+        self.trials = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
     def _get(self, key: Key) -> Trial | None:
-        if self.informer is not None and getattr(self.informer, "has_synced", lambda: False)():
-            cached = self.informer.get(key.namespace, key.name)
-            if cached is not None:
-                mine = self._written.get(key)
-                if mine is not None and _version(mine) > _version(cached):
-                    # The cache has not caught up with our own last write yet: that write is
-                    # the newest state we know (reading the cache would end in a Conflict, and a
-                    # finished trial could look unfinished and have its job started again).
-                    cached = mine
-                else:
-                    self._written.pop(key, None)
-                # A pass changes only the status: copying just that keeps the cache intact
-                # (a deep copy of the whole trial, runSpec included, was most of a pass's CPU).
-                return cached.model_copy(update={"status": cached.status.model_copy(deep=True)})
-        return self._get_fresh(key)
+        trial = self.trials.get(key.namespace, key.name)
+        # A pass changes only the status: copying just that keeps the cache intact (a deep copy
+        # of the whole trial, runSpec included, was most of a pass's CPU).
+        return with_status_copy(trial) if trial is not None else None
 
     def _get_fresh(self, key: Key) -> Trial | None:
-        try:
-            return self.store.get("Trial", key.namespace, key.name)
-        except NotFound:
-            return None
+        return self.trials.get_fresh(key.namespace, key.name)
 
     def _dialect(self, trial: Trial) -> str:
         original = (trial.metadata.annotations or {}).get(V1ALPHA3_ANNOTATION, "")
@@ -210,7 +188,7 @@ class TrialReconciler:
         trial = self._get(key)
         if trial is None or trial.metadata.deletion_timestamp:
             self.runtime.delete_job(key.namespace, key.name)
-            self._written.pop(key, None)
+            self.trials.forget(key.namespace, key.name)
             return None
         status = trial.status
         conds = status.conditions
@@ -223,7 +201,8 @@ class TrialReconciler:
 
         completed = trial_is_completed(trial)
         job = self.runtime.job_status(key.namespace, key.name)
-        if job.phase == JobPhase.NOT_FOUND and not completed and key in self._written:
+        if job.phase == JobPhase.NOT_FOUND and not completed and \
+                self.trials.is_ahead_of_cache(key.namespace, key.name):
             # Never (re)start from a stale copy: a trial finished here (its job gone) must not
             # look unfinished. ``_get`` already prefers our own newer writes; this is the
             # safety net for a copy that is somehow still behind.
@@ -271,8 +250,7 @@ class TrialReconciler:
 
         if changed:
             status.last_reconcile_time = now
-            trial = self.store.update_status(trial)
-            self._written[key] = trial
+            trial = self.trials.wrote(self.store.update_status(trial))
         if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
             notified = getattr(self.runtime, "job_exit_notified", None)
             requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \

@@ -71,6 +71,8 @@ class LocalRuntime(Runtime):
         self.health_timeout = health_timeout
         self.stop_grace = stop_grace
         self._channels = ChannelCache(token)
+        self.health_cache_seconds = 5.0
+        self._serving: dict[tuple, float] = {}  # (address, processes) → SERVING answer valid until
         self.jobs = LocalJobs(self.root / "jobs", stop_grace=stop_grace,
                               db_manager_address=db_manager_address, environment=child_environment,
                               native_wrapper=native_wrapper)
@@ -143,9 +145,17 @@ class LocalRuntime(Runtime):
             return ServiceStatus(exists=False, ready=False, address=address,
                                  early_stopping_address=es_address,
                                  message="early-stopping process is not running (see its log)")
-        ready, message = self._healthy(address, SUGGESTION_HEALTH_NAME)
-        if ready and es_address:
-            ready, message = self._healthy(es_address, None)
+        identity = (address, main, early)
+        if self._serving.get(identity, 0.0) > time.monotonic():
+            ready, message = True, "serving"
+        else:
+            ready, message = self._healthy(address, SUGGESTION_HEALTH_NAME)
+            if ready and es_address:
+                ready, message = self._healthy(es_address, None)
+            if ready:
+                # The suggestion controller asks on every pass; while the very same processes
+                # live, a recent SERVING answer stands (a call that fails is retried anyway).
+                self._serving[identity] = time.monotonic() + self.health_cache_seconds
         return ServiceStatus(exists=True, ready=ready, address=address,
                              early_stopping_address=es_address, message=message)
 

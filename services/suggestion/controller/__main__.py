@@ -23,7 +23,13 @@ def build_controller(store, runtime, registry, *, db_manager_address: str, token
                                       token=token, call_timeout=call_timeout)
     controller = Controller("suggestion-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds)
-    controller.watch(Informer(store, "Suggestion", namespace, resync_seconds=0))
+    suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
+    controller.watch(suggestions)
+    reconciler.suggestions.informer = suggestions
+    # Experiments are only read (from this cache), not watched for events.
+    experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
+    reconciler.experiments.informer = experiments
+    controller.watch(experiments, lambda _experiment: [])
     # Trial changes matter to algorithms only through new requests, which change the
     # Suggestion, so Suggestions are the only watched kind. The periodic resync brings back
     # services that died while nothing else changed.

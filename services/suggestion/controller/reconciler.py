@@ -55,7 +55,8 @@ from sextant.resources.models import (
     TrialAssignment,
 )
 from sextant.runtime.base import Runtime, ServiceSpec
-from sextant.store.interface import Conflict, NotFound, ResourceStore
+from sextant.store.cached_reader import CachedReader, with_status_copy
+from sextant.store.interface import Conflict, ResourceStore
 
 from . import request as rb
 
@@ -92,8 +93,11 @@ def random_trial_name(prefix: str, taken: set[str]) -> str:
 
 
 def _status_doc(s: Suggestion) -> dict:
-    doc = s.status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    """The status as compared before and after a pass; the (long) list of assignments is
+    compared by identity, since a pass only ever replaces it."""
+    doc = s.status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"suggestions"})
     doc.pop("lastReconcileTime", None)
+    doc["suggestions"] = id(s.status.suggestions)
     return doc
 
 
@@ -110,6 +114,10 @@ class SuggestionReconciler:
         self.not_ready_requeue = not_ready_requeue
         self.algorithm_busy_requeue = algorithm_busy_requeue
         self._known: dict[Key, _Known] = {}
+        # Suggestions and Experiments come from informer caches overlaid with our own writes
+        # (set by build_controller; without informers they are read from the store).
+        self.suggestions = CachedReader(store, None, "Suggestion")
+        self.experiments = CachedReader(store, None, "Experiment")
         self._validated: dict[Key, str] = {}  # key → address of the service instance validated
         # Optional Trial informer (set by build_controller): trials for GetSuggestions come from
         # its cache instead of a store List per pass (as Katib's cached client does).
@@ -118,14 +126,14 @@ class SuggestionReconciler:
 
     # -- the pass -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
-        try:
-            sugg = self.store.get("Suggestion", key.namespace, key.name)
-        except NotFound:
+        sugg = self.suggestions.get(key.namespace, key.name)
+        if sugg is None:
             known = self._known.pop(key, None)
             self._validated.pop(key, None)
             if known is not None:
                 self.runtime.delete_service(key.namespace, known.service)
             return None
+        sugg = with_status_copy(sugg)
         persistent = sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME
         name = service_name(sugg)
         self._known[key] = _Known(name, persistent)
@@ -154,9 +162,8 @@ class SuggestionReconciler:
             return Result(requeue_after=self.not_ready_requeue)
         set_condition(conds, "DeploymentReady", TRUE, REASON_READY, MSG_READY)
 
-        try:
-            exp = self.store.get("Experiment", key.namespace, key.name)
-        except NotFound:
+        exp = self.experiments.get(key.namespace, key.name)
+        if exp is None:
             self._write(sugg, before)
             return None
         trials = self._trials(exp)
@@ -342,7 +349,7 @@ class SuggestionReconciler:
                 set_condition(sugg.status.conditions, SUGGESTION_EXHAUSTED, TRUE, REASON_SUGGESTION_END,
                               "the algorithm has no new assignment left (search space exhausted)")
             try:
-                self.store.update_status(sugg)
+                self.suggestions.wrote(self.store.update_status(sugg))
                 if new:
                     log.info("assignments recorded", extra={"suggestion": sugg.metadata.name,
                                                              "count": len(new), "exhausted": exhausted})
@@ -358,7 +365,7 @@ class SuggestionReconciler:
 
     def _write(self, sugg: Suggestion, before: dict) -> Suggestion:
         if _status_doc(sugg) != before:
-            return self.store.update_status(sugg)
+            return self.suggestions.wrote(self.store.update_status(sugg))
         return sugg
 
     def _fail(self, sugg: Suggestion, message: str) -> None:
@@ -367,7 +374,7 @@ class SuggestionReconciler:
             set_condition(conds, "Running", FALSE, REASON_FAILED, message)
         set_condition(conds, "Failed", TRUE, REASON_FAILED, message)
         sugg.status.completion_time = sugg.status.completion_time or now_rfc3339()
-        self.store.update_status(sugg)  # Conflict → retried; validation runs again
+        self.suggestions.wrote(self.store.update_status(sugg))  # Conflict → retried; validation runs again
         log.warning("suggestion failed", extra={"suggestion": sugg.metadata.name, "reason": message})
         self.runtime.delete_service(sugg.metadata.namespace, service_name(sugg),
                                     keep_state=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME)
