@@ -141,7 +141,11 @@ class LocalJobs:
         # learns of the end at once instead of polling; re-adopted jobs (started by an earlier
         # controller) are not our children and still need polling.
         self.exit_listeners: list[Callable[[str, str], None]] = []
-        self._watched: set[tuple[str, str]] = set()
+        # Jobs whose wrapper is our child, until it is reaped: (Popen, start time).
+        self._watched: dict[tuple[str, str], tuple[Any, str]] = {}
+        # Final statuses of ended jobs (they never change again until the job is deleted), so
+        # a controller's repeated looks at a finished trial read no files.
+        self._ended: dict[tuple[str, str], JobStatus] = {}
         self._watched_lock = threading.Lock()
 
     def dir(self, namespace: str, name: str) -> Path:
@@ -202,22 +206,22 @@ class LocalJobs:
             return self.status(spec.namespace, spec.name)
         record["process"] = proc.to_dict()
         process.write_json(directory / "job.json", record)
-        self._watch_exit(spec.namespace, spec.name, proc)
+        self._watch_exit(spec.namespace, spec.name, proc, record["start_time"])
         return self.status(spec.namespace, spec.name)
 
-    def _watch_exit(self, namespace: str, name: str, proc: process.ProcessId) -> None:
+    def _watch_exit(self, namespace: str, name: str, proc: process.ProcessId, started: str) -> None:
         child = process.child_of(proc)
         if child is None:
             return
         key = (namespace, name)
         with self._watched_lock:
-            self._watched.add(key)
+            self._watched[key] = (child, started)
 
         def wait() -> None:
             child.wait()  # also reaps it: no zombie wrappers pile up
             process.forget_child(proc)
             with self._watched_lock:
-                self._watched.discard(key)
+                self._watched.pop(key, None)
             for listener in list(self.exit_listeners):
                 try:
                     listener(namespace, name)
@@ -236,6 +240,21 @@ class LocalJobs:
         return self.dir(namespace, name) / "spool"
 
     def status(self, namespace: str, name: str) -> JobStatus:
+        key = (namespace, name)
+        with self._watched_lock:
+            ended, live = self._ended.get(key), self._watched.get(key)
+        if ended is not None:
+            return ended
+        if live is not None and live[0].poll() is None:
+            return JobStatus(JobPhase.RUNNING, reason="Running", start_time=live[1])
+        status = self._read_status(namespace, name)
+        if status.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED) and \
+                (self.dir(namespace, name) / "exit.json").exists():
+            with self._watched_lock:
+                self._ended[key] = status
+        return status
+
+    def _read_status(self, namespace: str, name: str) -> JobStatus:
         directory = self.dir(namespace, name)
         record = process.read_json(directory / "job.json")
         if record is None:
@@ -259,7 +278,7 @@ class LocalJobs:
             return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
         if (directory / "exit.json").exists():
             # The wrapper wrote its record and exited between our two looks.
-            return self.status(namespace, name)
+            return self._read_status(namespace, name)
         # The wrapper died without writing its exit record (SIGKILL, machine reboot).
         return JobStatus(JobPhase.FAILED, reason="Killed" if stopped else "Error",
                          message="job was stopped" if stopped else
@@ -294,6 +313,8 @@ class LocalJobs:
 
     def delete(self, namespace: str, name: str, *, keep_log: bool = False) -> None:
         directory = self.dir(namespace, name)
+        with self._watched_lock:
+            self._ended.pop((namespace, name), None)
         if not keep_log:  # the trial itself is gone: so is its kept log
             self.archived_log(namespace, name).unlink(missing_ok=True)
         if not directory.exists():
