@@ -162,6 +162,8 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
                 pass
             break
         time.sleep(2)  # let the controllers' informers sync
+        # CPU is counted from here: start-up (imports, connections) is not a per-trial cost.
+        cpu_before = {p.pid: cpu_seconds(p.pid) for p in procs}
         start = time.monotonic()
         store.create(exp)
         while True:
@@ -185,7 +187,8 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
         # trial jobs: collector wrapper + trainer), per trial.
         cpu = {}
         for argv, p in zip(argvs, procs, strict=True):
-            own, children = cpu_seconds(p.pid)
+            own, children = (now - before for now, before in
+                             zip(cpu_seconds(p.pid), cpu_before[p.pid], strict=True))
             cpu[argv[0].split(".")[-1]] = round(own / trials * 1000, 1)
             if argv[0] == "services.trial_controller":
                 cpu["trial_jobs"] = round(children / trials * 1000, 1)

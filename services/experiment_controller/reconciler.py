@@ -116,9 +116,10 @@ class ExperimentReconciler:
         was_completed = st.is_completed(exp)
         exhausted = (suggestion is not None and suggestion_is(suggestion, SUGGESTION_EXHAUSTED)
                      and not new_assignments(suggestion, {t.metadata.name for t in trials}))
+        summary = None
         if trials or was_completed:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
-            st.update_status(exp, trials, exhausted=exhausted)
+            summary = st.update_status(exp, trials, exhausted=exhausted)
         if not st.is_completed(exp) and suggestion is not None and suggestion_is(suggestion, "Failed"):
             st.mark_failed(exp, st.REASON_FAILED, st.MSG_SUGGESTION_FAILED)
 
@@ -131,7 +132,7 @@ class ExperimentReconciler:
             return None
 
         self._write_status(exp, before)
-        self._drive(exp, trials, suggestion)
+        self._drive(exp, trials, suggestion, summary or st.summarize(exp, trials))
         return None
 
     def _write_status(self, exp: Experiment, before: dict) -> None:
@@ -140,8 +141,8 @@ class ExperimentReconciler:
             self.experiments.wrote(self.store.update_status(exp))
 
     # -- running ------------------------------------------------------------------------------
-    def _drive(self, exp: Experiment, trials: list[Trial], suggestion: Suggestion | None) -> None:
-        summary = st.summarize(exp, trials)
+    def _drive(self, exp: Experiment, trials: list[Trial], suggestion: Suggestion | None,
+               summary: st.TrialSummary) -> None:
         plan = plan_trials(exp, summary, trials)
         if plan.delete:
             self._shrink(exp, suggestion, plan.delete)

@@ -106,7 +106,8 @@ def ordered(trials: list[Trial]) -> list[Trial]:
     return sorted(trials, key=lambda t: t.metadata.name)
 
 
-def find_optimal(experiment: Experiment, trials: list[Trial]) -> tuple[Trial | None, float | None]:
+def find_optimal(experiment: Experiment, trials: list[Trial], *, in_order: bool = False
+                 ) -> tuple[Trial | None, float | None]:
     """The best trial by the objective's strategy-chosen value (facts §5.7).
 
     Ties keep the earlier trial; a value that is not a number makes that trial "best" without
@@ -118,7 +119,7 @@ def find_optimal(experiment: Experiment, trials: list[Trial]) -> tuple[Trial | N
     best: float | None = None
     if objective is None:
         return None, None
-    for trial in ordered(trials):
+    for trial in trials if in_order else ordered(trials):
         text = objective_value(objective, trial.status.observation)
         if text is None:
             continue
@@ -142,9 +143,10 @@ _state_of_version = VersionMemo(classify)
 
 def summarize(experiment: Experiment, trials: list[Trial]) -> TrialSummary:
     summary = TrialSummary(total=len(trials))
-    for trial in ordered(trials):
+    trials = ordered(trials)
+    for trial in trials:
         summary.lists[_state_of_version(trial)].append(trial.metadata.name)
-    best_trial, best = find_optimal(experiment, trials)
+    best_trial, best = find_optimal(experiment, trials, in_order=True)
     summary.best_value = best
     if best_trial is not None:
         summary.optimal = OptimalTrial(

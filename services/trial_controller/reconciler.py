@@ -230,7 +230,10 @@ class TrialReconciler:
             job = self.runtime.job_status(key.namespace, key.name)
             changed |= flip_to_false(conds, RUNNING, now)
         shipped = None
-        if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
+        if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED) and \
+                (not trial_is_completed(trial) or has_condition(conds, KILLED)):
+            # Shipping comes before the final status is written, so a completed trial's spool is
+            # gone already -- except a Killed one's, whose job ended after the mark.
             shipped = self._ship_spool(key)
 
         early_stopped = has_condition(conds, EARLY_STOPPED)
