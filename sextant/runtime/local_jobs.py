@@ -69,7 +69,8 @@ def trial_log_archive(data_dir: Path) -> Path:
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 with microseconds, like the wrappers' completion times (job time = difference)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def pod_specs(run_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
