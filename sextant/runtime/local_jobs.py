@@ -5,9 +5,21 @@ such as TFJob / PyTorchJob replica specs), picks the primary container (by name,
 first), and runs its ``command + args`` with its ``env`` and ``workingDir`` as a detached
 process, without a shell. The container image is recorded and otherwise ignored.
 
-The process actually started is ``python -m services.metrics_collector --job-dir DIR
-<collector args> -- <command>``: the collector runs the trial, copies its output to the job's
-log, reports metrics, and writes ``exit.json`` when everything is done. State per job::
+The process actually started is a wrapper that outlives a restart of the controller and
+records the exit code, which only a parent can learn:
+
+* ``sextant-jobwrap EXIT_JSON -- <command>`` (``jobwrap.c``, compiled on first use, see
+  ``native.py``) when every metric can be read after the job ends -- StdOut, File, Push or None
+  collectors without early-stopping rules, as Katib's sidecar reads them. It only waits and
+  writes ``exit.json`` (``"collected": false``); the first ``status`` look after that parses
+  the output log or metrics file into the spool (``services.metrics_collector.finished``) and
+  marks the record collected. About a millisecond of CPU per trial.
+* ``python -m services.metrics_collector --job-dir DIR <collector args> -- <command>``
+  otherwise (TensorFlowEvent, PrometheusMetric, Custom, early stopping, or no C compiler): the
+  collector runs the trial, copies its output to the job's log, collects while it runs, and
+  writes ``exit.json`` when everything is done.
+
+State per job::
 
     jobs/<ns>/<trial>/job.json     what was started: pid + start time, argv, image, cwd
     jobs/<ns>/<trial>/output.log   the trial's stdout+stderr (and the collector's own lines)
