@@ -1,7 +1,18 @@
-"""DB manager benchmark: ReportObservationLog rows/s and GetObservationLog latency, over gRPC.
+"""DB manager benchmark: ReportObservationLog rows/s and GetObservationLog latency, over gRPC;
+with ``--rpc-cpu``, the DB manager's CPU per call by method.
 
     .venv/bin/python -m bench.db_manager_bench --backend sqlite
     .venv/bin/python -m bench.db_manager_bench --backend mariadb --rows 1000000
+    .venv/bin/python -m bench.db_manager_bench --backend sqlite --rpc-cpu --calls 400
+
+``--rpc-cpu`` starts the DB manager as its own process (``python -m services.db_manager``), keeps
+nine Watch streams open (three per kind on Experiment, Suggestion and Trial, as the three
+controllers' informers do) and drives each call of the e2e mix ``--calls`` times: Create,
+Get and UpdateStatus of a Trial, Get/UpdateStatus/Update of a Suggestion holding 250
+assignments, Get/UpdateStatus of an Experiment whose status lists 250 trials, and
+ReportObservationLog + GetObservationLog of three logs. It reads the server's CPU time from
+/proc before and after each phase (after every watcher has received the phase's last change),
+so the figure includes streaming each change to its watchers; the client's CPU is not counted.
 
 Each run uses a fresh database (SQLite in a temp dir; ``sextant_bench_<hex>`` on the server,
 dropped afterwards) and an in-process DB manager on a loopback port, called through a real
@@ -12,20 +23,33 @@ is set-up, not measured).
 from __future__ import annotations
 
 import argparse
+import copy
+import json
+import os
 import secrets
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import grpc
 import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.db_manager.app import DBManagerApp
 from services.db_manager.database import Database, migrate
 from services.db_manager.schema import observation_logs
-from sextant.api import api_pb2, api_pb2_grpc
+from sextant.api import api_pb2, api_pb2_grpc, store_pb2, store_pb2_grpc
 from sextant.config import ServerSettings
+from sextant.store.codec import doc_from_proto, proto_from_doc
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ADMIN = {"mariadb": "mysql+mysqldb://root@127.0.0.1:3306/?charset=utf8mb4",
          "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"}
@@ -92,6 +116,250 @@ def bench_get(stub, trials: int, queries: int, metric: str) -> list[float]:
     return latencies
 
 
+# -- --rpc-cpu ----------------------------------------------------------------------------------
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process (its own threads), from /proc/<pid>/stat."""
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    f = raw[raw.rfind(")") + 2:].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+OWNER = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "bench", "uid": "", "controller": True}
+
+
+def experiment_doc(trials: int) -> dict:
+    names = [f"bench-{i:08x}" for i in range(trials)]
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment",
+        "metadata": {"name": "bench", "namespace": "bench"},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "score"},
+            "algorithm": {"algorithmName": "random"},
+            "parallelTrialCount": 20, "maxTrialCount": 500, "maxFailedTrialCount": 500,
+            "parameters": [{"name": "x", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}],
+            "trialTemplate": {
+                "retain": True, "primaryContainerName": "main",
+                "trialParameters": [{"name": "x", "reference": "x"}],
+                "trialSpec": {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+                    "containers": [{"name": "main", "image": "none", "command": ["/bin/echo", "score=${trialParameters.x}"]}],
+                    "restartPolicy": "Never"}}}},
+            },
+        },
+        "status": {
+            "startTime": "2024-01-01T00:00:00Z",
+            "conditions": [{"type": "Created", "status": "True", "reason": "ExperimentCreated",
+                            "message": "Experiment is created", "lastUpdateTime": "2024-01-01T00:00:00Z",
+                            "lastTransitionTime": "2024-01-01T00:00:00Z"},
+                           {"type": "Running", "status": "True", "reason": "ExperimentRunning",
+                            "message": "Experiment is running", "lastUpdateTime": "2024-01-01T00:00:00Z",
+                            "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+            "currentOptimalTrial": {"bestTrialName": names[0],
+                                    "parameterAssignments": [{"name": "x", "value": "0.99"}],
+                                    "observation": {"metrics": [{"name": "score", "min": "0.99", "max": "0.99",
+                                                                 "latest": "0.99"}]}},
+            "succeededTrialList": names[:-20], "runningTrialList": names[-20:],
+            "trials": trials, "trialsSucceeded": trials - 20, "trialsRunning": 20,
+        },
+    }
+
+
+def suggestion_doc(assignments: int, owner_uid: str) -> dict:
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion",
+        "metadata": {"name": "bench", "namespace": "bench",
+                     "labels": {"katib.kubeflow.org/experiment": "bench"},
+                     "ownerReferences": [{**OWNER, "uid": owner_uid}]},
+        "spec": {"algorithm": {"algorithmName": "random"}, "requests": assignments},
+        "status": {
+            "suggestionCount": assignments,
+            "suggestions": [{"name": f"bench-{i:08x}", "parameterAssignments": [{"name": "x", "value": f"0.{i:06d}"}],
+                             "labels": {"katib.kubeflow.org/experiment": "bench"}} for i in range(assignments)],
+            "startTime": "2024-01-01T00:00:00Z",
+            "conditions": [{"type": "Created", "status": "True", "reason": "SuggestionCreated",
+                            "message": "Suggestion is created", "lastUpdateTime": "2024-01-01T00:00:00Z",
+                            "lastTransitionTime": "2024-01-01T00:00:00Z"},
+                           {"type": "Running", "status": "True", "reason": "SuggestionRunning",
+                            "message": "Suggestion is running", "lastUpdateTime": "2024-01-01T00:00:00Z",
+                            "lastTransitionTime": "2024-01-01T00:00:00Z"}],
+        },
+    }
+
+
+def trial_doc(name: str, owner_uid: str) -> dict:
+    return {
+        "apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+        "metadata": {"name": name, "namespace": "bench",
+                     "labels": {"katib.kubeflow.org/experiment": "bench"},
+                     "ownerReferences": [{**OWNER, "uid": owner_uid}]},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "score", "metricStrategies": [
+                {"name": "score", "value": "max"}]},
+            "parameterAssignments": [{"name": "x", "value": "0.5"}],
+            "runSpec": {"apiVersion": "batch/v1", "kind": "Job",
+                        "metadata": {"name": name, "namespace": "bench"},
+                        "spec": {"template": {"spec": {"containers": [
+                            {"name": "main", "image": "none", "command": ["/bin/echo", "score=0.5"]}],
+                            "restartPolicy": "Never"}}}},
+            "primaryContainerName": "main",
+            "metricsCollector": {"collector": {"kind": "StdOut"}},
+        },
+    }
+
+
+def condition(kind: str, i: int) -> dict:
+    stamp_ = (datetime(2024, 1, 1) + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "Running", "status": "True", "reason": f"{kind}Running", "message": f"{kind} is running",
+            "lastUpdateTime": stamp_, "lastTransitionTime": stamp_}
+
+
+class Watchers:
+    """Watch streams drained by threads; each remembers the highest version it received."""
+
+    def __init__(self, stub, kinds: list[str], per_kind: int, since: int):
+        self.seen: dict[int, int] = {}
+        self.calls = []
+        self.kind_of: dict[int, str] = {}
+        for kind in kinds:
+            for _ in range(per_kind):
+                i = len(self.calls)
+                call = stub.Watch(store_pb2.WatchRequest(kind=kind, namespace="bench", since_resource_version=since))
+                self.calls.append(call)
+                self.seen[i] = since
+                self.kind_of[i] = kind
+                threading.Thread(target=self._drain, args=(i, call), daemon=True).start()
+
+    def _drain(self, i: int, call) -> None:
+        try:
+            for event in call:
+                if event.type != store_pb2.WatchEvent.BOOKMARK:
+                    self.seen[i] = event.resource_version
+        except grpc.RpcError:
+            pass
+
+    def wait(self, kind: str, version: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while any(self.seen[i] < version for i, k in self.kind_of.items() if k == kind):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"watchers of {kind} did not reach version {version}")
+            time.sleep(0.002)
+
+    def close(self) -> None:
+        for call in self.calls:
+            call.cancel()
+
+
+def rpc_cpu(backend: str, calls: int, assignments: int) -> dict:
+    url, drop = fresh_database(backend)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = tempfile.mkdtemp(prefix="sextant-rpc-cpu-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
+    env.update(PYTHONPATH=str(ROOT), SEXTANT_LOG_LEVEL="WARNING", SEXTANT_DB_URL=url)
+    server = subprocess.Popen([sys.executable, "-m", "services.db_manager", "--port", str(port), "--data-dir", tmp],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/db_manager.log", "wb"),
+                              start_new_session=True)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)])
+    try:
+        grpc.channel_ready_future(channel).result(timeout=60)
+        stub = store_pb2_grpc.ResourceStoreStub(channel)
+        obs = api_pb2_grpc.DBManagerStub(channel)
+        # Set-up (not measured): the experiment, its suggestion, a trial to read and update.
+        exp = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(experiment_doc(assignments)))))
+        exp = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(resource=proto_from_doc(
+            {**exp, "status": experiment_doc(assignments)["status"]}))))
+        uid = exp["metadata"]["uid"]
+        sug = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(suggestion_doc(assignments, uid)))))
+        sug = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(resource=proto_from_doc(
+            {**sug, "status": suggestion_doc(assignments, uid)["status"]}))))
+        trial = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(trial_doc("bench-t", uid)))))
+        version = trial["metadata"]["resourceVersion"]
+        watchers = Watchers(stub, ["Experiment", "Suggestion", "Trial"], 3, int(version))
+        time.sleep(0.5)
+        docs = {"Experiment": exp, "Suggestion": sug, "Trial": trial}
+        results: dict[str, float] = {}
+
+        def phase(label: str, kind: str | None, one) -> None:
+            time.sleep(0.2)  # let the previous phase's stragglers settle
+            before = process_cpu(server.pid)
+            last = 0
+            for i in range(calls):
+                last = one(i) or last
+            if kind:
+                watchers.wait(kind, last)
+            results[label] = round((process_cpu(server.pid) - before) / calls * 1000, 2)
+
+        def get(kind):
+            def one(_i):
+                stub.Get(store_pb2.GetRequest(kind=kind, namespace="bench", name=docs[kind]["metadata"]["name"]))
+            return one
+
+        def update_status(kind):
+            def one(i):
+                doc = docs[kind]
+                status = copy.deepcopy(doc["status"])
+                status["conditions"][-1] = condition(kind, i + 1)
+                out = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(
+                    resource=proto_from_doc({**doc, "status": status}))))
+                docs[kind] = out
+                return int(out["metadata"]["resourceVersion"])
+            return one
+
+        def update_suggestion_spec(i):
+            doc = docs["Suggestion"]
+            out = doc_from_proto(stub.Update(store_pb2.UpdateRequest(resource=proto_from_doc(
+                {**doc, "spec": {**doc["spec"], "requests": assignments + i + 1}}))))
+            docs["Suggestion"] = out
+            return int(out["metadata"]["resourceVersion"])
+
+        def create_trial(i):
+            out = stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(trial_doc(f"bench-{i:06d}", uid))))
+            return out.metadata.resource_version
+
+        trial_conditions = [condition("Trial", 0)]
+        docs["Trial"] = {**docs["Trial"], "status": {"startTime": "2024-01-01T00:00:00Z",
+                                                     "conditions": trial_conditions}}
+
+        def report(i):
+            obs.ReportObservationLog(api_pb2.ReportObservationLogRequest(
+                trial_name=f"bench-{i:06d}", observation_log=api_pb2.ObservationLog(metric_logs=[
+                    api_pb2.MetricLog(time_stamp=stamp(j), metric=api_pb2.Metric(name="score", value=f"0.{j}"))
+                    for j in range(3)])))
+
+        def get_logs(i):
+            reply = obs.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=f"bench-{i:06d}"))
+            assert len(reply.observation_log.metric_logs) == 3
+
+        health = health_pb2_grpc.HealthStub(channel)
+        phase("Health.Check (gRPC floor)", None, lambda _i: health.Check(health_pb2.HealthCheckRequest()))
+        phase("Create Trial", "Trial", create_trial)
+        phase("Get Trial", None, get("Trial"))
+        phase("UpdateStatus Trial", "Trial", update_status("Trial"))
+        phase("Get Suggestion", None, get("Suggestion"))
+        phase("UpdateStatus Suggestion", "Suggestion", update_status("Suggestion"))
+        phase("Update Suggestion", "Suggestion", update_suggestion_spec)
+        phase("Get Experiment", None, get("Experiment"))
+        phase("UpdateStatus Experiment", "Experiment", update_status("Experiment"))
+        phase("ReportObservationLog", None, report)
+        phase("GetObservationLog", None, get_logs)
+        idle_before = process_cpu(server.pid)
+        time.sleep(2)
+        results["idle per s (9 watches)"] = round((process_cpu(server.pid) - idle_before) / 2 * 1000, 2)
+        watchers.close()
+        return {"backend": backend, "calls_per_phase": calls, "assignments": assignments,
+                "cpu_ms_per_call": results, "load": os.getloadavg()[0]}
+    finally:
+        channel.close()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+        drop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "mariadb", "postgresql"], default="sqlite")
@@ -99,7 +367,14 @@ def main() -> None:
     parser.add_argument("--per-trial", type=int, default=100, help="rows per trial in the read test")
     parser.add_argument("--write-rows", type=int, default=100_000, help="rows written per batch size")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--rpc-cpu", action="store_true", help="measure the server's CPU per call instead")
+    parser.add_argument("--calls", type=int, default=400, help="--rpc-cpu: calls per method")
+    parser.add_argument("--assignments", type=int, default=250,
+                        help="--rpc-cpu: assignments in the Suggestion, trials in the Experiment's lists")
     args = parser.parse_args()
+    if args.rpc_cpu:
+        print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments)))
+        return
     url, drop = fresh_database(args.backend)
     db = Database(url)
     try:
