@@ -1,4 +1,10 @@
-"""In-process wake-up for watchers: writers in this process announce each committed version.
+"""In-process wake-up for watchers: writers in this process announce each committed version,
+with the kinds it changed.
+
+A watcher of one kind sleeps until a change of that kind (or any change, for a watcher of every
+kind) is announced: waking every watcher on every change costs a thread wake-up and a pass
+through the watch loop per watcher, and most watchers watch another kind. A watcher that slept
+through other kinds' changes simply skips them at its next wake-up (the version only grows).
 
 Watchers also poll the change log, so changes committed by another process (a second DB
 manager on the same database, a migration) still arrive, only a poll interval later.
@@ -7,34 +13,56 @@ manager on the same database, a migration) still arrive, only a poll interval la
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 
 class ChangeNotifier:
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        self._every_kind = threading.Condition(self._lock)
+        self._by_kind: dict[str, threading.Condition] = {}
         self._version = 0
         self._closed = False
 
-    def notify(self, version: int) -> None:
-        with self._cond:
+    def notify(self, version: int, kinds: Iterable[str] | None = None) -> None:
+        """Announces ``version``; wakes the watchers of ``kinds`` (None: every watcher)."""
+        with self._lock:
             if version > self._version:
                 self._version = version
-            self._cond.notify_all()
+            if kinds is None:
+                for cond in self._by_kind.values():
+                    cond.notify_all()
+            else:
+                for kind in set(kinds):
+                    cond = self._by_kind.get(kind)
+                    if cond is not None:
+                        cond.notify_all()
+            self._every_kind.notify_all()
 
     @property
     def version(self) -> int:
         """The highest version announced so far."""
-        with self._cond:
+        with self._lock:
             return self._version
 
-    def wait(self, after: int, timeout: float) -> int:
-        """Blocks until a version above ``after`` is announced or ``timeout`` passes."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._version > after or self._closed, timeout)
+    def wait(self, after: int, timeout: float, kind: str = "") -> int:
+        """Blocks until a version above ``after`` is announced with a change of ``kind`` (any
+        kind if empty), or ``timeout`` passes. Returns at once if the version is already past
+        ``after``."""
+        with self._lock:
+            if kind:
+                cond = self._by_kind.get(kind)
+                if cond is None:
+                    cond = self._by_kind[kind] = threading.Condition(self._lock)
+            else:
+                cond = self._every_kind
+            cond.wait_for(lambda: self._version > after or self._closed, timeout)
             return self._version
 
     def close(self) -> None:
         """Wakes every waiter (server shutdown)."""
-        with self._cond:
+        with self._lock:
             self._closed = True
-            self._cond.notify_all()
+            self._every_kind.notify_all()
+            for cond in self._by_kind.values():
+                cond.notify_all()

@@ -5,13 +5,24 @@ Documents are dicts in Katib's JSON shape (see ``sextant.store.codec``). Every w
 one transaction that first locks the ``store_state`` row and takes the next version(s) from it,
 so versions are dense, commits happen in version order, and a stale write is detected under
 the lock (nothing overwritten).
+
+Cost per call: every resource this process read or wrote is kept decoded in an LRU cache
+(``Stored``: the document, its spec/status JSON text as stored, and its wire form built once).
+Several DB managers may share one database, so a cached resource is never trusted blindly:
+each read and each write first selects the row's ``resource_version`` (a small indexed query)
+and uses the cached copy only if it is that version. Versions are store-wide and never reused,
+so the same version means the same content. Writes validate only what changed (see
+``normalize.py``), encode the new status once and reuse that text for the column, the change
+log, the reply and every watcher.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,24 +32,45 @@ from pydantic import BaseModel
 
 from services.db_manager.database import Database
 from services.db_manager.names import kind_errors, label_errors, name_errors, namespace_errors
+from services.db_manager.normalize import normalize_status
 from services.db_manager.notifier import ChangeNotifier
 from services.db_manager.observations import delete_logs
 from services.db_manager.schema import resource_events as E
 from services.db_manager.schema import resources as R
 from services.db_manager.schema import store_state as S
 from services.db_manager.timefmt import format_rfc3339
+from sextant.api import store_pb2
 from sextant.resources import admit_experiment
-from sextant.resources.models import Experiment, to_doc
-from sextant.store.codec import model_from_doc, parse_version
+from sextant.resources.models import to_doc
+from sextant.store.codec import dumps_canonical, model_from_doc, parse_version, proto_from_doc
 from sextant.store.interface import AlreadyExists, Conflict, Invalid, NotFound
 
 DEFAULT_HISTORY = 10_000  # change-log entries kept for watches that resume
 RECENT = 4096  # change-log entries this process wrote, kept in memory for its watchers
+# Of those, the newest keep their decoded document and wire form, so each change is encoded
+# once for all watchers; older ones (a watcher that fell far behind) are decoded from the
+# snapshot text. Bounded because a large Suggestion's document is big.
+RECENT_DECODED = 256
 PRUNE_EVERY = 64
+CACHE_SIZE = 2048  # resources kept decoded (LRU)
 
+_dumps = dumps_canonical
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+# Statements built once: building and cache-keying a SQLAlchemy statement on every call costs
+# more than running it.
+_KEY = (R.c.kind == sa.bindparam("kind"), R.c.namespace == sa.bindparam("namespace"),
+        R.c.name == sa.bindparam("name"))
+_VERSION_BY_KEY = sa.select(R.c.id, R.c.resource_version).where(*_KEY)
+_VERSION_BY_KEY_LOCKED = _VERSION_BY_KEY.with_for_update()
+_ROW_BY_KEY = sa.select(R).where(*_KEY)
+_ROW_BY_ID = sa.select(R).where(R.c.id == sa.bindparam("row_id"))
+_UPDATE_ROW = R.update().where(R.c.id == sa.bindparam("row_id"))
+_INSERT_ROW = R.insert()
+_INSERT_EVENTS = E.insert()
+_LOCK = sa.select(S.c.resource_version).where(S.c.id == 1).with_for_update()
+_VERSION = sa.select(S.c.resource_version).where(S.c.id == 1)
+_STATE = sa.select(S.c.resource_version, S.c.compacted_version).where(S.c.id == 1)
+_SET_VERSION = S.update().where(S.c.id == 1)
 
 
 @dataclass(frozen=True)
@@ -48,7 +80,71 @@ class Change:
     doc: dict[str, Any]
 
 
-def _row_doc(row: Any, version: int | None = None) -> dict[str, Any]:
+class Stored:
+    """One resource at one version, shared by every thread and never mutated.
+
+    ``head`` is apiVersion, kind and metadata; spec and status are kept as the JSON text of
+    their columns (which is also their wire form) and decoded only when a write needs them.
+    """
+
+    __slots__ = ("id", "head", "spec_json", "status_json", "version", "_doc", "_resource")
+
+    def __init__(self, row_id: int, head: dict[str, Any], spec_json: str, status_json: str,
+                 doc: dict[str, Any] | None = None):
+        self.id = row_id
+        self.head = head
+        self.spec_json = spec_json
+        self.status_json = status_json
+        self.version = int(head["metadata"]["resourceVersion"])
+        self._doc = doc
+        self._resource: store_pb2.Resource | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        meta = self.head["metadata"]
+        return self.head["kind"], meta["namespace"], meta["name"]
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The decoded document (shared: do not modify it)."""
+        if self._doc is None:
+            self._doc = {**self.head, "spec": json.loads(self.spec_json), "status": json.loads(self.status_json)}
+        return self._doc
+
+    def fresh(self) -> dict[str, Any]:
+        """A private copy of the document, for callers that may modify it."""
+        return {"apiVersion": self.head["apiVersion"], "kind": self.head["kind"],
+                "metadata": copy.deepcopy(self.head["metadata"]),
+                "spec": json.loads(self.spec_json), "status": json.loads(self.status_json)}
+
+    def resource(self) -> store_pb2.Resource:
+        """The wire form, built once (gRPC only serializes it, so it can be shared)."""
+        if self._resource is None:
+            self._resource = proto_from_doc(self.head, spec_json=self.spec_json, status_json=self.status_json)
+        return self._resource
+
+    def snapshot(self) -> str:
+        """``_dumps(doc)``, assembled around the spec and status text instead of re-encoding them."""
+        h = self.head
+        return (f'{{"apiVersion":{_dumps(h["apiVersion"])},"kind":{_dumps(h["kind"])},'
+                f'"metadata":{_dumps(h["metadata"])},"spec":{self.spec_json},"status":{self.status_json}}}')
+
+
+class Recorded:
+    """A change this process committed, as its watchers read it from memory."""
+
+    __slots__ = ("resource_version", "type", "kind", "namespace", "snapshot", "stored", "event")
+
+    def __init__(self, change_type: str, stored: Stored, snapshot: str):
+        self.resource_version = stored.version
+        self.type = change_type
+        self.kind, self.namespace, _ = stored.key
+        self.snapshot = snapshot
+        self.stored: Stored | None = stored  # dropped once the change is RECENT_DECODED old
+        self.event: Any = None  # the watch event, built by the first watcher that sends it
+
+
+def _head(row: Any, version: int | None = None) -> dict[str, Any]:
     return {
         "apiVersion": row.api_version,
         "kind": row.kind,
@@ -63,9 +159,11 @@ def _row_doc(row: Any, version: int | None = None) -> dict[str, Any]:
             "ownerReferences": json.loads(row.owner_references),
             "creationTimestamp": row.creation_timestamp,
         },
-        "spec": json.loads(row.spec),
-        "status": json.loads(row.status),
     }
+
+
+def _from_row(row: Any, version: int | None = None) -> Stored:
+    return Stored(row.id, _head(row, version), row.spec, row.status)
 
 
 def _meta(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,49 +198,104 @@ def _normalize(doc: dict[str, Any], old: BaseModel | None = None) -> BaseModel:
     return model_from_doc(doc)
 
 
+class _Cache:
+    """Decoded resources by (kind, namespace, name), least recently used dropped first."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str, str], Stored] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> Stored | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, stored: Stored) -> None:
+        if self.size <= 0:
+            return
+        key = stored.key
+        with self._lock:
+            old = self._entries.get(key)
+            if old is not None and old.version > stored.version:
+                return  # a reader that raced a writer: keep the newer one
+            self._entries[key] = stored
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+
+    def drop(self, key: tuple[str, str, str]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
 class SqlResourceStore:
     def __init__(self, db: Database, notifier: ChangeNotifier | None = None,
-                 history: int = DEFAULT_HISTORY):
+                 history: int = DEFAULT_HISTORY, cache_size: int = CACHE_SIZE):
         self.db = db
         self.notifier = notifier or ChangeNotifier()
         self.history = max(1, history)
+        self._cache = _Cache(cache_size)
         # The changes this process committed, by version: every open watch reads each change,
         # and serving them from memory saves a query (and a JSON decode of the row) per watch
         # per change. A version missing here (written by another DB manager on the same
         # database, or not yet remembered) sends the reader to the table.
-        self._recent: dict[int, tuple[str, str, str, str]] = {}
+        self._recent: dict[int, Recorded] = {}
         self._recent_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------------------------
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
-        namespace = namespace or "default"
+        return self.read(kind, namespace, name).fresh()
+
+    def read(self, kind: str, namespace: str, name: str) -> Stored:
+        """The stored resource (shared: do not modify its document)."""
+        params = {"kind": kind, "namespace": namespace or "default", "name": name}
+        key = (kind, params["namespace"], name)
+        cached = self._cache.get(key)
         with self.db.read() as conn:
-            row = conn.execute(sa.select(R).where(R.c.kind == kind, R.c.namespace == namespace,
-                                                  R.c.name == name)).first()
+            row = None
+            if cached is not None:
+                current = conn.execute(_VERSION_BY_KEY, params).first()
+                if current is not None and current.resource_version == cached.version:
+                    return cached
+                if current is not None:  # changed since: read it again
+                    row = conn.execute(_ROW_BY_KEY, params).first()
+            else:
+                row = conn.execute(_ROW_BY_KEY, params).first()
         if row is None:
-            raise NotFound(f"{kind} {namespace}/{name} not found")
-        return _row_doc(row)
+            self._cache.drop(key)
+            raise NotFound(f"{kind} {key[1]}/{name} not found")
+        stored = _from_row(row)
+        self._cache.put(stored)
+        return stored
 
     def list(self, kind: str, namespace: str = "",
              labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+        items, version = self.list_stored(kind, namespace, labels)
+        return [s.fresh() for s in items], version
+
+    def list_stored(self, kind: str, namespace: str = "",
+                    labels: Mapping[str, str] | None = None) -> tuple[list[Stored], int]:
         with self.db.read() as conn:
             # The version is read first: a change that lands in between shows up in the list
             # and again in a watch from this version, which consumers treat as idempotent.
-            version = conn.execute(sa.select(S.c.resource_version).where(S.c.id == 1)).scalar_one()
+            version = conn.execute(_VERSION).scalar_one()
             query = sa.select(R)
             if kind:
                 query = query.where(R.c.kind == kind)
             if namespace:
                 query = query.where(R.c.namespace == namespace)
             rows = conn.execute(query.order_by(R.c.namespace, R.c.name)).all()
-        docs = [_row_doc(r) for r in rows]
+        items = [_from_row(r) for r in rows]
         if labels:
-            docs = [d for d in docs if all(d["metadata"]["labels"].get(k) == v for k, v in labels.items())]
-        return docs, version
+            items = [s for s in items
+                     if all(s.head["metadata"]["labels"].get(k) == v for k, v in labels.items())]
+        return items, version
 
-    def recent_changes(self, after: int, upto: int, kind: str = "",
-                       namespace: str = "") -> list[Change] | None:
+    def recent(self, after: int, upto: int, kind: str = "", namespace: str = "") -> list[Recorded] | None:
         """Changes (after, upto] from memory, or None if any of them is not there."""
         if upto - after > RECENT:
             return None
@@ -150,15 +303,25 @@ class SqlResourceStore:
             entries = [self._recent.get(v) for v in range(after + 1, upto + 1)]
         if any(e is None for e in entries):
             return None
-        return [Change(after + 1 + i, t, json.loads(snapshot))
-                for i, (t, k, ns, snapshot) in enumerate(entries)  # type: ignore[misc]
-                if (not kind or k == kind) and (not namespace or ns == namespace)]
+        return [e for e in entries  # type: ignore[misc]
+                if (not kind or e.kind == kind) and (not namespace or e.namespace == namespace)]
 
-    def _remember(self, rows: list[dict[str, Any]]) -> None:
+    def recent_changes(self, after: int, upto: int, kind: str = "",
+                       namespace: str = "") -> list[Change] | None:
+        """Changes (after, upto] from memory as documents, or None if any of them is not there."""
+        entries = self.recent(after, upto, kind, namespace)
+        if entries is None:
+            return None
+        return [Change(e.resource_version, e.type, json.loads(e.snapshot)) for e in entries]
+
+    def _remember(self, recorded: list[Recorded]) -> None:
         with self._recent_lock:
-            for r in rows:
-                self._recent[r["resource_version"]] = (r["type"], r["kind"], r["namespace"], r["snapshot"])
-            top = rows[-1]["resource_version"]
+            for r in recorded:
+                self._recent[r.resource_version] = r
+                old = self._recent.get(r.resource_version - RECENT_DECODED)
+                if old is not None:
+                    old.stored = old.event = None  # watchers that far behind decode the snapshot
+            top = recorded[-1].resource_version
             if len(self._recent) > RECENT:
                 for v in [v for v in self._recent if v <= top - RECENT]:
                     del self._recent[v]
@@ -166,8 +329,7 @@ class SqlResourceStore:
     def state(self) -> tuple[int, int]:
         """(current version, compacted version)."""
         with self.db.read() as conn:
-            row = conn.execute(sa.select(S.c.resource_version, S.c.compacted_version)
-                               .where(S.c.id == 1)).one()
+            row = conn.execute(_STATE).one()
         return row.resource_version, row.compacted_version
 
     def changes(self, after: int, upto: int, kind: str = "", namespace: str = "",
@@ -184,11 +346,15 @@ class SqlResourceStore:
     # -- writes --------------------------------------------------------------------------------
 
     def create(self, doc: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        if dry_run:
+            return self._admit_new(doc)
+        return self.create_stored(doc).fresh()
+
+    def _admit_new(self, doc: dict[str, Any]) -> dict[str, Any]:
         kind, namespace, name = _identity(doc)
-        model = _normalize(doc)
-        clean = to_doc(model)
+        clean = to_doc(_normalize(doc))
         meta = _meta(doc)
-        out = {
+        return {
             "apiVersion": clean.get("apiVersion") or doc.get("apiVersion") or "",
             "kind": kind,
             "metadata": {
@@ -202,71 +368,105 @@ class SqlResourceStore:
             "spec": clean.get("spec", {}),
             "status": clean.get("status", {}),
         }
-        if dry_run:
-            return out
+
+    def create_stored(self, doc: dict[str, Any]) -> Stored:
+        out = self._admit_new(doc)
+        meta = out["metadata"]
+        kind, namespace, name = out["kind"], meta["namespace"], meta["name"]
+        spec_json, status_json = _dumps(out["spec"]), _dumps(out["status"])
         with self.db.write() as conn:
             version = self._lock(conn) + 1
-            exists = conn.execute(sa.select(R.c.id).where(R.c.kind == kind, R.c.namespace == namespace,
-                                                          R.c.name == name)).first()
+            exists = conn.execute(_VERSION_BY_KEY, {"kind": kind, "namespace": namespace, "name": name}).first()
             if exists:
                 raise AlreadyExists(f"{kind} {namespace}/{name} already exists")
-            out["metadata"]["uid"] = str(uuid.uuid4())
-            out["metadata"]["resourceVersion"] = str(version)
-            conn.execute(R.insert().values(**self._columns(out), kind=kind, namespace=namespace, name=name,
-                                           uid=out["metadata"]["uid"],
-                                           creation_timestamp=out["metadata"]["creationTimestamp"]))
-            recorded = self._record(conn, [Change(version, "ADDED", out)])
-        self._remember(recorded)
-        self.notifier.notify(version)
-        return out
+            meta["uid"] = str(uuid.uuid4())
+            meta["resourceVersion"] = str(version)
+            row_id = conn.execute(_INSERT_ROW, {
+                **self._meta_columns(meta), "api_version": out["apiVersion"], "resource_version": version,
+                "spec": spec_json, "status": status_json, "kind": kind, "namespace": namespace, "name": name,
+                "uid": meta["uid"], "creation_timestamp": meta["creationTimestamp"],
+            }).inserted_primary_key[0]
+            head = {"apiVersion": out["apiVersion"], "kind": kind, "metadata": meta}
+            stored = Stored(row_id, head, spec_json, status_json, doc=out)
+            recorded = self._record(conn, [("ADDED", stored)])
+        self._committed(recorded)
+        return stored
 
     def update(self, doc: dict[str, Any]) -> dict[str, Any]:
-        return self._modify(doc, status_only=False)
+        return self.update_stored(doc).fresh()
 
     def update_status(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return self.update_status_stored(doc).fresh()
+
+    def update_stored(self, doc: dict[str, Any]) -> Stored:
+        return self._modify(doc, status_only=False)
+
+    def update_status_stored(self, doc: dict[str, Any]) -> Stored:
         return self._modify(doc, status_only=True)
 
-    def _modify(self, doc: dict[str, Any], *, status_only: bool) -> dict[str, Any]:
+    def _modify(self, doc: dict[str, Any], *, status_only: bool) -> Stored:
         kind, namespace, name = _identity(doc)
-        expected = parse_version(_meta(doc).get("resourceVersion"))
+        meta_in = _meta(doc)
+        expected = parse_version(meta_in.get("resourceVersion"))
         if not isinstance(doc.get("spec", {}), dict) or not isinstance(doc.get("status", {}), dict):
             raise Invalid(["spec and status must be objects"])
+        key = (kind, namespace, name)
         with self.db.write() as conn:
             current = self._lock(conn)
-            row = conn.execute(sa.select(R).where(R.c.kind == kind, R.c.namespace == namespace,
-                                                  R.c.name == name).with_for_update()).first()
+            row = conn.execute(_VERSION_BY_KEY_LOCKED, {"kind": kind, "namespace": namespace, "name": name}).first()
             if row is None:
+                self._cache.drop(key)
                 raise NotFound(f"{kind} {namespace}/{name} not found")
             if expected and expected != row.resource_version:
                 raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is "
                                f"{row.resource_version}, not {expected}; re-read and retry")
-            stored = _row_doc(row)
-            new = json.loads(json.dumps(stored))
-            if status_only:
-                candidate = {**stored, "status": doc.get("status") or {}}
-                new["status"] = to_doc(_normalize_status(candidate)).get("status", {})
-            else:
-                old_model = model_from_doc(stored) if kind == "Experiment" else None
-                candidate = {**doc, "metadata": {**_meta(doc), "namespace": namespace}, "status": stored["status"]}
-                clean = to_doc(_normalize(candidate, old=old_model))
-                meta = _meta(doc)
-                new["spec"] = clean.get("spec", {})
-                new["metadata"]["labels"] = dict(meta.get("labels") or {})
-                new["metadata"]["annotations"] = dict(meta.get("annotations") or {})
-                new["metadata"]["ownerReferences"] = clean.get("metadata", {}).get("ownerReferences", [])
-                if new["spec"] != stored["spec"]:
-                    new["metadata"]["generation"] = stored["metadata"]["generation"] + 1
-            if new == stored:
-                return stored  # nothing changed: no new version, no watch event
+            stored = self._cache.get(key)
+            if stored is None or stored.version != row.resource_version:
+                stored = _from_row(conn.execute(_ROW_BY_ID, {"row_id": row.id}).one())
+                self._cache.put(stored)
+            old = stored.doc
+            old_meta = old["metadata"]
             version = current + 1
-            new["metadata"]["resourceVersion"] = str(version)
-            conn.execute(R.update().where(R.c.id == row.id).values(**self._columns(new)))
-            recorded = self._record(conn, [Change(version, "MODIFIED", new)])
-        self._remember(recorded)
-        self.notifier.notify(version)
+            if status_only:
+                status = normalize_status(old, doc.get("status") or {})
+                if status == old["status"]:
+                    return stored  # nothing changed: no new version, no watch event
+                status_json = _dumps(status)
+                meta = {**old_meta, "resourceVersion": str(version)}
+                head = {**stored.head, "metadata": meta}
+                new = Stored(row.id, head, stored.spec_json, status_json,
+                             doc={**head, "spec": old["spec"], "status": status})
+                columns = {"resource_version": version, "status": status_json}
+            else:
+                old_model = model_from_doc(old) if kind == "Experiment" else None
+                # The status is not written here, and validating the spec does not depend on it.
+                candidate = {**doc, "metadata": {**meta_in, "namespace": namespace}, "status": {}}
+                clean = to_doc(_normalize(candidate, old=old_model))
+                spec = clean.get("spec", {})
+                labels = dict(meta_in.get("labels") or {})
+                annotations = dict(meta_in.get("annotations") or {})
+                owners = clean.get("metadata", {}).get("ownerReferences", [])
+                spec_changed = spec != old["spec"]
+                if (not spec_changed and labels == old_meta["labels"] and annotations == old_meta["annotations"]
+                        and owners == old_meta["ownerReferences"]):
+                    return stored  # nothing changed: no new version, no watch event
+                meta = {**old_meta, "labels": labels, "annotations": annotations, "ownerReferences": owners,
+                        "generation": old_meta["generation"] + (1 if spec_changed else 0),
+                        "resourceVersion": str(version)}
+                head = {**stored.head, "metadata": meta}
+                spec_json = _dumps(spec) if spec_changed else stored.spec_json
+                new = Stored(row.id, head, spec_json, stored.status_json,
+                             doc={**head, "spec": spec if spec_changed else old["spec"], "status": old["status"]})
+                columns = {**self._meta_columns(meta), "resource_version": version, "spec": spec_json}
+            conn.execute(_UPDATE_ROW, {"row_id": row.id, **columns})
+            recorded = self._record(conn, [("MODIFIED", new)])
+        self._committed(recorded)
         return new
 
     def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[dict[str, Any]]:
+        return [s.fresh() for s in self.delete_stored(kind, namespace, name, resource_version)]
+
+    def delete_stored(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Stored]:
         namespace = namespace or "default"
         errors = kind_errors(kind) + namespace_errors(namespace) + name_errors(name)
         if errors:
@@ -280,59 +480,55 @@ class SqlResourceStore:
             if resource_version and resource_version != root.resource_version:
                 raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is "
                                f"{root.resource_version}, not {resource_version}")
-            doomed = _with_dependents(root, rows)
-            changes = [Change(current + i + 1, "DELETED", _row_doc(r, current + i + 1))
-                       for i, r in enumerate(doomed)]
-            conn.execute(R.delete().where(R.c.id.in_([r.id for r in doomed])))
-            delete_logs(conn, [r.name for r in doomed if r.kind == "Trial"])
-            recorded = self._record(conn, changes)
-        self._remember(recorded)
-        self.notifier.notify(changes[-1].resource_version)
-        return [c.doc for c in changes]
+            doomed = [_from_row(r, current + i + 1) for i, r in enumerate(_with_dependents(root, rows))]
+            conn.execute(R.delete().where(R.c.id.in_([s.id for s in doomed])))
+            delete_logs(conn, [s.key[2] for s in doomed if s.key[0] == "Trial"])
+            recorded = self._record(conn, [("DELETED", s) for s in doomed])
+        for s in doomed:
+            self._cache.drop(s.key)
+        self._committed(recorded, cache=False)
+        return doomed
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _committed(self, recorded: list[Recorded], *, cache: bool = True) -> None:
+        """After the commit: cache the new versions, remember the changes, wake the watchers."""
+        if cache:
+            for r in recorded:
+                self._cache.put(r.stored)  # type: ignore[arg-type]
+        self._remember(recorded)
+        self.notifier.notify(recorded[-1].resource_version, {r.kind for r in recorded})
+
     def _lock(self, conn: sa.Connection) -> int:
         """Locks the version counter for this transaction and returns its value."""
-        return conn.execute(sa.select(S.c.resource_version).where(S.c.id == 1).with_for_update()).scalar_one()
+        return conn.execute(_LOCK).scalar_one()
 
-    def _record(self, conn: sa.Connection, changes: list[Change]) -> list[dict[str, Any]]:
-        top = changes[-1].resource_version
-        rows = [{"resource_version": c.resource_version, "type": c.type, "kind": c.doc["kind"],
-                 "namespace": c.doc["metadata"]["namespace"], "name": c.doc["metadata"]["name"],
-                 "snapshot": _dumps(c.doc)} for c in changes]
-        conn.execute(E.insert(), rows)
-        values: dict[str, Any] = {"resource_version": top}
-        first = changes[0].resource_version
+    def _record(self, conn: sa.Connection, changes: list[tuple[str, Stored]]) -> list[Recorded]:
+        recorded = [Recorded(change_type, stored, stored.snapshot()) for change_type, stored in changes]
+        conn.execute(_INSERT_EVENTS, [{"resource_version": r.resource_version, "type": r.type, "kind": r.kind,
+                                       "namespace": r.namespace, "name": s.key[2], "snapshot": r.snapshot}
+                                      for r, (_, s) in zip(recorded, changes, strict=True)])
+        top = recorded[-1].resource_version
+        first = recorded[0].resource_version
         if top - (first - 1) >= PRUNE_EVERY or top // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
             floor = top - self.history
             if floor > 0:
                 conn.execute(E.delete().where(E.c.resource_version <= floor))
-                values["compacted_version"] = sa.func.greatest(S.c.compacted_version, floor) \
+                compacted = sa.func.greatest(S.c.compacted_version, floor) \
                     if self.db.backend != "sqlite" else sa.func.max(S.c.compacted_version, floor)
-        conn.execute(S.update().where(S.c.id == 1).values(**values))
-        return rows
+                conn.execute(_SET_VERSION.values(resource_version=top, compacted_version=compacted))
+                return recorded
+        conn.execute(_SET_VERSION, {"resource_version": top})
+        return recorded
 
     @staticmethod
-    def _columns(doc: dict[str, Any]) -> dict[str, Any]:
-        meta = doc["metadata"]
+    def _meta_columns(meta: dict[str, Any]) -> dict[str, Any]:
         return {
-            "api_version": doc.get("apiVersion") or "",
-            "resource_version": int(meta["resourceVersion"]),
             "generation": meta["generation"],
             "labels": _dumps(meta["labels"]),
             "annotations": _dumps(meta["annotations"]),
             "owner_references": _dumps(meta["ownerReferences"]),
-            "spec": _dumps(doc["spec"]),
-            "status": _dumps(doc["status"]),
         }
-
-
-def _normalize_status(doc: dict[str, Any]) -> BaseModel:
-    # Status models tolerate unknown fields; the spec was validated when it was written.
-    if doc.get("kind") == "Experiment":
-        return Experiment.model_validate(doc)
-    return model_from_doc(doc)
 
 
 def _with_dependents(root: Any, rows: list[Any]) -> list[Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -10,7 +11,7 @@ import grpc
 
 from services.db_manager.errors import grpc_errors
 from services.db_manager.names import kind_errors, namespace_errors
-from services.db_manager.resource_store import SqlResourceStore
+from services.db_manager.resource_store import Change, Recorded, SqlResourceStore
 from sextant.api import store_pb2, store_pb2_grpc
 from sextant.store.codec import doc_from_proto, proto_from_doc
 from sextant.store.interface import Expired, Invalid
@@ -42,33 +43,38 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
             raise Invalid([f"resource: {size} bytes is larger than the limit of {self.max_resource_bytes}"])
         return doc_from_proto(resource)
 
+    # Replies are the stored resources' wire forms, built once per version and shared.
+
     def Create(self, request, context):
         with grpc_errors(context, "Create"):
-            return proto_from_doc(self.store.create(self._doc(request.resource), dry_run=request.dry_run))
+            doc = self._doc(request.resource)
+            if request.dry_run:
+                return proto_from_doc(self.store.create(doc, dry_run=True))
+            return self.store.create_stored(doc).resource()
 
     def Get(self, request, context):
         with grpc_errors(context, "Get"):
-            return proto_from_doc(self.store.get(request.kind, request.namespace, request.name))
+            return self.store.read(request.kind, request.namespace, request.name).resource()
 
     def List(self, request, context):
         with grpc_errors(context, "List"):
             _check_scope(request.kind, request.namespace)
-            docs, version = self.store.list(request.kind, request.namespace, dict(request.label_selector))
-            return store_pb2.ListResponse(items=[proto_from_doc(d) for d in docs], resource_version=version)
+            items, version = self.store.list_stored(request.kind, request.namespace, dict(request.label_selector))
+            return store_pb2.ListResponse(items=[s.resource() for s in items], resource_version=version)
 
     def Update(self, request, context):
         with grpc_errors(context, "Update"):
-            return proto_from_doc(self.store.update(self._doc(request.resource)))
+            return self.store.update_stored(self._doc(request.resource)).resource()
 
     def UpdateStatus(self, request, context):
         with grpc_errors(context, "UpdateStatus"):
-            return proto_from_doc(self.store.update_status(self._doc(request.resource)))
+            return self.store.update_status_stored(self._doc(request.resource)).resource()
 
     def Delete(self, request, context):
         with grpc_errors(context, "Delete"):
-            deleted = self.store.delete(request.kind, request.namespace, request.name,
-                                        request.resource_version)
-            return store_pb2.DeleteResponse(deleted=[proto_from_doc(d) for d in deleted])
+            deleted = self.store.delete_stored(request.kind, request.namespace, request.name,
+                                               request.resource_version)
+            return store_pb2.DeleteResponse(deleted=[s.resource() for s in deleted])
 
     def Watch(self, request, context):
         if not self._watch_slots.acquire(blocking=False):
@@ -93,10 +99,10 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         next_bookmark = time.monotonic() + self.bookmark_seconds
         while context.is_active() and not self._stopping.is_set():
             with grpc_errors(context, "Watch"):
-                # Woken by a local write: the changes are usually in memory (no query at all).
+                # Woken by a local write: the changes are usually in memory (no query at all),
+                # and each one's event is encoded once for every watcher.
                 announced = self.store.notifier.version
-                changes = self.store.recent_changes(last, announced, kind, namespace) \
-                    if announced > last else None
+                changes = self.store.recent(last, announced, kind, namespace) if announced > last else None
                 if changes is not None:
                     current = announced
                 else:
@@ -105,11 +111,9 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
                         raise Expired(f"watch fell behind the retained history at {last}; list again")
                     changes = self.store.changes(last, current, kind, namespace) if current > last else []
             for change in changes:
-                meta = change.doc["metadata"]
-                if labels and any(meta["labels"].get(k) != v for k, v in labels.items()):
-                    continue
-                yield store_pb2.WatchEvent(type=WATCH_TYPES[change.type], resource=proto_from_doc(change.doc),
-                                           resource_version=change.resource_version)
+                event = _event(change, labels)
+                if event is not None:
+                    yield event
             if len(changes) >= 1000:
                 last = changes[-1].resource_version
                 continue  # more to send before waiting
@@ -117,7 +121,27 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
             if time.monotonic() >= next_bookmark:
                 yield store_pb2.WatchEvent(type=store_pb2.WatchEvent.BOOKMARK, resource_version=last)
                 next_bookmark = time.monotonic() + self.bookmark_seconds
-            self.store.notifier.wait(current, min(self.poll_seconds, max(0.0, next_bookmark - time.monotonic())))
+            self.store.notifier.wait(current, min(self.poll_seconds, max(0.0, next_bookmark - time.monotonic())),
+                                     kind)
+
+
+def _event(change: Recorded | Change, labels: dict[str, str]) -> store_pb2.WatchEvent | None:
+    """The watch event of a change, or None if the label selector does not match it."""
+    stored = change.stored if isinstance(change, Recorded) else None
+    if stored is None:  # from the table, or remembered long ago: decode it for this watcher
+        doc = change.doc if isinstance(change, Change) else json.loads(change.snapshot)
+        if labels and any(doc["metadata"]["labels"].get(k) != v for k, v in labels.items()):
+            return None
+        return store_pb2.WatchEvent(type=WATCH_TYPES[change.type], resource=proto_from_doc(doc),
+                                    resource_version=change.resource_version)
+    if labels and any(stored.head["metadata"]["labels"].get(k) != v for k, v in labels.items()):
+        return None
+    event = change.event
+    if event is None:
+        # Racing watchers may both build it; they build the same event.
+        event = change.event = store_pb2.WatchEvent(type=WATCH_TYPES[change.type], resource=stored.resource(),
+                                                    resource_version=change.resource_version)
+    return event
 
 
 def _check_scope(kind: str, namespace: str) -> None:

@@ -68,7 +68,16 @@ def doc_from_proto(pb: store_pb2.Resource) -> dict[str, Any]:
     return doc
 
 
-def proto_from_doc(doc: dict[str, Any]) -> store_pb2.Resource:
+def dumps_canonical(value: Any) -> str:
+    """The JSON text of spec/status on the wire and in the store: compact, keys sorted."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def proto_from_doc(doc: dict[str, Any], *, spec_json: str | None = None,
+                   status_json: str | None = None) -> store_pb2.Resource:
+    """The wire resource of a document. ``spec_json``/``status_json``, when given, must be
+    ``dumps_canonical`` of the document's spec/status (a caller that has the text already, like
+    the DB manager reading its columns, saves encoding it again)."""
     meta = doc.get("metadata") or {}
     if not isinstance(meta, dict):
         raise Invalid(["metadata: must be an object"])
@@ -94,8 +103,8 @@ def proto_from_doc(doc: dict[str, Any]) -> store_pb2.Resource:
             creation_timestamp=str(meta.get("creationTimestamp") or ""),
             generation=int(meta.get("generation") or 0),
         ),
-        spec_json=json.dumps(doc.get("spec") or {}, separators=(",", ":"), sort_keys=True),
-        status_json=json.dumps(doc.get("status") or {}, separators=(",", ":"), sort_keys=True),
+        spec_json=spec_json if spec_json is not None else dumps_canonical(doc.get("spec") or {}),
+        status_json=status_json if status_json is not None else dumps_canonical(doc.get("status") or {}),
     )
 
 
