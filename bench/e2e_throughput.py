@@ -102,6 +102,14 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return (int(f[11]) + int(f[12])) / tick, (int(f[13]) + int(f[14])) / tick
 
 
+def _database_server_pid() -> int | None:
+    for name in ("mariadbd", "mysqld"):
+        found = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout.split()
+        if found:
+            return int(found[0])
+    return None
+
+
 def rpcs_per_trial(metrics_port: int, trials: int) -> dict[str, float]:
     """DB manager requests per trial by method, from its Prometheus counters."""
     import urllib.request
@@ -164,6 +172,8 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
         time.sleep(2)  # let the controllers' informers sync
         # CPU is counted from here: start-up (imports, connections) is not a per-trial cost.
         cpu_before = {p.pid: cpu_seconds(p.pid) for p in procs}
+        server = _database_server_pid() if db == "mariadb" else None
+        server_before = cpu_seconds(server)[0] if server else 0.0
         start = time.monotonic()
         store.create(exp)
         while True:
@@ -192,6 +202,8 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
             cpu[argv[0].split(".")[-1]] = round(own / trials * 1000, 1)
             if argv[0] == "services.trial_controller":
                 cpu["trial_jobs"] = round(children / trials * 1000, 1)
+        if server:  # the database server shares the machine's cores
+            cpu["mariadbd"] = round((cpu_seconds(server)[0] - server_before) / trials * 1000, 1)
         rpcs = rpcs_per_trial(metrics_port, trials)
         for state in (data / "services").glob("*/*/state.json"):
             pid = json.loads(state.read_text()).get("main", {}).get("pid")

@@ -104,7 +104,9 @@ def _status_doc(s: Suggestion) -> dict:
 class SuggestionReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, registry: Registry, *,
                  db_manager_address: str, token: str | None = None, call_timeout: float = 60.0,
-                 not_ready_requeue: float = 0.5, algorithm_busy_requeue: float = 1.0):
+                 not_ready_requeue: float = 0.1, algorithm_busy_requeue: float = 1.0):
+        # not_ready_requeue: a starting algorithm service is looked at again this soon -- the
+        # experiment's first assignments wait for it.
         self.store = store
         self.runtime = runtime
         self.registry = registry
