@@ -4,7 +4,7 @@
 on each ask: it copies the trial list, re-converts every parameter of every trial to its
 internal representation and splits the trials with per-trial Python calls -- O(n) Python work
 that is most of the time at hundreds of trials. Here the trials are kept as rows in optuna's
-internal representation (``trial_history``) and each ask runs exactly the sampler's steps
+internal representation (``trial_history``) and each ask runs the sampler's steps
 (``TPESampler._sample``) on arrays:
 
 1. fewer than ``n_startup_trials`` completed trials: a uniform draw over the distributions,
@@ -12,20 +12,54 @@ internal representation (``trial_history``) and each ask runs exactly the sample
 2. otherwise the completed trials are ranked by loss, the best ``default_gamma(n)`` are
    "below", the rest plus the running trials (the constant liar) are "above", each group in
    trial order (the ``default_weights`` ramp forgets the oldest);
-3. optuna's ``_ParzenEstimator`` is built on each group, ``n_ei_candidates`` points are drawn
-   from "below", and the one maximising log l(x) - log g(x) wins.
+3. a Parzen estimator (a mixture of one kernel per trial plus the prior) is built on each
+   group, ``n_ei_candidates`` points are drawn from "below" by optuna's own sampler, and the
+   one maximising log l(x) - log g(x) wins.
 
-Pinned to optuna 5.0.0: tests/integration/test_algorithms_tpe.py compares this with
-``TPESampler._sample`` on the same study and random state, so a change of those internals fails.
+Step 3 does not call ``_ParzenEstimator``, whose ``log_pdf`` of the "above" mixture (~1,000
+kernels at 1,000 trials) was ~60 % of a call: many small array passes, a Python ``math.erf``
+loop for arrays under 2,000 elements, per-element ``log_ndtr`` calls. Instead:
+
+* ``OptunaTPE.mixture`` builds the very ``_MixtureOfProductDistribution`` that
+  ``_ParzenEstimator.__init__`` builds, with the same arithmetic (equal to the bit), minus its
+  dict and validation overhead, so optuna's ``sample`` draws the same candidates from it;
+* ``_log_pdf_pair`` evaluates both mixtures' log densities in one pass over a (candidates,
+  kernels) matrix: kernel-only terms (truncation masses, log sigma, log weight) are one
+  constant per kernel, discrete cell masses are evaluated once per distinct (mu, sigma),
+  Gaussian masses come from ``scipy.special``. The result equals optuna's ``log_pdf`` to
+  rounding (~1e-13 relative), so the argmax -- the proposal -- is optuna's unless two
+  candidates score within rounding of each other.
+
+Pinned to optuna 5.0.0: tests/integration/test_algorithms_mvtpe.py checks the mixtures bit for
+bit, the densities to rounding and whole asks against ``TPESampler._sample`` on random inputs
+of every distribution kind, and test_algorithms_tpe.py checks asks on a Katib space; a change
+of those internals fails there.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from optuna._transform import _SearchSpaceTransform
-from optuna.distributions import BaseDistribution
-from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator, _ParzenEstimatorParameters
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
+from optuna.samplers._tpe.probability_distributions import (
+    _BatchedCategoricalDistributions,
+    _BatchedDiscreteTruncLogNormDistributions,
+    _BatchedDiscreteTruncNormDistributions,
+    _BatchedDistributions,
+    _BatchedTruncLogNormDistributions,
+    _BatchedTruncNormDistributions,
+    _MixtureOfProductDistribution,
+    _unique_inverse_2d,
+)
 from optuna.samplers._tpe.sampler import default_gamma, default_weights
+from scipy.special import log_ndtr, ndtr
+
+_LOG_SQRT_2PI = math.log(math.sqrt(2 * math.pi))
+_SQRT_2 = math.sqrt(2.0)
+_PRIOR_WEIGHT = 1.0  # TPESampler's default
 
 
 class OptunaTPE:
@@ -41,9 +75,11 @@ class OptunaTPE:
         self.n_ei_candidates = n_ei_candidates
         # TPESampler's defaults (prior_weight 1, magic clip, no endpoints, default weights)
         self.parameters = _ParzenEstimatorParameters(
-            prior_weight=1.0, consider_magic_clip=True, consider_endpoints=False,
+            prior_weight=_PRIOR_WEIGHT, consider_magic_clip=True, consider_endpoints=False,
             weights=default_weights, multivariate=True)
         self._transform = _SearchSpaceTransform(self.search) if self.search else None
+        self._bounds = {name: _kernel_bounds(dist) for name, dist in self.search.items()}
+        self._weights_cache: dict[int, np.ndarray] = {}
 
     def encode(self, params: dict) -> list[float]:
         """optuna parameter values -> one row (internal representation)."""
@@ -75,19 +111,233 @@ class OptunaTPE:
         n_below = min(default_gamma(n), n)
         below = np.sort(ranked[:n_below])
         above = np.sort(np.concatenate([ranked[n_below:], np.flatnonzero(~complete)]))
-        mpe_below = _ParzenEstimator(self._observations(x, below), self.search, self.parameters)
-        mpe_above = _ParzenEstimator(self._observations(x, above), self.search, self.parameters)
-        samples = mpe_below.sample(rng, self.n_ei_candidates)
-        score = mpe_below.log_pdf(samples) - mpe_above.log_pdf(samples)
-        best = int(np.argmax(score))
-        return self._external({name: dist.to_external_repr(samples[name][best].item())
-                               for name, dist in self.search.items()})
+        mix_below = self.mixture(x[below])
+        mix_above = self.mixture(x[above])
+        # optuna's own draw (same random numbers, same candidates); the columns follow self.search
+        samples = mix_below.sample(rng, self.n_ei_candidates)
+        log_l, log_g = _log_pdf_pair(samples, mix_below, mix_above)
+        best = int(np.argmax(log_l - log_g))
+        return self._external({name: dist.to_external_repr(samples[best, i].item())
+                               for i, (name, dist) in enumerate(self.search.items())})
 
-    def _observations(self, x: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-        return {self.names[j]: x[rows, j] for j in self.columns}
+    def mixture(self, rows: np.ndarray) -> _MixtureOfProductDistribution:
+        """The mixture ``_ParzenEstimator(observations, self.search, self.parameters)`` builds
+        from these rows (same arithmetic, so the same numbers to the bit), without its per-call
+        dict/validation overhead. Checked against optuna in tests/integration/test_algorithms_mvtpe.py."""
+        n = len(rows)
+        return _MixtureOfProductDistribution(
+            weights=self._weights(n),
+            distributions=[_kernels(rows[:, j], dist, self._bounds[name])
+                           for j, (name, dist) in zip(self.columns, self.search.items(), strict=True)])
+
+    def _weights(self, n: int) -> np.ndarray:
+        """Mixture weights for n observations (default_weights + the prior); they depend on n only."""
+        w = self._weights_cache.get(n)
+        if w is None:
+            if n == 0:
+                w = np.array([1.0])
+            else:
+                w = np.append(np.array(default_weights(n))[:n], [_PRIOR_WEIGHT])
+            w /= w.sum()
+            w.flags.writeable = False  # shared between calls
+            if len(self._weights_cache) > 64:
+                self._weights_cache.clear()
+            self._weights_cache[n] = w
+        return w
 
 
 def _only_value(dist: BaseDistribution):
     if hasattr(dist, "choices"):
         return dist.choices[0]
     return dist.low
+
+
+# ---- the Parzen estimator's kernels (optuna's _ParzenEstimator arithmetic, op for op) ----
+
+_DISCRETE = {False: _BatchedDiscreteTruncNormDistributions, True: _BatchedDiscreteTruncLogNormDistributions}
+_CONTINUOUS = {False: _BatchedTruncNormDistributions, True: _BatchedTruncLogNormDistributions}
+
+
+def _kernel_bounds(dist: BaseDistribution):
+    """The (low, high) a numerical parameter's kernels live in: widened by half a step, in log
+    space for log distributions (as ``_calculate_numerical_distributions``)."""
+    if isinstance(dist, CategoricalDistribution):
+        return None
+    low, high = dist.low, dist.high
+    if dist.step is not None:
+        low -= dist.step / 2
+        high += dist.step / 2
+    if dist.log:
+        low, high = np.log(low), np.log(high)
+    return low, high
+
+
+def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistributions:
+    """One parameter's kernels from its observations (internal representation)."""
+    if bounds is None:
+        n_choices = len(dist.choices)
+        if len(obs) == 0:
+            return _BatchedCategoricalDistributions(weights=np.full((1, n_choices), fill_value=1.0 / n_choices))
+        n_kernels = len(obs) + 1  # + the prior
+        weights = np.full((n_kernels, n_choices), fill_value=_PRIOR_WEIGHT / n_kernels)
+        weights[np.arange(len(obs)), obs.astype(int)] += 1
+        row_sums = weights.sum(axis=1, keepdims=True)
+        weights /= np.where(row_sums == 0, 1, row_sums)
+        return _BatchedCategoricalDistributions(weights)
+    low, high = bounds
+    mus = np.log(obs) if dist.log else obs
+    # bandwidth: the larger gap to a sorted neighbour (the first/last use their inner gap),
+    # clipped to [(high - low) / min(100, n + 2), high - low] ("magic clip")
+    n = len(mus)
+    sorted_indices = np.argsort(mus)
+    sorted_mus_with_endpoints = np.empty(n + 2, dtype=float)
+    sorted_mus_with_endpoints[0] = low
+    sorted_mus_with_endpoints[1:-1] = mus[sorted_indices]
+    sorted_mus_with_endpoints[-1] = high
+    sorted_sigmas = np.maximum(sorted_mus_with_endpoints[1:-1] - sorted_mus_with_endpoints[0:-2],
+                               sorted_mus_with_endpoints[2:] - sorted_mus_with_endpoints[1:-1])
+    if n + 2 >= 4:
+        sorted_sigmas[0] = sorted_mus_with_endpoints[2] - sorted_mus_with_endpoints[1]
+        sorted_sigmas[-1] = sorted_mus_with_endpoints[-2] - sorted_mus_with_endpoints[-3]
+    sigmas = np.empty(n + 1)
+    sigmas[sorted_indices] = sorted_sigmas
+    kernel_sigmas = sigmas[:n]  # np.clip's values, without its Python wrapper
+    np.maximum(kernel_sigmas, (high - low) / min(100.0, (1.0 + (n + 1))), out=kernel_sigmas)
+    np.minimum(kernel_sigmas, high - low, out=kernel_sigmas)
+    sigmas[n] = high - low  # the prior's kernel
+    mus = np.concatenate([mus, [0.5 * (low + high)]])
+    if dist.step is None:
+        return _CONTINUOUS[dist.log](mus, sigmas, dist.low, dist.high)
+    return _DISCRETE[dist.log](mus, sigmas, dist.low, dist.high, dist.step)
+
+
+# ---- the two mixtures' log densities in one pass ----
+
+
+def _log_gauss_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log(Phi(b) - Phi(a)) for a < b, elementwise, accurate in both tails.
+
+    The same case split as optuna's ``_truncnorm._log_gauss_mass``: an interval entirely left of
+    0 is a difference of log-CDFs, one entirely right of 0 is mirrored to the left, one that
+    contains 0 is 1 minus both tails.
+    """
+    out = np.empty(a.shape)
+    right = a > 0
+    left = b <= 0
+    central = ~(left | right)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if left.any():
+            log_a, log_b = log_ndtr(a[left]), log_ndtr(b[left])
+            out[left] = log_b + np.log1p(-np.exp(log_a - log_b))
+        if right.any():
+            log_a, log_b = log_ndtr(-b[right]), log_ndtr(-a[right])
+            out[right] = log_b + np.log1p(-np.exp(log_a - log_b))
+        if central.any():
+            out[central] = np.log1p(-ndtr(a[central]) - ndtr(-b[central]))
+    return out
+
+
+def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
+                  above: _MixtureOfProductDistribution) -> tuple[np.ndarray, np.ndarray]:
+    """Log densities of the rows ``x`` (transformed space, optuna's column order) under both
+    mixtures; the same quantities as ``_MixtureOfProductDistribution.log_pdf``.
+
+    One (candidates, kernels) matrix holds both mixtures' kernels side by side; every array
+    pass runs along the kernels (long, contiguous) rather than along the few dimensions.
+    """
+    k_below = len(below.weights)
+    # per kernel: log weight plus every dimension's kernel-only terms
+    const = np.log(np.concatenate([below.weights, above.weights]))
+    total = np.zeros((len(x), len(const)))
+    for i, (d_below, d_above) in enumerate(zip(below.distributions, above.distributions, strict=True)):
+        if isinstance(d_below, _BatchedCategoricalDistributions):
+            with np.errstate(divide="ignore"):  # a zero weight is a zero density, as in optuna
+                log_w = np.log(np.concatenate([d_below.weights, d_above.weights]).T)
+            total += log_w[x[:, i].astype(np.int64)]
+            continue
+        mu = np.concatenate([d_below.mu, d_above.mu])
+        sigma = np.concatenate([d_below.sigma, d_above.sigma])
+        step, is_log = d_below.step, d_below.is_log
+        low, high = d_below.adapted_low, d_below.adapted_high
+        if step == 0.0:
+            _add_continuous(total, const, np.log(x[:, i]) if is_log else x[:, i], mu, sigma, low, high)
+        else:
+            _add_discrete(total, const, x[:, i], mu, sigma, low, high, step, is_log)
+    total += const
+    return _log_sum_exp(total[:, :k_below]), _log_sum_exp(total[:, k_below:])
+
+
+def _add_continuous(total, const, x, mu, sigma, low, high) -> None:
+    """Truncated normal kernels: log N((x - mu) / sigma) - log sigma - log mass([low, high])."""
+    a = (low - mu) / sigma
+    b = (high - mu) / sigma
+    const -= _log_gauss_mass(a, b) + np.log(sigma) + _LOG_SQRT_2PI
+    z = np.subtract.outer(x, mu)
+    z *= 1.0 / (_SQRT_2 * sigma)
+    z *= z
+    total -= z  # -z**2 / 2 of the standardized distance
+    # Zero density outside [low, high]. optuna compares the standardized x with each kernel's
+    # standardized bounds; rounding is monotone, so only a candidate outside the bounds
+    # themselves can fail that test, and only those rows are checked kernel by kernel.
+    rows = np.flatnonzero((x < low) | (x > high))
+    if rows.size:
+        zr = (x[rows, None] - mu) / sigma
+        sub = total[rows]
+        sub[(zr < a) | (zr > b)] = -np.inf
+        total[rows] = sub
+
+
+def _add_discrete(total, const, x, mu, sigma, low, high, step, is_log) -> None:
+    """Discretised kernels: log mass of the grid cell around x - log mass([low, high]).
+
+    ~1,000 kernels share a few dozen distinct (mu, sigma) pairs (mus on the grid, sigmas from
+    the gaps between them), so the masses are evaluated per distinct kernel, for each candidate,
+    and gathered."""
+    mu_u, sigma_u, kernel_inv = _unique_pairs(mu, sigma)
+    left = np.log(x - step / 2) if is_log else x - step / 2
+    right = np.log(x + step / 2) if is_log else x + step / 2
+    n_cells = len(x) * len(mu_u)
+    mass = _log_gauss_mass(
+        np.concatenate([((left[:, None] - mu_u) / sigma_u).ravel(), (low - mu_u) / sigma_u]),
+        np.concatenate([((right[:, None] - mu_u) / sigma_u).ravel(), (high - mu_u) / sigma_u]))
+    total += mass[:n_cells].reshape(len(x), len(mu_u)).take(kernel_inv, axis=1)
+    const -= mass[n_cells:].take(kernel_inv)
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (a, b) pairs and, per element, the index of its pair: a_u[inv] == a, b_u[inv] == b.
+
+    Groups on one sort of a 64-bit key made from both values' bits (optuna's
+    ``_unique_inverse_2d`` needs two sorts); a key collision would merge different pairs, so the
+    grouping is checked and, in that (astronomically unlikely) case, done the slow way."""
+    key = a.view(np.int64) * np.int64(0x9E3779B97F4A7C15 - (1 << 64)) + b.view(np.int64)
+    order = np.argsort(key)
+    sorted_key = key[order]
+    first = np.empty(len(key), dtype=bool)
+    first[:1] = True
+    np.not_equal(sorted_key[1:], sorted_key[:-1], out=first[1:])
+    inv = np.empty(len(key), dtype=np.intp)
+    inv[order] = np.cumsum(first) - 1
+    pick = order[first]
+    a_u, b_u = a[pick], b[pick]
+    if not (np.array_equal(a_u[inv], a) and np.array_equal(b_u[inv], b)):
+        return _unique_inverse_2d(a, b)
+    return a_u, b_u, inv
+
+
+def _log_sum_exp(w: np.ndarray) -> np.ndarray:
+    """Row-wise log(sum(exp(w))), as optuna computes it.
+
+    Terms more than 700 below a row's largest are clipped there: they add < 1e-300 to a sum
+    that is >= 1 (so the result is unchanged), and numpy's exp is 5-100x slower where its result
+    is subnormal or zero, which it is for most of the ~1,000 "above" kernels.
+    """
+    top = w.max(axis=1)
+    empty = np.isneginf(top)  # every kernel has zero density: the result is -inf
+    top[empty] = 0
+    shifted = w - top[:, None]
+    np.maximum(shifted, -700.0, out=shifted)
+    np.exp(shifted, out=shifted)
+    out = np.log(shifted.sum(axis=1)) + top
+    out[empty] = -np.inf
+    return out

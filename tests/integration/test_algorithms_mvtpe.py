@@ -1,0 +1,184 @@
+"""multivariate-tpe's array Parzen estimator against optuna 5.0.0's own.
+
+``optuna_tpe.OptunaTPE`` builds optuna's mixtures itself and evaluates both mixtures' densities
+in one vectorised pass (``_log_pdf_pair``) instead of ``_ParzenEstimator.log_pdf``. These tests
+pin that to optuna on random inputs of every kind of distribution: the mixtures are optuna's to
+the bit (so optuna's sampler draws the same candidates), the densities agree to rounding, and a
+whole ask proposes what ``TPESampler._sample`` proposes. (The Katib-space version of the last
+check is in test_algorithms_tpe.py.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+# ---- multivariate-tpe: the array Parzen estimator is optuna's, number for number ----
+
+
+def _random_search_space(rng: np.random.Generator, full: bool = True) -> dict:
+    """Every kind of distribution the Parzen estimator models (or, not ``full``, a random
+    non-empty subset of them), in a shuffled order."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    dists = {
+        "float": FloatDistribution(-3.0, 7.5),
+        "float_log": FloatDistribution(1e-4, 0.3, log=True),
+        "float_step": FloatDistribution(0.0, 0.5, step=0.05),
+        "int": IntDistribution(1, 8),
+        "int_log": IntDistribution(1, 1024, log=True),
+        "int_step": IntDistribution(0, 30, step=3),
+        "cat": CategoricalDistribution(["a", "b", "c"]),
+        "cat2": CategoricalDistribution([1, 2]),
+    }
+    names = list(dists)
+    rng.shuffle(names)
+    if not full:
+        names = names[: rng.integers(1, len(names) + 1)]
+    return {name: dists[name] for name in names}
+
+
+def _random_rows(rng: np.random.Generator, search: dict, n: int) -> np.ndarray:
+    """n observations in optuna's internal representation; discrete values repeat (ties)."""
+    cols = []
+    for dist in search.values():
+        if hasattr(dist, "choices"):
+            cols.append(rng.integers(0, len(dist.choices), n).astype(float))
+        elif dist.step is not None:
+            k = rng.integers(0, int(round((dist.high - dist.low) / dist.step)) + 1, n)
+            cols.append(np.asarray(dist.low + k * dist.step, dtype=float))
+        elif dist.log:
+            cols.append(np.exp(rng.uniform(np.log(dist.low), np.log(dist.high), n)))
+        else:
+            cols.append(rng.uniform(dist.low, dist.high, n))
+    rows = np.column_stack(cols) if cols else np.empty((n, 0))
+    if n > 4:  # exact duplicates of continuous values too (sigma ties)
+        rows[n // 2] = rows[0]
+    return rows
+
+
+def _optuna_estimator(model, rows):
+    from optuna.samplers._tpe.parzen_estimator import _ParzenEstimator
+
+    obs = {name: rows[:, i] for i, name in enumerate(model.search)}
+    return _ParzenEstimator(obs, model.search, model.parameters)
+
+
+@pytest.mark.parametrize("seed", range(9))
+def test_mixture_is_optunas_parzen_estimator_bit_for_bit(seed):
+    from services.suggestion.algorithms.optuna_tpe import OptunaTPE
+
+    rng = np.random.default_rng(seed)
+    search = _random_search_space(rng, full=seed < 3)
+    model = OptunaTPE(search, n_startup_trials=10, n_ei_candidates=24)
+    for n in (0, 1, 2, 3, 7, 26, 300):
+        rows = _random_rows(rng, search, n)
+        expected = _optuna_estimator(model, rows)._mixture_distribution
+        got = model.mixture(rows)
+        assert np.array_equal(got.weights, expected.weights), n
+        for name, g, e in zip(search, got.distributions, expected.distributions, strict=True):
+            assert type(g) is type(e), (n, name)
+            for field in e._fields:
+                if isinstance(getattr(e, field), np.ndarray):
+                    assert np.array_equal(getattr(g, field), getattr(e, field)), (n, name, field)
+                else:
+                    assert getattr(g, field) == getattr(e, field), (n, name, field)
+        # so optuna's sampler draws the same candidates from either
+        a = got.sample(np.random.RandomState(seed), 24)
+        b = expected.sample(np.random.RandomState(seed), 24)
+        assert np.array_equal(a, b), n
+
+
+@pytest.mark.parametrize("seed", range(9))
+def test_log_pdf_pair_matches_optunas_log_pdf(seed):
+    from services.suggestion.algorithms.optuna_tpe import OptunaTPE, _log_pdf_pair
+
+    rng = np.random.default_rng(100 + seed)
+    search = _random_search_space(rng, full=seed < 3)
+    continuous = any(not hasattr(d, "choices") and d.step is None for d in search.values())
+    model = OptunaTPE(search, n_startup_trials=10, n_ei_candidates=24)
+    for n_below, n_above in ((0, 0), (1, 3), (5, 40), (25, 975)):
+        below = _optuna_estimator(model, _random_rows(rng, search, n_below))
+        above = _optuna_estimator(model, _random_rows(rng, search, n_above))
+        x = below._mixture_distribution.sample(np.random.RandomState(seed), 24)
+        # and points on the bounds, and (continuous parameters) just outside: zero density
+        edges = _random_rows(rng, search, 4)
+        for i, dist in enumerate(search.values()):
+            if not hasattr(dist, "choices"):
+                edges[0, i], edges[1, i] = dist.low, dist.high
+                if dist.step is None:
+                    edges[2, i] = dist.low * (1 - 1e-9) if dist.log else dist.low - 1e-9
+        x = np.vstack([x, edges])
+        got_below, got_above = _log_pdf_pair(x, below._mixture_distribution, above._mixture_distribution)
+        expected_below = below._mixture_distribution.log_pdf(x)
+        expected_above = above._mixture_distribution.log_pdf(x)
+        for got, expected in ((got_below, expected_below), (got_above, expected_above)):
+            assert np.array_equal(np.isneginf(got), np.isneginf(expected)), (n_below, n_above)
+            assert np.isneginf(got[-2]) == continuous  # the row outside the continuous bounds
+            finite = np.isfinite(expected)
+            np.testing.assert_allclose(got[finite], expected[finite], rtol=1e-12, atol=1e-10)
+        # the argmax the sampler takes
+        score = got_below[:24] - got_above[:24]
+        assert np.argmax(score) == np.argmax(expected_below[:24] - expected_above[:24])
+
+
+def _assert_asks_match_optunas_sampler(search: dict, rows: np.ndarray, losses: np.ndarray) -> None:
+    import optuna
+    from optuna.samplers import TPESampler
+    from optuna.trial import TrialState, create_trial
+
+    from services.suggestion.algorithms.optuna_tpe import OptunaTPE
+
+    assert optuna.__version__ == "5.0.0"
+    model = OptunaTPE(search, n_startup_trials=10, n_ei_candidates=24)
+    study = optuna.create_study(storage=optuna.storages.InMemoryStorage())
+    for row, loss in zip(rows, losses, strict=True):
+        params = {name: dist.to_external_repr(v) for (name, dist), v in zip(search.items(), row, strict=True)}
+        running = bool(np.isnan(loss))
+        study.add_trial(create_trial(params=params, distributions=search, value=None if running else float(loss),
+                                     state=TrialState.RUNNING if running else TrialState.COMPLETE))
+    current = study._storage.get_trial(study._storage.create_new_trial(study._study_id))
+    for s in range(12):
+        expected = TPESampler(multivariate=True, constant_liar=True, seed=s)._sample(study, current, search)
+        assert model.ask(rows, losses, np.random.RandomState(s)) == expected, s
+
+
+def _losses(rng: np.random.Generator, n: int) -> np.ndarray:
+    losses = rng.normal(size=n)
+    losses[rng.random(n) < 0.1] = np.nan  # running trials: the constant liar
+    losses[3] = losses[5]  # a tie in the ranking
+    return losses
+
+
+@pytest.mark.parametrize("seed,n", [(0, 15), (1, 60), (2, 400), (3, 40), (4, 40), (5, 120)])
+def test_ask_proposes_what_optunas_sampler_proposes_on_every_kind_of_space(seed, n):
+    rng = np.random.default_rng(200 + seed)
+    search = _random_search_space(rng, full=seed < 3)
+    _assert_asks_match_optunas_sampler(search, _random_rows(rng, search, n), _losses(rng, n))
+
+
+def test_ask_proposes_what_optunas_sampler_proposes_on_a_categorical_space():
+    """Candidates repeat (ties in the score): the first of equal best wins, as in optuna."""
+    from optuna.distributions import CategoricalDistribution
+
+    rng = np.random.default_rng(9)
+    search = {"a": CategoricalDistribution(["x", "y", "z"]), "b": CategoricalDistribution([True, False])}
+    _assert_asks_match_optunas_sampler(search, _random_rows(rng, search, 50), _losses(rng, 50))
+
+
+def test_unique_pairs_groups_equal_pairs_even_when_their_keys_collide():
+    from services.suggestion.algorithms.optuna_tpe import _unique_pairs
+
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 6, 500).astype(float)
+    b = rng.choice([0.11, 1.0, 2.0, 7.5], 500)
+    a_u, b_u, inv = _unique_pairs(a, b)
+    assert np.array_equal(a_u[inv], a) and np.array_equal(b_u[inv], b)
+    assert len(set(zip(a_u, b_u, strict=True))) == len(a_u) == len(set(zip(a, b, strict=True)))
+    # two different pairs whose 64-bit keys are equal: still two groups
+    mult = (0x9E3779B97F4A7C15 - (1 << 64)) % (1 << 64)
+    bits = np.array([0x3FF0000000000000, 0x3FF0000000000001,
+                     (0x3FF0000000000000 + mult) % (1 << 64), 0x3FF0000000000000], dtype=np.uint64)
+    a2, b2 = bits[:2].view(np.float64), bits[2:].view(np.float64)  # (1, x) and (1 + ulp, 1)
+    a_u, b_u, inv = _unique_pairs(a2, b2)
+    assert len(a_u) == 2 and np.array_equal(a_u[inv], a2) and np.array_equal(b_u[inv], b2)
