@@ -7,7 +7,7 @@ with ``--rpc-cpu``, the DB manager's CPU per call by method.
 
 ``--rpc-cpu`` starts the DB manager as its own process (``python -m services.db_manager``), keeps
 nine Watch streams open (three per kind on Experiment, Suggestion and Trial, as the three
-controllers' informers do) and drives each call of the e2e mix ``--calls`` times: Create,
+controllers' informers do; ``--watches-per-kind``) and drives each call of the e2e mix ``--calls`` times: Create,
 Get and UpdateStatus of a Trial, Get/UpdateStatus/Update of a Suggestion holding 250
 assignments, Get/UpdateStatus of an Experiment whose status lists 250 trials, and
 ReportObservationLog + GetObservationLog of three logs. It reads the server's CPU time from
@@ -249,7 +249,7 @@ class Watchers:
             call.cancel()
 
 
-def rpc_cpu(backend: str, calls: int, assignments: int) -> dict:
+def rpc_cpu(backend: str, calls: int, assignments: int, watches_per_kind: int = 3) -> dict:
     url, drop = fresh_database(backend)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -275,7 +275,7 @@ def rpc_cpu(backend: str, calls: int, assignments: int) -> dict:
             {**sug, "status": suggestion_doc(assignments, uid)["status"]}))))
         trial = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(trial_doc("bench-t", uid)))))
         version = trial["metadata"]["resourceVersion"]
-        watchers = Watchers(stub, ["Experiment", "Suggestion", "Trial"], 3, int(version))
+        watchers = Watchers(stub, ["Experiment", "Suggestion", "Trial"], watches_per_kind, int(version))
         time.sleep(0.5)
         docs = {"Experiment": exp, "Suggestion": sug, "Trial": trial}
         results: dict[str, float] = {}
@@ -345,9 +345,10 @@ def rpc_cpu(backend: str, calls: int, assignments: int) -> dict:
         phase("GetObservationLog", None, get_logs)
         idle_before = process_cpu(server.pid)
         time.sleep(2)
-        results["idle per s (9 watches)"] = round((process_cpu(server.pid) - idle_before) / 2 * 1000, 2)
+        results[f"idle per s ({3 * watches_per_kind} watches)"] = round((process_cpu(server.pid) - idle_before) / 2 * 1000, 2)
         watchers.close()
         return {"backend": backend, "calls_per_phase": calls, "assignments": assignments,
+                "watches_per_kind": watches_per_kind,
                 "cpu_ms_per_call": results, "load": os.getloadavg()[0]}
     finally:
         channel.close()
@@ -371,9 +372,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=400, help="--rpc-cpu: calls per method")
     parser.add_argument("--assignments", type=int, default=250,
                         help="--rpc-cpu: assignments in the Suggestion, trials in the Experiment's lists")
+    parser.add_argument("--watches-per-kind", type=int, default=3, help="--rpc-cpu: open watches per kind")
     args = parser.parse_args()
     if args.rpc_cpu:
-        print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments)))
+        print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments, args.watches_per_kind)))
         return
     url, drop = fresh_database(args.backend)
     db = Database(url)

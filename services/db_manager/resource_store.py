@@ -272,6 +272,10 @@ class SqlResourceStore:
         self._cache.put(stored)
         return stored
 
+    def cached(self, kind: str, namespace: str, name: str) -> Stored | None:
+        """The cached copy of a resource, if any: possibly stale (nothing is read)."""
+        return self._cache.get((kind, namespace, name))
+
     def list(self, kind: str, namespace: str = "",
              labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
         items, version = self.list_stored(kind, namespace, labels)

@@ -37,10 +37,17 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         self._stopping.set()
         self.store.notifier.close()
 
-    def _doc(self, resource: store_pb2.Resource) -> dict:
+    def _doc(self, resource: store_pb2.Resource, *, status_only: bool = False) -> dict:
         size = resource.ByteSize()
         if size > self.max_resource_bytes:
             raise Invalid([f"resource: {size} bytes is larger than the limit of {self.max_resource_bytes}"])
+        if status_only:
+            # UpdateStatus ignores the spec. A client that read the resource sends its spec back
+            # as the same text; then it is known to be valid and need not be decoded again.
+            m = resource.metadata
+            cached = self.store.cached(resource.kind, m.namespace or "default", m.name)
+            if cached is not None and cached.spec_json == resource.spec_json:
+                return doc_from_proto(resource, spec=cached.doc["spec"])
         return doc_from_proto(resource)
 
     # Replies are the stored resources' wire forms, built once per version and shared.
@@ -68,7 +75,7 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
 
     def UpdateStatus(self, request, context):
         with grpc_errors(context, "UpdateStatus"):
-            return self.store.update_status_stored(self._doc(request.resource)).resource()
+            return self.store.update_status_stored(self._doc(request.resource, status_only=True)).resource()
 
     def Delete(self, request, context):
         with grpc_errors(context, "Delete"):

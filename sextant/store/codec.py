@@ -42,7 +42,9 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     return value
 
 
-def doc_from_proto(pb: store_pb2.Resource) -> dict[str, Any]:
+def doc_from_proto(pb: store_pb2.Resource, *, spec: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document of a wire resource. ``spec``, when given, is used instead of decoding
+    ``pb.spec_json`` (a caller that knows the text is that of a spec it already holds)."""
     m = pb.metadata
     meta: dict[str, Any] = {
         "name": m.name,
@@ -61,7 +63,7 @@ def doc_from_proto(pb: store_pb2.Resource) -> dict[str, Any]:
     if m.creation_timestamp:
         meta["creationTimestamp"] = m.creation_timestamp
     doc: dict[str, Any] = {"kind": pb.kind, "metadata": meta,
-                           "spec": _json_object(pb.spec_json, "spec"),
+                           "spec": spec if spec is not None else _json_object(pb.spec_json, "spec"),
                            "status": _json_object(pb.status_json, "status")}
     if pb.api_version:
         doc["apiVersion"] = pb.api_version
