@@ -124,6 +124,24 @@ def rpcs_per_trial(metrics_port: int, trials: int) -> dict[str, float]:
     return {k: round(v / trials, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
+def rpc_latency_ms(metrics_port: int) -> dict[str, float]:
+    """Mean server-side latency (ms) per DB manager method, from its Prometheus histogram."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum{", sums), ("_count{", counts)):
+            head = "sextant_grpc_request_seconds" + suffix
+            if line.startswith(head):
+                labels, value = line[len(head):].split("} ")
+                method = dict(part.split("=", 1) for part in labels.split(","))["method"].strip('"')
+                into[method] = into.get(method, 0) + float(value)
+    return {m: round(sums[m] / counts[m] * 1000, 2) for m in sorted(counts, key=lambda m: -counts[m])
+            if counts[m] and m != "Watch"}
+
+
 def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo",
         profile: Path | None = None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="sextant-bench-"))
@@ -141,7 +159,7 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
         s.bind(("127.0.0.1", 0))
         metrics_port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
-    env.update(SEXTANT_HOME=str(data), PYTHONPATH=str(ROOT), SEXTANT_LOG_LEVEL="WARNING")
+    env.update(SEXTANT_HOME=str(data), PYTHONPATH=str(ROOT), SEXTANT_LOG_LEVEL=os.environ.get("BENCH_LOG_LEVEL", "WARNING"))
     argvs = [["services.db_manager", "--port", str(port), "--db-url", url,
               "--metrics-port", str(metrics_port)],
              ["services.experiment_controller", "--db-manager", address, "--workers", str(workers)],
@@ -205,6 +223,7 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
         if server:  # the database server shares the machine's cores
             cpu["mariadbd"] = round((cpu_seconds(server)[0] - server_before) / trials * 1000, 1)
         rpcs = rpcs_per_trial(metrics_port, trials)
+        latency = rpc_latency_ms(metrics_port)
         for state in (data / "services").glob("*/*/state.json"):
             pid = json.loads(state.read_text()).get("main", {}).get("pid")
             if pid:
@@ -214,7 +233,7 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
                 "not_succeeded": (e.status.failed_trial_list + e.status.metrics_unavailable_trial_list)[:5],
                 "wall_s": round(wall, 1), "trials_per_s": round(trials / wall, 2),
                 "job_s": round(job, 2), "overhead_per_trial_s": round(wall * parallel / trials - job, 2),
-                "cpu_ms_per_trial": cpu, "db_manager_rpcs_per_trial": rpcs, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+                "cpu_ms_per_trial": cpu, "db_manager_rpcs_per_trial": rpcs, "db_manager_ms_per_rpc": latency, "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
     finally:
         store.close()
         for p in procs:
