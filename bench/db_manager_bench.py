@@ -13,6 +13,14 @@ assignments, Get/UpdateStatus of an Experiment whose status lists 250 trials, an
 ReportObservationLog + GetObservationLog of three logs. It reads the server's CPU time from
 /proc before and after each phase (after every watcher has received the phase's last change),
 so the figure includes streaming each change to its watchers; the client's CPU is not counted.
+Every phase runs ``--rounds`` times and the median is reported (the machine is shared).
+``Health.Check`` gives the floor: the cost of any small call through the server.
+``--compare-root DIR`` runs a second DB manager from another source tree (say, a checkout of an
+older commit) on its own database and alternates every phase between the two, so a before/after
+comparison sees the same machine load:
+
+    git worktree add /tmp/before <commit>   # or any copy of the tree
+    .venv/bin/python -m bench.db_manager_bench --rpc-cpu --compare-root /tmp/before
 
 Each run uses a fresh database (SQLite in a temp dir; ``sextant_bench_<hex>`` on the server,
 dropped afterwards) and an in-process DB manager on a loopback port, called through a real
@@ -37,6 +45,7 @@ import threading
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import sqlalchemy as sa
@@ -249,116 +258,153 @@ class Watchers:
             call.cancel()
 
 
-def rpc_cpu(backend: str, calls: int, assignments: int, watches_per_kind: int = 3) -> dict:
-    url, drop = fresh_database(backend)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = tempfile.mkdtemp(prefix="sextant-rpc-cpu-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
-    env.update(PYTHONPATH=str(ROOT), SEXTANT_LOG_LEVEL="WARNING", SEXTANT_DB_URL=url)
-    server = subprocess.Popen([sys.executable, "-m", "services.db_manager", "--port", str(port), "--data-dir", tmp],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/db_manager.log", "wb"),
-                              start_new_session=True)
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)])
-    try:
-        grpc.channel_ready_future(channel).result(timeout=60)
-        stub = store_pb2_grpc.ResourceStoreStub(channel)
-        obs = api_pb2_grpc.DBManagerStub(channel)
+class Target:
+    """One DB manager process (from ``root``) on its own fresh database, with its client state."""
+
+    def __init__(self, backend: str, root: Path, assignments: int, watches_per_kind: int):
+        self.url, self._drop = fresh_database(backend)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        tmp = tempfile.mkdtemp(prefix="sextant-rpc-cpu-")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
+        env.update(PYTHONPATH=str(root), SEXTANT_LOG_LEVEL="WARNING", SEXTANT_DB_URL=self.url)
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "services.db_manager", "--port", str(port), "--data-dir", tmp], cwd=root, env=env,
+            stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/db_manager.log", "wb"), start_new_session=True)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)])
+        grpc.channel_ready_future(self.channel).result(timeout=60)
+        self.stub = stub = store_pb2_grpc.ResourceStoreStub(self.channel)
+        self.obs = api_pb2_grpc.DBManagerStub(self.channel)
+        self.health = health_pb2_grpc.HealthStub(self.channel)
         # Set-up (not measured): the experiment, its suggestion, a trial to read and update.
         exp = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(experiment_doc(assignments)))))
         exp = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(resource=proto_from_doc(
             {**exp, "status": experiment_doc(assignments)["status"]}))))
-        uid = exp["metadata"]["uid"]
+        self.uid = uid = exp["metadata"]["uid"]
         sug = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(suggestion_doc(assignments, uid)))))
         sug = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(resource=proto_from_doc(
             {**sug, "status": suggestion_doc(assignments, uid)["status"]}))))
         trial = doc_from_proto(stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(trial_doc("bench-t", uid)))))
-        version = trial["metadata"]["resourceVersion"]
-        watchers = Watchers(stub, ["Experiment", "Suggestion", "Trial"], watches_per_kind, int(version))
-        time.sleep(0.5)
-        docs = {"Experiment": exp, "Suggestion": sug, "Trial": trial}
-        results: dict[str, float] = {}
+        self.watchers = Watchers(stub, ["Experiment", "Suggestion", "Trial"], watches_per_kind,
+                                 int(trial["metadata"]["resourceVersion"]))
+        trial["status"] = {"startTime": "2024-01-01T00:00:00Z", "conditions": [condition("Trial", 0)]}
+        self.docs = {"Experiment": exp, "Suggestion": sug, "Trial": trial}
+        self.results: dict[str, list[float]] = {}
 
-        def phase(label: str, kind: str | None, one) -> None:
-            time.sleep(0.2)  # let the previous phase's stragglers settle
-            before = process_cpu(server.pid)
-            last = 0
-            for i in range(calls):
-                last = one(i) or last
-            if kind:
-                watchers.wait(kind, last)
-            results[label] = round((process_cpu(server.pid) - before) / calls * 1000, 2)
+    def cpu(self) -> float:
+        return process_cpu(self.server.pid)
 
-        def get(kind):
-            def one(_i):
-                stub.Get(store_pb2.GetRequest(kind=kind, namespace="bench", name=docs[kind]["metadata"]["name"]))
-            return one
-
-        def update_status(kind):
-            def one(i):
-                doc = docs[kind]
-                status = copy.deepcopy(doc["status"])
-                status["conditions"][-1] = condition(kind, i + 1)
-                out = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(
-                    resource=proto_from_doc({**doc, "status": status}))))
-                docs[kind] = out
-                return int(out["metadata"]["resourceVersion"])
-            return one
-
-        def update_suggestion_spec(i):
-            doc = docs["Suggestion"]
-            out = doc_from_proto(stub.Update(store_pb2.UpdateRequest(resource=proto_from_doc(
-                {**doc, "spec": {**doc["spec"], "requests": assignments + i + 1}}))))
-            docs["Suggestion"] = out
-            return int(out["metadata"]["resourceVersion"])
-
-        def create_trial(i):
-            out = stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(trial_doc(f"bench-{i:06d}", uid))))
-            return out.metadata.resource_version
-
-        trial_conditions = [condition("Trial", 0)]
-        docs["Trial"] = {**docs["Trial"], "status": {"startTime": "2024-01-01T00:00:00Z",
-                                                     "conditions": trial_conditions}}
-
-        def report(i):
-            obs.ReportObservationLog(api_pb2.ReportObservationLogRequest(
-                trial_name=f"bench-{i:06d}", observation_log=api_pb2.ObservationLog(metric_logs=[
-                    api_pb2.MetricLog(time_stamp=stamp(j), metric=api_pb2.Metric(name="score", value=f"0.{j}"))
-                    for j in range(3)])))
-
-        def get_logs(i):
-            reply = obs.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=f"bench-{i:06d}"))
-            assert len(reply.observation_log.metric_logs) == 3
-
-        health = health_pb2_grpc.HealthStub(channel)
-        phase("Health.Check (gRPC floor)", None, lambda _i: health.Check(health_pb2.HealthCheckRequest()))
-        phase("Create Trial", "Trial", create_trial)
-        phase("Get Trial", None, get("Trial"))
-        phase("UpdateStatus Trial", "Trial", update_status("Trial"))
-        phase("Get Suggestion", None, get("Suggestion"))
-        phase("UpdateStatus Suggestion", "Suggestion", update_status("Suggestion"))
-        phase("Update Suggestion", "Suggestion", update_suggestion_spec)
-        phase("Get Experiment", None, get("Experiment"))
-        phase("UpdateStatus Experiment", "Experiment", update_status("Experiment"))
-        phase("ReportObservationLog", None, report)
-        phase("GetObservationLog", None, get_logs)
-        idle_before = process_cpu(server.pid)
-        time.sleep(2)
-        results[f"idle per s ({3 * watches_per_kind} watches)"] = round((process_cpu(server.pid) - idle_before) / 2 * 1000, 2)
-        watchers.close()
-        return {"backend": backend, "calls_per_phase": calls, "assignments": assignments,
-                "watches_per_kind": watches_per_kind,
-                "cpu_ms_per_call": results, "load": os.getloadavg()[0]}
-    finally:
-        channel.close()
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
+    def close(self) -> None:
+        self.watchers.close()
+        self.channel.close()
+        if self.server.poll() is None:
+            os.killpg(self.server.pid, signal.SIGTERM)
             try:
-                server.wait(20)
+                self.server.wait(20)
             except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-        drop()
+                os.killpg(self.server.pid, signal.SIGKILL)
+        self._drop()
+
+
+def _calls(t: Target, calls: int, assignments: int) -> list[tuple[str, str | None, Any]]:
+    """(label, kind whose watchers must catch up, one call(i) -> version written or None)."""
+    stub, obs, docs = t.stub, t.obs, t.docs
+
+    def get(kind):
+        def one(_i):
+            stub.Get(store_pb2.GetRequest(kind=kind, namespace="bench", name=docs[kind]["metadata"]["name"]))
+        return one
+
+    def update_status(kind):
+        def one(i):
+            doc = docs[kind]
+            status = copy.deepcopy(doc["status"])
+            status["conditions"][-1] = condition(kind, i + 1)  # a new lastUpdateTime
+            out = doc_from_proto(stub.UpdateStatus(store_pb2.UpdateRequest(
+                resource=proto_from_doc({**doc, "status": status}))))
+            docs[kind] = out
+            return int(out["metadata"]["resourceVersion"])
+        return one
+
+    def update_suggestion_spec(i):
+        doc = docs["Suggestion"]
+        out = doc_from_proto(stub.Update(store_pb2.UpdateRequest(resource=proto_from_doc(
+            {**doc, "spec": {**doc["spec"], "requests": assignments + i + 1}}))))
+        docs["Suggestion"] = out
+        return int(out["metadata"]["resourceVersion"])
+
+    def create_trial(i):
+        out = stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(trial_doc(f"bench-{i:06d}", t.uid))))
+        return out.metadata.resource_version
+
+    def report(i):
+        obs.ReportObservationLog(api_pb2.ReportObservationLogRequest(
+            trial_name=f"bench-{i:06d}", observation_log=api_pb2.ObservationLog(metric_logs=[
+                api_pb2.MetricLog(time_stamp=stamp(j), metric=api_pb2.Metric(name="score", value=f"0.{j}"))
+                for j in range(3)])))
+
+    def get_logs(i):  # the logs the ReportObservationLog phase just wrote
+        reply = obs.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=f"bench-{i - calls:06d}"))
+        assert len(reply.observation_log.metric_logs) == 3
+
+    return [
+        ("Health.Check (gRPC floor)", None, lambda _i: t.health.Check(health_pb2.HealthCheckRequest())),
+        ("Create Trial", "Trial", create_trial),
+        ("Get Trial", None, get("Trial")),
+        ("UpdateStatus Trial", "Trial", update_status("Trial")),
+        ("Get Suggestion", None, get("Suggestion")),
+        ("UpdateStatus Suggestion", "Suggestion", update_status("Suggestion")),
+        ("Update Suggestion", "Suggestion", update_suggestion_spec),
+        ("Get Experiment", None, get("Experiment")),
+        ("UpdateStatus Experiment", "Experiment", update_status("Experiment")),
+        ("ReportObservationLog", None, report),
+        ("GetObservationLog", None, get_logs),
+    ]
+
+
+def rpc_cpu(backend: str, calls: int, assignments: int, watches_per_kind: int = 3, rounds: int = 3,
+            compare_root: Path | None = None) -> dict:
+    """Server CPU per call by method; with ``compare_root``, a second DB manager run from that
+    source tree (e.g. an older checkout) gets the same calls, phase by phase, interleaved, so
+    both see the same machine load."""
+    roots = {"this": ROOT} if compare_root is None else {"this": ROOT, "other": compare_root}
+    targets: dict[str, Target] = {}
+    try:
+        for name, root in roots.items():
+            targets[name] = Target(backend, root, assignments, watches_per_kind)
+        time.sleep(0.5)
+        phases = {name: _calls(t, calls, assignments) for name, t in targets.items()}
+        n = len(phases["this"])
+        for r in range(rounds):  # the median of several rounds: the machine is shared
+            for p in range(n):
+                first = (r * n + p) * calls  # call numbers: unique names and timestamps in every phase
+                order = list(targets) if (r + p) % 2 == 0 else list(reversed(targets))
+                for name in order:
+                    t = targets[name]
+                    label, kind, one = phases[name][p]
+                    time.sleep(0.2)  # let the previous phase's stragglers settle
+                    before = t.cpu()
+                    last = 0
+                    for i in range(first, first + calls):
+                        last = one(i) or last
+                    if kind:
+                        t.watchers.wait(kind, last)
+                    t.results.setdefault(label, []).append((t.cpu() - before) / calls * 1000)
+        out: dict[str, Any] = {"backend": backend, "calls_per_phase": calls, "rounds": rounds,
+                               "assignments": assignments, "watches_per_kind": watches_per_kind}
+        for name, t in targets.items():
+            before = t.cpu()
+            time.sleep(2)
+            key = "" if name == "this" else f" ({compare_root})"
+            out[f"cpu_ms_per_call_median{key}"] = {k: round(statistics.median(v), 2) for k, v in t.results.items()}
+            out[f"cpu_ms_per_call_rounds{key}"] = {k: [round(x, 2) for x in v] for k, v in t.results.items()}
+            out[f"idle_cpu_ms_per_s{key}"] = round((t.cpu() - before) / 2 * 1000, 2)
+        out["load"] = os.getloadavg()[0]
+        return out
+    finally:
+        for t in targets.values():
+            t.close()
 
 
 def main() -> None:
@@ -373,9 +419,13 @@ def main() -> None:
     parser.add_argument("--assignments", type=int, default=250,
                         help="--rpc-cpu: assignments in the Suggestion, trials in the Experiment's lists")
     parser.add_argument("--watches-per-kind", type=int, default=3, help="--rpc-cpu: open watches per kind")
+    parser.add_argument("--rounds", type=int, default=3, help="--rpc-cpu: rounds over all phases (median)")
+    parser.add_argument("--compare-root", type=Path, default=None,
+                        help="--rpc-cpu: also run a DB manager from this source tree, interleaved")
     args = parser.parse_args()
     if args.rpc_cpu:
-        print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments, args.watches_per_kind)))
+        print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments, args.watches_per_kind, args.rounds,
+                                 args.compare_root)))
         return
     url, drop = fresh_database(args.backend)
     db = Database(url)

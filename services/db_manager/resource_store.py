@@ -325,10 +325,14 @@ class SqlResourceStore:
                 old = self._recent.get(r.resource_version - RECENT_DECODED)
                 if old is not None:
                     old.stored = old.event = None  # watchers that far behind decode the snapshot
-            top = recorded[-1].resource_version
-            if len(self._recent) > RECENT:
-                for v in [v for v in self._recent if v <= top - RECENT]:
-                    del self._recent[v]
+            # Oldest first (insertion order is version order, but for writers racing between
+            # commit and here): O(1) per write instead of a scan of the whole window.
+            floor = recorded[-1].resource_version - RECENT
+            while len(self._recent) > RECENT:
+                oldest = next(iter(self._recent))
+                if oldest > floor:
+                    break
+                del self._recent[oldest]
 
     def state(self) -> tuple[int, int]:
         """(current version, compacted version)."""

@@ -34,3 +34,27 @@ def test_memory_and_table_agree_and_foreign_writes_fall_back(tmp_path):
     ours.delete("Trial", "default", "c")
     top, _ = ours.state()
     assert [c.type for c in ours.recent_changes(current, top)] == ["DELETED"]
+
+
+def test_window_is_bounded_and_old_changes_are_served_from_their_snapshot(tmp_path, monkeypatch):
+    from services.db_manager import resource_store
+    from services.db_manager.store_service import _event
+
+    monkeypatch.setattr(resource_store, "RECENT", 8)
+    monkeypatch.setattr(resource_store, "RECENT_DECODED", 3)
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(db)
+    store = SqlResourceStore(db)
+    for i in range(20):
+        store.create(_trial(f"t{i}"))
+    assert sorted(store._recent) == list(range(13, 21))  # the newest RECENT versions
+    assert store.recent(11, 20) is None and store.recent(12, 20) is not None
+    recent = store.recent(12, 20)
+    assert [r.stored is None for r in recent] == [True] * 5 + [False] * 3  # only the newest 3 decoded
+    from_table = {c.resource_version: c for c in store.changes(12, 20)}
+    for r in recent:
+        event = _event(r, {})
+        expected = _event(from_table[r.resource_version], {})
+        assert event == expected and event.resource.metadata.name == f"t{r.resource_version - 1}"
+        assert _event(r, {"no": "match"}) is None
+    assert store.recent_changes(12, 20) == store.changes(12, 20)
