@@ -90,7 +90,9 @@ class Database:
     def __init__(self, url: URL | str, *, pool_size: int = 16):
         self.url = make_url(url) if isinstance(url, str) else url
         self.backend = self.url.get_backend_name()
-        kwargs: dict = {"pool_pre_ping": True, "future": True}
+        # A server connection can drop while pooled (restart, idle timeout): ping it at checkout.
+        # A SQLite connection cannot, and the ping would be one more statement per call.
+        kwargs: dict = {"pool_pre_ping": self.backend != "sqlite", "future": True}
         if self.backend == "sqlite":
             db = self.url.database
             if db and db != ":memory:":

@@ -1,0 +1,71 @@
+"""The DB manager's decoded-resource cache: two stores on one database (two DB managers) must
+never serve each other's stale copies, and a caller of the dict API can never change what the
+cache holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.db_manager.database import Database
+from services.db_manager.resource_store import SqlResourceStore
+from sextant.store.interface import Conflict, NotFound
+
+
+def _trial(name: str) -> dict:
+    return {"kind": "Trial", "metadata": {"name": name, "namespace": "default", "labels": {"a": "b"}}}
+
+
+@pytest.fixture
+def two_stores(migrated_db_url):
+    db_a, db_b = Database(migrated_db_url), Database(migrated_db_url)
+    try:
+        yield SqlResourceStore(db_a), SqlResourceStore(db_b)
+    finally:
+        db_a.dispose()
+        db_b.dispose()
+
+
+def test_another_writer_is_never_hidden_by_the_cache(two_stores):
+    a, b = two_stores
+    created = a.create(_trial("t"))
+    assert a.read("Trial", "default", "t") is a.read("Trial", "default", "t")  # served from the cache
+    assert b.get("Trial", "default", "t") == created
+
+    # b writes; a's cached copy is now stale and must not be served or written over.
+    moved = b.update_status({**b.get("Trial", "default", "t"), "status": {"startTime": "2024-01-01T00:00:00Z"}})
+    assert a.get("Trial", "default", "t") == moved
+    stale = {**created, "status": {"completionTime": "2024-01-02T00:00:00Z"}}
+    with pytest.raises(Conflict):
+        a.update_status(stale)  # the client's version is the old one
+    b.update_status({**moved, "status": {"startTime": "2024-01-03T00:00:00Z"}})
+    unversioned = {**stale, "metadata": {**stale["metadata"], "resourceVersion": ""}}
+    after = a.update_status(unversioned)  # no version given: applied over b's latest, not a's cache
+    assert after["status"] == {"completionTime": "2024-01-02T00:00:00Z", "conditions": []}
+    assert int(after["metadata"]["resourceVersion"]) == int(moved["metadata"]["resourceVersion"]) + 2
+    assert b.get("Trial", "default", "t") == after
+
+    # a spec update through a after b relabelled: b's labels are the ones a compares against.
+    relabelled = b.update({**after, "metadata": {**after["metadata"], "labels": {"a": "c"}}})
+    same = a.update({**relabelled, "metadata": {**relabelled["metadata"], "resourceVersion": ""}})
+    assert same["metadata"]["resourceVersion"] == relabelled["metadata"]["resourceVersion"]  # nothing changed
+
+    # deleted by b: a neither serves nor updates its cached copy.
+    b.delete("Trial", "default", "t")
+    with pytest.raises(NotFound):
+        a.get("Trial", "default", "t")
+    with pytest.raises(NotFound):
+        a.update_status(unversioned)
+    recreated = b.create(_trial("t"))
+    assert a.get("Trial", "default", "t") == recreated
+
+
+def test_dict_api_returns_private_copies(two_stores):
+    a, _ = two_stores
+    doc = a.create(_trial("t"))
+    doc["metadata"]["labels"]["a"] = "changed"
+    doc["status"]["startTime"] = "x"
+    got = a.get("Trial", "default", "t")
+    assert got["metadata"]["labels"] == {"a": "b"} and "startTime" not in got["status"]
+    got["spec"]["retainRun"] = True
+    assert a.get("Trial", "default", "t")["spec"].get("retainRun") is not True
+    assert a.read("Trial", "default", "t").resource().metadata.labels["a"] == "b"
