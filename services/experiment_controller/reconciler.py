@@ -131,8 +131,10 @@ class ExperimentReconciler:
             self._finish(exp, trials, suggestion)
             return None
 
-        self._write_status(exp, before)
+        # More assignments are asked for before the status is written: the suggestion
+        # controller can work on them meanwhile (this is the loop's critical path).
         self._drive(exp, trials, suggestion, summary or st.summarize(exp, trials))
+        self._write_status(exp, before)
         return None
 
     def _write_status(self, exp: Experiment, before: dict) -> None:
