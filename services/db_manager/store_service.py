@@ -37,17 +37,21 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         self._stopping.set()
         self.store.notifier.close()
 
-    def _doc(self, resource: store_pb2.Resource, *, status_only: bool = False) -> dict:
+    def _doc(self, resource: store_pb2.Resource, *, ignored: str = "") -> dict:
         size = resource.ByteSize()
         if size > self.max_resource_bytes:
             raise Invalid([f"resource: {size} bytes is larger than the limit of {self.max_resource_bytes}"])
-        if status_only:
-            # UpdateStatus ignores the spec. A client that read the resource sends its spec back
-            # as the same text; then it is known to be valid and need not be decoded again.
+        if ignored:
+            # UpdateStatus ignores the spec and Update the status. A client that read the
+            # resource sends that part back as the same text: then it is known to be valid and
+            # need not be decoded again (a Suggestion's status holds every assignment).
             m = resource.metadata
             cached = self.store.cached(resource.kind, m.namespace or "default", m.name)
-            if cached is not None and cached.spec_json == resource.spec_json:
-                return doc_from_proto(resource, spec=cached.doc["spec"])
+            if cached is not None:
+                if ignored == "spec" and cached.spec_json == resource.spec_json:
+                    return doc_from_proto(resource, spec=cached.doc["spec"])
+                if ignored == "status" and cached.status_json == resource.status_json:
+                    return doc_from_proto(resource, status=cached.doc["status"])
         return doc_from_proto(resource)
 
     # Replies are the stored resources' wire forms, built once per version and shared.
@@ -71,11 +75,11 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
 
     def Update(self, request, context):
         with grpc_errors(context, "Update"):
-            return self.store.update_stored(self._doc(request.resource)).resource()
+            return self.store.update_stored(self._doc(request.resource, ignored="status")).resource()
 
     def UpdateStatus(self, request, context):
         with grpc_errors(context, "UpdateStatus"):
-            return self.store.update_status_stored(self._doc(request.resource, status_only=True)).resource()
+            return self.store.update_status_stored(self._doc(request.resource, ignored="spec")).resource()
 
     def Delete(self, request, context):
         with grpc_errors(context, "Delete"):

@@ -42,9 +42,11 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     return value
 
 
-def doc_from_proto(pb: store_pb2.Resource, *, spec: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The document of a wire resource. ``spec``, when given, is used instead of decoding
-    ``pb.spec_json`` (a caller that knows the text is that of a spec it already holds)."""
+def doc_from_proto(pb: store_pb2.Resource, *, spec: dict[str, Any] | None = None,
+                   status: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The document of a wire resource. ``spec``/``status``, when given, are used instead of
+    decoding ``pb.spec_json``/``pb.status_json`` (a caller that knows the text is that of a
+    document it already holds)."""
     m = pb.metadata
     meta: dict[str, Any] = {
         "name": m.name,
@@ -64,7 +66,7 @@ def doc_from_proto(pb: store_pb2.Resource, *, spec: dict[str, Any] | None = None
         meta["creationTimestamp"] = m.creation_timestamp
     doc: dict[str, Any] = {"kind": pb.kind, "metadata": meta,
                            "spec": spec if spec is not None else _json_object(pb.spec_json, "spec"),
-                           "status": _json_object(pb.status_json, "status")}
+                           "status": status if status is not None else _json_object(pb.status_json, "status")}
     if pb.api_version:
         doc["apiVersion"] = pb.api_version
     return doc

@@ -288,3 +288,31 @@ def test_concurrent_writers_lose_no_update_and_watchers_see_every_change(db_mana
         assert versions == sorted(versions) and len(set(versions)) == total
         assert [n for _, n in s] == expected
     assert created
+
+
+def test_ignored_half_is_still_checked_unless_it_is_the_stored_text(db_manager):
+    """UpdateStatus ignores the spec and Update the status; the server skips decoding them when
+    they are the stored text, and otherwise still refuses text that is not a JSON object."""
+    stub = raw(db_manager)
+    created = stub.Create(store_pb2.CreateRequest(resource=proto_from_doc(
+        {"kind": "Trial", "metadata": {"name": "t", "namespace": "default"}, "spec": {"retainRun": True}})))
+    for method, field in (("UpdateStatus", "spec_json"), ("Update", "status_json")):
+        for bad in ("{not json", "[1]"):
+            resource = store_pb2.Resource()
+            resource.CopyFrom(created)
+            setattr(resource, field, bad)
+            with pytest.raises(grpc.RpcError) as err:
+                getattr(stub, method)(store_pb2.UpdateRequest(resource=resource))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, bad)
+    status = store_pb2.Resource()
+    status.CopyFrom(created)
+    status.status_json = '{"startTime":"2024-01-01T00:00:00Z"}'
+    after = stub.UpdateStatus(store_pb2.UpdateRequest(resource=status))
+    assert json.loads(after.spec_json) == {"retainRun": True, "earlyStoppingRules": [], "parameterAssignments": []}
+    assert json.loads(after.status_json)["startTime"] == "2024-01-01T00:00:00Z"
+    spec = store_pb2.Resource()
+    spec.CopyFrom(after)
+    spec.spec_json = '{"retainRun":false}'
+    updated = stub.Update(store_pb2.UpdateRequest(resource=spec))
+    assert json.loads(updated.spec_json)["retainRun"] is False and updated.metadata.generation == 2
+    assert json.loads(updated.status_json)["startTime"] == "2024-01-01T00:00:00Z"
