@@ -65,6 +65,8 @@ _VERSION_BY_KEY_LOCKED = _VERSION_BY_KEY.with_for_update()
 _ROW_BY_KEY = sa.select(R).where(*_KEY)
 _ROW_BY_ID = sa.select(R).where(R.c.id == sa.bindparam("row_id"))
 _UPDATE_ROW = R.update().where(R.c.id == sa.bindparam("row_id"))
+_UPDATE_ROW_IF_AT = R.update().where(R.c.id == sa.bindparam("row_id"),
+                                     R.c.resource_version == sa.bindparam("cached_version"))
 _INSERT_ROW = R.insert()
 _INSERT_EVENTS = E.insert()
 _LOCK = sa.select(S.c.resource_version).where(S.c.id == 1).with_for_update()
@@ -164,6 +166,13 @@ def _head(row: Any, version: int | None = None) -> dict[str, Any]:
 
 def _from_row(row: Any, version: int | None = None) -> Stored:
     return Stored(row.id, _head(row, version), row.spec, row.status)
+
+
+def _with_status(stored: Stored, status: dict[str, Any], version: int) -> Stored:
+    """``stored`` with a new (normalized) status at ``version``."""
+    head = {**stored.head, "metadata": {**stored.head["metadata"], "resourceVersion": str(version)}}
+    return Stored(stored.id, head, stored.spec_json, _dumps(status),
+                  doc={**head, "spec": stored.doc["spec"], "status": status})
 
 
 def _meta(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -421,54 +430,81 @@ class SqlResourceStore:
         key = (kind, namespace, name)
         with self.db.write() as conn:
             current = self._lock(conn)
-            row = conn.execute(_VERSION_BY_KEY_LOCKED, {"kind": kind, "namespace": namespace, "name": name}).first()
-            if row is None:
-                self._cache.drop(key)
-                raise NotFound(f"{kind} {namespace}/{name} not found")
-            if expected and expected != row.resource_version:
-                raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is "
-                               f"{row.resource_version}, not {expected}; re-read and retry")
-            stored = self._cache.get(key)
-            if stored is None or stored.version != row.resource_version:
-                stored = _from_row(conn.execute(_ROW_BY_ID, {"row_id": row.id}).one())
-                self._cache.put(stored)
-            old = stored.doc
-            old_meta = old["metadata"]
             version = current + 1
-            if status_only:
-                status = normalize_status(old, doc.get("status") or {})
-                if status == old["status"]:
-                    return stored  # nothing changed: no new version, no watch event
-                status_json = _dumps(status)
-                meta = {**old_meta, "resourceVersion": str(version)}
-                head = {**stored.head, "metadata": meta}
-                new = Stored(row.id, head, stored.spec_json, status_json,
-                             doc={**head, "spec": old["spec"], "status": status})
-                columns = {"resource_version": version, "status": status_json}
-            else:
-                old_model = model_from_doc(old) if kind == "Experiment" else None
-                # The status is not written here, and validating the spec does not depend on it.
-                candidate = {**doc, "metadata": {**meta_in, "namespace": namespace}, "status": {}}
-                clean = to_doc(_normalize(candidate, old=old_model))
-                spec = clean.get("spec", {})
-                labels = dict(meta_in.get("labels") or {})
-                annotations = dict(meta_in.get("annotations") or {})
-                owners = clean.get("metadata", {}).get("ownerReferences", [])
-                spec_changed = spec != old["spec"]
-                if (not spec_changed and labels == old_meta["labels"] and annotations == old_meta["annotations"]
-                        and owners == old_meta["ownerReferences"]):
-                    return stored  # nothing changed: no new version, no watch event
-                meta = {**old_meta, "labels": labels, "annotations": annotations, "ownerReferences": owners,
-                        "generation": old_meta["generation"] + (1 if spec_changed else 0),
-                        "resourceVersion": str(version)}
-                head = {**stored.head, "metadata": meta}
-                spec_json = _dumps(spec) if spec_changed else stored.spec_json
-                new = Stored(row.id, head, spec_json, stored.status_json,
-                             doc={**head, "spec": spec if spec_changed else old["spec"], "status": old["status"]})
-                columns = {**self._meta_columns(meta), "resource_version": version, "spec": spec_json}
-            conn.execute(_UPDATE_ROW, {"row_id": row.id, **columns})
+            new = self._status_over_cache(conn, key, doc, expected, version) if status_only else None
+            if new is None:
+                new = self._modify_row(conn, key, doc, expected, version, status_only=status_only)
+                if new.version != version:
+                    return new  # nothing changed: no new version, no watch event
             recorded = self._record(conn, [("MODIFIED", new)])
         self._committed(recorded)
+        return new
+
+    def _status_over_cache(self, conn: sa.Connection, key: tuple[str, str, str], doc: dict[str, Any],
+                           expected: int, version: int) -> Stored | None:
+        """UpdateStatus computed from the cached copy and written with one statement that applies
+        only while the row is still at the cached version. None when that is not the case or
+        when in doubt (invalid input, nothing changed): the caller then reads the row."""
+        cached = self._cache.get(key)
+        if cached is None or (expected and expected != cached.version):
+            return None
+        try:
+            status = normalize_status(cached.doc, doc.get("status") or {})
+        except Invalid:
+            return None  # reported by the caller's path, against the row as it is now
+        if status == cached.doc["status"]:
+            return None  # "nothing changed" is only true if the cache is current: let the row say
+        new = _with_status(cached, status, version)
+        written = conn.execute(_UPDATE_ROW_IF_AT, {"row_id": cached.id, "cached_version": cached.version,
+                                                    "resource_version": version, "status": new.status_json})
+        return new if written.rowcount == 1 else None
+
+    def _modify_row(self, conn: sa.Connection, key: tuple[str, str, str], doc: dict[str, Any], expected: int,
+                    version: int, *, status_only: bool) -> Stored:
+        """The new version read against the row itself (written), or the stored one if nothing changed."""
+        kind, namespace, name = key
+        meta_in = _meta(doc)
+        row = conn.execute(_VERSION_BY_KEY_LOCKED, {"kind": kind, "namespace": namespace, "name": name}).first()
+        if row is None:
+            self._cache.drop(key)
+            raise NotFound(f"{kind} {namespace}/{name} not found")
+        if expected and expected != row.resource_version:
+            raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is "
+                           f"{row.resource_version}, not {expected}; re-read and retry")
+        stored = self._cache.get(key)
+        if stored is None or stored.version != row.resource_version:
+            stored = _from_row(conn.execute(_ROW_BY_ID, {"row_id": row.id}).one())
+            self._cache.put(stored)
+        old = stored.doc
+        old_meta = old["metadata"]
+        if status_only:
+            status = normalize_status(old, doc.get("status") or {})
+            if status == old["status"]:
+                return stored  # nothing changed: no new version, no watch event
+            new = _with_status(stored, status, version)
+            columns = {"resource_version": version, "status": new.status_json}
+        else:
+            old_model = model_from_doc(old) if kind == "Experiment" else None
+            # The status is not written here, and validating the spec does not depend on it.
+            candidate = {**doc, "metadata": {**meta_in, "namespace": namespace}, "status": {}}
+            clean = to_doc(_normalize(candidate, old=old_model))
+            spec = clean.get("spec", {})
+            labels = dict(meta_in.get("labels") or {})
+            annotations = dict(meta_in.get("annotations") or {})
+            owners = clean.get("metadata", {}).get("ownerReferences", [])
+            spec_changed = spec != old["spec"]
+            if (not spec_changed and labels == old_meta["labels"] and annotations == old_meta["annotations"]
+                    and owners == old_meta["ownerReferences"]):
+                return stored  # nothing changed: no new version, no watch event
+            meta = {**old_meta, "labels": labels, "annotations": annotations, "ownerReferences": owners,
+                    "generation": old_meta["generation"] + (1 if spec_changed else 0),
+                    "resourceVersion": str(version)}
+            head = {**stored.head, "metadata": meta}
+            spec_json = _dumps(spec) if spec_changed else stored.spec_json
+            new = Stored(row.id, head, spec_json, stored.status_json,
+                         doc={**head, "spec": spec if spec_changed else old["spec"], "status": old["status"]})
+            columns = {**self._meta_columns(meta), "resource_version": version, "spec": spec_json}
+        conn.execute(_UPDATE_ROW, {"row_id": row.id, **columns})
         return new
 
     def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[dict[str, Any]]:

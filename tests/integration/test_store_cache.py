@@ -44,6 +44,14 @@ def test_another_writer_is_never_hidden_by_the_cache(two_stores):
     assert int(after["metadata"]["resourceVersion"]) == int(moved["metadata"]["resourceVersion"]) + 2
     assert b.get("Trial", "default", "t") == after
 
+    # a sends back exactly what it has cached, but b changed the row since: that is a change.
+    a_view = a.get("Trial", "default", "t")
+    b.update_status({**b.get("Trial", "default", "t"), "status": {"startTime": "2024-01-04T00:00:00Z"}})
+    back = a.update_status({**a_view, "metadata": {**a_view["metadata"], "resourceVersion": ""}})
+    assert back["status"] == a_view["status"]
+    assert int(back["metadata"]["resourceVersion"]) == int(a_view["metadata"]["resourceVersion"]) + 2
+    after = back
+
     # a spec update through a after b relabelled: b's labels are the ones a compares against.
     relabelled = b.update({**after, "metadata": {**after["metadata"], "labels": {"a": "c"}}})
     same = a.update({**relabelled, "metadata": {**relabelled["metadata"], "resourceVersion": ""}})
