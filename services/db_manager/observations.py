@@ -59,6 +59,26 @@ def prepare(trial_name: str, logs: Iterable[tuple[str, str, str]]) -> list[dict]
     return rows
 
 
+_INSERT = T.insert()
+_GET: dict[tuple[bool, bool, bool], sa.Select] = {}  # built once per filter combination
+
+
+def _get_statement(metric: bool, start: bool, end: bool) -> sa.Select:
+    key = (metric, start, end)
+    statement = _GET.get(key)
+    if statement is None:
+        statement = sa.select(T.c.time, T.c.metric_name, T.c.value).where(T.c.trial_name == sa.bindparam("trial"))
+        if metric:
+            statement = statement.where(T.c.metric_name == sa.bindparam("metric"))
+        if start:
+            statement = statement.where(T.c.time >= sa.bindparam("start", type_=T.c.time.type))
+        if end:
+            statement = statement.where(T.c.time <= sa.bindparam("end", type_=T.c.time.type))
+        # id breaks ties so equal times come back in insertion order (Katib leaves them unordered).
+        statement = _GET[key] = statement.order_by(T.c.time, T.c.id)
+    return statement
+
+
 class ObservationStore:
     def __init__(self, db: Database):
         self.db = db
@@ -70,24 +90,23 @@ class ObservationStore:
         with self.db.write() as conn:
             for start in range(0, len(rows), INSERT_CHUNK):
                 # executemany: the drivers batch it (mysqlclient rewrites into multi-row INSERTs).
-                conn.execute(T.insert(), rows[start:start + INSERT_CHUNK])
+                conn.execute(_INSERT, rows[start:start + INSERT_CHUNK])
         return len(rows)
 
     def get(self, trial_name: str, metric_name: str = "", start_time: str = "",
             end_time: str = "") -> list[tuple[str, str, str]]:
         _check_name("trial_name", trial_name, required=False)
         _check_name("metric_name", metric_name, required=False)
-        query = sa.select(T.c.time, T.c.metric_name, T.c.value).where(T.c.trial_name == trial_name)
+        params: dict = {"trial": trial_name}
         if metric_name:
-            query = query.where(T.c.metric_name == metric_name)
+            params["metric"] = metric_name
         if start_time:
-            query = query.where(T.c.time >= parse_time("start_time", start_time))
+            params["start"] = parse_time("start_time", start_time)
         if end_time:
-            query = query.where(T.c.time <= parse_time("end_time", end_time))
-        # id breaks ties so equal times come back in insertion order (Katib leaves them unordered).
-        query = query.order_by(T.c.time, T.c.id)
+            params["end"] = parse_time("end_time", end_time)
+        query = _get_statement(bool(metric_name), bool(start_time), bool(end_time))
         with self.db.read() as conn:
-            return [(format_rfc3339(t) if t is not None else "", n, v) for t, n, v in conn.execute(query)]
+            return [(format_rfc3339(t) if t is not None else "", n, v) for t, n, v in conn.execute(query, params)]
 
     def delete(self, trial_name: str) -> int:
         with self.db.write() as conn:
