@@ -47,6 +47,7 @@ from sextant.store.interface import AlreadyExists, Conflict, Invalid, NotFound
 
 DEFAULT_HISTORY = 10_000  # change-log entries kept for watches that resume
 RECENT = 4096  # change-log entries this process wrote, kept in memory for its watchers
+RECENT_CHARS = 64 * 1024 * 1024  # ... holding at most this much snapshot text (large Suggestions)
 # Of those, the newest keep their decoded document and wire form, so each change is encoded
 # once for all watchers; older ones (a watcher that fell far behind) are decoded from the
 # snapshot text. Bounded because a large Suggestion's document is big.
@@ -252,6 +253,7 @@ class SqlResourceStore:
         # per change. A version missing here (written by another DB manager on the same
         # database, or not yet remembered) sends the reader to the table.
         self._recent: dict[int, Recorded] = {}
+        self._recent_chars = 0
         self._recent_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -331,17 +333,18 @@ class SqlResourceStore:
         with self._recent_lock:
             for r in recorded:
                 self._recent[r.resource_version] = r
+                self._recent_chars += len(r.snapshot)
                 old = self._recent.get(r.resource_version - RECENT_DECODED)
                 if old is not None:
                     old.stored = old.event = None  # watchers that far behind decode the snapshot
             # Oldest first (insertion order is version order, but for writers racing between
             # commit and here): O(1) per write instead of a scan of the whole window.
             floor = recorded[-1].resource_version - RECENT
-            while len(self._recent) > RECENT:
+            while self._recent:
                 oldest = next(iter(self._recent))
-                if oldest > floor:
+                if self._recent_chars <= RECENT_CHARS and (len(self._recent) <= RECENT or oldest > floor):
                     break
-                del self._recent[oldest]
+                self._recent_chars -= len(self._recent.pop(oldest).snapshot)
 
     def state(self) -> tuple[int, int]:
         """(current version, compacted version)."""

@@ -58,3 +58,18 @@ def test_window_is_bounded_and_old_changes_are_served_from_their_snapshot(tmp_pa
         assert event == expected and event.resource.metadata.name == f"t{r.resource_version - 1}"
         assert _event(r, {"no": "match"}) is None
     assert store.recent_changes(12, 20) == store.changes(12, 20)
+
+
+def test_window_is_bounded_by_snapshot_size(tmp_path, monkeypatch):
+    from services.db_manager import resource_store
+
+    monkeypatch.setattr(resource_store, "RECENT_CHARS", 2000)
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(db)
+    store = SqlResourceStore(db)
+    for i in range(20):
+        store.create(_trial(f"t{i}"))
+    size = len(store._recent[20].snapshot)
+    assert len(store._recent) == 2000 // size and sorted(store._recent)[-1] == 20
+    assert store._recent_chars == sum(len(r.snapshot) for r in store._recent.values()) <= 2000
+    assert store.recent(0, 20) is None and store.recent(20 - 2000 // size, 20) is not None
