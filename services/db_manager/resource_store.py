@@ -169,10 +169,10 @@ def _from_row(row: Any, version: int | None = None) -> Stored:
     return Stored(row.id, _head(row, version), row.spec, row.status)
 
 
-def _with_status(stored: Stored, status: dict[str, Any], version: int) -> Stored:
+def _with_status(stored: Stored, status: dict[str, Any], version: int, status_json: str | None = None) -> Stored:
     """``stored`` with a new (normalized) status at ``version``."""
     head = {**stored.head, "metadata": {**stored.head["metadata"], "resourceVersion": str(version)}}
-    return Stored(stored.id, head, stored.spec_json, _dumps(status),
+    return Stored(stored.id, head, stored.spec_json, status_json if status_json is not None else _dumps(status),
                   doc={**head, "spec": stored.doc["spec"], "status": status})
 
 
@@ -431,10 +431,14 @@ class SqlResourceStore:
         if not isinstance(doc.get("spec", {}), dict) or not isinstance(doc.get("status", {}), dict):
             raise Invalid(["spec and status must be objects"])
         key = (kind, namespace, name)
+        # UpdateStatus is computed from the cached copy before taking the write lock (validating
+        # and encoding are most of its work, and the lock serialises every writer); under the
+        # lock one UPDATE applies it only if the row is still at the cached version.
+        planned = self._status_from_cache(key, doc, expected) if status_only else None
         with self.db.write() as conn:
             current = self._lock(conn)
             version = current + 1
-            new = self._status_over_cache(conn, key, doc, expected, version) if status_only else None
+            new = self._write_planned(conn, planned, version) if planned is not None else None
             if new is None:
                 new = self._modify_row(conn, key, doc, expected, version, status_only=status_only)
                 if new.version != version:
@@ -443,11 +447,11 @@ class SqlResourceStore:
         self._committed(recorded)
         return new
 
-    def _status_over_cache(self, conn: sa.Connection, key: tuple[str, str, str], doc: dict[str, Any],
-                           expected: int, version: int) -> Stored | None:
-        """UpdateStatus computed from the cached copy and written with one statement that applies
-        only while the row is still at the cached version. None when that is not the case or
-        when in doubt (invalid input, nothing changed): the caller then reads the row."""
+    def _status_from_cache(self, key: tuple[str, str, str], doc: dict[str, Any],
+                           expected: int) -> tuple[Stored, dict[str, Any], str] | None:
+        """(cached copy, new status, its JSON) for an UpdateStatus, or None when in doubt (not
+        cached, another version expected, invalid input, nothing changed): the caller then
+        reads the row under the lock."""
         cached = self._cache.get(key)
         if cached is None or (expected and expected != cached.version):
             return None
@@ -457,10 +461,15 @@ class SqlResourceStore:
             return None  # reported by the caller's path, against the row as it is now
         if status == cached.doc["status"]:
             return None  # "nothing changed" is only true if the cache is current: let the row say
-        new = _with_status(cached, status, version)
+        return cached, status, _dumps(status)
+
+    def _write_planned(self, conn: sa.Connection, planned: tuple[Stored, dict[str, Any], str],
+                       version: int) -> Stored | None:
+        """Writes a planned status as ``version`` if the row is still at the planned-on version."""
+        cached, status, status_json = planned
         written = conn.execute(_UPDATE_ROW_IF_AT, {"row_id": cached.id, "cached_version": cached.version,
-                                                    "resource_version": version, "status": new.status_json})
-        return new if written.rowcount == 1 else None
+                                                    "resource_version": version, "status": status_json})
+        return _with_status(cached, status, version, status_json) if written.rowcount == 1 else None
 
     def _modify_row(self, conn: sa.Connection, key: tuple[str, str, str], doc: dict[str, Any], expected: int,
                     version: int, *, status_only: bool) -> Stored:
