@@ -3,9 +3,10 @@ that nothing is lost or duplicated.
 
 Each *run* is one experiment (maxTrialCount 40, parallelTrialCount 4, random, a trivial trainer
 that prints three ``score=`` lines) and one ``kill -9`` of one target at a seeded random moment:
-the DB manager, each controller, the algorithm service or a running metrics collector. The
-supervisor (``sextant up``) restarts services; the suggestion controller restarts the algorithm
-service; the trial controller notices a dead collector. Afterwards the experiment must have
+the DB manager, each controller, the algorithm service or a running trial's wrapper (the
+process that records its exit code). The supervisor (``sextant up``) restarts services; the
+suggestion controller restarts the algorithm service; the trial controller notices a dead
+wrapper and fails that trial. Afterwards the experiment must have
 exactly 40 trials, unique trial names and assignments, an observation for every succeeded
 trial and all three metric lines of each in the observation log.
 
@@ -41,7 +42,7 @@ RUNS = int(os.environ.get("SEXTANT_FAULT_RUNS", "10"))
 PARALLEL = int(os.environ.get("SEXTANT_FAULT_PARALLEL", "2"))
 SEED = int(os.environ.get("SEXTANT_FAULT_SEED", "20240"))
 TARGETS = ["db-manager", "experiment-controller", "suggestion-controller", "trial-controller",
-           "algorithm-service", "metrics-collector"]
+           "algorithm-service", "trial-wrapper"]
 MAX_TRIALS = 40
 LINES = 3  # score lines each trial prints
 # Seeded runs (random_state) once repeated assignments after a DB-manager kill; fixed by sending
@@ -148,8 +149,10 @@ def kill_target(stack: Stack, target: str, rng: random.Random, patience: float =
     while True:
         if target == "algorithm-service":
             pids = stack.algorithm_pids()
-        elif target == "metrics-collector":
-            pids = stack.processes("services.metrics_collector")
+        elif target == "trial-wrapper":
+            # The process that records a trial's exit: sextant-jobwrap here (StdOut metrics are
+            # read after the job), the Python collector for kinds that collect while it runs.
+            pids = stack.processes("sextant-jobwrap") + stack.processes("services.metrics_collector")
         else:
             pids = [stack.service_pid(target)]
         pids = sorted(p for p in pids if p)
