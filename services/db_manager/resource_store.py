@@ -66,6 +66,8 @@ _VERSION_BY_KEY_LOCKED = _VERSION_BY_KEY.with_for_update()
 _ROW_BY_KEY = sa.select(R).where(*_KEY)
 _ROW_BY_ID = sa.select(R).where(R.c.id == sa.bindparam("row_id"))
 _UPDATE_ROW = R.update().where(R.c.id == sa.bindparam("row_id"))
+_OWNERSHIP_IN_NAMESPACE = sa.select(R.c.id, R.c.kind, R.c.name, R.c.uid, R.c.resource_version,
+                                    R.c.owner_references).where(R.c.namespace == sa.bindparam("namespace"))
 _UPDATE_ROW_IF_AT = R.update().where(R.c.id == sa.bindparam("row_id"),
                                      R.c.resource_version == sa.bindparam("cached_version"))
 _INSERT_ROW = R.insert()
@@ -529,14 +531,17 @@ class SqlResourceStore:
             raise Invalid(errors)
         with self.db.write() as conn:
             current = self._lock(conn)
-            rows = conn.execute(sa.select(R).where(R.c.namespace == namespace)).all()
+            # Ownership is found on the identity columns alone; only the doomed rows are read whole.
+            rows = conn.execute(_OWNERSHIP_IN_NAMESPACE, {"namespace": namespace}).all()
             root = next((r for r in rows if r.kind == kind and r.name == name), None)
             if root is None:
                 raise NotFound(f"{kind} {namespace}/{name} not found")
             if resource_version and resource_version != root.resource_version:
                 raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is "
                                f"{root.resource_version}, not {resource_version}")
-            doomed = [_from_row(r, current + i + 1) for i, r in enumerate(_with_dependents(root, rows))]
+            order = [r.id for r in _with_dependents(root, rows)]
+            full = {r.id: r for r in conn.execute(sa.select(R).where(R.c.id.in_(order))).all()}
+            doomed = [_from_row(full[row_id], current + i + 1) for i, row_id in enumerate(order)]
             conn.execute(R.delete().where(R.c.id.in_([s.id for s in doomed])))
             delete_logs(conn, [s.key[2] for s in doomed if s.key[0] == "Trial"])
             recorded = self._record(conn, [("DELETED", s) for s in doomed])
