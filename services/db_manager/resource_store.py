@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from services.db_manager.database import Database
+from services.db_manager.group_commit import GroupCommit
 from services.db_manager.names import kind_errors, label_errors, name_errors, namespace_errors
 from services.db_manager.normalize import normalize_status
 from services.db_manager.notifier import ChangeNotifier
@@ -247,6 +248,11 @@ class SqlResourceStore:
     def __init__(self, db: Database, notifier: ChangeNotifier | None = None,
                  history: int = DEFAULT_HISTORY, cache_size: int = CACHE_SIZE):
         self.db = db
+        # SQLite: writes waiting at the same moment share one transaction and one commit (its
+        # writers are serial anyway). MariaDB/PostgreSQL pipeline concurrent commits themselves
+        # (the version lock is released before the log flush), which measured faster here than
+        # one leader running every statement of a batch: 571 vs 394 writes/s with 8 writers.
+        self._commits = GroupCommit(db.write, max_batch=64 if db.backend == "sqlite" else 1)
         self.notifier = notifier or ChangeNotifier()
         self.history = max(1, history)
         self._cache = _Cache(cache_size)
@@ -396,7 +402,7 @@ class SqlResourceStore:
         meta = out["metadata"]
         kind, namespace, name = out["kind"], meta["namespace"], meta["name"]
         spec_json, status_json = _dumps(out["spec"]), _dumps(out["status"])
-        with self.db.write() as conn:
+        def write(conn: sa.Connection):
             version = self._lock(conn) + 1
             exists = conn.execute(_VERSION_BY_KEY, {"kind": kind, "namespace": namespace, "name": name}).first()
             if exists:
@@ -411,8 +417,9 @@ class SqlResourceStore:
             head = {"apiVersion": out["apiVersion"], "kind": kind, "metadata": meta}
             stored = Stored(row_id, head, spec_json, status_json, doc=out)
             recorded = self._record(conn, [("ADDED", stored)])
-        self._committed(recorded)
-        return stored
+            return stored, lambda: self._committed(recorded)
+
+        return self._commits.run(write)
 
     def update(self, doc: dict[str, Any]) -> dict[str, Any]:
         return self.update_stored(doc).fresh()
@@ -437,17 +444,18 @@ class SqlResourceStore:
         # and encoding are most of its work, and the lock serialises every writer); under the
         # lock one UPDATE applies it only if the row is still at the cached version.
         planned = self._status_from_cache(key, doc, expected) if status_only else None
-        with self.db.write() as conn:
-            current = self._lock(conn)
-            version = current + 1
+
+        def write(conn: sa.Connection):
+            version = self._lock(conn) + 1
             new = self._write_planned(conn, planned, version) if planned is not None else None
             if new is None:
                 new = self._modify_row(conn, key, doc, expected, version, status_only=status_only)
                 if new.version != version:
-                    return new  # nothing changed: no new version, no watch event
+                    return new, None  # nothing changed: no new version, no watch event
             recorded = self._record(conn, [("MODIFIED", new)])
-        self._committed(recorded)
-        return new
+            return new, lambda: self._committed(recorded)
+
+        return self._commits.run(write)
 
     def _status_from_cache(self, key: tuple[str, str, str], doc: dict[str, Any],
                            expected: int) -> tuple[Stored, dict[str, Any], str] | None:
@@ -529,7 +537,7 @@ class SqlResourceStore:
         errors = kind_errors(kind) + namespace_errors(namespace) + name_errors(name)
         if errors:
             raise Invalid(errors)
-        with self.db.write() as conn:
+        def write(conn: sa.Connection):
             current = self._lock(conn)
             # Ownership is found on the identity columns alone; only the doomed rows are read whole.
             rows = conn.execute(_OWNERSHIP_IN_NAMESPACE, {"namespace": namespace}).all()
@@ -545,10 +553,15 @@ class SqlResourceStore:
             conn.execute(R.delete().where(R.c.id.in_([s.id for s in doomed])))
             delete_logs(conn, [s.key[2] for s in doomed if s.key[0] == "Trial"])
             recorded = self._record(conn, [("DELETED", s) for s in doomed])
-        for s in doomed:
-            self._cache.drop(s.key)
-        self._committed(recorded, cache=False)
-        return doomed
+
+            def after() -> None:
+                for s in doomed:
+                    self._cache.drop(s.key)
+                self._committed(recorded, cache=False)
+
+            return doomed, after
+
+        return self._commits.run(write)
 
     # -- helpers -------------------------------------------------------------------------------
 
