@@ -24,6 +24,7 @@ to False); the trial controller treats Killed as terminal and stops the job.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from sextant.conditions import (
     SUGGESTION_EXHAUSTED,
@@ -64,6 +65,7 @@ class ExperimentReconciler:
     def __init__(self, store: ResourceStore, events=None, trial_informer=None, experiment_informer=None,
                  suggestion_informer=None):
         self.store = store
+        self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-trial")
         # Experiments and Suggestions are read from the informers' caches, overlaid with this
         # controller's own writes (see CachedReader); without informers, from the store.
         self.experiments = CachedReader(store, experiment_informer, "Experiment")
@@ -156,20 +158,27 @@ class ExperimentReconciler:
                 update={"requests": plan.requests})})
             suggestion = self.suggestions.wrote(self.store.update(changed))
         names = {t.metadata.name for t in trials}
+        built = []
         for assignment in new_assignments(suggestion, names):
             try:
-                trial = build_trial(exp, assignment)
+                built.append(build_trial(exp, assignment))
             except TemplateError as err:
                 # Katib logs and skips a trial it cannot create; the resync tries again.
                 log.warning("trial not created: template error",
                             extra={"experiment": exp.metadata.name, "trial": assignment.name, "error": str(err)})
                 self._event(exp, "Warning", "TrialTemplateError", f"trial {assignment.name}: {err}")
-                continue
-            try:
-                self.store.create(trial)
-                log.info("trial created", extra={"experiment": exp.metadata.name, "trial": trial.metadata.name})
-            except AlreadyExists:
-                pass  # created by an earlier pass (or before a restart)
+        # A batch of new trials is created a few at a time in parallel: each create waits for a
+        # commit, and these waits are on the path from a finished trial to its replacement.
+        for created in self._creator.map(self._create_trial, built):
+            if created is not None:
+                log.info("trial created", extra={"experiment": exp.metadata.name, "trial": created})
+
+    def _create_trial(self, trial: Trial) -> str | None:
+        try:
+            self.store.create(trial)
+            return trial.metadata.name
+        except AlreadyExists:
+            return None  # created by an earlier pass (or before a restart)
 
     def _create_suggestion(self, exp: Experiment, requests: int) -> Suggestion:
         sugg = Suggestion(
