@@ -80,6 +80,14 @@ def trial_log_archive(data_dir: Path) -> Path:
     return data_dir / "logs" / "trials"
 
 
+def _age_seconds(stamp: str | None) -> float:
+    try:
+        started = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    return (dt.datetime.now(dt.UTC) - started).total_seconds()
+
+
 def _now() -> str:
     """RFC 3339 with microseconds, like the wrappers' completion times (job time = difference)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
@@ -145,6 +153,7 @@ class LocalJobs:
                  cwd: str | None = None, native_wrapper: bool = True):
         self.root = root
         self.stop_grace = stop_grace
+        self.lost_start_grace = 600.0  # see status(): a start interrupted before the pid was noted
         self.db_manager_address = db_manager_address
         self.environment = environment or (lambda extra: {**os.environ, **extra})
         self.cwd = cwd or os.getcwd()
@@ -209,6 +218,10 @@ class LocalJobs:
                        str(directory), *collector, "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
                       command=argv, cwd=str(cwd), start_time=_now())
+        # Recorded *before* the start: a controller that dies between starting the process and
+        # noting its pid must not leave a job that the next controller starts a second time
+        # (both runs would write the same log). Such a job waits for its wrapper's exit record.
+        process.write_json(directory / "job.json", {**record, "starting": True})
         try:
             proc = process.spawn(wrapper, log_path=directory / "output.log", env=environment, cwd=str(cwd))
         except ValueError as err:  # e.g. a NUL byte in an argument or variable: execve cannot take it
@@ -218,7 +231,7 @@ class LocalJobs:
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         record["process"] = proc.to_dict()
-        process.write_json(directory / "job.json", record)
+        process.write_json(directory / "job.json", record)  # without "starting"
         self._watch_exit(spec.namespace, spec.name, proc, record["start_time"])
         return self.status(spec.namespace, spec.name)
 
@@ -288,6 +301,10 @@ class LocalJobs:
                              message=ended.get("message", ""), exit_code=code, start_time=started,
                              completion_time=ended.get("completion_time"))
         if process.is_alive(process.ProcessId.from_dict(record.get("process"))):
+            return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+        if record.get("starting") and _age_seconds(record.get("start_time")) < self.lost_start_grace:
+            # Started by a controller that died before noting the pid: the wrapper may be
+            # running; its exit record will tell. After the grace the job counts as lost.
             return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
         if (directory / "exit.json").exists():
             # The wrapper wrote its record and exited between our two looks.
