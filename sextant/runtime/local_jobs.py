@@ -80,12 +80,20 @@ def trial_log_archive(data_dir: Path) -> Path:
     return data_dir / "logs" / "trials"
 
 
-def _age_seconds(stamp: str | None) -> float:
-    try:
-        started = dt.datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        return float("inf")
-    return (dt.datetime.now(dt.UTC) - started).total_seconds()
+def _wrapper_pid(directory: Path) -> int | None:
+    """The pid of a wrapper working for the job in ``directory`` (its command line names the
+    job's exit record or directory), found in /proc."""
+    needles = (str(directory / "exit.json").encode(), b"--job-dir\0" + str(directory).encode() + b"\0")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if any(n in cmdline for n in needles):
+            return int(entry.name)
+    return None
 
 
 def _now() -> str:
@@ -153,7 +161,6 @@ class LocalJobs:
                  cwd: str | None = None, native_wrapper: bool = True):
         self.root = root
         self.stop_grace = stop_grace
-        self.lost_start_grace = 600.0  # see status(): a start interrupted before the pid was noted
         self.db_manager_address = db_manager_address
         self.environment = environment or (lambda extra: {**os.environ, **extra})
         self.cwd = cwd or os.getcwd()
@@ -220,7 +227,7 @@ class LocalJobs:
                       command=argv, cwd=str(cwd), start_time=_now())
         # Recorded *before* the start: a controller that dies between starting the process and
         # noting its pid must not leave a job that the next controller starts a second time
-        # (both runs would write the same log). Such a job waits for its wrapper's exit record.
+        # (both runs would write the same log): status() looks for its wrapper in /proc.
         process.write_json(directory / "job.json", {**record, "starting": True})
         try:
             proc = process.spawn(wrapper, log_path=directory / "output.log", env=environment, cwd=str(cwd))
@@ -302,10 +309,18 @@ class LocalJobs:
                              completion_time=ended.get("completion_time"))
         if process.is_alive(process.ProcessId.from_dict(record.get("process"))):
             return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
-        if record.get("starting") and _age_seconds(record.get("start_time")) < self.lost_start_grace:
-            # Started by a controller that died before noting the pid: the wrapper may be
-            # running; its exit record will tell. After the grace the job counts as lost.
-            return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+        if record.get("starting") and not (directory / "exit.json").exists():
+            # A controller died while starting this job. If its wrapper runs, adopt it; if
+            # none does, the start never happened: forget the record so the job is started
+            # (once) now.
+            pid = _wrapper_pid(directory)
+            if pid is not None and (start := process.start_time_of(pid)) is not None:
+                record.pop("starting")
+                record["process"] = process.ProcessId(pid, start).to_dict()
+                process.write_json(directory / "job.json", record)
+                return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+            (directory / "job.json").unlink(missing_ok=True)
+            return JobStatus(JobPhase.NOT_FOUND, message="job start was interrupted; not running")
         if (directory / "exit.json").exists():
             # The wrapper wrote its record and exited between our two looks.
             return self._read_status(namespace, name)

@@ -183,24 +183,25 @@ def test_a_job_that_ends_between_the_two_looks_is_not_a_lost_exit(tmp_path, monk
 
 
 def test_a_start_cut_short_before_the_pid_was_noted_is_never_started_twice(tmp_path):
-    """A controller died between starting a job and noting its pid: the next one must not start
-    it again (both runs would write one log); it waits for the wrapper's own exit record."""
+    """A controller died between starting a job and noting its pid: the next one adopts the
+    running wrapper (found in /proc) instead of starting the trial again; if no wrapper ever
+    started, the job is started once."""
     rt = LocalRuntime(tmp_path)
-    rt.start_job(_job("c1", ["python", "-c", "print('loss=1')"]))
-    _wait_done(rt, "c1")
+    code = "import time\nprint('loss=1', flush=True)\ntime.sleep(60)"
+    rt.start_job(_job("c1", ["python", "-c", code]))
     job = tmp_path / "jobs/default/c1"
     record = json.loads((job / "job.json").read_text())
-    exit_record = (job / "exit.json").read_text()
-    (job / "exit.json").unlink()
-    record.pop("process")
+    pid = record.pop("process")["pid"]
     (job / "job.json").write_text(json.dumps({**record, "starting": True}))
-    rt2 = LocalRuntime(tmp_path)
+    rt2 = LocalRuntime(tmp_path, stop_grace=2)
     assert rt2.job_status("default", "c1").phase == JobPhase.RUNNING
-    assert rt2.start_job(_job("c1", ["python", "-c", "print('loss=1')"])).phase == JobPhase.RUNNING
-    assert open(rt2.job_log_path("default", "c1")).read().count("loss=1") == 1  # not run again
-    (job / "exit.json").write_text(exit_record)  # the orphaned wrapper finishes
-    assert LocalRuntime(tmp_path).job_status("default", "c1").phase == JobPhase.SUCCEEDED
-    (job / "exit.json").unlink()
-    rt3 = LocalRuntime(tmp_path)
-    rt3.jobs.lost_start_grace = 0.0  # long ago: the start is given up as lost
-    assert rt3.job_status("default", "c1").phase == JobPhase.FAILED
+    assert json.loads((job / "job.json").read_text())["process"]["pid"] == pid  # adopted
+    rt2.stop_job("default", "c1")
+    assert _wait_done(rt2, "c1").reason == "Killed"
+    # A record written just before the controller died, with no wrapper behind it.
+    (tmp_path / "jobs/default/c2").mkdir(parents=True)
+    (tmp_path / "jobs/default/c2/job.json").write_text(json.dumps({**record, "name": "c2", "starting": True}))
+    assert rt2.job_status("default", "c2").phase == JobPhase.NOT_FOUND
+    rt2.start_job(_job("c2", ["python", "-c", "print('loss=2')"]))
+    assert _wait_done(rt2, "c2").phase == JobPhase.SUCCEEDED
+    assert open(rt2.job_log_path("default", "c2")).read().count("loss=2") == 1
