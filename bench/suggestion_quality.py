@@ -16,6 +16,12 @@ categorical choice (f* = 0, see ``mixed``).
 Library baselines: ``lib:hyperopt-tpe`` (fmin with tpe.suggest), ``lib:optuna-tpe`` (TPESampler
 defaults), ``lib:optuna-mvtpe`` (multivariate TPESampler), ``lib:skopt-gp`` (gp_minimize with
 its defaults, as Katib's service would configure it apart from the log-uniform prior).
+
+``--settings name=value,...`` adds algorithm settings to every Sextant algorithm's experiment
+(``random_state`` is always the seed); ``n_startup_trials`` / ``n_ei_candidates`` among them are
+passed to the ``lib:optuna-*`` samplers too. ``--seeds A:B`` runs seeds A..B-1 (a seed range
+disjoint from the usual 0..N-1). With 20 or more seeds, a bootstrap 95 % interval of each
+median is printed under the table: medians of 10 seeds move by a lot from one seed set to another.
 """
 
 from __future__ import annotations
@@ -124,8 +130,9 @@ def _specs(problem: Problem) -> list[api_pb2.ParameterSpec]:
     return out
 
 
-def run_sextant(stub, algorithm: str, problem: Problem, seed: int, budget: int, batch: int) -> list[float]:
-    settings = {"random_state": str(seed)} if algorithm in SEEDED else {}
+def run_sextant(stub, algorithm: str, problem: Problem, seed: int, budget: int, batch: int,
+                extra: dict[str, str] | None = None) -> list[float]:
+    settings = {**(extra or {}), **({"random_state": str(seed)} if algorithm in SEEDED else {})}
     exp = b.experiment(f"q-{algorithm}-{problem.name}-{seed}-{time.monotonic_ns()}", algorithm,
                        _specs(problem), settings=settings)
     trials: list[api_pb2.Trial] = []
@@ -168,7 +175,7 @@ def _loopback_server():
 # ---- libraries directly ----
 
 
-def run_library(lib: str, problem: Problem, seed: int, budget: int) -> list[float]:
+def run_library(lib: str, problem: Problem, seed: int, budget: int, extra: dict[str, str] | None = None) -> list[float]:
     values: list[float] = []
     if lib == "lib:hyperopt-tpe":
         from hyperopt import Trials, fmin, hp, tpe
@@ -193,7 +200,8 @@ def run_library(lib: str, problem: Problem, seed: int, budget: int) -> list[floa
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=lib.endswith("mvtpe"))
+        kwargs = {k: int(v) for k, v in (extra or {}).items() if k in ("n_startup_trials", "n_ei_candidates")}
+        sampler = optuna.samplers.TPESampler(seed=seed, multivariate=lib.endswith("mvtpe"), **kwargs)
         study = optuna.create_study(sampler=sampler)
 
         def objective(trial):
@@ -245,14 +253,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--algorithms", default=",".join(SEXTANT + LIBRARIES),
                     help="comma list of Sextant algorithms and lib:* baselines")
     ap.add_argument("--functions", default=",".join(PROBLEMS))
-    ap.add_argument("--seeds", default="10", help="a count N (seeds 0..N-1) or a comma list")
+    ap.add_argument("--seeds", default="10", help="a count N (seeds 0..N-1), a range A:B or a comma list")
     ap.add_argument("--budget", default="50,100", help="checkpoints; the largest is the trial budget")
     ap.add_argument("--batch", type=int, default=1, help="assignments per GetSuggestions call")
     ap.add_argument("--jsonl", default=None, help="append one JSON line per run to this file")
+    ap.add_argument("--settings", default="", help="name=value,... added to the Sextant algorithms' settings")
     args = ap.parse_args(argv)
 
-    seeds = (list(range(int(args.seeds))) if "," not in args.seeds
-             else [int(s) for s in args.seeds.split(",")])
+    if ":" in args.seeds:
+        first, end = (int(s) for s in args.seeds.split(":"))
+        seeds = list(range(first, end))
+    elif "," in args.seeds:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    else:
+        seeds = list(range(int(args.seeds)))
+    extra = dict(kv.split("=", 1) for kv in args.settings.split(",") if kv)
     checkpoints = sorted(int(c) for c in args.budget.split(","))
     budget = checkpoints[-1]
     algorithms = [a for a in args.algorithms.split(",") if a]
@@ -270,29 +285,41 @@ def main(argv: list[str] | None = None) -> int:
                 curves, seconds = [], []
                 for seed in seeds:
                     start = time.perf_counter()
-                    values = (run_library(algo, problem, seed, budget) if algo.startswith("lib:")
-                              else run_sextant(stub, algo, problem, seed, budget, args.batch))
+                    values = (run_library(algo, problem, seed, budget, extra) if algo.startswith("lib:")
+                              else run_sextant(stub, algo, problem, seed, budget, args.batch, extra))
                     seconds.append(time.perf_counter() - start)
                     curve = regret_curve(values, problem.optimum, checkpoints)
                     curves.append(curve)
                     if args.jsonl:
                         with open(args.jsonl, "a") as f:
                             f.write(json.dumps({"function": fname, "algorithm": algo, "seed": seed,
-                                                "batch": args.batch, "regret": curve,
+                                                "batch": args.batch, "settings": extra, "regret": curve,
                                                 "seconds": seconds[-1]}) + "\n")
                     print(f"  {fname} {algo} seed={seed} " + " ".join(
                         f"@{c}={r:.4f}" for c, r in curve.items()) + f" ({seconds[-1]:.1f}s)", flush=True)
                 med = {c: statistics.median(cv[c] for cv in curves) for c in checkpoints}
                 q = {c: (min(cv[c] for cv in curves), max(cv[c] for cv in curves)) for c in checkpoints}
-                rows.append((fname, algo, med, q, statistics.median(seconds)))
+                rows.append((fname, algo, med, q, statistics.median(seconds), curves))
     print("\n| function | algorithm | " + " | ".join(f"regret@{c} (median)" for c in checkpoints)
           + " | min-max @" + str(budget) + " | s/run | seeds |")
     print("|---|---|" + "---:|" * len(checkpoints) + "---|---:|---:|")
-    for fname, algo, med, q, secs in rows:
+    for fname, algo, med, q, secs, _ in rows:
         lo, hi = q[budget]
         print(f"| {fname} | {algo} | " + " | ".join(f"{med[c]:.4f}" for c in checkpoints)
               + f" | {lo:.4f}-{hi:.4f} | {secs:.1f} | {len(seeds)} |")
+    if len(seeds) >= 20:
+        print("\nbootstrap 95 % interval of the median (4,000 resamples of the seeds):")
+        for fname, algo, _, _, _, curves in rows:
+            print(f"  {fname} {algo}: " + ", ".join(
+                "@{} {:.4f}-{:.4f}".format(c, *_median_interval([cv[c] for cv in curves])) for c in checkpoints))
     return 0
+
+
+def _median_interval(values: list[float]) -> tuple[float, float]:
+    data = np.asarray(values)
+    medians = np.median(np.random.default_rng(0).choice(data, (4000, len(data))), axis=1)
+    lo, hi = np.percentile(medians, [2.5, 97.5])
+    return float(lo), float(hi)
 
 
 if __name__ == "__main__":
