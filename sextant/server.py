@@ -81,14 +81,18 @@ class _PerMethod:
         return handler
 
 
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts unary calls and their latency per method (streams are counted at start)."""
+class _WrappingInterceptor(grpc.ServerInterceptor):
+    """Wraps each method's handler once (by ``_wrap``), then reuses the wrapped handler."""
 
     def __init__(self) -> None:
         self._wrapped = _PerMethod()
 
     def intercept_service(self, continuation, details):
         return self._wrapped.get(continuation, details, self._wrap)
+
+
+class MetricsInterceptor(_WrappingInterceptor):
+    """Counts unary calls and their latency per method (streams are counted at start)."""
 
     @staticmethod
     def _wrap(handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
@@ -122,15 +126,9 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         )
 
 
-class DecodeInterceptor(grpc.ServerInterceptor):
+class DecodeInterceptor(_WrappingInterceptor):
     """Decodes requests inside the handler, so bytes that are not the expected message get
     INVALID_ARGUMENT naming the message type (grpcio itself answers INTERNAL)."""
-
-    def __init__(self) -> None:
-        self._wrapped = _PerMethod()
-
-    def intercept_service(self, continuation, details):
-        return self._wrapped.get(continuation, details, self._wrap)
 
     @staticmethod
     def _wrap(handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:

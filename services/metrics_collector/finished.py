@@ -17,6 +17,8 @@ import json
 import os
 from pathlib import Path
 
+from sextant.runtime.metrics_volume import flag_value
+
 from . import parsing
 from .parsing import MetricLog
 from .runner import COLLECTING_KINDS, build_parser, filters_for, parse_lines
@@ -32,25 +34,15 @@ def _parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-def _flag(args: list[str], name: str) -> str | None:
-    value = None
-    for i, item in enumerate(args):
-        if item == name and i + 1 < len(args):
-            value = args[i + 1]
-        elif item.startswith(name + "="):
-            value = item.split("=", 1)[1]
-    return value
-
-
 def collects_after_exit(collector_args: list[str]) -> bool:
     """True if every metric of a job with these collector arguments can be read once it ended."""
-    return (_flag(collector_args, "--kind") or "StdOut") in AFTER_EXIT_KINDS \
-        and _flag(collector_args, "--report") == "spool" and "--stop-rule" not in collector_args
+    return (flag_value(collector_args, "--kind") or "StdOut") in AFTER_EXIT_KINDS \
+        and flag_value(collector_args, "--report") == "spool" and "--stop-rule" not in collector_args
 
 
 def db_manager_for_trial(collector_args: list[str], environment: dict[str, str]) -> str:
     """The DB manager address the trial is told (``SEXTANT_DB_MANAGER``), as the wrapper tells it."""
-    return _flag(collector_args, "--db-manager") or environment.get("SEXTANT_DB_MANAGER") \
+    return flag_value(collector_args, "--db-manager") or environment.get("SEXTANT_DB_MANAGER") \
         or _parser().get_default("db_manager")
 
 

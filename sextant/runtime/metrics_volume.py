@@ -25,7 +25,8 @@ VOLUME_SUBDIR = ("volumes", "metrics")
 FILE_KINDS = ("File", "TensorFlowEvent", "Custom")
 
 
-def _flag(args: Sequence[str], name: str) -> str | None:
+def flag_value(args: Sequence[str], name: str) -> str | None:
+    """The value of ``name`` in collector arguments (``--x v`` or ``--x=v``; the last wins)."""
     value = None
     for i, item in enumerate(args):
         if item == name and i + 1 < len(args):
@@ -37,7 +38,7 @@ def _flag(args: Sequence[str], name: str) -> str | None:
 
 def mount_path(collector_args: Sequence[str]) -> str | None:
     """The container directory Katib would mount for these collector args, or None."""
-    kind, path = _flag(collector_args, "--kind") or "StdOut", _flag(collector_args, "--path")
+    kind, path = flag_value(collector_args, "--kind") or "StdOut", flag_value(collector_args, "--path")
     if kind not in FILE_KINDS or not path or not path.startswith("/"):
         return None
     # File kind → the file's directory; TensorFlowEvent (a Directory) → the path itself. A Custom
