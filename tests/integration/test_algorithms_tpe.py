@@ -193,7 +193,7 @@ def test_history_follows_status_changes_duplicates_and_deletions():
     assert history.space.key(point) not in history.taken
 
 
-# ---- multivariate-tpe: same answer as optuna's TPESampler._sample ----
+# ---- multivariate-tpe without Sextant's sharpening: same answer as optuna's TPESampler._sample ----
 
 
 @pytest.mark.parametrize("n,maximize", [(30, False), (120, True)])
@@ -203,13 +203,13 @@ def test_multivariate_tpe_proposes_what_optunas_sampler_proposes(n, maximize):
     from optuna.trial import TrialState, create_trial
 
     from services.suggestion.algorithms.optuna_study import distribution, to_optuna
-    from services.suggestion.algorithms.optuna_tpe import OptunaTPE
+    from services.suggestion.algorithms.optuna_tpe import OPTUNA, OptunaTPE
 
     assert optuna.__version__ == "5.0.0"  # the array path is checked against this version
     exp = b.experiment("ref", "multivariate-tpe", b.mixed_space(), maximize=maximize)
     space = SearchSpace.from_experiment(exp)
     dists = {p.name: distribution(p) for p in space.params}
-    model = OptunaTPE(dists, n_startup_trials=10, n_ei_candidates=24)
+    model = OptunaTPE(dists, n_startup_trials=10, n_ei_candidates=24, sharpen=OPTUNA)
     study = optuna.create_study(storage=optuna.storages.InMemoryStorage(),
                                 direction="maximize" if maximize else "minimize")
     rows, losses = [], []

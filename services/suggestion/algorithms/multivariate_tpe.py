@@ -15,7 +15,11 @@ instance or a fresh one (after a restart).
 
 from __future__ import annotations
 
+import math
+import zlib
+
 import numpy as np
+from scipy.stats import qmc
 
 from sextant.api import api_pb2
 
@@ -50,6 +54,24 @@ class MultivariateTPE(Algorithm):
         self._history: TrialHistory | None = None
         self._model: OptunaTPE | None = None
         self._rng = np.random.RandomState(0)  # re-seeded on every call
+        self._design_key: tuple | None = None
+        self._design = np.empty((0, 0))
+
+    def _startup_point(self, experiment, random_state, model: OptunaTPE, loss, index: int):
+        """Point ``index`` of the experiment's start-up design, while the model is in start-up:
+        a scrambled Sobol sequence (seeded by random_state, else by the experiment's name), so
+        the start-up trials cover the space evenly instead of clumping as uniform draws do.
+        None past the design's end (pending trials can push the index beyond it)."""
+        if not model.in_startup(loss) or model.n_dims == 0:
+            return None
+        seed = zlib.crc32(experiment.name.encode()) if random_state is None else int(random_state)
+        key = (seed, model.n_dims, model.n_startup_trials)
+        if self._design_key != key:
+            size = max(2, model.n_startup_trials)
+            self._design = qmc.Sobol(model.n_dims, scramble=True, seed=seed).random_base2(
+                math.ceil(math.log2(size)))
+            self._design_key = key
+        return self._design[index] if index < len(self._design) else None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors(settings_of(experiment))
@@ -85,10 +107,11 @@ class MultivariateTPE(Algorithm):
         fallback = None
         encode = self._encoder(space, model)
         out = []
-        for _ in range(count):
+        for i in range(count):
             point = None
-            for _attempt in range(RETRIES):
-                params = model.ask(x, loss, rng)
+            design = self._startup_point(experiment, random_state, model, loss, len(trials) + i)
+            for attempt in range(RETRIES):
+                params = model.ask(x, loss, rng, design if attempt == 0 else None)
                 candidate = {p.name: from_optuna(p, model.dists[p.name], params[p.name]) for p in space.params}
                 if space.key(candidate) not in taken:
                     point = candidate

@@ -39,6 +39,7 @@ of those internals fails there.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from optuna._transform import _SearchSpaceTransform
@@ -62,11 +63,35 @@ _SQRT_2 = math.sqrt(2.0)
 _PRIOR_WEIGHT = 1.0  # TPESampler's default
 
 
+@dataclass(frozen=True)
+class Sharpening:
+    """How Sextant's "below" (good-trial) density departs from optuna's.
+
+    optuna's l(x) gives each of the best trials the same weight and a kernel as wide as the gap
+    to its neighbours (about a fifth of the range with 5 good trials in 6 dimensions), so the
+    24 candidates drawn from it are spread almost as widely as a random search and few land near
+    the best trial. Sextant weights the good trials by rank (the best of k weighs k**power, the
+    next (k-1)**power, ..., the prior 1) and narrows their kernels to ``bandwidth`` times
+    optuna's. Measured on 200 seeds (bench/suggestion_quality.py), this lowers the median regret
+    at 50 trials on all four quality functions (Hartmann-6 0.39 -> 0.22, Branin 0.19 -> 0.02);
+    see BENCHMARKS.md. ``Sharpening(0, 1.0)`` is optuna's own TPE.
+    """
+
+    rank_power: int = 3
+    bandwidth: float = 0.3
+
+
+SHARPENING = Sharpening()
+OPTUNA = Sharpening(rank_power=0, bandwidth=1.0)
+
+
 class OptunaTPE:
     """One experiment's multivariate TPE over ``dists`` (name -> optuna distribution, in row order)."""
 
-    def __init__(self, dists: dict[str, BaseDistribution], n_startup_trials: int, n_ei_candidates: int) -> None:
+    def __init__(self, dists: dict[str, BaseDistribution], n_startup_trials: int, n_ei_candidates: int,
+                 sharpen: Sharpening | None = None) -> None:
         self.dists = dists
+        self.sharpen = SHARPENING if sharpen is None else sharpen
         self.names = list(dists)
         # single-valued distributions are not searched (optuna leaves them out too)
         self.columns = [j for j, name in enumerate(self.names) if not dists[name].single()]
@@ -96,22 +121,37 @@ class OptunaTPE:
         """Searched values (external representation) plus the single-valued ones."""
         return {name: values[name] if name in values else _only_value(self.dists[name]) for name in self.names}
 
-    def ask(self, x: np.ndarray, loss: np.ndarray, rng: np.random.RandomState) -> dict:
-        """One point. ``x``: rows in trial order; ``loss``: minimised, NaN for running trials."""
+    @property
+    def n_dims(self) -> int:
+        """Dimensions of the unit cube a start-up point is drawn from (one per one-hot column)."""
+        return 0 if self._transform is None else len(self._transform.bounds)
+
+    def in_startup(self, loss: np.ndarray) -> bool:
+        return int((~np.isnan(loss)).sum()) < self.n_startup_trials
+
+    def ask(self, x: np.ndarray, loss: np.ndarray, rng: np.random.RandomState,
+            startup_point: np.ndarray | None = None) -> dict:
+        """One point. ``x``: rows in trial order; ``loss``: minimised, NaN for running trials.
+        ``startup_point``: a point of the unit cube (``n_dims``) to propose while in start-up,
+        instead of a uniform draw."""
         complete = ~np.isnan(loss)
         n = int(complete.sum())
         if self._transform is None:  # nothing to search
             return self._external({})
         if n < self.n_startup_trials:
             bounds = self._transform.bounds
-            return self._external(self._transform.untransform(rng.uniform(bounds[:, 0], bounds[:, 1])))
+            if startup_point is None:
+                values = rng.uniform(bounds[:, 0], bounds[:, 1])
+            else:
+                values = bounds[:, 0] + startup_point * (bounds[:, 1] - bounds[:, 0])
+            return self._external(self._transform.untransform(values))
         done = np.flatnonzero(complete)
         # sorted() in optuna is stable: ties keep trial order, so use a stable sort too
         ranked = done[np.argsort(loss[done], kind="stable")]
         n_below = min(default_gamma(n), n)
         below = np.sort(ranked[:n_below])
         above = np.sort(np.concatenate([ranked[n_below:], np.flatnonzero(~complete)]))
-        mix_below = self.mixture(x[below])
+        mix_below = self._sharpened(self.mixture(x[below]), below, ranked[:n_below])
         mix_above = self.mixture(x[above])
         # optuna's own draw (same random numbers, same candidates); the columns follow self.search
         samples = mix_below.sample(rng, self.n_ei_candidates)
@@ -129,6 +169,25 @@ class OptunaTPE:
             weights=self._weights(n),
             distributions=[_kernels(rows[:, j], dist, self._bounds[name])
                            for j, (name, dist) in zip(self.columns, self.search.items(), strict=True)])
+
+    def _sharpened(self, mix: _MixtureOfProductDistribution, rows: np.ndarray,
+                   ranked: np.ndarray) -> _MixtureOfProductDistribution:
+        """The "below" mixture with Sextant's sharpening (see ``Sharpening``). ``rows``: the
+        trials of the mixture's kernels in kernel order; ``ranked``: the same trials, best first."""
+        power, scale = self.sharpen.rank_power, self.sharpen.bandwidth
+        if power == 0 and scale == 1.0:
+            return mix
+        weights = mix.weights
+        if power:
+            rank = np.empty(len(rows))
+            rank[np.searchsorted(rows, ranked)] = np.arange(len(rows))  # rows is sorted
+            weights = np.append((len(rows) - rank) ** power, [_PRIOR_WEIGHT])
+            weights /= weights.sum()
+        dists = mix.distributions
+        if scale != 1.0:  # every numerical kernel but the prior's (the last)
+            dists = [d if isinstance(d, _BatchedCategoricalDistributions)
+                     else d._replace(sigma=np.append(d.sigma[:-1] * scale, d.sigma[-1:])) for d in dists]
+        return _MixtureOfProductDistribution(weights=weights, distributions=dists)
 
     def _weights(self, n: int) -> np.ndarray:
         """Mixture weights for n observations (default_weights + the prior); they depend on n only."""
