@@ -14,7 +14,8 @@ internal representation (``trial_history``) and each ask runs the sampler's step
    trial order (the ``default_weights`` ramp forgets the oldest);
 3. a Parzen estimator (a mixture of one kernel per trial plus the prior) is built on each
    group, ``n_ei_candidates`` points are drawn from "below" by optuna's own sampler, and the
-   one maximising log l(x) - log g(x) wins.
+   one maximising log l(x) - log g(x) wins. Sextant sharpens the "below" mixture first
+   (``Sharpening``: rank weights, narrower kernels); ``sharpen=OPTUNA`` leaves it as optuna's.
 
 Step 3 does not call ``_ParzenEstimator``, whose ``log_pdf`` of the "above" mixture (~1,000
 kernels at 1,000 trials) was ~60 % of a call: many small array passes, a Python ``math.erf``
@@ -31,9 +32,9 @@ loop for arrays under 2,000 elements, per-element ``log_ndtr`` calls. Instead:
   candidates score within rounding of each other.
 
 Pinned to optuna 5.0.0: tests/integration/test_algorithms_mvtpe.py checks the mixtures bit for
-bit, the densities to rounding and whole asks against ``TPESampler._sample`` on random inputs
-of every distribution kind, and test_algorithms_tpe.py checks asks on a Katib space; a change
-of those internals fails there.
+bit, the densities to rounding and whole asks without the sharpening against
+``TPESampler._sample`` on random inputs of every distribution kind, and test_algorithms_tpe.py
+checks asks on a Katib space; a change of those internals fails there.
 """
 
 from __future__ import annotations
