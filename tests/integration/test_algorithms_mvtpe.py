@@ -321,3 +321,15 @@ def test_startup_trials_are_a_scrambled_sobol_design_that_covers_each_axis_evenl
     # without random_state the design is the experiment's own: fixed per name, differing across names
     np.testing.assert_array_equal(_startup_proposals("x", {}), _startup_proposals("x", {}))
     assert not np.array_equal(_startup_proposals("x", {}), _startup_proposals("y", {}))
+
+
+def test_a_huge_n_startup_trials_keeps_the_design_small():
+    from services.suggestion.algorithms.multivariate_tpe import MAX_DESIGN, MultivariateTPE
+    from sextant.conformance import builders as b
+
+    exp = b.experiment("huge", "multivariate-tpe", b.mixed_space(), settings={"n_startup_trials": str(10**9)})
+    algo, trials = MultivariateTPE(), []
+    for i in range(3):
+        point = algo.suggest(exp, trials, 1).assignments[0]
+        trials.append(b.trial(f"t{i}", point, value=1.0))
+    assert len(algo._design) == MAX_DESIGN

@@ -31,6 +31,7 @@ from .search_space import SearchSpace
 from .trial_history import TrialHistory
 
 RETRIES = 4
+MAX_DESIGN = 4096  # start-up points taken from the Sobol design at most
 
 
 def _int_rule(name: str, default=None) -> SettingRule:
@@ -68,7 +69,7 @@ class MultivariateTPE(Algorithm):
         seed = zlib.crc32(experiment.name.encode()) if random_state is None else int(random_state)
         key = (seed, model.n_dims, model.n_startup_trials)
         if self._design_key != key:
-            size = max(2, model.n_startup_trials)
+            size = min(max(2, model.n_startup_trials), MAX_DESIGN)  # a huge setting: uniform past it
             self._design = qmc.Sobol(model.n_dims, scramble=True, seed=seed).random_base2(
                 math.ceil(math.log2(size)))
             self._design_key = key
