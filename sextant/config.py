@@ -82,7 +82,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_port: int) -> 
     g = parser.add_argument_group("server")
     g.add_argument("--host", default=env("host", "127.0.0.1"), help="address to bind (default 127.0.0.1)")
     g.add_argument("--port", type=int, default=int(env("port", str(default_port))), help="gRPC port")
-    g.add_argument("--metrics-port", type=int, default=_opt_int(env("metrics_port")),
+    g.add_argument("--metrics-port", type=int, default=optional_int(env("metrics_port")),
                    help="serve Prometheus /metrics on this port (0 = any free port)")
     g.add_argument("--max-workers", type=int, default=int(env("max_workers", "16")))
     g.add_argument("--max-message-bytes", type=int,
@@ -103,5 +103,5 @@ def server_settings(ns: argparse.Namespace) -> ServerSettings:
     return ServerSettings(**values)
 
 
-def _opt_int(value: str | None) -> int | None:
+def optional_int(value: str | None) -> int | None:
     return int(value) if value not in (None, "") else None

@@ -18,6 +18,8 @@ must not assume which change woke it up. The framework guarantees:
   Suggestions) to the keys of the resources that own them (``owner_mapper``/``label_mapper``).
 * **Clean shutdown.** ``stop()`` stops the informers, lets running reconciles finish and joins
   the workers; ``run_until_signal()`` does that on SIGTERM/SIGINT.
+* **Metrics.** Passes by result, their duration and the queue's depth, per controller, in the
+  process's Prometheus registry (served by ``controller_main.serve_metrics``).
 
 Nothing here polls the store: events come from informers (list + watch).
 """
@@ -34,7 +36,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from prometheus_client import Counter, Gauge, Histogram
+
 log = logging.getLogger("sextant.controller")
+
+RECONCILES = Counter("sextant_controller_reconciles_total",
+                     "Reconcile passes; result: done, requeued (asked to look again later) or error",
+                     ["controller", "result"])
+RECONCILE_SECONDS = Histogram("sextant_controller_reconcile_seconds", "Duration of a reconcile pass",
+                              ["controller"])
+QUEUE_READY = Gauge("sextant_controller_queue_ready", "Keys due for a reconcile, waiting for a worker",
+                    ["controller"])
+QUEUE_DELAYED = Gauge("sextant_controller_queue_delayed", "Keys waiting for a backoff or requeue delay",
+                      ["controller"])
 
 
 class Key(NamedTuple):
@@ -293,6 +307,10 @@ class Controller:
         self.reconcile_count = 0
         self.error_count = 0
         self._count_lock = threading.Lock()
+        self._seconds = RECONCILE_SECONDS.labels(name)
+        self._results = {r: RECONCILES.labels(name, r) for r in ("done", "requeued", "error")}
+        QUEUE_READY.labels(name).set_function(lambda: len(self.queue))
+        QUEUE_DELAYED.labels(name).set_function(lambda: self.queue.pending_delayed())
 
     # -- wiring -----------------------------------------------------------------------------
     def watch(self, informer: Any, mapper: Mapper | None = None, *, primary: bool | None = None) -> None:
@@ -421,9 +439,12 @@ class Controller:
     def _process(self, key: Key) -> None:
         with self._count_lock:
             self.reconcile_count += 1
+        started = time.monotonic()
         try:
             result = self._reconcile(key)
         except Exception as err:
+            self._seconds.observe(time.monotonic() - started)
+            self._results["error"].inc()
             with self._count_lock:
                 self.error_count += 1
             delay = self.rate_limiter.when(key)
@@ -435,9 +456,13 @@ class Controller:
             )
             self.queue.add_after(key, delay)
             return
+        self._seconds.observe(time.monotonic() - started)
         self.rate_limiter.forget(key)
         if result is not None and result.requeue_after is not None:
+            self._results["requeued"].inc()
             self.queue.add_after(key, result.requeue_after)
+        else:
+            self._results["done"].inc()
 
 
 def _synced(informer: Any) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from sextant.config import env, read_token
+from prometheus_client import start_http_server
+
+from sextant.config import env, optional_int, read_token
 from sextant.logs import setup_logging
 from sextant.store.client import GrpcResourceStore
 
@@ -25,6 +27,10 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
                    help="re-reconcile everything this often")
     g.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME or ./.sextant)")
     g.add_argument("--log-level", default=env("log_level", "INFO"))
+    g.add_argument("--metrics-port", type=int, default=optional_int(env("metrics_port")),
+                   help="serve Prometheus /metrics on this port (0 = any free port; default off)")
+    g.add_argument("--metrics-host", default=env("metrics_host", "127.0.0.1"),
+                   help="address the /metrics endpoint binds (default 127.0.0.1)")
 
 
 def open_store(ns: argparse.Namespace) -> GrpcResourceStore:
@@ -35,8 +41,19 @@ def open_store(ns: argparse.Namespace) -> GrpcResourceStore:
     return GrpcResourceStore(ns.db_manager, token=token, tls_ca=ns.tls_ca)
 
 
-def run_until_stopped(controller, *resources) -> int:
-    """Runs ``controller`` until SIGTERM/SIGINT, then closes ``resources`` (store, channels)."""
+def serve_metrics(ns: argparse.Namespace) -> int | None:
+    """Starts the Prometheus endpoint if ``--metrics-port`` was given; returns its port."""
+    if ns.metrics_port is None:
+        return None
+    httpd, _ = start_http_server(ns.metrics_port, addr=ns.metrics_host)
+    log.info("metrics", extra={"address": f"{ns.metrics_host}:{httpd.server_port}"})
+    return httpd.server_port
+
+
+def run_until_stopped(controller, ns: argparse.Namespace, *resources) -> int:
+    """Serves /metrics (if asked), runs ``controller`` until SIGTERM/SIGINT, then closes
+    ``resources`` (store, channels)."""
+    serve_metrics(ns)
     try:
         controller.run_until_signal()
     finally:

@@ -224,7 +224,7 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
 
     The DB manager is a gRPC server (sextant.config server flags). The controllers are
     clients only (sextant.controller_main flags): they take the DB manager's address, the
-    token file and the data directory, and serve no port of their own.
+    token file and the data directory, and serve only their Prometheus /metrics.
     """
     paths = config.paths
     db_port = config.port or free_port()
@@ -239,7 +239,10 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
                       env={DB_URL_ENV: config.resolved_db_url()})]
     for name in SERVICES[1:]:
         argv = [config.python, "-m", config.modules[name], *common, "--db-manager", db_address]
-        children.append(Child(name=name, argv=argv))
+        port = free_port() if config.metrics else None
+        if port is not None:
+            argv += ["--metrics-port", str(port)]
+        children.append(Child(name=name, argv=argv, metrics_port=port))
     return children
 
 

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     controller = build_controller(store, namespace=ns.namespace, workers=ns.workers,
                                   resync_seconds=ns.resync_seconds,
                                   events=EventRecorder(store, "experiment-controller"))
-    return run_until_stopped(controller, store)
+    return run_until_stopped(controller, ns, store)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                                   db_manager_address=ns.db_manager, namespace=ns.namespace,
                                   workers=ns.workers, resync_seconds=ns.resync_seconds,
                                   custom_grace=ns.custom_grace)
-    return run_until_stopped(controller, store, channel)
+    return run_until_stopped(controller, ns, store, channel)
 
 
 if __name__ == "__main__":

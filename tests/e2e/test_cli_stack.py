@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,13 @@ def test_up_writes_state_and_status_reports_every_service(stack):
         assert row[5] == ("SERVING" if name == "db-manager" else "-")
     status = sextant(data_dir, "status")
     assert token not in status.stdout + status.stderr
+    # every service serves Prometheus metrics; each controller its own reconcile counters
+    for name, svc in state(data_dir)["services"].items():
+        with urllib.request.urlopen(f"http://127.0.0.1:{svc['metrics_port']}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        expected = "sextant_grpc_requests_total" if name == "db-manager" else \
+            f'sextant_controller_reconciles_total{{controller="{name}",result="done"}}'
+        assert expected in text, name
     # the DB manager behind the stack answers the CLI
     listed = sextant(data_dir, "get", "experiments")
     assert listed.returncode == 0, listed.stdout + listed.stderr

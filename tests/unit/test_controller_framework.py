@@ -291,3 +291,39 @@ def test_run_until_signal_returns_when_stopped_and_shuts_the_queue():
     c.run_until_signal(extra_stop=stop)  # main thread: installs and restores the handlers
     c.enqueue(Key("n", "x"))
     assert c.queue.get(0) is None  # shut down: adds are ignored
+
+
+def test_passes_are_counted_by_result_in_the_prometheus_registry():
+    from prometheus_client import REGISTRY
+
+    name = "metrics-test"
+    failed_once = threading.Event()
+    done = threading.Event()
+
+    def reconcile(key):
+        if key.name == "flaky" and not failed_once.is_set():
+            failed_once.set()
+            raise RuntimeError("transient")
+        if key.name == "later":
+            return Result(requeue_after=30)
+        if key.name == "flaky":
+            done.set()
+        return None
+
+    def sample(metric, **labels):
+        return REGISTRY.get_sample_value(metric, {"controller": name, **labels}) or 0.0
+
+    c = Controller(name, reconcile, workers=1, resync_seconds=None, rate_limiter=RateLimiter(base=0.01))
+    c.start()
+    try:
+        for key in ("ok", "flaky", "later"):
+            c.enqueue(Key("n", key))
+        assert done.wait(10)
+        wait_for(lambda: sample("sextant_controller_reconciles_total", result="requeued") == 1)
+        assert sample("sextant_controller_reconciles_total", result="done") == 2  # ok, flaky's retry
+        assert sample("sextant_controller_reconciles_total", result="error") == 1
+        assert sample("sextant_controller_reconcile_seconds_count") == 4
+        assert sample("sextant_controller_queue_delayed") == 1  # "later", 30 s away
+        assert sample("sextant_controller_queue_ready") == 0
+    finally:
+        c.stop()

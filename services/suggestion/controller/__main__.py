@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,
                                   resync_seconds=ns.resync_seconds, call_timeout=ns.call_timeout)
-    return run_until_stopped(controller, store)
+    return run_until_stopped(controller, ns, store)
 
 
 if __name__ == "__main__":
