@@ -13,7 +13,9 @@ must not assume which change woke it up. The framework guarantees:
 * **Requeue on request.** ``Result(requeue_after=s)`` re-queues the key after ``s`` seconds
   (e.g. "the algorithm service is starting, look again soon").
 * **Resync.** Every ``resync_seconds`` every key the primary informer knows is enqueued, so a
-  missed event only delays convergence.
+  missed event only delays convergence. ``extra_keys`` adds keys the informer cannot know:
+  the resources of things left running for a resource deleted while the controller was down
+  (their pass finds the resource gone and cleans up).
 * **Secondary kinds.** ``watch(informer, mapper)`` maps events on other kinds (Trials,
   Suggestions) to the keys of the resources that own them (``owner_mapper``/``label_mapper``).
 * **Clean shutdown.** ``stop()`` stops the informers, lets running reconciles finish and joins
@@ -291,8 +293,10 @@ class Controller:
         resync_seconds: float | None = 30.0,
         rate_limiter: RateLimiter | None = None,
         sync_timeout: float = 60.0,
+        extra_keys: Callable[[], Iterable[Key]] | None = None,
     ):
         self.name = name
+        self.extra_keys = extra_keys
         self._reconcile = reconcile
         self.workers = max(1, workers)
         self.resync_seconds = resync_seconds
@@ -360,7 +364,7 @@ class Controller:
             t = threading.Thread(target=self._worker, name=f"{self.name}-worker-{i}", daemon=True)
             t.start()
             self._threads.append(t)
-        if self.resync_seconds and self._primary is not None:
+        if self.resync_seconds and (self._primary is not None or self.extra_keys is not None):
             t = threading.Thread(target=self._resync_loop, name=f"{self.name}-resync", daemon=True)
             t.start()
             self._threads.append(t)
@@ -402,16 +406,19 @@ class Controller:
                 signal.signal(s, h)
 
     def resync(self) -> None:
-        """Enqueues every key the primary informer holds."""
-        if self._primary is None:
-            return
-        try:
-            items = self._primary.list()
-        except Exception:
-            log.exception("resync list failed", extra={"controller": self.name})
-            return
-        for item in items:
-            self.queue.add(key_of(item))
+        """Enqueues every key the primary informer holds, and the ``extra_keys``."""
+        if self._primary is not None:
+            try:
+                for item in self._primary.list():
+                    self.queue.add(key_of(item))
+            except Exception:
+                log.exception("resync list failed", extra={"controller": self.name})
+        if self.extra_keys is not None:
+            try:
+                for key in self.extra_keys():
+                    self.queue.add(key)
+            except Exception:
+                log.exception("resync: listing extra keys failed", extra={"controller": self.name})
 
     # -- internals --------------------------------------------------------------------------
     def _unique_informers(self) -> list[Any]:

@@ -36,7 +36,8 @@ def build_controller(store, runtime, db_manager_channel, *, db_manager_address: 
     informer = Informer(store, "Trial", namespace, resync_seconds=0)
     reconciler = TrialReconciler(store, runtime, db_manager_channel, db_manager_address=db_manager_address,
                                  informer=informer, custom_grace=custom_grace)
-    controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds)
+    controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds,
+                            extra_keys=lambda: reconciler.orphan_keys(namespace))
     controller.watch(informer)
     on_exit = getattr(runtime, "on_job_exit", None)
     if on_exit is not None:  # a job's end wakes its trial at once instead of the next poll

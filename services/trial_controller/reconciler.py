@@ -98,6 +98,12 @@ class TrialReconciler:
         self.trials = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
+    def orphan_keys(self, namespace: str = "") -> list[Key]:
+        """Keys of Trials that are gone but whose job is still held by the runtime (deleted
+        while this controller was down); their pass deletes the job."""
+        return [Key(ns, name) for ns, name in self.runtime.job_keys()
+                if (not namespace or ns == namespace) and self.trials.get(ns, name) is None]
+
     def _get(self, key: Key) -> Trial | None:
         trial = self.trials.get(key.namespace, key.name)
         # A pass changes only the status: copying just that keeps the cache intact (a deep copy

@@ -36,6 +36,15 @@ class ServiceSpec:
     image_pull_policy: str = "IfNotPresent"
 
 
+@dataclass(frozen=True)
+class OwnedService:
+    """An algorithm service the runtime holds, and the Suggestion it was started for."""
+
+    namespace: str
+    name: str
+    suggestion: str
+
+
 @dataclass
 class ServiceStatus:
     exists: bool
@@ -91,6 +100,16 @@ class Runtime(ABC):
 
     @abstractmethod
     def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None: ...
+
+    def owned_services(self) -> list[OwnedService]:
+        """Every algorithm service this runtime holds (to find those whose Suggestion is gone).
+        A runtime whose objects are garbage-collected by their owner may return []."""
+        return []
+
+    def job_keys(self) -> list[tuple[str, str]]:
+        """(namespace, trial) of every job this runtime holds (to find those whose Trial is
+        gone). A runtime whose objects are garbage-collected by their owner may return []."""
+        return []
 
     # --- trial jobs ----------------------------------------------------------------------
     @abstractmethod

@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sextant.channel_cache import ChannelCache
 from sextant.runtime import process
-from sextant.runtime.base import JobSpec, JobStatus, Runtime, ServiceSpec, ServiceStatus
+from sextant.runtime.base import JobSpec, JobStatus, OwnedService, Runtime, ServiceSpec, ServiceStatus
 from sextant.runtime.local_jobs import LocalJobs
 
 SUGGESTION_HEALTH_NAME = "manager.v1beta1.Suggestion"
@@ -112,6 +112,7 @@ class LocalRuntime(Runtime):
             argv = expand_command(spec.command, port=str(port), state_dir=str(data))
             state = {
                 "namespace": spec.namespace, "name": spec.name, "algorithm": spec.algorithm,
+                "suggestion": (spec.owner or {}).get("name", ""),
                 "command": argv, "address": f"{self.host}:{port}", "persistent": spec.persistent,
                 "created": time.time(),
                 "main": process.spawn(argv, log_path=directory / "log", env=env).to_dict(),
@@ -186,7 +187,19 @@ class LocalRuntime(Runtime):
         if not keep_state:
             shutil.rmtree(directory, ignore_errors=True)
 
+    def owned_services(self) -> list[OwnedService]:
+        out = []
+        for state_file in sorted((self.root / "services").glob("*/*/state.json")):
+            state = process.read_json(state_file) or {}
+            namespace, name = state_file.parent.parent.name, state_file.parent.name
+            suggestion = state.get("suggestion") or name.removesuffix(f"-{state.get('algorithm', '')}")
+            out.append(OwnedService(namespace, name, suggestion))
+        return out
+
     # --- trial jobs ---------------------------------------------------------------------------
+    def job_keys(self) -> list[tuple[str, str]]:
+        return self.jobs.keys()
+
     def start_job(self, spec: JobSpec) -> JobStatus:
         return self.jobs.start(spec)
 

@@ -367,6 +367,10 @@ class LocalJobs:
         self.stop(namespace, name)
         shutil.rmtree(directory, ignore_errors=True)
 
+    def keys(self) -> list[tuple[str, str]]:
+        """(namespace, name) of every job directory."""
+        return sorted((d.parent.name, d.name) for d in self.root.glob("*/*") if d.is_dir())
+
     def archived_log(self, namespace: str, name: str) -> Path:
         """Where a finished trial's output log is kept after its job directory is removed."""
         self.dir(namespace, name)  # validates both names

@@ -353,3 +353,30 @@ def test_from_volume_keeps_state_dir_and_resumes_after_restart(store, runtime):
     assert runtime.service_status("default", "exp-random").ready
     assert (data / "marker").exists()
     assert last_condition(suggestion(store)) == ("Running", "SuggestionRunning")
+
+
+def test_service_of_an_experiment_deleted_while_the_controller_is_down_is_stopped(store, runtime):
+    """Nothing would ever reconcile a Suggestion deleted while no controller ran: the next
+    controller finds the runtime's service without its Suggestion at start and removes it."""
+    from services.suggestion.controller.__main__ import build_controller
+
+    from .experiment_controller_support import wait_for
+
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    for name in ("gone", "kept"):
+        create_experiment(store, name=name, parallelTrialCount=1, maxTrialCount=3)
+        erec.reconcile(key(name))
+        drive(srec, name=name, until=count_is(store, 1, name=name))
+    state = process.read_json(runtime.root / "services/default/gone-random/state.json")
+    service = process.ProcessId.from_dict(state["main"])
+    assert process.is_alive(service)
+    store.delete("Experiment", "default", "gone")  # its Suggestion goes with it; no controller runs
+    controller = build_controller(store, runtime, Registry.load(), db_manager_address="127.0.0.1:1",
+                                  workers=1, resync_seconds=60, call_timeout=30)
+    controller.start()
+    try:
+        wait_for(lambda: not (runtime.root / "services/default/gone-random").exists(), timeout=30)
+    finally:
+        controller.stop()
+    assert not process.is_alive(service)
+    assert runtime.service_status("default", "kept-random").ready  # a live experiment's is left alone

@@ -11,6 +11,7 @@ import pytest
 from services.trial_controller.__main__ import build_controller
 from sextant.conditions import has_condition, set_condition
 from sextant.resources.models import Trial
+from sextant.runtime import process
 from sextant.runtime.local import LocalRuntime
 from sextant.store.interface import NotFound
 from tests.integration.conftest import running_db_manager
@@ -151,3 +152,25 @@ def test_killed_restart_and_delete(stack):
         time.sleep(0.1)
     assert not (data / "jobs/default/slow").exists()
     assert sys.executable
+
+
+def test_a_trial_deleted_while_the_controller_is_down_has_its_job_stopped_and_removed(stack):
+    store, start, data = stack
+    controller, rt = start()
+    sleeper = "import time\nprint('acc=0.2', flush=True)\ntime.sleep(120)"
+    store.create(_trial("orphan", sleeper))
+    store.create(_trial("kept", sleeper))
+    _wait(store, "orphan", _cond("Running"))
+    _wait(store, "kept", _cond("Running"))
+    controller.stop()
+    store.delete("Trial", "default", "orphan")  # no controller sees this deletion
+    wrapper = process.ProcessId.from_dict(process.read_json(data / "jobs/default/orphan/job.json")["process"])
+    assert process.is_alive(wrapper)
+    start()  # the next controller finds the job without its trial at start
+    deadline = time.monotonic() + 20
+    while (data / "jobs/default/orphan").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (data / "jobs/default/orphan").exists()
+    assert rt.job_status("default", "orphan").phase == "NotFound"
+    assert not process.is_alive(wrapper)
+    assert rt.job_status("default", "kept").phase == "Running"  # a live trial's job is left alone

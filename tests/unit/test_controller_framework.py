@@ -327,3 +327,21 @@ def test_passes_are_counted_by_result_in_the_prometheus_registry():
         assert sample("sextant_controller_queue_ready") == 0
     finally:
         c.stop()
+
+
+def test_extra_keys_are_enqueued_at_start_and_on_every_resync():
+    """Keys no informer holds (e.g. jobs left behind by a deleted resource) reach reconcile."""
+    seen = []
+    listed = []
+
+    def extra():
+        listed.append(time.monotonic())
+        return [Key("n", "left-behind")]
+
+    c = Controller("extra", lambda key: seen.append(key), workers=1, resync_seconds=0.05, extra_keys=extra)
+    c.start()
+    try:
+        wait_for(lambda: len(listed) >= 3 and seen.count(Key("n", "left-behind")) >= 2)
+    finally:
+        c.stop()
+    assert set(seen) == {Key("n", "left-behind")}

@@ -22,7 +22,7 @@ def build_controller(store, runtime, registry, *, db_manager_address: str, token
     reconciler = SuggestionReconciler(store, runtime, registry, db_manager_address=db_manager_address,
                                       token=token, call_timeout=call_timeout)
     controller = Controller("suggestion-controller", reconciler.reconcile, workers=workers,
-                            resync_seconds=resync_seconds)
+                            resync_seconds=resync_seconds, extra_keys=lambda: reconciler.orphan_keys(namespace))
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
     controller.watch(suggestions)
     reconciler.suggestions.informer = suggestions

@@ -126,6 +126,19 @@ class SuggestionReconciler:
         self.trial_informer = None
         self._channels: ChannelCache | None = None
 
+    def orphan_keys(self, namespace: str = "") -> list[Key]:
+        """Keys of Suggestions that are gone but whose algorithm service still runs (deleted
+        while this controller was down); their pass deletes the service."""
+        keys = []
+        for svc in self.runtime.owned_services():
+            key = Key(svc.namespace, svc.suggestion)
+            if (namespace and svc.namespace != namespace) or \
+                    self.suggestions.get(key.namespace, key.name) is not None:
+                continue
+            self._known.setdefault(key, _Known(svc.name, False))  # Suggestion gone: its state goes too
+            keys.append(key)
+        return keys
+
     # -- the pass -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
         sugg = self.suggestions.get(key.namespace, key.name)
