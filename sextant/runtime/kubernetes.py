@@ -58,7 +58,15 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from sextant.registry import DEFAULT_RESOURCES
-from sextant.runtime.base import JobPhase, JobSpec, JobStatus, Runtime, ServiceSpec, ServiceStatus
+from sextant.runtime.base import (
+    JobPhase,
+    JobSpec,
+    JobStatus,
+    OwnedService,
+    Runtime,
+    ServiceSpec,
+    ServiceStatus,
+)
 from sextant.runtime.conditions import check_condition, default_conditions, evaluate
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -99,16 +107,19 @@ API_CALLS: dict[str, tuple[str, str, str, str]] = {
     "create_namespaced_job": ("trial_controller", "batch", "jobs", "create"),
     "read_namespaced_job": ("trial_controller", "batch", "jobs", "get"),
     "list_namespaced_job": ("trial_controller", "batch", "jobs", "list"),
+    "list_job_for_all_namespaces": ("trial_controller", "batch", "jobs", "list"),
     "patch_namespaced_job": ("trial_controller", "batch", "jobs", "patch"),
     "delete_namespaced_job": ("trial_controller", "batch", "jobs", "delete"),
     "create_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "create"),
     "get_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "get"),
     "list_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "list"),
+    "list_cluster_custom_object": ("trial_controller", "*custom*", "*custom*", "list"),
     "patch_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "patch"),
     "delete_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "delete"),
     "create_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "create"),
     "read_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "get"),
     "list_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "list"),
+    "list_deployment_for_all_namespaces": ("suggestion_controller", "apps", "deployments", "list"),
     "delete_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "delete"),
     "create_namespaced_service": ("suggestion_controller", "", "services", "create"),
     "delete_namespaced_service": ("suggestion_controller", "", "services", "delete"),
@@ -516,27 +527,41 @@ class KubernetesRuntime(Runtime):
 
     def list_jobs(self, namespace: str) -> list[str]:
         """Names of the trial objects Sextant created in ``namespace`` (any configured kind)."""
+        return sorted({name for _, name in self._trial_objects(namespace)})
+
+    def job_keys(self) -> list[tuple[str, str]]:
+        """(namespace, name) of the trial objects Sextant created, in every namespace."""
+        return sorted(set(self._trial_objects(None)))
+
+    def _trial_objects(self, namespace: str | None) -> list[tuple[str, str]]:
+        """(namespace, name) of Sextant's trial objects in ``namespace`` (None: all namespaces)."""
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TRIAL_LABEL}"
-        names: set[str] = set()
+        found = []
         for resource in self.trial_resources:
             try:
                 if resource.is_batch_job:
                     response = self._batch.list_namespaced_job(namespace, label_selector=selector,
-                                                               _preload_content=False)
+                                                               _preload_content=False) if namespace is not None \
+                        else self._batch.list_job_for_all_namespaces(label_selector=selector,
+                                                                     _preload_content=False)
                     items = json.loads(response.data).get("items") or []
-                else:
+                elif namespace is not None:
                     items = self._custom.list_namespaced_custom_object(
                         resource.group, resource.version, namespace, resource.plural,
+                        label_selector=selector).get("items") or []
+                else:
+                    items = self._custom.list_cluster_custom_object(
+                        resource.group, resource.version, resource.plural,
                         label_selector=selector).get("items") or []
             except ApiException as err:
                 if err.status == 404:
                     continue
-                raise self._error(err, "listing", resource.kind, namespace, "*") from None
+                raise self._error(err, "listing", resource.kind, namespace or "(all)", "*") from None
             # Filter again here: the selector is a server-side optimisation, the labels are the rule.
-            names.update(i["metadata"]["name"] for i in items
+            found.extend((i["metadata"].get("namespace", namespace), i["metadata"]["name"]) for i in items
                          if _managed(i["metadata"].get("labels") or {})
                          and TRIAL_LABEL in (i["metadata"].get("labels") or {}))
-        return sorted(names)
+        return found
 
     # --- algorithm services --------------------------------------------------------------
     def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
@@ -596,16 +621,31 @@ class KubernetesRuntime(Runtime):
 
     def list_services(self, namespace: str) -> list[str]:
         """Names of the algorithm services Sextant created in ``namespace`` (by their Deployments)."""
+        return sorted(d["metadata"]["name"] for d in self._deployments(namespace))
+
+    def owned_services(self) -> list[OwnedService]:
+        out = []
+        for d in self._deployments(None):
+            meta = d["metadata"]
+            pod_meta = ((d.get("spec") or {}).get("template") or {}).get("metadata") or {}
+            # the pod template carries the Suggestion's name (pod_labels), as Katib's does
+            out.append(OwnedService(meta["namespace"], meta["name"],
+                                    (pod_meta.get("labels") or {}).get(SUGGESTION_LABEL, "")))
+        return sorted(out, key=lambda o: (o.namespace, o.name))
+
+    def _deployments(self, namespace: str | None) -> list[dict]:
+        """Sextant's algorithm Deployments in ``namespace`` (None: all namespaces)."""
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{DEPLOYMENT_LABEL}"
         try:
             response = self._apps.list_namespaced_deployment(namespace, label_selector=selector,
-                                                             _preload_content=False)
+                                                             _preload_content=False) if namespace is not None \
+                else self._apps.list_deployment_for_all_namespaces(label_selector=selector,
+                                                                   _preload_content=False)
         except ApiException as err:
-            raise self._error(err, "listing", "Deployment", namespace, "*") from None
+            raise self._error(err, "listing", "Deployment", namespace or "(all)", "*") from None
         items = json.loads(response.data).get("items") or []
-        return sorted(i["metadata"]["name"] for i in items
-                      if _managed(i["metadata"].get("labels") or {})
-                      and DEPLOYMENT_LABEL in (i["metadata"].get("labels") or {}))
+        return [i for i in items if _managed(i["metadata"].get("labels") or {})
+                and DEPLOYMENT_LABEL in (i["metadata"].get("labels") or {})]
 
     @staticmethod
     def _error(err: ApiException, verb: str, kind: str, namespace: str, name: str) -> KubernetesRuntimeError:

@@ -270,6 +270,10 @@ def test_new_runtime_instance_finds_and_cleans_up(cluster):
     restarted = make_runtime("kubernetes", api_client=cluster.api_client())
     assert restarted.list_jobs(ns) == ["exp-left0001"]
     assert restarted.list_services(ns) == ["exp-random"]
+    # across namespaces, for the controllers' sweep of what deleted resources left behind
+    assert (ns, "exp-left0001") in restarted.job_keys() and (ns, "not-ours") not in restarted.job_keys()
+    owned = [o for o in restarted.owned_services() if o.namespace == ns]
+    assert [(o.name, o.suggestion) for o in owned] == [("exp-random", "exp")]
     for name in restarted.list_jobs(ns):
         restarted.delete_job(ns, name)
     for name in restarted.list_services(ns):
