@@ -17,7 +17,6 @@ instance or a fresh one (after a restart).
 from __future__ import annotations
 
 import math
-import zlib
 
 import numpy as np
 from scipy.stats import qmc
@@ -59,17 +58,19 @@ class MultivariateTPE(Algorithm):
         self._design_key: tuple | None = None
         self._design = np.empty((0, 0))
 
-    def _startup_point(self, experiment, random_state, model: OptunaTPE, loss, index: int):
+    def _startup_point(self, random_state, model: OptunaTPE, loss, index: int):
         """Point ``index`` of the experiment's start-up design, while the model is in start-up:
-        a scrambled Sobol sequence (seeded by random_state, else by the experiment's name), so
-        the start-up trials cover the space evenly instead of clumping as uniform draws do.
-        None past the design's end (pending trials can push the index beyond it)."""
+        a scrambled Sobol sequence, so the start-up trials cover the space evenly instead of
+        clumping as uniform draws do. Seeded by random_state; without one, scrambled afresh by
+        each instance (a restarted service goes on with another design: the points stay valid,
+        only the even cover of that experiment's start-up is partly lost). None past the
+        design's end (pending trials can push the index beyond it)."""
         if not model.in_startup(loss) or model.n_dims == 0:
             return None
-        seed = zlib.crc32(experiment.name.encode()) if random_state is None else int(random_state)
-        key = (seed, model.n_dims, model.n_startup_trials)
+        key = (random_state, model.n_dims, model.n_startup_trials)
         if self._design_key != key:
             size = min(max(2, model.n_startup_trials), MAX_DESIGN)  # a huge setting: uniform past it
+            seed = None if random_state is None else int(random_state)
             self._design = qmc.Sobol(model.n_dims, scramble=True, seed=seed).random_base2(
                 math.ceil(math.log2(size)))
             self._design_key = key
@@ -111,7 +112,7 @@ class MultivariateTPE(Algorithm):
         out = []
         for i in range(count):
             point = None
-            design = self._startup_point(experiment, random_state, model, loss, len(trials) + i)
+            design = self._startup_point(random_state, model, loss, len(trials) + i)
             for attempt in range(RETRIES):
                 params = model.ask(x, loss, rng, design if attempt == 0 else None)
                 candidate = {p.name: from_optuna(p, model.dists[p.name], params[p.name]) for p in space.params}
