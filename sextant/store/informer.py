@@ -1,10 +1,13 @@
 """Informer: a local, always-fresh cache of one kind of resource, with change callbacks.
 
 It lists, then watches from the list's version; on ``Expired`` it lists again and reports
-the difference (ADDED / MODIFIED / DELETED) so handlers never miss a change; on a broken
-stream it watches again from the last version it saw, backing off while the store is down.
-Every ``resync_seconds`` it replays MODIFIED for every cached object, so a handler that
-dropped work gets another chance.
+the difference (ADDED / MODIFIED / DELETED) so handlers never miss a change. When the store was
+unreachable it lists again once it answers (backing off meanwhile), rather than trusting a
+restarted server to replay what happened in between; a stream that ends cleanly is watched again
+from the last version. A stream silent for ``idle_seconds`` (the DB manager sends a bookmark
+every 10 s) is presumed stuck: it is cancelled and the informer lists again. Every
+``resync_seconds`` it replays MODIFIED for every cached object, so a handler that dropped work
+gets another chance.
 
     inf = Informer(store, "Trial", namespace="default")
     inf.add_handler(lambda event_type, trial: queue.add(trial.metadata.name))
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -42,13 +46,16 @@ def _version(resource: Any) -> int:
 class Informer:
     def __init__(self, store: ResourceStore, kind: str, namespace: str = "",
                  labels: Mapping[str, str] | None = None, resync_seconds: float = 300.0,
-                 backoff_max: float = 5.0):
+                 backoff_max: float = 5.0, idle_seconds: float = 30.0):
         self.store = store
         self.kind = kind
         self.namespace = namespace
         self.labels = dict(labels or {})
         self.resync_seconds = resync_seconds
         self.backoff_max = backoff_max
+        self.idle_seconds = idle_seconds
+        self._last_message = 0.0  # monotonic time of the open stream's last message (or opening)
+        self._stalled = False  # the watchdog cancelled a silent stream
         self._handlers: list[Handler] = []
         self._cache: dict[tuple[str, str], Any] = {}
         self._lock = threading.RLock()  # guards the cache and serialises handler calls
@@ -74,6 +81,9 @@ class Informer:
             return self
         run = threading.Thread(target=self._run, name=f"informer-{self.kind}", daemon=True)
         self._threads.append(run)
+        if self.idle_seconds and self.idle_seconds > 0:
+            self._threads.append(threading.Thread(target=self._watchdog, name=f"watchdog-{self.kind}",
+                                                  daemon=True))
         if self.resync_seconds and self.resync_seconds > 0:
             self._threads.append(threading.Thread(target=self._resync_loop, name=f"resync-{self.kind}",
                                                   daemon=True))
@@ -119,6 +129,9 @@ class Informer:
                     need_list = False
                 self._watch()
                 delay = 0.1  # the stream ended cleanly (server restart): watch again at once
+                if self._stalled:
+                    self._stalled = False
+                    need_list = True
             except Expired:
                 log.info("watch expired, listing again", extra={"kind": self.kind, "version": self.version})
                 need_list = True
@@ -129,6 +142,7 @@ class Informer:
                                                                   "delay": round(delay, 2)})
                 self._stop.wait(delay)
                 delay = min(self.backoff_max, delay * 2)
+                need_list = True
             except Exception:  # noqa: BLE001 - keep the informer alive whatever happens
                 log.exception("informer error", extra={"kind": self.kind})
                 self._stop.wait(delay)
@@ -155,12 +169,14 @@ class Informer:
             self._synced.set()
 
     def _watch(self) -> None:
+        self._last_message = time.monotonic()
         stream = self.store.watch(self.kind, self.namespace, self.version, self.labels or None)
         self._stream = stream
         try:
             if self._stop.is_set():
                 return
             for event in stream:
+                self._last_message = time.monotonic()
                 if self._stop.is_set():
                     return
                 self._apply(event)
@@ -186,6 +202,19 @@ class Informer:
                 return  # already seen (the list may include changes the watch replays)
             self._cache[key] = event.resource
             self._dispatch(EventType.ADDED if cached is None else EventType.MODIFIED, event.resource)
+
+    def _watchdog(self) -> None:
+        """Cancels a watch that has sent nothing (not even a bookmark) for ``idle_seconds``."""
+        assert self.idle_seconds
+        while not self._stop.wait(min(1.0, self.idle_seconds / 4)):
+            stream = self._stream
+            if stream is None or not hasattr(stream, "cancel"):
+                continue
+            silent = time.monotonic() - self._last_message
+            if silent > self.idle_seconds and stream is self._stream:
+                log.warning("watch silent, listing again", extra={"kind": self.kind, "silent_s": round(silent, 1)})
+                self._stalled = True
+                stream.cancel()
 
     def _resync_loop(self) -> None:
         while not self._stop.wait(self.resync_seconds):
