@@ -450,7 +450,6 @@ class Controller:
         try:
             result = self._reconcile(key)
         except Exception as err:
-            self._seconds.observe(time.monotonic() - started)
             self._results["error"].inc()
             with self._count_lock:
                 self.error_count += 1
@@ -463,7 +462,8 @@ class Controller:
             )
             self.queue.add_after(key, delay)
             return
-        self._seconds.observe(time.monotonic() - started)
+        finally:
+            self._seconds.observe(time.monotonic() - started)
         self.rate_limiter.forget(key)
         if result is not None and result.requeue_after is not None:
             self._results["requeued"].inc()

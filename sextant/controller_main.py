@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from prometheus_client import start_http_server
-
 from sextant.config import env, optional_int, read_token
 from sextant.logs import setup_logging
+from sextant.server import serve_metrics
 from sextant.store.client import GrpcResourceStore
 
 log = logging.getLogger("sextant.controller")
@@ -41,19 +40,12 @@ def open_store(ns: argparse.Namespace) -> GrpcResourceStore:
     return GrpcResourceStore(ns.db_manager, token=token, tls_ca=ns.tls_ca)
 
 
-def serve_metrics(ns: argparse.Namespace) -> int | None:
-    """Starts the Prometheus endpoint if ``--metrics-port`` was given; returns its port."""
-    if ns.metrics_port is None:
-        return None
-    httpd, _ = start_http_server(ns.metrics_port, addr=ns.metrics_host)
-    log.info("metrics", extra={"address": f"{ns.metrics_host}:{httpd.server_port}"})
-    return httpd.server_port
-
-
 def run_until_stopped(controller, ns: argparse.Namespace, *resources) -> int:
-    """Serves /metrics (if asked), runs ``controller`` until SIGTERM/SIGINT, then closes
-    ``resources`` (store, channels)."""
-    serve_metrics(ns)
+    """Serves /metrics (if ``--metrics-port`` was given), runs ``controller`` until
+    SIGTERM/SIGINT, then closes ``resources`` (store, channels)."""
+    if ns.metrics_port is not None:
+        port = serve_metrics(ns.metrics_port, ns.metrics_host)
+        log.info("metrics", extra={"address": f"{ns.metrics_host}:{port}"})
     try:
         controller.run_until_signal()
     finally:

@@ -38,6 +38,13 @@ RPC_COUNT = Counter("sextant_grpc_requests_total", "gRPC requests handled", ["se
 RPC_LATENCY = Histogram("sextant_grpc_request_seconds", "gRPC request latency", ["service", "method"])
 
 
+def serve_metrics(port: int, host: str) -> int:
+    """Serves this process's Prometheus registry at http://host:port/metrics (port 0: any free
+    port); returns the port."""
+    httpd, _ = start_http_server(port, addr=host)
+    return httpd.server_port
+
+
 def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
     def unary(request, context):
         context.abort(code, message)
@@ -219,8 +226,7 @@ class GrpcServer:
         self.grpc.start()
         self.set_serving(True)
         if self.settings.metrics_port is not None:
-            httpd, _ = start_http_server(self.settings.metrics_port, addr=self.settings.host)
-            self.metrics_port = httpd.server_port
+            self.metrics_port = serve_metrics(self.settings.metrics_port, self.settings.host)
         log.info("serving", extra={"service": self.name, "address": f"{self.settings.host}:{port}",
                                    "tls": creds is not None, "auth": bool(self.settings.token),
                                    "metrics_port": self.metrics_port})

@@ -230,19 +230,16 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
     db_port = config.port or free_port()
     db_address = f"{LOOPBACK}:{db_port}"
     common = ["--token-file", str(token_file), "--data-dir", str(paths.root)]
-    metrics_port = free_port() if config.metrics else None
-    db_argv = [config.python, "-m", config.modules["db-manager"], *common, "--host", LOOPBACK,
-               "--port", str(db_port)]
-    if metrics_port is not None:
-        db_argv += ["--metrics-port", str(metrics_port)]
-    children = [Child(name="db-manager", argv=db_argv, port=db_port, metrics_port=metrics_port,
-                      env={DB_URL_ENV: config.resolved_db_url()})]
-    for name in SERVICES[1:]:
-        argv = [config.python, "-m", config.modules[name], *common, "--db-manager", db_address]
-        port = free_port() if config.metrics else None
-        if port is not None:
-            argv += ["--metrics-port", str(port)]
-        children.append(Child(name=name, argv=argv, metrics_port=port))
+    children = [Child(name="db-manager", argv=[config.python, "-m", config.modules["db-manager"], *common,
+                                               "--host", LOOPBACK, "--port", str(db_port)],
+                      port=db_port, env={DB_URL_ENV: config.resolved_db_url()})]
+    children += [Child(name=name, argv=[config.python, "-m", config.modules[name], *common,
+                                        "--db-manager", db_address])
+                 for name in SERVICES[1:]]
+    if config.metrics:  # every service, the controllers too, on a free port of its own
+        for child in children:
+            child.metrics_port = free_port()
+            child.argv += ["--metrics-port", str(child.metrics_port)]
     return children
 
 

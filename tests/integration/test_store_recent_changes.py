@@ -36,17 +36,23 @@ def test_memory_and_table_agree_and_foreign_writes_fall_back(tmp_path):
     assert [c.type for c in ours.recent_changes(current, top)] == ["DELETED"]
 
 
+def _store_with_trials(tmp_path, n: int) -> SqlResourceStore:
+    """A fresh SQLite store holding trials t0..t<n-1> (versions 1..n)."""
+    db = Database(f"sqlite:///{tmp_path / 's.db'}")
+    migrate(db)
+    store = SqlResourceStore(db)
+    for i in range(n):
+        store.create(_trial(f"t{i}"))
+    return store
+
+
 def test_window_is_bounded_and_old_changes_are_served_from_their_snapshot(tmp_path, monkeypatch):
     from services.db_manager import resource_store
     from services.db_manager.store_service import _event
 
     monkeypatch.setattr(resource_store, "RECENT", 8)
     monkeypatch.setattr(resource_store, "RECENT_DECODED", 3)
-    db = Database(f"sqlite:///{tmp_path / 's.db'}")
-    migrate(db)
-    store = SqlResourceStore(db)
-    for i in range(20):
-        store.create(_trial(f"t{i}"))
+    store = _store_with_trials(tmp_path, 20)
     assert sorted(store._recent) == list(range(13, 21))  # the newest RECENT versions
     assert store.recent(11, 20) is None and store.recent(12, 20) is not None
     recent = store.recent(12, 20)
@@ -64,11 +70,7 @@ def test_window_is_bounded_by_snapshot_size(tmp_path, monkeypatch):
     from services.db_manager import resource_store
 
     monkeypatch.setattr(resource_store, "RECENT_CHARS", 2000)
-    db = Database(f"sqlite:///{tmp_path / 's.db'}")
-    migrate(db)
-    store = SqlResourceStore(db)
-    for i in range(20):
-        store.create(_trial(f"t{i}"))
+    store = _store_with_trials(tmp_path, 20)
     size = len(store._recent[20].snapshot)
     assert len(store._recent) == 2000 // size and sorted(store._recent)[-1] == 20
     assert store._recent_chars == sum(len(r.snapshot) for r in store._recent.values()) <= 2000

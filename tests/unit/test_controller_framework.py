@@ -16,15 +16,7 @@ from sextant.controller import (
 )
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
 from sextant.store.interface import EventType, WatchEvent
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    """Waits for a condition (a liveness guard, not a speed assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.005)
+from tests.waiting import wait_for
 
 
 class FakeInformer:

@@ -4,20 +4,11 @@ goes silent (no event, no bookmark) is cancelled and replaced by a fresh list.""
 from __future__ import annotations
 
 import threading
-import time
 
 from sextant.resources.models import ObjectMeta, Trial
 from sextant.store.informer import Informer
 from sextant.store.interface import Unavailable
-
-
-def wait_for(predicate, timeout: float = 10.0) -> None:
-    """Waits for a condition (a liveness guard, not a speed assertion)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
+from tests.waiting import wait_for
 
 
 class SilentStream:
