@@ -52,7 +52,7 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.db_manager.app import DBManagerApp
-from services.db_manager.database import Database, migrate
+from services.db_manager.database import Database, migrate, mysql_driver
 from services.db_manager.schema import observation_logs
 from sextant.api import api_pb2, api_pb2_grpc, store_pb2, store_pb2_grpc
 from sextant.config import ServerSettings
@@ -60,7 +60,7 @@ from sextant.store.codec import doc_from_proto, proto_from_doc
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ADMIN = {"mariadb": "mysql+mysqldb://root@127.0.0.1:3306/?charset=utf8mb4",
+ADMIN = {"mariadb": f"{mysql_driver()}://root@127.0.0.1:3306/?charset=utf8mb4",
          "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"}
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from services.db_manager.database import mysql_driver  # noqa: E402
 from sextant.resources.admission import admit_experiment  # noqa: E402
 from sextant.store.client import GrpcResourceStore  # noqa: E402
 from sextant.store.interface import Unavailable  # noqa: E402
@@ -74,7 +75,7 @@ def experiment(trials: int, parallel: int, trainer: str = "echo") -> dict:
 def mariadb_url() -> tuple[str, callable]:
     import sqlalchemy as sa
 
-    admin_url = os.environ.get("SEXTANT_TEST_MARIADB", "mysql+mysqldb://root@127.0.0.1:3306/?charset=utf8mb4")
+    admin_url = os.environ.get("SEXTANT_TEST_MARIADB", f"{mysql_driver()}://root@127.0.0.1:3306/?charset=utf8mb4")
     name = f"sextant_bench_{secrets.token_hex(4)}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:

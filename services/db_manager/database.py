@@ -26,6 +26,15 @@ class DatabaseConfigError(ValueError):
     pass
 
 
+def mysql_driver() -> str:
+    """The SQLAlchemy dialect+driver for MariaDB/MySQL: mysqlclient when it is installed (it is
+    several times faster, but compiles against libmariadb), else PyMySQL (pure Python, always
+    installed)."""
+    import importlib.util
+
+    return "mysql+mysqldb" if importlib.util.find_spec("MySQLdb") else "mysql+pymysql"
+
+
 def url_from_katib_env(environ: Mapping[str, str]) -> URL | None:
     """The URL Katib's DB manager would connect to (``DB_NAME`` = mysql|postgres), else None."""
     kind = environ.get("DB_NAME")
@@ -33,7 +42,7 @@ def url_from_katib_env(environ: Mapping[str, str]) -> URL | None:
         return None
     if kind == "mysql":
         return URL.create(
-            "mysql+mysqldb",
+            mysql_driver(),
             username=environ.get("DB_USER", "root"),
             password=environ.get("DB_PASSWORD", "") or None,
             host=environ.get("KATIB_MYSQL_DB_HOST", "katib-mysql"),
@@ -64,8 +73,12 @@ def resolve_url(explicit: str | None, data_dir: Path, environ: Mapping[str, str]
             raise DatabaseConfigError(f"--db-url is not a database URL: {mask(text)}") from err
     else:
         url = url_from_katib_env(environ) or URL.create("sqlite", database=str(data_dir / "sextant.db"))
-    # Friendly aliases: plain mysql://, mariadb:// and postgresql:// pick the drivers we ship.
-    driver = {"mysql": "mysql+mysqldb", "mariadb": "mysql+mysqldb", "mariadb+mysqldb": "mysql+mysqldb",
+    # Friendly aliases: plain mysql://, mariadb:// and postgresql:// pick the drivers installed.
+    # A URL naming mysqldb where only PyMySQL is installed (Katib-style configs, old stacks)
+    # falls back to it rather than failing on a missing C extension.
+    mysql = mysql_driver()
+    driver = {"mysql": mysql, "mariadb": mysql, "mariadb+mysqldb": mysql, "mysql+mysqldb": mysql,
+              "mariadb+pymysql": "mysql+pymysql",
               "postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg"}.get(url.drivername)
     if driver:
         url = url.set(drivername=driver)

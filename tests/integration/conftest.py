@@ -24,8 +24,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from services.db_manager.database import mysql_driver
+
 BACKENDS = ["sqlite", "mariadb", "postgresql"]
-MARIADB_ADMIN = os.environ.get("SEXTANT_TEST_MARIADB", "mysql+mysqldb://root@127.0.0.1:3306/?charset=utf8mb4")
+MARIADB_ADMIN = os.environ.get("SEXTANT_TEST_MARIADB", f"{mysql_driver()}://root@127.0.0.1:3306/?charset=utf8mb4")
 POSTGRES_ADMIN = os.environ.get("SEXTANT_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 _unreachable: dict[str, str] = {}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, resolve_url
+from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, mysql_driver, resolve_url
 from services.db_manager.names import name_errors, namespace_errors
 from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
 from sextant.api import store_pb2
@@ -82,13 +82,15 @@ def test_database_url_resolution_and_masking(tmp_path: Path):
     assert resolve_url(None, tmp_path, {}).database == str(tmp_path / "sextant.db")
     url = resolve_url(None, tmp_path, {"DB_NAME": "mysql", "DB_PASSWORD": "s3cret"})
     assert (url.drivername, url.host, url.port, url.database, url.username) == \
-        ("mysql+mysqldb", "katib-mysql", 3306, "katib", "root")
+        (mysql_driver(), "katib-mysql", 3306, "katib", "root")
     assert "s3cret" not in mask(url) and "s3cret" not in mask(str(url.render_as_string(False)))
     pg = resolve_url(None, tmp_path, {"DB_NAME": "postgres", "KATIB_POSTGRESQL_DB_HOST": "h",
                                       "KATIB_POSTGRESQL_SSL_MODE": "require"})
     assert (pg.drivername, pg.host, pg.port, pg.username, pg.query["sslmode"]) == \
         ("postgresql+psycopg", "h", 5432, "katib", "require")
-    assert resolve_url("mariadb://u:p@db/x", tmp_path, {}).drivername == "mysql+mysqldb"
+    assert resolve_url("mariadb://u:p@db/x", tmp_path, {}).drivername == mysql_driver()
+    # A URL naming mysqlclient still works where only PyMySQL is installed, and the reverse.
+    assert resolve_url("mysql+mysqldb://db/x", tmp_path, {}).drivername == mysql_driver()
     assert resolve_url("postgresql://db/x", tmp_path, {"DB_NAME": "mysql"}).drivername == "postgresql+psycopg"
     with pytest.raises(DatabaseConfigError):
         resolve_url(None, tmp_path, {"DB_NAME": "oracle"})
