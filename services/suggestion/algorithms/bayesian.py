@@ -49,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from sextant.api import api_pb2
 
 from .base import Algorithm, SearchSpaceExhausted, SettingRule, SettingsSchema, SuggestResult, settings_of
+from .cancel import check_cancelled
 from .search_space import (
     INT,
     Param,
@@ -398,6 +399,7 @@ class BayesianOptimization(Algorithm):
                 # The batch's constant-liar refits keep the hyperparameters just fitted.
                 opt.base_estimator_ = clone(opt.base_estimator_).set_params(kernel=self._kernel, optimizer=None)
             while len(out) < count:
+                check_cancelled()
                 x = list(opt._ask())
                 point = self._decode(x, dims)
                 key = space.key(point)
