@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -57,7 +58,10 @@ def _decimals(text: str) -> int:
 def _decimal_exponent(text: str) -> int:
     from decimal import Decimal
 
-    return int(Decimal(text.strip()).as_tuple().exponent)
+    try:
+        return int(Decimal(text.strip()).as_tuple().exponent)
+    except ArithmeticError:  # a hex float ("0x1p-4"): use the shortest decimal of its value
+        return int(Decimal(repr(parse_finite(text))).as_tuple().exponent)
 
 
 def format_double(value: float) -> str:
@@ -199,7 +203,9 @@ class Param:
             return f"{self.name}={text} is outside [{self.low}, {self.high}]"
         if self.step is not None:
             k = (v - self.low) / self.step
-            if abs(k - round(k)) > 1e-6:
+            # A double carries ~16 significant digits: far along a fine grid the index itself is
+            # only known to within a few units in the last place.
+            if abs(k - round(k)) > max(1e-6, 8 * abs(k) * sys.float_info.epsilon):
                 return f"{self.name}={text} is not on the step grid min + k*{self.step}"
         return None
 

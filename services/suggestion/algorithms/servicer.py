@@ -170,8 +170,14 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             entry = self._cache.entry(experiment)
         except InvalidSettings as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        with entry.lock:
-            errors = validation_errors(entry.algorithm, experiment)
+        try:
+            with entry.lock:
+                errors = validation_errors(entry.algorithm, experiment)
+        except (OverflowError, ValueError) as exc:
+            errors = [f"the search space cannot be used: {exc}"]
+        except Exception as exc:  # a bug in a validator: report it, keep serving
+            log.exception("validation failed", extra={"experiment": experiment.name})
+            _abort(context, grpc.StatusCode.INTERNAL, f"validating the settings failed: {exc!r}")
         if errors:
             log.info("settings rejected", extra={"experiment": experiment.name, "errors": bounded("; ".join(errors))})
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
