@@ -123,7 +123,7 @@ class ExperimentReconciler:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
             summary = st.update_status(exp, trials, exhausted=exhausted)
         if not st.is_completed(exp) and suggestion is not None and suggestion_is(suggestion, "Failed"):
-            st.mark_failed(exp, st.REASON_FAILED, st.MSG_SUGGESTION_FAILED)
+            st.mark_failed(exp, st.REASON_FAILED, st.suggestion_failed_message(suggestion))
 
         if st.is_completed(exp):
             if not was_completed:

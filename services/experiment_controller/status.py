@@ -54,6 +54,17 @@ MSG_MAX_FAILED = "Experiment has failed because max failed count has reached"
 MSG_MAX_TRIALS = "Experiment has succeeded because max trial count has reached"
 MSG_SUGGESTION_END = "Experiment has succeeded because suggestion service has reached the end"
 MSG_SUGGESTION_FAILED = "Suggestion has failed"
+MAX_CAUSE_CHARS = 500
+
+
+def suggestion_failed_message(suggestion) -> str:
+    """Katib's message, followed by the Suggestion's own reason so the user sees the cause
+    (e.g. the algorithm's INVALID_ARGUMENT) on the experiment."""
+    cause = next((c.message for c in reversed(suggestion.status.conditions)
+                  if c.type == "Failed" and c.status == "True" and c.message), "")
+    if len(cause) > MAX_CAUSE_CHARS:
+        cause = cause[:MAX_CAUSE_CHARS] + "..."
+    return f"{MSG_SUGGESTION_FAILED}: {cause}" if cause else MSG_SUGGESTION_FAILED
 
 # Classification order: the first condition that is True wins (facts §5.4).
 KILLED, FAILED, SUCCEEDED = "Killed", "Failed", "Succeeded"

@@ -11,6 +11,7 @@ The in-process servicer is the real one; only the gRPC context is a small stand-
 from __future__ import annotations
 
 import copy
+import os
 import re
 from typing import Any
 
@@ -183,7 +184,7 @@ def _served(servicer: SuggestionServicer, experiment, note=lambda label: None) -
     assert len(reply.parameter_assignments) == count
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=int(os.environ.get("SEXTANT_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(doc=experiments())
 def test_every_spec_is_rejected_by_field_or_can_be_served(doc, registry, servicer):
     try:

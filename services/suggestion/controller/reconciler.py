@@ -1,7 +1,8 @@
 """The suggestion reconcile: one level-triggered pass over one Suggestion (facts §6.3–§6.6).
 
 1. Succeeded (the experiment ended, Never/FromVolume) or Failed → tear the algorithm service
-   down (FromVolume keeps its state directory) and stop.
+   down (FromVolume keeps its state directory) and stop. So does a Suggestion whose Experiment
+   is gone or being deleted: a deleted experiment's service is never started again.
 2. Created on first sight.
 3. Ensure the algorithm service ``<experiment>-<algorithm>`` through the Runtime (a dead one is
    started again); not healthy yet → DeploymentReady=False and look again shortly.
@@ -12,7 +13,10 @@
    early-stopping rules, name them, and record them with the settings overlay in *one* status
    write. A reply with the wrong count stores nothing (error, retried with backoff).
 
-Sextant addition: an algorithm that answers OUT_OF_RANGE has exhausted its search space. The
+Sextant additions: an algorithm that answers GetSuggestions with INVALID_ARGUMENT rejects the
+experiment itself -- asking again cannot help -- so the Suggestion is Failed with the
+algorithm's message ("GetSuggestions rejected the experiment: ...") and the experiment fails
+with it, instead of a retry every backoff period for ever. An algorithm that answers OUT_OF_RANGE has exhausted its search space. The
 controller then asks one assignment at a time to collect what is left (grid answers
 OUT_OF_RANGE when fewer points remain than requested), records those, and sets the condition
 ``Exhausted=True`` (reason ``SuggestionEndReached``); the experiment controller ends the
@@ -72,6 +76,20 @@ NAME_ALPHABET = string.ascii_lowercase + string.digits
 
 class SuggestionError(Exception):
     """A reconcile failure that is retried with backoff (nothing was stored)."""
+
+
+class SuggestionRejected(Exception):
+    """The algorithm refused the experiment (INVALID_ARGUMENT): terminal, never retried."""
+
+
+MAX_REASON_CHARS = 1000
+
+
+def _rejection(call: str, err: grpc.RpcError) -> SuggestionRejected:
+    details = err.details() or err.code().name
+    if len(details) > MAX_REASON_CHARS:
+        details = details[:MAX_REASON_CHARS] + "..."
+    return SuggestionRejected(f"{call} rejected the experiment: {details}")
 
 
 @dataclass
@@ -159,6 +177,14 @@ class SuggestionReconciler:
             self._validated.pop(key, None)
             return None
 
+        exp = self.experiments.get(key.namespace, key.name)
+        if exp is None or exp.metadata.deletion_timestamp or sugg.metadata.deletion_timestamp:
+            # The experiment is gone (a cache may still show its Suggestion for a moment): its
+            # service must go, and nothing may start one again.
+            self.runtime.delete_service(key.namespace, name, keep_state=persistent)
+            self._validated.pop(key, None)
+            return None
+
         before = _status_doc(sugg)
         if get_condition(conds, "Created") is None:
             set_condition(conds, "Created", TRUE, REASON_CREATED, MSG_CREATED)
@@ -177,10 +203,6 @@ class SuggestionReconciler:
             return Result(requeue_after=self.not_ready_requeue)
         set_condition(conds, "DeploymentReady", TRUE, REASON_READY, MSG_READY)
 
-        exp = self.experiments.get(key.namespace, key.name)
-        if exp is None:
-            self._write(sugg, before)
-            return None
         trials = self._trials(exp)
 
         if self._validated.get(key) != state.address or not has_condition(conds, "Running"):
@@ -197,7 +219,12 @@ class SuggestionReconciler:
             return None
         if rb.current_request_number(sugg) <= 0:
             return None
-        if not self._sync_assignments(exp, sugg, trials, state):
+        try:
+            synced = self._sync_assignments(exp, sugg, trials, state)
+        except SuggestionRejected as rejected:
+            self._fail(sugg, str(rejected))
+            return None
+        if not synced:
             # The algorithm answered UNAVAILABLE (e.g. a hyperband rung still running): ask again
             # soon rather than after an ever longer error backoff.
             return Result(requeue_after=self.algorithm_busy_requeue)
@@ -263,7 +290,8 @@ class SuggestionReconciler:
             except grpc.RpcError as err:
                 code = err.code()
                 if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN):
-                    return err.details() or code.name
+                    details = err.details() or code.name
+                    return details if len(details) <= MAX_REASON_CHARS else details[:MAX_REASON_CHARS] + "..."
                 if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise SuggestionError(f"validation at {address}: {code.name}: {err.details()}") from None
                 # Any other answer (UNIMPLEMENTED, INTERNAL, ...) counts as valid, as in Katib.
@@ -291,6 +319,8 @@ class SuggestionReconciler:
                 log.info("algorithm not ready", extra={"suggestion": sugg.metadata.name,
                                                        "detail": err.details()})
                 return False
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise _rejection("GetSuggestions", err) from None
             if err.code() != grpc.StatusCode.OUT_OF_RANGE:
                 raise SuggestionError(f"GetSuggestions at {state.address}: {err.code().name}: "
                                       f"{err.details()}") from None
@@ -319,6 +349,8 @@ class SuggestionReconciler:
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.OUT_OF_RANGE:
                     break
+                if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise _rejection("GetSuggestions", err) from None
                 raise SuggestionError(f"GetSuggestions at {address}: {err.code().name}: {err.details()}") from None
             if len(reply.parameter_assignments) != 1:
                 break
