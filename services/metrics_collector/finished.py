@@ -21,7 +21,7 @@ from sextant.runtime.metrics_volume import flag_value
 
 from . import parsing
 from .parsing import MetricLog
-from .runner import COLLECTING_KINDS, build_parser, filters_for, parse_lines
+from .runner import COLLECTING_KINDS, build_parser, filters_for, parse_lines, read_metrics_file
 
 # Kinds whose metrics can all be read after the job ends (or that the trial pushes itself).
 AFTER_EXIT_KINDS = ("StdOut", "File", "Push", "None")
@@ -47,10 +47,7 @@ def db_manager_for_trial(collector_args: list[str], environment: dict[str, str])
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
+    data = read_metrics_file(path)  # MetricsSourceError when it can never be read
     lines = data.decode("utf-8", "replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()

@@ -101,6 +101,28 @@ def parse_lines(lines: list[str], metrics: list[str], filters: list, json_lines:
     return out
 
 
+COLLECTOR_FAILED = "MetricsCollectorFailed"
+"""exit.json reason of a job whose metrics source can never be read: the job has failed, whatever
+the trial command's exit code (its metrics are lost, retrying cannot bring them back)."""
+
+
+class MetricsSourceError(Exception):
+    """The metrics file cannot ever be read (a directory, a path through a file, no permission)."""
+
+
+def read_metrics_file(path: Path, offset: int = 0) -> bytes:
+    """The bytes of the metrics file from ``offset``; b"" while it does not exist yet."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
+    except OSError as err:
+        raise MetricsSourceError(f"the metrics collector cannot read {str(path)[:200]}: "
+                                 f"{err.strerror or err}") from None
+
+
 class TailedFile:
     """Reads complete lines appended to a file that may not exist yet."""
 
@@ -110,12 +132,7 @@ class TailedFile:
         self.partial = b""
 
     def read_lines(self, final: bool = False) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
+        data = read_metrics_file(self.path, self.offset)
         self.offset += len(data)
         data = self.partial + data
         lines = data.split(b"\n")
@@ -295,16 +312,33 @@ class Collector:
             self._take(batch)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.args.poll_interval
-                self._take(self._poll_sources())
+                try:
+                    self._take(self._poll_sources())
+                except MetricsSourceError as err:
+                    return self._source_failed(str(err))
             self.reporter.tick()
             if pump_done and self.child.poll() is not None:
                 break
             if self.child.poll() is not None and not pump.is_alive() and self.lines.empty():
                 break
         code = self.child.returncode
-        self._take(self._poll_sources(final=True))
+        try:
+            self._take(self._poll_sources(final=True))
+        except MetricsSourceError as err:
+            return self._source_failed(str(err))
         self._finish_custom()
         return self._complete(code)
+
+    def _source_failed(self, message: str) -> int:
+        """The metrics can never be read: stop the trial and fail it now, with the cause, rather
+        than let it run (or succeed) without them."""
+        log.error("metrics source unreadable", extra={"trial": self.args.trial, "error": message})
+        print(message, flush=True)
+        self._terminate_child()
+        self._finish_custom()
+        self.reporter.drain(time.monotonic() + 2.0)
+        self._finish(1, COLLECTOR_FAILED, message)
+        return 1
 
     def _complete(self, code: int) -> int:
         if self.killed:

@@ -63,6 +63,7 @@ from typing import Any
 # the same code the Python wrapper runs (``python -m services.metrics_collector``), which this
 # runtime starts for every other job.
 from services.metrics_collector import finished
+from services.metrics_collector.runner import COLLECTOR_FAILED, MetricsSourceError
 from sextant.runtime import metrics_volume, native, process
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
 
@@ -302,7 +303,8 @@ class LocalJobs:
             reason = ended.get("reason") or ""
             if stopped and reason not in ("EarlyStopped",):
                 reason = "Killed"
-            phase = JobPhase.SUCCEEDED if code == 0 and reason != "Killed" else JobPhase.FAILED
+            phase = JobPhase.SUCCEEDED if code == 0 and reason not in ("Killed", COLLECTOR_FAILED) \
+                else JobPhase.FAILED
             return JobStatus(phase, reason=reason or ("Completed" if phase == JobPhase.SUCCEEDED
                                                       else "Error"),
                              message=ended.get("message", ""), exit_code=code, start_time=started,
@@ -336,9 +338,16 @@ class LocalJobs:
         collected; until then the job does not count as ended, so the trial controller never
         ships a spool that is still being written. Repeating it (after a crash in between)
         rewrites the same spool file."""
-        finished.collect_finished(record.get("collect_after_exit") or [], output_log=directory / "output.log",
-                                  spool_dir=directory / "spool",
-                                  stopped=stopped or ended.get("reason") == "Killed")
+        try:
+            finished.collect_finished(record.get("collect_after_exit") or [], output_log=directory / "output.log",
+                                      spool_dir=directory / "spool",
+                                      stopped=stopped or ended.get("reason") == "Killed")
+        except MetricsSourceError as err:
+            # Reading again cannot help: the job fails with the cause, once.
+            ended = {**ended, "collected": True, "metrics_spooled": False, "reason": COLLECTOR_FAILED,
+                     "message": str(err)}
+            process.write_json(directory / "exit.json", ended)
+            return ended
         ended = {**ended, "collected": True, "metrics_spooled": True}
         process.write_json(directory / "exit.json", ended)
         return ended
