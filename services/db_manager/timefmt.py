@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
+from sextant.resources.numbers import excerpt
+
 _RFC3339 = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
 )
@@ -23,7 +25,7 @@ def parse_rfc3339(text: str) -> datetime:
     """A naive UTC datetime (microsecond precision) from an RFC3339(Nano) string."""
     m = _RFC3339.match(text)
     if not m:
-        raise BadTimestamp(f"{text!r} is not an RFC3339 timestamp (e.g. 2024-05-01T12:00:00.5Z)")
+        raise BadTimestamp(f"{excerpt(text)} is not an RFC3339 timestamp (e.g. 2024-05-01T12:00:00.5Z)")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     micro = int((m.group(7) or "0").ljust(9, "0")[:6])
     try:
@@ -34,7 +36,7 @@ def parse_rfc3339(text: str) -> datetime:
                 raise ValueError("offset out of range")
             value = value - offset if m.group(9) == "+" else value + offset
     except (ValueError, OverflowError) as err:
-        raise BadTimestamp(f"{text!r} is not a valid RFC3339 timestamp: {err}") from err
+        raise BadTimestamp(f"{excerpt(text)} is not a valid RFC3339 timestamp: {err}") from err
     return value
 
 

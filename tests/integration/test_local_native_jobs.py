@@ -214,8 +214,8 @@ def test_a_metrics_file_that_can_never_be_read_fails_the_job_with_the_cause(tmp_
     even though the trial command itself exits 0; the Python wrapper stops the command at once."""
     monkeypatch.setenv("SEXTANT_NATIVE_JOBWRAP", native_wrapper)
     rt = LocalRuntime(tmp_path, stop_grace=2)
-    command = ["python", "-c", "import time; print('loss=1', flush=True); time.sleep(0.5 if %s else 60)"
-               % native_wrapper]
+    pause = 0.5 if native_wrapper == "1" else 60
+    command = ["python", "-c", f"import time; print('loss=1', flush=True); time.sleep({pause})"]
     rt.start_job(_job("d1", command, ["--metrics", "loss", "--kind", "File", "--path", "/",
                                       "--poll-interval", "0.1"]))
     started = time.monotonic()
