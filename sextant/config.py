@@ -85,7 +85,7 @@ class ServerSettings:
     token: str | None = None
     data_dir: str | None = None
     log_level: str = "INFO"
-    grace_seconds: float = 5.0
+    grace_seconds: float = 1.0  # SIGTERM → calls still running after this are cancelled
 
     def describe(self) -> dict[str, object]:
         out = asdict(self)

@@ -35,9 +35,14 @@ MAX_SETTING_VALUE_CHARS = 4_096
 MAX_PATH_CHARS = 4_096
 """A metrics collector's file or directory path."""
 
+MAX_REQUEST_VALUES = 10_000
+"""parallelTrialCount x parameters: the values one GetSuggestions call must produce (the work of
+a call grows with both; 10,000 values take the slowest built-in algorithm a few seconds)."""
+
 # ---- gRPC requests ------------------------------------------------------------------------------
 MAX_REQUEST_NUMBER = MAX_PARALLEL_TRIALS
-"""GetSuggestions.current_request_number: assignments produced by one call."""
+"""GetSuggestions.current_request_number: assignments produced by one call (and at most
+MAX_REQUEST_VALUES values in all)."""
 
 MAX_OBSERVATION_LOGS = 100_000
 """ReportObservationLog: metric logs in one call (a collector sends larger runs in batches)."""

@@ -17,6 +17,7 @@ from services.db_manager.database import Database, DatabaseConfigError, mask, mi
 from services.db_manager.resource_store import DEFAULT_HISTORY
 from sextant.config import DEFAULT_DB_MANAGER_PORT, add_server_arguments, data_dir, env, server_settings
 from sextant.logs import setup_logging
+from sextant.server import exit_now
 
 log = logging.getLogger("sextant.db_manager")
 
@@ -98,4 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

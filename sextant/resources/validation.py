@@ -579,6 +579,15 @@ def _collector_path_problem(path: str, kind: FileSystemKind | None) -> str | Non
     return None
 
 
+def _validate_request_size(exp: Experiment, errors: list[str]) -> None:
+    parallel = exp.spec.parallel_trial_count or 0
+    parameters = len(exp.spec.parameters)
+    if 0 < parallel <= limits.MAX_PARALLEL_TRIALS and parallel * parameters > limits.MAX_REQUEST_VALUES:
+        errors.append(f"spec.parallelTrialCount: {parallel} parallel trials x {parameters} parameters must be at "
+                      f"most {limits.MAX_REQUEST_VALUES} values per request to the algorithm (run fewer trials "
+                      "at once)")
+
+
 def validate_experiment(exp: Experiment, old: Experiment | None = None, registry: Any = None) -> list[str]:
     """Every rule violation of a defaulted experiment, as "<field.path>: <rule>" messages."""
     errors: list[str] = []
@@ -591,5 +600,6 @@ def validate_experiment(exp: Experiment, old: Experiment | None = None, registry
     _validate_resume_policy(exp, errors)
     _validate_trial_template(exp, errors)
     _validate_search_space(exp, errors)
+    _validate_request_size(exp, errors)
     _validate_collector(exp, errors)
     return errors

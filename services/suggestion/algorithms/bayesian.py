@@ -274,6 +274,7 @@ class BayesianOptimization(Algorithm):
         out: list[dict[str, str]] = []
         n_random = max(0, cfg.n_initial_points - len(xs) - len(pending_x))
         while len(out) < count and (len(out) < n_random or not xs):
+            check_cancelled()
             out.append(self._random_point(space, dims, taken))
         if len(out) < count:
             with threadpool_limits(limits=1):

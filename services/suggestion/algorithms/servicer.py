@@ -191,6 +191,11 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
                    f"current_request_number: must be between 0 and {limits.MAX_REQUEST_NUMBER}, got {count}")
         experiment = request.experiment
+        parameters = len(experiment.spec.parameter_specs.parameters)
+        if count * parameters > limits.MAX_REQUEST_VALUES:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"current_request_number: {count} assignments x {parameters} parameters is more than "
+                   f"{limits.MAX_REQUEST_VALUES} values per call; ask for fewer at once")
         algorithm_name = bounded(experiment.spec.algorithm.algorithm_name, 100)
         started = time.perf_counter()
         try:
