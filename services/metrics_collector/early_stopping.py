@@ -9,7 +9,7 @@ is left the trial must stop.
 
 from __future__ import annotations
 
-from .logs import log
+from .lazy_logger import log
 from .parsing import MetricLog
 
 COMPARISONS = ("equal", "less", "greater")

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .logs import log
+from .lazy_logger import log
 from .parsing import MetricLog
 
 Sender = Callable[[str, list[MetricLog]], None]

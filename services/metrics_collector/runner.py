@@ -20,9 +20,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import logs, parsing
+from . import lazy_logger, parsing
 from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
-from .logs import log
+from .lazy_logger import log
 from .parsing import MetricLog
 from .reporter import Reporter, grpc_sender
 
@@ -349,7 +349,7 @@ class Collector:
 def main(argv: list[str] | None = None) -> int:
     own, command = split_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(own)
-    logs.configure(args.log_level)
+    lazy_logger.configure(args.log_level)
     if not command:
         raise SystemExit("no trial command after '--'")
     return Collector(args, command).run()

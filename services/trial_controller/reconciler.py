@@ -1,4 +1,4 @@
-"""The trial reconcile: run the trial's job and turn its outcome into Trial conditions (facts §5.3).
+"""The trial reconcile: run the trial's job and turn its outcome into Trial conditions (Katib's rules).
 
 One pass, level-triggered and idempotent:
 
@@ -28,25 +28,18 @@ from typing import Any
 import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
-from sextant.conditions import (
-    TRUE,
-    flip_to_false,
-    has_condition,
-    mark_finished,
-    now_rfc3339,
-    parse_time,
-    set_condition,
-    trial_is_completed,
-)
 from sextant.controller import Key, Result
-from sextant.resources.models import EXPERIMENT_LABEL, Trial, TrialConditionType
+from sextant.katib import trial_status as ts
+from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
+from sextant.resources.models import EXPERIMENT_LABEL, Trial
 from sextant.runtime.base import JobPhase, JobSpec, Runtime
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
+from sextant.timestamps import ZERO_TIME, now_rfc3339, parse_time
 
 from . import spool
 from .collector_args import CollectorSpecError, collector_args
-from .observation import (
+from .observation_builder import (
     UNAVAILABLE,
     BadTimestamp,
     build_observation,
@@ -57,16 +50,8 @@ from .observation import (
 
 log = logging.getLogger("sextant.trial_controller")
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
-CREATED, RUNNING = str(TrialConditionType.CREATED), str(TrialConditionType.RUNNING)
-SUCCEEDED, FAILED = str(TrialConditionType.SUCCEEDED), str(TrialConditionType.FAILED)
-KILLED, EARLY_STOPPED = str(TrialConditionType.KILLED), str(TrialConditionType.EARLY_STOPPED)
-METRICS_UNAVAILABLE = str(TrialConditionType.METRICS_UNAVAILABLE)
-
-MSG_CREATED, MSG_RUNNING = "Trial is created", "Trial is running"
-MSG_SUCCEEDED, MSG_FAILED = "Trial has succeeded", "Trial has failed"
-MSG_METRICS_UNAVAILABLE = "Metrics are not available"
-REASON_KILLED, MSG_KILLED = "TrialKilled", "Trial is killed"
+CREATED, RUNNING, SUCCEEDED, FAILED = ts.CREATED, ts.RUNNING, ts.SUCCEEDED, ts.FAILED
+KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.METRICS_UNAVAILABLE
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
 
 
@@ -203,9 +188,9 @@ class TrialReconciler:
         requeue: float | None = None
         if not has_condition(conds, CREATED):
             status.start_time = status.start_time or now
-            changed |= set_condition(conds, CREATED, TRUE, "TrialCreated", MSG_CREATED, now)
+            changed |= set_condition(conds, CREATED, TRUE, ts.REASON_CREATED, ts.MSG_CREATED, now)
 
-        completed = trial_is_completed(trial)
+        completed = ts.is_finished(trial)
         job = self.runtime.job_status(key.namespace, key.name)
         if job.phase == JobPhase.NOT_FOUND and not completed and \
                 self.trials.is_ahead_of_cache(key.namespace, key.name):
@@ -218,8 +203,8 @@ class TrialReconciler:
             trial, status, conds = fresh, fresh.status, fresh.status.conditions
             if not has_condition(conds, CREATED):
                 status.start_time = status.start_time or now
-                changed |= set_condition(conds, CREATED, TRUE, "TrialCreated", MSG_CREATED, now)
-            completed = trial_is_completed(trial)
+                changed |= set_condition(conds, CREATED, TRUE, ts.REASON_CREATED, ts.MSG_CREATED, now)
+            completed = ts.is_finished(trial)
         if job.phase == JobPhase.NOT_FOUND and not completed:
             if not trial.spec.run_spec:
                 changed |= self._fail(trial, "NoRunSpec", "the trial has no runSpec to run", now)
@@ -237,16 +222,16 @@ class TrialReconciler:
             changed |= flip_to_false(conds, RUNNING, now)
         shipped = None
         if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED) and \
-                (not trial_is_completed(trial) or has_condition(conds, KILLED)):
+                (not ts.is_finished(trial) or has_condition(conds, KILLED)):
             # Shipping comes before the final status is written, so a completed trial's spool is
             # gone already -- except a Killed one's, whose job ended after the mark.
             shipped = self._ship_spool(key)
 
         early_stopped = has_condition(conds, EARLY_STOPPED)
         terminal_other = any(has_condition(conds, t) for t in (FAILED, KILLED))
-        if job.phase == JobPhase.RUNNING and not trial_is_completed(trial) \
+        if job.phase == JobPhase.RUNNING and not ts.is_finished(trial) \
                 and not has_condition(conds, RUNNING) and not early_stopped:
-            changed |= set_condition(conds, RUNNING, TRUE, "TrialRunning", MSG_RUNNING, now)
+            changed |= set_condition(conds, RUNNING, TRUE, ts.REASON_RUNNING, ts.MSG_RUNNING, now)
         elif (job.phase == JobPhase.SUCCEEDED or (early_stopped and job.phase != JobPhase.RUNNING)) \
                 and not terminal_other and not self._settled(trial):
             outcome = self._finish_succeeded(trial, job, now, shipped)
@@ -254,7 +239,7 @@ class TrialReconciler:
                 requeue = 1.0
             else:
                 changed |= outcome
-        elif job.phase == JobPhase.FAILED and not trial_is_completed(trial):
+        elif job.phase == JobPhase.FAILED and not ts.is_finished(trial):
             changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time)
 
         if changed:
@@ -264,7 +249,7 @@ class TrialReconciler:
             notified = getattr(self.runtime, "job_exit_notified", None)
             requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \
                 else self.job_poll_seconds
-        if trial_is_completed(trial) and not trial.spec.retain_run and \
+        if ts.is_finished(trial) and not trial.spec.retain_run and \
                 job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             # Only after the final status is stored: the job's files are no longer needed
             # (a runtime that can keeps the output log for `sextant logs`).
@@ -288,8 +273,7 @@ class TrialReconciler:
         if has_condition(conds, KILLED):
             return flip_to_false(conds, RUNNING, now)
         trial.status.completion_time = completion or now
-        changed = mark_finished(conds, FAILED, f"TrialFailed. Job reason: {reason}",
-                                f"{MSG_FAILED}. Job message: {message}", now)
+        changed = mark_finished(conds, FAILED, ts.failed_reason(reason), ts.failed_message(message), now)
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
@@ -313,7 +297,7 @@ class TrialReconciler:
         if objective_available(trial.spec.objective, observation):
             if not has_condition(conds, SUCCEEDED) and not early_stopped:
                 trial.status.completion_time = job.completion_time or now
-                changed |= mark_finished(conds, SUCCEEDED, "TrialSucceeded", MSG_SUCCEEDED, now)
+                changed |= mark_finished(conds, SUCCEEDED, ts.REASON_SUCCEEDED, ts.MSG_SUCCEEDED, now)
             return changed
         if has_condition(conds, METRICS_UNAVAILABLE):
             return changed
@@ -328,7 +312,7 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        mark_finished(conds, METRICS_UNAVAILABLE, "MetricsUnavailable", MSG_METRICS_UNAVAILABLE, now)
+        mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now)
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed
 

@@ -55,10 +55,6 @@ def condition(doc: dict[str, Any], kind: str) -> dict[str, Any] | None:
     return None
 
 
-def is_finished(doc: dict[str, Any]) -> bool:
-    return any((condition(doc, t) or {}).get("status") == "True" for t in ("Succeeded", "Failed"))
-
-
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Left-aligned columns separated by three spaces, like kubectl."""
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]

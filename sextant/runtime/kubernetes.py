@@ -57,7 +57,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from sextant.registry import DEFAULT_RESOURCES
+from sextant.algorithm_registry import DEFAULT_RESOURCES
 from sextant.runtime.base import (
     JobPhase,
     JobSpec,
@@ -67,7 +67,7 @@ from sextant.runtime.base import (
     ServiceSpec,
     ServiceStatus,
 )
-from sextant.runtime.conditions import check_condition, default_conditions, evaluate
+from sextant.runtime.job_conditions import check_condition, default_conditions, evaluate
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "sextant"

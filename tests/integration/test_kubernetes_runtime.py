@@ -11,7 +11,7 @@ from kubernetes import client
 
 from sextant.runtime import make_runtime
 from sextant.runtime.base import JobPhase, JobSpec, ServiceSpec
-from sextant.runtime.conditions import UnsupportedCondition
+from sextant.runtime.job_conditions import UnsupportedCondition
 from sextant.runtime.kubernetes import KubernetesRuntime
 from tests.integration.kmock_server import kmock_cluster
 

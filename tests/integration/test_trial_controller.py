@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from services.trial_controller.__main__ import build_controller
-from sextant.conditions import has_condition, set_condition
+from sextant.katib.condition_list import has_condition, set_condition
 from sextant.resources.models import Trial
 from sextant.runtime import process
 from sextant.runtime.local import LocalRuntime

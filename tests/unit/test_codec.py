@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, mysql_driver, resolve_url
+from services.db_manager.database import (
+    HEAD_REVISION,
+    DatabaseConfigError,
+    head_revision,
+    mask,
+    mysql_driver,
+    resolve_url,
+)
 from services.db_manager.names import name_errors, namespace_errors
 from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
 from sextant.api import store_pb2

@@ -13,7 +13,7 @@ from services.metrics_collector.parsing import (
     parse_json_line,
     parse_text_line,
 )
-from services.trial_controller.observation import build_metric
+from services.trial_controller.observation_builder import build_metric
 
 V1BETA1 = compile_filters(None)
 V1ALPHA3 = compile_filters(None, DEFAULT_FILTER_V1ALPHA3)

@@ -13,7 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sextant.registry import Registry
+from sextant.algorithm_registry import Registry
 from sextant.runtime import kubernetes as k8s_runtime
 from sextant.runtime.base import JobSpec, ServiceSpec
 

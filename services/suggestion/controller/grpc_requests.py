@@ -15,8 +15,8 @@
 from __future__ import annotations
 
 from sextant.api import api_pb2
-from sextant.conditions import format_seconds, has_condition
-from sextant.observation import is_observation_available, strategy_for, value_by_strategy
+from sextant.katib.condition_list import has_condition
+from sextant.observation_values import is_observation_available, strategy_for, value_by_strategy
 from sextant.resources.models import (
     AlgorithmSetting,
     Experiment,
@@ -28,6 +28,7 @@ from sextant.resources.models import (
     TrialConditionType,
 )
 from sextant.store.version_memo import VersionMemo
+from sextant.timestamps import format_seconds
 
 _PARAMETER_TYPES = {
     "double": api_pb2.DOUBLE,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sextant.conditions import parse_time
 from sextant.resources.models import Metric, ObjectiveSpec, Observation
+from sextant.timestamps import parse_time
 
 UNAVAILABLE = "unavailable"
 
