@@ -52,10 +52,10 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.db_manager.app import DBManagerApp
-from services.db_manager.database import Database, migrate, mysql_driver
+from services.db_manager.database import Database, migrate
 from services.db_manager.schema import observation_logs
 from sextant.api import api_pb2, api_pb2_grpc, store_pb2, store_pb2_grpc
-from sextant.config import ServerSettings
+from sextant.config import ServerSettings, mysql_driver
 from sextant.store.codec import doc_from_proto, proto_from_doc
 
 ROOT = Path(__file__).resolve().parents[1]
