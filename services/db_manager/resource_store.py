@@ -39,12 +39,12 @@ from services.db_manager.observations import delete_logs
 from services.db_manager.schema import resource_events as E
 from services.db_manager.schema import resources as R
 from services.db_manager.schema import store_state as S
-from services.db_manager.timefmt import format_rfc3339
 from sextant.api import store_pb2
 from sextant.resources import admit_experiment
 from sextant.resources.models import to_doc
 from sextant.store.codec import dumps_canonical, model_from_doc, parse_version, proto_from_doc
 from sextant.store.interface import AlreadyExists, Conflict, Invalid, NotFound
+from sextant.timestamps import now_rfc3339
 
 DEFAULT_HISTORY = 10_000  # change-log entries kept for watches that resume
 RECENT = 4096  # change-log entries this process wrote, kept in memory for its watchers
@@ -391,7 +391,7 @@ class SqlResourceStore:
                 "labels": dict(meta.get("labels") or {}),
                 "annotations": dict(meta.get("annotations") or {}),
                 "ownerReferences": clean.get("metadata", {}).get("ownerReferences", []),
-                "creationTimestamp": format_rfc3339(_now().replace(microsecond=0)),
+                "creationTimestamp": now_rfc3339(),
             },
             "spec": clean.get("spec", {}),
             "status": clean.get("status", {}),
@@ -620,8 +620,3 @@ def _with_dependents(root: Any, rows: list[Any]) -> list[Any]:
                 seen.add(child.uid)
                 queue.append(child)
     return doomed
-
-
-def _now():
-    from datetime import UTC, datetime
-    return datetime.now(UTC)

@@ -22,13 +22,12 @@ import re
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from sextant.timestamps import ZERO_TIME, is_rfc3339, to_rfc3339_micro
+
 UNAVAILABLE = "unavailable"
 DEFAULT_FILTER_V1BETA1 = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 DEFAULT_FILTER_V1ALPHA3 = r"([\w|-]+)\s*=\s*((-?\d+)(\.\d+)?)"
 
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 # A named tuple, not a dataclass: importing dataclasses (and inspect with it) costs several ms
@@ -59,24 +58,6 @@ def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTE
     return out
 
 
-def is_rfc3339(text: str) -> bool:
-    """RFC3339 with optional fraction (up to nanoseconds), as Go's time.RFC3339Nano accepts."""
-    m = _RFC3339.match(text)
-    if not m:
-        return False
-    # Validate the calendar fields (month 13, Feb 30 ...) with at most 6 fractional digits.
-    head = text[:19].upper()
-    try:
-        dt.datetime.fromisoformat(head)
-    except ValueError:
-        return False
-    return True
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Pattern]) -> list[MetricLog]:
     wanted = [m for m in metrics if m and m in line]
     if not wanted:
@@ -93,8 +74,7 @@ def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Patt
 
 
 def _epoch_to_rfc3339(seconds: float) -> str:
-    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return to_rfc3339_micro(dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 class JsonLineError(ValueError):

@@ -338,11 +338,11 @@ class Collector:
                 "some metrics could not be reported (kept in the spool directory)"
         if self.job_dir is None:
             return
-        from .parsing import now_rfc3339
+        from sextant.timestamps import now_rfc3339_micro
 
         write_json(self.job_dir / "exit.json", {
             "exit_code": code, "reason": reason, "message": message,
-            "completion_time": now_rfc3339(), "metrics_reported": reported,
+            "completion_time": now_rfc3339_micro(), "metrics_reported": reported,
             "metrics_spooled": self.args.report == "spool", "early_stopped": self.early_stopped})
 
 

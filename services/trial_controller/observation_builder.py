@@ -13,13 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sextant.resources.models import Metric, ObjectiveSpec, Observation
-from sextant.timestamps import parse_time
+from sextant.timestamps import BadTimestamp, parse_time
 
 UNAVAILABLE = "unavailable"
-
-
-class BadTimestamp(ValueError):
-    pass
 
 
 def metric_names(objective: ObjectiveSpec | None) -> list[str]:

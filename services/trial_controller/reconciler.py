@@ -35,13 +35,12 @@ from sextant.resources.models import EXPERIMENT_LABEL, Trial
 from sextant.runtime.base import JobPhase, JobSpec, Runtime
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
-from sextant.timestamps import ZERO_TIME, now_rfc3339, parse_time
+from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
 
 from . import spool
 from .collector_args import CollectorSpecError, collector_args
 from .observation_builder import (
     UNAVAILABLE,
-    BadTimestamp,
     build_observation,
     logs_in_store_order,
     metric_names,

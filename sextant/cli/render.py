@@ -11,17 +11,14 @@ from typing import Any
 
 import yaml
 
+from sextant import timestamps
+
 
 def parse_time(value: str | None) -> datetime | None:
-    if not value:
+    t = timestamps.parse_time(value)
+    if t is None or t.year <= 1:  # Katib initialises completionTime to the zero time
         return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if t.year <= 1:  # Katib initialises completionTime to the zero time
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return t
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:

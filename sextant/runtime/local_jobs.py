@@ -50,7 +50,6 @@ Local conventions (documented for users):
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import sys
@@ -65,6 +64,7 @@ from typing import Any
 from services.metrics_collector import finished
 from sextant.runtime import metrics_volume, native, process
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
+from sextant.timestamps import now_rfc3339_micro
 
 PYTHON_ALIASES = ("python", "python3")
 REPLICA_ORDER = ("Chief", "Master", "Launcher", "Worker", "PS", "Evaluator")
@@ -94,11 +94,6 @@ def _wrapper_pid(directory: Path) -> int | None:
         if any(n in cmdline for n in needles):
             return int(entry.name)
     return None
-
-
-def _now() -> str:
-    """RFC 3339 with microseconds, like the wrappers' completion times (job time = difference)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def pod_specs(run_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -187,7 +182,7 @@ class LocalJobs:
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
         directory.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {"namespace": spec.namespace, "name": spec.name, "created": _now(),
+        record: dict[str, Any] = {"namespace": spec.namespace, "name": spec.name, "created": now_rfc3339_micro(),
                                   "retain": spec.retain, "kind": spec.run_spec.get("kind")}
         try:
             container = primary_container(spec.run_spec, spec.primary_container_name)
@@ -198,7 +193,7 @@ class LocalJobs:
                                    "does not exist on this machine")
         except JobSpecError as err:
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
-                                                         "message": str(err), "completion_time": _now()})
+                                                         "message": str(err), "completion_time": now_rfc3339_micro()})
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
@@ -224,7 +219,7 @@ class LocalJobs:
             wrapper = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir",
                        str(directory), *collector, "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
-                      command=argv, cwd=str(cwd), start_time=_now())
+                      command=argv, cwd=str(cwd), start_time=now_rfc3339_micro())
         # Recorded *before* the start: a controller that dies between starting the process and
         # noting its pid must not leave a job that the next controller starts a second time
         # (both runs would write the same log): status() looks for its wrapper in /proc.
@@ -234,7 +229,7 @@ class LocalJobs:
         except ValueError as err:  # e.g. a NUL byte in an argument or variable: execve cannot take it
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
                                                          "message": f"cannot start the job: {err}",
-                                                         "completion_time": _now()})
+                                                         "completion_time": now_rfc3339_micro()})
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         record["process"] = proc.to_dict()
@@ -328,7 +323,7 @@ class LocalJobs:
         return JobStatus(JobPhase.FAILED, reason="Killed" if stopped else "Error",
                          message="job was stopped" if stopped else
                          "the job process ended without recording an exit code (see its log)",
-                         start_time=started, completion_time=_now())
+                         start_time=started, completion_time=now_rfc3339_micro())
 
     def _collect(self, directory: Path, record: dict[str, Any], ended: dict[str, Any],
                  stopped: bool) -> dict[str, Any]:
@@ -353,7 +348,7 @@ class LocalJobs:
         record = process.read_json(directory / "job.json")
         if record is None or (directory / "exit.json").exists():
             return
-        (directory / "stopped").write_text(_now())
+        (directory / "stopped").write_text(now_rfc3339_micro())
         process.terminate(process.ProcessId.from_dict(record.get("process")), self.stop_grace)
 
     def delete(self, namespace: str, name: str, *, keep_log: bool = False) -> None:
