@@ -9,8 +9,9 @@ is left the trial must stop.
 
 from __future__ import annotations
 
+from sextant.metric_lines import MetricLog
+
 from .lazy_logger import log
-from .parsing import MetricLog
 
 COMPARISONS = ("equal", "less", "greater")
 

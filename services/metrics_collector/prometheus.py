@@ -13,9 +13,8 @@ from collections.abc import Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from sextant.metric_lines import MetricLog
 from sextant.timestamps import now_rfc3339_micro
-
-from .parsing import MetricLog
 
 
 def url_from_http_get(http_get: dict) -> str:

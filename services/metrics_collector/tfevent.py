@@ -13,9 +13,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from sextant.metric_lines import MetricLog
 from sextant.timestamps import to_rfc3339_micro
-
-from .parsing import MetricLog
 
 log = logging.getLogger("sextant.metrics_collector")
 

@@ -38,7 +38,7 @@ from sextant.store.interface import NotFound, ResourceStore
 from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
 
 from . import spool
-from .collector_args import CollectorSpecError, collector_args
+from .collector_settings import CollectorSpecError, collector_spec
 from .observation_builder import (
     UNAVAILABLE,
     build_observation,
@@ -144,10 +144,10 @@ class TrialReconciler:
     def _ship_spool(self, key: Key) -> list[dict] | None:
         """Spool mode: the job's metrics reach the DB manager here, before the observation is
         built. Returns every log of the job when this call shipped all of them."""
-        spool_dir = getattr(self.runtime, "job_spool_dir", None)
+        spool_dir = self.runtime.job_spool_dir(key.namespace, key.name)
         if spool_dir is None:
             return None
-        shipped = spool.ship(spool_dir(key.namespace, key.name), key.name, self.dbm, self.rpc_timeout)
+        shipped = spool.ship(spool_dir, key.name, self.dbm, self.rpc_timeout)
         if shipped.sent:
             log.debug("metrics shipped", extra={"trial": key.name, "count": shipped.sent})
         return shipped.logs
@@ -161,14 +161,14 @@ class TrialReconciler:
             timeout=self.rpc_timeout)
 
     def _start(self, trial: Trial) -> Any:
-        args = collector_args(trial, dialect=self._dialect(trial),
-                              early_stopping_address=self._early_stopping_address(trial),
-                              db_manager_address=self.db_manager_address,
-                              report=getattr(self.runtime, "metrics_report_mode", "direct"))
+        collector = collector_spec(trial, dialect=self._dialect(trial),
+                                   early_stopping_address=self._early_stopping_address(trial),
+                                   db_manager_address=self.db_manager_address,
+                                   report=self.runtime.metrics_report_mode)
         spec = JobSpec(name=trial.metadata.name, namespace=trial.metadata.namespace,
                        run_spec=trial.spec.run_spec or {},
                        primary_container_name=trial.spec.primary_container_name,
-                       collector_args=args, success_condition=trial.spec.success_condition,
+                       collector=collector, success_condition=trial.spec.success_condition,
                        failure_condition=trial.spec.failure_condition, retain=trial.spec.retain_run,
                        labels=dict(trial.metadata.labels or {}))
         return self.runtime.start_job(spec)
@@ -245,14 +245,13 @@ class TrialReconciler:
             status.last_reconcile_time = now
             trial = self.trials.wrote(self.store.update_status(trial))
         if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
-            notified = getattr(self.runtime, "job_exit_notified", None)
-            requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \
+            requeue = self.notified_poll_seconds if self.runtime.job_exit_notified(key.namespace, key.name) \
                 else self.job_poll_seconds
         if ts.is_finished(trial) and not trial.spec.retain_run and \
                 job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             # Only after the final status is stored: the job's files are no longer needed
             # (a runtime that can keeps the output log for `sextant logs`).
-            getattr(self.runtime, "retire_job", self.runtime.delete_job)(key.namespace, key.name)
+            self.runtime.retire_job(key.namespace, key.name)
         return Result(requeue_after=requeue) if requeue is not None else None
 
     @staticmethod

@@ -151,15 +151,17 @@ def test_controller_restart_between_job_end_and_shipping(dbm, tmp_path, native):
 
 
 def test_early_stopping_rules_keep_direct_reporting():
-    from services.trial_controller.collector_args import collector_args
+    from services.trial_controller.collector_settings import collector_spec
 
     trial = _trial("t", "print(1)")
-    assert collector_args(trial, report="spool")[-2:] == ["--report", "spool"]
+    assert collector_spec(trial, report="spool").report == "spool"
+    assert collector_spec(trial, report="spool").to_argv()[-2:] == ["--report", "spool"]
     from sextant.resources.models import EarlyStoppingRule
 
     trial.spec.early_stopping_rules = [EarlyStoppingRule.model_validate(
         {"name": "acc", "value": "0.9", "comparison": "less", "startStep": 0})]
-    assert "--report" not in collector_args(trial, report="spool")
+    assert collector_spec(trial, report="spool").report == "direct"
+    assert "--report" not in collector_spec(trial, report="spool").to_argv()
 
 
 def test_wrapper_in_spool_mode_writes_the_spool_without_loading_grpc(tmp_path):
