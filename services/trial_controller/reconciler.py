@@ -31,7 +31,7 @@ from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
-from sextant.resources.models import EXPERIMENT_LABEL, Trial
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.runtime.base import JobPhase, JobSpec, Runtime
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
@@ -52,6 +52,8 @@ log = logging.getLogger("sextant.trial_controller")
 CREATED, RUNNING, SUCCEEDED, FAILED = ts.CREATED, ts.RUNNING, ts.SUCCEEDED, ts.FAILED
 KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.METRICS_UNAVAILABLE
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
+# Experiments kept for their trials (dialect, algorithm name); the oldest go first.
+EXPERIMENT_CACHE_SIZE = 1024
 
 
 def _kind(trial: Trial) -> str:
@@ -78,7 +80,7 @@ class TrialReconciler:
         # Jobs whose end the runtime announces (children of this process) are only looked at
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
-        self._experiments: dict[tuple[str, str], Any] = {}
+        self._experiments: dict[str, Experiment] = {}  # by uid, oldest first
         self.trials = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
@@ -106,17 +108,27 @@ class TrialReconciler:
             return "v1alpha3"
         return "v1beta1"
 
-    def _experiment(self, trial: Trial) -> Any:
+    def _experiment(self, trial: Trial) -> Experiment | None:
+        """The trial's experiment, cached by uid: an experiment deleted and created again under
+        the same name is another object, so its trials never see the old one's settings."""
         name = (trial.metadata.labels or {}).get(EXPERIMENT_LABEL)
         if not name:
             return None
-        key = (trial.metadata.namespace, name)
-        if key not in self._experiments:
-            try:
-                self._experiments[key] = self.store.get("Experiment", *key)
-            except NotFound:
-                return None
-        return self._experiments[key]
+        owner_uid = next((ref.uid for ref in trial.metadata.owner_references
+                          if ref.kind == "Experiment" and ref.name == name and ref.uid), None)
+        if owner_uid is not None and owner_uid in self._experiments:
+            return self._experiments[owner_uid]
+        try:
+            exp: Experiment = self.store.get("Experiment", trial.metadata.namespace, name)
+        except NotFound:
+            return None
+        if owner_uid is not None and exp.metadata.uid != owner_uid:
+            return None  # the trial's own experiment is gone; this is a newer one of that name
+        if exp.metadata.uid:
+            if len(self._experiments) >= EXPERIMENT_CACHE_SIZE:
+                self._experiments.pop(next(iter(self._experiments)))  # the oldest entry
+            self._experiments[exp.metadata.uid] = exp
+        return exp
 
     def _early_stopping_address(self, trial: Trial) -> str | None:
         if not trial.spec.early_stopping_rules:
