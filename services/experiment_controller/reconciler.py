@@ -1,4 +1,4 @@
-"""The experiment reconcile: one level-triggered pass over one Experiment (facts §5.1, §5.2).
+"""The experiment reconcile: one level-triggered pass over one Experiment (Katib's experiment controller).
 
 Each pass reads the Experiment, its Trials (by the experiment label) and its Suggestion fresh
 from the store, then:

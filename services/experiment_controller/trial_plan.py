@@ -1,4 +1,4 @@
-"""How many assignments to ask for, and which trials to drop when parallelism shrinks (facts §5.2).
+"""How many assignments to ask for, and which trials to drop when parallelism shrinks (Katib's arithmetic).
 
 Pure arithmetic over the experiment spec, its trial summary and its trials.
 

@@ -1,4 +1,4 @@
-"""Building a trial's ``status.observation`` from its observation logs (facts §5.6).
+"""Building a trial's ``status.observation`` from its observation logs (Katib's rules).
 
 For every metric that has a strategy in ``objective.metricStrategies``: min, max and latest
 start as ``unavailable``; the first value that parses as a number sets min and max, later ones

@@ -33,7 +33,7 @@ the pods and the object stays for inspection; other kinds are deleted. A stopped
 FAILED with reason ``Killed``. Deleting uses foreground propagation; whether to delete
 (``retainRun``) is the trial controller's decision.
 
-Algorithm services follow Katib's composer (facts §6.2): Deployment and Service named
+Algorithm services follow how Katib's suggestion controller composes them: Deployment and Service named
 ``<experiment>-<algorithm>``, container ``suggestion`` on 6789 ``suggestion-api`` with gRPC
 readiness/liveness probes for ``manager.v1beta1.Suggestion``, optional ``early-stopping``
 container on 6788 ``earlystop-api``, PVC ``<name>`` mounted at ``/opt/katib/data`` for

@@ -1,4 +1,4 @@
-"""Trial construction from an assignment (facts §4.1) and trial names."""
+"""Trial construction from an assignment (Katib's naming and labels) and trial names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GetSuggestions request building (facts §6.4)."""
+"""GetSuggestions request building (what Katib's controller sends)."""
 
 from __future__ import annotations
 

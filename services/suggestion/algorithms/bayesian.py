@@ -1,7 +1,7 @@
 """``bayesianoptimization``: Gaussian-process (or tree-ensemble) Bayesian optimisation on
-scikit-optimize, with Katib's setting names, defaults and messages (facts §7.3).
+scikit-optimize, with Katib's setting names, defaults and messages.
 
-Katib's own service is slow and weak (facts §7.3: log-uniform for every DOUBLE, gp_hedge with
+Katib's own service is slow and weak (its space is log-uniform for every DOUBLE, gp_hedge with
 10,000 sampled points and five L-BFGS restarts per acquisition, a full refit on each call). Here:
 
 * every parameter keeps its own scale: DOUBLE is uniform unless logUniform/logNormal, a stepped

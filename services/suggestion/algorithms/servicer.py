@@ -1,6 +1,6 @@
 """One generic ``api.v1.beta1.Suggestion`` servicer for any Algorithm.
 
-It enforces Katib's contract around the algorithm (facts §6.4, §7.0):
+It enforces Katib's contract around the algorithm:
 
 * ``current_request_number`` <= 0 -> an empty reply, the algorithm is not called;
 * unknown algorithm name -> INVALID_ARGUMENT ("unknown algorithm name <name>");

@@ -1,4 +1,4 @@
-"""Building the Katib gRPC requests a suggestion controller sends (facts §6.4, §6.5).
+"""Building the Katib gRPC requests a suggestion controller sends, as Katib's does.
 
 * ``experiment_message``: the Experiment as ``api.v1.beta1.Experiment``, optionally with the
   Suggestion's stored algorithm settings overlaid (same name → value replaced, new names
@@ -9,7 +9,7 @@
 * ``suggestions_request``: current = requests − suggestionCount, total = requests. Unlike
   Katib, assignments already recorded in the Suggestion whose Trial does not exist yet are
   sent too, as CREATED trials: the algorithm must treat them as pending, or a seeded or
-  deterministic algorithm would hand the same points out again (facts §6.4 sends only Trials).
+  deterministic algorithm would hand the same points out again (Katib sends only Trials).
 """
 
 from __future__ import annotations
@@ -225,7 +225,7 @@ def suggestions_request(experiment: Experiment, suggestion: Suggestion, trials: 
 
 
 def validate_request(experiment: Experiment) -> api_pb2.ValidateAlgorithmSettingsRequest:
-    """Validation sees the experiment *without* the status overlay (facts §6.5)."""
+    """Validation sees the experiment *without* the status overlay, as in Katib."""
     return api_pb2.ValidateAlgorithmSettingsRequest(experiment=experiment_message(experiment))
 
 

@@ -1,4 +1,4 @@
-"""The suggestion reconcile: one level-triggered pass over one Suggestion (facts §6.3–§6.6).
+"""The suggestion reconcile: one level-triggered pass over one Suggestion (Katib's suggestion controller).
 
 1. Succeeded (the experiment ended, Never/FromVolume) or Failed → tear the algorithm service
    down (FromVolume keeps its state directory) and stop.
@@ -8,7 +8,7 @@
 4. Once per service start: ValidateAlgorithmSettings (+ ValidateEarlyStoppingSettings).
    INVALID_ARGUMENT/UNKNOWN → Suggestion Failed "Validation failed: <message>" (terminal, the
    experiment fails with it); UNAVAILABLE → retry with backoff; any other answer = valid.
-5. Ask for ``requests − suggestionCount`` assignments with the request of §6.4, attach the
+5. Ask for ``requests − suggestionCount`` assignments with the GetSuggestions request (``grpc_requests``), attach the
    early-stopping rules, name them, and record them with the settings overlay in *one* status
    write. A reply with the wrong count stores nothing (error, retried with backoff).
 

@@ -1,4 +1,4 @@
-"""``api.v1.beta1.EarlyStopping`` for medianstop (facts §7.9).
+"""``api.v1.beta1.EarlyStopping`` for medianstop, as Katib's service answers.
 
 * GetEarlyStoppingRules reads the completed trials' objective logs from the DB manager named in
   the request (Katib's ``DBManager.GetObservationLog``) and returns the medianstop rule. Per-trial
