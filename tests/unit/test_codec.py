@@ -7,13 +7,20 @@ from pathlib import Path
 
 import pytest
 
-from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, mysql_driver, resolve_url
-from services.db_manager.names import name_errors, namespace_errors
+from services.db_manager.database import (
+    HEAD_REVISION,
+    DatabaseConfigError,
+    head_revision,
+    mask,
+    mysql_driver,
+    resolve_url,
+)
 from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
 from sextant.api import store_pb2
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
 from sextant.store.codec import doc_from_proto, from_model, parse_version, proto_from_doc, to_model
 from sextant.store.interface import Invalid
+from sextant.store.names import name_errors, namespace_errors
 
 
 def test_model_round_trip_keeps_metadata_and_version_types():
