@@ -23,6 +23,7 @@ is the one watch loop behind both the interface's ``watch`` and the gRPC Watch.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import threading
@@ -260,7 +261,7 @@ class SqlResourceStore(ResourceStore):
         return model_from_doc(self.get_doc(kind, namespace, name))
 
     def list(self, kind: str, namespace: str = "",
-             labels: Mapping[str, str] | None = None) -> tuple[list[Resource], int]:
+             labels: Mapping[str, str] | None = None) -> tuple[builtins.list[Resource], int]:
         items, version = self.list_docs(kind, namespace, labels)
         return [model_from_doc(d) for d in items], version
 
@@ -270,7 +271,8 @@ class SqlResourceStore(ResourceStore):
     def update_status(self, resource: Resource) -> Resource:
         return model_from_doc(self.update_status_doc(to_doc(resource)))
 
-    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Resource]:
+    def delete(self, kind: str, namespace: str, name: str,
+               resource_version: int = 0) -> builtins.list[Resource]:
         return [model_from_doc(d) for d in self.delete_docs(kind, namespace, name, resource_version)]
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
@@ -309,7 +311,7 @@ class SqlResourceStore(ResourceStore):
         return self._cache.get((kind, namespace, name))
 
     def list_docs(self, kind: str, namespace: str = "",
-                  labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+                  labels: Mapping[str, str] | None = None) -> tuple[builtins.list[dict[str, Any]], int]:
         items, version = self.list_stored(kind, namespace, labels)
         return [s.fresh() for s in items], version
 
@@ -407,7 +409,7 @@ class SqlResourceStore(ResourceStore):
             # Woken by a local write: the changes are usually in memory (no query at all), and
             # each one's event is encoded once for every watcher.
             announced = self.notifier.version
-            changes: list[Recorded] | list[Change] | None = (
+            changes: builtins.list[Recorded] | builtins.list[Change] | None = (
                 self.recent(last, announced, kind, namespace) if announced > last else None)
             if changes is not None:
                 current = announced
@@ -550,7 +552,8 @@ class SqlResourceStore(ResourceStore):
         conn.execute(_UPDATE_ROW, {"row_id": row.id, **columns})
         return new
 
-    def delete_docs(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[dict[str, Any]]:
+    def delete_docs(self, kind: str, namespace: str, name: str,
+                    resource_version: int = 0) -> builtins.list[dict[str, Any]]:
         return [s.fresh() for s in self.delete_stored(kind, namespace, name, resource_version)]
 
     def delete_stored(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Stored]:

@@ -10,6 +10,7 @@ What every implementation must do is written down as tests in ``sextant.store.co
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class ResourceStore(ABC):
     @abstractmethod
     def list(
         self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
-    ) -> tuple[list[Resource], int]:
+    ) -> tuple[builtins.list[Resource], int]:
         """Items matching every label pair, and the store version they were read at."""
 
     @abstractmethod
@@ -106,7 +107,7 @@ class ResourceStore(ABC):
         """Writes status only; a stale resourceVersion → Conflict."""
 
     @abstractmethod
-    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Resource]:
+    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> builtins.list[Resource]:
         """Deletes the resource and everything it owns (transitively, through ownerReferences in
         its namespace); returns what was deleted, the resource first. A ``resource_version``
         other than 0 that is not the resource's current one → Conflict."""

@@ -13,6 +13,7 @@ Thread-safe: one lock guards the state; watchers wait on a condition of that loc
 
 from __future__ import annotations
 
+import builtins
 import json
 import threading
 import time
@@ -71,7 +72,7 @@ class MemoryResourceStore(ResourceStore):
         return model_from_doc(json.loads(text))
 
     def list(self, kind: str, namespace: str = "",
-             labels: Mapping[str, str] | None = None) -> tuple[list[Resource], int]:
+             labels: Mapping[str, str] | None = None) -> tuple[builtins.list[Resource], int]:
         rules.check_scope(kind, namespace)
         with self._lock:
             version = self._version
@@ -125,13 +126,13 @@ class MemoryResourceStore(ResourceStore):
             text = self._commit([(EventType.MODIFIED, key, new)])[0]
         return model_from_doc(json.loads(text))
 
-    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Resource]:
+    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> builtins.list[Resource]:
         key = rules.key_of(kind, namespace, name)
         with self._lock:
             root = json.loads(self._current(key, resource_version, action="deleted"))
             in_namespace = {k: json.loads(t) for k, t in self._items.items() if k[1] == key[1]}
             by_uid = {d["metadata"]["uid"]: (k, d) for k, d in in_namespace.items()}
-            children: dict[str, list[str]] = {}
+            children: dict[str, builtins.list[str]] = {}
             for d in in_namespace.values():
                 for owner in d["metadata"]["ownerReferences"]:
                     children.setdefault(owner.get("uid", ""), []).append(d["metadata"]["uid"])
@@ -152,7 +153,7 @@ class MemoryResourceStore(ResourceStore):
                                f"not {expected}; re-read and retry")
         return text
 
-    def _commit(self, changes: list[tuple[EventType, Key, dict[str, Any]]]) -> list[str]:
+    def _commit(self, changes: builtins.list[tuple[EventType, Key, dict[str, Any]]]) -> builtins.list[str]:
         """Gives each change the next version, applies it, records it and wakes the watchers.
         Called with the lock held; returns each document's new text."""
         texts = []

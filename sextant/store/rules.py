@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sextant.resources import admit_experiment
-from sextant.resources.models import to_doc
+from sextant.resources.models import Experiment, to_doc
 from sextant.store.codec import model_from_doc
 from sextant.store.interface import Invalid
 from sextant.store.names import kind_errors, label_errors, name_errors, namespace_errors
@@ -80,7 +80,7 @@ def selected(doc: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
 def normalize(doc: dict[str, Any], old: BaseModel | None = None) -> BaseModel:
     """Defaults and validates: admission for Experiments, the model's rules for the rest."""
     if doc.get("kind") == "Experiment":
-        return admit_experiment(doc, old=old)
+        return admit_experiment(doc, old=old if isinstance(old, Experiment) else None)
     return model_from_doc(doc)
 
 
