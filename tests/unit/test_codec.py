@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, resolve_url
-from services.db_manager.names import name_errors, namespace_errors
 from sextant.api import store_pb2
 from sextant.config import mysql_driver
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
 from sextant.store.codec import doc_from_proto, from_model, parse_version, proto_from_doc, to_model
 from sextant.store.interface import Invalid
+from sextant.store.names import name_errors, namespace_errors
 from sextant.timestamps import BadTimestamp, format_rfc3339_nano, parse_rfc3339_strict
 
 
