@@ -55,8 +55,12 @@ test-unit: install
 test-faults: install
 	SEXTANT_FAULT_RUNS=30 $(PY) scripts/testenv.py run -- $(PYTEST) -q -m faults tests/e2e
 
-lint: install
+lint: install typecheck
 	.venv/bin/ruff check sextant services tests bench scripts
+
+# mypy, strict; [tool.mypy] in pyproject.toml lists the modules not yet clean.
+typecheck: install
+	.venv/bin/mypy
 
 bench: install
 	$(PY) -m bench.run_all
