@@ -16,7 +16,7 @@ from services.db_manager.app import DBManagerApp, SchemaNotReady, prepare_databa
 from services.db_manager.database import Database, DatabaseConfigError, mask, migrate, resolve_url
 from services.db_manager.resource_store import DEFAULT_HISTORY
 from sextant.config import DEFAULT_DB_MANAGER_PORT, add_server_arguments, data_dir, env, server_settings
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 
 log = logging.getLogger("sextant.db_manager")
 

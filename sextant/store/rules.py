@@ -9,7 +9,6 @@ uids or stores anything; these functions only compute the new document or refuse
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -20,6 +19,7 @@ from sextant.store.codec import model_from_doc
 from sextant.store.interface import Invalid
 from sextant.store.names import kind_errors, label_errors, name_errors, namespace_errors
 from sextant.store.normalize import normalize_status
+from sextant.timestamps import now_rfc3339
 
 
 def meta(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,11 +82,6 @@ def normalize(doc: dict[str, Any], old: BaseModel | None = None) -> BaseModel:
     if doc.get("kind") == "Experiment":
         return admit_experiment(doc, old=old if isinstance(old, Experiment) else None)
     return model_from_doc(doc)
-
-
-def now_rfc3339() -> str:
-    """The creation timestamp: UTC, whole seconds (as Kubernetes sets it)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def admit_new(doc: dict[str, Any]) -> dict[str, Any]:
