@@ -230,7 +230,7 @@ class _Cache:
 class SqlResourceStore(ResourceStore):
     def __init__(self, db: Database, notifier: ChangeNotifier | None = None,
                  history: int = DEFAULT_HISTORY, cache_size: int = CACHE_SIZE,
-                 poll_seconds: float = 1.0, bookmark_seconds: float = 10.0):
+                 poll_seconds: float = 1.0, bookmark_seconds: float = 10.0, prune_every: int = PRUNE_EVERY):
         self.db = db
         # For the interface's watch (the gRPC service passes its own): how often a watch looks
         # for changes written by another process, and how often it sends a bookmark.
@@ -243,6 +243,7 @@ class SqlResourceStore(ResourceStore):
         self._commits = GroupCommit(db.write, max_batch=64 if db.backend == "sqlite" else 1)
         self.notifier = notifier or ChangeNotifier()
         self.history = max(1, history)
+        self.prune_every = max(1, prune_every)  # the change log is pruned once per this many versions
         self._cache = _Cache(cache_size)
         # The changes this process committed, by version: every open watch reads each change,
         # and serving them from memory saves a query (and a JSON decode of the row) per watch
@@ -606,7 +607,8 @@ class SqlResourceStore(ResourceStore):
                                       for r, (_, s) in zip(recorded, changes, strict=True)])
         top = recorded[-1].resource_version
         first = recorded[0].resource_version
-        if top - (first - 1) >= PRUNE_EVERY or top // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
+        every = self.prune_every
+        if top - (first - 1) >= every or top // every != (first - 1) // every:
             floor = top - self.history
             if floor > 0:
                 conn.execute(E.delete().where(E.c.resource_version <= floor))
