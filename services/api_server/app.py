@@ -55,7 +55,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Every failure becomes a Kubernetes Status; requests are counted by verb and resource."""
     started = time.perf_counter()
     resource = request.match_info.get("plural", "")
-    verb = _verb(request, "name" in request.match_info)
+    # Paths that are not resources (discovery, health) count as "get".
+    verb = _verb(request, "name" in request.match_info or not resource)
     try:
         response = await handler(request)
     except ApiError as err:

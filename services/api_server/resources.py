@@ -36,6 +36,7 @@ from sextant.store.interface import Expired, Invalid, StoreError
 
 Doc = dict[str, Any]
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_OMIT_EMPTY = ("labels", "annotations", "ownerReferences", "finalizers")
 READ_ONLY_META = ("uid", "creationTimestamp", "generation", "selfLink", "managedFields", "deletionTimestamp")
 
 
@@ -64,9 +65,13 @@ def core_event(doc: Doc) -> Doc:
 
 
 def present(kind: Kind, doc: Doc) -> Doc:
-    """A stored document as this kind and version show it."""
+    """A stored document as this kind and version show it. Empty metadata maps and lists are
+    left out, as Kubernetes does (some clients cannot read an empty one)."""
     if kind is EVENT:
         return core_event(doc)
+    meta = doc.get("metadata")
+    if isinstance(meta, dict) and any(meta.get(k) in ({}, []) for k in _OMIT_EMPTY):
+        doc = {**doc, "metadata": {k: v for k, v in meta.items() if not (k in _OMIT_EMPTY and v in ({}, []))}}
     return convert.for_version(doc, kind.version)
 
 
