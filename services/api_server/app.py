@@ -248,6 +248,7 @@ def build_app(store: Any, *, token: str, data_dir: Path | None = None, registry:
     app["sextant.registry"] = registry
     app["sextant.executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api-store")
     app["sextant.namespaces"] = namespaces.Namespaces(app["sextant.data_dir"])
+    app["sextant.list_pages"] = resources.ListPages()
     app.on_startup.append(_start_hub)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)

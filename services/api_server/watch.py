@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
@@ -42,6 +42,8 @@ class Change:
     doc: dict[str, Any] | None  # None for BOOKMARK
     received: float = 0.0
     error: str = ""  # for ERROR: the reason of the end (an Expired message)
+    # Encoded watch lines by shape (version, table or not): one encoding serves every watcher.
+    encoded: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Subscription:
