@@ -101,6 +101,7 @@ def test_apply_get_wait_describe_logs_and_delete(kubectl, stack, tmp_path):
 
     logs = kubectl("logs", "-l", f"katib.kubeflow.org/trial={trial}").stdout
     assert "score=" in logs
+    assert kubectl("logs", "-f", trial, "-c", "training-container").stdout == logs  # ended: -f returns
     tail = kubectl("logs", trial, "--tail=1").stdout
     assert tail.count("\n") <= 1
 
@@ -199,8 +200,7 @@ def test_explain_namespaces_and_v1alpha3(kubectl, stack):
     assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "kc-team"
     assert "default" in kubectl("get", "ns").stdout
 
-    applied = kubectl("apply", "-f", str(ROOT / "examples" / "v1alpha3" / "random-example.yaml"),
-                      "--validate=false")
+    applied = kubectl("apply", "-f", str(ROOT / "examples" / "v1alpha3" / "random-example.yaml"))
     assert "experiment.kubeflow.org/random-example created" in applied.stdout
     old = json.loads(kubectl("get", "experiments.v1alpha3.kubeflow.org", "random-example", "-n", "kubeflow",
                              "-o", "json").stdout)
