@@ -46,6 +46,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
+def _profiled() -> list[str]:
+    """``SEXTANT_BENCH_PROFILE=FILE`` runs the API server under cProfile, writing FILE."""
+    target = os.environ.get("SEXTANT_BENCH_PROFILE")
+    return ["-m", "cProfile", "-o", target] if target else []
+
+
 class Servers:
     """The DB manager and the API server as processes on a temporary data directory."""
 
@@ -61,7 +67,7 @@ class Servers:
         self.procs = [
             subprocess.Popen([sys.executable, "-m", "services.db_manager", *common, "--port", str(self.db_port)],
                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
-            subprocess.Popen([sys.executable, "-m", "services.api_server", *common, "--port", str(self.api_port),
+            subprocess.Popen([sys.executable, *_profiled(), "-m", "services.api_server", *common, "--port", str(self.api_port),
                               "--db-manager", f"127.0.0.1:{self.db_port}"],
                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
         ]
@@ -144,40 +150,55 @@ def bench_table(args: argparse.Namespace) -> dict:
         servers.close()
 
 
-def _watch(servers: Servers, arrivals: dict[int, float], opened: threading.Event, stop: threading.Event) -> None:
-    import http.client
+async def _watchers(servers: Servers, count: int, arrivals: list[dict[int, float]], opened: threading.Event,
+                    stop: threading.Event) -> None:
+    """``count`` watch streams in one event loop (aiohttp); an arrival is noted when the line
+    is read, by the trial's index in its name (found without decoding the whole line)."""
+    import asyncio
 
-    conn = http.client.HTTPSConnection("127.0.0.1", servers.api_port, context=servers.context, timeout=600)
-    conn.request("GET", f"/apis/kubeflow.org/v1beta1/namespaces/{NAMESPACE}/trials?watch=true&resourceVersion="
-                 f"{servers.store.list('Trial', NAMESPACE)[1]}",
-                 headers={"Authorization": f"Bearer {servers.token}"})
-    reply = conn.getresponse()
-    opened.set()
-    while not stop.is_set():
-        line = reply.readline()
-        if not line:
-            return
-        event = json.loads(line)
-        name = event["object"]["metadata"]["name"]
-        arrivals[int(name.rsplit("-", 1)[1])] = time.perf_counter()
+    import aiohttp
+
+    version = servers.store.list("Trial", NAMESPACE)[1]
+    url = (f"https://127.0.0.1:{servers.api_port}/apis/kubeflow.org/v1beta1/namespaces/{NAMESPACE}/trials"
+           f"?watch=true&resourceVersion={version}")
+    marker = b'"name": "watched-'
+
+    async def one(session: aiohttp.ClientSession, seen: dict[int, float], ready: asyncio.Event) -> None:
+        async with session.get(url, headers={"Authorization": f"Bearer {servers.token}"}, timeout=None) as reply:
+            ready.set()
+            async for line in reply.content:
+                at = line.find(marker)
+                if at >= 0:
+                    end = line.index(b'"', at + len(marker))
+                    seen[int(line[at + len(marker):end])] = time.perf_counter()
+
+    connector = aiohttp.TCPConnector(ssl=servers.context, limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        readies = [asyncio.Event() for _ in range(count)]
+        tasks = [asyncio.create_task(one(session, arrivals[i], readies[i])) for i in range(count)]
+        await asyncio.gather(*(r.wait() for r in readies))
+        opened.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        for task in tasks:
+            task.cancel()
 
 
 def bench_watch(args: argparse.Namespace) -> dict:
+    import asyncio
+
     servers = Servers()
     results = {}
     try:
         owner = servers.store.create(experiment("watched"))
         offset = 0
         for watchers in args.watchers:
-            arrivals = [{} for _ in range(watchers)]
-            stop = threading.Event()
-            threads = []
-            for i in range(watchers):
-                opened = threading.Event()
-                t = threading.Thread(target=_watch, args=(servers, arrivals[i], opened, stop), daemon=True)
-                t.start()
-                opened.wait(60)
-                threads.append(t)
+            arrivals: list[dict[int, float]] = [{} for _ in range(watchers)]
+            stop, opened = threading.Event(), threading.Event()
+            thread = threading.Thread(target=asyncio.run, daemon=True,
+                                      args=(_watchers(servers, watchers, arrivals, opened, stop),))
+            thread.start()
+            opened.wait(120)
             time.sleep(1.0)
             written: dict[int, float] = {}
             for i in range(offset, offset + args.writes):
@@ -188,6 +209,7 @@ def bench_watch(args: argparse.Namespace) -> dict:
             while time.time() < deadline and any(len(a) < args.writes for a in arrivals):
                 time.sleep(0.1)
             stop.set()
+            thread.join(10)
             delays = [(a[i] - written[i]) * 1000 for a in arrivals for i in written if i in a]
             results[f"{watchers}_watchers"] = {
                 "events": len(delays), "expected": watchers * args.writes,

@@ -372,13 +372,18 @@ async def watch(request: web.Request, kind: Kind, namespace: str) -> web.StreamR
                    "metadata": {"resourceVersion": str(since),
                                 "annotations": {"k8s.io/initial-events-end": "true"}}}
             await response.write(json.dumps({"type": "BOOKMARK", "object": end}).encode() + b"\n")
-        async for change in hub.follow(since, float(timeout) if timeout else None):
+        batch: list[bytes] = []  # lines already waiting go out in one write
+        async for change, more in hub.follow(since, float(timeout) if timeout else None):
             if change.type == "BOOKMARK":
                 if bookmarks:
-                    await response.write(_watch_line(kind, request, change, table_version))
-                continue
-            if wanted(change.doc):
-                await response.write(_watch_line(kind, request, change, table_version))
+                    batch.append(_watch_line(kind, request, change, table_version))
+            elif wanted(change.doc):
+                batch.append(_watch_line(kind, request, change, table_version))
+            if batch and (not more or len(batch) >= 100):
+                await response.write(b"".join(batch))
+                batch = []
+        if batch:
+            await response.write(b"".join(batch))
     except Expired as err:
         status = expired(f"too old resource version: {since} ({hub.version}): {err}").status()
         await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
