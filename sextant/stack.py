@@ -183,6 +183,7 @@ class StackConfig:
     data_dir: Path
     port: int = DEFAULT_DB_MANAGER_PORT  # DB manager; 0 = any free port
     api_port: int | None = None  # Kubernetes API server; None = 6443 if free (any port when port is 0)
+    katib_read_port: int | None = None  # opt-in tokenless GetObservationLog port for Katib's SDK
     db_url: str | None = None  # None = SQLite at <data_dir>/sextant.db
     metrics: bool = True  # give every service a Prometheus port
     python: str = sys.executable
@@ -243,6 +244,8 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
     children = [Child(name="db-manager", argv=[config.python, "-m", config.modules["db-manager"], *common,
                                                "--host", LOOPBACK, "--port", str(db_port)],
                       port=db_port, env={DB_URL_ENV: config.resolved_db_url()})]
+    if config.katib_read_port is not None:
+        children[0].argv += ["--katib-read-port", str(config.katib_read_port)]
     children += [Child(name=name, argv=[config.python, "-m", config.modules[name], *common,
                                         "--db-manager", db_address])
                  for name in SERVICES[1:4]]
@@ -550,6 +553,8 @@ def config_argv(config: StackConfig) -> list[str]:
             "--port", str(config.port)]
     if config.api_port is not None:
         argv += ["--api-port", str(config.api_port)]
+    if config.katib_read_port is not None:
+        argv += ["--katib-read-port", str(config.katib_read_port)]
     if not config.metrics:
         argv.append("--no-metrics")
     return argv
@@ -671,10 +676,12 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     p.add_argument("--db-url", default=os.environ.get(DB_URL_ENV),
                    help=f"database URL (better: ${DB_URL_ENV}, which `ps` does not show)")
     p.add_argument("--api-port", type=int, default=None, help="Kubernetes API server port (HTTPS)")
+    p.add_argument("--katib-read-port", type=int, default=None,
+                   help="serve Katib's GetObservationLog without a token on this port (read-only, opt-in)")
     p.add_argument("--no-metrics", action="store_true")
     ns = p.parse_args(argv)
     config = StackConfig(data_dir=resolve_data_dir(ns.data_dir), port=ns.port, db_url=ns.db_url,
-                         metrics=not ns.no_metrics, api_port=ns.api_port)
+                         metrics=not ns.no_metrics, api_port=ns.api_port, katib_read_port=ns.katib_read_port)
     # Tests replace services with stand-ins (JSON {"service": "module"}); never needed otherwise.
     override = os.environ.get("SEXTANT_STACK_MODULES")
     if override:

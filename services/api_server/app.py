@@ -55,7 +55,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     """Every failure becomes a Kubernetes Status; requests are counted by verb and resource."""
     started = time.perf_counter()
     resource = request.match_info.get("plural", "")
-    verb = _verb(request, "name" in request.match_info)
+    # Paths that are not resources (discovery, health) count as "get".
+    verb = _verb(request, "name" in request.match_info or not resource)
     try:
         response = await handler(request)
     except ApiError as err:
@@ -247,6 +248,7 @@ def build_app(store: Any, *, token: str, data_dir: Path | None = None, registry:
     app["sextant.registry"] = registry
     app["sextant.executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api-store")
     app["sextant.namespaces"] = namespaces.Namespaces(app["sextant.data_dir"])
+    app["sextant.list_pages"] = resources.ListPages()
     app.on_startup.append(_start_hub)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
@@ -42,6 +42,8 @@ class Change:
     doc: dict[str, Any] | None  # None for BOOKMARK
     received: float = 0.0
     error: str = ""  # for ERROR: the reason of the end (an Expired message)
+    # Encoded watch lines by shape (version, table or not): one encoding serves every watcher.
+    encoded: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Subscription:
@@ -141,9 +143,10 @@ class WatchHub:
         for sub in self.subscribers | self.direct:
             sub.queue.put_nowait(Change("END", 0, None))
 
-    async def follow(self, since: int, timeout: float | None = None) -> AsyncIterator[Change]:
+    async def follow(self, since: int, timeout: float | None = None) -> AsyncIterator[tuple[Change, bool]]:
         """Every change after ``since``, in order, until the caller stops iterating, the
-        timeout passes or the server stops. Raises Expired if ``since`` is older than what the
+        timeout passes or the server stops, each with whether more are already waiting (so the
+        caller can write them together). Raises Expired if ``since`` is older than what the
         store keeps."""
         sub = Subscription(self.loop)
         deadline = time.monotonic() + timeout if timeout else None
@@ -151,19 +154,19 @@ class WatchHub:
         try:
             if self.start_version and since >= self.start_version:
                 self.subscribers.add(sub)
-                for change in list(self.window):
-                    if change.version > since:
-                        yield change
+                replay = [c for c in self.window if c.version > since]
+                for i, change in enumerate(replay):
+                    yield change, i + 1 < len(replay) or not sub.queue.empty()
                 last = max(since, self.window[-1].version if self.window else since)
                 while (change := await _next(sub, deadline)) is not None:
                     if change.version <= last and change.type != "BOOKMARK":
                         continue
                     last = max(last, change.version)
-                    yield change
+                    yield change, not sub.queue.empty()
             else:
                 self.direct.add(sub)
                 async for change in self._direct(sub, since, deadline):
-                    yield change
+                    yield change, not sub.queue.empty()
         finally:
             self.subscribers.discard(sub)
             self.direct.discard(sub)

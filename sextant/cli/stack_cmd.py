@@ -38,6 +38,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="database URL (default: SQLite at <data-dir>/sextant.db)")
     up.add_argument("--api-port", type=int, default=None,
                     help="Kubernetes API server (HTTPS) port on 127.0.0.1 (default 6443 if free; 0 = any free port)")
+    up.add_argument("--katib-read-port", type=int, default=None,
+                    help="also serve Katib's GetObservationLog WITHOUT a token on this 127.0.0.1 port, so "
+                         "KatibClient.get_trial_metrics works (read-only; off by default)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
 
@@ -55,7 +58,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def stack_config(ctx: Context, ns: argparse.Namespace) -> StackConfig:
     return StackConfig(data_dir=ctx.data_dir, port=getattr(ns, "port", 6789),
-                       db_url=getattr(ns, "db_url", None), api_port=getattr(ns, "api_port", None))
+                       db_url=getattr(ns, "db_url", None), api_port=getattr(ns, "api_port", None),
+                       katib_read_port=getattr(ns, "katib_read_port", None))
 
 
 def ensure_stack(ctx: Context, console: Console, port: int = 0, db_url: str | None = None) -> str:

@@ -98,7 +98,7 @@ def test_up_writes_state_and_status_reports_every_service(stack):
     for name, svc in state(data_dir)["services"].items():
         with urllib.request.urlopen(f"http://127.0.0.1:{svc['metrics_port']}/metrics", timeout=10) as response:
             text = response.read().decode()
-        expected = {"db-manager": "sextant_grpc_requests_total", "api-server": 'sextant_api_requests_total{verb="get"'}\
+        expected = {"db-manager": "sextant_grpc_requests_total", "api-server": 'sextant_api_requests_total{code="200"'}\
             .get(name, f'sextant_controller_reconciles_total{{controller="{name}",result="done"}}')
         assert expected in text, name
     # the DB manager behind the stack answers the CLI

@@ -101,6 +101,7 @@ def test_apply_get_wait_describe_logs_and_delete(kubectl, stack, tmp_path):
 
     logs = kubectl("logs", "-l", f"katib.kubeflow.org/trial={trial}").stdout
     assert "score=" in logs
+    assert kubectl("logs", "-f", trial, "-c", "training-container").stdout == logs  # ended: -f returns
     tail = kubectl("logs", trial, "--tail=1").stdout
     assert tail.count("\n") <= 1
 
@@ -199,8 +200,7 @@ def test_explain_namespaces_and_v1alpha3(kubectl, stack):
     assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "kc-team"
     assert "default" in kubectl("get", "ns").stdout
 
-    applied = kubectl("apply", "-f", str(ROOT / "examples" / "v1alpha3" / "random-example.yaml"),
-                      "--validate=false")
+    applied = kubectl("apply", "-f", str(ROOT / "examples" / "v1alpha3" / "random-example.yaml"))
     assert "experiment.kubeflow.org/random-example created" in applied.stdout
     old = json.loads(kubectl("get", "experiments.v1alpha3.kubeflow.org", "random-example", "-n", "kubeflow",
                              "-o", "json").stdout)
@@ -232,7 +232,7 @@ def test_status_subresource_conflicts_and_paging(stack):
     code, body, _ = stack.request("PATCH", f"{base}/kc-raw-a/status", {"metadata": {"labels": {"ignored": "yes"}},
                                                                        "status": {"message": "from a client"}},
                                   headers={"Content-Type": "application/merge-patch+json"})
-    assert code == 200 and "ignored" not in body["metadata"]["labels"]
+    assert code == 200 and "ignored" not in body["metadata"].get("labels", {})
     code, body, _ = stack.request("PATCH", f"{base}/kc-raw-a", {"metadata": {"labels": {"team": "b"}}},
                                   headers={"Content-Type": "application/merge-patch+json"})
     assert code == 200 and body["metadata"]["labels"]["team"] == "b"
