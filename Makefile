@@ -27,6 +27,12 @@ test-unit: install
 test-faults: install
 	SEXTANT_FAULT_RUNS=30 $(PYTEST) -q -m faults tests/e2e
 
+# Builds the container images (local base images, no registry needed) and runs docker-compose
+# for real; starts a Docker engine if none runs. Slow the first time (minutes), cached after.
+.PHONY: test-containers
+test-containers: install
+	$(PYTEST) -q -s -m containers tests/containers
+
 lint: install
 	.venv/bin/ruff check sextant services tests bench
 
