@@ -133,12 +133,23 @@ def test_dockerfile_builds_one_non_root_image_from_the_lock_file():
 
 
 @needs_compose
+def test_default_files_publish_only_the_db_manager_on_loopback():
+    # No -f: compose reads docker-compose.yml and docker-compose.override.yml.
+    out = subprocess.run(["docker-compose", "config"], capture_output=True, text=True, timeout=60, check=True,
+                         cwd=ROOT).stdout
+    services = yaml.safe_load(out)["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert published == {"db_manager": ["127.0.0.1:6789:6789/tcp"]}
+
+
+@needs_compose
 def test_host_network_override_keeps_every_server_on_loopback():
     env = {**os.environ, "SEXTANT_PORT": "16789", "SEXTANT_MARIADB_PORT": "13307"}
     out = subprocess.run(["docker-compose", "-f", str(COMPOSE), "-f", str(HOST_NETWORK), "config"],
                          capture_output=True, text=True, timeout=60, check=True, cwd=ROOT, env=env).stdout
     services = yaml.safe_load(out)["services"]
     assert {svc["network_mode"] for svc in services.values()} == {"host"}
+    assert not any("ports" in svc for svc in services.values())  # the engine refuses ports on the host network
     assert services["mariadb"]["command"][1:] == ["--bind-address=127.0.0.1", "--port=13307"]
     db_manager = services["db_manager"]
     assert db_manager["command"][1:] == ["--host", "127.0.0.1", "--port", "16789"]
