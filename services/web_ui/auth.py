@@ -48,7 +48,8 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def signed_in(request: web.Request, target: str) -> web.Response:
+def signed_in(request: web.Request, target: str) -> web.HTTPSeeOther:
+    """The redirect (to raise) that sets the cookie and lands on ``target``."""
     response = web.HTTPSeeOther(safe_next(target))
     response.set_cookie(COOKIE, str(request.app.get(TOKEN_KEY) or ""), httponly=True, samesite="Strict",
                         secure=request.secure, path="/", max_age=COOKIE_MAX_AGE)
@@ -62,7 +63,7 @@ async def login_middleware(request: web.Request, handler):
         if token is not None:
             if token_matches(request.app, token):
                 rest = {k: v for k, v in request.query.items() if k != "token"}
-                return signed_in(request, request.path + (f"?{urlencode(rest)}" if rest else ""))
+                raise signed_in(request, request.path + (f"?{urlencode(rest)}" if rest else ""))
             raise web.HTTPSeeOther(f"{LOGIN}?{urlencode({'next': request.path, 'error': '1'})}")
         if not authorised(request):
             raise web.HTTPSeeOther(f"{LOGIN}?{urlencode({'next': request.path_qs})}")
@@ -75,7 +76,7 @@ async def login_form(request: web.Request) -> web.Response:
     token = request.query.get("token")
     target = request.query.get("next", "/")
     if token is not None and token_matches(request.app, token):
-        return signed_in(request, target)
+        raise signed_in(request, target)
     failed = token is not None or request.query.get("error") == "1"
     return login_page(target, failed)
 
@@ -87,11 +88,11 @@ async def login_submit(request: web.Request) -> web.Response:
     token = str(form.get("token", ""))
     target = str(form.get("next", "/"))
     if token_matches(request.app, token):
-        return signed_in(request, target)
+        raise signed_in(request, target)
     return login_page(target, failed=True, status=401)
 
 
 async def logout(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(LOGIN)
     response.del_cookie(COOKIE, path="/")
-    return response
+    raise response
