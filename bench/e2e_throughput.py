@@ -38,7 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.db_manager.database import mysql_driver  # noqa: E402
+from sextant.config import mysql_driver  # noqa: E402
 from sextant.resources.admission import admit_experiment  # noqa: E402
 from sextant.store.client import GrpcResourceStore  # noqa: E402
 from sextant.store.interface import Unavailable  # noqa: E402

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sextant.config import DEFAULT_DB_MANAGER_PORT, ensure_token
+from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
 
 log = logging.getLogger("sextant.stack")
@@ -402,6 +402,7 @@ class Supervisor:
             "address": f"{LOOPBACK}:{self.children[0].port}" if self.children else None,
             "data_dir": str(self.paths.root),
             "db_url": _mask_url(self.config.resolved_db_url()),
+            "db_driver": database_driver(self.config.resolved_db_url()),
             "services": {c.name: c.public() for c in self.children},
         }
         _write_atomic(self.paths.state, json.dumps(state, indent=2) + "\n")

@@ -121,7 +121,8 @@ def cmd_status(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     if not pid or state is None:
         console.print(f"no Sextant stack is running for {ctx.data_dir} (start one with `sextant up --detach`)")
         return EXIT_FAILURE
-    print(f"supervisor: pid {pid}, data {ctx.data_dir}, database {state.get('db_url')}")
+    print(f"supervisor: pid {pid}, data {ctx.data_dir}, database {state.get('db_url')} "
+          f"(driver {state.get('db_driver', '?')})")
     rows = []
     healthy = True
     for name in SERVICES:

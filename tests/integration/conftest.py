@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.db_manager.database import mysql_driver
+from sextant.config import mysql_driver
 
 BACKENDS = ["sqlite", "mariadb", "postgresql"]
 MARIADB_ADMIN = os.environ.get("SEXTANT_TEST_MARIADB", f"{mysql_driver()}://root@127.0.0.1:3306/?charset=utf8mb4")

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, mysql_driver, resolve_url
+from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, resolve_url
 from services.db_manager.names import name_errors, namespace_errors
 from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
 from sextant.api import store_pb2
+from sextant.config import mysql_driver
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
 from sextant.store.codec import doc_from_proto, from_model, parse_version, proto_from_doc, to_model
 from sextant.store.interface import Invalid
@@ -98,3 +99,18 @@ def test_database_url_resolution_and_masking(tmp_path: Path):
 
 def test_head_revision_constant_matches_migrations():
     assert head_revision() == HEAD_REVISION
+
+
+def test_mariadb_driver_falls_back_to_pymysql(monkeypatch, tmp_path: Path):
+    import importlib.util
+
+    from sextant.config import database_driver
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "MySQLdb" else real(name, *a))
+    assert resolve_url("mysql://root@db/x", tmp_path, {}).drivername == "mysql+pymysql"
+    assert resolve_url("mysql+mysqldb://root@db/x", tmp_path, {}).drivername == "mysql+pymysql"
+    assert resolve_url(None, tmp_path, {"DB_NAME": "mysql"}).drivername == "mysql+pymysql"
+    assert database_driver("mysql+mysqldb://root@db/x") == "PyMySQL"
+    assert database_driver("sqlite:///x.db") == "sqlite3"
+    assert database_driver("postgresql://db/x") == "psycopg"
