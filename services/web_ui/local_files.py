@@ -24,27 +24,28 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # present in a sour
 def trial_log(data_dir: Path | None, namespace: str, trial: str, offset: int = 0) -> dict[str, Any]:
     """Bytes of a trial's output log from ``offset``: ``{text, offset, done, found}``.
 
-    ``done`` means the log will not grow any more (the job wrote its exit record, or the log was
-    archived when the job directory was removed)."""
+    ``done`` means the log will not grow any more: the job wrote its exit record, or the log was
+    archived when the job directory was removed. A log not found (yet) is never done: the job
+    may not have started, and the page decides from the trial's status when to stop asking."""
     process.validate_name(namespace, "namespace")
     process.validate_name(trial, "trial")
     if data_dir is None:
         return {"text": "", "offset": 0, "done": True, "found": False}
     job = Path(data_dir) / "jobs" / namespace / trial
-    live = job / "output.log"
     kept = trial_log_archive(Path(data_dir)) / namespace / f"{trial}.log"
-    if live.exists():
-        path, done = live, (job / "exit.json").exists()
-    elif kept.exists():
-        path, done = kept, True
-    else:
-        return {"text": "", "offset": 0, "done": not job.exists(), "found": False}
-    with open(path, "rb") as f:
-        f.seek(max(0, offset))
-        chunk = f.read(MAX_LOG_CHUNK)
-    more = len(chunk) == MAX_LOG_CHUNK
-    return {"text": chunk.decode("utf-8", errors="replace"), "offset": max(0, offset) + len(chunk),
-            "done": done and not more, "found": True}
+    # The live log first; the trial controller may move it to the archive at any moment.
+    for path, done in ((job / "output.log", lambda: (job / "exit.json").exists()), (kept, lambda: True)):
+        finished = done()  # read before the bytes, so the last bytes are never missed
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, offset))
+                chunk = f.read(MAX_LOG_CHUNK)
+        except FileNotFoundError:
+            continue
+        more = len(chunk) == MAX_LOG_CHUNK
+        return {"text": chunk.decode("utf-8", errors="replace"), "offset": max(0, offset) + len(chunk),
+                "done": finished and not more, "found": True}
+    return {"text": "", "offset": max(0, offset), "done": False, "found": False}
 
 
 def _scrape(address: str | None, timeout: float = 1.0) -> dict[str, Any]:

@@ -154,3 +154,15 @@ def test_bundled_examples_are_listed_and_only_those_are_readable():
 ])
 def test_login_only_redirects_within_the_server(target, expected):
     assert safe_next(target) == expected
+
+
+def test_sextant_ui_prints_the_sign_in_url_of_the_running_stack(tmp_path: Path, capsys):
+    from sextant.cli.main import main
+
+    assert main(["--data-dir", str(tmp_path), "ui", "--print"]) == 1  # no stack: a clear error
+    assert "sextant up" in capsys.readouterr().err
+    (tmp_path / "token").write_text("tok-123\n")
+    (tmp_path / "stack.json").write_text(json.dumps(
+        {"services": {"api-server": {"address": "127.0.0.1:6443"}}}))
+    assert main(["--data-dir", str(tmp_path), "ui", "--print"]) == 0
+    assert capsys.readouterr().out.strip() == "https://127.0.0.1:6443/?token=tok-123"

@@ -11,6 +11,7 @@ const STATUS_COLOURS = {
 };
 const FAILED_STATES = ["Failed", "Killed", "MetricsUnavailable"];
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
+const MANY_TRIALS = 300; // above this, the intermediate-values plot (one log read per trial) waits for a click
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -202,7 +203,9 @@ function experimentPage() {
       const finishedCount = t.status.filter((s) => s !== "Running" && s !== "Created" && s !== "Pending").length;
       const ik = `${finishedCount}/${t.names.length}`;
       if (ik !== importanceKey) { importanceKey = ik; loadImportance(d); }
-      if (ik !== intermediateKey && (t.names.length <= 300 || intermediateKey === "")) { intermediateKey = ik; loadIntermediate(d); }
+      // Each trial's log is its own read: with many trials the plot loads on request.
+      if (t.names.length > MANY_TRIALS) offerIntermediate(t.names.length);
+      else if (ik !== intermediateKey) { intermediateKey = ik; loadIntermediate(d); }
     }
     return !d.summary.finished;
   }
@@ -335,7 +338,7 @@ function experimentPage() {
   async function loadIntermediate(d) {
     const note = document.getElementById("intermediate-note");
     const button = document.getElementById("load-intermediate");
-    if (d.trials.names.length > 300 && intermediateKey !== "" && !button.hidden) { /* explicit click */ }
+    button.hidden = true;
     note.textContent = "Loading observation logs…";
     const r = await api(`${base}/intermediate`);
     const xs = [], ys = [], text = [], stopX = [], stopY = [], stopText = [];
@@ -350,8 +353,15 @@ function experimentPage() {
       { type: kind, mode: "lines+markers", name: "reported values", x: xs, y: ys, text, connectgaps: false, line: { width: 1 }, marker: { size: 3 } },
       { type: kind, mode: "markers", name: "stopped early here", x: stopX, y: stopY, text: stopText, marker: { symbol: "x", size: 11, color: "#cf222e" } },
     ], { xaxis: { title: { text: "report" } }, yaxis: { title: { text: r.metric } }, height: 380 });
-    note.textContent = `${r.metric} as each trial reported it` + (d.trials.names.length > 300 ? " (refresh with Load)" : "");
-    button.hidden = d.trials.names.length <= 300;
+    note.textContent = `${r.metric} as each trial reported it` + (d.trials.names.length > MANY_TRIALS ? " (Load again for newer reports)" : "");
+    button.hidden = d.trials.names.length <= MANY_TRIALS;
+  }
+
+  function offerIntermediate(n) {
+    const button = document.getElementById("load-intermediate");
+    if (document.getElementById("plot-intermediate").data) return;
+    button.hidden = false;
+    document.getElementById("intermediate-note").textContent = `${n} trials: their observation logs load on request.`;
   }
 
   every(3000, refresh);
@@ -518,14 +528,17 @@ function trialPage() {
     while (more) {
       const r = await api(`${base}/log?offset=${offset}`);
       appendLog(r.text); offset = r.offset; logDone = r.done;
-      document.getElementById("log-state").textContent = !r.found ? " No local output log for this trial." : r.done ? "" : " following…";
+      missing = r.found ? 0 : missing + 1;
+      document.getElementById("log-state").textContent = !r.found ? " No local output log for this trial (yet)." : r.done ? "" : " following…";
       more = r.text.length > 0 && !r.done && r.text.length >= 1024 * 1024;
     }
     const failed = FAILED_STATES.includes(d.status);
     document.getElementById("explain-link").hidden = !(failed && pre.querySelector(".explain"));
     if (failed && location.hash === "#explain" && logDone) jumpToExplanation(false);
-    return !(d.finished && logDone);
+    // A finished trial whose log never shows up (not run by this stack) stops being asked for.
+    return !(d.finished && (logDone || missing >= 5));
   }
+  let missing = 0;
   every(1000, refresh);
 }
 
