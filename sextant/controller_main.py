@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from sextant.config import env, optional_int, read_token
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 from sextant.server import serve_metrics
 from sextant.store.client import GrpcResourceStore
 

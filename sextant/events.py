@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import secrets
 
-from sextant.conditions import now_rfc3339
 from sextant.resources.models import Event, ObjectMeta, OwnerReference
+from sextant.timestamps import now_rfc3339
 
 log = logging.getLogger("sextant.events")
 

@@ -690,7 +690,7 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sextant.logs import setup_logging
+    from sextant.logging_setup import setup_logging
 
     setup_logging()
     config = parse_args(argv)

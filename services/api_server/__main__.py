@@ -16,7 +16,7 @@ from aiohttp import web
 from services.api_server.app import build_app
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import env, optional_int, read_token
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 from sextant.server import serve_metrics
 from sextant.store.client import GrpcResourceStore
 from sextant.tls import ensure_tls

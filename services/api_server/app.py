@@ -237,7 +237,7 @@ def build_app(store: Any, *, token: str, data_dir: Path | None = None, registry:
     """The API server (and the web UI, if installed) over ``store``; every request but the
     health checks and the UI's public paths needs ``token``."""
     if registry is None:
-        from sextant.registry import Registry
+        from sextant.algorithm_registry import Registry
 
         registry = Registry.load()
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=8 * 1024 * 1024)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from services.api_server.errors import already_exists, bad_request, invalid, not_found
 from services.api_server.patch import apply_patch
-from services.db_manager.names import namespace_errors
+from sextant.store.names import namespace_errors
 
 BUILT_IN = ("default", "kubeflow")
 NAME_LABEL = "kubernetes.io/metadata.name"

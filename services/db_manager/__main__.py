@@ -23,7 +23,7 @@ from sextant.config import (
     optional_int,
     server_settings,
 )
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 
 log = logging.getLogger("sextant.db_manager")
 

@@ -1,4 +1,4 @@
-"""Katib's ``api.v1.beta1.DBManager`` service over ``ObservationStore`` (facts §9.4)."""
+"""Katib's ``api.v1.beta1.DBManager`` service over ``ObservationStore``."""
 
 from __future__ import annotations
 

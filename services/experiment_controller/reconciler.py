@@ -1,4 +1,4 @@
-"""The experiment reconcile: one level-triggered pass over one Experiment (facts §5.1, §5.2).
+"""The experiment reconcile: one level-triggered pass over one Experiment (Katib's experiment controller).
 
 Each pass reads the Experiment, its Trials (by the experiment label) and its Suggestion fresh
 from the store, then:
@@ -26,14 +26,10 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from sextant.conditions import (
-    SUGGESTION_EXHAUSTED,
-    mark_suggestion_restarting,
-    mark_suggestion_succeeded,
-    suggestion_is,
-    suggestion_is_restarting,
-)
 from sextant.controller import Key, Result
+from sextant.katib import experiment_status as es
+from sextant.katib import suggestion_status as ss
+from sextant.katib import trial_status as ts
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     Experiment,
@@ -48,9 +44,9 @@ from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import AlreadyExists, Conflict, NotFound, ResourceStore
 from sextant.templates import TemplateError
 
-from . import status as st
-from .requests import new_assignments, plan_trials, without_assignments
-from .trials import build_trial, mark_killed, owner_reference
+from . import trial_summary as st
+from .trial_plan import new_assignments, plan_trials, without_assignments
+from .trials import build_trial, owner_reference
 
 log = logging.getLogger("sextant.experiment_controller")
 
@@ -102,33 +98,33 @@ class ExperimentReconciler:
             return None  # deleted: the store cascades to its Suggestion and Trials
         exp = with_status_copy(exp)
         before = _status_doc(exp)
-        if not st.is_created(exp):
-            st.mark_created(exp)
-            self._event(exp, "Normal", st.REASON_CREATED, st.MSG_CREATED)
+        if not es.is_created(exp):
+            es.mark_created(exp)
+            self._event(exp, "Normal", es.REASON_CREATED, es.MSG_CREATED)
         trials = self._trials(exp)
         suggestion = self._suggestion(exp)
 
-        if st.is_completed(exp) and st.is_restartable(exp):
-            st.mark_restarting(exp)
-            self._event(exp, "Normal", st.REASON_RESTARTING, st.MSG_RESTARTING)
-            if suggestion is not None and st.resume_policy(exp) == ResumePolicy.FROM_VOLUME:
-                self._update_suggestion_status(suggestion, mark_suggestion_restarting)
+        if es.is_finished(exp) and es.is_restartable(exp):
+            es.mark_restarting(exp)
+            self._event(exp, "Normal", es.REASON_RESTARTING, es.MSG_RESTARTING)
+            if suggestion is not None and es.resume_policy(exp) == ResumePolicy.FROM_VOLUME:
+                self._update_suggestion_status(suggestion, ss.mark_restarting)
                 suggestion = self._suggestion(exp)
 
-        was_completed = st.is_completed(exp)
-        exhausted = (suggestion is not None and suggestion_is(suggestion, SUGGESTION_EXHAUSTED)
+        was_completed = es.is_finished(exp)
+        exhausted = (suggestion is not None and ss.is_exhausted(suggestion)
                      and not new_assignments(suggestion, {t.metadata.name for t in trials}))
         summary = None
         if trials or was_completed:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
             summary = st.update_status(exp, trials, exhausted=exhausted)
-        if not st.is_completed(exp) and suggestion is not None and suggestion_is(suggestion, "Failed"):
-            st.mark_failed(exp, st.REASON_FAILED, st.MSG_SUGGESTION_FAILED)
+        if not es.is_finished(exp) and suggestion is not None and ss.is_failed(suggestion):
+            es.mark_failed(exp, es.REASON_FAILED, es.MSG_SUGGESTION_FAILED)
 
-        if st.is_completed(exp):
+        if es.is_finished(exp):
             if not was_completed:
                 last = exp.status.conditions[-1]
-                self._event(exp, "Warning" if last.type == "Failed" else "Normal", last.reason, last.message)
+                self._event(exp, "Warning" if last.type == es.FAILED else "Normal", last.reason, last.message)
             self._write_status(exp, before)
             self._finish(exp, trials, suggestion)
             return None
@@ -192,7 +188,7 @@ class ExperimentReconciler:
                 algorithm=exp.spec.algorithm.model_copy(deep=True),
                 early_stopping=exp.spec.early_stopping.model_copy(deep=True) if exp.spec.early_stopping else None,
                 requests=requests,
-                resume_policy=st.resume_policy(exp),
+                resume_policy=es.resume_policy(exp),
             ),
             status=SuggestionStatus(),
         )
@@ -228,19 +224,18 @@ class ExperimentReconciler:
         for trial in trials:
             if st.classify(trial) in (st.PENDING, st.RUNNING):
                 self._kill(trial)
-        policy = st.resume_policy(exp)
+        policy = es.resume_policy(exp)
         if suggestion is None or policy == ResumePolicy.LONG_RUNNING:
             return
-        if suggestion_is(suggestion, "Succeeded") or suggestion_is(suggestion, "Failed") \
-                or suggestion_is_restarting(suggestion):
+        if ss.is_finished(suggestion) or ss.is_restarting(suggestion):
             return
         restartable = policy == ResumePolicy.FROM_VOLUME
-        self._update_suggestion_status(suggestion, lambda s: mark_suggestion_succeeded(s, restartable))
+        self._update_suggestion_status(suggestion, lambda s: ss.mark_succeeded(s, restartable))
 
     def _kill(self, trial: Trial) -> None:
         trial = trial.model_copy(deep=True)  # it may be the informer's cached object
         for _ in range(5):
-            if not mark_killed(trial):
+            if not ts.mark_killed(trial):
                 return
             try:
                 self.store.update_status(trial)

@@ -12,19 +12,17 @@ from typing import Any
 
 import yaml
 
-from sextant.conditions import parse_time
+from sextant.katib.condition_list import current_condition_type
 from sextant.resources.models import Experiment, ParameterType, Trial, to_doc
+from sextant.timestamps import parse_time
 
 TERMINAL_EXPERIMENT = ("Succeeded", "Failed")
 TERMINAL_TRIAL = ("Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable")
 
 
-def status_word(conditions: list) -> str:
-    """Katib's word for a resource's state: the newest condition that is True (kubectl's STATUS)."""
-    for cond in reversed(conditions):
-        if cond.status == "True":
-            return cond.type
-    return "Pending" if not conditions else conditions[-1].type
+def status_word(resource: Experiment | Trial) -> str:
+    """Katib's word for a resource's state: its last condition (what kubectl's STATUS shows)."""
+    return current_condition_type(resource) or "Pending"
 
 
 def objective_strategy(experiment: Experiment) -> str:
@@ -69,7 +67,7 @@ def experiment_summary(exp: Experiment) -> dict[str, Any]:
     return {
         "namespace": exp.metadata.namespace,
         "name": exp.metadata.name,
-        "status": status_word(status.conditions),
+        "status": status_word(exp),
         "algorithm": spec.algorithm.algorithm_name if spec.algorithm else "",
         "objective": {
             "type": str(objective.type) if objective else "",
@@ -90,7 +88,7 @@ def experiment_summary(exp: Experiment) -> dict[str, Any]:
         "parallel": spec.parallel_trial_count,
         "created": exp.metadata.creation_timestamp,
         "completed": status.completion_time,
-        "finished": status_word(status.conditions) in TERMINAL_EXPERIMENT,
+        "finished": status_word(exp) in TERMINAL_EXPERIMENT,
     }
 
 
@@ -129,7 +127,7 @@ def trials_table(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
     running_best: float | None = None
     for trial in trials:
         names.append(trial.metadata.name)
-        status = status_word(trial.status.conditions)
+        status = status_word(trial)
         statuses.append(status)
         assigned = {a.name: a.value for a in trial.spec.parameter_assignments}
         for name, kind in kinds.items():
@@ -170,8 +168,8 @@ def trial_detail(trial: Trial) -> dict[str, Any]:
         "namespace": trial.metadata.namespace,
         "name": trial.metadata.name,
         "experiment": trial.metadata.labels.get("katib.kubeflow.org/experiment", ""),
-        "status": status_word(trial.status.conditions),
-        "finished": status_word(trial.status.conditions) in TERMINAL_TRIAL,
+        "status": status_word(trial),
+        "finished": status_word(trial) in TERMINAL_TRIAL,
         "parameters": [to_doc(a) for a in trial.spec.parameter_assignments],
         "conditions": [to_doc(c) for c in trial.status.conditions],
         "metrics": [to_doc(m) for m in (trial.status.observation.metrics if trial.status.observation else [])],

@@ -31,7 +31,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sextant.channel_cache import ChannelCache
 from sextant.runtime import process
-from sextant.runtime.base import JobSpec, JobStatus, OwnedService, Runtime, ServiceSpec, ServiceStatus
+from sextant.runtime.base import (
+    JobExitListener,
+    JobSpec,
+    JobStatus,
+    MetricsReportMode,
+    OwnedService,
+    Runtime,
+    ServiceSpec,
+    ServiceStatus,
+)
 from sextant.runtime.local_jobs import LocalJobs
 
 SUGGESTION_HEALTH_NAME = "manager.v1beta1.Suggestion"
@@ -226,14 +235,16 @@ class LocalRuntime(Runtime):
     def job_log_path(self, namespace: str, name: str) -> str | None:
         return self.jobs.log_path(namespace, name)
 
-    # Collectors of local jobs write metric logs to the job's spool; the trial controller ships
-    # them to the DB manager when the job ends (one gRPC client less per trial).
-    metrics_report_mode = "spool"
+    @property
+    def metrics_report_mode(self) -> MetricsReportMode:
+        # Collectors of local jobs write metric logs to the job's spool; the trial controller
+        # ships them to the DB manager when the job ends (one gRPC client less per trial).
+        return "spool"
 
-    def job_spool_dir(self, namespace: str, name: str):
+    def job_spool_dir(self, namespace: str, name: str) -> Path:
         return self.jobs.spool_dir(namespace, name)
 
-    def on_job_exit(self, listener) -> None:
+    def on_job_exit(self, listener: JobExitListener) -> None:
         """``listener(namespace, name)`` is called when a job started by this process exits."""
         self.jobs.exit_listeners.append(listener)
 

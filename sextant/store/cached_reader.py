@@ -29,7 +29,7 @@ def with_status_copy(resource: Any) -> Any:
     """A copy whose status a reconcile pass may change without touching the cached object.
 
     The contract of Sextant's passes: they *assign* status fields (new lists, new objects) and
-    edit only the conditions list in place (``sextant.conditions`` replaces its contents with
+    edit only the conditions list in place (``sextant.katib.condition_list`` replaces its contents with
     new Condition objects), so a new status object with its own conditions list is enough --
     a deep copy of a long status (every assignment of a Suggestion, every trial name of an
     Experiment) costs milliseconds per pass.

@@ -2,14 +2,14 @@
 
 Calls are retried with exponential backoff (tenacity) while the DB manager is UNAVAILABLE,
 up to ``retry_seconds``; other failures map to the interface's errors at once. ``watch``
-returns a ``WatchStream`` that can be cancelled from another thread.
+returns a ``GrpcWatchStream`` that can be cancelled from another thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -30,6 +30,7 @@ from sextant.store.interface import (
     StoreError,
     Unavailable,
     WatchEvent,
+    WatchStream,
 )
 
 log = logging.getLogger("sextant.store")
@@ -120,22 +121,19 @@ class GrpcResourceStore(ResourceStore):
         return [to_model(r) for r in reply.deleted]
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
-              labels: Mapping[str, str] | None = None) -> WatchStream:
+              labels: Mapping[str, str] | None = None) -> GrpcWatchStream:
         request = store_pb2.WatchRequest(kind=kind, namespace=namespace, since_resource_version=since,
                                          label_selector=dict(labels or {}))
-        return WatchStream(self.stub.Watch(request))
+        return GrpcWatchStream(self.stub.Watch(request))
 
 
-class WatchStream(Iterator[WatchEvent]):
+class GrpcWatchStream(WatchStream):
     """Events from one Watch call. Iterating raises Expired (relist), Unavailable (the stream
     broke: watch again from the last version) or another StoreError; ``cancel()`` ends it."""
 
     def __init__(self, call: Any):
         self._call = call
         self._cancelled = threading.Event()
-
-    def __iter__(self) -> WatchStream:
-        return self
 
     def __next__(self) -> WatchEvent:
         try:
@@ -153,5 +151,3 @@ class WatchStream(Iterator[WatchEvent]):
     def cancel(self) -> None:
         self._cancelled.set()
         self._call.cancel()
-
-    close = cancel

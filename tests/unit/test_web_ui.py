@@ -47,11 +47,12 @@ def _trial(name: str, created: str, status: str, loss: tuple[float, float, float
     })
 
 
-def test_status_word_is_the_newest_true_condition():
-    conds = [Condition(type="Created"), Condition(type="Running", status="False"), Condition(type="Succeeded")]
-    assert summary.status_word(conds) == "Succeeded"
-    assert summary.status_word([Condition(type="Created"), Condition(type="Running")]) == "Running"
-    assert summary.status_word([]) == "Pending"
+def test_status_word_is_the_last_condition():
+    exp = _experiment()
+    assert summary.status_word(exp) == "Pending"
+    exp.status.conditions = [Condition(type="Created"), Condition(type="Running", status="False"),
+                             Condition(type="Succeeded")]
+    assert summary.status_word(exp) == "Succeeded"
 
 
 def test_trials_table_orders_by_creation_and_tracks_the_best_that_counts():

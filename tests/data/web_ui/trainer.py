@@ -8,7 +8,7 @@ x, y, steps, pause = float(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), f
 penalty = 0.05 if sys.argv[5] == "sgd" else 0.0
 if x > 0.8:
     print("loading data", flush=True)
-    print("ValueError: x=%.3f is larger than the model can take" % x, flush=True)
+    print(f"ValueError: x={x:.3f} is larger than the model can take", flush=True)
     sys.exit(3)
 for step in range(1, steps + 1):
     loss = (x - 0.3) ** 2 + (y - 0.6) ** 2 + penalty + 1.0 / step

@@ -1,4 +1,4 @@
-"""Building the Katib gRPC requests a suggestion controller sends (facts §6.4, §6.5).
+"""Building the Katib gRPC requests a suggestion controller sends, as Katib's does.
 
 * ``experiment_message``: the Experiment as ``api.v1.beta1.Experiment``, optionally with the
   Suggestion's stored algorithm settings overlaid (same name → value replaced, new names
@@ -9,14 +9,14 @@
 * ``suggestions_request``: current = requests − suggestionCount, total = requests. Unlike
   Katib, assignments already recorded in the Suggestion whose Trial does not exist yet are
   sent too, as CREATED trials: the algorithm must treat them as pending, or a seeded or
-  deterministic algorithm would hand the same points out again (facts §6.4 sends only Trials).
+  deterministic algorithm would hand the same points out again (Katib sends only Trials).
 """
 
 from __future__ import annotations
 
 from sextant.api import api_pb2
-from sextant.conditions import format_seconds, has_condition
-from sextant.observation import is_observation_available, strategy_for, value_by_strategy
+from sextant.katib.condition_list import has_condition
+from sextant.observation_values import is_observation_available, strategy_for, value_by_strategy
 from sextant.resources.models import (
     AlgorithmSetting,
     Experiment,
@@ -28,6 +28,7 @@ from sextant.resources.models import (
     TrialConditionType,
 )
 from sextant.store.version_memo import VersionMemo
+from sextant.timestamps import format_seconds
 
 _PARAMETER_TYPES = {
     "double": api_pb2.DOUBLE,
@@ -224,7 +225,7 @@ def suggestions_request(experiment: Experiment, suggestion: Suggestion, trials: 
 
 
 def validate_request(experiment: Experiment) -> api_pb2.ValidateAlgorithmSettingsRequest:
-    """Validation sees the experiment *without* the status overlay (facts §6.5)."""
+    """Validation sees the experiment *without* the status overlay, as in Katib."""
     return api_pb2.ValidateAlgorithmSettingsRequest(experiment=experiment_message(experiment))
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import gjson
 
-# Katib's defaults by trial kind (facts §3.3).
+# Katib's defaults by trial kind, as its experiment defaulting webhook sets them.
 _TRAINING_OPERATOR_KINDS = {"TFJob", "PyTorchJob", "XGBoostJob", "MPIJob"}
 
 

@@ -1,4 +1,5 @@
-"""Reading a trial's observation: the value a metric strategy picks (facts §5.6, §5.7).
+"""Reading a trial's observation: the value a metric strategy picks (Katib's rules for the
+optimal trial and the GetSuggestions request).
 
 A trial observation holds, per metric, ``min``, ``max`` and ``latest`` as strings, with the
 literal ``unavailable`` for "never reported". Which one counts is the metric's strategy from

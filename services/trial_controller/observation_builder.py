@@ -1,4 +1,4 @@
-"""Building a trial's ``status.observation`` from its observation logs (facts §5.6).
+"""Building a trial's ``status.observation`` from its observation logs (Katib's rules).
 
 For every metric that has a strategy in ``objective.metricStrategies``: min, max and latest
 start as ``unavailable``; the first value that parses as a number sets min and max, later ones
@@ -12,14 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sextant.conditions import parse_time
 from sextant.resources.models import Metric, ObjectiveSpec, Observation
+from sextant.timestamps import BadTimestamp, parse_time
 
 UNAVAILABLE = "unavailable"
-
-
-class BadTimestamp(ValueError):
-    pass
 
 
 def metric_names(objective: ObjectiveSpec | None) -> list[str]:

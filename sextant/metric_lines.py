@@ -1,6 +1,10 @@
 """Turning text into metric logs: TEXT lines (StdOut and File) and JSON lines (File).
 
-Katib's rules (facts §8.2, §8.3):
+Shared by the metrics collector (which reads while the trial runs) and the local runtime's
+after-exit collection (which reads a finished job's output once). Kept free of heavy imports:
+the collector loads it in every trial's start-up.
+
+Katib's rules, as its metrics collector sidecar applies them:
 * TEXT: a line counts only if it contains one of the wanted metric names; every match of a
   filter whose group 1 is a wanted name gives a log with group 2 as the value (not checked to
   be numeric). The timestamp is the first word of the line if it parses as RFC3339, verbatim;
@@ -20,15 +24,18 @@ import datetime as dt
 import json
 import re
 from collections import namedtuple
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
+from sextant.timestamps import ZERO_TIME, is_rfc3339, to_rfc3339_micro
+
 UNAVAILABLE = "unavailable"
+# metricsCollectorSpec.collector.kind values.
+KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push", "None")
+# Kinds where the collector reads the metrics (and so reports ``unavailable`` if the objective
+# never appeared); Push and None trials report their own.
+COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
 DEFAULT_FILTER_V1BETA1 = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 DEFAULT_FILTER_V1ALPHA3 = r"([\w|-]+)\s*=\s*((-?\d+)(\.\d+)?)"
-
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 # A named tuple, not a dataclass: importing dataclasses (and inspect with it) costs several ms
@@ -59,24 +66,6 @@ def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTE
     return out
 
 
-def is_rfc3339(text: str) -> bool:
-    """RFC3339 with optional fraction (up to nanoseconds), as Go's time.RFC3339Nano accepts."""
-    m = _RFC3339.match(text)
-    if not m:
-        return False
-    # Validate the calendar fields (month 13, Feb 30 ...) with at most 6 fractional digits.
-    head = text[:19].upper()
-    try:
-        dt.datetime.fromisoformat(head)
-    except ValueError:
-        return False
-    return True
-
-
-def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
 def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Pattern]) -> list[MetricLog]:
     wanted = [m for m in metrics if m and m in line]
     if not wanted:
@@ -93,8 +82,7 @@ def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Patt
 
 
 def _epoch_to_rfc3339(seconds: float) -> str:
-    stamp = dt.datetime.fromtimestamp(seconds, dt.UTC)
-    return stamp.isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return to_rfc3339_micro(dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 class JsonLineError(ValueError):
@@ -126,4 +114,26 @@ def parse_json_line(line: str, metrics: Iterable[str], lineno: int = 0) -> list[
         if isinstance(value, bool) or value is None or isinstance(value, dict | list):
             continue
         out.append(MetricLog(stamp, name, value if isinstance(value, str) else repr(value)))
+    return out
+
+
+def filters_for(patterns: Sequence[str] | None, dialect: str = "v1beta1") -> list[re.Pattern[str]]:
+    """The compiled patterns, or the dialect's default filter (FilterError if one is invalid)."""
+    default = DEFAULT_FILTER_V1ALPHA3 if dialect == "v1alpha3" else DEFAULT_FILTER_V1BETA1
+    return compile_filters(patterns, default)
+
+
+def parse_lines(lines: Iterable[str], metrics: Sequence[str], filters: Sequence[re.Pattern[str]],
+                json_lines: bool, warn: Callable[[str], None] | None = None) -> list[MetricLog]:
+    """Metric logs of TEXT lines (StdOut, File TEXT) or JSON lines (File JSON; a bad line is
+    skipped, and ``warn`` is told why)."""
+    if not json_lines:
+        return [m for line in lines for m in parse_text_line(line, metrics, filters)]
+    out: list[MetricLog] = []
+    for i, line in enumerate(lines):
+        try:
+            out.extend(parse_json_line(line, metrics, i + 1))
+        except JsonLineError as err:
+            if warn is not None:
+                warn(str(err))
     return out

@@ -1,4 +1,4 @@
-"""How many assignments to ask for, and which trials to drop when parallelism shrinks (facts §5.2).
+"""How many assignments to ask for, and which trials to drop when parallelism shrinks (Katib's arithmetic).
 
 Pure arithmetic over the experiment spec, its trial summary and its trials.
 
@@ -14,11 +14,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sextant.conditions import has_condition, parse_time
-from sextant.observation import is_observation_available
+from sextant.katib.condition_list import has_condition
+from sextant.observation_values import is_observation_available
 from sextant.resources.models import Experiment, Suggestion, TrialAssignment, TrialConditionType
+from sextant.timestamps import parse_time
 
-from .status import EARLY_STOPPED, KILLED, METRICS_UNAVAILABLE, PENDING, RUNNING, TrialSummary, classify
+from .trial_summary import (
+    EARLY_STOPPED,
+    KILLED,
+    METRICS_UNAVAILABLE,
+    PENDING,
+    RUNNING,
+    TrialSummary,
+    classify,
+)
 
 
 @dataclass
