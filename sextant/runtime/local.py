@@ -118,14 +118,21 @@ class LocalRuntime(Runtime):
             data = directory / "data"
             data.mkdir(exist_ok=True)
             env = child_environment({**spec.env, "SEXTANT_STATE_DIR": str(data)})
+            env.pop("SEXTANT_METRICS_PORT", None)
             port = process.free_port(self.host)
+            # Sextant's algorithm servers read SEXTANT_METRICS_PORT and serve Prometheus metrics
+            # there (the web UI shows their GetSuggestions count and latency); others ignore it.
+            metrics_port = process.free_port(self.host)
             argv = expand_command(spec.command, port=str(port), state_dir=str(data))
             state = {
                 "namespace": spec.namespace, "name": spec.name, "algorithm": spec.algorithm,
                 "suggestion": (spec.owner or {}).get("name", ""),
                 "command": argv, "address": f"{self.host}:{port}", "persistent": spec.persistent,
+                "metrics_address": f"{self.host}:{metrics_port}",
+                "restarts": state["restarts"] + 1 if "restarts" in state else 0,
                 "created": time.time(),
-                "main": process.spawn(argv, log_path=directory / "log", env=env).to_dict(),
+                "main": process.spawn(argv, log_path=directory / "log",
+                                      env={**env, "SEXTANT_METRICS_PORT": str(metrics_port)}).to_dict(),
             }
             if wants_es:
                 es_port = process.free_port(self.host)
