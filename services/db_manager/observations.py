@@ -19,8 +19,8 @@ import sqlalchemy as sa
 
 from services.db_manager.database import Database
 from services.db_manager.schema import observation_logs as T
-from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
 from sextant import limits
+from sextant.timestamps import BadTimestamp, format_rfc3339_nano, parse_rfc3339_strict
 
 MAX_NAME = 255  # the VARCHAR(255) columns of Katib's table
 INSERT_CHUNK = 5000  # rows per INSERT statement: large batches stay under packet/parameter limits
@@ -60,7 +60,7 @@ def _check_name(field: str, value: str, *, required: bool) -> None:
 
 def parse_time(field: str, text: str) -> datetime:
     try:
-        return parse_rfc3339(text)
+        return parse_rfc3339_strict(text)
     except BadTimestamp as err:
         raise BadObservation(f"{field}: {err}") from None
 
@@ -144,7 +144,7 @@ class ObservationStore:
                                   "logs matching the request; ask for one metric_name or a start_time/end_time window")
                 if len(out) % INSERT_CHUNK == 0 and not still_wanted():
                     raise CallerGone
-                out.append((format_rfc3339(t) if t is not None else "", n, v))
+                out.append((format_rfc3339_nano(t) if t is not None else "", n, v))
         return out
 
     def delete(self, trial_name: str) -> int:

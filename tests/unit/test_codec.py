@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, resolve_url
-from services.db_manager.names import name_errors, namespace_errors
-from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
 from sextant.api import store_pb2
 from sextant.config import mysql_driver
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
 from sextant.store.codec import doc_from_proto, from_model, parse_version, proto_from_doc, to_model
 from sextant.store.interface import Invalid
+from sextant.store.names import name_errors, namespace_errors
+from sextant.timestamps import BadTimestamp, format_rfc3339_nano, parse_rfc3339_strict
 
 
 def test_model_round_trip_keeps_metadata_and_version_types():
@@ -53,14 +53,14 @@ def test_bad_json_is_invalid():
     ("0001-01-01T00:00:00Z", datetime(1, 1, 1)),
 ])
 def test_parse_rfc3339(text, expected):
-    assert parse_rfc3339(text) == expected
+    assert parse_rfc3339_strict(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "2024-05-01", "2024-05-01T10:00:00", "2024-05-01T10:00:00.Z",
                                   "2024-02-30T00:00:00Z", "0001-01-01T00:00:00+00:01", "2024-05-01T10:00:00+24:00"])
 def test_parse_rfc3339_rejects(text):
     with pytest.raises(BadTimestamp):
-        parse_rfc3339(text)
+        parse_rfc3339_strict(text)
 
 
 @pytest.mark.parametrize("value,text", [
@@ -70,7 +70,7 @@ def test_parse_rfc3339_rejects(text):
     (datetime(1, 1, 1), "0001-01-01T00:00:00Z"),
 ])
 def test_format_trims_like_go(value, text):
-    assert format_rfc3339(value) == text
+    assert format_rfc3339_nano(value) == text
 
 
 def test_name_rules():

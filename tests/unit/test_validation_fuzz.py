@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from services.suggestion.algorithms.servicer import SuggestionServicer
-from services.suggestion.controller import request as rb
+from services.suggestion.controller import grpc_requests as rb
 from sextant.api import api_pb2
 from sextant.registry import Registry
 from sextant.resources.admission import admit_experiment

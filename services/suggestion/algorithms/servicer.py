@@ -1,6 +1,6 @@
 """One generic ``api.v1.beta1.Suggestion`` servicer for any Algorithm.
 
-It enforces Katib's contract around the algorithm (facts §6.4, §7.0):
+It enforces Katib's contract around the algorithm:
 
 * ``current_request_number`` 0 -> an empty reply, the algorithm is not called; negative or
   above ``sextant.limits.MAX_REQUEST_NUMBER`` -> INVALID_ARGUMENT (Sextant's bound on the work
@@ -35,7 +35,7 @@ import grpc
 from sextant import limits
 from sextant.api import api_pb2, api_pb2_grpc
 
-from . import registry
+from . import algorithm_classes
 from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult
 from .cancel import Cancelled, serving
 from .search_space import SearchSpace, SpaceError
@@ -151,7 +151,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
     def __init__(self, algorithms: list[str] | None = None, capacity: int = 256,
                  factory: Callable[[str], type[Algorithm] | None] | None = None):
         self._allowed = set(algorithms) if algorithms else None
-        base_factory = factory or registry.load
+        base_factory = factory or algorithm_classes.load
         self._cache = AlgorithmCache(self._gate(base_factory), capacity)
 
     def _gate(self, factory):

@@ -12,7 +12,7 @@ import argparse
 import logging
 
 from sextant.config import DEFAULT_EARLY_STOPPING_PORT, add_server_arguments, env, server_settings
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 from sextant.server import GrpcServer, exit_now
 
 from .medianstop import NAME
