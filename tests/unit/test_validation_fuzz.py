@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from services.suggestion.algorithms.servicer import SuggestionServicer
 from services.suggestion.controller import grpc_requests as rb
+from sextant.algorithm_registry import Registry
 from sextant.api import api_pb2
-from sextant.registry import Registry
 from sextant.resources.admission import admit_experiment
 from sextant.resources.numbers import parse_float
 from sextant.store.interface import Invalid
