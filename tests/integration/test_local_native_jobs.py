@@ -215,8 +215,7 @@ def test_a_metrics_file_that_can_never_be_read_fails_the_job_with_the_cause(tmp_
     rt = LocalRuntime(tmp_path, stop_grace=2)
     pause = 0.5 if native_wrapper == "1" else 60
     command = ["python", "-c", f"import time; print('loss=1', flush=True); time.sleep({pause})"]
-    rt.start_job(_job("d1", command, ["--metrics", "loss", "--kind", "File", "--path", "/",
-                                      "--poll-interval", "0.1"]))
+    rt.start_job(_job("d1", command, CollectorSpec(metrics=("loss",), kind="File", path="/", report="spool")))
     started = time.monotonic()
     st = _wait_done(rt, "d1", timeout=30)
     assert st.phase == JobPhase.FAILED and st.reason == "MetricsCollectorFailed", st
