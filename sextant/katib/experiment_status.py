@@ -16,7 +16,7 @@ trial is active); Katib defines that reason but never sets it.
 
 from __future__ import annotations
 
-from sextant.resources.models import Experiment, ResumePolicy
+from sextant.resources.models import Experiment, ResumePolicy, Suggestion
 from sextant.resources.models import ExperimentConditionType as ConditionType
 from sextant.timestamps import now_rfc3339
 
@@ -62,7 +62,7 @@ MSG_SUGGESTION_FAILED = "Suggestion has failed"
 MAX_CAUSE_CHARS = 500
 
 
-def suggestion_failed_message(suggestion: Resource) -> str:
+def suggestion_failed_message(suggestion: Suggestion) -> str:
     """Katib's message, followed by the Suggestion's own reason so the user sees the cause
     (e.g. the algorithm's INVALID_ARGUMENT) on the experiment."""
     cause = next((c.message for c in reversed(suggestion.status.conditions)
