@@ -640,20 +640,26 @@ def _with_dependents(root: Any, rows: list[Any]) -> list[int]:
 
 
 class _SqlWatch(WatchStream):
-    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model."""
+    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model.
+    Like every store's watch it is opened by the first ``next()``, which raises its errors."""
 
     def __init__(self, store: SqlResourceStore, kind: str, namespace: str, since: int,
                  labels: Mapping[str, str] | None):
         self._store = store
+        self._scope = (kind, namespace, since)
         self._labels = dict(labels or {})
         self._cancelled = threading.Event()
-        self._changes = store.follow(kind, namespace, since, active=lambda: not self._cancelled.is_set(),
-                                     poll_seconds=store.poll_seconds, bookmark_seconds=store.bookmark_seconds)
+        self._changes: Iterator[Recorded | Change | int] | None = None  # opened by the first next()
 
     def __next__(self) -> WatchEvent:
         while True:
             if self._cancelled.is_set():
                 raise StopIteration
+            if self._changes is None:
+                kind, namespace, since = self._scope
+                self._changes = self._store.follow(
+                    kind, namespace, since, active=lambda: not self._cancelled.is_set(),
+                    poll_seconds=self._store.poll_seconds, bookmark_seconds=self._store.bookmark_seconds)
             item = next(self._changes)
             if isinstance(item, int):
                 return WatchEvent(EventType.BOOKMARK, None, item)

@@ -36,7 +36,8 @@ The contract, as the tests below state it:
 * watch from a version replays every later change in version order (filtered by kind,
   namespace and labels), then follows new ones; from 0 it starts now; a version outside the kept
   history is Expired; a watch never skips a change silently; bookmarks come every so often;
-  ``cancel()`` from another thread ends it.
+  ``cancel()`` from another thread ends it; calling watch() makes no request, the first
+  ``next()`` opens the watch and raises its errors.
 """
 
 # The interface types resources as pydantic's BaseModel (any kind); the tests read Trial and
@@ -47,7 +48,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -161,9 +162,16 @@ def summary(items: list[WatchEvent]) -> list[tuple[str, str, str]]:
             for e in items if e.resource is not None]
 
 
-def first_of(store: ResourceStore, kind: str = "", namespace: str = "", since: int = 0) -> Iterator[WatchEvent]:
-    """A watch whose opening must fail: ``next`` of it (the failure may come at once or there)."""
-    return iter(store.watch(kind, namespace, since))
+def failing_watch(store: ResourceStore, error: type[Exception], kind: str = "", namespace: str = "",
+                  since: int = 0) -> None:
+    """A watch that must fail with ``error``: not when watch() is called (that makes no request),
+    at the first ``next()``."""
+    stream = store.watch(kind, namespace, since)
+    try:
+        with pytest.raises(error):
+            next(stream)
+    finally:
+        stream.cancel()
 
 
 class ResourceStoreContract:
@@ -323,10 +331,9 @@ class ResourceStoreContract:
             store.list("Pod")
         with pytest.raises(Invalid):
             store.list("Trial", "Bad_NS")
-        with pytest.raises(Invalid):
-            next(first_of(store, "Pod"))
-        with pytest.raises(Invalid):
-            next(first_of(store, "Trial", since=-1))
+        failing_watch(store, Invalid, "Pod")
+        failing_watch(store, Invalid, "Trial", "Bad_NS")
+        failing_watch(store, Invalid, "Trial", since=-1)
 
     # -- update / update_status ------------------------------------------------------------------
 
@@ -541,8 +548,7 @@ class ResourceStoreContract:
 
     def test_watch_from_a_version_beyond_the_current_one_is_expired(self, store: ResourceStore, ns):
         _, current = store.list("Trial", ns())
-        with pytest.raises(Expired):
-            next(first_of(store, "Trial", since=current + 1_000_000))
+        failing_watch(store, Expired, "Trial", since=current + 1_000_000)
 
     def test_watch_from_a_version_older_than_the_history_is_expired(self, store: ResourceStore,
                                                                      capabilities: Capabilities, ns):
@@ -554,8 +560,7 @@ class ResourceStoreContract:
         for i in range(capabilities.expires_after + 1):
             t.metadata.annotations["i"] = str(i)
             t = store.update(t)
-        with pytest.raises(Expired):
-            next(first_of(store, "Trial", a, since=old))
+        failing_watch(store, Expired, "Trial", a, since=old)
         # A version within the kept history is still served, from where it was.
         recent = version(t) - min(capabilities.retained, capabilities.expires_after) + 1
         got = events(store.watch("Trial", a, since=recent), 1)
