@@ -77,6 +77,7 @@ from sextant.store.interface import (
 )
 
 WAIT = 10.0  # seconds a test waits for an event that must come
+MIN_RETAINED = 24
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,11 @@ class Capabilities:
     retained: int
     expires_after: int | None
     dense_versions: bool = True
+
+    def __post_init__(self) -> None:
+        if self.retained < MIN_RETAINED:
+            raise ValueError(f"Capabilities.retained: {self.retained} is less than {MIN_RETAINED}, the most "
+                             "changes a test writes before watching from a version it read")
 
 
 # -- documents ---------------------------------------------------------------------------------
