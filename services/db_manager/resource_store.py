@@ -405,7 +405,9 @@ class SqlResourceStore(ResourceStore):
 
     def _follow(self, kind: str, namespace: str, last: int, active: Callable[[], bool],
                 poll_seconds: float, bookmark_seconds: float) -> Iterator[Recorded | Change | int]:
-        next_bookmark = time.monotonic() + bookmark_seconds
+        # The first bookmark comes as soon as the watch has caught up with the store (after the
+        # replay): a watcher from 0 ("now") learns which version "now" was.
+        next_bookmark = time.monotonic()
         while active():
             # Woken by a local write: the changes are usually in memory (no query at all), and
             # each one's event is encoded once for every watcher.

@@ -35,7 +35,8 @@ The contract, as the tests below state it:
   transitively, in its namespace; with a stale resource_version it is Conflict.
 * watch from a version replays every later change in version order (filtered by kind,
   namespace and labels), then follows new ones; from 0 it starts now; a version outside the kept
-  history is Expired; a watch never skips a change silently; bookmarks come every so often;
+  history is Expired; a watch never skips a change silently; a bookmark comes as soon as the
+  replay is sent, then every so often;
   ``cancel()`` from another thread ends it; calling watch() makes no request, the first
   ``next()`` opens the watch and raises its errors.
 """
@@ -602,16 +603,30 @@ class ResourceStoreContract:
         assert seen == expected[:len(seen)]
         assert expired or seen == expected
 
-    def test_bookmarks_come_while_nothing_changes(self, store: ResourceStore, capabilities: Capabilities, ns):
+    def test_bookmarks_come_once_caught_up_and_while_nothing_changes(self, store: ResourceStore,
+                                                                     capabilities: Capabilities, ns):
+        """The first bookmark comes as soon as the watch has sent the replay (so a watcher from 0
+        learns which version "now" was), then one every ``bookmark_seconds``."""
         if capabilities.bookmark_seconds is None:
             pytest.skip("the store declares that it sends no bookmarks (Capabilities.bookmark_seconds)")
         a = ns()
-        last = store.create(trial("t", a))
-        stream = store.watch("Trial", a, since=version(last))
-        got = events(stream, 1, timeout=3 * capabilities.bookmark_seconds + 2,
-                     until=lambda e: e.type == EventType.BOOKMARK)
-        assert got[-1].type == EventType.BOOKMARK and got[-1].resource is None
-        assert got[-1].resource_version >= version(last)
+        first = store.create(trial("t1", a))
+        last = store.create(trial("t2", a))
+        stream = store.watch("Trial", a, since=version(first))
+        timer = threading.Timer(3 * capabilities.bookmark_seconds + WAIT, stream.cancel)
+        timer.start()
+        try:
+            replay, opened = next(stream), next(stream)
+            assert replay.type == EventType.ADDED and replay.resource.metadata.name == "t2"
+            assert opened.type == EventType.BOOKMARK and opened.resource is None
+            assert opened.resource_version >= version(last)
+            started = time.monotonic()
+            periodic = next(stream)
+            assert periodic.type == EventType.BOOKMARK and periodic.resource_version >= opened.resource_version
+            assert time.monotonic() - started < 3 * capabilities.bookmark_seconds + 2
+        finally:
+            timer.cancel()
+            stream.cancel()
 
     def test_cancel_from_another_thread_ends_a_waiting_watch(self, store: ResourceStore, ns):
         stream = store.watch("Trial", ns())

@@ -203,7 +203,7 @@ class _MemoryWatch(WatchStream):
             raise Expired(f"resourceVersion {since} is outside the retained history "
                           f"({compacted + 1}..{store._version}); list again and watch from its version")
         self._last = since or store._version
-        self._next_bookmark = time.monotonic() + store.bookmark_seconds
+        self._next_bookmark = time.monotonic()  # the first bookmark once caught up, as the SQL store
 
     def __next__(self) -> WatchEvent:
         change = self._next_change()
