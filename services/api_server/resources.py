@@ -76,6 +76,10 @@ def present(kind: Kind, doc: Doc) -> Doc:
     return convert.for_version(doc, kind.version)
 
 
+def _mapping(value: Any) -> Doc:
+    return value if isinstance(value, dict) else {}
+
+
 def _list_kind(kind: Kind) -> str:
     return f"{kind.kind}List"
 
@@ -503,7 +507,7 @@ async def patch(request: web.Request, kind: Kind, namespace: str, name: str, *, 
         old = await get_doc(request, kind, namespace, name)
         current = present(kind, old)
         patched = apply_patch(current, content_type, body)
-        meta = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
+        meta = _mapping(patched.get("metadata"))
         # A resourceVersion the patch sets is a precondition (as in Kubernetes); without one the
         # patch applies to whatever is stored, re-read and re-applied if a writer got in between.
         pinned = str(meta.get("resourceVersion") or "") != str(current["metadata"].get("resourceVersion"))

@@ -155,8 +155,8 @@ class WatchHub:
             if self.start_version and since >= self.start_version:
                 self.subscribers.add(sub)
                 replay = [c for c in self.window if c.version > since]
-                for i, change in enumerate(replay):
-                    yield change, i + 1 < len(replay) or not sub.queue.empty()
+                for i, old in enumerate(replay):
+                    yield old, i + 1 < len(replay) or not sub.queue.empty()
                 last = max(since, self.window[-1].version if self.window else since)
                 while (change := await _next(sub, deadline)) is not None:
                     if change.version <= last and change.type != "BOOKMARK":
