@@ -12,6 +12,7 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api_server.app import build_app
+from sextant.resources.admission import admit_experiment
 from sextant.store.memory import MemoryResourceStore
 
 pytestmark = pytest.mark.asyncio
@@ -23,7 +24,7 @@ TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 @pytest_asyncio.fixture
 async def api(tmp_path):
-    store = MemoryResourceStore()
+    store = MemoryResourceStore(history=3)  # a short history: old versions expire soon
     app = build_app(store, token=TOKEN, data_dir=tmp_path)
     async with TestClient(TestServer(app)) as client:
         app["sextant.watch_hub"].wait_ready(10)
@@ -114,6 +115,8 @@ async def test_watch_streams_changes_from_a_version_with_bookmarks(api, experime
     events = [json.loads(await asyncio.wait_for(reply.content.readline(), 10)) for _ in range(2)]
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED"]
     assert events[1]["object"]["metadata"]["labels"] == {"a": "b"}
+    hub = api.server.app["sextant.watch_hub"]
+    assert len(hub.subscribers) == 1 and not hub.direct  # served by the shared store watch
     assert int(events[1]["object"]["metadata"]["resourceVersion"]) > int(events[0]["object"]["metadata"]
                                                                          ["resourceVersion"])
     reply.close()
@@ -149,3 +152,20 @@ async def test_paging_with_limit_and_continue_sees_every_item_once(api, experime
     assert [i["metadata"]["name"] for i in rest["items"]] == ["p-b", "p-c"]
     bad = await api.get(f"{BASE}/experiments?continue=garbage", headers=AUTH)
     assert bad.status == 400 and (await _json(bad))["reason"] == "BadRequest"
+
+
+async def test_watch_from_a_version_the_store_no_longer_keeps_is_expired(tmp_path, experiment_doc):
+    store = MemoryResourceStore(history=3)
+    for name in ("old-a", "old-b", "old-c", "old-d", "old-e"):  # before this server started
+        doc = copy.deepcopy(experiment_doc)
+        doc["metadata"] = {"name": name, "namespace": "default"}
+        store.create(admit_experiment(doc))
+    app = build_app(store, token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as client:
+        app["sextant.watch_hub"].wait_ready(10)
+        reply = await client.get(f"{BASE}/experiments?watch=true&resourceVersion=1", headers=AUTH)
+        event = json.loads(await asyncio.wait_for(reply.content.readline(), 10))
+        reply.close()
+    assert event["type"] == "ERROR"
+    assert (event["object"]["kind"], event["object"]["code"], event["object"]["reason"]) == ("Status", 410, "Expired")
+    assert event["object"]["message"].startswith("too old resource version: 1")
