@@ -119,7 +119,7 @@ def test_dockerfile_builds_one_non_root_image_from_the_lock_file():
     stages = text.split("\nFROM ")[1:]
     assert [s.split()[0] for s in stages] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
     build, runtime = stages
-    assert "--constraint requirements.lock" in build and '".[mysqlclient]"' in build
+    assert "--constraint requirements.lock" in build and '["optional-dependencies"]["mysqlclient"]' in build
     assert "gcc" in build and "libmariadb-dev" in build
     # The runtime stage installs the driver's library only: no compiler, no headers.
     assert "libmariadb3" in runtime
