@@ -1,40 +1,71 @@
-# Sextant tasks. `make install` builds .venv/ from requirements.lock; everything else uses it.
+# Sextant tasks. Needs only Python >= 3.11 and make: `make install` builds .venv/ from
+# requirements.lock (with uv when it is on PATH, else pip), installing wheels only, so no
+# compiler or system headers are needed. Everything else uses that venv.
+#
+#   make run                     # a first experiment, end to end
+#   make test                    # sets up what the tests need (system packages as root,
+#                                # MariaDB and PostgreSQL on 127.0.0.1), lints, runs the suite
+#   make install EXTRAS=mysqlclient   # also the faster MariaDB driver (compiles; CI and images)
+
+PYTHON  ?= $(shell for p in python3 python3.13 python3.12 python3.11; do \
+             command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+             2>/dev/null && echo $$p && break; done)
 PY      ?= .venv/bin/python
 PYTEST  ?= .venv/bin/pytest
 UV      ?= $(shell command -v uv 2>/dev/null)
+EXTRAS  ?=
+comma   := ,
+STAMP   := .venv/.installed$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS)))
+PYTEST_ARGS ?= -n 2 --dist loadgroup -q tests
 
-.PHONY: install proto test test-unit test-faults lint bench run clean
+.PHONY: install proto test test-unit test-faults lint typecheck bench run clean test-containers
 
-install: .venv/.installed
+install: $(STAMP)
 
-.venv/.installed: requirements.lock pyproject.toml
-	@test -x $(PY) || python3 -m venv .venv
-	@if [ -n "$(UV)" ]; then $(UV) pip install --python $(PY) -q -r requirements.lock && \
+$(STAMP): requirements.lock pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then echo "make: Sextant needs Python >= 3.11 as python3 (or python3.11 ...) on PATH" >&2; exit 2; fi
+	@if [ ! -x $(PY) ]; then \
+	   if [ -z "$(UV)" ] && ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	     v=$$($(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
+	     echo "make: $(PYTHON) cannot create virtual environments; run: sudo apt-get install -y python$$v-venv" >&2; exit 2; fi; \
+	   if [ -n "$(UV)" ]; then $(UV) venv -q --python $(PYTHON) .venv; else $(PYTHON) -m venv .venv; fi; fi
+	@if [ -n "$(UV)" ]; then \
+	   $(UV) pip install --python $(PY) -q --only-binary :all: -r requirements.lock && \
 	   $(UV) pip install --python $(PY) -q --no-deps -e . ; \
-	 else $(PY) -m pip install -q -r requirements.lock && $(PY) -m pip install -q --no-deps -e . ; fi
+	 else $(PY) -m pip install -q --disable-pip-version-check --only-binary :all: -r requirements.lock && \
+	   $(PY) -m pip install -q --disable-pip-version-check --no-deps -e . ; fi
+	@if [ -n "$(EXTRAS)" ]; then \
+	   if [ -n "$(UV)" ]; then $(UV) pip install --python $(PY) -q -c requirements.lock -e ".[$(EXTRAS)]"; \
+	   else $(PY) -m pip install -q --disable-pip-version-check -c requirements.lock -e ".[$(EXTRAS)]"; fi; fi
 	@touch $@
 
 # Regenerates sextant/api/ from proto/. tests/unit/test_proto_fresh.py fails when they differ.
 proto: install
 	$(PY) -m sextant.api.generate
 
-test: install
-	$(PYTEST) -n 2 --dist loadgroup -q tests
+# System packages first (they may be needed to build the EXTRAS), then the venv, lint, the suite.
+test:
+	@$(PYTHON) scripts/testenv.py packages --extras "$(EXTRAS)"
+	@$(MAKE) --no-print-directory install lint
+	$(PY) scripts/testenv.py run -- $(PYTEST) $(PYTEST_ARGS)
 
 test-unit: install
 	$(PYTEST) -q tests/unit
 
 test-faults: install
-	SEXTANT_FAULT_RUNS=30 $(PYTEST) -q -m faults tests/e2e
+	SEXTANT_FAULT_RUNS=30 $(PY) scripts/testenv.py run -- $(PYTEST) -q -m faults tests/e2e
+
+lint: install typecheck
+	.venv/bin/ruff check sextant services tests bench scripts
+
+# mypy, strict; [tool.mypy] in pyproject.toml lists the modules not yet clean.
+typecheck: install
+	.venv/bin/mypy
 
 # Builds the container images (local base images, no registry needed) and runs docker-compose
 # for real; starts a Docker engine if none runs. Slow the first time (minutes), cached after.
-.PHONY: test-containers
 test-containers: install
-	$(PYTEST) -q -s -m containers tests/containers
-
-lint: install
-	.venv/bin/ruff check sextant services tests bench
+	$(PY) scripts/testenv.py run -- $(PYTEST) -q -s -m containers tests/containers
 
 bench: install
 	$(PY) -m bench.run_all

@@ -52,10 +52,10 @@ import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from services.db_manager.app import DBManagerApp
-from services.db_manager.database import Database, migrate, mysql_driver
+from services.db_manager.database import Database, migrate
 from services.db_manager.schema import observation_logs
 from sextant.api import api_pb2, api_pb2_grpc, store_pb2, store_pb2_grpc
-from sextant.config import ServerSettings
+from sextant.config import ServerSettings, mysql_driver
 from sextant.store.codec import doc_from_proto, proto_from_doc
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -414,6 +414,8 @@ def main() -> None:
     parser.add_argument("--per-trial", type=int, default=100, help="rows per trial in the read test")
     parser.add_argument("--write-rows", type=int, default=100_000, help="rows written per batch size")
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--mysql-driver", choices=["pymysql", "mysqldb"], default=None,
+                        help="MariaDB driver (default: mysqlclient when installed, else PyMySQL)")
     parser.add_argument("--rpc-cpu", action="store_true", help="measure the server's CPU per call instead")
     parser.add_argument("--calls", type=int, default=400, help="--rpc-cpu: calls per method")
     parser.add_argument("--assignments", type=int, default=250,
@@ -423,6 +425,9 @@ def main() -> None:
     parser.add_argument("--compare-root", type=Path, default=None,
                         help="--rpc-cpu: also run a DB manager from this source tree, interleaved")
     args = parser.parse_args()
+    if args.mysql_driver:
+        ADMIN["mariadb"] = str(sa.engine.make_url(ADMIN["mariadb"]).set(drivername=f"mysql+{args.mysql_driver}")
+                               .render_as_string(False))
     if args.rpc_cpu:
         print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments, args.watches_per_kind, args.rounds,
                                  args.compare_root)))
@@ -435,7 +440,7 @@ def main() -> None:
         port = app.start()
         stub = api_pb2_grpc.DBManagerStub(grpc.insecure_channel(f"127.0.0.1:{port}",
                                                                 options=[("grpc.max_send_message_length", -1)]))
-        print(f"backend={args.backend}")
+        print(f"backend={args.backend} driver={db.engine.dialect.driver}")
         for batch, rows in ((1, min(args.write_rows, 3000)), (100, args.write_rows), (1000, args.write_rows)):
             print(f"report batch={batch:<5} rows={rows:<7} {bench_report(stub, batch, rows):10.0f} rows/s")
         with db.write() as conn:

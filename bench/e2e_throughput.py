@@ -38,7 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.db_manager.database import mysql_driver  # noqa: E402
+from sextant.config import mysql_driver  # noqa: E402
+from sextant.katib import experiment_status  # noqa: E402
 from sextant.resources.admission import admit_experiment  # noqa: E402
 from sextant.store.client import GrpcResourceStore  # noqa: E402
 from sextant.store.interface import Unavailable  # noqa: E402
@@ -197,7 +198,7 @@ def run(trials: int, parallel: int, db: str, workers: int, trainer: str = "echo"
         store.create(exp)
         while True:
             e = store.get("Experiment", "bench", "throughput")
-            if any(c.type in ("Succeeded", "Failed") and c.status == "True" for c in e.status.conditions):
+            if experiment_status.is_finished(e):
                 break
             if time.monotonic() - start > 3600:
                 raise TimeoutError("experiment did not finish within an hour")

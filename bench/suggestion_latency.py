@@ -1,6 +1,6 @@
 """GetSuggestions latency per algorithm and history size.
 
-For every algorithm in the registry (``services/suggestion/algorithms/registry.py``, so a newly
+For every algorithm in the registry (``services/suggestion/algorithms/algorithm_classes.py``, so a newly
 registered algorithm is measured without touching this file), 5 parameters (log double, double,
 stepped double, int, categorical), histories of N completed trials, one assignment per request:
 
@@ -36,7 +36,7 @@ import grpc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from services.suggestion.algorithms import registry  # noqa: E402
+from services.suggestion.algorithms import algorithm_classes  # noqa: E402
 from services.suggestion.algorithms.servicer import HEALTH_NAMES, SuggestionServicer, add_to_server  # noqa: E402
 from sextant.api import api_pb2, api_pb2_grpc  # noqa: E402
 from sextant.config import ServerSettings  # noqa: E402
@@ -134,7 +134,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="0,10,50,100,200,500")
     parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--algorithms", default=",".join(registry.available()))
+    parser.add_argument("--algorithms", default=",".join(algorithm_classes.available()))
     parser.add_argument("--no-process", action="store_true", help="skip the fresh-process measurement")
     parser.add_argument("--cpu", action="store_true", help="add a server-warm column in process CPU time")
     args = parser.parse_args()

@@ -20,6 +20,23 @@ DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 SECRET_FIELDS = {"token", "db_password", "db_url"}
 
 
+def mysql_driver() -> str:
+    """The SQLAlchemy dialect+driver for MariaDB/MySQL: mysqlclient when it is installed (several
+    times faster, but it compiles against libmariadb: the ``mysqlclient`` extra), else PyMySQL
+    (pure Python, always installed)."""
+    import importlib.util
+
+    return "mysql+mysqldb" if importlib.util.find_spec("MySQLdb") else "mysql+pymysql"
+
+
+def database_driver(url: str) -> str:
+    """The Python driver module the DB manager talks to ``url``'s database with."""
+    scheme = url.partition("://")[0].split("+")[0]
+    if scheme in ("mysql", "mariadb"):
+        return "mysqlclient" if mysql_driver().endswith("mysqldb") else "PyMySQL"
+    return {"sqlite": "sqlite3", "postgresql": "psycopg", "postgres": "psycopg"}.get(scheme, scheme)
+
+
 def env(name: str, default: str | None = None) -> str | None:
     """``SEXTANT_<NAME>`` from the environment, else ``default``."""
     return os.environ.get(f"SEXTANT_{name.upper()}", default)

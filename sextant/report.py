@@ -11,10 +11,11 @@ Timestamps are RFC3339 in UTC with microseconds (Katib uses whole seconds; the f
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import os
 from collections.abc import Mapping
+
+from sextant.timestamps import now_rfc3339_micro
 
 DEFAULT_DB_MANAGER = "127.0.0.1:6789"
 
@@ -36,7 +37,7 @@ def report_metrics(metrics: Mapping[str, float | int | str], *, trial_name: str 
         raise ValueError("report_metrics: no trial name (pass trial_name= or set KATIB_TRIAL_NAME)")
     if not metrics:
         raise ValueError("report_metrics: metrics must name at least one metric")
-    stamp = dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    stamp = now_rfc3339_micro()
     logs = []
     for name, value in metrics.items():
         try:

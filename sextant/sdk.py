@@ -37,13 +37,15 @@ from typing import Any
 
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
+from sextant.katib import experiment_status, trial_status
+from sextant.katib.condition_list import condition_is
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, OptimalTrial, Trial, to_doc
 from sextant.stack import StackConfig, StackPaths, start_detached, supervisor_running, wait_ready
 from sextant.store.interface import Invalid
 
-CONDITIONS = ("Created", "Running", "Restarting", "Succeeded", "Failed")
+CONDITIONS = experiment_status.CONDITION_TYPES
 PRIMARY_CONTAINER = "training-container"
 
 
@@ -164,12 +166,12 @@ class SextantClient:
         return [to_doc(c) for c in self.get_experiment(name, namespace).status.conditions]
 
     def is_experiment_succeeded(self, name: str, namespace: str | None = None) -> bool:
-        return _has_condition(self.get_experiment(name, namespace), "Succeeded")
+        return experiment_status.is_succeeded(self.get_experiment(name, namespace))
 
     def is_experiment_failed(self, name: str, namespace: str | None = None) -> bool:
-        return _has_condition(self.get_experiment(name, namespace), "Failed")
+        return experiment_status.is_failed(self.get_experiment(name, namespace))
 
-    def wait_for_experiment(self, name: str, timeout: float = 600, condition: str = "Succeeded",
+    def wait_for_experiment(self, name: str, timeout: float = 600, condition: str = experiment_status.SUCCEEDED,
                             namespace: str | None = None, polling_interval: float = 0.5) -> Experiment:
         """Polls until ``condition`` is True. Raises ExperimentFailed when the experiment fails
         (unless waiting for Failed) and TimeoutError after ``timeout`` seconds."""
@@ -178,10 +180,10 @@ class SextantClient:
         deadline = time.monotonic() + timeout
         while True:
             exp = self.get_experiment(name, namespace)
-            if _has_condition(exp, condition):
+            if condition_is(exp, condition):
                 return exp
-            if condition != "Failed" and _has_condition(exp, "Failed"):
-                failed = next(c for c in exp.status.conditions if c.type == "Failed")
+            if condition != experiment_status.FAILED and experiment_status.is_failed(exp):
+                failed = next(c for c in exp.status.conditions if c.type == experiment_status.FAILED)
                 raise ExperimentFailed(f"experiment {name} failed: {failed.reason} {failed.message}".rstrip())
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"experiment {name} was not {condition} after {timeout:g}s")
@@ -203,7 +205,7 @@ class SextantClient:
     def get_success_trial_details(self, experiment_name: str, namespace: str | None = None) -> list[dict]:
         out = []
         for t in self.list_trials(experiment_name, namespace):
-            if _has_condition(t, "Succeeded"):
+            if trial_status.is_succeeded(t):
                 out.append({"name": t.metadata.name,
                             "parameter_assignments": [to_doc(a) for a in t.spec.parameter_assignments],
                             "metrics": [to_doc(m) for m in (t.status.observation.metrics
@@ -253,10 +255,6 @@ class SextantClient:
                                    f"{objective_metric_name!r}")
         types = {k: v["parameterType"] for k, v in parameters.items() if _is_space(v)}
         return {a.name: convert(a.value, types.get(a.name, "")) for a in optimal.parameter_assignments}
-
-
-def _has_condition(resource, kind: str) -> bool:
-    return any(c.type == kind and c.status == "True" for c in resource.status.conditions)
 
 
 def convert(value: str, parameter_type: str) -> Any:

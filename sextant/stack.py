@@ -30,19 +30,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sextant.config import DEFAULT_DB_MANAGER_PORT, ensure_token
+from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
+from sextant.tls import TlsFiles, ensure_tls
 
 log = logging.getLogger("sextant.stack")
 
 LOOPBACK = "127.0.0.1"
-SERVICES = ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller")
+SERVICES = ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller", "api-server")
 MODULES = {
     "db-manager": "services.db_manager",
     "experiment-controller": "services.experiment_controller",
     "suggestion-controller": "services.suggestion.controller",
     "trial-controller": "services.trial_controller",
+    "api-server": "services.api_server",
 }
+DEFAULT_API_PORT = 6443  # the Kubernetes API server (HTTPS); another free port if it is taken
 BACKOFF_START = 0.5
 DB_URL_ENV = "SEXTANT_DB_URL"  # read by services.db_manager (resolve_url)
 BACKOFF_MAX = 30.0
@@ -89,6 +92,10 @@ class StackPaths:
     @property
     def token(self) -> Path:
         return self.root / "token"
+
+    @property
+    def tls(self) -> Path:
+        return self.root / "tls"
 
     @property
     def database(self) -> Path:
@@ -175,6 +182,8 @@ def supervisor_running(paths: StackPaths) -> int | None:
 class StackConfig:
     data_dir: Path
     port: int = DEFAULT_DB_MANAGER_PORT  # DB manager; 0 = any free port
+    api_port: int | None = None  # Kubernetes API server; None = 6443 if free (any port when port is 0)
+    katib_read_port: int | None = None  # opt-in tokenless GetObservationLog port for Katib's SDK
     db_url: str | None = None  # None = SQLite at <data_dir>/sextant.db
     metrics: bool = True  # give every service a Prometheus port
     python: str = sys.executable
@@ -200,6 +209,7 @@ class Child:
     # never into argv, which any local user can read in `ps` / /proc/<pid>/cmdline.
     env: dict[str, str] = field(default_factory=dict, repr=False)
     metrics_port: int | None = None
+    health: str = "grpc"  # how `status` probes it: "grpc" (health service), "https" (/readyz)
     process: subprocess.Popen | None = None
     restarts: int = 0
     started_at: float = 0.0
@@ -214,6 +224,7 @@ class Child:
             "port": self.port,
             "metrics_port": self.metrics_port,
             "address": f"{LOOPBACK}:{self.port}" if self.port else None,
+            "health": self.health,
             "last_exit": self.last_exit,
             "started_at": self.started_at or None,
         }
@@ -233,14 +244,45 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
     children = [Child(name="db-manager", argv=[config.python, "-m", config.modules["db-manager"], *common,
                                                "--host", LOOPBACK, "--port", str(db_port)],
                       port=db_port, env={DB_URL_ENV: config.resolved_db_url()})]
+    if config.katib_read_port is not None:
+        children[0].argv += ["--katib-read-port", str(config.katib_read_port)]
     children += [Child(name=name, argv=[config.python, "-m", config.modules[name], *common,
                                         "--db-manager", db_address])
-                 for name in SERVICES[1:]]
+                 for name in SERVICES[1:4]]
+    api_port = _api_port(config)
+    tls = TlsFiles.under(paths.tls)
+    children.append(Child(name="api-server", argv=[
+        config.python, "-m", config.modules["api-server"], *common, "--db-manager", db_address,
+        "--host", LOOPBACK, "--port", str(api_port), "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)],
+        port=api_port, health="https"))
     if config.metrics:  # every service, the controllers too, on a free port of its own
         for child in children:
             child.metrics_port = free_port()
             child.argv += ["--metrics-port", str(child.metrics_port)]
     return children
+
+
+def _api_port(config: StackConfig) -> int:
+    if config.api_port:
+        return config.api_port
+    if config.port == 0 or config.api_port == 0:
+        return free_port()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((LOOPBACK, DEFAULT_API_PORT))
+        return DEFAULT_API_PORT
+    except OSError:
+        return free_port()
+
+
+def write_kubeconfig(paths: StackPaths, api: Child) -> Path:
+    """The stack's TLS material (kept across runs) and ``<data_dir>/kubeconfig`` pointing at
+    the API server, with the CA and the token."""
+    from sextant.kubeconfig import write_kubeconfig as write
+
+    files = ensure_tls(paths.tls)
+    token = paths.token.read_text().strip()
+    return write(paths.root, f"https://{LOOPBACK}:{api.port}", files.ca_cert.read_bytes(), token)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,6 +325,7 @@ class Supervisor:
             ensure_token(self.paths.root)
             self._reap_strays()
             self.children = build_children(self.config, token_file)
+            write_kubeconfig(self.paths, next(c for c in self.children if c.name == "api-server"))
             _write_atomic(self.paths.address, f"{LOOPBACK}:{self.children[0].port}\n")
             for child in self.children:
                 self._start(child)
@@ -402,6 +445,7 @@ class Supervisor:
             "address": f"{LOOPBACK}:{self.children[0].port}" if self.children else None,
             "data_dir": str(self.paths.root),
             "db_url": _mask_url(self.config.resolved_db_url()),
+            "db_driver": database_driver(self.config.resolved_db_url()),
             "services": {c.name: c.public() for c in self.children},
         }
         _write_atomic(self.paths.state, json.dumps(state, indent=2) + "\n")
@@ -507,6 +551,10 @@ def supervisor_env(config: StackConfig) -> dict[str, str]:
 def config_argv(config: StackConfig) -> list[str]:
     argv = [config.python, "-m", "sextant.stack", "--data-dir", str(config.data_dir),
             "--port", str(config.port)]
+    if config.api_port is not None:
+        argv += ["--api-port", str(config.api_port)]
+    if config.katib_read_port is not None:
+        argv += ["--katib-read-port", str(config.katib_read_port)]
     if not config.metrics:
         argv.append("--no-metrics")
     return argv
@@ -533,7 +581,7 @@ def start_detached(config: StackConfig, timeout: float = 60.0) -> str:
             raise RuntimeError(f"the stack supervisor exited with code {code}; "
                                f"see {paths.log_file('supervisor')}")
         address = wait_ready(paths, timeout=0.5)
-        if address:
+        if address and wait_api_ready(paths, max(0.5, deadline - time.time())):
             return address
     raise TimeoutError(f"the stack did not become ready in {timeout:.0f}s; see {paths.logs}/")
 
@@ -551,6 +599,37 @@ def wait_ready(paths: StackPaths, timeout: float) -> str | None:
         if time.time() >= deadline:
             return None
         time.sleep(0.1)
+
+
+def wait_api_ready(paths: StackPaths, timeout: float) -> bool:
+    """True once the stack's API server answers /readyz (or the stack has none)."""
+    deadline = time.time() + timeout
+    while True:
+        services = (read_state(paths) or {}).get("services") or {}
+        api = services.get("api-server")
+        if api is None and services:
+            return True
+        if api and api.get("address") and https_health(api["address"], paths) == "SERVING":
+            return True
+        if time.time() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def https_health(address: str, paths: StackPaths, timeout: float = 2.0) -> str:
+    """``SERVING`` when the API server's /readyz says ok, ``NOT_SERVING``, or ``DOWN``."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    try:
+        context = ssl.create_default_context(cafile=str(TlsFiles.under(paths.tls).ca_cert))
+        with urllib.request.urlopen(f"https://{address}/readyz", timeout=timeout, context=context) as reply:  # noqa: S310
+            return "SERVING" if reply.status == 200 else "NOT_SERVING"
+    except urllib.error.HTTPError:
+        return "NOT_SERVING"
+    except (OSError, ssl.SSLError):
+        return "DOWN"
 
 
 def health_check(address: str, service: str = "", timeout: float = 1.0) -> str:
@@ -596,10 +675,13 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     p.add_argument("--port", type=int, default=int(os.environ.get("SEXTANT_PORT", DEFAULT_DB_MANAGER_PORT)))
     p.add_argument("--db-url", default=os.environ.get(DB_URL_ENV),
                    help=f"database URL (better: ${DB_URL_ENV}, which `ps` does not show)")
+    p.add_argument("--api-port", type=int, default=None, help="Kubernetes API server port (HTTPS)")
+    p.add_argument("--katib-read-port", type=int, default=None,
+                   help="serve Katib's GetObservationLog without a token on this port (read-only, opt-in)")
     p.add_argument("--no-metrics", action="store_true")
     ns = p.parse_args(argv)
     config = StackConfig(data_dir=resolve_data_dir(ns.data_dir), port=ns.port, db_url=ns.db_url,
-                         metrics=not ns.no_metrics)
+                         metrics=not ns.no_metrics, api_port=ns.api_port, katib_read_port=ns.katib_read_port)
     # Tests replace services with stand-ins (JSON {"service": "module"}); never needed otherwise.
     override = os.environ.get("SEXTANT_STACK_MODULES")
     if override:
@@ -608,7 +690,7 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sextant.logs import setup_logging
+    from sextant.logging_setup import setup_logging
 
     setup_logging()
     config = parse_args(argv)

@@ -15,8 +15,15 @@ import time
 from services.db_manager.app import DBManagerApp, SchemaNotReady, prepare_database
 from services.db_manager.database import Database, DatabaseConfigError, mask, migrate, resolve_url
 from services.db_manager.resource_store import DEFAULT_HISTORY
-from sextant.config import DEFAULT_DB_MANAGER_PORT, add_server_arguments, data_dir, env, server_settings
-from sextant.logs import setup_logging
+from sextant.config import (
+    DEFAULT_DB_MANAGER_PORT,
+    add_server_arguments,
+    data_dir,
+    env,
+    optional_int,
+    server_settings,
+)
+from sextant.logging_setup import setup_logging
 
 log = logging.getLogger("sextant.db_manager")
 
@@ -45,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="change-log entries kept for resuming watches")
     g.add_argument("--watch-poll-seconds", type=float, default=1.0)
     g.add_argument("--bookmark-seconds", type=float, default=10.0)
+    g.add_argument("--katib-read-port", type=int, default=optional_int(env("katib_read_port")),
+                   help="also serve Katib's GetObservationLog WITHOUT a token on this loopback port "
+                        "(opt-in, read-only: for KatibClient.get_trial_metrics, which cannot send one)")
     return parser
 
 
@@ -89,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(err))
         return 1
     app = DBManagerApp(settings, db, history=args.history_size, poll_seconds=args.watch_poll_seconds,
-                       bookmark_seconds=args.bookmark_seconds)
+                       bookmark_seconds=args.bookmark_seconds, katib_read_port=args.katib_read_port)
     install_signal_handlers(app)
     app.start()
     app.wait()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 
 from services.db_manager.database import HEAD_REVISION, Database, current_revision, mask, migrate
-from services.db_manager.dbmanager_service import DBManagerService
+from services.db_manager.dbmanager_service import DBManagerService, ReadOnlyDBManagerService
 from services.db_manager.observations import ObservationStore
 from services.db_manager.resource_store import DEFAULT_HISTORY, SqlResourceStore
 from services.db_manager.store_service import ResourceStoreService
@@ -22,7 +23,7 @@ HEALTH_NAMES = ("", "grpc.health.v1.Health")
 class DBManagerApp:
     def __init__(self, settings: ServerSettings, db: Database, *, history: int = DEFAULT_HISTORY,
                  health_seconds: float = 2.0, poll_seconds: float = 1.0, bookmark_seconds: float = 10.0,
-                 max_watches: int | None = None):
+                 max_watches: int | None = None, katib_read_port: int | None = None):
         self.settings = settings
         self.db = db
         self.store = SqlResourceStore(db, history=history)
@@ -31,7 +32,16 @@ class DBManagerApp:
         watches = max_watches if max_watches is not None else max(1, settings.max_workers - 8)
         self.store_service = ResourceStoreService(self.store, max_watches=watches, poll_seconds=poll_seconds,
                                                   bookmark_seconds=bookmark_seconds)
-        api_pb2_grpc.add_DBManagerServicer_to_server(DBManagerService(ObservationStore(db)), self.server.grpc)
+        observations = DBManagerService(ObservationStore(db))
+        api_pb2_grpc.add_DBManagerServicer_to_server(observations, self.server.grpc)
+        # Opt-in: GetObservationLog without a token, for Katib's SDK (it cannot send one).
+        self.read_server: GrpcServer | None = None
+        if katib_read_port is not None:
+            read_settings = replace(settings, port=katib_read_port, token=None, metrics_port=None, max_workers=4,
+                                    tls_cert=None, tls_key=None, tls_client_ca=None)
+            self.read_server = GrpcServer(read_settings, name="db-manager-katib-read")
+            api_pb2_grpc.add_DBManagerServicer_to_server(ReadOnlyDBManagerService(observations), self.read_server.grpc)
+            self.read_server.add_service_names("api.v1.beta1.DBManager")
         store_pb2_grpc.add_ResourceStoreServicer_to_server(self.store_service, self.server.grpc)
         self.server.add_service_names("api.v1.beta1.DBManager", "sextant.v1.ResourceStore")
         self._health_seconds = health_seconds
@@ -40,6 +50,10 @@ class DBManagerApp:
 
     def start(self) -> int:
         port = self.server.start()
+        if self.read_server is not None:
+            read_port = self.read_server.start()
+            log.warning("read-only Katib DBManager port without a token (GetObservationLog only)",
+                        extra={"port": read_port})
         self._refresh_health()
         threading.Thread(target=self._health_loop, name="db-health", daemon=True).start()
         log.info("db manager ready", extra={"db": mask(self.db.url), "port": port})
@@ -62,6 +76,8 @@ class DBManagerApp:
     def stop(self) -> None:
         self._stop.set()
         self.store_service.stop()
+        if self.read_server is not None:
+            self.read_server.stop()
         self.server.stop()
         self.db.dispose()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from sextant.config import mysql_driver
+
 log = logging.getLogger("sextant.db_manager")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -24,15 +26,6 @@ HEAD_REVISION = "0002"
 
 class DatabaseConfigError(ValueError):
     pass
-
-
-def mysql_driver() -> str:
-    """The SQLAlchemy dialect+driver for MariaDB/MySQL: mysqlclient when it is installed (it is
-    several times faster, but compiles against libmariadb), else PyMySQL (pure Python, always
-    installed)."""
-    import importlib.util
-
-    return "mysql+mysqldb" if importlib.util.find_spec("MySQLdb") else "mysql+pymysql"
 
 
 def url_from_katib_env(environ: Mapping[str, str]) -> URL | None:

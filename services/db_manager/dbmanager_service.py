@@ -1,4 +1,4 @@
-"""Katib's ``api.v1.beta1.DBManager`` service over ``ObservationStore`` (facts §9.4)."""
+"""Katib's ``api.v1.beta1.DBManager`` service over ``ObservationStore``."""
 
 from __future__ import annotations
 
@@ -30,3 +30,15 @@ class DBManagerService(api_pb2_grpc.DBManagerServicer):
         with grpc_errors(context, "DeleteObservationLog"):
             self.store.delete(request.trial_name)
         return api_pb2.DeleteObservationLogReply()
+
+
+class ReadOnlyDBManagerService(api_pb2_grpc.DBManagerServicer):
+    """Only ``GetObservationLog``, for the opt-in port without a token: Katib's SDK
+    (``KatibClient.get_trial_metrics``) opens an insecure channel and cannot send one. The
+    writes stay UNIMPLEMENTED here, so that port can read metrics and nothing else."""
+
+    def __init__(self, service: DBManagerService):
+        self.service = service
+
+    def GetObservationLog(self, request, context: grpc.ServicerContext):
+        return self.service.GetObservationLog(request, context)

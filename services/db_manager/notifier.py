@@ -23,6 +23,7 @@ class ChangeNotifier:
         self._by_kind: dict[str, threading.Condition] = {}
         self._version = 0
         self._closed = False
+        self._interrupts = 0
 
     def notify(self, version: int, kinds: Iterable[str] | None = None) -> None:
         """Announces ``version``; wakes the watchers of ``kinds`` (None: every watcher)."""
@@ -56,8 +57,18 @@ class ChangeNotifier:
                     cond = self._by_kind[kind] = threading.Condition(self._lock)
             else:
                 cond = self._every_kind
-            cond.wait_for(lambda: self._version > after or self._closed, timeout)
+            interrupts = self._interrupts
+            cond.wait_for(lambda: self._version > after or self._closed or self._interrupts != interrupts, timeout)
             return self._version
+
+    def interrupt(self) -> None:
+        """Wakes every waiter once, without announcing anything (a watch was cancelled: its loop
+        looks whether it should go on)."""
+        with self._lock:
+            self._interrupts += 1
+            self._every_kind.notify_all()
+            for cond in self._by_kind.values():
+                cond.notify_all()
 
     def close(self) -> None:
         """Wakes every waiter (server shutdown)."""

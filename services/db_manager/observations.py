@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from services.db_manager.database import Database
 from services.db_manager.schema import observation_logs as T
-from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
+from sextant.timestamps import BadTimestamp, format_rfc3339_nano, parse_rfc3339_strict
 
 MAX_NAME = 255  # the VARCHAR(255) columns of Katib's table
 INSERT_CHUNK = 5000  # rows per INSERT statement: large batches stay under packet/parameter limits
@@ -38,7 +38,7 @@ def _check_name(field: str, value: str, *, required: bool) -> None:
 
 def parse_time(field: str, text: str) -> datetime:
     try:
-        return parse_rfc3339(text)
+        return parse_rfc3339_strict(text)
     except BadTimestamp as err:
         raise BadObservation(f"{field}: {err}") from None
 
@@ -106,7 +106,7 @@ class ObservationStore:
             params["end"] = parse_time("end_time", end_time)
         query = _get_statement(bool(metric_name), bool(start_time), bool(end_time))
         with self.db.read() as conn:
-            return [(format_rfc3339(t) if t is not None else "", n, v) for t, n, v in conn.execute(query, params)]
+            return [(format_rfc3339_nano(t) if t is not None else "", n, v) for t, n, v in conn.execute(query, params)]
 
     def delete(self, trial_name: str) -> int:
         with self.db.write() as conn:

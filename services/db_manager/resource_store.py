@@ -12,39 +12,53 @@ Several DB managers may share one database, so a cached resource is never truste
 each read and each write first selects the row's ``resource_version`` (a small indexed query)
 and uses the cached copy only if it is that version. Versions are store-wide and never reused,
 so the same version means the same content. Writes validate only what changed (see
-``normalize.py``), encode the new status once and reuse that text for the column, the change
-log, the reply and every watcher.
+``sextant/store/normalize.py``), encode the new status once and reuse that text for the column,
+the change log, the reply and every watcher.
+
+Two APIs: the ``ResourceStore`` interface on models (what the in-process SDK and the store
+conformance kit use), and the same operations on documents and ``Stored`` versions (``*_doc``,
+``*_stored``), which the gRPC service uses to send stored text without decoding it. ``follow``
+is the one watch loop behind both the interface's ``watch`` and the gRPC Watch.
 """
 
 from __future__ import annotations
 
+import builtins
 import copy
 import json
 import threading
+import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic import BaseModel
 
 from services.db_manager.database import Database
 from services.db_manager.group_commit import GroupCommit
-from services.db_manager.names import kind_errors, label_errors, name_errors, namespace_errors
-from services.db_manager.normalize import normalize_status
 from services.db_manager.notifier import ChangeNotifier
 from services.db_manager.observations import delete_logs
 from services.db_manager.schema import resource_events as E
 from services.db_manager.schema import resources as R
 from services.db_manager.schema import store_state as S
-from services.db_manager.timefmt import format_rfc3339
 from sextant.api import store_pb2
-from sextant.resources import admit_experiment
 from sextant.resources.models import to_doc
+from sextant.store import rules
 from sextant.store.codec import dumps_canonical, model_from_doc, parse_version, proto_from_doc
-from sextant.store.interface import AlreadyExists, Conflict, Invalid, NotFound
+from sextant.store.interface import (
+    AlreadyExists,
+    Conflict,
+    EventType,
+    Expired,
+    Invalid,
+    NotFound,
+    Resource,
+    ResourceStore,
+    WatchEvent,
+    WatchStream,
+)
 
 DEFAULT_HISTORY = 10_000  # change-log entries kept for watches that resume
 RECENT = 4096  # change-log entries this process wrote, kept in memory for its watchers
@@ -54,6 +68,7 @@ RECENT_CHARS = 64 * 1024 * 1024  # ... holding at most this much snapshot text (
 # snapshot text. Bounded because a large Suggestion's document is big.
 RECENT_DECODED = 256
 PRUNE_EVERY = 64
+WATCH_BATCH = 1000  # change-log entries read per query by a watch that is behind
 CACHE_SIZE = 2048  # resources kept decoded (LRU)
 
 _dumps = dumps_canonical
@@ -179,38 +194,6 @@ def _with_status(stored: Stored, status: dict[str, Any], version: int, status_js
                   doc={**head, "spec": stored.doc["spec"], "status": status})
 
 
-def _meta(doc: Mapping[str, Any]) -> dict[str, Any]:
-    meta = doc.get("metadata")
-    if meta is None:
-        return {}
-    if not isinstance(meta, dict):
-        raise Invalid(["metadata: must be an object"])
-    return meta
-
-
-def _identity(doc: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(kind, namespace, name) of a document, validated; namespace defaults to ``default``."""
-    meta = _meta(doc)
-    kind = str(doc.get("kind") or "")
-    namespace = str(meta.get("namespace") or "default")
-    name = str(meta.get("name") or "")
-    errors = kind_errors(kind) + namespace_errors(namespace) + name_errors(name)
-    errors += label_errors(dict(meta.get("labels") or {}), "metadata.labels")
-    for i, owner in enumerate(meta.get("ownerReferences") or []):
-        if not isinstance(owner, dict) or not owner.get("uid") or not owner.get("kind") or not owner.get("name"):
-            errors.append(f"metadata.ownerReferences[{i}]: kind, name and uid are required")
-    if errors:
-        raise Invalid(errors)
-    return kind, namespace, name
-
-
-def _normalize(doc: dict[str, Any], old: BaseModel | None = None) -> BaseModel:
-    """Defaults and validates: admission for Experiments, the model's rules for the rest."""
-    if doc.get("kind") == "Experiment":
-        return admit_experiment(doc, old=old)
-    return model_from_doc(doc)
-
-
 class _Cache:
     """Decoded resources by (kind, namespace, name), least recently used dropped first."""
 
@@ -244,10 +227,15 @@ class _Cache:
             self._entries.pop(key, None)
 
 
-class SqlResourceStore:
+class SqlResourceStore(ResourceStore):
     def __init__(self, db: Database, notifier: ChangeNotifier | None = None,
-                 history: int = DEFAULT_HISTORY, cache_size: int = CACHE_SIZE):
+                 history: int = DEFAULT_HISTORY, cache_size: int = CACHE_SIZE,
+                 poll_seconds: float = 1.0, bookmark_seconds: float = 10.0, prune_every: int = PRUNE_EVERY):
         self.db = db
+        # For the interface's watch (the gRPC service passes its own): how often a watch looks
+        # for changes written by another process, and how often it sends a bookmark.
+        self.poll_seconds = poll_seconds
+        self.bookmark_seconds = bookmark_seconds
         # SQLite: writes waiting at the same moment share one transaction and one commit (its
         # writers are serial anyway). MariaDB/PostgreSQL pipeline concurrent commits themselves
         # (the version lock is released before the log flush), which measured faster here than
@@ -255,6 +243,7 @@ class SqlResourceStore:
         self._commits = GroupCommit(db.write, max_batch=64 if db.backend == "sqlite" else 1)
         self.notifier = notifier or ChangeNotifier()
         self.history = max(1, history)
+        self.prune_every = max(1, prune_every)  # the change log is pruned once per this many versions
         self._cache = _Cache(cache_size)
         # The changes this process committed, by version: every open watch reads each change,
         # and serving them from memory saves a query (and a JSON decode of the row) per watch
@@ -264,9 +253,36 @@ class SqlResourceStore:
         self._recent_chars = 0
         self._recent_lock = threading.Lock()
 
+    # -- the ResourceStore interface (models) --------------------------------------------------
+
+    def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
+        return model_from_doc(self.create_doc(to_doc(resource), dry_run=dry_run))
+
+    def get(self, kind: str, namespace: str, name: str) -> Resource:
+        return model_from_doc(self.get_doc(kind, namespace, name))
+
+    def list(self, kind: str, namespace: str = "",
+             labels: Mapping[str, str] | None = None) -> tuple[builtins.list[Resource], int]:
+        items, version = self.list_docs(kind, namespace, labels)
+        return [model_from_doc(d) for d in items], version
+
+    def update(self, resource: Resource) -> Resource:
+        return model_from_doc(self.update_doc(to_doc(resource)))
+
+    def update_status(self, resource: Resource) -> Resource:
+        return model_from_doc(self.update_status_doc(to_doc(resource)))
+
+    def delete(self, kind: str, namespace: str, name: str,
+               resource_version: int = 0) -> builtins.list[Resource]:
+        return [model_from_doc(d) for d in self.delete_docs(kind, namespace, name, resource_version)]
+
+    def watch(self, kind: str = "", namespace: str = "", since: int = 0,
+              labels: Mapping[str, str] | None = None) -> WatchStream:
+        return _SqlWatch(self, kind, namespace, since, labels)
+
     # -- reads ---------------------------------------------------------------------------------
 
-    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+    def get_doc(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         return self.read(kind, namespace, name).fresh()
 
     def read(self, kind: str, namespace: str, name: str) -> Stored:
@@ -295,13 +311,14 @@ class SqlResourceStore:
         """The cached copy of a resource, if any: possibly stale (nothing is read)."""
         return self._cache.get((kind, namespace, name))
 
-    def list(self, kind: str, namespace: str = "",
-             labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list_docs(self, kind: str, namespace: str = "",
+                  labels: Mapping[str, str] | None = None) -> tuple[builtins.list[dict[str, Any]], int]:
         items, version = self.list_stored(kind, namespace, labels)
         return [s.fresh() for s in items], version
 
     def list_stored(self, kind: str, namespace: str = "",
                     labels: Mapping[str, str] | None = None) -> tuple[list[Stored], int]:
+        rules.check_scope(kind, namespace)
         with self.db.read() as conn:
             # The version is read first: a change that lands in between shows up in the list
             # and again in a watch from this version, which consumers treat as idempotent.
@@ -314,8 +331,7 @@ class SqlResourceStore:
             rows = conn.execute(query.order_by(R.c.namespace, R.c.name)).all()
         items = [_from_row(r) for r in rows]
         if labels:
-            items = [s for s in items
-                     if all(s.head["metadata"]["labels"].get(k) == v for k, v in labels.items())]
+            items = [s for s in items if rules.selected(s.head, labels)]
         return items, version
 
     def recent(self, after: int, upto: int, kind: str = "", namespace: str = "") -> list[Recorded] | None:
@@ -361,7 +377,7 @@ class SqlResourceStore:
         return row.resource_version, row.compacted_version
 
     def changes(self, after: int, upto: int, kind: str = "", namespace: str = "",
-                limit: int = 1000) -> list[Change]:
+                limit: int = WATCH_BATCH) -> list[Change]:
         query = sa.select(E).where(E.c.resource_version > after, E.c.resource_version <= upto)
         if kind:
             query = query.where(E.c.kind == kind)
@@ -371,34 +387,57 @@ class SqlResourceStore:
             rows = conn.execute(query.order_by(E.c.resource_version).limit(limit)).all()
         return [Change(r.resource_version, r.type, json.loads(r.snapshot)) for r in rows]
 
+    def follow(self, kind: str = "", namespace: str = "", since: int = 0, *,
+               active: Callable[[], bool], poll_seconds: float,
+               bookmark_seconds: float) -> Iterator[Recorded | Change | int]:
+        """The watch loop: the changes after ``since`` (0: from now) of ``kind`` in ``namespace``
+        (empty: all), in version order, then each new one as it is committed, while ``active()``.
+        An int is a bookmark: the version the watcher has seen everything up to. Raises Expired
+        when ``since`` is outside the kept history (here, at once) or the watcher fell behind it
+        (while iterating)."""
+        rules.check_scope(kind, namespace)
+        rules.check_since(since)
+        current, compacted = self.state()
+        if since and (since < compacted or since > current):
+            raise Expired(f"resourceVersion {since} is outside the retained history "
+                          f"({compacted + 1}..{current}); list again and watch from its version")
+        return self._follow(kind, namespace, since or current, active, poll_seconds, bookmark_seconds)
+
+    def _follow(self, kind: str, namespace: str, last: int, active: Callable[[], bool],
+                poll_seconds: float, bookmark_seconds: float) -> Iterator[Recorded | Change | int]:
+        next_bookmark = time.monotonic() + bookmark_seconds
+        while active():
+            # Woken by a local write: the changes are usually in memory (no query at all), and
+            # each one's event is encoded once for every watcher.
+            announced = self.notifier.version
+            changes: builtins.list[Recorded] | builtins.list[Change] | None = (
+                self.recent(last, announced, kind, namespace) if announced > last else None)
+            if changes is not None:
+                current = announced
+            else:
+                current, compacted = self.state()
+                if last < compacted:
+                    raise Expired(f"watch fell behind the retained history at {last}; list again")
+                changes = self.changes(last, current, kind, namespace) if current > last else []
+            yield from changes
+            if len(changes) >= WATCH_BATCH:
+                last = changes[-1].resource_version
+                continue  # more to send before waiting
+            last = max(last, current)
+            if time.monotonic() >= next_bookmark:
+                yield last
+                next_bookmark = time.monotonic() + bookmark_seconds
+            self.notifier.wait(current, min(poll_seconds, max(0.0, next_bookmark - time.monotonic())), kind)
+
     # -- writes --------------------------------------------------------------------------------
 
-    def create(self, doc: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+    def create_doc(self, doc: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
         if dry_run:
-            return self._admit_new(doc)
+            return rules.admit_new(doc)
         return self.create_stored(doc).fresh()
 
-    def _admit_new(self, doc: dict[str, Any]) -> dict[str, Any]:
-        kind, namespace, name = _identity(doc)
-        clean = to_doc(_normalize(doc))
-        meta = _meta(doc)
-        return {
-            "apiVersion": clean.get("apiVersion") or doc.get("apiVersion") or "",
-            "kind": kind,
-            "metadata": {
-                "name": name, "namespace": namespace, "uid": "", "resourceVersion": "",
-                "generation": 1,
-                "labels": dict(meta.get("labels") or {}),
-                "annotations": dict(meta.get("annotations") or {}),
-                "ownerReferences": clean.get("metadata", {}).get("ownerReferences", []),
-                "creationTimestamp": format_rfc3339(_now().replace(microsecond=0)),
-            },
-            "spec": clean.get("spec", {}),
-            "status": clean.get("status", {}),
-        }
-
     def create_stored(self, doc: dict[str, Any]) -> Stored:
-        out = self._admit_new(doc)
+        out = rules.admit_new(doc)
         meta = out["metadata"]
         kind, namespace, name = out["kind"], meta["namespace"], meta["name"]
         spec_json, status_json = _dumps(out["spec"]), _dumps(out["status"])
@@ -421,10 +460,10 @@ class SqlResourceStore:
 
         return self._commits.run(write)
 
-    def update(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def update_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
         return self.update_stored(doc).fresh()
 
-    def update_status(self, doc: dict[str, Any]) -> dict[str, Any]:
+    def update_status_doc(self, doc: dict[str, Any]) -> dict[str, Any]:
         return self.update_status_stored(doc).fresh()
 
     def update_stored(self, doc: dict[str, Any]) -> Stored:
@@ -434,12 +473,9 @@ class SqlResourceStore:
         return self._modify(doc, status_only=True)
 
     def _modify(self, doc: dict[str, Any], *, status_only: bool) -> Stored:
-        kind, namespace, name = _identity(doc)
-        meta_in = _meta(doc)
-        expected = parse_version(meta_in.get("resourceVersion"))
-        if not isinstance(doc.get("spec", {}), dict) or not isinstance(doc.get("status", {}), dict):
-            raise Invalid(["spec and status must be objects"])
-        key = (kind, namespace, name)
+        key = rules.identity(doc)
+        expected = parse_version(rules.meta(doc).get("resourceVersion"))
+        rules.check_halves(doc)
         # UpdateStatus is computed from the cached copy before taking the write lock (validating
         # and encoding are most of its work, and the lock serialises every writer); under the
         # lock one UPDATE applies it only if the row is still at the cached version.
@@ -466,10 +502,10 @@ class SqlResourceStore:
         if cached is None or (expected and expected != cached.version):
             return None
         try:
-            status = normalize_status(cached.doc, doc.get("status") or {})
+            status = rules.status_updated(cached.doc, doc)
         except Invalid:
             return None  # reported by the caller's path, against the row as it is now
-        if status == cached.doc["status"]:
+        if status is None:
             return None  # "nothing changed" is only true if the cache is current: let the row say
         return cached, status, _dumps(status)
 
@@ -485,7 +521,6 @@ class SqlResourceStore:
                     version: int, *, status_only: bool) -> Stored:
         """The new version read against the row itself (written), or the stored one if nothing changed."""
         kind, namespace, name = key
-        meta_in = _meta(doc)
         row = conn.execute(_VERSION_BY_KEY_LOCKED, {"kind": kind, "namespace": namespace, "name": name}).first()
         if row is None:
             self._cache.drop(key)
@@ -498,45 +533,33 @@ class SqlResourceStore:
             stored = _from_row(conn.execute(_ROW_BY_ID, {"row_id": row.id}).one())
             self._cache.put(stored)
         old = stored.doc
-        old_meta = old["metadata"]
         if status_only:
-            status = normalize_status(old, doc.get("status") or {})
-            if status == old["status"]:
+            status = rules.status_updated(old, doc)
+            if status is None:
                 return stored  # nothing changed: no new version, no watch event
             new = _with_status(stored, status, version)
             columns = {"resource_version": version, "status": new.status_json}
         else:
-            old_model = model_from_doc(old) if kind == "Experiment" else None
-            # The status is not written here, and validating the spec does not depend on it.
-            candidate = {**doc, "metadata": {**meta_in, "namespace": namespace}, "status": {}}
-            clean = to_doc(_normalize(candidate, old=old_model))
-            spec = clean.get("spec", {})
-            labels = dict(meta_in.get("labels") or {})
-            annotations = dict(meta_in.get("annotations") or {})
-            owners = clean.get("metadata", {}).get("ownerReferences", [])
-            spec_changed = spec != old["spec"]
-            if (not spec_changed and labels == old_meta["labels"] and annotations == old_meta["annotations"]
-                    and owners == old_meta["ownerReferences"]):
+            change = rules.updated(old, doc)
+            if change is None:
                 return stored  # nothing changed: no new version, no watch event
-            meta = {**old_meta, "labels": labels, "annotations": annotations, "ownerReferences": owners,
-                    "generation": old_meta["generation"] + (1 if spec_changed else 0),
-                    "resourceVersion": str(version)}
+            meta, spec = change
+            meta["resourceVersion"] = str(version)
             head = {**stored.head, "metadata": meta}
-            spec_json = _dumps(spec) if spec_changed else stored.spec_json
+            spec_json = _dumps(spec) if spec is not None else stored.spec_json
             new = Stored(row.id, head, spec_json, stored.status_json,
-                         doc={**head, "spec": spec if spec_changed else old["spec"], "status": old["status"]})
+                         doc={**head, "spec": spec if spec is not None else old["spec"], "status": old["status"]})
             columns = {**self._meta_columns(meta), "resource_version": version, "spec": spec_json}
         conn.execute(_UPDATE_ROW, {"row_id": row.id, **columns})
         return new
 
-    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[dict[str, Any]]:
+    def delete_docs(self, kind: str, namespace: str, name: str,
+                    resource_version: int = 0) -> builtins.list[dict[str, Any]]:
         return [s.fresh() for s in self.delete_stored(kind, namespace, name, resource_version)]
 
     def delete_stored(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Stored]:
-        namespace = namespace or "default"
-        errors = kind_errors(kind) + namespace_errors(namespace) + name_errors(name)
-        if errors:
-            raise Invalid(errors)
+        kind, namespace, name = rules.key_of(kind, namespace, name)
+
         def write(conn: sa.Connection):
             current = self._lock(conn)
             # Ownership is found on the identity columns alone; only the doomed rows are read whole.
@@ -547,7 +570,7 @@ class SqlResourceStore:
             if resource_version and resource_version != root.resource_version:
                 raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is "
                                f"{root.resource_version}, not {resource_version}")
-            order = [r.id for r in _with_dependents(root, rows)]
+            order = _with_dependents(root, rows)
             full = {r.id: r for r in conn.execute(sa.select(R).where(R.c.id.in_(order))).all()}
             doomed = [_from_row(full[row_id], current + i + 1) for i, row_id in enumerate(order)]
             conn.execute(R.delete().where(R.c.id.in_([s.id for s in doomed])))
@@ -584,7 +607,8 @@ class SqlResourceStore:
                                       for r, (_, s) in zip(recorded, changes, strict=True)])
         top = recorded[-1].resource_version
         first = recorded[0].resource_version
-        if top - (first - 1) >= PRUNE_EVERY or top // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
+        every = self.prune_every
+        if top - (first - 1) >= every or top // every != (first - 1) // every:
             floor = top - self.history
             if floor > 0:
                 conn.execute(E.delete().where(E.c.resource_version <= floor))
@@ -605,23 +629,39 @@ class SqlResourceStore:
         }
 
 
-def _with_dependents(root: Any, rows: list[Any]) -> list[Any]:
-    """``root`` and, recursively, every row whose ownerReferences name a doomed uid."""
-    children: dict[str, list[Any]] = {}
+def _with_dependents(root: Any, rows: list[Any]) -> list[int]:
+    """Row ids of ``root`` and, recursively, every row whose ownerReferences name a doomed uid."""
+    children: dict[str, list[str]] = {}
     for r in rows:
         for owner in json.loads(r.owner_references):
-            children.setdefault(owner.get("uid", ""), []).append(r)
-    doomed, seen, queue = [], {root.uid}, [root]
-    while queue:
-        r = queue.pop(0)
-        doomed.append(r)
-        for child in children.get(r.uid, []):
-            if child.uid not in seen:
-                seen.add(child.uid)
-                queue.append(child)
-    return doomed
+            children.setdefault(owner.get("uid", ""), []).append(r.uid)
+    ids = {r.uid: r.id for r in rows}
+    return [ids[uid] for uid in rules.dependents(root.uid, children)]
 
 
-def _now():
-    from datetime import UTC, datetime
-    return datetime.now(UTC)
+class _SqlWatch(WatchStream):
+    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model."""
+
+    def __init__(self, store: SqlResourceStore, kind: str, namespace: str, since: int,
+                 labels: Mapping[str, str] | None):
+        self._store = store
+        self._labels = dict(labels or {})
+        self._cancelled = threading.Event()
+        self._changes = store.follow(kind, namespace, since, active=lambda: not self._cancelled.is_set(),
+                                     poll_seconds=store.poll_seconds, bookmark_seconds=store.bookmark_seconds)
+
+    def __next__(self) -> WatchEvent:
+        while True:
+            if self._cancelled.is_set():
+                raise StopIteration
+            item = next(self._changes)
+            if isinstance(item, int):
+                return WatchEvent(EventType.BOOKMARK, None, item)
+            # A private copy: the recorded document is shared with the cache and other watchers.
+            doc = item.doc if isinstance(item, Change) else json.loads(item.snapshot)
+            if rules.selected(doc, self._labels):
+                return WatchEvent(EventType(item.type), model_from_doc(doc), item.resource_version)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self._store.notifier.interrupt()

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 
 import grpc
 
 from services.db_manager.errors import grpc_errors
-from services.db_manager.names import kind_errors, namespace_errors
 from services.db_manager.resource_store import Change, Recorded, SqlResourceStore
 from sextant.api import store_pb2, store_pb2_grpc
 from sextant.store.codec import doc_from_proto, proto_from_doc
-from sextant.store.interface import Expired, Invalid
+from sextant.store.interface import Invalid
 
 log = logging.getLogger("sextant.db_manager")
 
@@ -60,7 +58,7 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         with grpc_errors(context, "Create"):
             doc = self._doc(request.resource)
             if request.dry_run:
-                return proto_from_doc(self.store.create(doc, dry_run=True))
+                return proto_from_doc(self.store.create_doc(doc, dry_run=True))
             return self.store.create_stored(doc).resource()
 
     def Get(self, request, context):
@@ -69,7 +67,6 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
 
     def List(self, request, context):
         with grpc_errors(context, "List"):
-            _check_scope(request.kind, request.namespace)
             items, version = self.store.list_stored(request.kind, request.namespace, dict(request.label_selector))
             return store_pb2.ListResponse(items=[s.resource() for s in items], resource_version=version)
 
@@ -96,44 +93,23 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
             self._watch_slots.release()
 
     def _watch(self, request, context):
-        kind, namespace, labels = request.kind, request.namespace, dict(request.label_selector)
+        labels = dict(request.label_selector)
         with grpc_errors(context, "Watch"):
-            _check_scope(kind, namespace)
-            if request.since_resource_version < 0:
-                raise Invalid(["since_resource_version: must not be negative"])
-            current, compacted = self.store.state()
-            since = request.since_resource_version
-            if since and (since < compacted or since > current):
-                raise Expired(f"resourceVersion {since} is outside the retained history "
-                              f"({compacted + 1}..{current}); list again and watch from its version")
-        last = since or current
-        next_bookmark = time.monotonic() + self.bookmark_seconds
-        while context.is_active() and not self._stopping.is_set():
+            changes = self.store.follow(
+                request.kind, request.namespace, request.since_resource_version,
+                active=lambda: context.is_active() and not self._stopping.is_set(),
+                poll_seconds=self.poll_seconds, bookmark_seconds=self.bookmark_seconds)
+        while True:
             with grpc_errors(context, "Watch"):
-                # Woken by a local write: the changes are usually in memory (no query at all),
-                # and each one's event is encoded once for every watcher.
-                announced = self.store.notifier.version
-                changes = self.store.recent(last, announced, kind, namespace) if announced > last else None
-                if changes is not None:
-                    current = announced
-                else:
-                    current, compacted = self.store.state()
-                    if last < compacted:
-                        raise Expired(f"watch fell behind the retained history at {last}; list again")
-                    changes = self.store.changes(last, current, kind, namespace) if current > last else []
-            for change in changes:
-                event = _event(change, labels)
-                if event is not None:
-                    yield event
-            if len(changes) >= 1000:
-                last = changes[-1].resource_version
-                continue  # more to send before waiting
-            last = max(last, current)
-            if time.monotonic() >= next_bookmark:
-                yield store_pb2.WatchEvent(type=store_pb2.WatchEvent.BOOKMARK, resource_version=last)
-                next_bookmark = time.monotonic() + self.bookmark_seconds
-            self.store.notifier.wait(current, min(self.poll_seconds, max(0.0, next_bookmark - time.monotonic())),
-                                     kind)
+                change = next(changes, None)
+            if change is None:
+                return
+            if isinstance(change, int):
+                yield store_pb2.WatchEvent(type=store_pb2.WatchEvent.BOOKMARK, resource_version=change)
+                continue
+            event = _event(change, labels)
+            if event is not None:
+                yield event
 
 
 def _event(change: Recorded | Change, labels: dict[str, str]) -> store_pb2.WatchEvent | None:
@@ -153,9 +129,3 @@ def _event(change: Recorded | Change, labels: dict[str, str]) -> store_pb2.Watch
         event = change.event = store_pb2.WatchEvent(type=WATCH_TYPES[change.type], resource=stored.resource(),
                                                     resource_version=change.resource_version)
     return event
-
-
-def _check_scope(kind: str, namespace: str) -> None:
-    errors = (kind_errors(kind) if kind else []) + (namespace_errors(namespace, "namespace") if namespace else [])
-    if errors:
-        raise Invalid(errors)

@@ -1,4 +1,4 @@
-"""The experiment reconcile: one level-triggered pass over one Experiment (facts §5.1, §5.2).
+"""The experiment reconcile: one level-triggered pass over one Experiment (Katib's experiment controller).
 
 Each pass reads the Experiment, its Trials (by the experiment label) and its Suggestion fresh
 from the store, then:
@@ -24,16 +24,15 @@ to False); the trial controller treats Killed as terminal and stops the job.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
-from sextant.conditions import (
-    SUGGESTION_EXHAUSTED,
-    mark_suggestion_restarting,
-    mark_suggestion_succeeded,
-    suggestion_is,
-    suggestion_is_restarting,
-)
 from sextant.controller import Key, Result
+from sextant.events import EventRecorder
+from sextant.katib import experiment_status as es
+from sextant.katib import suggestion_status as ss
+from sextant.katib import trial_status as ts
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     Experiment,
@@ -45,31 +44,33 @@ from sextant.resources.models import (
     Trial,
 )
 from sextant.store.cached_reader import CachedReader, with_status_copy
+from sextant.store.informer import Informer
 from sextant.store.interface import AlreadyExists, Conflict, NotFound, ResourceStore
 from sextant.templates import TemplateError
 
-from . import status as st
-from .requests import new_assignments, plan_trials, without_assignments
-from .trials import build_trial, mark_killed, owner_reference
+from . import trial_summary as st
+from .trial_plan import new_assignments, plan_trials, without_assignments
+from .trials import build_trial, owner_reference
 
 log = logging.getLogger("sextant.experiment_controller")
 
 
-def _status_doc(resource) -> dict:
+def _status_doc(resource: Experiment | Suggestion) -> dict[str, Any]:
     doc = resource.status.model_dump(mode="json", by_alias=True, exclude_none=True)
     doc.pop("lastReconcileTime", None)
     return doc
 
 
 class ExperimentReconciler:
-    def __init__(self, store: ResourceStore, events=None, trial_informer=None, experiment_informer=None,
-                 suggestion_informer=None):
+    def __init__(self, store: ResourceStore, events: EventRecorder | None = None,
+                 trial_informer: Informer | None = None, experiment_informer: Informer | None = None,
+                 suggestion_informer: Informer | None = None):
         self.store = store
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-trial")
         # Experiments and Suggestions are read from the informers' caches, overlaid with this
         # controller's own writes (see CachedReader); without informers, from the store.
-        self.experiments = CachedReader(store, experiment_informer, "Experiment")
-        self.suggestions = CachedReader(store, suggestion_informer, "Suggestion")
+        self.experiments: CachedReader[Experiment] = CachedReader(store, experiment_informer, "Experiment")
+        self.suggestions: CachedReader[Suggestion] = CachedReader(store, suggestion_informer, "Suggestion")
         self.events = events  # optional sextant.events.EventRecorder
         # The controller's Trial informer: listing an experiment's trials from its cache instead
         # of the store makes a pass O(1) in store traffic (a list per pass made a run of n
@@ -102,33 +103,33 @@ class ExperimentReconciler:
             return None  # deleted: the store cascades to its Suggestion and Trials
         exp = with_status_copy(exp)
         before = _status_doc(exp)
-        if not st.is_created(exp):
-            st.mark_created(exp)
-            self._event(exp, "Normal", st.REASON_CREATED, st.MSG_CREATED)
+        if not es.is_created(exp):
+            es.mark_created(exp)
+            self._event(exp, "Normal", es.REASON_CREATED, es.MSG_CREATED)
         trials = self._trials(exp)
         suggestion = self._suggestion(exp)
 
-        if st.is_completed(exp) and st.is_restartable(exp):
-            st.mark_restarting(exp)
-            self._event(exp, "Normal", st.REASON_RESTARTING, st.MSG_RESTARTING)
-            if suggestion is not None and st.resume_policy(exp) == ResumePolicy.FROM_VOLUME:
-                self._update_suggestion_status(suggestion, mark_suggestion_restarting)
+        if es.is_finished(exp) and es.is_restartable(exp):
+            es.mark_restarting(exp)
+            self._event(exp, "Normal", es.REASON_RESTARTING, es.MSG_RESTARTING)
+            if suggestion is not None and es.resume_policy(exp) == ResumePolicy.FROM_VOLUME:
+                self._update_suggestion_status(suggestion, ss.mark_restarting)
                 suggestion = self._suggestion(exp)
 
-        was_completed = st.is_completed(exp)
-        exhausted = (suggestion is not None and suggestion_is(suggestion, SUGGESTION_EXHAUSTED)
+        was_completed = es.is_finished(exp)
+        exhausted = (suggestion is not None and ss.is_exhausted(suggestion)
                      and not new_assignments(suggestion, {t.metadata.name for t in trials}))
         summary = None
         if trials or was_completed:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
             summary = st.update_status(exp, trials, exhausted=exhausted)
-        if not st.is_completed(exp) and suggestion is not None and suggestion_is(suggestion, "Failed"):
-            st.mark_failed(exp, st.REASON_FAILED, st.MSG_SUGGESTION_FAILED)
+        if not es.is_finished(exp) and suggestion is not None and ss.is_failed(suggestion):
+            es.mark_failed(exp, es.REASON_FAILED, es.MSG_SUGGESTION_FAILED)
 
-        if st.is_completed(exp):
+        if es.is_finished(exp):
             if not was_completed:
                 last = exp.status.conditions[-1]
-                self._event(exp, "Warning" if last.type == "Failed" else "Normal", last.reason, last.message)
+                self._event(exp, "Warning" if last.type == es.FAILED else "Normal", last.reason, last.message)
             self._write_status(exp, before)
             self._finish(exp, trials, suggestion)
             return None
@@ -139,7 +140,7 @@ class ExperimentReconciler:
         self._write_status(exp, before)
         return None
 
-    def _write_status(self, exp: Experiment, before: dict) -> None:
+    def _write_status(self, exp: Experiment, before: dict[str, Any]) -> None:
         if _status_doc(exp) != before:
             # Conflict → the framework retries (by then the cache has the other writer's change).
             self.experiments.wrote(self.store.update_status(exp))
@@ -181,6 +182,8 @@ class ExperimentReconciler:
             return None  # created by an earlier pass (or before a restart)
 
     def _create_suggestion(self, exp: Experiment, requests: int) -> Suggestion:
+        algorithm = exp.spec.algorithm
+        assert algorithm is not None, "admission gives every experiment spec.algorithm"
         sugg = Suggestion(
             metadata=ObjectMeta(
                 name=exp.metadata.name, namespace=exp.metadata.namespace,
@@ -189,17 +192,17 @@ class ExperimentReconciler:
                 owner_references=[owner_reference(exp)],
             ),
             spec=SuggestionSpec(
-                algorithm=exp.spec.algorithm.model_copy(deep=True),
+                algorithm=algorithm.model_copy(deep=True),
                 early_stopping=exp.spec.early_stopping.model_copy(deep=True) if exp.spec.early_stopping else None,
                 requests=requests,
-                resume_policy=st.resume_policy(exp),
+                resume_policy=es.resume_policy(exp),
             ),
             status=SuggestionStatus(),
         )
         try:
             return self.suggestions.wrote(self.store.create(sugg))
         except AlreadyExists:
-            return self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name)
+            return cast(Suggestion, self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name))
 
     def _shrink(self, exp: Experiment, suggestion: Suggestion | None, delete: list[str]) -> None:
         """parallelTrialCount was lowered: forget the newest active trials, then delete them."""
@@ -228,33 +231,32 @@ class ExperimentReconciler:
         for trial in trials:
             if st.classify(trial) in (st.PENDING, st.RUNNING):
                 self._kill(trial)
-        policy = st.resume_policy(exp)
+        policy = es.resume_policy(exp)
         if suggestion is None or policy == ResumePolicy.LONG_RUNNING:
             return
-        if suggestion_is(suggestion, "Succeeded") or suggestion_is(suggestion, "Failed") \
-                or suggestion_is_restarting(suggestion):
+        if ss.is_finished(suggestion) or ss.is_restarting(suggestion):
             return
         restartable = policy == ResumePolicy.FROM_VOLUME
-        self._update_suggestion_status(suggestion, lambda s: mark_suggestion_succeeded(s, restartable))
+        self._update_suggestion_status(suggestion, lambda s: ss.mark_succeeded(s, restartable))
 
     def _kill(self, trial: Trial) -> None:
         trial = trial.model_copy(deep=True)  # it may be the informer's cached object
         for _ in range(5):
-            if not mark_killed(trial):
+            if not ts.mark_killed(trial):
                 return
             try:
                 self.store.update_status(trial)
                 log.info("trial killed: experiment ended", extra={"trial": trial.metadata.name})
                 return
             except Conflict:
-                trial = self.store.get("Trial", trial.metadata.namespace, trial.metadata.name)
+                trial = cast(Trial, self.store.get("Trial", trial.metadata.namespace, trial.metadata.name))
                 if st.classify(trial) not in (st.PENDING, st.RUNNING):
                     return  # it finished on its own meanwhile
             except NotFound:
                 return
         raise Conflict(f"trial {trial.metadata.name}: status kept changing while marking it Killed")
 
-    def _update_suggestion_status(self, suggestion: Suggestion, change) -> None:
+    def _update_suggestion_status(self, suggestion: Suggestion, change: Callable[[Suggestion], bool]) -> None:
         suggestion = with_status_copy(suggestion)
         for _ in range(5):
             if not change(suggestion):
@@ -263,5 +265,6 @@ class ExperimentReconciler:
                 self.suggestions.wrote(self.store.update_status(suggestion))
                 return
             except Conflict:
-                suggestion = self.store.get("Suggestion", suggestion.metadata.namespace, suggestion.metadata.name)
+                suggestion = cast(Suggestion, self.store.get("Suggestion", suggestion.metadata.namespace,
+                                                             suggestion.metadata.name))
         raise Conflict(f"suggestion {suggestion.metadata.name}: status kept changing")

@@ -1,4 +1,4 @@
-"""Building a Trial from an experiment and one Suggestion assignment (facts §4.1).
+"""Building a Trial from an experiment and one Suggestion assignment (Katib's naming and labels).
 
 The run spec is rendered by the shared template renderer (``sextant.templates``): inline
 ``trialSpec`` with ``${trialParameters.<name>}``, configMap-style template files, and v1alpha3
@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from sextant import templates
-from sextant.conditions import mark_finished
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     Experiment,
@@ -18,13 +17,8 @@ from sextant.resources.models import (
     OwnerReference,
     Trial,
     TrialAssignment,
-    TrialConditionType,
     TrialSpec,
 )
-
-# Sextant's own Killed reason/message (Katib defines the Killed type but never sets it).
-REASON_KILLED = "TrialKilled"
-MSG_KILLED = "Trial is killed because the experiment has ended"
 
 
 def owner_reference(experiment: Experiment) -> OwnerReference:
@@ -76,14 +70,3 @@ def build_trial(experiment: Experiment, assignment: TrialAssignment) -> Trial:
         trial.spec.failure_condition = template.failure_condition
     trial.spec.run_spec = render_run_spec(experiment, trial)
     return trial
-
-
-def mark_killed(trial: Trial, now: str | None = None) -> bool:
-    """Killed=True (Running flipped to False); the trial controller stops the job when it sees it."""
-    conds = trial.status.conditions
-    changed = mark_finished(conds, str(TrialConditionType.KILLED), REASON_KILLED, MSG_KILLED, now)
-    if changed and not trial.status.completion_time:
-        from sextant.conditions import now_rfc3339
-
-        trial.status.completion_time = now or now_rfc3339()
-    return changed

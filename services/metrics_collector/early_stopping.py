@@ -1,4 +1,4 @@
-"""Early-stopping rules as the collector enforces them (facts §8.5).
+"""Early-stopping rules as the collector enforces them (Katib's sidecar rules).
 
 A rule ``name;value;comparison;startStep`` is met when the metric's value compares ``equal``,
 ``less`` or ``greater`` to ``value``. For the objective metric the best value seen so far
@@ -9,8 +9,9 @@ is left the trial must stop.
 
 from __future__ import annotations
 
-from .logs import log
-from .parsing import MetricLog
+from sextant.metric_lines import MetricLog
+
+from .lazy_logger import log
 
 COMPARISONS = ("equal", "less", "greater")
 

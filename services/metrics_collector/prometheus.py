@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .parsing import MetricLog, now_rfc3339
+from sextant.metric_lines import MetricLog
+from sextant.timestamps import now_rfc3339_micro
 
 
 def url_from_http_get(http_get: dict) -> str:
@@ -31,7 +32,7 @@ def scrape(url: str, metrics: Sequence[str], timeout: float = 2.0) -> list[Metri
             text = reply.read().decode("utf-8", "replace")
     except (urllib.error.URLError, OSError, ValueError):
         return []
-    stamp = now_rfc3339()
+    stamp = now_rfc3339_micro()
     out = []
     wanted = set(metrics)
     for family in text_string_to_metric_families(text):

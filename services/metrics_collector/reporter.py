@@ -20,8 +20,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from .logs import log
-from .parsing import MetricLog
+from sextant.metric_lines import MetricLog
+
+from .lazy_logger import log
 
 Sender = Callable[[str, list[MetricLog]], None]
 

@@ -20,15 +20,14 @@ import threading
 import time
 from pathlib import Path
 
-from . import logs, parsing
+from sextant import metric_lines
+from sextant.metric_lines import COLLECTING_KINDS, KINDS, MetricLog
+
+from . import lazy_logger
 from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
-from .logs import log
-from .parsing import MetricLog
+from .lazy_logger import log
 from .reporter import Reporter, grpc_sender
 
-KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Push", "None")
-# Kinds where this process reads the metrics (and so reports `unavailable` if the objective never came).
-COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
 EARLY_SIGNALS: list[int] = []  # SIGTERMs received before run() installed its handler
 
 
@@ -79,28 +78,6 @@ def split_argv(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv[:i], argv[i + 1:]
 
 
-def filters_for(args: argparse.Namespace) -> list:
-    """The compiled --filter patterns, or the dialect's default filter (ValueError if invalid)."""
-    default = parsing.DEFAULT_FILTER_V1ALPHA3 if args.dialect == "v1alpha3" \
-        else parsing.DEFAULT_FILTER_V1BETA1
-    return parsing.compile_filters(args.filter, default)
-
-
-def parse_lines(lines: list[str], metrics: list[str], filters: list, json_lines: bool,
-                trial: str = "") -> list[MetricLog]:
-    """Metric logs of TEXT lines (StdOut, File TEXT) or JSON lines (File JSON; a bad line is
-    skipped with a warning)."""
-    if not json_lines:
-        return [m for line in lines for m in parsing.parse_text_line(line, metrics, filters)]
-    out = []
-    for i, line in enumerate(lines):
-        try:
-            out.extend(parsing.parse_json_line(line, metrics, i + 1))
-        except parsing.JsonLineError as err:
-            log.warning("skipping metrics line: %s", err, extra={"trial": trial})
-    return out
-
-
 class TailedFile:
     """Reads complete lines appended to a file that may not exist yet."""
 
@@ -134,7 +111,7 @@ class Collector:
             raise SystemExit("--trial (or KATIB_TRIAL_NAME): the trial name is required")
         self.objective = self.metrics[0]
         try:
-            self.filters = filters_for(args)
+            self.filters = metric_lines.filters_for(args.filter, args.dialect)
             rules = [StopRule.parse(r) for r in args.stop_rule]
         except ValueError as err:
             raise SystemExit(str(err)) from err
@@ -178,7 +155,10 @@ class Collector:
 
     def _text_or_json(self, lines: list[str]) -> list[MetricLog]:
         json_lines = self.args.kind == "File" and self.args.format == "JSON"
-        return parse_lines(lines, self.metrics, self.filters, json_lines, self.args.trial)
+        return metric_lines.parse_lines(lines, self.metrics, self.filters, json_lines, self._warn_bad_line)
+
+    def _warn_bad_line(self, problem: str) -> None:
+        log.warning("skipping metrics line: %s", problem, extra={"trial": self.args.trial or ""})
 
     def _poll_sources(self, final: bool = False) -> list[MetricLog]:
         if self.file is not None:
@@ -291,7 +271,7 @@ class Collector:
                 if item is None:
                     pump_done = True
                 else:
-                    batch.extend(parsing.parse_text_line(item, self.metrics, self.filters))
+                    batch.extend(metric_lines.parse_text_line(item, self.metrics, self.filters))
             self._take(batch)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.args.poll_interval
@@ -317,7 +297,7 @@ class Collector:
             self.reporter.drain(time.monotonic() + 2.0)
             return code if code >= 0 else 128 - code
         if self.args.kind in COLLECTING_KINDS and self.objective not in self.reporter.seen:
-            self.reporter.add([MetricLog(parsing.ZERO_TIME, self.objective, parsing.UNAVAILABLE)])
+            self.reporter.add([MetricLog(metric_lines.ZERO_TIME, self.objective, metric_lines.UNAVAILABLE)])
         reported = self.reporter.drain(time.monotonic() + self.args.report_deadline)
         if self.early_stopped:
             if self.args.early_stopping:
@@ -338,18 +318,18 @@ class Collector:
                 "some metrics could not be reported (kept in the spool directory)"
         if self.job_dir is None:
             return
-        from .parsing import now_rfc3339
+        from sextant.timestamps import now_rfc3339_micro
 
         write_json(self.job_dir / "exit.json", {
             "exit_code": code, "reason": reason, "message": message,
-            "completion_time": now_rfc3339(), "metrics_reported": reported,
+            "completion_time": now_rfc3339_micro(), "metrics_reported": reported,
             "metrics_spooled": self.args.report == "spool", "early_stopped": self.early_stopped})
 
 
 def main(argv: list[str] | None = None) -> int:
     own, command = split_argv(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(own)
-    logs.configure(args.log_level)
+    lazy_logger.configure(args.log_level)
     if not command:
         raise SystemExit("no trial command after '--'")
     return Collector(args, command).run()

@@ -13,7 +13,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .parsing import MetricLog
+from sextant.metric_lines import MetricLog
+from sextant.timestamps import to_rfc3339_micro
 
 log = logging.getLogger("sextant.metrics_collector")
 
@@ -31,8 +32,7 @@ def _scalar(value) -> float | None:
 
 
 def _stamp(wall_time: float) -> str:
-    return dt.datetime.fromtimestamp(wall_time, dt.UTC).isoformat(timespec="microseconds") \
-        .replace("+00:00", "Z")
+    return to_rfc3339_micro(dt.datetime.fromtimestamp(wall_time, dt.UTC))
 
 
 class TfEventReader:

@@ -9,28 +9,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
+
+import grpc
 
 from sextant.channel import open_channel
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller, Key
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
+from sextant.runtime import RUNTIME_KINDS, Runtime, make_runtime
 from sextant.store.informer import Informer
+from sextant.store.interface import ResourceStore
 
 from .reconciler import TrialReconciler
 
 
-def make_runtime(ns: argparse.Namespace, token: str | None):
-    if ns.runtime == "kubernetes":
-        from sextant.runtime.kubernetes import KubernetesRuntime  # type: ignore[import-not-found]
-
-        return KubernetesRuntime()
-    from sextant.runtime.local import LocalRuntime
-
-    return LocalRuntime(data_dir(ns.data_dir), token=token, db_manager_address=ns.db_manager,
-                        stop_grace=ns.stop_grace)
+def runtime_options(ns: argparse.Namespace, token: str | None) -> dict[str, Any]:
+    """What ``make_runtime`` needs for the chosen runtime (Kubernetes reads its own config)."""
+    if ns.runtime == "local":
+        return {"data_dir": data_dir(ns.data_dir), "token": token, "db_manager_address": ns.db_manager,
+                "stop_grace": ns.stop_grace}
+    return {}
 
 
-def build_controller(store, runtime, db_manager_channel, *, db_manager_address: str, namespace: str = "",
+def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel: grpc.Channel, *,
+                     db_manager_address: str, namespace: str = "",
                      workers: int = 4, resync_seconds: float = 30.0,
                      custom_grace: float = 60.0) -> Controller:
     informer = Informer(store, "Trial", namespace, resync_seconds=0)
@@ -39,9 +42,8 @@ def build_controller(store, runtime, db_manager_channel, *, db_manager_address: 
     controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds,
                             extra_keys=lambda: reconciler.orphan_keys(namespace))
     controller.watch(informer)
-    on_exit = getattr(runtime, "on_job_exit", None)
-    if on_exit is not None:  # a job's end wakes its trial at once instead of the next poll
-        on_exit(lambda namespace, name: controller.enqueue(Key(namespace, name)))
+    # A job's end wakes its trial at once instead of at the next poll.
+    runtime.on_job_exit(lambda namespace, name: controller.enqueue(Key(namespace, name)))
     return controller
 
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.trial_controller",
                                      description="Sextant trial controller")
     add_controller_arguments(parser)
-    parser.add_argument("--runtime", choices=("local", "kubernetes"), default=env("runtime", "local"))
+    parser.add_argument("--runtime", choices=RUNTIME_KINDS, default=env("runtime", "local"))
     parser.add_argument("--stop-grace", type=float, default=5.0,
                         help="seconds between SIGTERM and SIGKILL when stopping a trial")
     parser.add_argument("--custom-grace", type=float, default=60.0,
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     if token:
         os.environ.setdefault("SEXTANT_TOKEN", token)  # trials using Push report with it
     channel = open_channel(ns.db_manager, token=token, tls_ca=ns.tls_ca)
-    controller = build_controller(store, make_runtime(ns, token), channel,
+    controller = build_controller(store, make_runtime(ns.runtime, **runtime_options(ns, token)), channel,
                                   db_manager_address=ns.db_manager, namespace=ns.namespace,
                                   workers=ns.workers, resync_seconds=ns.resync_seconds,
                                   custom_grace=ns.custom_grace)

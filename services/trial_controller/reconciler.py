@@ -1,4 +1,4 @@
-"""The trial reconcile: run the trial's job and turn its outcome into Trial conditions (facts §5.3).
+"""The trial reconcile: run the trial's job and turn its outcome into Trial conditions (Katib's rules).
 
 One pass, level-triggered and idempotent:
 
@@ -23,32 +23,24 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
-from sextant.conditions import (
-    TRUE,
-    flip_to_false,
-    has_condition,
-    mark_finished,
-    now_rfc3339,
-    parse_time,
-    set_condition,
-    trial_is_completed,
-)
 from sextant.controller import Key, Result
-from sextant.resources.models import EXPERIMENT_LABEL, Trial, TrialConditionType
+from sextant.katib import trial_status as ts
+from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.runtime.base import JobPhase, JobSpec, Runtime
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
+from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
 
 from . import spool
-from .collector_args import CollectorSpecError, collector_args
-from .observation import (
+from .collector_settings import CollectorSpecError, collector_spec
+from .observation_builder import (
     UNAVAILABLE,
-    BadTimestamp,
     build_observation,
     logs_in_store_order,
     metric_names,
@@ -57,17 +49,11 @@ from .observation import (
 
 log = logging.getLogger("sextant.trial_controller")
 
-ZERO_TIME = "0001-01-01T00:00:00Z"
-CREATED, RUNNING = str(TrialConditionType.CREATED), str(TrialConditionType.RUNNING)
-SUCCEEDED, FAILED = str(TrialConditionType.SUCCEEDED), str(TrialConditionType.FAILED)
-KILLED, EARLY_STOPPED = str(TrialConditionType.KILLED), str(TrialConditionType.EARLY_STOPPED)
-METRICS_UNAVAILABLE = str(TrialConditionType.METRICS_UNAVAILABLE)
-
-MSG_CREATED, MSG_RUNNING = "Trial is created", "Trial is running"
-MSG_SUCCEEDED, MSG_FAILED = "Trial has succeeded", "Trial has failed"
-MSG_METRICS_UNAVAILABLE = "Metrics are not available"
-REASON_KILLED, MSG_KILLED = "TrialKilled", "Trial is killed"
+CREATED, RUNNING, SUCCEEDED, FAILED = ts.CREATED, ts.RUNNING, ts.SUCCEEDED, ts.FAILED
+KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.METRICS_UNAVAILABLE
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
+# Experiments kept for their trials (dialect, algorithm name); the oldest go first.
+EXPERIMENT_CACHE_SIZE = 1024
 
 
 def _kind(trial: Trial) -> str:
@@ -94,8 +80,8 @@ class TrialReconciler:
         # Jobs whose end the runtime announces (children of this process) are only looked at
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
-        self._experiments: dict[tuple[str, str], Any] = {}
-        self.trials = CachedReader(store, informer, "Trial")
+        self._experiments: dict[str, Experiment] = {}  # by uid, oldest first
+        self.trials: CachedReader[Trial] = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
     def orphan_keys(self, namespace: str = "") -> list[Key]:
@@ -122,17 +108,27 @@ class TrialReconciler:
             return "v1alpha3"
         return "v1beta1"
 
-    def _experiment(self, trial: Trial) -> Any:
+    def _experiment(self, trial: Trial) -> Experiment | None:
+        """The trial's experiment, cached by uid: an experiment deleted and created again under
+        the same name is another object, so its trials never see the old one's settings."""
         name = (trial.metadata.labels or {}).get(EXPERIMENT_LABEL)
         if not name:
             return None
-        key = (trial.metadata.namespace, name)
-        if key not in self._experiments:
-            try:
-                self._experiments[key] = self.store.get("Experiment", *key)
-            except NotFound:
-                return None
-        return self._experiments[key]
+        owner_uid = next((ref.uid for ref in trial.metadata.owner_references
+                          if ref.kind == "Experiment" and ref.name == name and ref.uid), None)
+        if owner_uid is not None and owner_uid in self._experiments:
+            return self._experiments[owner_uid]
+        try:
+            exp = cast(Experiment, self.store.get("Experiment", trial.metadata.namespace, name))
+        except NotFound:
+            return None
+        if owner_uid is not None and exp.metadata.uid != owner_uid:
+            return None  # the trial's own experiment is gone; this is a newer one of that name
+        if exp.metadata.uid:
+            if len(self._experiments) >= EXPERIMENT_CACHE_SIZE:
+                self._experiments.pop(next(iter(self._experiments)))  # the oldest entry
+            self._experiments[exp.metadata.uid] = exp
+        return exp
 
     def _early_stopping_address(self, trial: Trial) -> str | None:
         if not trial.spec.early_stopping_rules:
@@ -157,18 +153,19 @@ class TrialReconciler:
                 out[m.metric.name].append((m.time_stamp, m.metric.value))
         return out
 
-    def _ship_spool(self, key: Key) -> list[dict] | None:
+    def _ship_spool(self, key: Key) -> list[dict[str, str]] | None:
         """Spool mode: the job's metrics reach the DB manager here, before the observation is
         built. Returns every log of the job when this call shipped all of them."""
-        spool_dir = getattr(self.runtime, "job_spool_dir", None)
+        spool_dir = self.runtime.job_spool_dir(key.namespace, key.name)
         if spool_dir is None:
             return None
-        shipped = spool.ship(spool_dir(key.namespace, key.name), key.name, self.dbm, self.rpc_timeout)
+        shipped = spool.ship(spool_dir, key.name, self.dbm, self.rpc_timeout)
         if shipped.sent:
             log.debug("metrics shipped", extra={"trial": key.name, "count": shipped.sent})
         return shipped.logs
 
     def _report_unavailable(self, trial: Trial) -> None:
+        assert trial.spec.objective is not None  # the collector spec required it to start the job
         objective = trial.spec.objective.objective_metric_name
         self.dbm.ReportObservationLog(api_pb2.ReportObservationLogRequest(
             trial_name=trial.metadata.name, observation_log=api_pb2.ObservationLog(metric_logs=[
@@ -177,14 +174,14 @@ class TrialReconciler:
             timeout=self.rpc_timeout)
 
     def _start(self, trial: Trial) -> Any:
-        args = collector_args(trial, dialect=self._dialect(trial),
-                              early_stopping_address=self._early_stopping_address(trial),
-                              db_manager_address=self.db_manager_address,
-                              report=getattr(self.runtime, "metrics_report_mode", "direct"))
+        collector = collector_spec(trial, dialect=self._dialect(trial),
+                                   early_stopping_address=self._early_stopping_address(trial),
+                                   db_manager_address=self.db_manager_address,
+                                   report=self.runtime.metrics_report_mode)
         spec = JobSpec(name=trial.metadata.name, namespace=trial.metadata.namespace,
                        run_spec=trial.spec.run_spec or {},
                        primary_container_name=trial.spec.primary_container_name,
-                       collector_args=args, success_condition=trial.spec.success_condition,
+                       collector=collector, success_condition=trial.spec.success_condition,
                        failure_condition=trial.spec.failure_condition, retain=trial.spec.retain_run,
                        labels=dict(trial.metadata.labels or {}))
         return self.runtime.start_job(spec)
@@ -203,9 +200,9 @@ class TrialReconciler:
         requeue: float | None = None
         if not has_condition(conds, CREATED):
             status.start_time = status.start_time or now
-            changed |= set_condition(conds, CREATED, TRUE, "TrialCreated", MSG_CREATED, now)
+            changed |= set_condition(conds, CREATED, TRUE, ts.REASON_CREATED, ts.MSG_CREATED, now)
 
-        completed = trial_is_completed(trial)
+        completed = ts.is_finished(trial)
         job = self.runtime.job_status(key.namespace, key.name)
         if job.phase == JobPhase.NOT_FOUND and not completed and \
                 self.trials.is_ahead_of_cache(key.namespace, key.name):
@@ -218,8 +215,8 @@ class TrialReconciler:
             trial, status, conds = fresh, fresh.status, fresh.status.conditions
             if not has_condition(conds, CREATED):
                 status.start_time = status.start_time or now
-                changed |= set_condition(conds, CREATED, TRUE, "TrialCreated", MSG_CREATED, now)
-            completed = trial_is_completed(trial)
+                changed |= set_condition(conds, CREATED, TRUE, ts.REASON_CREATED, ts.MSG_CREATED, now)
+            completed = ts.is_finished(trial)
         if job.phase == JobPhase.NOT_FOUND and not completed:
             if not trial.spec.run_spec:
                 changed |= self._fail(trial, "NoRunSpec", "the trial has no runSpec to run", now)
@@ -237,16 +234,16 @@ class TrialReconciler:
             changed |= flip_to_false(conds, RUNNING, now)
         shipped = None
         if job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED) and \
-                (not trial_is_completed(trial) or has_condition(conds, KILLED)):
+                (not ts.is_finished(trial) or has_condition(conds, KILLED)):
             # Shipping comes before the final status is written, so a completed trial's spool is
             # gone already -- except a Killed one's, whose job ended after the mark.
             shipped = self._ship_spool(key)
 
         early_stopped = has_condition(conds, EARLY_STOPPED)
         terminal_other = any(has_condition(conds, t) for t in (FAILED, KILLED))
-        if job.phase == JobPhase.RUNNING and not trial_is_completed(trial) \
+        if job.phase == JobPhase.RUNNING and not ts.is_finished(trial) \
                 and not has_condition(conds, RUNNING) and not early_stopped:
-            changed |= set_condition(conds, RUNNING, TRUE, "TrialRunning", MSG_RUNNING, now)
+            changed |= set_condition(conds, RUNNING, TRUE, ts.REASON_RUNNING, ts.MSG_RUNNING, now)
         elif (job.phase == JobPhase.SUCCEEDED or (early_stopped and job.phase != JobPhase.RUNNING)) \
                 and not terminal_other and not self._settled(trial):
             outcome = self._finish_succeeded(trial, job, now, shipped)
@@ -254,21 +251,20 @@ class TrialReconciler:
                 requeue = 1.0
             else:
                 changed |= outcome
-        elif job.phase == JobPhase.FAILED and not trial_is_completed(trial):
+        elif job.phase == JobPhase.FAILED and not ts.is_finished(trial):
             changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time)
 
         if changed:
             status.last_reconcile_time = now
             trial = self.trials.wrote(self.store.update_status(trial))
         if job.phase in (JobPhase.RUNNING, JobPhase.PENDING) and requeue is None:
-            notified = getattr(self.runtime, "job_exit_notified", None)
-            requeue = self.notified_poll_seconds if notified and notified(key.namespace, key.name) \
+            requeue = self.notified_poll_seconds if self.runtime.job_exit_notified(key.namespace, key.name) \
                 else self.job_poll_seconds
-        if trial_is_completed(trial) and not trial.spec.retain_run and \
+        if ts.is_finished(trial) and not trial.spec.retain_run and \
                 job.phase in (JobPhase.SUCCEEDED, JobPhase.FAILED):
             # Only after the final status is stored: the job's files are no longer needed
             # (a runtime that can keeps the output log for `sextant logs`).
-            getattr(self.runtime, "retire_job", self.runtime.delete_job)(key.namespace, key.name)
+            self.runtime.retire_job(key.namespace, key.name)
         return Result(requeue_after=requeue) if requeue is not None else None
 
     @staticmethod
@@ -288,12 +284,11 @@ class TrialReconciler:
         if has_condition(conds, KILLED):
             return flip_to_false(conds, RUNNING, now)
         trial.status.completion_time = completion or now
-        changed = mark_finished(conds, FAILED, f"TrialFailed. Job reason: {reason}",
-                                f"{MSG_FAILED}. Job message: {message}", now)
+        changed = mark_finished(conds, FAILED, ts.failed_reason(reason), ts.failed_message(message), now)
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
-    def _finish_succeeded(self, trial: Trial, job: Any, now: str, shipped: list[dict] | None = None) -> bool | None:
+    def _finish_succeeded(self, trial: Trial, job: Any, now: str, shipped: list[dict[str, str]] | None = None) -> bool | None:
         """Observation + Succeeded/MetricsUnavailable; None = look again shortly.
 
         ``shipped``: every log of the job, just shipped from its spool in one go. For StdOut and
@@ -313,7 +308,7 @@ class TrialReconciler:
         if objective_available(trial.spec.objective, observation):
             if not has_condition(conds, SUCCEEDED) and not early_stopped:
                 trial.status.completion_time = job.completion_time or now
-                changed |= mark_finished(conds, SUCCEEDED, "TrialSucceeded", MSG_SUCCEEDED, now)
+                changed |= mark_finished(conds, SUCCEEDED, ts.REASON_SUCCEEDED, ts.MSG_SUCCEEDED, now)
             return changed
         if has_condition(conds, METRICS_UNAVAILABLE):
             return changed
@@ -328,7 +323,7 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        mark_finished(conds, METRICS_UNAVAILABLE, "MetricsUnavailable", MSG_METRICS_UNAVAILABLE, now)
+        mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now)
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed
 

@@ -11,17 +11,14 @@ from typing import Any
 
 import yaml
 
+from sextant import timestamps
+
 
 def parse_time(value: str | None) -> datetime | None:
-    if not value:
+    t = timestamps.parse_time(value)
+    if t is None or t.year <= 1:  # Katib initialises completionTime to the zero time
         return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if t.year <= 1:  # Katib initialises completionTime to the zero time
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
+    return t
 
 
 def age(timestamp: str | None, now: datetime | None = None) -> str:
@@ -53,10 +50,6 @@ def condition(doc: dict[str, Any], kind: str) -> dict[str, Any] | None:
         if cond.get("type") == kind:
             return cond
     return None
-
-
-def is_finished(doc: dict[str, Any]) -> bool:
-    return any((condition(doc, t) or {}).get("status") == "True" for t in ("Succeeded", "Failed"))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -14,6 +14,8 @@ from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput, CliError
 from sextant.cli.files import load_experiments, require_valid
 from sextant.cli.render import condition, render_list
+from sextant.katib import experiment_status
+from sextant.katib.condition_list import condition_is
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, to_doc
 from sextant.store.interface import AlreadyExists, NotFound
 
@@ -186,7 +188,7 @@ def parse_duration(text: str) -> float:
     return h * 3600 + m * 60 + s
 
 
-CONDITIONS = ("Created", "Running", "Restarting", "Succeeded", "Failed")
+CONDITIONS = experiment_status.CONDITION_TYPES
 
 
 def parse_for(text: str) -> str:
@@ -206,13 +208,13 @@ def wait_for(ctx: Context, name: str, space: str, wanted: str, timeout: float,
     store = ctx.store()
     while True:
         doc = to_doc(store.get("Experiment", space, name))
-        if (condition(doc, wanted) or {}).get("status") == "True":
+        if condition_is(doc, wanted):
             return doc
-        failed = condition(doc, "Failed")
-        if wanted != "Failed" and (failed or {}).get("status") == "True":
+        failed = condition(doc, experiment_status.FAILED)
+        if wanted != experiment_status.FAILED and experiment_status.is_failed(doc):
             raise CliError(f"experiment {name} failed: {failed.get('reason', '')} {failed.get('message', '')}"
                            .rstrip())
-        if wanted == "Failed" and (condition(doc, "Succeeded") or {}).get("status") == "True":
+        if wanted == experiment_status.FAILED and experiment_status.is_succeeded(doc):
             raise CliError(f"experiment {name} succeeded; it will not fail")
         if time.monotonic() >= deadline:
             raise CliError(f"timed out after {timeout:g}s waiting for experiment {name} to be {wanted}")

@@ -22,10 +22,10 @@ from sextant.cli.files import load_experiments, require_valid
 from sextant.cli.render import assignments, condition, metric_value, optimal_trial_lines, status_word
 from sextant.cli.resources_cmd import parse_duration
 from sextant.cli.stack_cmd import ensure_stack
+from sextant.katib import experiment_status, trial_status
 from sextant.resources.models import EXPERIMENT_LABEL, to_doc
 from sextant.store.interface import AlreadyExists
 
-TERMINAL = ("Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable")
 TOP = 5
 
 
@@ -40,7 +40,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _finished(trial: dict[str, Any]) -> bool:
-    return status_word(trial) in TERMINAL
+    return trial_status.is_finished(trial)
 
 
 def best_trials(trials: list[dict[str, Any]], objective: dict[str, Any], top: int = TOP) -> list[tuple[float, dict]]:
@@ -120,7 +120,7 @@ class Watcher:
 
 
 def _experiment_done(exp: dict[str, Any]) -> bool:
-    return any((condition(exp, c) or {}).get("status") == "True" for c in ("Succeeded", "Failed"))
+    return experiment_status.is_finished(exp)
 
 
 def _check_deadline(deadline: float | None, name: str) -> None:
@@ -132,8 +132,8 @@ def _check_deadline(deadline: float | None, name: str) -> None:
 def summary(exp: dict[str, Any], console: Console) -> int:
     name = exp["metadata"]["name"]
     optimal = (exp.get("status") or {}).get("currentOptimalTrial") or {}
-    succeeded = (condition(exp, "Succeeded") or {}).get("status") == "True"
-    cond = condition(exp, "Succeeded" if succeeded else "Failed") or {}
+    succeeded = experiment_status.is_succeeded(exp)
+    cond = condition(exp, experiment_status.SUCCEEDED if succeeded else experiment_status.FAILED) or {}
     colour = "green" if succeeded else "red"
     console.print(f"[{colour}]experiment {name} {'succeeded' if succeeded else 'failed'}[/{colour}]: "
                   f"{cond.get('message', '')}")

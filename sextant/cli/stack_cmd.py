@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import threading
 
@@ -11,12 +12,15 @@ from rich.console import Console
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from sextant.cli.render import table
+from sextant.cli.ui_cmd import ui_url
+from sextant.kubeconfig import kubeconfig_path
 from sextant.stack import (
     SERVICES,
     AlreadyRunning,
     StackConfig,
     Supervisor,
     health_check,
+    https_health,
     pid_alive,
     read_state,
     start_detached,
@@ -34,8 +38,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                     help="DB manager port on 127.0.0.1 (default 6789; 0 = any free port)")
     up.add_argument("--db-url", default=os.environ.get("SEXTANT_DB_URL"),
                     help="database URL (default: SQLite at <data-dir>/sextant.db)")
+    up.add_argument("--api-port", type=int, default=None,
+                    help="Kubernetes API server (HTTPS) port on 127.0.0.1 (default 6443 if free; 0 = any free port)")
+    up.add_argument("--katib-read-port", type=int, default=None,
+                    help="also serve Katib's GetObservationLog WITHOUT a token on this 127.0.0.1 port, so "
+                         "KatibClient.get_trial_metrics works (read-only; off by default)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
+
+    kubeconfig = sub.add_parser("kubeconfig", help="print the path of the local stack's kubeconfig "
+                                "(export KUBECONFIG=$(sextant kubeconfig))")
+    kubeconfig.set_defaults(func=cmd_kubeconfig)
 
     down = sub.add_parser("down", help="stop the local stack")
     down.add_argument("--timeout", type=float, default=30.0)
@@ -47,7 +60,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def stack_config(ctx: Context, ns: argparse.Namespace) -> StackConfig:
     return StackConfig(data_dir=ctx.data_dir, port=getattr(ns, "port", 6789),
-                       db_url=getattr(ns, "db_url", None))
+                       db_url=getattr(ns, "db_url", None), api_port=getattr(ns, "api_port", None),
+                       katib_read_port=getattr(ns, "katib_read_port", None))
 
 
 def ensure_stack(ctx: Context, console: Console, port: int = 0, db_url: str | None = None) -> str:
@@ -77,6 +91,9 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         except (RuntimeError, TimeoutError) as err:
             raise CliError(str(err)) from None
         console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}")
+        console.print(f"Kubernetes API: export KUBECONFIG={kubeconfig_path(ctx.data_dir)}")
+        with contextlib.suppress(CliError):  # the URL signs the browser in once (`sextant ui` opens it)
+            console.print(f"Web UI: {ui_url(ctx)}", markup=False)
         console.print(f"logs: {ctx.paths.logs}/   stop with: sextant down")
         return EXIT_OK
     supervisor = Supervisor(config)
@@ -97,6 +114,14 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     threading.Thread(target=announce, daemon=True).start()
     supervisor.run()
     console.print("Sextant stack stopped")
+    return EXIT_OK
+
+
+def cmd_kubeconfig(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
+    path = kubeconfig_path(ctx.data_dir)
+    if not path.is_file():
+        raise CliError(f"no kubeconfig in {ctx.data_dir}: `sextant up` writes it when it starts the stack")
+    print(path)
     return EXIT_OK
 
 
@@ -121,13 +146,19 @@ def cmd_status(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     if not pid or state is None:
         console.print(f"no Sextant stack is running for {ctx.data_dir} (start one with `sextant up --detach`)")
         return EXIT_FAILURE
-    print(f"supervisor: pid {pid}, data {ctx.data_dir}, database {state.get('db_url')}")
+    print(f"supervisor: pid {pid}, data {ctx.data_dir}, database {state.get('db_url')} "
+          f"(driver {state.get('db_driver', '?')})")
     rows = []
     healthy = True
     for name in SERVICES:
         svc = (state.get("services") or {}).get(name) or {}
         alive = pid_alive(svc.get("pid"))
-        health = health_check(svc["address"]) if alive and svc.get("address") else "-"
+        if not (alive and svc.get("address")):
+            health = "-"
+        elif svc.get("health") == "https":
+            health = https_health(svc["address"], ctx.paths)
+        else:
+            health = health_check(svc["address"])
         healthy &= alive and health in ("SERVING", "-")
         rows.append([name, svc.get("pid") or "-", "up" if alive else "down", svc.get("restarts", 0),
                      svc.get("address") or "-", health, svc.get("metrics_port") or "-"])

@@ -4,7 +4,7 @@ Each check takes a ``Target`` and returns a ``CheckResult``; ``run_checks`` runs
 use only the wire API (api.v1.beta1.Suggestion + grpc.health.v1), so they work on Sextant's
 services, Katib's own images and a user's custom algorithm alike.
 
-What is checked (Katib's contract, facts §6.4, §7.0):
+What is checked (the contract Katib's suggestion controller relies on):
   health            grpc.health.v1 Check("manager.v1beta1.Suggestion") is SERVING
   validate_valid    ValidateAlgorithmSettings accepts a valid experiment (not INVALID_ARGUMENT/UNKNOWN)
   validate_invalid  it rejects a known-bad setting with INVALID_ARGUMENT (when an example is known)
@@ -41,7 +41,7 @@ HEALTH_SERVICE = "manager.v1beta1.Suggestion"
 _INT_RE = re.compile(r"^[+-]?\d+$")
 Condition = api_pb2.TrialStatus.TrialConditionType
 
-# Settings each Katib algorithm must reject (facts §7.2-7.6); used when none is given.
+# Settings each Katib algorithm service rejects; used when none is given.
 KNOWN_INVALID: dict[str, dict[str, str]] = {
     "random": {"random_state": "-1"},
     "tpe": {"gamma": "1.5"},
@@ -220,7 +220,7 @@ def check_validate_valid(t: Target) -> CheckResult:
         t.stub.ValidateAlgorithmSettings(api_pb2.ValidateAlgorithmSettingsRequest(experiment=exp),
                                          timeout=t.timeout)
     except grpc.RpcError as exc:
-        # Katib's controller treats only INVALID_ARGUMENT/UNKNOWN as a rejection (facts §6.5).
+        # Katib's controller treats only INVALID_ARGUMENT/UNKNOWN as a rejection.
         if exc.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN,
                           grpc.StatusCode.UNAVAILABLE):
             return CheckResult("validate_valid", False, f"valid experiment rejected: {_rpc_error(exc)}")

@@ -180,7 +180,7 @@ def _overlaps(message: str, aside: list[str]) -> bool:
 
 
 def _default_registry():
-    from sextant.registry import Registry  # late import: loading the registry reads a file
+    from sextant.algorithm_registry import Registry  # late import: loading the registry reads a file
 
     return Registry.load()
 
@@ -207,7 +207,7 @@ def admit_experiment(doc: dict[str, Any], *, old: Experiment | None = None, regi
     if registry is None:
         registry = _default_registry()
     elif isinstance(registry, str | Path):
-        from sextant.registry import Registry
+        from sextant.algorithm_registry import Registry
 
         registry = Registry.load(registry)
     apply_defaults(experiment)

@@ -1,4 +1,4 @@
-"""Katib's mutating webhook for Experiments (facts §3.3), applied to the typed model in place.
+"""Katib's mutating webhook for Experiments (its defaults), applied to the typed model in place.
 
 Defaulting is idempotent: applying it to an already defaulted experiment changes nothing, which
 is what an update through the store relies on.

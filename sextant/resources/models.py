@@ -155,7 +155,7 @@ class ObjectMeta(SpecModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Experiment spec (facts §3.1)
+# Experiment spec (Katib's v1beta1 ExperimentSpec)
 
 
 class FeasibleSpace(SpecModel):
@@ -296,7 +296,7 @@ class ExperimentSpec(SpecModel):
 
 
 # ---------------------------------------------------------------------------------------------
-# Status (facts §3.2, §4.1, §4.2)
+# Status (Katib's Experiment, Trial and Suggestion status)
 
 
 class Condition(StatusModel):

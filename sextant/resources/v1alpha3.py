@@ -1,6 +1,6 @@
 """Conversion of a ``kubeflow.org/v1alpha3`` Experiment document into the internal v1beta1 shape.
 
-What changes (facts §3.5, §4.3):
+What changes between Katib's v1alpha3 and v1beta1 resources:
 
 * ``apiVersion`` becomes ``kubeflow.org/v1beta1``; the original is kept in the annotation
   ``sextant.io/original-api-version`` so ``get -o yaml`` can say where the experiment came from.

@@ -1,4 +1,4 @@
-"""Katib's validating webhook for Experiments (facts §3.4), plus numeric sanity checks.
+"""Katib's validating webhook for Experiments, plus numeric sanity checks.
 
 ``validate_experiment`` returns *every* problem it finds, each as ``"<field.path>: <rule>"``
 (e.g. ``"spec.maxTrialCount: must be greater than 0"``), so a user fixes a file in one pass.
@@ -226,7 +226,7 @@ def _validate_trial_template(exp: Experiment, errors: list[str]) -> None:
     _validate_trial_parameters(exp, template, errors)
 
 
-# Job kinds Katib v1alpha3 accepted from a goTemplate (facts §3.5).
+# Job kinds Katib v1alpha3 accepted from a goTemplate.
 _V1ALPHA3_JOB_KINDS = {("batch/v1", "Job"), ("kubeflow.org/v1", "TFJob"), ("kubeflow.org/v1", "PyTorchJob")}
 
 

@@ -8,9 +8,13 @@ Services through the official client). Controllers only ever talk to this interf
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
+
+from sextant.runtime.collector_spec import CollectorSpec
 
 
 @dataclass
@@ -70,7 +74,8 @@ class JobSpec:
     namespace: str
     run_spec: dict[str, Any]  # the rendered trial template (e.g. a batch/v1 Job)
     primary_container_name: str | None = None
-    collector_args: list[str] = field(default_factory=list)  # args of services.metrics_collector
+    # How its metrics are collected; None: not at all (the trial pushes them itself).
+    collector: CollectorSpec | None = None
     success_condition: str | None = None
     failure_condition: str | None = None
     retain: bool = False
@@ -89,35 +94,52 @@ class JobStatus:
     completion_time: str | None = None
 
 
+# Called with (namespace, trial name) when a job ends.
+JobExitListener = Callable[[str, str], None]
+# How a job's collector reports metrics: "direct" to the DB manager while the trial runs, or
+# "spool" to files the trial controller ships when the job has ended.
+MetricsReportMode = Literal["direct", "spool"]
+
+
 class Runtime(ABC):
-    # --- algorithm services --------------------------------------------------------------
+    """Everything a controller asks of the place where jobs and services run.
+
+    Every method is abstract, so the local and the Kubernetes runtime cannot silently differ:
+    a runtime without a feature says so in its implementation (e.g. returns None).
+    """
+
+    # --- algorithm services (suggestion controller) ------------------------------------------
     @abstractmethod
     def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
         """Creates the service if absent (re-adopting a running one); returns its state."""
 
     @abstractmethod
-    def service_status(self, namespace: str, name: str) -> ServiceStatus: ...
+    def service_status(self, namespace: str, name: str) -> ServiceStatus:
+        """The service's state; ``exists=False`` when there is none."""
 
     @abstractmethod
-    def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None: ...
+    def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None:
+        """Stops and removes the service (no-op if absent); ``keep_state`` keeps its state
+        directory or volume for a FromVolume restart."""
 
+    @abstractmethod
     def owned_services(self) -> list[OwnedService]:
         """Every algorithm service this runtime holds (to find those whose Suggestion is gone).
         A runtime whose objects are garbage-collected by their owner may return []."""
-        return []
 
+    # --- trial jobs (trial controller) -------------------------------------------------------
+    @abstractmethod
     def job_keys(self) -> list[tuple[str, str]]:
         """(namespace, trial) of every job this runtime holds (to find those whose Trial is
         gone). A runtime whose objects are garbage-collected by their owner may return []."""
-        return []
 
-    # --- trial jobs ----------------------------------------------------------------------
     @abstractmethod
     def start_job(self, spec: JobSpec) -> JobStatus:
         """Starts the job unless it already exists (idempotent); returns its state."""
 
     @abstractmethod
-    def job_status(self, namespace: str, name: str) -> JobStatus: ...
+    def job_status(self, namespace: str, name: str) -> JobStatus:
+        """The job's phase, reason/message and times; phase NOT_FOUND when there is none."""
 
     @abstractmethod
     def stop_job(self, namespace: str, name: str) -> None:
@@ -125,8 +147,34 @@ class Runtime(ABC):
 
     @abstractmethod
     def delete_job(self, namespace: str, name: str) -> None:
-        """Removes the job and its files (no-op if absent)."""
+        """Removes the job and everything it left (no-op if absent): its Trial is gone."""
+
+    @abstractmethod
+    def retire_job(self, namespace: str, name: str) -> None:
+        """Removes a finished job whose Trial has its final status (retainRun false). A runtime
+        may keep what users still read afterwards (the local runtime keeps the output log)."""
 
     @abstractmethod
     def job_log_path(self, namespace: str, name: str) -> str | None:
         """Where the job's combined output can be read, if the runtime keeps it locally."""
+
+    @property
+    @abstractmethod
+    def metrics_report_mode(self) -> MetricsReportMode:
+        """How this runtime's collectors report: "spool" needs ``job_spool_dir``."""
+
+    @abstractmethod
+    def job_spool_dir(self, namespace: str, name: str) -> Path | None:
+        """The directory where the job's collector spools metric logs for the trial controller
+        to ship, or None when the collector reports directly."""
+
+    @abstractmethod
+    def on_job_exit(self, listener: JobExitListener) -> None:
+        """Registers ``listener``, called when a job this process can watch ends, so the
+        trial controller looks at it at once instead of at its next poll. A runtime that cannot
+        watch jobs never calls it."""
+
+    @abstractmethod
+    def job_exit_notified(self, namespace: str, name: str) -> bool:
+        """Whether this job's end will reach the ``on_job_exit`` listeners (then the controller
+        polls it only as a safety net)."""

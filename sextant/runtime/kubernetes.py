@@ -3,20 +3,20 @@
 Trials. ``start_job`` creates the rendered trial object (``JobSpec.run_spec``) under the trial's
 name: a ``batch/v1`` Job through ``BatchV1Api``, any other kind (``kubeflow.org/v1`` TFJob,
 PyTorchJob, ...) through ``CustomObjectsApi``. Its status comes from Katib's success/failure
-conditions (GJSON paths, see ``conditions.py``), which are stored as annotations on the object
+conditions (GJSON paths, see ``job_conditions.py``), which are stored as annotations on the object
 so that a restarted controller evaluates the same expressions.
 
 Metrics collection (choice: command wrapping, not a sidecar). Katib injects a sidecar through
 a pod webhook and rewrites the worker's command with ``sh -c``. Sextant has no webhook and
 never goes through a shell, so the primary container's command becomes::
 
-    python -m services.metrics_collector <collector_args> -- <original command + args>
+    python -m services.metrics_collector <JobSpec.collector as argv> -- <original command + args>
 
 The collector runs the training command as its child, reads its output, reports the metrics
 to the DB manager and exits with the child's exit code. Consequences (documented for users):
 the trial image must contain Sextant (``pip install sextant`` or build on the Sextant image),
 and the primary container must state its ``command`` (we cannot read an image's entrypoint).
-With no ``collector_args`` (Push collectors) the container is left alone. The primary container
+With no ``JobSpec.collector`` the container is left alone. The primary container
 also gets ``KATIB_TRIAL_NAME`` and ``JobSpec.env``; the object and its pod templates get the
 ``katib.kubeflow.org/trial`` label.
 
@@ -33,7 +33,7 @@ the pods and the object stays for inspection; other kinds are deleted. A stopped
 FAILED with reason ``Killed``. Deleting uses foreground propagation; whether to delete
 (``retainRun``) is the trial controller's decision.
 
-Algorithm services follow Katib's composer (facts §6.2): Deployment and Service named
+Algorithm services follow how Katib's suggestion controller composes them: Deployment and Service named
 ``<experiment>-<algorithm>``, container ``suggestion`` on 6789 ``suggestion-api`` with gRPC
 readiness/liveness probes for ``manager.v1beta1.Suggestion``, optional ``early-stopping``
 container on 6788 ``earlystop-api``, PVC ``<name>`` mounted at ``/opt/katib/data`` for
@@ -52,22 +52,25 @@ import json
 import os
 import re
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from sextant.registry import DEFAULT_RESOURCES
+from sextant.algorithm_registry import DEFAULT_RESOURCES
 from sextant.runtime.base import (
+    JobExitListener,
     JobPhase,
     JobSpec,
     JobStatus,
+    MetricsReportMode,
     OwnedService,
     Runtime,
     ServiceSpec,
     ServiceStatus,
 )
-from sextant.runtime.conditions import check_condition, default_conditions, evaluate
+from sextant.runtime.job_conditions import check_condition, default_conditions, evaluate
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "sextant"
@@ -265,14 +268,14 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
     env.append({"name": "KATIB_TRIAL_NAME", "value": spec.name})
     env.extend({"name": k, "value": v} for k, v in spec.env.items())
     container["env"] = env
-    if not spec.collector_args:
-        return  # Push collector: the training code reports its own metrics
+    if spec.collector is None:
+        return  # no collector: the training code reports its own metrics
     original = list(container.get("command") or []) + list(container.get("args") or [])
     if not container.get("command"):
         raise ValueError(f"container {container.get('name')!r} has no command: the Kubernetes runtime wraps "
                          "the command with the metrics collector and cannot read the image entrypoint; "
                          "set command in the trial template")
-    container["command"] = [python, "-m", "services.metrics_collector", *spec.collector_args, "--", *original]
+    container["command"] = [python, "-m", "services.metrics_collector", *spec.collector.to_argv(), "--", *original]
     container.pop("args", None)
 
 
@@ -522,8 +525,27 @@ class KubernetesRuntime(Runtime):
             if err.status != 404:
                 raise self._error(err, "deleting", resource.kind, namespace, name) from None
 
+    def retire_job(self, namespace: str, name: str) -> None:
+        # Nothing is kept on this machine: the output lives in the pods, which go with the job.
+        self.delete_job(namespace, name)
+
     def job_log_path(self, namespace: str, name: str) -> str | None:
         return None  # logs live in the pods (kubectl logs), not on this machine
+
+    @property
+    def metrics_report_mode(self) -> MetricsReportMode:
+        # The collector runs in the trial's pod, whose files the trial controller cannot read.
+        return "direct"
+
+    def job_spool_dir(self, namespace: str, name: str) -> Path | None:
+        return None
+
+    def on_job_exit(self, listener: JobExitListener) -> None:
+        # Job ends are learnt by polling the trial objects; nothing here calls listeners.
+        return None
+
+    def job_exit_notified(self, namespace: str, name: str) -> bool:
+        return False
 
     def list_jobs(self, namespace: str) -> list[str]:
         """Names of the trial objects Sextant created in ``namespace`` (any configured kind)."""

@@ -12,7 +12,7 @@ records the exit code, which only a parent can learn:
   ``native.py``) when every metric can be read after the job ends -- StdOut, File, Push or None
   collectors without early-stopping rules, as Katib's sidecar reads them. It only waits and
   writes ``exit.json`` (``"collected": false``); the first ``status`` look after that parses
-  the output log or metrics file into the spool (``services.metrics_collector.finished``) and
+  the output log or metrics file into the spool (``sextant.runtime.after_exit``) and
   marks the record collected. About a millisecond of CPU per trial.
 * ``python -m services.metrics_collector --job-dir DIR <collector args> -- <command>``
   otherwise (TensorFlowEvent, PrometheusMetric, Custom, early stopping, or no C compiler): the
@@ -50,7 +50,6 @@ Local conventions (documented for users):
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import sys
@@ -59,12 +58,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-# The collector's after-exit pass runs in the runtime's process for natively wrapped jobs. It is
-# the same code the Python wrapper runs (``python -m services.metrics_collector``), which this
-# runtime starts for every other job.
-from services.metrics_collector import finished
 from sextant.runtime import metrics_volume, native, process
+from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
+from sextant.runtime.collector_spec import CollectorSpec
+from sextant.timestamps import now_rfc3339_micro
 
 PYTHON_ALIASES = ("python", "python3")
 REPLICA_ORDER = ("Chief", "Master", "Launcher", "Worker", "PS", "Evaluator")
@@ -94,11 +92,6 @@ def _wrapper_pid(directory: Path) -> int | None:
         if any(n in cmdline for n in needles):
             return int(entry.name)
     return None
-
-
-def _now() -> str:
-    """RFC 3339 with microseconds, like the wrappers' completion times (job time = difference)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def pod_specs(run_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -187,7 +180,7 @@ class LocalJobs:
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
         directory.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {"namespace": spec.namespace, "name": spec.name, "created": _now(),
+        record: dict[str, Any] = {"namespace": spec.namespace, "name": spec.name, "created": now_rfc3339_micro(),
                                   "retain": spec.retain, "kind": spec.run_spec.get("kind")}
         try:
             container = primary_container(spec.run_spec, spec.primary_container_name)
@@ -198,33 +191,33 @@ class LocalJobs:
                                    "does not exist on this machine")
         except JobSpecError as err:
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
-                                                         "message": str(err), "completion_time": _now()})
+                                                         "message": str(err), "completion_time": now_rfc3339_micro()})
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
-        collector = list(spec.collector_args)
+        collector = spec.collector or CollectorSpec(metrics=(), kind="None")
         # Katib's per-pod metrics volume: File / TensorFlowEvent paths point into this job's dir.
         volume = metrics_volume.local_volume(collector, directory)
         if volume is not None:
-            collector, argv, env = volume.argv(collector), volume.argv(argv), volume.env(env)
+            collector, argv, env = collector.with_paths(volume), volume.argv(argv), volume.env(env)
         if self.db_manager_address:
             env.setdefault("SEXTANT_DB_MANAGER", self.db_manager_address)
         environment = self.environment(env)
-        jobwrap = self._jobwrap() if finished.collects_after_exit(collector) else None
+        jobwrap = self._jobwrap() if collector.collects_after_exit() else None
         if jobwrap is not None:
             # Nothing to watch while it runs: the C wrapper records the exit code and the
             # metrics are read once, after the job ends (``_collect``).
-            environment["SEXTANT_DB_MANAGER"] = finished.db_manager_for_trial(collector, environment)
+            environment["SEXTANT_DB_MANAGER"] = collector.db_manager_for_trial(environment)
             wrapper = [str(jobwrap), str(directory / "exit.json"), "--", *argv]
-            record["collect_after_exit"] = collector
+            record["collect_after_exit"] = collector.to_record()
         else:
             # -S: no site-packages at start-up (the .pth processing alone is ~20 ms CPU per
             # trial); the collector loads site itself for the kinds that need installed packages
             # (grpc, tensorboard). The project root reaches it through PYTHONPATH.
             wrapper = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir",
-                       str(directory), *collector, "--", *argv]
+                       str(directory), *collector.to_argv(), "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
-                      command=argv, cwd=str(cwd), start_time=_now())
+                      command=argv, cwd=str(cwd), start_time=now_rfc3339_micro())
         # Recorded *before* the start: a controller that dies between starting the process and
         # noting its pid must not leave a job that the next controller starts a second time
         # (both runs would write the same log): status() looks for its wrapper in /proc.
@@ -234,7 +227,7 @@ class LocalJobs:
         except ValueError as err:  # e.g. a NUL byte in an argument or variable: execve cannot take it
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
                                                          "message": f"cannot start the job: {err}",
-                                                         "completion_time": _now()})
+                                                         "completion_time": now_rfc3339_micro()})
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         record["process"] = proc.to_dict()
@@ -328,7 +321,7 @@ class LocalJobs:
         return JobStatus(JobPhase.FAILED, reason="Killed" if stopped else "Error",
                          message="job was stopped" if stopped else
                          "the job process ended without recording an exit code (see its log)",
-                         start_time=started, completion_time=_now())
+                         start_time=started, completion_time=now_rfc3339_micro())
 
     def _collect(self, directory: Path, record: dict[str, Any], ended: dict[str, Any],
                  stopped: bool) -> dict[str, Any]:
@@ -336,9 +329,9 @@ class LocalJobs:
         collected; until then the job does not count as ended, so the trial controller never
         ships a spool that is still being written. Repeating it (after a crash in between)
         rewrites the same spool file."""
-        finished.collect_finished(record.get("collect_after_exit") or [], output_log=directory / "output.log",
-                                  spool_dir=directory / "spool",
-                                  stopped=stopped or ended.get("reason") == "Killed")
+        collect_finished(CollectorSpec.from_record(record["collect_after_exit"]),
+                         output_log=directory / "output.log", spool_dir=directory / "spool",
+                         stopped=stopped or ended.get("reason") == "Killed", trial=str(record.get("name", "")))
         ended = {**ended, "collected": True, "metrics_spooled": True}
         process.write_json(directory / "exit.json", ended)
         return ended
@@ -346,14 +339,14 @@ class LocalJobs:
     def _jobwrap(self) -> Path | None:
         if self.native_wrapper is None:
             self.native_wrapper = native.jobwrap_path() or False
-        return self.native_wrapper or None
+        return self.native_wrapper if isinstance(self.native_wrapper, Path) else None
 
     def stop(self, namespace: str, name: str) -> None:
         directory = self.dir(namespace, name)
         record = process.read_json(directory / "job.json")
         if record is None or (directory / "exit.json").exists():
             return
-        (directory / "stopped").write_text(_now())
+        (directory / "stopped").write_text(now_rfc3339_micro())
         process.terminate(process.ProcessId.from_dict(record.get("process")), self.stop_grace)
 
     def delete(self, namespace: str, name: str, *, keep_log: bool = False) -> None:

@@ -6,7 +6,7 @@ trial container and the collector sidecar, so every trial pod writes and reads i
 e.g. ``/var/log/katib/metrics.log``. Locally all trials share one filesystem (and
 ``/var/log/katib`` is usually not writable), so the runtime maps that directory to
 ``<job dir>/volumes/metrics/`` and rewrites the path prefix wherever it appears in the
-collector's arguments and in the primary container's command, args and env values (trainers
+collector's settings (its path, a Custom collector's command) and in the primary container's command, args and env values (trainers
 are told the path by their arguments, as in Katib's examples).
 
 A prefix is rewritten only as a whole path (``/katib`` matches ``/katib`` and ``/katib/x`` but
@@ -20,25 +20,16 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from sextant.runtime.collector_spec import CollectorSpec
+
 VOLUME_SUBDIR = ("volumes", "metrics")
 # Kinds whose collector reads a path the trial writes (Katib mounts a volume for these).
 FILE_KINDS = ("File", "TensorFlowEvent", "Custom")
 
 
-def flag_value(args: Sequence[str], name: str) -> str | None:
-    """The value of ``name`` in collector arguments (``--x v`` or ``--x=v``; the last wins)."""
-    value = None
-    for i, item in enumerate(args):
-        if item == name and i + 1 < len(args):
-            value = args[i + 1]
-        elif item.startswith(name + "="):
-            value = item[len(name) + 1:]
-    return value
-
-
-def mount_path(collector_args: Sequence[str]) -> str | None:
-    """The container directory Katib would mount for these collector args, or None."""
-    kind, path = flag_value(collector_args, "--kind") or "StdOut", flag_value(collector_args, "--path")
+def mount_path(collector: CollectorSpec) -> str | None:
+    """The container directory Katib would mount for this collector, or None."""
+    kind, path = collector.kind, collector.path
     if kind not in FILE_KINDS or not path or not path.startswith("/"):
         return None
     # File kind → the file's directory; TensorFlowEvent (a Directory) → the path itself. A Custom
@@ -68,9 +59,9 @@ class PathRewriter:
         return {k: self(v) for k, v in values.items()}
 
 
-def local_volume(collector_args: Sequence[str], job_dir: Path) -> PathRewriter | None:
+def local_volume(collector: CollectorSpec, job_dir: Path) -> PathRewriter | None:
     """Creates ``<job_dir>/volumes/metrics`` and returns the rewriter, if the collector needs one."""
-    mount = mount_path(collector_args)
+    mount = mount_path(collector)
     if mount is None:
         return None
     local = job_dir.joinpath(*VOLUME_SUBDIR)

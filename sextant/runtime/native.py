@@ -10,6 +10,7 @@ wrapper, which does the same job at a higher start-up cost.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import threading
 from pathlib import Path
 
 SOURCE = Path(__file__).with_name("jobwrap.c")
+log = logging.getLogger("sextant.runtime.native")
 _lock = threading.Lock()
 _built: dict[Path, Path | None] = {}
 
@@ -51,7 +53,11 @@ def jobwrap_path(directory: Path | None = None) -> Path | None:
 
 
 def _build(directory: Path) -> Path | None:
-    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    try:
+        digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    except OSError:  # an install without the C source: the Python wrapper does the job
+        log.warning("native trial wrapper source %s is missing; using the Python wrapper", SOURCE)
+        return None
     target = directory / f"sextant-jobwrap-{digest}"
     if os.access(target, os.X_OK):
         return target

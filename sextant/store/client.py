@@ -2,14 +2,14 @@
 
 Calls are retried with exponential backoff (tenacity) while the DB manager is UNAVAILABLE,
 up to ``retry_seconds``; other failures map to the interface's errors at once. ``watch``
-returns a ``WatchStream`` that can be cancelled from another thread.
+returns a ``GrpcWatchStream`` that can be cancelled from another thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import grpc
@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from sextant.api import store_pb2, store_pb2_grpc
 from sextant.channel import open_channel
-from sextant.store.codec import from_model, to_model
+from sextant.store.codec import doc_from_proto, from_model, to_model
 from sextant.store.interface import (
     AlreadyExists,
     Conflict,
@@ -30,6 +30,7 @@ from sextant.store.interface import (
     StoreError,
     Unavailable,
     WatchEvent,
+    WatchStream,
 )
 
 log = logging.getLogger("sextant.store")
@@ -108,6 +109,14 @@ class GrpcResourceStore(ResourceStore):
                                                           label_selector=dict(labels or {})))
         return [to_model(r) for r in reply.items], reply.resource_version
 
+    def list_documents(self, kind: str, namespace: str = "",
+                       labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """``list`` as documents, without building models: for servers that pass resources on
+        (the Kubernetes API server lists thousands of trials per request)."""
+        reply = self._call("List", store_pb2.ListRequest(kind=kind, namespace=namespace,
+                                                          label_selector=dict(labels or {})))
+        return [doc_from_proto(r) for r in reply.items], reply.resource_version
+
     def update(self, resource: BaseModel) -> BaseModel:
         return to_model(self._call("Update", store_pb2.UpdateRequest(resource=from_model(resource))))
 
@@ -120,22 +129,19 @@ class GrpcResourceStore(ResourceStore):
         return [to_model(r) for r in reply.deleted]
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
-              labels: Mapping[str, str] | None = None) -> WatchStream:
+              labels: Mapping[str, str] | None = None) -> GrpcWatchStream:
         request = store_pb2.WatchRequest(kind=kind, namespace=namespace, since_resource_version=since,
                                          label_selector=dict(labels or {}))
-        return WatchStream(self.stub.Watch(request))
+        return GrpcWatchStream(self.stub.Watch(request))
 
 
-class WatchStream(Iterator[WatchEvent]):
+class GrpcWatchStream(WatchStream):
     """Events from one Watch call. Iterating raises Expired (relist), Unavailable (the stream
     broke: watch again from the last version) or another StoreError; ``cancel()`` ends it."""
 
     def __init__(self, call: Any):
         self._call = call
         self._cancelled = threading.Event()
-
-    def __iter__(self) -> WatchStream:
-        return self
 
     def __next__(self) -> WatchEvent:
         try:
@@ -153,5 +159,3 @@ class WatchStream(Iterator[WatchEvent]):
     def cancel(self) -> None:
         self._cancelled.set()
         self._call.cancel()
-
-    close = cancel

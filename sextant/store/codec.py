@@ -56,11 +56,7 @@ def doc_from_proto(pb: store_pb2.Resource, *, spec: dict[str, Any] | None = None
         "generation": m.generation,
         "labels": dict(m.labels),
         "annotations": dict(m.annotations),
-        "ownerReferences": [
-            {"apiVersion": o.api_version, "kind": o.kind, "name": o.name, "uid": o.uid,
-             "controller": o.controller}
-            for o in m.owner_references
-        ],
+        "ownerReferences": [_owner_doc(o) for o in m.owner_references],
     }
     if m.creation_timestamp:
         meta["creationTimestamp"] = m.creation_timestamp
@@ -69,6 +65,14 @@ def doc_from_proto(pb: store_pb2.Resource, *, spec: dict[str, Any] | None = None
                            "status": status if status is not None else _json_object(pb.status_json, "status")}
     if pb.api_version:
         doc["apiVersion"] = pb.api_version
+    return doc
+
+
+def _owner_doc(o: store_pb2.OwnerReference) -> dict[str, Any]:
+    doc: dict[str, Any] = {"apiVersion": o.api_version, "kind": o.kind, "name": o.name, "uid": o.uid,
+                           "controller": o.controller}
+    if o.HasField("block_owner_deletion"):
+        doc["blockOwnerDeletion"] = o.block_owner_deletion
     return doc
 
 
@@ -89,10 +93,12 @@ def proto_from_doc(doc: dict[str, Any], *, spec_json: str | None = None,
     for i, o in enumerate(meta.get("ownerReferences") or []):
         if not isinstance(o, dict):
             raise Invalid([f"metadata.ownerReferences[{i}]: must be an object"])
+        block = o.get("blockOwnerDeletion")
         owners.append(store_pb2.OwnerReference(
             api_version=str(o.get("apiVersion") or ""), kind=str(o.get("kind") or ""),
             name=str(o.get("name") or ""), uid=str(o.get("uid") or ""),
-            controller=bool(o.get("controller", False))))
+            controller=bool(o.get("controller", False)),
+            block_owner_deletion=None if block is None else bool(block)))
     return store_pb2.Resource(
         api_version=str(doc.get("apiVersion") or ""),
         kind=str(doc.get("kind") or ""),

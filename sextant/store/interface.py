@@ -1,13 +1,16 @@
 """The ResourceStore interface: what controllers, the CLI and the SDK use to read and write
 Experiments, Suggestions, Trials and Events.
 
-The DB manager implements it on SQL (services/db_manager); everything else reaches it through
-the gRPC client in ``sextant.store.client``. The interface is small on purpose, so that an
-implementation on Katib's CRDs in a real cluster stays possible.
+Implementations: ``SqlResourceStore`` (services/db_manager, the DB manager's own), the gRPC
+client ``sextant.store.client.GrpcResourceStore`` (what every other process uses) and the
+in-memory ``sextant.store.memory.MemoryResourceStore`` (unit tests, embedded use). The interface
+is small on purpose, so that an implementation on Katib's CRDs in a real cluster stays possible.
+What every implementation must do is written down as tests in ``sextant.store.conformance``.
 """
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -64,6 +67,23 @@ class WatchEvent:
     resource_version: int
 
 
+class WatchStream(Iterator[WatchEvent], ABC):
+    """An open watch: iterate for events. ``cancel()`` may be called from any thread; it ends the
+    iteration (StopIteration) promptly, even while another thread waits for the next event."""
+
+    def __iter__(self) -> WatchStream:
+        return self
+
+    @abstractmethod
+    def __next__(self) -> WatchEvent: ...
+
+    @abstractmethod
+    def cancel(self) -> None: ...
+
+    def close(self) -> None:
+        self.cancel()
+
+
 class ResourceStore(ABC):
     @abstractmethod
     def create(self, resource: Resource, *, dry_run: bool = False) -> Resource:
@@ -75,7 +95,7 @@ class ResourceStore(ABC):
     @abstractmethod
     def list(
         self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
-    ) -> tuple[list[Resource], int]:
+    ) -> tuple[builtins.list[Resource], int]:
         """Items matching every label pair, and the store version they were read at."""
 
     @abstractmethod
@@ -87,8 +107,10 @@ class ResourceStore(ABC):
         """Writes status only; a stale resourceVersion → Conflict."""
 
     @abstractmethod
-    def delete(self, kind: str, namespace: str, name: str) -> list[Resource]:
-        """Deletes the resource and everything it owns; returns what was deleted."""
+    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> builtins.list[Resource]:
+        """Deletes the resource and everything it owns (transitively, through ownerReferences in
+        its namespace); returns what was deleted, the resource first. A ``resource_version``
+        other than 0 that is not the resource's current one → Conflict."""
 
     @abstractmethod
     def watch(
@@ -97,5 +119,6 @@ class ResourceStore(ABC):
         namespace: str = "",
         since: int = 0,
         labels: Mapping[str, str] | None = None,
-    ) -> Iterator[WatchEvent]:
-        """Events after ``since`` in order; raises Expired if ``since`` is too old."""
+    ) -> WatchStream:
+        """Events after ``since`` (0: from now) in version order, with a BOOKMARK now and then;
+        raises Expired (at once or while iterating) if ``since`` is outside the kept history."""

@@ -1,4 +1,4 @@
-"""v1beta1 trial templates: ``${trialParameters.<name>}`` substitution (facts §3.1).
+"""v1beta1 trial templates: ``${trialParameters.<name>}`` substitution, as Katib's experiment controller renders them.
 
 Each trial parameter has a ``reference``: either a ``spec.parameters`` name (the value is the
 trial's assignment for it) or a meta reference to the rendered job itself:

@@ -21,7 +21,7 @@ from tests.e2e.local_stack import cli_env, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack")]
 
-SERVICES = ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller")
+SERVICES = ("db-manager", "experiment-controller", "suggestion-controller", "trial-controller", "api-server")
 
 
 def sextant(data_dir: Path, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -69,7 +69,7 @@ def status_when_serving(data_dir: Path, what: str) -> dict[str, list[str]]:
         lines = status.stdout.splitlines()
         assert lines[1].split()[:6] == ["SERVICE", "PID", "STATE", "RESTARTS", "ADDRESS", "HEALTH"]
         rows = {line.split()[0]: line.split() for line in lines[2:]}
-        if rows["db-manager"][5] != "SERVING":
+        if rows["db-manager"][5] != "SERVING" or rows["api-server"][5] != "SERVING":
             return None
         assert status.returncode == 0, status.stdout + status.stderr
         return rows
@@ -90,16 +90,16 @@ def test_up_writes_state_and_status_reports_every_service(stack):
     assert set(rows) == set(SERVICES)
     for name, row in rows.items():
         assert row[2] == "up" and row[3] == "0"  # the real services started without crashing
-        # only the DB manager serves gRPC; the controllers are clients of it
-        assert row[5] == ("SERVING" if name == "db-manager" else "-")
+        # the DB manager serves gRPC and the API server HTTPS; the controllers are clients
+        assert row[5] == ("SERVING" if name in ("db-manager", "api-server") else "-")
     status = sextant(data_dir, "status")
     assert token not in status.stdout + status.stderr
     # every service serves Prometheus metrics; each controller its own reconcile counters
     for name, svc in state(data_dir)["services"].items():
         with urllib.request.urlopen(f"http://127.0.0.1:{svc['metrics_port']}/metrics", timeout=10) as response:
             text = response.read().decode()
-        expected = "sextant_grpc_requests_total" if name == "db-manager" else \
-            f'sextant_controller_reconciles_total{{controller="{name}",result="done"}}'
+        expected = {"db-manager": "sextant_grpc_requests_total", "api-server": 'sextant_api_requests_total{code="200"'}\
+            .get(name, f'sextant_controller_reconciles_total{{controller="{name}",result="done"}}')
         assert expected in text, name
     # the DB manager behind the stack answers the CLI
     listed = sextant(data_dir, "get", "experiments")

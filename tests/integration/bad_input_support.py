@@ -36,8 +36,8 @@ class SqliteDBManager:
     app: Any
 
     def experiment_names(self) -> list[str]:
-        docs, _ = self.app.store.list("Experiment", "")
-        return sorted(d["metadata"]["name"] for d in docs)
+        items, _ = self.app.store.list("Experiment", "")
+        return sorted(e.metadata.name for e in items)
 
     def row_counts(self) -> dict[str, int]:
         """Rows in every table (resources, change log, observation logs): "nothing written"."""

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from services.db_manager.database import mysql_driver
+from sextant.config import mysql_driver
 
 BACKENDS = ["sqlite", "mariadb", "postgresql"]
 MARIADB_ADMIN = os.environ.get("SEXTANT_TEST_MARIADB", f"{mysql_driver()}://root@127.0.0.1:3306/?charset=utf8mb4")
@@ -117,15 +117,18 @@ class RunningDBManager:
 
 
 @contextmanager
-def running_db_manager(url: str, *, max_workers: int, poll_seconds: float = 0.5) -> Iterator[RunningDBManager]:
+def running_db_manager(url: str, *, max_workers: int, poll_seconds: float = 0.5,
+                       history: int | None = None) -> Iterator[RunningDBManager]:
     """The real DB manager, in-process on a free loopback port, over the migrated database at
-    ``url``; stopping it also disposes the database."""
+    ``url`` (keeping ``history`` changes for watches, if given); stopping it also disposes the
+    database."""
     from services.db_manager.app import DBManagerApp
     from services.db_manager.database import Database
+    from services.db_manager.resource_store import DEFAULT_HISTORY
     from sextant.config import ServerSettings
 
     app = DBManagerApp(ServerSettings(port=0, max_workers=max_workers), Database(url), poll_seconds=poll_seconds,
-                       bookmark_seconds=1.0)
+                       bookmark_seconds=1.0, history=history or DEFAULT_HISTORY)
     port = app.start()
     try:
         yield RunningDBManager(app, f"127.0.0.1:{port}", url)

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from sextant.conditions import TRUE, set_condition
 from sextant.controller import Key
+from sextant.katib.condition_list import TRUE, set_condition
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     Condition,

@@ -13,7 +13,7 @@ from hyperopt import Trials
 from hyperopt import tpe as hyperopt_tpe
 from hyperopt.base import JOB_STATE_DONE, JOB_STATE_RUNNING
 
-from services.suggestion.algorithms import registry
+from services.suggestion.algorithms import algorithm_classes
 from services.suggestion.algorithms.base import Algorithm
 from services.suggestion.algorithms.search_space import SearchSpace
 from services.suggestion.algorithms.tpe import TPE, _from_hyperopt, _to_hyperopt
@@ -146,7 +146,7 @@ def _suggest(algo: Algorithm, exp, trials, count):
 
 @pytest.mark.parametrize("algorithm", ["tpe", "multivariate-tpe"])
 def test_cached_instance_answers_as_a_fresh_one(algorithm):
-    cls = registry.load(algorithm)
+    cls = algorithm_classes.load(algorithm)
     exp = b.experiment("cache", algorithm, b.mixed_space(), settings={"random_state": "4"})
     cached = cls()
     trials: list[api_pb2.Trial] = []

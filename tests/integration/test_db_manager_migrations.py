@@ -14,7 +14,7 @@ from services.db_manager.observations import ObservationStore
 
 ROOT = Path(__file__).parents[2]
 
-KATIB_DDL = {  # the table Katib's DB manager creates (facts §9.3)
+KATIB_DDL = {  # the table Katib's DB manager creates
     "mysql": "CREATE TABLE observation_logs (trial_name VARCHAR(255) NOT NULL, id INT AUTO_INCREMENT PRIMARY KEY,"
              " time DATETIME(6), metric_name VARCHAR(255) NOT NULL, value TEXT NOT NULL)",
     "postgresql": "CREATE TABLE observation_logs (trial_name VARCHAR(255) NOT NULL, id serial PRIMARY KEY,"

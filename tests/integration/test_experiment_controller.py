@@ -11,15 +11,16 @@ import pytest
 
 from services.experiment_controller.__main__ import build_controller
 from services.experiment_controller.reconciler import ExperimentReconciler
-from services.experiment_controller.status import (
+from sextant.katib.condition_list import TRUE, set_condition
+from sextant.katib.experiment_status import (
     MSG_SUGGESTION_FAILED,
     REASON_FAILED,
     REASON_GOAL_REACHED,
     REASON_MAX_TRIALS,
     REASON_SUGGESTION_END,
 )
-from sextant.conditions import REASON_SUGGESTION_END as SUGG_END
-from sextant.conditions import SUGGESTION_EXHAUSTED, TRUE, set_condition
+from sextant.katib.suggestion_status import EXHAUSTED as SUGGESTION_EXHAUSTED
+from sextant.katib.suggestion_status import REASON_END_REACHED as SUGG_END
 from sextant.resources.models import EXPERIMENT_LABEL
 
 from .experiment_controller_support import (

@@ -11,7 +11,8 @@ from kubernetes import client
 
 from sextant.runtime import make_runtime
 from sextant.runtime.base import JobPhase, JobSpec, ServiceSpec
-from sextant.runtime.conditions import UnsupportedCondition
+from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.job_conditions import UnsupportedCondition
 from sextant.runtime.kubernetes import KubernetesRuntime
 from tests.integration.kmock_server import kmock_cluster
 
@@ -47,7 +48,7 @@ def job_spec(name: str, run_spec: dict | None = None, **kw) -> JobSpec:
     defaults = dict(
         name=name, namespace=NS, run_spec=run_spec or batch_job(),
         primary_container_name="training-container",
-        collector_args=["--trial", name, "--metrics", "accuracy", "--db-manager", "sextant-db-manager:6789"],
+        collector=CollectorSpec(metrics=("accuracy",), trial=name, db_manager="sextant-db-manager:6789"),
         labels={"katib.kubeflow.org/experiment": "exp"},
         owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "name": name, "uid": "uid-1"},
         env={"SEXTANT_TOKEN_FILE": "/var/run/sextant/token"},
@@ -76,8 +77,9 @@ def test_start_job_creates_the_rendered_job(cluster, runtime):
     assert pod["metadata"]["labels"]["katib.kubeflow.org/trial"] == "exp-aaaa1111"
     container = pod["spec"]["containers"][0]
     assert container["command"] == [
-        "python", "-m", "services.metrics_collector", "--trial", "exp-aaaa1111", "--metrics", "accuracy",
-        "--db-manager", "sextant-db-manager:6789", "--", "python", "train.py", "--lr", "0.1"]
+        "python", "-m", "services.metrics_collector", "--metrics", "accuracy", "--objective-type", "",
+        "--dialect", "v1beta1", "--trial", "exp-aaaa1111", "--db-manager", "sextant-db-manager:6789",
+        "--kind", "StdOut", "--", "python", "train.py", "--lr", "0.1"]
     assert "args" not in container
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env == {"KATIB_TRIAL_NAME": "exp-aaaa1111", "SEXTANT_TOKEN_FILE": "/var/run/sextant/token"}

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from sextant.runtime.base import JobPhase, JobSpec
+from sextant.runtime.collector_spec import CollectorSpec
 from sextant.runtime.local import LocalRuntime
 from sextant.runtime.metrics_volume import PathRewriter, mount_path
 from tests.integration.katib_peers import metric_values
@@ -31,13 +33,13 @@ def db(sqlite_db_manager):
     return sqlite_db_manager
 
 
-def _job(name: str, command: list[str], collector: list[str], env: dict[str, str] | None = None) -> JobSpec:
+def _job(name: str, command: list[str], collector: CollectorSpec, env: dict[str, str] | None = None) -> JobSpec:
     pod = {"containers": [{"name": "main", "image": "example/trainer:1", "command": command,
                            "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}]}
     run_spec = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
                 "spec": {"template": {"spec": pod}}}
     return JobSpec(name=name, namespace="default", run_spec=run_spec, primary_container_name="main",
-                   collector_args=[*collector, "--flush-interval", "0.2", "--poll-interval", "0.2"])
+                   collector=replace(collector, flush_interval=0.2, poll_interval=0.2))
 
 
 def _wait_done(rt: LocalRuntime, name: str, timeout: float = 60):
@@ -51,14 +53,14 @@ def _wait_done(rt: LocalRuntime, name: str, timeout: float = 60):
 
 
 def test_mount_path_follows_katib_rules():
-    assert mount_path(["--kind", "File", "--path", "/var/log/katib/metrics.log"]) == "/var/log/katib"
-    assert mount_path(["--kind", "TensorFlowEvent", "--path", "/var/log/katib/tfevent/"]) == \
+    assert mount_path(CollectorSpec(metrics=("m",), kind="File", path="/var/log/katib/metrics.log")) == "/var/log/katib"
+    assert mount_path(CollectorSpec(metrics=("m",), kind="TensorFlowEvent", path="/var/log/katib/tfevent/")) == \
         "/var/log/katib/tfevent"
-    assert mount_path(["--kind", "Custom", "--path", "/out/dir/"]) == "/out/dir"
-    assert mount_path(["--kind", "Custom", "--path", "/out/m.log"]) == "/out"
-    assert mount_path(["--kind", "StdOut"]) is None
-    assert mount_path(["--kind", "File", "--path", "relative/m.log"]) is None
-    assert mount_path(["--kind", "File", "--path", "/m.log"]) is None  # never remap "/"
+    assert mount_path(CollectorSpec(metrics=("m",), kind="Custom", path="/out/dir/")) == "/out/dir"
+    assert mount_path(CollectorSpec(metrics=("m",), kind="Custom", path="/out/m.log")) == "/out"
+    assert mount_path(CollectorSpec(metrics=("m",), kind="StdOut")) is None
+    assert mount_path(CollectorSpec(metrics=("m",), kind="File", path="relative/m.log")) is None
+    assert mount_path(CollectorSpec(metrics=("m",), kind="File", path="/m.log")) is None  # never remap "/"
 
 
 def test_rewriter_replaces_whole_path_prefixes_only(tmp_path):
@@ -74,7 +76,7 @@ def test_rewriter_replaces_whole_path_prefixes_only(tmp_path):
 def test_file_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
     rt = LocalRuntime(tmp_path, db_manager_address=db.address)
     path = "/var/log/katib/metrics.log"
-    collector = ["--metrics", "acc", "--kind", "File", "--path", path]
+    collector = CollectorSpec(metrics=("acc",), kind="File", path=path)
     values = {"exp-t1": ["0.11", "0.12"], "exp-t2": ["0.21", "0.22", "0.23"]}
     for name, vals in values.items():  # both running at the same time, same container path
         rt.start_job(_job(name, ["python", "-c", WRITER, f"--out={path}", *vals], collector,
@@ -92,7 +94,7 @@ def test_file_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
 def test_tfevent_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
     rt = LocalRuntime(tmp_path, db_manager_address=db.address)
     logdir = "/var/log/katib/tfevent/"
-    collector = ["--metrics", "test/accuracy", "--kind", "TensorFlowEvent", "--path", logdir]
+    collector = CollectorSpec(metrics=("test/accuracy",), kind="TensorFlowEvent", path=logdir)
     lrs = {"exp-t1": 0.1, "exp-t2": 0.3}
     for name, lr in lrs.items():
         rt.start_job(_job(name, ["python", str(TRAINERS / "tfevents.py"), "--epochs=2", f"--lr={lr}",

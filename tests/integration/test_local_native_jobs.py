@@ -12,19 +12,17 @@ import pytest
 
 from sextant.runtime import native
 from sextant.runtime.base import JobPhase, JobSpec
+from sextant.runtime.collector_spec import CollectorSpec, StopRule
 from sextant.runtime.local import LocalRuntime
 
 pytestmark = pytest.mark.skipif(native.jobwrap_path() is None, reason="no C compiler on this machine")
 
-SPOOL = ["--report", "spool"]
-
-
-def _job(name, command, collector=None, env=None):
+def _job(name, command, collector: CollectorSpec | None = None, env=None):
     pod = {"containers": [{"name": "main", "image": "x", "command": command,
                            "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}]}
     return JobSpec(name=name, namespace="default", run_spec={
         "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": pod}}},
-        collector_args=[*(collector or ["--metrics", "loss;acc"]), *SPOOL])
+        collector=collector or CollectorSpec(metrics=("loss", "acc"), report="spool"))
 
 
 def _wait_done(rt, name, timeout=20):
@@ -116,13 +114,13 @@ def test_file_kind_and_push_kind(tmp_path):
     code = ("import json, sys\nopen(sys.argv[1], 'w').write(json.dumps({'loss': '0.3', 'timestamp': "
             "'2026-01-02T03:04:05Z'}) + '\\nnot json\\n')")
     rt.start_job(_job("f1", ["python", "-c", code, "/var/log/katib/m.json"],
-                      ["--metrics", "loss", "--kind", "File", "--path", "/var/log/katib/m.json",
-                       "--format", "JSON"]))
+                      CollectorSpec(metrics=("loss",), kind="File", path="/var/log/katib/m.json",
+                                    format="JSON", report="spool")))
     assert _wait_done(rt, "f1").phase == JobPhase.SUCCEEDED
     assert _spooled(tmp_path, "f1") == [("2026-01-02T03:04:05Z", "loss", "0.3")]
     # Push: the trial reports on its own; nothing is read, and no "unavailable" is added here
     # (the trial controller reports it if the objective never arrives).
-    rt.start_job(_job("p1", ["python", "-c", "print('loss=1')"], ["--metrics", "loss", "--kind", "Push"]))
+    rt.start_job(_job("p1", ["python", "-c", "print('loss=1')"], CollectorSpec(metrics=("loss",), kind="Push", report="spool")))
     assert _wait_done(rt, "p1").phase == JobPhase.SUCCEEDED
     assert _spooled(tmp_path, "p1") == []
 
@@ -146,9 +144,10 @@ def test_stop_and_readoption(tmp_path):
 def test_jobs_that_need_watching_keep_the_python_wrapper(tmp_path, monkeypatch):
     rt = LocalRuntime(tmp_path)
     rt.start_job(_job("e1", ["python", "-c", "print('loss=1')"],
-                      ["--metrics", "loss", "--stop-rule", "loss;0.5;less;0"]))
-    rt.start_job(_job("e2", ["python", "-c", "print('loss=1')"], ["--metrics", "loss", "--kind", "TensorFlowEvent",
-                                                                   "--path", "/tmp/tf"]))
+                      CollectorSpec(metrics=("loss",), stop_rules=(StopRule("loss", "0.5", "less", 0),),
+                                    report="spool")))
+    rt.start_job(_job("e2", ["python", "-c", "print('loss=1')"], CollectorSpec(
+        metrics=("loss",), kind="TensorFlowEvent", path="/tmp/tf", report="spool")))
     for name in ("e1", "e2"):
         assert "collect_after_exit" not in _wrapper_of(tmp_path, name)
         _wait_done(rt, name)

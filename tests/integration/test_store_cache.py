@@ -27,55 +27,55 @@ def two_stores(migrated_db_url):
 
 def test_another_writer_is_never_hidden_by_the_cache(two_stores):
     a, b = two_stores
-    created = a.create(_trial("t"))
+    created = a.create_doc(_trial("t"))
     assert a.read("Trial", "default", "t") is a.read("Trial", "default", "t")  # served from the cache
-    assert b.get("Trial", "default", "t") == created
+    assert b.get_doc("Trial", "default", "t") == created
 
     # b writes; a's cached copy is now stale and must not be served or written over.
-    moved = b.update_status({**b.get("Trial", "default", "t"), "status": {"startTime": "2024-01-01T00:00:00Z"}})
-    assert a.get("Trial", "default", "t") == moved
+    moved = b.update_status_doc({**b.get_doc("Trial", "default", "t"), "status": {"startTime": "2024-01-01T00:00:00Z"}})
+    assert a.get_doc("Trial", "default", "t") == moved
     stale = {**created, "status": {"completionTime": "2024-01-02T00:00:00Z"}}
     with pytest.raises(Conflict):
-        a.update_status(stale)  # the client's version is the old one
-    b.update_status({**moved, "status": {"startTime": "2024-01-03T00:00:00Z"}})
+        a.update_status_doc(stale)  # the client's version is the old one
+    b.update_status_doc({**moved, "status": {"startTime": "2024-01-03T00:00:00Z"}})
     unversioned = {**stale, "metadata": {**stale["metadata"], "resourceVersion": ""}}
-    after = a.update_status(unversioned)  # no version given: applied over b's latest, not a's cache
+    after = a.update_status_doc(unversioned)  # no version given: applied over b's latest, not a's cache
     assert after["status"] == {"completionTime": "2024-01-02T00:00:00Z", "conditions": []}
     assert int(after["metadata"]["resourceVersion"]) == int(moved["metadata"]["resourceVersion"]) + 2
-    assert b.get("Trial", "default", "t") == after
+    assert b.get_doc("Trial", "default", "t") == after
 
     # a sends back exactly what it has cached, but b changed the row since: that is a change.
-    a_view = a.get("Trial", "default", "t")
-    b.update_status({**b.get("Trial", "default", "t"), "status": {"startTime": "2024-01-04T00:00:00Z"}})
-    back = a.update_status({**a_view, "metadata": {**a_view["metadata"], "resourceVersion": ""}})
+    a_view = a.get_doc("Trial", "default", "t")
+    b.update_status_doc({**b.get_doc("Trial", "default", "t"), "status": {"startTime": "2024-01-04T00:00:00Z"}})
+    back = a.update_status_doc({**a_view, "metadata": {**a_view["metadata"], "resourceVersion": ""}})
     assert back["status"] == a_view["status"]
     assert int(back["metadata"]["resourceVersion"]) == int(a_view["metadata"]["resourceVersion"]) + 2
     after = back
 
     # a spec update through a after b relabelled: b's labels are the ones a compares against.
-    relabelled = b.update({**after, "metadata": {**after["metadata"], "labels": {"a": "c"}}})
-    same = a.update({**relabelled, "metadata": {**relabelled["metadata"], "resourceVersion": ""}})
+    relabelled = b.update_doc({**after, "metadata": {**after["metadata"], "labels": {"a": "c"}}})
+    same = a.update_doc({**relabelled, "metadata": {**relabelled["metadata"], "resourceVersion": ""}})
     assert same["metadata"]["resourceVersion"] == relabelled["metadata"]["resourceVersion"]  # nothing changed
 
     # deleted by b: a neither serves nor updates its cached copy.
-    b.delete("Trial", "default", "t")
+    b.delete_docs("Trial", "default", "t")
     with pytest.raises(NotFound):
-        a.get("Trial", "default", "t")
+        a.get_doc("Trial", "default", "t")
     with pytest.raises(NotFound):
-        a.update_status(unversioned)
-    recreated = b.create(_trial("t"))
-    assert a.get("Trial", "default", "t") == recreated
+        a.update_status_doc(unversioned)
+    recreated = b.create_doc(_trial("t"))
+    assert a.get_doc("Trial", "default", "t") == recreated
 
 
 def test_dict_api_returns_private_copies(two_stores):
     a, _ = two_stores
-    doc = a.create(_trial("t"))
+    doc = a.create_doc(_trial("t"))
     doc["metadata"]["labels"]["a"] = "changed"
     doc["status"]["startTime"] = "x"
-    got = a.get("Trial", "default", "t")
+    got = a.get_doc("Trial", "default", "t")
     assert got["metadata"]["labels"] == {"a": "b"} and "startTime" not in got["status"]
     got["spec"]["retainRun"] = True
-    assert a.get("Trial", "default", "t")["spec"].get("retainRun") is not True
+    assert a.get_doc("Trial", "default", "t")["spec"].get("retainRun") is not True
     assert a.read("Trial", "default", "t").resource().metadata.labels["a"] == "b"
 
 
@@ -86,18 +86,18 @@ def test_status_writers_through_two_stores_lose_no_update(two_stores):
     import threading
 
     a, b = two_stores
-    start = int(a.create(_trial("counter"))["metadata"]["resourceVersion"])
+    start = int(a.create_doc(_trial("counter"))["metadata"]["resourceVersion"])
     writers, increments = 3, 6
 
     def write(store) -> None:
         for _ in range(increments):
             while True:
-                t = store.get("Trial", "default", "counter")
+                t = store.get_doc("Trial", "default", "counter")
                 conditions = t["status"]["conditions"]
                 n = int(conditions[0]["message"]) if conditions else 0
                 t["status"]["conditions"] = [{"type": "Running", "message": str(n + 1)}]
                 try:
-                    store.update_status(t)
+                    store.update_status_doc(t)
                     break
                 except Conflict:
                     continue
@@ -108,9 +108,9 @@ def test_status_writers_through_two_stores_lose_no_update(two_stores):
     for t in threads:
         t.join(120)
     total = 2 * writers * increments
-    final = b.get("Trial", "default", "counter")
+    final = b.get_doc("Trial", "default", "counter")
     assert final["status"]["conditions"][0]["message"] == str(total)
     assert int(final["metadata"]["resourceVersion"]) == start + total
-    assert a.get("Trial", "default", "counter") == final
+    assert a.get_doc("Trial", "default", "counter") == final
     assert [c.doc["status"]["conditions"][0]["message"] for c in a.changes(start, start + total)] == \
         [str(i) for i in range(1, total + 1)]

@@ -17,13 +17,13 @@ def test_memory_and_table_agree_and_foreign_writes_fall_back(tmp_path):
     db = Database(f"sqlite:///{tmp_path / 's.db'}")
     migrate(db)
     ours, other = SqlResourceStore(db), SqlResourceStore(db)  # two DB managers, one database
-    ours.create(_trial("a"))
-    other.create(_trial("b"))  # a version `ours` never saw
-    ours.create(_trial("c"))
+    ours.create_doc(_trial("a"))
+    other.create_doc(_trial("b"))  # a version `ours` never saw
+    ours.create_doc(_trial("c"))
     current, _ = ours.state()
     assert ours.recent_changes(0, current) is None  # the gap sends the reader to the table
     assert [c.doc["metadata"]["name"] for c in ours.changes(0, current)] == ["a", "b", "c"]
-    after_b = int(ours.get("Trial", "default", "b")["metadata"]["resourceVersion"])
+    after_b = int(ours.get_doc("Trial", "default", "b")["metadata"]["resourceVersion"])
     from_memory = ours.recent_changes(after_b, current, "Trial")
     assert from_memory is not None
     from_table = ours.changes(after_b, current, "Trial")
@@ -31,7 +31,7 @@ def test_memory_and_table_agree_and_foreign_writes_fall_back(tmp_path):
         [(c.resource_version, c.type, c.doc) for c in from_table]
     assert ours.recent_changes(after_b, current, "Experiment") == []
     # a delete is remembered too
-    ours.delete("Trial", "default", "c")
+    ours.delete_docs("Trial", "default", "c")
     top, _ = ours.state()
     assert [c.type for c in ours.recent_changes(current, top)] == ["DELETED"]
 
@@ -42,7 +42,7 @@ def _store_with_trials(tmp_path, n: int) -> SqlResourceStore:
     migrate(db)
     store = SqlResourceStore(db)
     for i in range(n):
-        store.create(_trial(f"t{i}"))
+        store.create_doc(_trial(f"t{i}"))
     return store
 
 

@@ -139,9 +139,9 @@ def test_informer_relists_when_history_expired(migrated_db_url, tmp_path):
         # While it is down, another writer changes enough to prune the informer's version.
         db = Database(migrated_db_url)
         direct = SqlResourceStore(db, history=3)
-        direct.delete("Trial", "default", "gone")
+        direct.delete_docs("Trial", "default", "gone")
         for i in range(70):
-            direct.create({"kind": "Trial", "metadata": {"name": f"t{i}", "namespace": "default"}})
+            direct.create_doc({"kind": "Trial", "metadata": {"name": f"t{i}", "namespace": "default"}})
         db.dispose()
         server.start()
         assert eventually(lambda: len(informer.list()) == 70 and informer.get("default", "gone") is None, 60)

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from services.experiment_controller.reconciler import ExperimentReconciler
-from services.experiment_controller.status import REASON_FAILED, REASON_SUGGESTION_END
 from services.suggestion.controller.reconciler import SuggestionError, SuggestionReconciler
-from sextant.conditions import SUGGESTION_EXHAUSTED
-from sextant.registry import Registry
+from sextant.algorithm_registry import Registry
+from sextant.katib.experiment_status import REASON_FAILED, REASON_SUGGESTION_END
+from sextant.katib.suggestion_status import EXHAUSTED as SUGGESTION_EXHAUSTED
 from sextant.runtime import process
 from sextant.runtime.local import LocalRuntime
 

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from services.trial_controller.__main__ import build_controller
-from sextant.conditions import has_condition, set_condition
+from sextant.katib.condition_list import has_condition, set_condition
 from sextant.resources.models import Trial
 from sextant.runtime import process
 from sextant.runtime.local import LocalRuntime
@@ -174,3 +174,47 @@ def test_a_trial_deleted_while_the_controller_is_down_has_its_job_stopped_and_re
     assert rt.job_status("default", "orphan").phase == "NotFound"
     assert not process.is_alive(wrapper)
     assert rt.job_status("default", "kept").phase == "Running"  # a live trial's job is left alone
+
+
+def test_an_experiment_recreated_under_the_same_name_is_not_served_from_the_cache(stack):
+    """The controller reads a trial's experiment for the collector's dialect. Deleting the
+    experiment and creating it again with another trial template and API version must reach
+    the new experiment's trials: "acc=.5" matches Katib's v1beta1 default filter only, so the
+    first (v1alpha3) trial has no metrics and the second (v1beta1) one succeeds."""
+    from services.experiment_controller.trials import owner_reference
+    from sextant.resources.models import API_VERSION_V1ALPHA3, Experiment
+    from sextant.resources.v1alpha3 import ORIGINAL_API_VERSION_ANNOTATION
+    from tests.integration.experiment_controller_support import experiment_doc
+
+    store, start, _ = stack
+    start()
+
+    def experiment(annotations, command):
+        doc = experiment_doc("exp")
+        doc["metadata"]["annotations"] = annotations
+        doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"] = command
+        return store.create(Experiment.model_validate(doc))
+
+    def trial_of(exp, name):
+        trial = _trial(name, "print('acc=.5')")
+        trial.metadata.owner_references = [owner_reference(exp)]
+        return store.create(trial)
+
+    old = experiment({ORIGINAL_API_VERSION_ANNOTATION: API_VERSION_V1ALPHA3},
+                     ["python", "old.py", "--lr=${trialParameters.learningRate}"])
+    trial_of(old, "first")
+    _wait(store, "first", _cond("MetricsUnavailable"))
+
+    store.delete("Experiment", "default", "exp")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            store.get("Experiment", "default", "exp")
+        except NotFound:
+            break
+        time.sleep(0.1)
+    new = experiment({}, ["python", "new.py", "--rate=${trialParameters.learningRate}"])
+    assert new.metadata.uid != old.metadata.uid
+    trial_of(new, "second")
+    second = _wait(store, "second", _cond("Succeeded"))
+    assert {m.name: m.latest for m in second.status.observation.metrics}["acc"] == ".5"

@@ -13,7 +13,7 @@ import pytest
 from services.trial_controller import spool
 from services.trial_controller.__main__ import build_controller
 from sextant.api import api_pb2, api_pb2_grpc
-from sextant.conditions import has_condition
+from sextant.katib.condition_list import has_condition
 from sextant.runtime import process
 from tests.integration.conftest import running_db_manager
 from tests.integration.test_trial_controller import _cond, _trial, _wait
@@ -151,15 +151,17 @@ def test_controller_restart_between_job_end_and_shipping(dbm, tmp_path, native):
 
 
 def test_early_stopping_rules_keep_direct_reporting():
-    from services.trial_controller.collector_args import collector_args
+    from services.trial_controller.collector_settings import collector_spec
 
     trial = _trial("t", "print(1)")
-    assert collector_args(trial, report="spool")[-2:] == ["--report", "spool"]
+    assert collector_spec(trial, report="spool").report == "spool"
+    assert collector_spec(trial, report="spool").to_argv()[-2:] == ["--report", "spool"]
     from sextant.resources.models import EarlyStoppingRule
 
     trial.spec.early_stopping_rules = [EarlyStoppingRule.model_validate(
         {"name": "acc", "value": "0.9", "comparison": "less", "startStep": 0})]
-    assert "--report" not in collector_args(trial, report="spool")
+    assert collector_spec(trial, report="spool").report == "direct"
+    assert "--report" not in collector_spec(trial, report="spool").to_argv()
 
 
 def test_wrapper_in_spool_mode_writes_the_spool_without_loading_grpc(tmp_path):
@@ -188,7 +190,7 @@ def test_wrapper_in_spool_mode_writes_the_spool_without_loading_grpc(tmp_path):
 def test_shipped_logs_give_the_observation_the_database_gives(dbm, tmp_path):
     """The controller builds the observation from a whole fresh shipment instead of reading it
     back: it must order the logs exactly as the DB manager returns them."""
-    from services.trial_controller.observation import build_metric, logs_in_store_order
+    from services.trial_controller.observation_builder import build_metric, logs_in_store_order
 
     _, stub = dbm
     times = ["2026-01-01T00:00:02Z", "2026-01-01T00:00:01.5Z", "0001-01-01T00:00:00Z",

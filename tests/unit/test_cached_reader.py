@@ -1,6 +1,6 @@
 """CachedReader: cache first, our own newer writes over a lagging cache, the store as fallback."""
 
-from sextant.conditions import TRUE, set_condition
+from sextant.katib.condition_list import TRUE, set_condition
 from sextant.resources.models import Trial
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound

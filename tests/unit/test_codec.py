@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, mysql_driver, resolve_url
-from services.db_manager.names import name_errors, namespace_errors
-from services.db_manager.timefmt import BadTimestamp, format_rfc3339, parse_rfc3339
+from services.db_manager.database import HEAD_REVISION, DatabaseConfigError, head_revision, mask, resolve_url
 from sextant.api import store_pb2
+from sextant.config import mysql_driver
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
 from sextant.store.codec import doc_from_proto, from_model, parse_version, proto_from_doc, to_model
 from sextant.store.interface import Invalid
+from sextant.store.names import name_errors, namespace_errors
+from sextant.timestamps import BadTimestamp, format_rfc3339_nano, parse_rfc3339_strict
 
 
 def test_model_round_trip_keeps_metadata_and_version_types():
@@ -52,14 +53,14 @@ def test_bad_json_is_invalid():
     ("0001-01-01T00:00:00Z", datetime(1, 1, 1)),
 ])
 def test_parse_rfc3339(text, expected):
-    assert parse_rfc3339(text) == expected
+    assert parse_rfc3339_strict(text) == expected
 
 
 @pytest.mark.parametrize("text", ["", "2024-05-01", "2024-05-01T10:00:00", "2024-05-01T10:00:00.Z",
                                   "2024-02-30T00:00:00Z", "0001-01-01T00:00:00+00:01", "2024-05-01T10:00:00+24:00"])
 def test_parse_rfc3339_rejects(text):
     with pytest.raises(BadTimestamp):
-        parse_rfc3339(text)
+        parse_rfc3339_strict(text)
 
 
 @pytest.mark.parametrize("value,text", [
@@ -69,7 +70,7 @@ def test_parse_rfc3339_rejects(text):
     (datetime(1, 1, 1), "0001-01-01T00:00:00Z"),
 ])
 def test_format_trims_like_go(value, text):
-    assert format_rfc3339(value) == text
+    assert format_rfc3339_nano(value) == text
 
 
 def test_name_rules():
@@ -98,3 +99,18 @@ def test_database_url_resolution_and_masking(tmp_path: Path):
 
 def test_head_revision_constant_matches_migrations():
     assert head_revision() == HEAD_REVISION
+
+
+def test_mariadb_driver_falls_back_to_pymysql(monkeypatch, tmp_path: Path):
+    import importlib.util
+
+    from sextant.config import database_driver
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "MySQLdb" else real(name, *a))
+    assert resolve_url("mysql://root@db/x", tmp_path, {}).drivername == "mysql+pymysql"
+    assert resolve_url("mysql+mysqldb://root@db/x", tmp_path, {}).drivername == "mysql+pymysql"
+    assert resolve_url(None, tmp_path, {"DB_NAME": "mysql"}).drivername == "mysql+pymysql"
+    assert database_driver("mysql+mysqldb://root@db/x") == "PyMySQL"
+    assert database_driver("sqlite:///x.db") == "sqlite3"
+    assert database_driver("postgresql://db/x") == "psycopg"

@@ -3,7 +3,8 @@
 import pytest
 
 from services.metrics_collector.early_stopping import EarlyStopper, StopRule
-from services.metrics_collector.parsing import (
+from services.trial_controller.observation_builder import build_metric
+from sextant.metric_lines import (
     DEFAULT_FILTER_V1ALPHA3,
     ZERO_TIME,
     FilterError,
@@ -13,7 +14,6 @@ from services.metrics_collector.parsing import (
     parse_json_line,
     parse_text_line,
 )
-from services.trial_controller.observation import build_metric
 
 V1BETA1 = compile_filters(None)
 V1ALPHA3 = compile_filters(None, DEFAULT_FILTER_V1ALPHA3)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from sextant.runtime.conditions import (
+from sextant.runtime.job_conditions import (
     Match,
     UnsupportedCondition,
     check_condition,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.experiment_controller import requests as rq
-from services.experiment_controller import status as st
-from sextant.conditions import set_condition
+from services.experiment_controller import trial_plan as rq
+from services.experiment_controller import trial_summary as st
+from sextant.katib import experiment_status as es
+from sextant.katib.condition_list import set_condition
 from sextant.resources.models import (
     AlgorithmSpec,
     Condition,
@@ -154,16 +155,16 @@ def test_goal_reached_maximize_and_minimize():
     exp = experiment("maximize", goal=0.9)
     st.update_status(exp, [trial("a", "Succeeded", metric=("0.5", "0.95", "0.5"))], now=T0)
     assert exp.status.conditions[-1].type == "Succeeded"
-    assert exp.status.conditions[-1].reason == st.REASON_GOAL_REACHED
-    assert exp.status.conditions[-1].message == st.MSG_GOAL_REACHED
+    assert exp.status.conditions[-1].reason == es.REASON_GOAL_REACHED
+    assert exp.status.conditions[-1].message == es.MSG_GOAL_REACHED
     assert exp.status.completion_time == T0
     exp = experiment("minimize", goal=0.1)
     st.update_status(exp, [trial("a", "Succeeded", metric=("0.2", "0.3", "0.2"))])
     assert exp.status.conditions[-1].type == "Running"
     st.update_status(exp, [trial("a", "Succeeded", metric=("0.1", "0.3", "0.2"))])
-    assert exp.status.conditions[-1].reason == st.REASON_GOAL_REACHED
+    assert exp.status.conditions[-1].reason == es.REASON_GOAL_REACHED
     # Running was flipped to False keeping its reason
-    assert ("Running", "False", st.REASON_RUNNING) in conds(exp)
+    assert ("Running", "False", es.REASON_RUNNING) in conds(exp)
 
 
 def test_max_failed_counts_failed_plus_metrics_unavailable():
@@ -172,7 +173,7 @@ def test_max_failed_counts_failed_plus_metrics_unavailable():
     assert exp.status.conditions[-1].type == "Running"
     st.update_status(exp, [trial("a", "Failed"), trial("b", "MetricsUnavailable")])
     last = exp.status.conditions[-1]
-    assert (last.type, last.reason, last.message) == ("Failed", st.REASON_FAILED, st.MSG_MAX_FAILED)
+    assert (last.type, last.reason, last.message) == ("Failed", es.REASON_FAILED, es.MSG_MAX_FAILED)
 
 
 def test_max_failed_zero_fails_on_first_failure_and_none_never():
@@ -193,11 +194,11 @@ def test_max_trials_counts_every_terminal_state_and_order_goal_first():
     st.update_status(exp, trials[:3] + [trial("d", "Running")])
     assert exp.status.conditions[-1].type == "Running"
     st.update_status(exp, trials)
-    assert exp.status.conditions[-1].reason == st.REASON_MAX_TRIALS
+    assert exp.status.conditions[-1].reason == es.REASON_MAX_TRIALS
     # goal wins over max trials and max failed when all hold
     exp = experiment(goal=0.5, max_trials=1, max_failed=1)
     st.update_status(exp, [trial("a", "Succeeded", metric=("1", "1", "1")), trial("b", "Failed")])
-    assert exp.status.conditions[-1].reason == st.REASON_GOAL_REACHED
+    assert exp.status.conditions[-1].reason == es.REASON_GOAL_REACHED
     # max failed wins over max trials
     exp = experiment(max_trials=1, max_failed=1)
     st.update_status(exp, [trial("b", "Failed")])
@@ -212,7 +213,7 @@ def test_exhaustion_ends_only_once_no_trial_is_active():
     st.update_status(exp, [trial("a", "Succeeded", metric=("1", "1", "1")), trial("b", "Failed")],
                      exhausted=True)
     last = exp.status.conditions[-1]
-    assert (last.type, last.reason) == ("Succeeded", st.REASON_SUGGESTION_END)
+    assert (last.type, last.reason) == ("Succeeded", es.REASON_SUGGESTION_END)
 
 
 def test_completed_experiment_is_not_re_ended():
@@ -242,19 +243,19 @@ def test_condition_bookkeeping_rules():
 
 def test_created_running_restarting_marks():
     exp = experiment(max_trials=1, resume=ResumePolicy.LONG_RUNNING)
-    assert st.mark_created(exp, now=T0) and exp.status.start_time == T0
-    assert not st.mark_created(exp, now="later")
+    assert es.mark_created(exp, now=T0) and exp.status.start_time == T0
+    assert not es.mark_created(exp, now="later")
     st.update_status(exp, [trial("a", "Succeeded", metric=("1", "1", "1"))])
-    assert st.is_succeeded(exp) and not st.is_restartable(exp)
+    assert es.is_succeeded(exp) and not es.is_restartable(exp)
     exp.spec.max_trial_count = 3
-    assert st.is_restartable(exp)
-    st.mark_restarting(exp)
+    assert es.is_restartable(exp)
+    es.mark_restarting(exp)
     types = [c.type for c in exp.status.conditions]
     assert "Succeeded" not in types and "Failed" not in types and types[-1] == "Restarting"
-    assert not st.is_completed(exp)
+    assert not es.is_finished(exp)
     st.update_status(exp, [trial("a", "Succeeded", metric=("1", "1", "1"))])
     assert exp.status.conditions[-1].type == "Running"
-    assert ("Restarting", "False", st.REASON_RESTARTING) in conds(exp)
+    assert ("Restarting", "False", es.REASON_RESTARTING) in conds(exp)
 
 
 @pytest.mark.parametrize("resume,expected", [(None, False), (ResumePolicy.NEVER, False),
@@ -263,11 +264,11 @@ def test_restartable_depends_on_resume_policy_and_reason(resume, expected):
     exp = experiment(max_trials=1, resume=resume)
     st.update_status(exp, [trial("a", "Succeeded", metric=("1", "1", "1"))])
     exp.spec.max_trial_count = 5
-    assert st.is_restartable(exp) is expected
+    assert es.is_restartable(exp) is expected
     goal = experiment(goal=0.5, max_trials=1, resume=ResumePolicy.LONG_RUNNING)
     st.update_status(goal, [trial("a", "Succeeded", metric=("1", "1", "1"))])
     goal.spec.max_trial_count = 5
-    assert not st.is_restartable(goal)
+    assert not es.is_restartable(goal)
 
 
 # -- request arithmetic --------------------------------------------------------------------------

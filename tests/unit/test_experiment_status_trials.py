@@ -1,11 +1,12 @@
-"""Trial construction from an assignment (facts §4.1) and trial names."""
+"""Trial construction from an assignment (Katib's naming and labels) and trial names."""
 
 from __future__ import annotations
 
 import re
 
-from services.experiment_controller.trials import build_trial, mark_killed
+from services.experiment_controller.trials import build_trial
 from services.suggestion.controller.reconciler import random_trial_name
+from sextant.katib.trial_status import mark_killed
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     Condition,

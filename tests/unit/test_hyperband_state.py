@@ -1,4 +1,4 @@
-"""hyperband's state parsing and bracket arithmetic (Katib's formulas, facts §7.6)."""
+"""hyperband's state parsing and bracket arithmetic (Katib's formulas)."""
 
 from __future__ import annotations
 

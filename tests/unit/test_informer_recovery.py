@@ -1,5 +1,8 @@
-"""The informer heals itself: after the store was unreachable it lists again, and a watch that
-goes silent (no event, no bookmark) is cancelled and replaced by a fresh list."""
+"""The informer heals itself: after the store was unreachable it lists again, a watch that goes
+silent (no event, no bookmark) is cancelled and replaced by a fresh list, and a watch whose
+version left the store's history (Expired) is followed by a list that reports what it missed.
+
+The store is the in-memory ResourceStore; the first two tests break its watches on purpose."""
 
 from __future__ import annotations
 
@@ -7,18 +10,16 @@ import threading
 
 from sextant.resources.models import ObjectMeta, Trial
 from sextant.store.informer import Informer
-from sextant.store.interface import Unavailable
+from sextant.store.interface import EventType, Unavailable, WatchStream
+from sextant.store.memory import MemoryResourceStore
 from tests.waiting import wait_for
 
 
-class SilentStream:
+class SilentStream(WatchStream):
     """A watch that never sends anything until cancelled (a stuck connection)."""
 
     def __init__(self) -> None:
         self.cancelled = threading.Event()
-
-    def __iter__(self):
-        return self
 
     def __next__(self):
         self.cancelled.wait()
@@ -28,26 +29,25 @@ class SilentStream:
         self.cancelled.set()
 
 
-class FakeStore:
-    """Lists what it holds; its watches never deliver (the changes are only seen by listing)."""
+class BrokenWatches(MemoryResourceStore):
+    """Lists what it holds; its watches never deliver (the changes are only seen by listing), and
+    the first ``fail_watches`` fail as if the store were down."""
 
     def __init__(self, fail_watches: int = 0, written_while_down: str = "") -> None:
-        self.items: list[Trial] = []
-        self.version = 1
+        super().__init__()
         self.lists = 0
         self.streams: list[SilentStream] = []
         self.fail_watches = fail_watches
         self.written_while_down = written_while_down
 
     def add(self, name: str) -> None:
-        self.version += 1
-        self.items.append(Trial(metadata=ObjectMeta(name=name, namespace="ns", resource_version=str(self.version))))
+        self.create(Trial(metadata=ObjectMeta(name=name, namespace="ns")))
 
     def list(self, kind, namespace="", labels=None):
         self.lists += 1
-        return list(self.items), self.version
+        return super().list(kind, namespace, labels)
 
-    def watch(self, kind, namespace="", since=0, labels=None):
+    def watch(self, kind="", namespace="", since=0, labels=None):
         if self.fail_watches:
             self.fail_watches -= 1
             if self.written_while_down:  # someone else writes during the outage
@@ -60,7 +60,7 @@ class FakeStore:
 
 
 def test_a_silent_watch_is_cancelled_and_the_informer_lists_again():
-    store = FakeStore()
+    store = BrokenWatches()
     store.add("first")
     informer = Informer(store, "Trial", resync_seconds=0, idle_seconds=0.3)
     informer.start()
@@ -75,7 +75,7 @@ def test_a_silent_watch_is_cancelled_and_the_informer_lists_again():
 
 
 def test_after_the_store_was_unreachable_the_informer_lists_again():
-    store = FakeStore(fail_watches=2, written_while_down="while-down")
+    store = BrokenWatches(fail_watches=2, written_while_down="while-down")
     store.add("first")
     # no watchdog: only the list after the outage can find the change, the watch never sends it
     informer = Informer(store, "Trial", resync_seconds=0, idle_seconds=0, backoff_max=0.05)
@@ -88,4 +88,47 @@ def test_after_the_store_was_unreachable_the_informer_lists_again():
         assert store.lists >= 2
         assert [name for _, name in seen].count("while-down") == 1
     finally:
+        informer.stop()
+
+
+class SlowToWatch(MemoryResourceStore):
+    """Holds the informer's next watch until released, so writes can push its version out of
+    the history first."""
+
+    def __init__(self, history: int) -> None:
+        super().__init__(history=history)
+        self.release = threading.Event()
+        self.waiting = threading.Event()
+
+    def watch(self, kind="", namespace="", since=0, labels=None):
+        self.waiting.set()
+        self.release.wait(10)
+        return super().watch(kind, namespace, since, labels)
+
+
+def test_an_expired_watch_is_followed_by_a_list_that_reports_the_difference():
+    store = SlowToWatch(history=4)
+    for name in ("kept", "gone"):
+        store.create(Trial(metadata=ObjectMeta(name=name, namespace="ns")))
+    informer = Informer(store, "Trial", resync_seconds=0, idle_seconds=0)
+    seen: list[tuple[EventType, str]] = []
+    informer.add_handler(lambda event_type, trial: seen.append((event_type, trial.metadata.name)))
+    informer.start()
+    try:
+        assert informer.wait_for_sync(5) and store.waiting.wait(5)
+        store.delete("Trial", "ns", "gone")
+        kept = store.get("Trial", "ns", "kept")
+        kept.metadata.labels["v"] = "2"
+        store.update(kept)
+        for i in range(5):  # more changes than the history holds
+            store.create(Trial(metadata=ObjectMeta(name=f"new{i}", namespace="ns")))
+        store.release.set()
+        wait_for(lambda: len(informer.list()) == 6)
+        assert informer.relists == 2  # the watch was Expired, so it listed again
+        assert informer.get("ns", "gone") is None and informer.get("ns", "kept").metadata.labels == {"v": "2"}
+        assert seen[:2] == [(EventType.ADDED, "gone"), (EventType.ADDED, "kept")]  # the first list, by name
+        assert sorted(seen[2:]) == sorted([(EventType.DELETED, "gone"), (EventType.MODIFIED, "kept")]
+                                          + [(EventType.ADDED, f"new{i}") for i in range(5)])
+    finally:
+        store.release.set()
         informer.stop()

@@ -13,9 +13,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sextant.registry import Registry
+from sextant.algorithm_registry import Registry
 from sextant.runtime import kubernetes as k8s_runtime
 from sextant.runtime.base import JobSpec, ServiceSpec
+from sextant.runtime.collector_spec import CollectorSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE_DIR = ROOT / "deploy" / "kubernetes"
@@ -94,7 +95,7 @@ def test_runtime_rendered_objects_validate_against_the_schema():
     for obj in k8s_runtime.render_service_objects(spec).values():
         kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
     job = k8s_runtime.render_trial_object(JobSpec(
-        name="exp-abc", namespace="ns", collector_args=["--trial", "exp-abc"], primary_container_name="main",
+        name="exp-abc", namespace="ns", collector=CollectorSpec(metrics=("acc",), trial="exp-abc"), primary_container_name="main",
         run_spec={"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
             "restartPolicy": "Never", "containers": [{"name": "main", "image": "t", "command": ["python"]}]}}}}))
     kubernetes_validate.validate(job, SCHEMA_VERSION, strict=True)

@@ -1,6 +1,6 @@
 """SetTrialStatus retries a stale write (Conflict) by re-reading the trial, and finds a trial by
-name across namespaces. The store here is an in-memory ResourceStore that fails the first
-status write with Conflict, as the SQL store does when another controller wrote in between."""
+name across namespaces. The store is the in-memory ResourceStore; a "busy" one lets another
+controller write the trial just before the servicer's status write, so the write is really stale."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import pytest
 
 from services.suggestion.earlystopping.servicer import MedianStopServicer, _Ambiguous
 from sextant.resources.models import Trial
-from sextant.store.interface import Conflict, NotFound, ResourceStore
+from sextant.store.interface import Conflict, NotFound
+from sextant.store.memory import MemoryResourceStore
 
 
 def _trial(name, namespace="default"):
@@ -20,63 +21,53 @@ def _trial(name, namespace="default"):
     })
 
 
-class ConflictOnce(ResourceStore):
-    def __init__(self, trials, conflicts=1):
-        self.trials = {(t.metadata.namespace, t.metadata.name): t for t in trials}
-        self.conflicts = conflicts
-        self.gets = 0
-        self.written = []
+class BusyStore(MemoryResourceStore):
+    """Before each of the first ``interruptions`` status writes, another writer changes the trial."""
 
-    def get(self, kind, namespace, name):
-        self.gets += 1
-        try:
-            return self.trials[(namespace, name)].model_copy(deep=True)
-        except KeyError:
-            raise NotFound(f"{kind} {namespace}/{name} not found") from None
-
-    def list(self, kind, namespace="", labels=None):
-        return [t.model_copy(deep=True) for t in self.trials.values()], 1
+    def __init__(self, trials, interruptions=0):
+        super().__init__()
+        for t in trials:
+            self.create(t)
+        self.interruptions = interruptions
+        self.tried = 0
 
     def update_status(self, resource):
-        if self.conflicts:
-            self.conflicts -= 1
-            raise Conflict("stale resourceVersion")
-        self.written.append(resource)
-        return resource
-
-    def create(self, resource, *, dry_run=False):
-        raise NotImplementedError
-
-    def update(self, resource):
-        raise NotImplementedError
-
-    def delete(self, kind, namespace, name):
-        raise NotImplementedError
-
-    def watch(self, kind="", namespace="", since=0, labels=None):
-        raise NotImplementedError
+        self.tried += 1
+        if self.interruptions:
+            self.interruptions -= 1
+            other = self.get("Trial", resource.metadata.namespace, resource.metadata.name)
+            other.status.last_reconcile_time = f"2024-01-01T00:00:{self.interruptions:02d}Z"
+            super().update_status(other)
+        return super().update_status(resource)
 
 
-def test_conflict_is_retried_after_a_fresh_read():
-    store = ConflictOnce([_trial("t1")], conflicts=2)
+def _conditions(store, name, namespace="default"):
+    return [c.type for c in store.get("Trial", namespace, name).status.conditions]
+
+
+def test_conflict_is_retried_after_a_fresh_read_and_keeps_the_other_write():
+    store = BusyStore([_trial("t1")], interruptions=2)
     MedianStopServicer(store)._mark_early_stopped("t1")
-    (written,) = store.written
-    assert [c.type for c in written.status.conditions] == ["Running", "EarlyStopped"]
-    assert store.gets == 2  # re-read after each conflict
+    assert store.tried == 3  # two stale writes, then one on a fresh read
+    after = store.get("Trial", "default", "t1")
+    assert [c.type for c in after.status.conditions] == ["Running", "EarlyStopped"]
+    assert after.status.last_reconcile_time == "2024-01-01T00:00:00Z"  # the other writer's last change
 
 
 def test_gives_up_after_too_many_conflicts():
-    store = ConflictOnce([_trial("t1")], conflicts=100)
+    store = BusyStore([_trial("t1")], interruptions=100)
     with pytest.raises(Conflict):
         MedianStopServicer(store)._mark_early_stopped("t1")
+    assert _conditions(store, "t1") == ["Running"]
 
 
 def test_trial_lookup_by_name_and_namespace():
-    store = ConflictOnce([_trial("t1", "a"), _trial("t1", "b"), _trial("t2", "b")], conflicts=0)
+    store = BusyStore([_trial("t1", "a"), _trial("t1", "b"), _trial("t2", "b")])
     with pytest.raises(_Ambiguous):
         MedianStopServicer(store)._mark_early_stopped("t1")
     MedianStopServicer(store)._mark_early_stopped("t2")
     MedianStopServicer(store, namespace="a")._mark_early_stopped("t1")
-    assert [(t.metadata.namespace, t.metadata.name) for t in store.written] == [("b", "t2"), ("a", "t1")]
+    assert _conditions(store, "t2", "b") == _conditions(store, "t1", "a") == ["Running", "EarlyStopped"]
+    assert _conditions(store, "t1", "b") == ["Running"]
     with pytest.raises(NotFound):
         MedianStopServicer(store)._mark_early_stopped("nope")

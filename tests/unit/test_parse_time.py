@@ -1,10 +1,10 @@
-"""``sextant.conditions.parse_time``: RFC 3339 with any fraction and any offset, as aware UTC."""
+"""``sextant.timestamps.parse_time``: RFC 3339 with any fraction and any offset, as aware UTC."""
 
 from datetime import UTC, datetime
 
 import pytest
 
-from sextant.conditions import parse_time
+from sextant.timestamps import parse_time
 
 
 @pytest.mark.parametrize("text,expected", [

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sextant.registry import Registry
+from sextant.algorithm_registry import Registry
 from sextant.resources.admission import admit_experiment, format_path, validate_file
 from sextant.resources.defaults import apply_defaults
 from sextant.resources.models import Condition, Experiment, to_doc

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from sextant.registry import DEFAULT_REGISTRY_PATH, Registry, RegistryError
+from sextant.algorithm_registry import DEFAULT_REGISTRY_PATH, Registry, RegistryError
 
 DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "multivariate-tpe", "random",
                       "sobol", "tpe"]

@@ -1,4 +1,4 @@
-"""UpdateStatus validates only what changed (services/db_manager/normalize.py): for any status a
+"""UpdateStatus validates only what changed (sextant/store/normalize.py): for any status a
 client may send, the result (or the error) must be exactly what validating the whole document
 gives."""
 
@@ -11,11 +11,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.db_manager.normalize import full_status, normalize_status
 from sextant.resources import admit_experiment
 from sextant.resources.loading import load_document
 from sextant.resources.models import Suggestion, Trial, to_doc
 from sextant.store.interface import Invalid
+from sextant.store.normalize import full_status, normalize_status
 
 EXPERIMENT_YAML = Path(__file__).parents[1] / "data" / "experiments" / "valid" / "algo-tpe.yaml"
 

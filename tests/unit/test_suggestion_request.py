@@ -1,8 +1,8 @@
-"""GetSuggestions request building (facts §6.4)."""
+"""GetSuggestions request building (what Katib's controller sends)."""
 
 from __future__ import annotations
 
-from services.suggestion.controller import request as rb
+from services.suggestion.controller import grpc_requests as rb
 from sextant.api import api_pb2
 from sextant.resources.models import (
     AlgorithmSetting,

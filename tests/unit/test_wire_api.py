@@ -1,4 +1,4 @@
-"""The generated Katib wire API matches Katib's api.proto (facts §1) field for field."""
+"""The generated Katib wire API matches Katib's api.proto field for field."""
 
 from __future__ import annotations
 

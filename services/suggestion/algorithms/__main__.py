@@ -12,10 +12,10 @@ import sys
 import threading
 
 from sextant.config import DEFAULT_SUGGESTION_PORT, add_server_arguments, server_settings
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 from sextant.server import GrpcServer
 
-from . import registry
+from . import algorithm_classes
 from .servicer import HEALTH_NAMES, SuggestionServicer, add_to_server
 
 log = logging.getLogger("sextant.suggestion")
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.suggestion.algorithms",
                                      description="Katib-compatible suggestion service")
     parser.add_argument("--algorithm", action="append", default=None,
-                        help=f"algorithm to serve (repeatable; default all): {', '.join(registry.BUILTIN)}")
+                        help=f"algorithm to serve (repeatable; default all): {', '.join(algorithm_classes.BUILTIN)}")
     parser.add_argument("--cache-size", type=int, default=256,
                         help="experiments whose optimizer state is kept in memory (LRU)")
     add_server_arguments(parser, DEFAULT_SUGGESTION_PORT)
@@ -38,11 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
     names = args.algorithm
     for name in names or []:
-        if registry.load(name) is None:
+        if algorithm_classes.load(name) is None:
             print(f"--algorithm: unknown or unavailable algorithm {name!r}; "
-                  f"known: {', '.join(registry.BUILTIN)}", file=sys.stderr)
+                  f"known: {', '.join(algorithm_classes.BUILTIN)}", file=sys.stderr)
             return 2
-        registry.load(name)  # import now so the first request is not slowed by imports
+        algorithm_classes.load(name)  # import now so the first request is not slowed by imports
     server = GrpcServer(settings, name="suggestion", health_names=HEALTH_NAMES)
     add_to_server(SuggestionServicer(names, capacity=args.cache_size), server)
     server.install_signal_handlers()
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         # Import every algorithm in the background so the first request of each is not slowed
         # by importing hyperopt/optuna, while health already answers.
-        threading.Thread(target=registry.available, daemon=True, name="preload").start()
+        threading.Thread(target=algorithm_classes.available, daemon=True, name="preload").start()
     log.info("suggestion service ready", extra={"algorithms": names or "all", "port": port,
                                                 "settings": settings.describe()})
     # A parent that started us on port 0 reads the chosen port from this line.

@@ -171,7 +171,7 @@ class SettingRule:
 
 @dataclass
 class SettingsSchema:
-    """Parse + validate settings with Katib's message shapes (facts §7.2-7.5)."""
+    """Parse + validate settings with Katib's message shapes."""
 
     algorithm: str
     rules: dict[str, SettingRule] = field(default_factory=dict)

@@ -1,7 +1,7 @@
 """``bayesianoptimization``: Gaussian-process (or tree-ensemble) Bayesian optimisation on
-scikit-optimize, with Katib's setting names, defaults and messages (facts §7.3).
+scikit-optimize, with Katib's setting names, defaults and messages.
 
-Katib's own service is slow and weak (facts §7.3: log-uniform for every DOUBLE, gp_hedge with
+Katib's own service is slow and weak (its space is log-uniform for every DOUBLE, gp_hedge with
 10,000 sampled points and five L-BFGS restarts per acquisition, a full refit on each call). Here:
 
 * every parameter keeps its own scale: DOUBLE is uniform unless logUniform/logNormal, a stepped
@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, ClassVar
 
 import numpy as np
@@ -47,6 +46,7 @@ from skopt.space import Categorical, Integer, Real
 from threadpoolctl import threadpool_limits
 
 from sextant.api import api_pb2
+from sextant.timestamps import parse_time
 
 from .base import Algorithm, SearchSpaceExhausted, SettingRule, SettingsSchema, SuggestResult, settings_of
 from .search_space import (
@@ -211,10 +211,8 @@ def _config(settings: dict[str, str]) -> _Config:
 
 def _seconds(trial: api_pb2.Trial) -> float:
     """The trial's wall time (EIps/PIps), at least one second when unknown."""
-    try:
-        start = datetime.fromisoformat(trial.status.start_time)
-        end = datetime.fromisoformat(trial.status.completion_time)
-    except ValueError:
+    start, end = parse_time(trial.status.start_time), parse_time(trial.status.completion_time)
+    if start is None or end is None:
         return 1.0
     return max((end - start).total_seconds(), 1.0)
 

@@ -1,6 +1,6 @@
 """``cmaes``: CMA-ES (the ``cmaes`` package) in the unit cube of the search space.
 
-Settings (facts §7.4/7.5): ``restart_strategy`` ``ipop`` / ``bipop`` / ``none`` (``None`` too),
+Settings (Katib's): ``restart_strategy`` ``ipop`` / ``bipop`` / ``none`` (``None`` too),
 ``sigma`` (initial step size in the unit cube, float >= 0, 0 = default 1/6), ``random_state``
 (int >= 0). Unknown names are ignored, as Katib's default (Goptuna) cmaes service does.
 Needs at least two DOUBLE/INT parameters. List parameters ride along as equal-width bins.

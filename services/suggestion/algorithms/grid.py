@@ -1,6 +1,6 @@
 """``grid``: every combination once, in a fixed order, then OUT_OF_RANGE.
 
-Setting (facts §7.4): ``random_state`` (int >= 0; accepted for compatibility, the order is
+Setting (Katib's): ``random_state`` (int >= 0; accepted for compatibility, the order is
 deterministic anyway). Validation: each DOUBLE needs a step, and ``maxTrialCount`` must not
 exceed the number of combinations (Katib's message).
 

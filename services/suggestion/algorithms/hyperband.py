@@ -1,5 +1,5 @@
 """``hyperband``: Hyperband brackets of successive halving, with Katib's settings and state
-(facts §7.6).
+(Katib's formulas).
 
 Settings: ``r_l`` (maximum resource, required, > 0), ``resource_name`` (the parameter that
 carries the resource, required), ``eta`` (int, <= 0 means 3, default 3), plus the optional

@@ -1,7 +1,7 @@
 """``multivariate-tpe``: optuna's TPESampler with multivariate=True and constant_liar=True, with
 a sharpened good-trial density (``optuna_tpe.Sharpening``) and a scrambled Sobol start-up design.
 
-Settings (facts §7.4): ``n_startup_trials``, ``n_ei_candidates``, ``random_state`` (each an int
+Settings (Katib's): ``n_startup_trials``, ``n_ei_candidates``, ``random_state`` (each an int
 >= 0); optuna's defaults otherwise (10 startup trials, 24 EI candidates). Any other setting name
 is rejected.
 

@@ -1,6 +1,6 @@
 """``random``: independent draws honouring each parameter's distribution and step.
 
-Setting (facts §7.2): ``random_state`` (int >= 0). With a seed the answer depends only on the
+Setting (Katib's): ``random_state`` (int >= 0). With a seed the answer depends only on the
 seed and the number of trials in the request, so a restarted service repeats it exactly.
 Draws avoid points already in the request (any status) and earlier in the same batch while the
 space has room, so parallel requests do not repeat points.

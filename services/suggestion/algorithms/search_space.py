@@ -1,6 +1,6 @@
 """The experiment's search space as typed parameters, plus trial helpers.
 
-Katib semantics (facts §7.0): INT has step 1 when empty; DOUBLE keeps its step (may be none);
+Katib semantics: INT has step 1 when empty; DOUBLE keeps its step (may be none);
 CATEGORICAL/DISCRETE are lists of strings; distribution uniform when unspecified. Values go
 on the wire as Katib formats them: INT as an integer string, DOUBLE as a float string
 (Python ``str(float)``), list parameters as the list item itself.
@@ -201,7 +201,7 @@ class Param:
         return None
 
     def grid_values(self) -> list[str]:
-        """Every value in order (facts §7.0 grid helper); DOUBLE without step raises SpaceError."""
+        """Every value in order (as Katib's grid helper lists them); DOUBLE without step raises SpaceError."""
         if not self.numeric:
             return list(self.choices)
         if self.step is None:
@@ -352,7 +352,7 @@ def objective_value(trial: api_pb2.Trial, metric_name: str) -> float | None:
     """The objective value of a trial the algorithms may learn from, else None.
 
     Only SUCCEEDED/EARLYSTOPPED trials carrying the objective metric with a parseable, finite
-    value count (facts §7.0; "unavailable" or garbage is skipped, not an error).
+    value count (as Katib; "unavailable" or garbage is skipped, not an error).
     """
     if trial.status.condition not in LEARN_FROM:
         return None

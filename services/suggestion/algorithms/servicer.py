@@ -1,6 +1,6 @@
 """One generic ``api.v1.beta1.Suggestion`` servicer for any Algorithm.
 
-It enforces Katib's contract around the algorithm (facts §6.4, §7.0):
+It enforces Katib's contract around the algorithm:
 
 * ``current_request_number`` <= 0 -> an empty reply, the algorithm is not called;
 * unknown algorithm name -> INVALID_ARGUMENT ("unknown algorithm name <name>");
@@ -27,7 +27,7 @@ import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
 
-from . import registry
+from . import algorithm_classes
 from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult
 from .search_space import SearchSpace, SpaceError
 
@@ -124,7 +124,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
     def __init__(self, algorithms: list[str] | None = None, capacity: int = 256,
                  factory: Callable[[str], type[Algorithm] | None] | None = None):
         self._allowed = set(algorithms) if algorithms else None
-        base_factory = factory or registry.load
+        base_factory = factory or algorithm_classes.load
         self._cache = AlgorithmCache(self._gate(base_factory), capacity)
 
     def _gate(self, factory):

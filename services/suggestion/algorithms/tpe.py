@@ -1,4 +1,4 @@
-"""``tpe``: hyperopt's Tree-structured Parzen Estimator (facts §7.2).
+"""``tpe``: hyperopt's Tree-structured Parzen Estimator (Katib's settings).
 
 Settings: ``gamma`` (0 < x < 1), ``prior_weight`` (> 0), ``n_EI_candidates`` (> 0),
 ``random_state`` (>= 0); hyperopt's defaults otherwise.

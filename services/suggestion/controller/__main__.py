@@ -6,10 +6,10 @@ import argparse
 import os
 import sys
 
+from sextant.algorithm_registry import Registry
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
-from sextant.registry import Registry
 from sextant.runtime import make_runtime
 from sextant.store.informer import Informer
 

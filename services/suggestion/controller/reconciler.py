@@ -1,4 +1,4 @@
-"""The suggestion reconcile: one level-triggered pass over one Suggestion (facts §6.3–§6.6).
+"""The suggestion reconcile: one level-triggered pass over one Suggestion (Katib's suggestion controller).
 
 1. Succeeded (the experiment ended, Never/FromVolume) or Failed → tear the algorithm service
    down (FromVolume keeps its state directory) and stop.
@@ -8,7 +8,7 @@
 4. Once per service start: ValidateAlgorithmSettings (+ ValidateEarlyStoppingSettings).
    INVALID_ARGUMENT/UNKNOWN → Suggestion Failed "Validation failed: <message>" (terminal, the
    experiment fails with it); UNAVAILABLE → retry with backoff; any other answer = valid.
-5. Ask for ``requests − suggestionCount`` assignments with the request of §6.4, attach the
+5. Ask for ``requests − suggestionCount`` assignments with the GetSuggestions request (``grpc_requests``), attach the
    early-stopping rules, name them, and record them with the settings overlay in *one* status
    write. A reply with the wrong count stores nothing (error, retried with backoff).
 
@@ -28,21 +28,11 @@ from dataclasses import dataclass
 
 import grpc
 
+from sextant.algorithm_registry import Registry
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel_cache import ChannelCache
-from sextant.conditions import (
-    FALSE,
-    REASON_SUGGESTION_END,
-    SUGGESTION_EXHAUSTED,
-    TRUE,
-    get_condition,
-    has_condition,
-    now_rfc3339,
-    remove_condition,
-    set_condition,
-)
 from sextant.controller import Key, Result
-from sextant.registry import Registry
+from sextant.katib import suggestion_status as ss
 from sextant.resources.models import (
     EXPERIMENT_LABEL,
     AlgorithmSetting,
@@ -58,15 +48,10 @@ from sextant.runtime.base import Runtime, ServiceSpec
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import Conflict, ResourceStore
 
-from . import request as rb
+from . import grpc_requests as rb
 
 log = logging.getLogger("sextant.suggestion_controller")
 
-REASON_CREATED, MSG_CREATED = "SuggestionCreated", "Suggestion is created"
-REASON_READY, MSG_READY = "DeploymentReady", "Deployment is ready"
-REASON_NOT_READY = "DeploymentNotReady"
-REASON_RUNNING, MSG_RUNNING = "SuggestionRunning", "Suggestion is running"
-REASON_FAILED = "SuggestionFailed"
 NAME_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -152,17 +137,14 @@ class SuggestionReconciler:
         persistent = sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME
         name = service_name(sugg)
         self._known[key] = _Known(name, persistent)
-        conds = sugg.status.conditions
 
-        if has_condition(conds, "Succeeded") or has_condition(conds, "Failed"):
+        if ss.is_finished(sugg):
             self.runtime.delete_service(key.namespace, name, keep_state=persistent)
             self._validated.pop(key, None)
             return None
 
         before = _status_doc(sugg)
-        if get_condition(conds, "Created") is None:
-            set_condition(conds, "Created", TRUE, REASON_CREATED, MSG_CREATED)
-            sugg.status.start_time = sugg.status.start_time or now_rfc3339()
+        ss.mark_created(sugg)
 
         try:
             spec = self._service_spec(sugg)
@@ -171,11 +153,10 @@ class SuggestionReconciler:
             return None
         state = self.runtime.ensure_service(spec)
         if not state.ready:
-            set_condition(conds, "DeploymentReady", FALSE, REASON_NOT_READY,
-                          state.message or "Deployment is not ready")
+            ss.mark_deployment_ready(sugg, False, state.message)
             self._write(sugg, before)
             return Result(requeue_after=self.not_ready_requeue)
-        set_condition(conds, "DeploymentReady", TRUE, REASON_READY, MSG_READY)
+        ss.mark_deployment_ready(sugg, True)
 
         exp = self.experiments.get(key.namespace, key.name)
         if exp is None:
@@ -183,17 +164,16 @@ class SuggestionReconciler:
             return None
         trials = self._trials(exp)
 
-        if self._validated.get(key) != state.address or not has_condition(conds, "Running"):
+        if self._validated.get(key) != state.address or not ss.is_running(sugg):
             problem = self._validate(exp, state)
             if problem is not None:
-                self._fail(sugg, f"Validation failed: {problem}")
+                self._fail(sugg, ss.validation_failed_message(problem))
                 return None
-            remove_condition(conds, "Succeeded")
-            set_condition(conds, "Running", TRUE, REASON_RUNNING, MSG_RUNNING)
+            ss.mark_running(sugg)
             self._validated[key] = state.address or ""
         sugg = self._write(sugg, before)
 
-        if has_condition(sugg.status.conditions, SUGGESTION_EXHAUSTED):
+        if ss.is_exhausted(sugg):
             return None
         if rb.current_request_number(sugg) <= 0:
             return None
@@ -361,8 +341,7 @@ class SuggestionReconciler:
                 if overlay:
                     sugg.status.algorithm_settings = rb.overlay_settings(sugg.status.algorithm_settings, overlay)
             if exhausted:
-                set_condition(sugg.status.conditions, SUGGESTION_EXHAUSTED, TRUE, REASON_SUGGESTION_END,
-                              "the algorithm has no new assignment left (search space exhausted)")
+                ss.mark_exhausted(sugg)
             try:
                 self.suggestions.wrote(self.store.update_status(sugg))
                 if new:
@@ -373,7 +352,7 @@ class SuggestionReconciler:
                 sugg = self.store.get("Suggestion", sugg.metadata.namespace, sugg.metadata.name)
                 if (sugg.status.suggestion_count != expected_count
                         or rb.current_request_number(sugg) < len(new)
-                        or has_condition(sugg.status.conditions, "Succeeded")):
+                        or ss.is_succeeded(sugg)):
                     raise SuggestionError("the Suggestion changed while asking the algorithm; "
                                           "the reply was discarded") from None
         raise SuggestionError("the Suggestion status kept changing; the reply was discarded")
@@ -384,11 +363,7 @@ class SuggestionReconciler:
         return sugg
 
     def _fail(self, sugg: Suggestion, message: str) -> None:
-        conds = sugg.status.conditions
-        if get_condition(conds, "Running") is not None:
-            set_condition(conds, "Running", FALSE, REASON_FAILED, message)
-        set_condition(conds, "Failed", TRUE, REASON_FAILED, message)
-        sugg.status.completion_time = sugg.status.completion_time or now_rfc3339()
+        ss.mark_failed(sugg, message)
         self.suggestions.wrote(self.store.update_status(sugg))  # Conflict → retried; validation runs again
         log.warning("suggestion failed", extra={"suggestion": sugg.metadata.name, "reason": message})
         self.runtime.delete_service(sugg.metadata.namespace, service_name(sugg),

@@ -13,7 +13,7 @@ import logging
 import sys
 
 from sextant.config import DEFAULT_EARLY_STOPPING_PORT, add_server_arguments, env, server_settings
-from sextant.logs import setup_logging
+from sextant.logging_setup import setup_logging
 from sextant.server import GrpcServer
 
 from .medianstop import NAME

@@ -1,4 +1,4 @@
-"""The medianstop rule, without any I/O (facts §7.9).
+"""The medianstop rule, without any I/O (Katib's median-stop rule).
 
 Settings: ``min_trials_required`` (int > 0, default 3) and ``start_step`` (int >= 1, default 4),
 validated with Katib's messages. For every completed trial the mean of its first ``start_step``

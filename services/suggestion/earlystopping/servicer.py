@@ -1,4 +1,4 @@
-"""``api.v1.beta1.EarlyStopping`` for medianstop (facts §7.9).
+"""``api.v1.beta1.EarlyStopping`` for medianstop, as Katib's service answers.
 
 * GetEarlyStoppingRules reads the completed trials' objective logs from the DB manager named in
   the request (Katib's ``DBManager.GetObservationLog``) and returns the medianstop rule. Per-trial
@@ -19,7 +19,8 @@ import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel import open_channel
-from sextant.conditions import set_condition
+from sextant.katib import trial_status
+from sextant.katib.condition_list import TRUE, set_condition
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
 from . import medianstop
@@ -28,9 +29,6 @@ log = logging.getLogger("sextant.earlystopping")
 
 SERVICE_NAME = "api.v1.beta1.EarlyStopping"
 HEALTH_NAMES = ("", "manager.v1beta1.EarlyStopping")
-EARLY_STOPPED = "EarlyStopped"
-REASON = "TrialEarlyStopped"
-MESSAGE = "Trial is early stopped"
 DB_TIMEOUT = 120.0  # Katib's timeout for GetObservationLog
 CONFLICT_RETRIES = 10
 
@@ -162,7 +160,8 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         trial = self._find_trial(name)
         for attempt in range(CONFLICT_RETRIES):
             conditions = trial.status.conditions
-            if not set_condition(conditions, EARLY_STOPPED, "True", REASON, MESSAGE):
+            if not set_condition(conditions, trial_status.EARLY_STOPPED, TRUE,
+                                 trial_status.REASON_EARLY_STOPPED, trial_status.MSG_EARLY_STOPPED):
                 return  # already marked: SetTrialStatus is idempotent
             try:
                 self._store.update_status(trial)  # type: ignore[union-attr]

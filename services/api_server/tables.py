@@ -1,0 +1,152 @@
+"""``kubectl get`` tables (``as=Table``): Katib's printer columns (Type and Status of the last
+condition; a Suggestion's Requested and Assigned) and Age, plus wide columns (priority 1,
+shown by ``-o wide``) with what a tuner wants at a glance. The server formats Age, as the
+Kubernetes API server does for custom resources."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sextant.cli.render import metric_value, parse_time
+
+Doc = dict[str, Any]
+Column = tuple[str, str, int, str, Callable[[Doc], Any]]  # name, type, priority, description, cell
+
+
+def human_duration(seconds: float) -> str:
+    """Kubernetes' short human duration: 45s, 3m20s, 25m, 4h10m, 30h, 3d4h, 20d, 2y30d, 9y."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes = s // 60
+    if minutes < 10:
+        rest = s % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = s // 3600
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        days = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def age(doc: Doc, now: datetime | None = None) -> str:
+    created = parse_time((doc.get("metadata") or {}).get("creationTimestamp"))
+    if created is None:
+        return "<unknown>"
+    return human_duration(((now or datetime.now(UTC)) - created).total_seconds())
+
+
+def _last_condition(doc: Doc, key: str) -> str:
+    conditions = (doc.get("status") or {}).get("conditions") or []
+    return str(conditions[-1].get(key, "")) if conditions else ""
+
+
+def _spec(doc: Doc) -> Doc:
+    return doc.get("spec") or {}
+
+
+def _status(doc: Doc) -> Doc:
+    return doc.get("status") or {}
+
+
+def _best(doc: Doc) -> str:
+    objective = _spec(doc).get("objective") or {}
+    name = objective.get("objectiveMetricName", "")
+    optimal = _status(doc).get("currentOptimalTrial") or {}
+    value = metric_value(optimal.get("observation"), name, objective.get("type", ""))
+    return "" if not name or value in ("", "unavailable") else f"{name}={value}"
+
+
+def _trial_objective(doc: Doc) -> str:
+    objective = _spec(doc).get("objective") or {}
+    name = objective.get("objectiveMetricName", "")
+    value = metric_value(_status(doc).get("observation"), name, objective.get("type", ""))
+    return "" if not name or value in ("", "unavailable") else f"{name}={value}"
+
+
+def _assignments(doc: Doc) -> str:
+    return ",".join(f"{a.get('name')}={a.get('value')}" for a in _spec(doc).get("parameterAssignments") or [])
+
+
+def _trials(doc: Doc) -> str:
+    status, spec = _status(doc), _spec(doc)
+    return (f"{status.get('trialsSucceeded', 0)}/{status.get('trialsRunning', 0)}/"
+            f"{status.get('trialsFailed', 0)} of {spec.get('maxTrialCount', '-')}")
+
+
+_TYPE: Column = ("Type", "string", 0, "The type of the last condition", lambda d: _last_condition(d, "type"))
+_STATUS: Column = ("Status", "string", 0, "The status of the last condition", lambda d: _last_condition(d, "status"))
+_AGE: Column = ("Age", "date", 0, "Time since the resource was created", age)
+
+COLUMNS: dict[str, list[Column]] = {
+    "Experiment": [_TYPE, _STATUS, _AGE,
+                   ("Algorithm", "string", 1, "The search algorithm",
+                    lambda d: (_spec(d).get("algorithm") or {}).get("algorithmName", "")),
+                   ("Trials", "string", 1, "Trials succeeded/running/failed of the maximum", _trials),
+                   ("Best", "string", 1, "The best objective value so far", _best)],
+    "Trial": [_TYPE, _STATUS, _AGE,
+              ("Parameters", "string", 1, "The parameter assignments", _assignments),
+              ("Objective", "string", 1, "The objective metric's value", _trial_objective)],
+    "Suggestion": [_TYPE, _STATUS,
+                   ("Requested", "string", 0, "Suggestions requested", lambda d: str(_spec(d).get("requests", 0))),
+                   ("Assigned", "string", 0, "Suggestions assigned",
+                    lambda d: str(_status(d).get("suggestionCount", 0))),
+                   _AGE],
+    "Pod": [("Status", "string", 0, "The pod's phase", lambda d: _status(d).get("phase", "")), _AGE],
+    "Namespace": [("Status", "string", 0, "The namespace's phase", lambda d: _status(d).get("phase", "")), _AGE],
+}
+DEFAULT_COLUMNS: list[Column] = [_AGE]
+
+
+def _definitions(columns: list[Column]) -> list[Doc]:
+    defs = [{"name": "Name", "type": "string", "format": "name", "priority": 0,
+             "description": "Name must be unique within a namespace."}]
+    defs += [{"name": n, "type": t, "format": "", "priority": p, "description": desc}
+             for n, t, p, desc, _ in columns]
+    return defs
+
+
+def _partial(doc: Doc, table_version: str) -> Doc:
+    return {"kind": "PartialObjectMetadata", "apiVersion": f"meta.k8s.io/{table_version}",
+            "metadata": doc.get("metadata") or {}}
+
+
+def table(kind: str, docs: Iterable[Doc], *, table_version: str = "v1", resource_version: str = "",
+          continue_token: str = "", include_object: str = "Metadata", columns: list[Column] | None = None) -> Doc:
+    """A ``meta.k8s.io`` Table of ``docs``. ``include_object`` is the client's includeObject
+    parameter (None, Metadata, Object)."""
+    cols = columns if columns is not None else COLUMNS.get(kind, DEFAULT_COLUMNS)
+    now = datetime.now(UTC)
+    rows = []
+    for doc in docs:
+        cells = [(doc.get("metadata") or {}).get("name", "")]
+        cells += [age(doc, now) if fn is age else fn(doc) for *_, fn in cols]
+        row: Doc = {"cells": cells}
+        if include_object == "Object":
+            row["object"] = doc
+        elif include_object != "None":
+            row["object"] = _partial(doc, table_version)
+        rows.append(row)
+    metadata: Doc = {"resourceVersion": resource_version}
+    if continue_token:
+        metadata["continue"] = continue_token
+    return {"kind": "Table", "apiVersion": f"meta.k8s.io/{table_version}", "metadata": metadata,
+            "columnDefinitions": _definitions(cols), "rows": rows}

@@ -1,0 +1,160 @@
+"""An Experiment's status vocabulary: condition types, reasons, messages, predicates, marks.
+
+The reason and message strings are Katib's (users and dashboards grep for them); the marks
+follow Katib's experiment rules:
+
+* Created sets ``startTime`` once.
+* Running flips a stale ``Restarting`` condition to False (Sextant's choice: Katib leaves it
+  True, so the list claims "restarting" for the rest of the experiment's life).
+* Succeeded / Failed flip Running to False, then append the terminal condition, and set
+  ``completionTime``.
+* Restarting removes Succeeded and Failed and clears ``completionTime``.
+
+Sextant also produces ``ExperimentSuggestionEndReached`` (the search space is exhausted and no
+trial is active); Katib defines that reason but never sets it.
+"""
+
+from __future__ import annotations
+
+from sextant.resources.models import Experiment, ResumePolicy
+from sextant.resources.models import ExperimentConditionType as ConditionType
+from sextant.timestamps import now_rfc3339
+
+from .condition_list import (
+    TRUE,
+    Resource,
+    any_condition_true,
+    condition_is,
+    flip_to_false,
+    get_condition,
+    has_condition,
+    mark_finished,
+    remove_condition,
+    set_condition,
+)
+
+CREATED = ConditionType.CREATED.value
+RUNNING = ConditionType.RUNNING.value
+RESTARTING = ConditionType.RESTARTING.value
+SUCCEEDED = ConditionType.SUCCEEDED.value
+FAILED = ConditionType.FAILED.value
+CONDITION_TYPES: tuple[str, ...] = tuple(t.value for t in ConditionType)
+# Either of these True means the experiment is over (until it is restarted).
+FINISHED_TYPES: tuple[str, ...] = (SUCCEEDED, FAILED)
+
+REASON_CREATED = "ExperimentCreated"
+REASON_RUNNING = "ExperimentRunning"
+REASON_RESTARTING = "ExperimentRestarting"
+REASON_GOAL_REACHED = "ExperimentGoalReached"
+REASON_MAX_TRIALS = "ExperimentMaxTrialsReached"
+REASON_SUGGESTION_END = "ExperimentSuggestionEndReached"
+# Katib uses this one reason both for "too many failed trials" and "the suggestion failed".
+REASON_FAILED = "ExperimentFailed"
+
+MSG_CREATED = "Experiment is created"
+MSG_RUNNING = "Experiment is running"
+MSG_RESTARTING = "Experiment is restarted"
+MSG_GOAL_REACHED = "Experiment has succeeded because Objective goal has reached"
+MSG_MAX_FAILED = "Experiment has failed because max failed count has reached"
+MSG_MAX_TRIALS = "Experiment has succeeded because max trial count has reached"
+MSG_SUGGESTION_END = "Experiment has succeeded because suggestion service has reached the end"
+MSG_SUGGESTION_FAILED = "Suggestion has failed"
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicates (a model or its JSON document)
+
+
+def is_created(experiment: Resource) -> bool:
+    return condition_is(experiment, CREATED)
+
+
+def is_succeeded(experiment: Resource) -> bool:
+    return condition_is(experiment, SUCCEEDED)
+
+
+def is_failed(experiment: Resource) -> bool:
+    return condition_is(experiment, FAILED)
+
+
+def is_finished(experiment: Resource) -> bool:
+    """Succeeded or Failed (Katib's IsCompleted)."""
+    return any_condition_true(experiment, FINISHED_TYPES)
+
+
+def is_restarting(experiment: Resource) -> bool:
+    return condition_is(experiment, RESTARTING)
+
+
+def is_active(experiment: Resource) -> bool:
+    """Not finished: trials may still be created or running."""
+    return not is_finished(experiment)
+
+
+# ---------------------------------------------------------------------------------------------
+# Marks (change the model in place; return whether anything changed)
+
+
+def mark_created(experiment: Experiment, now: str | None = None) -> bool:
+    now = now or now_rfc3339()
+    changed = set_condition(experiment.status.conditions, CREATED, TRUE, REASON_CREATED, MSG_CREATED, now)
+    if experiment.status.start_time is None:
+        experiment.status.start_time = now
+        changed = True
+    return changed
+
+
+def mark_running(experiment: Experiment, now: str | None = None) -> bool:
+    conds = experiment.status.conditions
+    changed = False
+    if has_condition(conds, RESTARTING):
+        changed = flip_to_false(conds, RESTARTING, now)
+    return set_condition(conds, RUNNING, TRUE, REASON_RUNNING, MSG_RUNNING, now) or changed
+
+
+def _mark_done(experiment: Experiment, cond_type: str, reason: str, message: str, now: str | None) -> bool:
+    now = now or now_rfc3339()
+    changed = mark_finished(experiment.status.conditions, cond_type, reason, message, now)
+    if changed:
+        experiment.status.completion_time = now
+    return changed
+
+
+def mark_succeeded(experiment: Experiment, reason: str, message: str, now: str | None = None) -> bool:
+    return _mark_done(experiment, SUCCEEDED, reason, message, now)
+
+
+def mark_failed(experiment: Experiment, reason: str, message: str, now: str | None = None) -> bool:
+    return _mark_done(experiment, FAILED, reason, message, now)
+
+
+def mark_restarting(experiment: Experiment, now: str | None = None) -> bool:
+    conds = experiment.status.conditions
+    changed = remove_condition(conds, SUCCEEDED)
+    changed = remove_condition(conds, FAILED) or changed
+    changed = set_condition(conds, RESTARTING, TRUE, REASON_RESTARTING, MSG_RESTARTING, now) or changed
+    experiment.status.completion_time = None
+    return changed
+
+
+# ---------------------------------------------------------------------------------------------
+# Restart
+
+
+def resume_policy(experiment: Experiment) -> ResumePolicy:
+    return experiment.spec.resume_policy or ResumePolicy.NEVER
+
+
+def is_restartable(experiment: Experiment) -> bool:
+    """Succeeded by max trials, resumable policy, and maxTrialCount raised above the trials made.
+
+    (Katib also flips any completed experiment without maxTrialCount to Restarting on every
+    reconcile; that disjunct is a bug and is not reproduced.)
+    """
+    cond = get_condition(experiment.status.conditions, SUCCEEDED)
+    if cond is None or cond.status != TRUE or cond.reason != REASON_MAX_TRIALS:
+        return False
+    if resume_policy(experiment) not in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME):
+        return False
+    max_trials = experiment.spec.max_trial_count
+    return max_trials is not None and max_trials > experiment.status.trials

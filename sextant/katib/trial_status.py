@@ -1,0 +1,106 @@
+"""A Trial's status vocabulary: condition types, reasons, messages, predicates, marks.
+
+The strings are Katib's, except Killed's reason and message: Katib defines the Killed type
+but never sets it; Sextant sets it when an experiment ends with trials still running.
+
+* Created, Running, Succeeded, MetricsUnavailable and Failed are written by the trial
+  controller; a failed job's reason and message are appended to Katib's
+  (``TrialFailed. Job reason: <reason>``).
+* EarlyStopped is written by the early-stopping service (Running is not flipped).
+* Killed is written by the experiment controller; the trial controller then stops the job.
+"""
+
+from __future__ import annotations
+
+from sextant.resources.models import Trial
+from sextant.resources.models import TrialConditionType as ConditionType
+from sextant.timestamps import now_rfc3339
+
+from .condition_list import Resource, any_condition_true, condition_is, mark_finished
+
+CREATED = ConditionType.CREATED.value
+RUNNING = ConditionType.RUNNING.value
+SUCCEEDED = ConditionType.SUCCEEDED.value
+KILLED = ConditionType.KILLED.value
+FAILED = ConditionType.FAILED.value
+METRICS_UNAVAILABLE = ConditionType.METRICS_UNAVAILABLE.value
+EARLY_STOPPED = ConditionType.EARLY_STOPPED.value
+CONDITION_TYPES: tuple[str, ...] = tuple(t.value for t in ConditionType)
+# Any of these True means the trial is over (Katib's IsCompleted).
+FINISHED_TYPES: tuple[str, ...] = (SUCCEEDED, FAILED, KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE)
+
+REASON_CREATED = "TrialCreated"
+REASON_RUNNING = "TrialRunning"
+REASON_SUCCEEDED = "TrialSucceeded"
+REASON_FAILED = "TrialFailed"
+REASON_METRICS_UNAVAILABLE = "MetricsUnavailable"
+REASON_EARLY_STOPPED = "TrialEarlyStopped"
+REASON_KILLED = "TrialKilled"
+
+MSG_CREATED = "Trial is created"
+MSG_RUNNING = "Trial is running"
+MSG_SUCCEEDED = "Trial has succeeded"
+MSG_FAILED = "Trial has failed"
+MSG_METRICS_UNAVAILABLE = "Metrics are not available"
+MSG_EARLY_STOPPED = "Trial is early stopped"
+MSG_KILLED = "Trial is killed because the experiment has ended"
+
+
+def failed_reason(job_reason: str) -> str:
+    """The Failed condition's reason for a job that failed with ``job_reason``."""
+    return f"{REASON_FAILED}. Job reason: {job_reason}"
+
+
+def failed_message(job_message: str) -> str:
+    """The Failed condition's message for a job that failed with ``job_message``."""
+    return f"{MSG_FAILED}. Job message: {job_message}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Predicates (a model or its JSON document)
+
+
+def is_succeeded(trial: Resource) -> bool:
+    return condition_is(trial, SUCCEEDED)
+
+
+def is_failed(trial: Resource) -> bool:
+    return condition_is(trial, FAILED)
+
+
+def is_killed(trial: Resource) -> bool:
+    return condition_is(trial, KILLED)
+
+
+def is_early_stopped(trial: Resource) -> bool:
+    return condition_is(trial, EARLY_STOPPED)
+
+
+def is_metrics_unavailable(trial: Resource) -> bool:
+    return condition_is(trial, METRICS_UNAVAILABLE)
+
+
+def is_running(trial: Resource) -> bool:
+    return condition_is(trial, RUNNING)
+
+
+def is_finished(trial: Resource) -> bool:
+    """Succeeded ∨ Failed ∨ Killed ∨ EarlyStopped ∨ MetricsUnavailable (Katib's IsCompleted)."""
+    return any_condition_true(trial, FINISHED_TYPES)
+
+
+def is_active(trial: Resource) -> bool:
+    """Pending or running: not finished."""
+    return not is_finished(trial)
+
+
+# ---------------------------------------------------------------------------------------------
+# Marks
+
+
+def mark_killed(trial: Trial, now: str | None = None) -> bool:
+    """Killed=True (Running flipped to False); the trial controller stops the job when it sees it."""
+    changed = mark_finished(trial.status.conditions, KILLED, REASON_KILLED, MSG_KILLED, now)
+    if changed and not trial.status.completion_time:
+        trial.status.completion_time = now or now_rfc3339()
+    return changed
