@@ -51,7 +51,7 @@ class FilterError(ValueError):
     pass
 
 
-def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTER_V1BETA1) -> list[re.Pattern]:
+def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTER_V1BETA1) -> list[re.Pattern[str]]:
     """Compiles user filters (each needs two groups: name, value), or the default one."""
     out = []
     for i, pattern in enumerate(patterns or [default]):
@@ -66,7 +66,7 @@ def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTE
     return out
 
 
-def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Pattern]) -> list[MetricLog]:
+def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Pattern[str]]) -> list[MetricLog]:
     wanted = [m for m in metrics if m and m in line]
     if not wanted:
         return []

@@ -21,6 +21,7 @@ from sextant.cli import (
     resources_cmd,
     run_cmd,
     stack_cmd,
+    ui_cmd,
 )
 from sextant.cli.context import Context, translate
 from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CliError
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", default=None, help="bearer token (default $SEXTANT_TOKEN or <data-dir>/token)")
     parser.add_argument("--tls-ca", default=None, help="CA certificate: connect with TLS")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (stack_cmd, resources_cmd, describe_cmd, logs_cmd, run_cmd, conformance_cmd):
+    for module in (stack_cmd, resources_cmd, describe_cmd, logs_cmd, run_cmd, conformance_cmd, ui_cmd):
         module.add_parsers(sub)
     return parser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import threading
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from sextant.cli.render import table
+from sextant.cli.ui_cmd import ui_url
 from sextant.kubeconfig import kubeconfig_path
 from sextant.stack import (
     SERVICES,
@@ -90,6 +92,8 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             raise CliError(str(err)) from None
         console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}")
         console.print(f"Kubernetes API: export KUBECONFIG={kubeconfig_path(ctx.data_dir)}")
+        with contextlib.suppress(CliError):  # the URL signs the browser in once (`sextant ui` opens it)
+            console.print(f"Web UI: {ui_url(ctx)}", markup=False)
         console.print(f"logs: {ctx.paths.logs}/   stop with: sextant down")
         return EXIT_OK
     supervisor = Supervisor(config)

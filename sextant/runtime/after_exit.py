@@ -16,8 +16,9 @@ import logging
 import os
 from pathlib import Path
 
-from sextant.metric_lines import COLLECTING_KINDS, UNAVAILABLE, ZERO_TIME, MetricLog, filters_for, parse_lines
+from sextant.metric_lines import COLLECTING_KINDS, UNAVAILABLE, MetricLog, filters_for, parse_lines
 from sextant.runtime.collector_spec import CollectorSpec
+from sextant.timestamps import ZERO_TIME
 
 SPOOL_FILE = "1.json"  # the only spool file of such a job: a repeated collection rewrites it
 

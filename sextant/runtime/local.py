@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -71,7 +72,7 @@ def expand_command(argv: Sequence[str], **values: str) -> list[str]:
 
 
 class LocalRuntime(Runtime):
-    def __init__(self, data_dir: str | os.PathLike, *, token: str | None = None,
+    def __init__(self, data_dir: str | os.PathLike[str], *, token: str | None = None,
                  host: str = "127.0.0.1", health_timeout: float = 1.0, stop_grace: float = 5.0,
                  db_manager_address: str | None = None, native_wrapper: bool = True):
         self.root = Path(data_dir).resolve()
@@ -81,7 +82,7 @@ class LocalRuntime(Runtime):
         self.stop_grace = stop_grace
         self._channels = ChannelCache(token)
         self.health_cache_seconds = 5.0
-        self._serving: dict[tuple, float] = {}  # (address, processes) → SERVING answer valid until
+        self._serving: dict[tuple[Any, ...], float] = {}  # (address, processes) → SERVING answer valid until
         self.jobs = LocalJobs(self.root / "jobs", stop_grace=stop_grace,
                               db_manager_address=db_manager_address, environment=child_environment,
                               native_wrapper=native_wrapper)
@@ -117,14 +118,21 @@ class LocalRuntime(Runtime):
             data = directory / "data"
             data.mkdir(exist_ok=True)
             env = child_environment({**spec.env, "SEXTANT_STATE_DIR": str(data)})
+            env.pop("SEXTANT_METRICS_PORT", None)
             port = process.free_port(self.host)
+            # Sextant's algorithm servers read SEXTANT_METRICS_PORT and serve Prometheus metrics
+            # there (the web UI shows their GetSuggestions count and latency); others ignore it.
+            metrics_port = process.free_port(self.host)
             argv = expand_command(spec.command, port=str(port), state_dir=str(data))
             state = {
                 "namespace": spec.namespace, "name": spec.name, "algorithm": spec.algorithm,
                 "suggestion": (spec.owner or {}).get("name", ""),
                 "command": argv, "address": f"{self.host}:{port}", "persistent": spec.persistent,
+                "metrics_address": f"{self.host}:{metrics_port}",
+                "restarts": state["restarts"] + 1 if "restarts" in state else 0,
                 "created": time.time(),
-                "main": process.spawn(argv, log_path=directory / "log", env=env).to_dict(),
+                "main": process.spawn(argv, log_path=directory / "log",
+                                      env={**env, "SEXTANT_METRICS_PORT": str(metrics_port)}).to_dict(),
             }
             if wants_es:
                 es_port = process.free_port(self.host)
@@ -143,7 +151,7 @@ class LocalRuntime(Runtime):
             return ServiceStatus(exists=False, ready=False, message="service not found")
         return self._status(state)
 
-    def _status(self, state: dict) -> ServiceStatus:
+    def _status(self, state: dict[str, Any]) -> ServiceStatus:
         main = process.ProcessId.from_dict(state.get("main"))
         early = process.ProcessId.from_dict(state.get("early_stopping"))
         address, es_address = state.get("address"), state.get("early_stopping_address")
@@ -156,6 +164,8 @@ class LocalRuntime(Runtime):
                                  early_stopping_address=es_address,
                                  message="early-stopping process is not running (see its log)")
         identity = (address, main, early)
+        if not address:
+            return ServiceStatus(exists=False, ready=False, message="service state has no address")
         if self._serving.get(identity, 0.0) > time.monotonic():
             ready, message = True, "serving"
         else:

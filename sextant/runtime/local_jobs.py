@@ -339,7 +339,7 @@ class LocalJobs:
     def _jobwrap(self) -> Path | None:
         if self.native_wrapper is None:
             self.native_wrapper = native.jobwrap_path() or False
-        return self.native_wrapper or None
+        return self.native_wrapper if isinstance(self.native_wrapper, Path) else None
 
     def stop(self, namespace: str, name: str) -> None:
         directory = self.dir(namespace, name)

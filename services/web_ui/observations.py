@@ -1,0 +1,62 @@
+"""Trials' observation logs (metric values in the order they were reported).
+
+The logs live in the DB manager behind ``DBManager.GetObservationLog``. The API server's store
+is the gRPC client, whose channel reaches the DB manager; an application that holds the logs
+some other way can put a reader in ``app["sextant.observations"]`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aiohttp import web
+
+Reader = Callable[[str, str], list[dict[str, Any]]]  # (trial, metric or "") → [{time, name, value}]
+APP_KEY = "sextant.observations"
+PARALLEL_READS = 8
+
+
+def _grpc_reader(channel: Any) -> Reader:
+    from sextant.api import api_pb2, api_pb2_grpc
+
+    stub = api_pb2_grpc.DBManagerStub(channel)
+
+    def read(trial: str, metric: str = "") -> list[dict[str, Any]]:
+        reply = stub.GetObservationLog(
+            api_pb2.GetObservationLogRequest(trial_name=trial, metric_name=metric), timeout=30)
+        return [{"time": m.time_stamp, "name": m.metric.name, "value": m.metric.value}
+                for m in reply.observation_log.metric_logs]
+
+    return read
+
+
+def reader(app: web.Application) -> Reader | None:
+    explicit = app.get(APP_KEY)
+    if explicit is not None:
+        return explicit
+    channel = getattr(app.get("sextant.store"), "channel", None)
+    return _grpc_reader(channel) if channel is not None else None
+
+
+def series(log: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+    """``{metric: {"time": [...], "value": [...]}}``; values that are not numbers become None."""
+    out: dict[str, dict[str, list]] = {}
+    for row in log:
+        entry = out.setdefault(row["name"], {"time": [], "value": []})
+        entry["time"].append(row["time"])
+        try:
+            entry["value"].append(float(row["value"]))
+        except (TypeError, ValueError):
+            entry["value"].append(None)
+    return out
+
+
+def many(read: Reader, trials: list[str], metric: str) -> dict[str, list]:
+    """One metric's values for many trials, read a few at a time."""
+    def one(trial: str) -> tuple[str, list]:
+        return trial, series(read(trial, metric)).get(metric, {"value": []})["value"]
+
+    with ThreadPoolExecutor(PARALLEL_READS) as pool:
+        return dict(pool.map(one, trials))

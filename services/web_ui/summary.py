@@ -1,0 +1,181 @@
+"""Turning stored Experiments and Trials into the small JSON shapes the pages draw from.
+
+Everything here is a pure function of resources, so it is tested without a server. The
+experiment page gets all of its trials in one document (``trials_table``): columns, not rows,
+so 2,000 trials cost one array per parameter instead of 2,000 objects.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import yaml
+
+from sextant.katib.condition_list import current_condition_type
+from sextant.resources.models import Experiment, ParameterType, Trial, to_doc
+from sextant.timestamps import parse_time
+
+TERMINAL_EXPERIMENT = ("Succeeded", "Failed")
+TERMINAL_TRIAL = ("Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable")
+
+
+def status_word(resource: Experiment | Trial) -> str:
+    """Katib's word for a resource's state: its last condition (what kubectl's STATUS shows)."""
+    return current_condition_type(resource) or "Pending"
+
+
+def objective_strategy(experiment: Experiment) -> str:
+    """How a trial's objective value is read from its metric: min, max or latest."""
+    objective = experiment.spec.objective
+    if objective is None:
+        return "latest"
+    for strategy in objective.metric_strategies:
+        if strategy.name == objective.objective_metric_name:
+            return str(strategy.value)
+    return "min" if str(objective.type) == "minimize" else "max"
+
+
+def metric_value(trial: Trial, name: str, strategy: str = "latest") -> float | None:
+    observation = trial.status.observation
+    if observation is None:
+        return None
+    for metric in observation.metrics:
+        if metric.name == name:
+            return _number(getattr(metric, strategy, metric.latest))
+    return None
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def experiment_summary(exp: Experiment) -> dict[str, Any]:
+    """One row of the experiments list."""
+    spec, status = exp.spec, exp.status
+    objective = spec.objective
+    best = None
+    optimal = status.current_optimal_trial
+    if optimal is not None and optimal.best_trial_name and objective is not None:
+        for metric in optimal.observation.metrics:
+            if metric.name == objective.objective_metric_name:
+                best = _number(getattr(metric, objective_strategy(exp), metric.latest))
+    return {
+        "namespace": exp.metadata.namespace,
+        "name": exp.metadata.name,
+        "status": status_word(exp),
+        "algorithm": spec.algorithm.algorithm_name if spec.algorithm else "",
+        "objective": {
+            "type": str(objective.type) if objective else "",
+            "metric": objective.objective_metric_name if objective else "",
+            "goal": objective.goal if objective else None,
+        },
+        "best": best,
+        "bestTrial": optimal.best_trial_name if optimal else "",
+        "trials": status.trials,
+        "succeeded": status.trials_succeeded,
+        "running": status.trials_running,
+        "pending": status.trials_pending,
+        "failed": status.trials_failed,
+        "killed": status.trials_killed,
+        "earlyStopped": status.trials_early_stopped,
+        "metricsUnavailable": status.trial_metrics_unavailable,
+        "max": spec.max_trial_count,
+        "parallel": spec.parallel_trial_count,
+        "created": exp.metadata.creation_timestamp,
+        "completed": status.completion_time,
+        "finished": status_word(exp) in TERMINAL_EXPERIMENT,
+    }
+
+
+def _parameter_value(text: str, kind: str) -> Any:
+    if kind in (ParameterType.DOUBLE, ParameterType.INT, ParameterType.DISCRETE):
+        number = _number(text)
+        if number is not None:
+            return number
+    return text
+
+
+def _creation_key(trial: Trial) -> tuple:
+    created = parse_time(trial.metadata.creation_timestamp)
+    return (created.timestamp() if created else math.inf, trial.metadata.name)
+
+
+def trials_table(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
+    """Every trial of an experiment as columns: names, statuses, each parameter, each metric.
+
+    Trials come in creation order (the order the algorithm proposed them), which is the x axis
+    of the optimisation history. ``objective`` is the value the experiment optimises (read with
+    its metric strategy); ``best`` is the best so far over trials whose value counts (succeeded
+    or early-stopped ones), or None before the first.
+    """
+    trials = sorted(trials, key=_creation_key)
+    kinds = {p.name: str(p.parameter_type) for p in exp.spec.parameters}
+    objective = exp.spec.objective
+    metric_name = objective.objective_metric_name if objective else ""
+    maximize = objective is not None and str(objective.type) == "maximize"
+    strategy = objective_strategy(exp)
+    metric_names = [metric_name] + (list(objective.additional_metric_names) if objective else [])
+    metric_names = [m for m in dict.fromkeys(metric_names) if m]
+    params: dict[str, list[Any]] = {name: [] for name in kinds}
+    metrics: dict[str, list[float | None]] = {name: [] for name in metric_names}
+    names, statuses, values, best, started, finished = [], [], [], [], [], []
+    running_best: float | None = None
+    for trial in trials:
+        names.append(trial.metadata.name)
+        status = status_word(trial)
+        statuses.append(status)
+        assigned = {a.name: a.value for a in trial.spec.parameter_assignments}
+        for name, kind in kinds.items():
+            raw = assigned.get(name)
+            params[name].append(None if raw is None else _parameter_value(raw, kind))
+        value = metric_value(trial, metric_name, strategy) if metric_name else None
+        values.append(value)
+        if value is not None and status in ("Succeeded", "EarlyStopped"):
+            if running_best is None or (value > running_best if maximize else value < running_best):
+                running_best = value
+        best.append(running_best)
+        for name in metric_names:
+            metrics[name].append(metric_value(trial, name, "latest"))
+        started.append(trial.status.start_time or trial.metadata.creation_timestamp)
+        finished.append(trial.status.completion_time)
+    return {
+        "names": names, "status": statuses, "objective": values, "best": best,
+        "parameters": params, "parameterTypes": kinds, "metrics": metrics,
+        "started": started, "finished": finished,
+    }
+
+
+def experiment_detail(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
+    """The experiment page's one document: summary, spec, conditions, optimum, trials."""
+    spec = exp.spec
+    return {
+        "summary": experiment_summary(exp),
+        "spec": to_doc(spec),
+        "conditions": [to_doc(c) for c in exp.status.conditions],
+        "optimal": to_doc(exp.status.current_optimal_trial) if exp.status.current_optimal_trial else None,
+        "startTime": exp.status.start_time,
+        "trials": trials_table(exp, trials),
+    }
+
+
+def trial_detail(trial: Trial) -> dict[str, Any]:
+    return {
+        "namespace": trial.metadata.namespace,
+        "name": trial.metadata.name,
+        "experiment": trial.metadata.labels.get("katib.kubeflow.org/experiment", ""),
+        "status": status_word(trial),
+        "finished": status_word(trial) in TERMINAL_TRIAL,
+        "parameters": [to_doc(a) for a in trial.spec.parameter_assignments],
+        "conditions": [to_doc(c) for c in trial.status.conditions],
+        "metrics": [to_doc(m) for m in (trial.status.observation.metrics if trial.status.observation else [])],
+        "earlyStoppingRules": [to_doc(r) for r in trial.spec.early_stopping_rules],
+        "runSpecYaml": yaml.safe_dump(trial.spec.run_spec, sort_keys=False) if trial.spec.run_spec else "",
+        "startTime": trial.status.start_time,
+        "completionTime": trial.status.completion_time,
+        "created": trial.metadata.creation_timestamp,
+    }

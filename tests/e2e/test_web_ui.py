@@ -1,0 +1,317 @@
+"""The web UI in a real browser (Debian's chromium through Playwright) against a real local stack:
+a finished experiment (with failed trials) and one created from the Create page that runs while
+the tests watch it. Every page must load with no console error and no failed request; plots are
+checked through their data, not their pixels. Screenshots go to docs/images/ for the README."""
+
+from __future__ import annotations
+
+import ssl
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sextant.resources.models import EXPERIMENT_LABEL
+from sextant.stack import StackPaths, read_state
+from sextant.store.client import GrpcResourceStore
+from tests.e2e.local_stack import ROOT, run_cli
+from tests.e2e.web_ui_server import ServerThread, build_app
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-web-ui"), pytest.mark.timeout(600)]
+
+DATA = ROOT / "tests" / "data" / "web_ui"
+IMAGES = ROOT / "docs" / "images"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+def experiment_yaml(name: str) -> str:
+    return (DATA / f"{name}.yaml").read_text().replace("TRAINER", str(DATA / "trainer.py"))
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Stack:
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self.token = (data_dir / "token").read_text().strip()
+        self.store = GrpcResourceStore((data_dir / "address").read_text().strip(), token=self.token)
+
+    def finished(self, name: str) -> bool:
+        exp = self.store.get("Experiment", "default", name)
+        return any(c.type in ("Succeeded", "Failed") and c.status == "True" for c in exp.status.conditions)
+
+    def trials(self, name: str) -> list:
+        return self.store.list("Trial", "default", {EXPERIMENT_LABEL: name})[0]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    data_dir = tmp_path_factory.mktemp("web-ui-stack")
+    up = run_cli(data_dir, "up", "--detach", "--port", "0", timeout=120)
+    assert up.returncode == 0, up.stderr
+    try:
+        created = run_cli(data_dir, "apply", "-f", "-", input=experiment_yaml("finished"))
+        assert created.returncode == 0, created.stderr
+        s = Stack(data_dir)
+        wait_until(lambda: s.finished("quick"), 240, "the finished experiment")
+        yield s
+        s.store.close()
+    finally:
+        run_cli(data_dir, "down", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def base_url(stack: Stack) -> Iterator[str]:
+    """The stack's own HTTPS server when `sextant up` runs one, else the same app in-process."""
+    api = ((read_state(StackPaths(stack.data_dir)) or {}).get("services") or {}).get("api-server") or {}
+    if api.get("address"):
+        yield f"https://{api['address']}"
+        return
+    server = ServerThread(build_app(stack.store, stack.token, stack.data_dir))
+    url = server.start()
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A signed-in page that records console errors, page errors and failed requests."""
+
+    def __init__(self, browser, base_url: str, token: str):
+        self.context = browser.new_context(viewport={"width": 1360, "height": 900}, ignore_https_errors=True)
+        host = base_url.split("//", 1)[1].split(":")[0]
+        self.context.add_cookies([{"name": "sextant_token", "value": token, "domain": host, "path": "/",
+                                   "httpOnly": True, "sameSite": "Strict"}])
+        self.page = self.context.new_page()
+        self.base_url = base_url
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: self.problems.append(f"console: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}")
+                     if "net::ERR_ABORTED" not in (r.failure or "") else None)
+        self.page.on("response", lambda r: self.problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+
+    def open(self, path: str):
+        self.page.goto(self.base_url + path)
+        return self.page
+
+    def shot(self, name: str) -> None:
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def watched(browser, base_url: str, stack: Stack) -> Iterator[Watched]:
+    w = Watched(browser, base_url, stack.token)
+    yield w
+    problems = list(w.problems)
+    w.close()
+    assert problems == [], problems
+
+
+def js(page, expression: str):
+    return page.evaluate(expression)
+
+
+def plot_points(page, plot_id: str, trace: int = 0, axis: str = "x") -> int:
+    return js(page, f"(document.getElementById('{plot_id}').data[{trace}].{axis} || []).length")
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_token_is_required(browser, base_url: str, stack: Stack):
+    request = urllib.request.Request(base_url + "/ui/api/experiments")
+    with pytest.raises(urllib.error.HTTPError) as denied:
+        urllib.request.urlopen(request, timeout=10, context=ssl._create_unverified_context())  # loopback
+    assert denied.value.code == 401
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    page.goto(base_url + "/ui/experiments/default/quick")
+    assert page.url.startswith(base_url + "/ui/login")  # no cookie: asked for the token
+    page.fill("#token", "not-the-token")
+    page.click("button[type=submit]")
+    assert page.locator(".error").inner_text() == "That token is not right."
+    page.fill("#token", stack.token)
+    page.click("button[type=submit]")
+    page.wait_for_url(base_url + "/ui/experiments/default/quick")
+    page.wait_for_selector("#plot-history .main-svg")
+    context.close()
+    # The printed URL: the token once, then a cookie the page's scripts cannot read.
+    context = browser.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    page.goto(f"{base_url}/?token={stack.token}")
+    assert page.url == base_url + "/"  # the token is gone from the address bar
+    page.wait_for_selector("tr[data-experiment='default/quick']")
+    cookie = next(c for c in context.cookies() if c["name"] == "sextant_token")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert js(page, "document.cookie") == ""
+    context.close()
+
+
+def test_experiments_page_lists_with_status_and_counts(watched: Watched, stack: Stack):
+    page = watched.open("/")
+    row = page.locator("tr[data-experiment='default/quick']")
+    row.wait_for()
+    exp = stack.store.get("Experiment", "default", "quick")
+    assert row.locator(".badge").inner_text() == "Succeeded"
+    counts = row.locator(".counts").inner_text()
+    assert counts.startswith(f"{exp.status.trials_succeeded} / 0 / {exp.status.trials_failed} / 0")
+    assert counts.endswith("of 8")
+    assert page.locator("#namespace option").all_inner_texts()[:2] == ["all namespaces", "default"]
+    watched.shot("experiments")
+
+
+def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
+    trials = stack.trials("quick")
+    scored = [t for t in trials if t.status.observation and t.status.observation.metrics
+              and t.status.observation.metrics[0].min != "unavailable"]
+    failed = [t for t in trials if any(c.type == "Failed" and c.status == "True" for c in t.status.conditions)]
+    assert failed, "the fixture experiment should have failed trials (x > 0.8)"
+    page = watched.open("/ui/experiments/default/quick")
+    page.wait_for_selector("#plot-history .main-svg")
+    assert plot_points(page, "plot-history", 0) == len(scored)
+    assert plot_points(page, "plot-history", 1) == len(trials)  # best so far, one step per trial
+    assert plot_points(page, "plot-history", 2) == len(failed)
+    dims = js(page, "document.getElementById('plot-parallel').data[0].dimensions.map(d => [d.label, d.values.length])")
+    assert dims == [["x", len(scored)], ["y", len(scored)], ["opt", len(scored)], ["loss", len(scored)]]
+    assert js(page, "document.querySelectorAll('#slices .plot').length") == 3
+    assert plot_points(page, "plot-slice-0") == len(scored)
+    assert js(page, "document.getElementById('plot-contour').data[0].z.length") == len(scored)
+    page.wait_for_function("document.getElementById('plot-importance').data"
+                           " && document.getElementById('plot-importance').data[0].y.length === 3")
+    # Intermediate values: every report of every scored trial (4 steps each), gaps between trials.
+    page.wait_for_function("document.getElementById('plot-intermediate').data !== undefined")
+    reported = js(page, "document.getElementById('plot-intermediate').data[0].y.filter(v => v !== null).length")
+    assert reported == 4 * len(scored)
+    assert page.locator("#trial-table tbody tr").count() == len(trials)
+    watched.shot("experiment")
+
+
+def test_trial_table_sorts_filters_and_exports(watched: Watched, stack: Stack):
+    trials = stack.trials("quick")
+    page = watched.open("/ui/experiments/default/quick")
+    page.wait_for_selector("#trial-table tbody tr")
+    page.uncheck("input[data-status='Failed']")
+    n_ok = sum(1 for t in trials if t.status.conditions[-1].type == "Succeeded")
+    assert page.locator("#trial-table tbody tr").count() == n_ok
+    page.click("th[data-col='objective']")
+    values = [float(v) for v in page.locator("#trial-table tbody tr td:nth-last-child(2)").all_inner_texts()]
+    assert values == sorted(values)
+    page.fill("input[aria-label='objective max']", str(values[len(values) // 2]))
+    page.dispatch_event("input[aria-label='objective max']", "change")
+    assert page.locator("#trial-table tbody tr").count() == len(values) // 2 + 1
+    with page.expect_download() as download:
+        page.click("#csv")
+    lines = Path(download.value.path()).read_text().strip().splitlines()
+    assert lines[0].startswith("#,trial,status,x,y,opt,loss,objective")
+    assert len(lines) == len(values) // 2 + 2
+
+
+def test_failed_trial_links_to_the_lines_that_explain_it(watched: Watched, stack: Stack):
+    page = watched.open("/ui/experiments/default/quick")
+    page.wait_for_selector("#trial-table a.why")
+    page.locator("#trial-table a.why").first.click()
+    page.wait_for_selector("#log .line.explain.focus")
+    assert "ValueError" in page.locator("#log .line.explain.focus").inner_text()
+    assert page.locator("#trial-status .badge").inner_text() == "Failed"
+    watched.shot("trial-failed")
+
+
+def test_trial_page_charts_each_metric_and_shows_spec_and_log(watched: Watched, stack: Stack):
+    best = stack.store.get("Experiment", "default", "quick").status.current_optimal_trial.best_trial_name
+    page = watched.open(f"/ui/trials/default/{best}")
+    page.wait_for_selector("#plot-metric-0 .main-svg")
+    assert plot_points(page, "plot-metric-0", axis="y") == 4
+    assert page.locator("#metric-table-0 tbody tr").count() == 4
+    assert "trainer.py" in page.locator("#run-spec").inner_text()
+    page.wait_for_function("document.querySelectorAll('#log .line').length === 8")  # 4 × (step, loss)
+    watched.shot("trial")
+
+
+def test_create_shows_field_errors_then_creates_and_the_page_updates_itself(watched: Watched, stack: Stack):
+    page = watched.open("/ui/create")
+    bad = experiment_yaml("running").replace('max: "1.0"}}\n    - {name: y', 'max: "-1.0"}}\n    - {name: y') \
+        .replace("maxFailedTrialCount: 8", "maxFailedTrialCount: 8\n  maxTrialCont: 3")
+    page.fill("#yaml", bad)
+    page.click("#validate")
+    page.wait_for_selector("#validation ul.errors li")
+    paths = page.locator("#validation ul.errors li").evaluate_all("els => els.map(e => e.dataset.path)")
+    assert "spec.maxTrialCont" in paths
+    assert any(p.startswith("spec.parameters[0].feasibleSpace") for p in paths)
+    # Each error sits right under the line of its field in the annotated copy.
+    under = js(page, "[...document.querySelectorAll('#annotated .field-error')].map(e => [e.dataset.path, e.previousElementSibling.textContent])")
+    assert any(p == "spec.maxTrialCont" and "maxTrialCont: 3" in line for p, line in under)
+    watched.shot("create-errors")
+    assert run_cli(stack.data_dir, "get", "experiment", "slow").returncode != 0  # nothing created
+
+    page.fill("#yaml", experiment_yaml("running"))
+    page.click("#validate")
+    page.wait_for_selector("#validation .ok-box")
+    page.click("#create")
+    page.wait_for_url("**/ui/experiments/default/slow")
+    page.wait_for_selector("#plot-history .main-svg")
+    # Running: new trials and their values arrive without a reload.
+    first = plot_points(page, "plot-history", 1)
+    page.wait_for_function(f"document.getElementById('plot-history').data[1].x.length > {first}", timeout=120_000)
+    assert page.locator("#exp-status .badge").inner_text() in ("Running", "Created")
+    watched.shot("experiment-running")
+
+    trial = wait_until(lambda: next((t.metadata.name for t in stack.trials("slow")
+                                     if t.status.conditions and t.status.conditions[-1].type == "Running"), None),
+                       120, "a running trial")
+    trial_page = watched.context.new_page()
+    trial_page.goto(f"{watched.base_url}/ui/trials/default/{trial}")
+    trial_page.wait_for_selector("#log .line")
+    lines = trial_page.locator("#log .line").count()
+    assert lines < 40, "the trial should still be running (20 steps, one a second)"
+    trial_page.wait_for_function(f"document.querySelectorAll('#log .line').length > {lines}", timeout=60_000)
+    trial_page.close()
+
+
+def test_compare_services_and_delete(watched: Watched, stack: Stack):
+    page = watched.open("/ui/compare?e=default/quick&e=default/slow")
+    page.wait_for_selector("#plot-compare .main-svg")
+    names = js(page, "document.getElementById('plot-compare').data.map(t => t.name)")
+    assert names == ["default/quick", "default/quick best", "default/slow", "default/slow best"]
+    watched.shot("compare")
+
+    page = watched.open("/ui/services")
+    page.wait_for_selector("#algorithm-table tbody tr")
+    row = page.locator("#algorithm-table tbody tr", has_text="slow")
+    cells = row.locator("td").all_inner_texts()
+    assert cells[2] == "random" and cells[4] == "running"
+    assert int(cells[7]) >= 1  # GetSuggestions calls, scraped from the service's own metrics
+    assert float(cells[8]) > 0
+    assert page.locator("#stack-services tbody tr").count() >= 4
+    watched.shot("services")
+
+    page = watched.open("/")
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.click("button[data-delete='default/slow']")
+    page.wait_for_selector("tr[data-experiment='default/slow']", state="detached")
+    wait_until(lambda: run_cli(stack.data_dir, "get", "experiment", "slow").returncode != 0, 60, "the deletion")
