@@ -130,8 +130,14 @@ def test_edit_budget_restarts_a_long_running_experiment(sdk):
         kc.create_experiment({json.dumps(manifest)}, namespace="default")
         kc.wait_for_experiment_condition("sdk-budget", namespace="default", timeout=300, polling_interval=1)
         kc.edit_experiment_budget("sdk-budget", namespace="default", max_trial_count=3)
-        kc.wait_for_experiment_condition("sdk-budget", namespace="default", timeout=300, polling_interval=1)
-        exp = kc.get_experiment("sdk-budget", namespace="default")
+        import time
+        deadline = time.time() + 300  # the SDK does not wait for the restart; poll as a notebook would
+        while True:
+            exp = kc.get_experiment("sdk-budget", namespace="default")
+            if (exp.status.trials_succeeded or 0) >= 3 and kc.is_experiment_succeeded("sdk-budget", namespace="default"):
+                break
+            assert time.time() < deadline, "the experiment did not finish its new budget"
+            time.sleep(1)
         print(json.dumps({{"max": exp.spec.max_trial_count, "trials": exp.status.trials,
                           "succeeded": exp.status.trials_succeeded}}))
         kc.delete_experiment("sdk-budget", namespace="default")

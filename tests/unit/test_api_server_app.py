@@ -43,9 +43,9 @@ async def test_token_header_or_cookie_and_public_paths(api):
     assert (await api.get(f"{BASE}/experiments", headers=AUTH)).status == 200
     assert (await api.get(f"{BASE}/experiments", cookies={"sextant_token": TOKEN})).status == 200
     assert (await api.get("/healthz")).status == 200
-    api.server.app["sextant.public_prefixes"].append("/ui/static/")
-    assert (await api.get("/ui/static/app.js")).status == 404  # let through, then simply not found
-    assert (await api.get("/ui/other")).status == 401
+    api.server.app["sextant.public_prefixes"].append("/unit-public/")
+    assert (await api.get("/unit-public/app.js")).status == 404  # let through, then simply not found
+    assert (await api.get("/unit-private/app.js")).status == 401
 
 
 async def test_create_get_patch_conflict_delete(api, experiment_doc):
