@@ -117,14 +117,14 @@ def test_dockerfile_builds_one_non_root_image_from_the_lock_file():
     text = DOCKERFILE.read_text()
     assert "ARG BASE_IMAGE=python:3.11-slim" in text  # the usual image for users; a build arg here
     stages = text.split("\nFROM ")[1:]
-    assert [s.split()[0] for s in stages] == ["${BASE_IMAGE}", "${BASE_IMAGE}"]
-    build, runtime = stages
-    assert "--constraint requirements.lock" in build and '".[mysqlclient]"' in build
-    assert "gcc" in build and "libmariadb-dev" in build
+    assert [s.split()[0] for s in stages] == ["${BASE_IMAGE}", "deps", "${BASE_IMAGE}"]
+    deps, _, runtime = stages
+    assert "--constraint requirements.lock" in deps and '["optional-dependencies"]["mysqlclient"]' in deps
+    assert "gcc" in deps and "libmariadb-dev" in deps
     # The runtime stage installs the driver's library only: no compiler, no headers.
     assert "libmariadb3" in runtime
     assert not any(word in runtime for word in ("gcc", "build-essential", "-dev ", "pkg-config"))
-    assert "COPY --from=build /opt/sextant /opt/sextant" in runtime
+    assert "COPY --from=deps /opt/sextant /opt/sextant" in runtime and "COPY --from=build /dist" in runtime
     user = [line.split()[1] for line in runtime.splitlines() if line.startswith("USER ")]
     assert user and not user[-1].startswith(("0", "root"))
     assert "HEALTHCHECK" in runtime
