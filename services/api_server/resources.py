@@ -6,11 +6,9 @@ cascading deletes; this module speaks HTTP and Kubernetes' shapes around it."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import json
 import secrets
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +24,9 @@ from services.api_server.errors import (
     method_not_allowed,
     not_found,
 )
+from services.api_server.events import core_event
 from services.api_server.kinds import EVENT, Kind
+from services.api_server.paging import ListPages, decode_continue, encode_continue
 from services.api_server.patch import apply_patch
 from services.api_server.selectors import COMMON_FIELDS, EVENT_FIELDS, Selector, equality_pairs, selector
 from services.api_server.watch import Change, WatchHub
@@ -45,26 +45,6 @@ READ_ONLY_META = ("uid", "creationTimestamp", "generation", "selfLink", "managed
 # Shapes
 
 
-def core_event(doc: Doc) -> Doc:
-    """A stored Event in core/v1's shape (what ``kubectl describe`` lists)."""
-    meta = doc.get("metadata") or {}
-    spec = doc.get("spec") or {}
-    involved = dict(spec.get("involvedObject") or {})
-    owners = meta.get("ownerReferences") or []
-    if owners:
-        involved.setdefault("uid", owners[0].get("uid", ""))
-        involved.setdefault("apiVersion", owners[0].get("apiVersion", ""))
-    involved.setdefault("namespace", meta.get("namespace", ""))
-    when = spec.get("time") or meta.get("creationTimestamp")
-    source = spec.get("source") or ""
-    return {"kind": "Event", "apiVersion": "v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                         if k in meta},
-            "involvedObject": involved, "reason": spec.get("reason", ""), "message": spec.get("message", ""),
-            "type": spec.get("type", "Normal"), "source": {"component": source}, "count": 1,
-            "firstTimestamp": when, "lastTimestamp": when, "reportingComponent": source, "reportingInstance": ""}
-
-
 def present(kind: Kind, doc: Doc) -> Doc:
     """A stored document as this kind and version show it. Empty metadata maps and lists are
     left out, as Kubernetes does (some clients cannot read an empty one)."""
@@ -74,6 +54,10 @@ def present(kind: Kind, doc: Doc) -> Doc:
     if isinstance(meta, dict) and any(meta.get(k) in ({}, []) for k in _OMIT_EMPTY):
         doc = {**doc, "metadata": {k: v for k, v in meta.items() if not (k in _OMIT_EMPTY and v in ({}, []))}}
     return convert.for_version(doc, kind.version)
+
+
+def _mapping(value: Any) -> Doc:
+    return value if isinstance(value, dict) else {}
 
 
 def _list_kind(kind: Kind) -> str:
@@ -168,51 +152,6 @@ def _selector(kind: Kind, request: web.Request) -> Selector:
     return selector(request.query.get("labelSelector"), request.query.get("fieldSelector"), getters)
 
 
-class ListPages:
-    """The rest of a paged list, kept briefly under its continue token: ``kubectl get`` of 5,000
-    trials asks for ten pages of 500, and reading the store once instead of ten times is most of
-    its cost. A token not found here (expired, or another server) is served by listing again
-    and resuming after the token's last name."""
-
-    TTL = 60.0
-    MAX = 32
-
-    def __init__(self) -> None:
-        self._pages: dict[str, tuple[float, tuple[Any, ...], list[Doc], int]] = {}
-
-    @staticmethod
-    def _scope(kind: Kind, namespace: str, request: web.Request) -> tuple[Any, ...]:
-        q = request.query
-        return (kind, namespace, q.get("labelSelector", ""), q.get("fieldSelector", ""))
-
-    def keep(self, token: str, kind: Kind, namespace: str, request: web.Request, rest: list[Doc],
-             version: int) -> None:
-        now = time.monotonic()
-        self._pages = {k: v for k, v in self._pages.items() if v[0] > now}
-        while len(self._pages) >= self.MAX:
-            self._pages.pop(next(iter(self._pages)))
-        self._pages[token] = (now + self.TTL, self._scope(kind, namespace, request), rest, version)
-
-    def take(self, token: str, kind: Kind, namespace: str, request: web.Request) -> tuple[list[Doc], int] | None:
-        entry = self._pages.pop(token, None)
-        if entry is None or entry[0] < time.monotonic() or entry[1] != self._scope(kind, namespace, request):
-            return None
-        return entry[2], entry[3]
-
-
-def _encode_continue(version: int, namespace: str, name: str) -> str:
-    raw = json.dumps({"rv": version, "ns": namespace, "name": name}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_continue(token: str) -> tuple[int, str, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["ns"]), str(data["name"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
-
-
 def _list_documents(resource_store: Any, kind: str, namespace: str,
                     labels: dict[str, str]) -> tuple[list[Doc], int]:
     """Documents straight from the store's wire format when it offers that (the gRPC client
@@ -251,7 +190,7 @@ async def list_(request: web.Request, kind: Kind, namespace: str) -> web.StreamR
     else:
         docs, version = await list_docs(request, kind, namespace)
     if token and remembered is None:
-        _, after_ns, after_name = _decode_continue(token)
+        _, after_ns, after_name = decode_continue(token)
         docs = [d for d in docs if (d["metadata"].get("namespace", ""), d["metadata"]["name"]) > (after_ns, after_name)]
     next_token = ""
     limit = request.query.get("limit")
@@ -262,7 +201,7 @@ async def list_(request: web.Request, kind: Kind, namespace: str) -> web.StreamR
             raise bad_request(f"limit: must be an integer, got {limit!r}") from None
         if 0 < n < len(docs):
             last = docs[n - 1]["metadata"]
-            next_token = _encode_continue(version, last.get("namespace", ""), last["name"])
+            next_token = encode_continue(version, last.get("namespace", ""), last["name"])
             pages.keep(next_token, kind, namespace, request, docs[n:], version)
             docs = docs[:n]
     table_version = media.table_version(request.headers.get("Accept"))
@@ -503,7 +442,7 @@ async def patch(request: web.Request, kind: Kind, namespace: str, name: str, *, 
         old = await get_doc(request, kind, namespace, name)
         current = present(kind, old)
         patched = apply_patch(current, content_type, body)
-        meta = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
+        meta = _mapping(patched.get("metadata"))
         # A resourceVersion the patch sets is a precondition (as in Kubernetes); without one the
         # patch applies to whatever is stored, re-read and re-applied if a writer got in between.
         pinned = str(meta.get("resourceVersion") or "") != str(current["metadata"].get("resourceVersion"))

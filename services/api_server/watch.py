@@ -60,7 +60,8 @@ class WatchHub:
         self.store = store
         self.loop = loop
         self.window: collections.deque[Change] = collections.deque(maxlen=WINDOW)
-        self.start_version = 0  # the window holds every change after this version
+        self.start_version = 0  # the window holds every change after this version…
+        self.started = False  # …once the hub has listed (an empty store is at version 0)
         self.version = 0  # the newest version this hub knows of
         self.subscribers: set[Subscription] = set()
         self.direct: set[Subscription] = set()
@@ -116,6 +117,7 @@ class WatchHub:
     def _reset(self, version: int) -> None:
         self.window.clear()
         self.start_version = version
+        self.started = True
         self.version = max(self.version, version)
 
     def _dispatch(self, change: Change) -> None:
@@ -134,7 +136,7 @@ class WatchHub:
     def _expire_all(self, message: str) -> None:
         for sub in self.subscribers:
             sub.queue.put_nowait(Change("ERROR", 0, None, error=message))
-        self.start_version = 0  # until the next list: new watchers go to the store
+        self.started = False  # until the next list: new watchers go to the store
 
     # -- watchers --------------------------------------------------------------------------
     def end_all(self) -> None:
@@ -152,11 +154,11 @@ class WatchHub:
         deadline = time.monotonic() + timeout if timeout else None
         WATCHERS.inc()
         try:
-            if self.start_version and since >= self.start_version:
+            if self.started and since >= self.start_version:
                 self.subscribers.add(sub)
                 replay = [c for c in self.window if c.version > since]
-                for i, change in enumerate(replay):
-                    yield change, i + 1 < len(replay) or not sub.queue.empty()
+                for i, old in enumerate(replay):
+                    yield old, i + 1 < len(replay) or not sub.queue.empty()
                 last = max(since, self.window[-1].version if self.window else since)
                 while (change := await _next(sub, deadline)) is not None:
                     if change.version <= last and change.type != "BOOKMARK":

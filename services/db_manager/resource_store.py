@@ -405,7 +405,9 @@ class SqlResourceStore(ResourceStore):
 
     def _follow(self, kind: str, namespace: str, last: int, active: Callable[[], bool],
                 poll_seconds: float, bookmark_seconds: float) -> Iterator[Recorded | Change | int]:
-        next_bookmark = time.monotonic() + bookmark_seconds
+        # The first bookmark comes as soon as the watch has caught up with the store (after the
+        # replay): a watcher from 0 ("now") learns which version "now" was.
+        next_bookmark = time.monotonic()
         while active():
             # Woken by a local write: the changes are usually in memory (no query at all), and
             # each one's event is encoded once for every watcher.
@@ -640,20 +642,26 @@ def _with_dependents(root: Any, rows: list[Any]) -> list[int]:
 
 
 class _SqlWatch(WatchStream):
-    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model."""
+    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model.
+    Like every store's watch it is opened by the first ``next()``, which raises its errors."""
 
     def __init__(self, store: SqlResourceStore, kind: str, namespace: str, since: int,
                  labels: Mapping[str, str] | None):
         self._store = store
+        self._scope = (kind, namespace, since)
         self._labels = dict(labels or {})
         self._cancelled = threading.Event()
-        self._changes = store.follow(kind, namespace, since, active=lambda: not self._cancelled.is_set(),
-                                     poll_seconds=store.poll_seconds, bookmark_seconds=store.bookmark_seconds)
+        self._changes: Iterator[Recorded | Change | int] | None = None  # opened by the first next()
 
     def __next__(self) -> WatchEvent:
         while True:
             if self._cancelled.is_set():
                 raise StopIteration
+            if self._changes is None:
+                kind, namespace, since = self._scope
+                self._changes = self._store.follow(
+                    kind, namespace, since, active=lambda: not self._cancelled.is_set(),
+                    poll_seconds=self._store.poll_seconds, bookmark_seconds=self._store.bookmark_seconds)
             item = next(self._changes)
             if isinstance(item, int):
                 return WatchEvent(EventType.BOOKMARK, None, item)

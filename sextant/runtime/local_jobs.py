@@ -329,9 +329,13 @@ class LocalJobs:
         collected; until then the job does not count as ended, so the trial controller never
         ships a spool that is still being written. Repeating it (after a crash in between)
         rewrites the same spool file."""
-        collect_finished(CollectorSpec.from_record(record["collect_after_exit"]),
-                         output_log=directory / "output.log", spool_dir=directory / "spool",
-                         stopped=stopped or ended.get("reason") == "Killed", trial=str(record.get("name", "")))
+        saved = record.get("collect_after_exit")
+        # A job started by a Sextant before CollectorSpec recorded its collector as argv, which
+        # is not read back: nothing is spooled, so the trial ends MetricsUnavailable.
+        if isinstance(saved, dict):
+            collect_finished(CollectorSpec.from_record(saved),
+                             output_log=directory / "output.log", spool_dir=directory / "spool",
+                             stopped=stopped or ended.get("reason") == "Killed", trial=str(record.get("name", "")))
         ended = {**ended, "collected": True, "metrics_spooled": True}
         process.write_json(directory / "exit.json", ended)
         return ended
