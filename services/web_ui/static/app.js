@@ -104,11 +104,33 @@ function every(ms, fn) {
   return () => { stopped = true; };
 }
 
+// Timings for bench/web_ui_bench.py (performance.getEntriesByType("mark")); the first one counts.
+function mark(name) { if (!performance.getEntriesByName(name).length) performance.mark(name); }
+
+// Plots are drawn when they come into view (and redrawn there when their data changes): with
+// thousands of trials, a parallel-coordinates plot below the fold must not hold up the page.
+const pendingPlots = new Map();
+const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting || !pendingPlots.has(e.target.id)) continue;
+    const [data, layout] = pendingPlots.get(e.target.id);
+    pendingPlots.delete(e.target.id);
+    Plotly.react(e.target, data, layout, PLOT_CONFIG);
+  }
+}, { rootMargin: "200px" }) : null;
+const observed = new WeakSet();
+window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
+
 function plot(id, data, layout) {
   const el = document.getElementById(id);
   if (!el || !window.Plotly) return;
   const base = { margin: { l: 60, r: 20, t: 30, b: 50 }, font: { size: 12 }, legend: { orientation: "h", y: -0.2 } };
-  Plotly.react(el, data, { ...base, ...layout }, PLOT_CONFIG);
+  const full = { ...base, ...layout };
+  const r = el.getBoundingClientRect();
+  const visible = r.bottom >= -200 && r.top <= window.innerHeight + 200;
+  if (!plotObserver || visible) { pendingPlots.delete(id); Plotly.react(el, data, full, PLOT_CONFIG); return; }
+  pendingPlots.set(id, [data, full]);
+  if (!observed.has(el)) { observed.add(el); plotObserver.observe(el); }
 }
 
 function downloadCsv(filename, headers, rows) {
@@ -192,6 +214,7 @@ function experimentPage() {
 
   async function refresh() {
     const d = await api(base);
+    mark("experiment:data");
     if (!built) { build(d); built = true; }
     const t = d.trials;
     const key = JSON.stringify([t.names.length, t.status, t.objective, d.conditions.length, d.summary.status]);
@@ -199,7 +222,9 @@ function experimentPage() {
     if (key !== lastKey) {
       lastKey = key;
       drawPlots(d);
+      mark("experiment:plots");
       trials.update(d);
+      mark("experiment:table");
       const finishedCount = t.status.filter((s) => s !== "Running" && s !== "Created" && s !== "Pending").length;
       const ik = `${finishedCount}/${t.names.length}`;
       if (ik !== importanceKey) { importanceKey = ik; loadImportance(d); }
@@ -245,9 +270,9 @@ function experimentPage() {
         card("Budget", kvTable([["Max trials", fmt(spec.maxTrialCount ?? null)], ["Parallel", fmt(spec.parallelTrialCount ?? null)],
           ["Max failed", fmt(spec.maxFailedTrialCount ?? null)], ["Resume policy", spec.resumePolicy || "—"], ["Started", d.startTime || "—"]])),
         card("Best trial", h("div", { id: "optimal" }))),
+      card("Optimisation history", h("div", { id: "plot-history", class: "plot" })),
       card("Search space", space),
       card("Conditions", h("div", { id: "conditions" })),
-      card("Optimisation history", h("div", { id: "plot-history", class: "plot" })),
       card("Parallel coordinates", h("p", { class: "muted" }, "Drag along an axis to select a range."), h("div", { id: "plot-parallel", class: "plot" })),
       card("Parameter importance", h("div", { id: "plot-importance", class: "plot small" }), h("p", { id: "importance-note", class: "muted" })),
       card("Slices", h("div", { id: "slices", class: "slices" })),
@@ -282,6 +307,7 @@ function experimentPage() {
       { type: kind, mode: "markers", name: "failed", x: failed.map((i) => i + 1), y: failed.map(() => failY), text: failed.map((i) => `${t.names[i]} (${t.status[i]})`),
         marker: { color: "#cf222e", symbol: "x-thin-open", size: 10 } },
     ], { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } }, height: 380 });
+    mark("experiment:history");
 
     const params = Object.keys(t.parameters);
     const dims = params.map((p) => {
@@ -291,6 +317,7 @@ function experimentPage() {
     dims.push({ label: metric, values: ys });
     plot("plot-parallel", [{ type: "parcoords", line: { color: ys, colorscale: "Viridis", showscale: true, reversescale: obj.type === "minimize" }, dimensions: dims }],
       { height: 400, margin: { l: 80, r: 80, t: 50, b: 30 } });
+    mark("experiment:parallel");
 
     const slices = document.getElementById("slices");
     if (slices.children.length !== params.length) slices.replaceChildren(...params.map((_, i) => h("div", { id: `plot-slice-${i}`, class: "plot slice" })));
@@ -302,6 +329,7 @@ function experimentPage() {
         yaxis: { title: { text: metric } }, height: 300, showlegend: false, margin: { l: 50, r: 10, t: 40, b: 40 } });
     });
 
+    mark("experiment:slices");
     const xs = document.getElementById("contour-x"), yselect = document.getElementById("contour-y");
     if (xs.options.length !== params.length) {
       for (const sel of [xs, yselect]) sel.replaceChildren(...params.map((p) => h("option", { value: p }, p)));
