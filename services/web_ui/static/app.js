@@ -277,7 +277,7 @@ function experimentPage() {
       card("Parameter importance", h("div", { id: "plot-importance", class: "plot small" }), h("p", { id: "importance-note", class: "muted" })),
       card("Slices", h("div", { id: "slices", class: "slices" })),
       card("Contour", h("div", { class: "toolbar" }, h("label", {}, "x ", h("select", { id: "contour-x" })), h("label", {}, "y ", h("select", { id: "contour-y" }))),
-        h("div", { id: "plot-contour", class: "plot" })),
+        h("p", { id: "contour-note", class: "muted" }), h("div", { id: "plot-contour", class: "plot" })),
       card("Intermediate values", h("p", { id: "intermediate-note", class: "muted" }),
         h("button", { id: "load-intermediate", hidden: true, onclick: () => loadIntermediate(lastData) }, "Load"),
         h("div", { id: "plot-intermediate", class: "plot" })),
@@ -342,11 +342,18 @@ function experimentPage() {
   function drawContour(d) {
     const t = d.trials, params = Object.keys(t.parameters);
     const el = document.getElementById("plot-contour");
-    if (params.length < 2) { el.replaceChildren(h("p", { class: "muted" }, "A contour needs two parameters.")); return; }
+    if (params.length < 2) { document.getElementById("contour-note").textContent = "A contour needs two parameters."; return; }
     const idx = [...Array(t.names.length).keys()].filter((i) => t.objective[i] !== null);
     const cx = numericColumn(idx.map((i) => t.parameters[state.contourX][i]), t.parameterTypes[state.contourX]);
     const cy = numericColumn(idx.map((i) => t.parameters[state.contourY][i]), t.parameterTypes[state.contourY]);
     const z = idx.map((i) => t.objective[i]);
+    const note = document.getElementById("contour-note");
+    if (idx.length < 3) { // plotly cannot interpolate a contour from fewer points
+      note.textContent = "A contour needs at least three trials with a value.";
+      if (el.data) Plotly.purge(el);
+      return;
+    }
+    note.textContent = "";
     plot("plot-contour", [
       { type: "contour", x: cx.values, y: cy.values, z, colorscale: "Viridis", reversescale: (d.spec.objective || {}).type === "minimize", connectgaps: true, contours: { coloring: "heatmap" }, name: "objective" },
       { type: "scatter", mode: "markers", x: cx.values, y: cy.values, text: idx.map((i) => t.names[i]), marker: { color: "#fff", line: { color: "#000", width: 1 }, size: 6 }, name: "trials" },
