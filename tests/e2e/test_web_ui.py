@@ -100,6 +100,7 @@ class Watched:
 
     def __init__(self, browser, base_url: str, token: str):
         self.context = browser.new_context(viewport={"width": 1360, "height": 900}, ignore_https_errors=True)
+        self.context.set_default_timeout(90_000)  # a loaded 2-core machine: generous, not a timing test
         host = base_url.split("//", 1)[1].split(":")[0]
         self.context.add_cookies([{"name": "sextant_token", "value": token, "domain": host, "path": "/",
                                    "httpOnly": True, "sameSite": "Strict"}])
@@ -117,6 +118,9 @@ class Watched:
         return self.page
 
     def shot(self, name: str) -> None:
+        for plot_id in self.page.evaluate("[...document.querySelectorAll('.plot')].map(e => e.id)"):
+            reveal(self.page, plot_id, required=False)
+        self.page.evaluate("window.scrollTo(0, 0)")
         IMAGES.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
 
@@ -137,7 +141,21 @@ def js(page, expression: str):
     return page.evaluate(expression)
 
 
+def reveal(page, plot_id: str, required: bool = True) -> None:
+    """Scrolls a plot into view and waits until it is drawn (plots draw when they are seen)."""
+    page.wait_for_selector(f"#{plot_id}")
+    page.locator(f"#{plot_id}").scroll_into_view_if_needed()
+    try:
+        page.wait_for_function(f"document.getElementById('{plot_id}').data !== undefined"
+                               f" && !sextantPendingPlots().includes('{plot_id}')",
+                               timeout=60_000 if required else 3_000)
+    except playwright_api.TimeoutError:
+        if required:
+            raise
+
+
 def plot_points(page, plot_id: str, trace: int = 0, axis: str = "x") -> int:
+    reveal(page, plot_id)
     return js(page, f"(document.getElementById('{plot_id}').data[{trace}].{axis} || []).length")
 
 
@@ -159,7 +177,7 @@ def test_the_token_is_required(browser, base_url: str, stack: Stack):
     page.fill("#token", stack.token)
     page.click("button[type=submit]")
     page.wait_for_url(base_url + "/ui/experiments/default/quick")
-    page.wait_for_selector("#plot-history .main-svg")
+    reveal(page, "plot-history")
     context.close()
     # The printed URL: the token once, then a cookie the page's scripts cannot read.
     context = browser.new_context(ignore_https_errors=True)
@@ -193,18 +211,22 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     failed = [t for t in trials if any(c.type == "Failed" and c.status == "True" for c in t.status.conditions)]
     assert failed, "the fixture experiment should have failed trials (x > 0.8)"
     page = watched.open("/ui/experiments/default/quick")
-    page.wait_for_selector("#plot-history .main-svg")
+    reveal(page, "plot-history")
     assert plot_points(page, "plot-history", 0) == len(scored)
     assert plot_points(page, "plot-history", 1) == len(trials)  # best so far, one step per trial
     assert plot_points(page, "plot-history", 2) == len(failed)
+    reveal(page, "plot-parallel")
     dims = js(page, "document.getElementById('plot-parallel').data[0].dimensions.map(d => [d.label, d.values.length])")
     assert dims == [["x", len(scored)], ["y", len(scored)], ["opt", len(scored)], ["loss", len(scored)]]
     assert js(page, "document.querySelectorAll('#slices .plot').length") == 3
     assert plot_points(page, "plot-slice-0") == len(scored)
+    reveal(page, "plot-contour")
     assert js(page, "document.getElementById('plot-contour').data[0].z.length") == len(scored)
+    page.locator("#plot-importance").scroll_into_view_if_needed()
     page.wait_for_function("document.getElementById('plot-importance').data"
                            " && document.getElementById('plot-importance').data[0].y.length === 3")
     # Intermediate values: every report of every scored trial (4 steps each), gaps between trials.
+    page.locator("#plot-intermediate").scroll_into_view_if_needed()
     page.wait_for_function("document.getElementById('plot-intermediate').data !== undefined")
     reported = js(page, "document.getElementById('plot-intermediate').data[0].y.filter(v => v !== null).length")
     assert reported == 4 * len(scored)
@@ -245,7 +267,7 @@ def test_failed_trial_links_to_the_lines_that_explain_it(watched: Watched, stack
 def test_trial_page_charts_each_metric_and_shows_spec_and_log(watched: Watched, stack: Stack):
     best = stack.store.get("Experiment", "default", "quick").status.current_optimal_trial.best_trial_name
     page = watched.open(f"/ui/trials/default/{best}")
-    page.wait_for_selector("#plot-metric-0 .main-svg")
+    reveal(page, "plot-metric-0")
     assert plot_points(page, "plot-metric-0", axis="y") == 4
     assert page.locator("#metric-table-0 tbody tr").count() == 4
     assert "trainer.py" in page.locator("#run-spec").inner_text()
@@ -274,10 +296,10 @@ def test_create_shows_field_errors_then_creates_and_the_page_updates_itself(watc
     page.wait_for_selector("#validation .ok-box")
     page.click("#create")
     page.wait_for_url("**/ui/experiments/default/slow")
-    page.wait_for_selector("#plot-history .main-svg")
+    reveal(page, "plot-history")
     # Running: new trials and their values arrive without a reload.
     first = plot_points(page, "plot-history", 1)
-    page.wait_for_function(f"document.getElementById('plot-history').data[1].x.length > {first}", timeout=120_000)
+    page.wait_for_function(f"document.getElementById('plot-history').data[1].x.length > {first}", timeout=240_000)
     assert page.locator("#exp-status .badge").inner_text() in ("Running", "Created")
     watched.shot("experiment-running")
 
@@ -288,14 +310,14 @@ def test_create_shows_field_errors_then_creates_and_the_page_updates_itself(watc
     trial_page.goto(f"{watched.base_url}/ui/trials/default/{trial}")
     trial_page.wait_for_selector("#log .line")
     lines = trial_page.locator("#log .line").count()
-    assert lines < 40, "the trial should still be running (20 steps, one a second)"
+    assert lines < 40, "the trial should still be running (20 steps, one every 3 s)"
     trial_page.wait_for_function(f"document.querySelectorAll('#log .line').length > {lines}", timeout=60_000)
     trial_page.close()
 
 
 def test_compare_services_and_delete(watched: Watched, stack: Stack):
     page = watched.open("/ui/compare?e=default/quick&e=default/slow")
-    page.wait_for_selector("#plot-compare .main-svg")
+    reveal(page, "plot-compare")
     names = js(page, "document.getElementById('plot-compare').data.map(t => t.name)")
     assert names == ["default/quick", "default/quick best", "default/slow", "default/slow best"]
     watched.shot("compare")

@@ -104,11 +104,33 @@ function every(ms, fn) {
   return () => { stopped = true; };
 }
 
+// Timings for bench/web_ui_bench.py (performance.getEntriesByType("mark")); the first one counts.
+function mark(name) { if (!performance.getEntriesByName(name).length) performance.mark(name); }
+
+// Plots are drawn when they come into view (and redrawn there when their data changes): with
+// thousands of trials, a parallel-coordinates plot below the fold must not hold up the page.
+const pendingPlots = new Map();
+const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const e of entries) {
+    if (!e.isIntersecting || !pendingPlots.has(e.target.id)) continue;
+    const [data, layout] = pendingPlots.get(e.target.id);
+    pendingPlots.delete(e.target.id);
+    Plotly.react(e.target, data, layout, PLOT_CONFIG);
+  }
+}, { rootMargin: "200px" }) : null;
+const observed = new WeakSet();
+window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
+
 function plot(id, data, layout) {
   const el = document.getElementById(id);
   if (!el || !window.Plotly) return;
   const base = { margin: { l: 60, r: 20, t: 30, b: 50 }, font: { size: 12 }, legend: { orientation: "h", y: -0.2 } };
-  Plotly.react(el, data, { ...base, ...layout }, PLOT_CONFIG);
+  const full = { ...base, ...layout };
+  const r = el.getBoundingClientRect();
+  const visible = r.bottom >= -200 && r.top <= window.innerHeight + 200;
+  if (!plotObserver || visible) { pendingPlots.delete(id); Plotly.react(el, data, full, PLOT_CONFIG); return; }
+  pendingPlots.set(id, [data, full]);
+  if (!observed.has(el)) { observed.add(el); plotObserver.observe(el); }
 }
 
 function downloadCsv(filename, headers, rows) {
@@ -192,6 +214,7 @@ function experimentPage() {
 
   async function refresh() {
     const d = await api(base);
+    mark("experiment:data");
     if (!built) { build(d); built = true; }
     const t = d.trials;
     const key = JSON.stringify([t.names.length, t.status, t.objective, d.conditions.length, d.summary.status]);
@@ -199,7 +222,9 @@ function experimentPage() {
     if (key !== lastKey) {
       lastKey = key;
       drawPlots(d);
+      mark("experiment:plots");
       trials.update(d);
+      mark("experiment:table");
       const finishedCount = t.status.filter((s) => s !== "Running" && s !== "Created" && s !== "Pending").length;
       const ik = `${finishedCount}/${t.names.length}`;
       if (ik !== importanceKey) { importanceKey = ik; loadImportance(d); }
@@ -245,14 +270,14 @@ function experimentPage() {
         card("Budget", kvTable([["Max trials", fmt(spec.maxTrialCount ?? null)], ["Parallel", fmt(spec.parallelTrialCount ?? null)],
           ["Max failed", fmt(spec.maxFailedTrialCount ?? null)], ["Resume policy", spec.resumePolicy || "—"], ["Started", d.startTime || "—"]])),
         card("Best trial", h("div", { id: "optimal" }))),
+      card("Optimisation history", h("div", { id: "plot-history", class: "plot" })),
       card("Search space", space),
       card("Conditions", h("div", { id: "conditions" })),
-      card("Optimisation history", h("div", { id: "plot-history", class: "plot" })),
       card("Parallel coordinates", h("p", { class: "muted" }, "Drag along an axis to select a range."), h("div", { id: "plot-parallel", class: "plot" })),
       card("Parameter importance", h("div", { id: "plot-importance", class: "plot small" }), h("p", { id: "importance-note", class: "muted" })),
       card("Slices", h("div", { id: "slices", class: "slices" })),
       card("Contour", h("div", { class: "toolbar" }, h("label", {}, "x ", h("select", { id: "contour-x" })), h("label", {}, "y ", h("select", { id: "contour-y" }))),
-        h("div", { id: "plot-contour", class: "plot" })),
+        h("p", { id: "contour-note", class: "muted" }), h("div", { id: "plot-contour", class: "plot" })),
       card("Intermediate values", h("p", { id: "intermediate-note", class: "muted" }),
         h("button", { id: "load-intermediate", hidden: true, onclick: () => loadIntermediate(lastData) }, "Load"),
         h("div", { id: "plot-intermediate", class: "plot" })),
@@ -282,6 +307,7 @@ function experimentPage() {
       { type: kind, mode: "markers", name: "failed", x: failed.map((i) => i + 1), y: failed.map(() => failY), text: failed.map((i) => `${t.names[i]} (${t.status[i]})`),
         marker: { color: "#cf222e", symbol: "x-thin-open", size: 10 } },
     ], { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } }, height: 380 });
+    mark("experiment:history");
 
     const params = Object.keys(t.parameters);
     const dims = params.map((p) => {
@@ -291,6 +317,7 @@ function experimentPage() {
     dims.push({ label: metric, values: ys });
     plot("plot-parallel", [{ type: "parcoords", line: { color: ys, colorscale: "Viridis", showscale: true, reversescale: obj.type === "minimize" }, dimensions: dims }],
       { height: 400, margin: { l: 80, r: 80, t: 50, b: 30 } });
+    mark("experiment:parallel");
 
     const slices = document.getElementById("slices");
     if (slices.children.length !== params.length) slices.replaceChildren(...params.map((_, i) => h("div", { id: `plot-slice-${i}`, class: "plot slice" })));
@@ -302,6 +329,7 @@ function experimentPage() {
         yaxis: { title: { text: metric } }, height: 300, showlegend: false, margin: { l: 50, r: 10, t: 40, b: 40 } });
     });
 
+    mark("experiment:slices");
     const xs = document.getElementById("contour-x"), yselect = document.getElementById("contour-y");
     if (xs.options.length !== params.length) {
       for (const sel of [xs, yselect]) sel.replaceChildren(...params.map((p) => h("option", { value: p }, p)));
@@ -314,11 +342,18 @@ function experimentPage() {
   function drawContour(d) {
     const t = d.trials, params = Object.keys(t.parameters);
     const el = document.getElementById("plot-contour");
-    if (params.length < 2) { el.replaceChildren(h("p", { class: "muted" }, "A contour needs two parameters.")); return; }
+    if (params.length < 2) { document.getElementById("contour-note").textContent = "A contour needs two parameters."; return; }
     const idx = [...Array(t.names.length).keys()].filter((i) => t.objective[i] !== null);
     const cx = numericColumn(idx.map((i) => t.parameters[state.contourX][i]), t.parameterTypes[state.contourX]);
     const cy = numericColumn(idx.map((i) => t.parameters[state.contourY][i]), t.parameterTypes[state.contourY]);
     const z = idx.map((i) => t.objective[i]);
+    const note = document.getElementById("contour-note");
+    if (idx.length < 3) { // plotly cannot interpolate a contour from fewer points
+      note.textContent = "A contour needs at least three trials with a value.";
+      if (el.data) Plotly.purge(el);
+      return;
+    }
+    note.textContent = "";
     plot("plot-contour", [
       { type: "contour", x: cx.values, y: cy.values, z, colorscale: "Viridis", reversescale: (d.spec.objective || {}).type === "minimize", connectgaps: true, contours: { coloring: "heatmap" }, name: "objective" },
       { type: "scatter", mode: "markers", x: cx.values, y: cy.values, text: idx.map((i) => t.names[i]), marker: { color: "#fff", line: { color: "#000", width: 1 }, size: 6 }, name: "trials" },
