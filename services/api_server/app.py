@@ -24,7 +24,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
-from services.api_server import discovery, media, namespaces, openapi, pods, resources, tables
+from services.api_server import discovery, media, namespaces, openapi, paging, pods, resources, tables
 from services.api_server.auth import auth_middleware
 from services.api_server.errors import ApiError, method_not_allowed
 from services.api_server.kinds import NAMESPACE, POD, Kind, lookup
@@ -135,7 +135,7 @@ async def item(request: web.Request) -> web.StreamResponse:
     raise method_not_allowed()
 
 
-def _one(request: web.Request, kind: Kind, doc: dict) -> web.Response:
+def _one(request: web.Request, kind: Kind, doc: dict[str, Any]) -> web.Response:
     table_version = media.table_version(request.headers.get("Accept"))
     if table_version:
         body = tables.table(kind.kind, [doc], table_version=table_version)
@@ -143,7 +143,7 @@ def _one(request: web.Request, kind: Kind, doc: dict) -> web.Response:
     return resources.json_response(doc)
 
 
-def _list_or_table(request: web.Request, kind: Kind, docs: list[dict], version: str) -> web.Response:
+def _list_or_table(request: web.Request, kind: Kind, docs: list[dict[str, Any]], version: str) -> web.Response:
     table_version = media.table_version(request.headers.get("Accept"))
     if table_version:
         body = tables.table(kind.kind, docs, table_version=table_version, resource_version=version)
@@ -272,4 +272,4 @@ def _set_keys(app: web.Application, store: Any, token: str, data_dir: Path | Non
     app["sextant.registry"] = registry
     app["sextant.executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api-store")
     app["sextant.namespaces"] = namespaces.Namespaces(app["sextant.data_dir"])
-    app["sextant.list_pages"] = resources.ListPages()
+    app["sextant.list_pages"] = paging.ListPages()

@@ -83,7 +83,7 @@ def _params(names: tuple[str, ...]) -> list[dict[str, Any]]:
     return [{"name": n, "in": "query", "schema": {"type": "string"}, "uniqueItems": True} for n in names]
 
 
-def _operation(kind: Kind, action: str, op_id: str, *, body: bool = False, query: tuple[str, ...] = ()) -> dict:
+def _operation(kind: Kind, action: str, op_id: str, *, body: bool = False, query: tuple[str, ...] = ()) -> dict[str, Any]:
     ref = {"$ref": f"#/components/schemas/{_schema_name(kind)}"}
     op: dict[str, Any] = {
         "operationId": op_id, "tags": [kind.group_version],

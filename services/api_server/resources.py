@@ -10,7 +10,7 @@ import copy
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -158,7 +158,7 @@ def _list_documents(resource_store: Any, kind: str, namespace: str,
     does), else through its models."""
     fast = getattr(resource_store, "list_documents", None)
     if fast is not None:
-        return fast(kind, namespace, labels)
+        return cast("tuple[list[Doc], int]", fast(kind, namespace, labels))
     models, version = resource_store.list(kind, namespace, labels)
     return [to_doc(m) for m in models], version
 

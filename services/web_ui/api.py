@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -20,7 +20,7 @@ from services.web_ui import local_files, observations, summary
 from services.web_ui.yaml_lines import locate_errors
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.store.interface import AlreadyExists, Invalid, NotFound, ResourceStore, StoreError, Unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,7 +28,7 @@ MAX_BODY = 2 * 1024 * 1024
 
 
 def _store(request: web.Request) -> ResourceStore:
-    return request.app["sextant.store"]
+    return cast(ResourceStore, request.app["sextant.store"])
 
 
 def _data_dir(request: web.Request) -> Path | None:
@@ -60,7 +60,7 @@ def guarded(handler: Handler) -> Handler:
     return wrapped
 
 
-async def _run(fn: Callable, *args: Any) -> Any:
+async def _run(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
@@ -76,10 +76,10 @@ async def list_experiments(request: web.Request) -> web.Response:
     return web.json_response({"items": rows, "namespaces": namespaces, "resourceVersion": version})
 
 
-def _experiment_and_trials(store: ResourceStore, ns: str, name: str) -> tuple[Experiment, list]:
-    experiment = store.get("Experiment", ns, name)
+def _experiment_and_trials(store: ResourceStore, ns: str, name: str) -> tuple[Experiment, list[Trial]]:
+    experiment = cast(Experiment, store.get("Experiment", ns, name))
     trials, _ = store.list("Trial", ns, {EXPERIMENT_LABEL: name})
-    return experiment, trials
+    return experiment, cast("list[Trial]", trials)
 
 
 async def get_experiment(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ navigating to a page* sees: a redirect to the login page instead of a bare 401, 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -25,7 +26,9 @@ def token_matches(app: web.Application, given: str | None) -> bool:
     expected = app.get(TOKEN_KEY)
     if not expected:
         return True  # a server started without a token lets everyone in; so does the UI
-    return bool(given) and hmac.compare_digest(given.encode(), str(expected).encode())
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode(), str(expected).encode())
 
 
 def authorised(request: web.Request) -> bool:
@@ -57,7 +60,7 @@ def signed_in(request: web.Request, target: str) -> web.HTTPSeeOther:
 
 
 @web.middleware
-async def login_middleware(request: web.Request, handler):
+async def login_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     if is_page(request):
         token = request.query.get("token")
         if token is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from typing import Any, cast
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
@@ -57,7 +57,8 @@ def _nearest_choice(raw: Any, dist: CategoricalDistribution) -> Any:
         return None
     for choice in dist.choices:
         try:
-            if math.isclose(float(choice), number):
+            # A None choice raises TypeError here and is skipped, like any non-number.
+            if math.isclose(float(cast(Any, choice)), number):
                 return choice
         except (TypeError, ValueError):
             continue

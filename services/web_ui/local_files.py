@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,9 @@ def trial_log(data_dir: Path | None, namespace: str, trial: str, offset: int = 0
     job = Path(data_dir) / "jobs" / namespace / trial
     kept = trial_log_archive(Path(data_dir)) / namespace / f"{trial}.log"
     # The live log first; the trial controller may move it to the archive at any moment.
-    for path, done in ((job / "output.log", lambda: (job / "exit.json").exists()), (kept, lambda: True)):
+    sources: tuple[tuple[Path, Callable[[], bool]], ...] = (
+        (job / "output.log", lambda: (job / "exit.json").exists()), (kept, lambda: True))
+    for path, done in sources:
         finished = done()  # read before the bytes, so the last bytes are never missed
         try:
             with open(path, "rb") as f:

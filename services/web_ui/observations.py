@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -35,14 +35,14 @@ def _grpc_reader(channel: Any) -> Reader:
 def reader(app: web.Application) -> Reader | None:
     explicit = app.get(APP_KEY)
     if explicit is not None:
-        return explicit
+        return cast("Reader", explicit)
     channel = getattr(app.get("sextant.store"), "channel", None)
     return _grpc_reader(channel) if channel is not None else None
 
 
-def series(log: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
+def series(log: list[dict[str, Any]]) -> dict[str, dict[str, list[Any]]]:
     """``{metric: {"time": [...], "value": [...]}}``; values that are not numbers become None."""
-    out: dict[str, dict[str, list]] = {}
+    out: dict[str, dict[str, list[Any]]] = {}
     for row in log:
         entry = out.setdefault(row["name"], {"time": [], "value": []})
         entry["time"].append(row["time"])
@@ -53,9 +53,9 @@ def series(log: list[dict[str, Any]]) -> dict[str, dict[str, list]]:
     return out
 
 
-def many(read: Reader, trials: list[str], metric: str) -> dict[str, list]:
+def many(read: Reader, trials: list[str], metric: str) -> dict[str, list[Any]]:
     """One metric's values for many trials, read a few at a time."""
-    def one(trial: str) -> tuple[str, list]:
+    def one(trial: str) -> tuple[str, list[Any]]:
         return trial, series(read(trial, metric)).get(metric, {"value": []})["value"]
 
     with ThreadPoolExecutor(PARALLEL_READS) as pool:

@@ -101,7 +101,7 @@ def _parameter_value(text: str, kind: str) -> Any:
     return text
 
 
-def _creation_key(trial: Trial) -> tuple:
+def _creation_key(trial: Trial) -> tuple[float, str]:
     created = parse_time(trial.metadata.creation_timestamp)
     return (created.timestamp() if created else math.inf, trial.metadata.name)
 
