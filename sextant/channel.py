@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import collections
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -13,26 +15,29 @@ from sextant.config import DEFAULT_MAX_MESSAGE_BYTES
 class _ClientCallDetails(
     collections.namedtuple("_ClientCallDetails", ("method", "timeout", "metadata", "credentials",
                                                   "wait_for_ready", "compression")),
-    grpc.ClientCallDetails,
+    grpc.ClientCallDetails,  # type: ignore[misc]  # grpc ships no type stubs: its classes are Any
 ):
     pass
 
 
-class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+# grpc ships no type stubs: its classes are Any.
+class _TokenInterceptor(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):  # type: ignore[misc]
     """Adds ``authorization: Bearer <token>`` to every call (works on plaintext loopback too)."""
 
     def __init__(self, token: str):
         self._header = ("authorization", f"Bearer {token}")
 
-    def _details(self, d):
+    def _details(self, d: grpc.ClientCallDetails) -> _ClientCallDetails:
         metadata = list(d.metadata or []) + [self._header]
         return _ClientCallDetails(d.method, d.timeout, metadata, d.credentials, d.wait_for_ready,
                                   d.compression)
 
-    def intercept_unary_unary(self, continuation, client_call_details, request):
+    def intercept_unary_unary(self, continuation: Callable[[Any, Any], Any], client_call_details: grpc.ClientCallDetails,
+                               request: Any) -> Any:
         return continuation(self._details(client_call_details), request)
 
-    def intercept_unary_stream(self, continuation, client_call_details, request):
+    def intercept_unary_stream(self, continuation: Callable[[Any, Any], Any], client_call_details: grpc.ClientCallDetails,
+                               request: Any) -> Any:
         return continuation(self._details(client_call_details), request)
 
 

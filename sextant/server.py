@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -65,19 +65,20 @@ def serve_metrics(port: int, host: str) -> int:
 
 
 def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    def unary(request, context):
+    def unary(request: Any, context: grpc.ServicerContext) -> None:
         context.abort(code, message)
 
     return grpc.unary_unary_rpc_method_handler(unary)
 
 
-class TokenAuthInterceptor(grpc.ServerInterceptor):
+class TokenAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     """Refuses calls without ``authorization: Bearer <token>``; never logs the token."""
 
     def __init__(self, token: str):
         self._expected = f"Bearer {token}".encode()
 
-    def intercept_service(self, continuation, details):
+    def intercept_service(self, continuation: Continuation,
+                          details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         method = details.method
         if method.startswith(UNAUTHENTICATED_PREFIXES):
             return continuation(details)
@@ -89,6 +90,10 @@ class TokenAuthInterceptor(grpc.ServerInterceptor):
         return _abort_handler(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
 
+Continuation = Callable[[Any], Any]  # grpc.HandlerCallDetails -> grpc.RpcMethodHandler | None
+Wrap = Callable[[Any, str], Any]  # (grpc.RpcMethodHandler, method name) -> the wrapped handler
+
+
 class _PerMethod:
     """Wrapped handlers by method name: the handlers behind a method do not change, so each is
     wrapped once instead of building closures and handler tuples on every call (a measurable
@@ -97,7 +102,8 @@ class _PerMethod:
     def __init__(self) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
-    def get(self, continuation, details, wrap) -> grpc.RpcMethodHandler | None:
+    def get(self, continuation: Continuation, details: grpc.HandlerCallDetails,
+            wrap: Wrap) -> grpc.RpcMethodHandler | None:
         handler = self._handlers.get(details.method)
         if handler is None:
             handler = continuation(details)
@@ -107,13 +113,18 @@ class _PerMethod:
         return handler
 
 
-class _WrappingInterceptor(grpc.ServerInterceptor):
+class _WrappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]  # grpc ships no type stubs
     """Wraps each method's handler once (by ``_wrap``), then reuses the wrapped handler."""
 
     def __init__(self) -> None:
         self._wrapped = _PerMethod()
 
-    def intercept_service(self, continuation, details):
+    @staticmethod
+    def _wrap(handler: grpc.RpcMethodHandler, full_method: str) -> grpc.RpcMethodHandler:
+        raise NotImplementedError  # each subclass says how it wraps
+
+    def intercept_service(self, continuation: Continuation,
+                          details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         return self._wrapped.get(continuation, details, self._wrap)
 
 
@@ -130,7 +141,7 @@ class MetricsInterceptor(_WrappingInterceptor):
         latency = RPC_LATENCY.labels(service, method)
         counters: dict[str, Counter] = {}
 
-        def timed(request, context):
+        def timed(request: Any, context: grpc.ServicerContext) -> Any:
             start = time.perf_counter()
             code = "OK"
             try:
@@ -164,7 +175,7 @@ class DecodeInterceptor(_WrappingInterceptor):
         message_type = getattr(decode, "__self__", None)
         name = getattr(message_type, "__name__", "message")
 
-        def decoded(raw, context):
+        def decoded(raw: bytes, context: grpc.ServicerContext) -> Any:
             try:
                 return decode(raw)
             except Exception:
@@ -238,7 +249,7 @@ class GrpcServer:
             self._service_names + [reflection.SERVICE_NAME], self.grpc)
         address = f"{self.settings.host}:{self.settings.port}"
         creds = self._credentials()
-        port = self.grpc.add_secure_port(address, creds) if creds else self.grpc.add_insecure_port(address)
+        port: int = self.grpc.add_secure_port(address, creds) if creds else self.grpc.add_insecure_port(address)
         if port == 0:
             raise OSError(f"{self.name}: cannot bind {address}")
         self.port = port
@@ -252,7 +263,7 @@ class GrpcServer:
         return port
 
     def install_signal_handlers(self, on_stop: Callable[[], None] | None = None) -> None:
-        def handle(signum, _frame):
+        def handle(signum: int, _frame: object) -> None:
             log.info("signal received, stopping", extra={"service": self.name, "signal": signum})
             threading.Thread(target=self.stop, args=(on_stop,), daemon=True).start()
 

@@ -7,6 +7,7 @@ returns a ``GrpcWatchStream`` that can be cancelled from another thread.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import threading
 from collections.abc import Mapping
@@ -79,7 +80,7 @@ class GrpcResourceStore(ResourceStore):
         self.close()
 
     def _call(self, method: str, request: Any) -> Any:
-        def once():
+        def once() -> Any:
             try:
                 return getattr(self.stub, method)(request, timeout=self.timeout)
             except grpc.RpcError as err:
@@ -110,7 +111,7 @@ class GrpcResourceStore(ResourceStore):
         return [to_model(r) for r in reply.items], reply.resource_version
 
     def list_documents(self, kind: str, namespace: str = "",
-                       labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+                       labels: Mapping[str, str] | None = None) -> tuple[builtins.list[dict[str, Any]], int]:
         """``list`` as documents, without building models: for servers that pass resources on
         (the Kubernetes API server lists thousands of trials per request)."""
         reply = self._call("List", store_pb2.ListRequest(kind=kind, namespace=namespace,
@@ -123,7 +124,7 @@ class GrpcResourceStore(ResourceStore):
     def update_status(self, resource: BaseModel) -> BaseModel:
         return to_model(self._call("UpdateStatus", store_pb2.UpdateRequest(resource=from_model(resource))))
 
-    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[BaseModel]:
+    def delete(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> builtins.list[BaseModel]:
         reply = self._call("Delete", store_pb2.DeleteRequest(kind=kind, namespace=namespace, name=name,
                                                              resource_version=resource_version))
         return [to_model(r) for r in reply.deleted]

@@ -23,7 +23,7 @@ status model), goes through the full validation, so error messages are unchanged
 from __future__ import annotations
 
 import typing
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,7 +31,15 @@ from sextant.resources.models import RESOURCE_MODELS
 from sextant.store.codec import model_from_doc
 
 _MISSING = object()
-_DUMP = {"mode": "json", "by_alias": True, "exclude_none": True}
+
+
+class _DumpOptions(TypedDict):
+    mode: Literal["json"]
+    by_alias: bool
+    exclude_none: bool
+
+
+_DUMP: _DumpOptions = {"mode": "json", "by_alias": True, "exclude_none": True}
 
 
 class _StatusShape:
@@ -81,7 +89,7 @@ class _NeedsFullValidation(Exception):
 
 def full_status(doc: dict[str, Any]) -> dict[str, Any]:
     """The normalized status of ``doc`` (validating the whole document). Raises Invalid."""
-    return model_from_doc(doc).model_dump(**_DUMP).get("status", {})
+    return cast("dict[str, Any]", model_from_doc(doc).model_dump(**_DUMP).get("status", {}))
 
 
 def normalize_status(stored: dict[str, Any], status: Any) -> dict[str, Any]:
