@@ -70,7 +70,7 @@ def wait_for_database(db: Database, timeout: float) -> None:
 
 def install_signal_handlers(app: DBManagerApp) -> None:
     # Open watches end first (clients resume elsewhere), then the server drains unary calls.
-    def handle(signum, _frame):
+    def handle(signum: int, _frame: object) -> None:
         log.info("signal received, stopping", extra={"signal": signum})
         threading.Thread(target=app.stop, daemon=True).start()
 

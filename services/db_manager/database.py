@@ -10,11 +10,15 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from sextant.config import mysql_driver
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 log = logging.getLogger("sextant.db_manager")
 
@@ -98,7 +102,7 @@ class Database:
         self.backend = self.url.get_backend_name()
         # A server connection can drop while pooled (restart, idle timeout): ping it at checkout.
         # A SQLite connection cannot, and the ping would be one more statement per call.
-        kwargs: dict = {"pool_pre_ping": self.backend != "sqlite", "future": True}
+        kwargs: dict[str, Any] = {"pool_pre_ping": self.backend != "sqlite", "future": True}
         if self.backend == "sqlite":
             db = self.url.database
             if db and db != ":memory:":
@@ -145,7 +149,7 @@ class Database:
         self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: object) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA busy_timeout=30000")
@@ -154,7 +158,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
-def alembic_config(conn: Connection):
+def alembic_config(conn: Connection) -> Config:
     from alembic.config import Config
 
     cfg = Config()

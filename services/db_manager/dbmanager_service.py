@@ -24,21 +24,24 @@ class DBManagerService(api_pb2_grpc.DBManagerServicer):
     def __init__(self, store: ObservationStore):
         self.store = store
 
-    def ReportObservationLog(self, request, context: grpc.ServicerContext):
+    def ReportObservationLog(self, request: api_pb2.ReportObservationLogRequest,
+                             context: grpc.ServicerContext) -> api_pb2.ReportObservationLogReply:
         with grpc_errors(context, "ReportObservationLog"):
             self.store.report(request.trial_name, [
                 (m.time_stamp, m.metric.name, m.metric.value) for m in request.observation_log.metric_logs],
                 still_wanted=lambda: still_wanted(context))
         return api_pb2.ReportObservationLogReply()
 
-    def GetObservationLog(self, request, context: grpc.ServicerContext):
+    def GetObservationLog(self, request: api_pb2.GetObservationLogRequest,
+                          context: grpc.ServicerContext) -> api_pb2.GetObservationLogReply:
         with grpc_errors(context, "GetObservationLog"):
             rows = self.store.get(request.trial_name, request.metric_name, request.start_time,
                                   request.end_time, still_wanted=lambda: still_wanted(context))
         return api_pb2.GetObservationLogReply(observation_log=api_pb2.ObservationLog(metric_logs=[
             api_pb2.MetricLog(time_stamp=t, metric=api_pb2.Metric(name=n, value=v)) for t, n, v in rows]))
 
-    def DeleteObservationLog(self, request, context: grpc.ServicerContext):
+    def DeleteObservationLog(self, request: api_pb2.DeleteObservationLogRequest,
+                             context: grpc.ServicerContext) -> api_pb2.DeleteObservationLogReply:
         with grpc_errors(context, "DeleteObservationLog"):
             self.store.delete(request.trial_name)
         return api_pb2.DeleteObservationLogReply()
@@ -52,5 +55,6 @@ class ReadOnlyDBManagerService(api_pb2_grpc.DBManagerServicer):
     def __init__(self, service: DBManagerService):
         self.service = service
 
-    def GetObservationLog(self, request, context: grpc.ServicerContext):
+    def GetObservationLog(self, request: api_pb2.GetObservationLogRequest,
+                          context: grpc.ServicerContext) -> api_pb2.GetObservationLogReply:
         return self.service.GetObservationLog(request, context)

@@ -20,13 +20,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sextant.store.interface import StoreError
 
 log = logging.getLogger("sextant.db_manager")
 
 Op = Callable[[Any], tuple[Any, Callable[[], None] | None]]
+T = TypeVar("T")
 
 
 class _Pending:
@@ -52,7 +53,9 @@ class GroupCommit:
         self.batches = 0  # commits, for tests and benchmarks
         self.writes = 0
 
-    def run(self, op: Op) -> Any:
+    def run(self, op: Callable[[Any], tuple[T, Callable[[], None] | None]]) -> T:
+        """Runs ``op(connection)`` in a transaction (maybe shared with other writers); returns
+        the first item of its result once committed, after running the second (if any)."""
         if self.max_batch <= 1:  # no grouping: each write in its own transaction, concurrently
             with self.begin() as conn:
                 result, after = op(conn)
@@ -71,7 +74,7 @@ class GroupCommit:
             self._lead(mine)
         if mine.error is not None:
             raise mine.error
-        return mine.result
+        return cast(T, mine.result)
 
     def _lead(self, mine: _Pending) -> None:
         """Commits batches until ``mine`` is done, then hands the lead to the next writer."""

@@ -35,9 +35,9 @@ class ChangeNotifier:
                     cond.notify_all()
             else:
                 for kind in set(kinds):
-                    cond = self._by_kind.get(kind)
-                    if cond is not None:
-                        cond.notify_all()
+                    kind_cond = self._by_kind.get(kind)
+                    if kind_cond is not None:
+                        kind_cond.notify_all()
             self._every_kind.notify_all()
 
     @property

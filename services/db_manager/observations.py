@@ -65,11 +65,11 @@ def parse_time(field: str, text: str) -> datetime:
         raise BadObservation(f"{field}: {err}") from None
 
 
-def prepare(trial_name: str, logs: Iterable[tuple[str, str, str]]) -> list[dict]:
+def prepare(trial_name: str, logs: Iterable[tuple[str, str, str]]) -> list[dict[str, object]]:
     """Validates (time_stamp, metric name, value) triples; logs with an empty time are skipped
     as Katib does. Raises BadObservation naming the first bad entry."""
     _check_name("trial_name", trial_name, required=True)
-    rows: list[dict] = []
+    rows: list[dict[str, object]] = []
     for i, (stamp, name, value) in enumerate(logs):
         if not stamp:
             continue
@@ -82,10 +82,12 @@ def prepare(trial_name: str, logs: Iterable[tuple[str, str, str]]) -> list[dict]
 
 
 _INSERT = T.insert()
-_GET: dict[tuple[bool, bool, bool], sa.Select] = {}  # built once per filter combination
+# (time, metric name, value) rows of one trial's logs.
+_Query = sa.Select[datetime | None, str, str]
+_GET: dict[tuple[bool, bool, bool], _Query] = {}  # built once per filter combination
 
 
-def _get_statement(metric: bool, start: bool, end: bool) -> sa.Select:
+def _get_statement(metric: bool, start: bool, end: bool) -> _Query:
     key = (metric, start, end)
     statement = _GET.get(key)
     if statement is None:
@@ -128,7 +130,7 @@ class ObservationStore:
             end_time: str = "", still_wanted: Callable[[], bool] = _still_wanted) -> list[tuple[str, str, str]]:
         _check_name("trial_name", trial_name, required=False)
         _check_name("metric_name", metric_name, required=False)
-        params: dict = {"trial": trial_name}
+        params: dict[str, object] = {"trial": trial_name}
         if metric_name:
             params["metric"] = metric_name
         if start_time:

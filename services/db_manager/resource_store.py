@@ -30,7 +30,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,7 +162,7 @@ class Recorded:
         self.kind, self.namespace, _ = stored.key
         self.snapshot = snapshot
         self.stored: Stored | None = stored  # dropped once the change is RECENT_DECODED old
-        self.event: Any = None  # the watch event, built by the first watcher that sends it
+        self.event: store_pb2.WatchEvent | None = None  # the watch event, built by the first watcher that sends it
 
 
 def _head(row: Any, version: int | None = None) -> dict[str, Any]:
@@ -317,12 +317,12 @@ class SqlResourceStore(ResourceStore):
         return [s.fresh() for s in items], version
 
     def list_stored(self, kind: str, namespace: str = "",
-                    labels: Mapping[str, str] | None = None) -> tuple[list[Stored], int]:
+                    labels: Mapping[str, str] | None = None) -> tuple[builtins.list[Stored], int]:
         rules.check_scope(kind, namespace)
         with self.db.read() as conn:
             # The version is read first: a change that lands in between shows up in the list
             # and again in a watch from this version, which consumers treat as idempotent.
-            version = conn.execute(_VERSION).scalar_one()
+            version: int = conn.execute(_VERSION).scalar_one()
             query = sa.select(R)
             if kind:
                 query = query.where(R.c.kind == kind)
@@ -334,26 +334,27 @@ class SqlResourceStore(ResourceStore):
             items = [s for s in items if rules.selected(s.head, labels)]
         return items, version
 
-    def recent(self, after: int, upto: int, kind: str = "", namespace: str = "") -> list[Recorded] | None:
+    def recent(self, after: int, upto: int, kind: str = "", namespace: str = "") -> builtins.list[Recorded] | None:
         """Changes (after, upto] from memory, or None if any of them is not there."""
         if upto - after > RECENT:
             return None
         with self._recent_lock:
             entries = [self._recent.get(v) for v in range(after + 1, upto + 1)]
-        if any(e is None for e in entries):
+        present = [e for e in entries if e is not None]
+        if len(present) != len(entries):
             return None
-        return [e for e in entries  # type: ignore[misc]
+        return [e for e in present
                 if (not kind or e.kind == kind) and (not namespace or e.namespace == namespace)]
 
     def recent_changes(self, after: int, upto: int, kind: str = "",
-                       namespace: str = "") -> list[Change] | None:
+                       namespace: str = "") -> builtins.list[Change] | None:
         """Changes (after, upto] from memory as documents, or None if any of them is not there."""
         entries = self.recent(after, upto, kind, namespace)
         if entries is None:
             return None
         return [Change(e.resource_version, e.type, json.loads(e.snapshot)) for e in entries]
 
-    def _remember(self, recorded: list[Recorded]) -> None:
+    def _remember(self, recorded: builtins.list[Recorded]) -> None:
         with self._recent_lock:
             for r in recorded:
                 self._recent[r.resource_version] = r
@@ -377,7 +378,7 @@ class SqlResourceStore(ResourceStore):
         return row.resource_version, row.compacted_version
 
     def changes(self, after: int, upto: int, kind: str = "", namespace: str = "",
-                limit: int = WATCH_BATCH) -> list[Change]:
+                limit: int = WATCH_BATCH) -> builtins.list[Change]:
         query = sa.select(E).where(E.c.resource_version > after, E.c.resource_version <= upto)
         if kind:
             query = query.where(E.c.kind == kind)
@@ -443,18 +444,20 @@ class SqlResourceStore(ResourceStore):
         meta = out["metadata"]
         kind, namespace, name = out["kind"], meta["namespace"], meta["name"]
         spec_json, status_json = _dumps(out["spec"]), _dumps(out["status"])
-        def write(conn: sa.Connection):
+        def write(conn: sa.Connection) -> tuple[Stored, Callable[[], None] | None]:
             version = self._lock(conn) + 1
             exists = conn.execute(_VERSION_BY_KEY, {"kind": kind, "namespace": namespace, "name": name}).first()
             if exists:
                 raise AlreadyExists(f"{kind} {namespace}/{name} already exists")
             meta["uid"] = str(uuid.uuid4())
             meta["resourceVersion"] = str(version)
-            row_id = conn.execute(_INSERT_ROW, {
+            inserted = conn.execute(_INSERT_ROW, {
                 **self._meta_columns(meta), "api_version": out["apiVersion"], "resource_version": version,
                 "spec": spec_json, "status": status_json, "kind": kind, "namespace": namespace, "name": name,
                 "uid": meta["uid"], "creation_timestamp": meta["creationTimestamp"],
-            }).inserted_primary_key[0]
+            }).inserted_primary_key
+            assert inserted is not None  # a one-row INSERT always reports its key
+            row_id = inserted[0]
             head = {"apiVersion": out["apiVersion"], "kind": kind, "metadata": meta}
             stored = Stored(row_id, head, spec_json, status_json, doc=out)
             recorded = self._record(conn, [("ADDED", stored)])
@@ -483,7 +486,7 @@ class SqlResourceStore(ResourceStore):
         # lock one UPDATE applies it only if the row is still at the cached version.
         planned = self._status_from_cache(key, doc, expected) if status_only else None
 
-        def write(conn: sa.Connection):
+        def write(conn: sa.Connection) -> tuple[Stored, Callable[[], None] | None]:
             version = self._lock(conn) + 1
             new = self._write_planned(conn, planned, version) if planned is not None else None
             if new is None:
@@ -559,10 +562,10 @@ class SqlResourceStore(ResourceStore):
                     resource_version: int = 0) -> builtins.list[dict[str, Any]]:
         return [s.fresh() for s in self.delete_stored(kind, namespace, name, resource_version)]
 
-    def delete_stored(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> list[Stored]:
+    def delete_stored(self, kind: str, namespace: str, name: str, resource_version: int = 0) -> builtins.list[Stored]:
         kind, namespace, name = rules.key_of(kind, namespace, name)
 
-        def write(conn: sa.Connection):
+        def write(conn: sa.Connection) -> tuple[builtins.list[Stored], Callable[[], None] | None]:
             current = self._lock(conn)
             # Ownership is found on the identity columns alone; only the doomed rows are read whole.
             rows = conn.execute(_OWNERSHIP_IN_NAMESPACE, {"namespace": namespace}).all()
@@ -590,7 +593,7 @@ class SqlResourceStore(ResourceStore):
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _committed(self, recorded: list[Recorded], *, cache: bool = True) -> None:
+    def _committed(self, recorded: builtins.list[Recorded], *, cache: bool = True) -> None:
         """After the commit: cache the new versions, remember the changes, wake the watchers."""
         if cache:
             for r in recorded:
@@ -602,7 +605,7 @@ class SqlResourceStore(ResourceStore):
         """Locks the version counter for this transaction and returns its value."""
         return conn.execute(_LOCK).scalar_one()
 
-    def _record(self, conn: sa.Connection, changes: list[tuple[str, Stored]]) -> list[Recorded]:
+    def _record(self, conn: sa.Connection, changes: builtins.list[tuple[str, Stored]]) -> builtins.list[Recorded]:
         recorded = [Recorded(change_type, stored, stored.snapshot()) for change_type, stored in changes]
         conn.execute(_INSERT_EVENTS, [{"resource_version": r.resource_version, "type": r.type, "kind": r.kind,
                                        "namespace": r.namespace, "name": s.key[2], "snapshot": r.snapshot}
@@ -631,7 +634,7 @@ class SqlResourceStore(ResourceStore):
         }
 
 
-def _with_dependents(root: Any, rows: list[Any]) -> list[int]:
+def _with_dependents(root: Any, rows: Sequence[Any]) -> list[int]:
     """Row ids of ``root`` and, recursively, every row whose ownerReferences name a doomed uid."""
     children: dict[str, list[str]] = {}
     for r in rows:

@@ -9,18 +9,20 @@ so a reader that saw version N has seen every change up to N.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 
 metadata = sa.MetaData()
 
 
-def big_text() -> sa.types.TypeEngine:
+def big_text() -> sa.types.TypeEngine[Any]:
     # MySQL's TEXT stops at 64 KiB; a Suggestion's status with thousands of assignments does not.
     return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 
 
-def micro_datetime() -> sa.types.TypeEngine:
+def micro_datetime() -> sa.types.TypeEngine[Any]:
     return (sa.DateTime()
             .with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
             .with_variant(postgresql.TIMESTAMP(precision=6), "postgresql"))

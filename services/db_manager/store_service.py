@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from typing import Any
 
 import grpc
 
@@ -35,7 +37,7 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         self._stopping.set()
         self.store.notifier.close()
 
-    def _doc(self, resource: store_pb2.Resource, *, ignored: str = "") -> dict:
+    def _doc(self, resource: store_pb2.Resource, *, ignored: str = "") -> dict[str, Any]:
         size = resource.ByteSize()
         if size > self.max_resource_bytes:
             raise Invalid([f"resource: {size} bytes is larger than the limit of {self.max_resource_bytes}"])
@@ -54,37 +56,37 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
 
     # Replies are the stored resources' wire forms, built once per version and shared.
 
-    def Create(self, request, context):
+    def Create(self, request: store_pb2.CreateRequest, context: grpc.ServicerContext) -> store_pb2.Resource:
         with grpc_errors(context, "Create"):
             doc = self._doc(request.resource)
             if request.dry_run:
                 return proto_from_doc(self.store.create_doc(doc, dry_run=True))
             return self.store.create_stored(doc).resource()
 
-    def Get(self, request, context):
+    def Get(self, request: store_pb2.GetRequest, context: grpc.ServicerContext) -> store_pb2.Resource:
         with grpc_errors(context, "Get"):
             return self.store.read(request.kind, request.namespace, request.name).resource()
 
-    def List(self, request, context):
+    def List(self, request: store_pb2.ListRequest, context: grpc.ServicerContext) -> store_pb2.ListResponse:
         with grpc_errors(context, "List"):
             items, version = self.store.list_stored(request.kind, request.namespace, dict(request.label_selector))
             return store_pb2.ListResponse(items=[s.resource() for s in items], resource_version=version)
 
-    def Update(self, request, context):
+    def Update(self, request: store_pb2.UpdateRequest, context: grpc.ServicerContext) -> store_pb2.Resource:
         with grpc_errors(context, "Update"):
             return self.store.update_stored(self._doc(request.resource, ignored="status")).resource()
 
-    def UpdateStatus(self, request, context):
+    def UpdateStatus(self, request: store_pb2.UpdateRequest, context: grpc.ServicerContext) -> store_pb2.Resource:
         with grpc_errors(context, "UpdateStatus"):
             return self.store.update_status_stored(self._doc(request.resource, ignored="spec")).resource()
 
-    def Delete(self, request, context):
+    def Delete(self, request: store_pb2.DeleteRequest, context: grpc.ServicerContext) -> store_pb2.DeleteResponse:
         with grpc_errors(context, "Delete"):
             deleted = self.store.delete_stored(request.kind, request.namespace, request.name,
                                                request.resource_version)
             return store_pb2.DeleteResponse(deleted=[s.resource() for s in deleted])
 
-    def Watch(self, request, context):
+    def Watch(self, request: store_pb2.WatchRequest, context: grpc.ServicerContext) -> Iterator[store_pb2.WatchEvent]:
         if not self._watch_slots.acquire(blocking=False):
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many open watches; retry later")
         try:
@@ -92,7 +94,7 @@ class ResourceStoreService(store_pb2_grpc.ResourceStoreServicer):
         finally:
             self._watch_slots.release()
 
-    def _watch(self, request, context):
+    def _watch(self, request: store_pb2.WatchRequest, context: grpc.ServicerContext) -> Iterator[store_pb2.WatchEvent]:
         labels = dict(request.label_selector)
         with grpc_errors(context, "Watch"):
             changes = self.store.follow(
@@ -121,6 +123,7 @@ def _event(change: Recorded | Change, labels: dict[str, str]) -> store_pb2.Watch
             return None
         return store_pb2.WatchEvent(type=WATCH_TYPES[change.type], resource=proto_from_doc(doc),
                                     resource_version=change.resource_version)
+    assert isinstance(change, Recorded)  # only a change this process recorded carries ``stored``
     if labels and any(stored.head["metadata"]["labels"].get(k) != v for k, v in labels.items()):
         return None
     event = change.event
