@@ -18,7 +18,7 @@ comma   := ,
 STAMP   := .venv/.installed$(if $(EXTRAS),-$(subst $(comma),-,$(EXTRAS)))
 PYTEST_ARGS ?= -n 2 --dist loadgroup -q tests
 
-.PHONY: install proto test test-unit test-faults lint typecheck bench run clean
+.PHONY: install proto test test-unit test-faults lint typecheck bench run clean test-containers
 
 install: $(STAMP)
 
@@ -55,8 +55,17 @@ test-unit: install
 test-faults: install
 	SEXTANT_FAULT_RUNS=30 $(PY) scripts/testenv.py run -- $(PYTEST) -q -m faults tests/e2e
 
-lint: install
+lint: install typecheck
 	.venv/bin/ruff check sextant services tests bench scripts
+
+# mypy, strict; [tool.mypy] in pyproject.toml lists the modules not yet clean.
+typecheck: install
+	.venv/bin/mypy
+
+# Builds the container images (local base images, no registry needed) and runs docker-compose
+# for real; starts a Docker engine if none runs. Slow the first time (minutes), cached after.
+test-containers: install
+	$(PY) scripts/testenv.py run -- $(PYTEST) -q -s -m containers tests/containers
 
 bench: install
 	$(PY) -m bench.run_all

@@ -12,6 +12,7 @@ import os
 import secrets
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import overload
 
 DEFAULT_DB_MANAGER_PORT = 6789
 DEFAULT_SUGGESTION_PORT = 6789
@@ -37,6 +38,10 @@ def database_driver(url: str) -> str:
     return {"sqlite": "sqlite3", "postgresql": "psycopg", "postgres": "psycopg"}.get(scheme, scheme)
 
 
+@overload
+def env(name: str, default: str) -> str: ...
+@overload
+def env(name: str, default: None = None) -> str | None: ...
 def env(name: str, default: str | None = None) -> str | None:
     """``SEXTANT_<NAME>`` from the environment, else ``default``."""
     return os.environ.get(f"SEXTANT_{name.upper()}", default)
@@ -85,7 +90,7 @@ class ServerSettings:
     token: str | None = None
     data_dir: str | None = None
     log_level: str = "INFO"
-    grace_seconds: float = 5.0
+    grace_seconds: float = 1.0  # SIGTERM → calls still running after this are cancelled
 
     def describe(self) -> dict[str, object]:
         out = asdict(self)
@@ -121,4 +126,4 @@ def server_settings(ns: argparse.Namespace) -> ServerSettings:
 
 
 def optional_int(value: str | None) -> int | None:
-    return int(value) if value not in (None, "") else None
+    return int(value) if value is not None and value != "" else None

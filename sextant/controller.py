@@ -36,9 +36,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from sextant.store.interface import AlreadyExists, Conflict, EventType, NotFound, Resource, Unavailable
 
 log = logging.getLogger("sextant.controller")
 
@@ -95,7 +97,7 @@ class RateLimiter:
             n = self._failures.get(key, 0) + 1
             self._failures[key] = n
         # Cap the exponent too, so a key failing for days does not overflow the float.
-        return min(self.max_delay, self.base * (2 ** min(n - 1, 40)))
+        return float(min(self.max_delay, self.base * (2 ** min(n - 1, 40))))
 
     def failures(self, key: Key) -> int:
         with self._lock:
@@ -252,26 +254,28 @@ def owner_or_label_mapper(kind: str, label: str) -> Mapper:
     by_owner, by_label = owner_mapper(kind), label_mapper(label)
 
     def mapper(resource: Any) -> list[Key]:
-        return by_owner(resource) or by_label(resource)
+        return list(by_owner(resource)) or list(by_label(resource))
 
     return mapper
 
 
-def _resource_from_event(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """The resource an informer handler was called with.
+class EventSource(Protocol):
+    """What a controller watches: an informer (``sextant.store.informer.Informer``)."""
 
-    Accepts ``handler(event)`` with a WatchEvent, ``handler(type, resource)``,
-    ``handler(type, old, new)`` and keyword forms, so the framework does not depend on the
-    exact callback shape of the informer.
-    """
-    candidates = list(args) + list(kwargs.values())
-    found = None
-    for value in candidates:
-        if hasattr(value, "metadata"):
-            found = value  # the last one wins: for (old, new) that is new
-        elif hasattr(value, "resource") and getattr(value, "resource", None) is not None:
-            found = value.resource
-    return found
+    def add_handler(self, handler: Callable[[EventType, Resource], None]) -> None:
+        """``handler(event_type, resource)`` for every change, starting with what it holds."""
+
+    def start(self) -> object:
+        """Starts listing and watching."""
+
+    def stop(self) -> None:
+        """Stops watching."""
+
+    def has_synced(self) -> bool:
+        """Whether the first list has arrived."""
+
+    def list(self) -> list[Resource]:
+        """Everything it holds (what a resync enqueues)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -303,8 +307,8 @@ class Controller:
         self.rate_limiter = rate_limiter or RateLimiter()
         self.sync_timeout = sync_timeout
         self.queue = WorkQueue()
-        self._sources: list[tuple[Any, Mapper]] = []
-        self._primary: Any = None
+        self._sources: list[tuple[EventSource, Mapper]] = []
+        self._primary: EventSource | None = None
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self._started = False
@@ -317,7 +321,8 @@ class Controller:
         QUEUE_DELAYED.labels(name).set_function(lambda: self.queue.pending_delayed())
 
     # -- wiring -----------------------------------------------------------------------------
-    def watch(self, informer: Any, mapper: Mapper | None = None, *, primary: bool | None = None) -> None:
+    def watch(self, informer: EventSource, mapper: Mapper | None = None, *,
+              primary: bool | None = None) -> None:
         """Enqueues the mapped keys for every event of ``informer``.
 
         The first informer watched without a mapper is the *primary* one: its items are what
@@ -328,10 +333,7 @@ class Controller:
             self._primary = informer
         self._sources.append((informer, mapper))
 
-        def handler(*args: Any, **kwargs: Any) -> None:
-            resource = _resource_from_event(args, kwargs)
-            if resource is None:
-                return
+        def handler(_event_type: EventType, resource: Resource) -> None:
             try:
                 keys = list(mapper(resource))
             except Exception:  # a mapper bug must not kill the informer thread
@@ -358,7 +360,7 @@ class Controller:
             informer.start()
         deadline = time.monotonic() + self.sync_timeout
         for informer in informers:
-            while not _synced(informer) and time.monotonic() < deadline and not self._stopping.is_set():
+            while not informer.has_synced() and time.monotonic() < deadline and not self._stopping.is_set():
                 time.sleep(0.02)
         for i in range(self.workers):
             t = threading.Thread(target=self._worker, name=f"{self.name}-worker-{i}", daemon=True)
@@ -421,8 +423,8 @@ class Controller:
                 log.exception("resync: listing extra keys failed", extra={"controller": self.name})
 
     # -- internals --------------------------------------------------------------------------
-    def _unique_informers(self) -> list[Any]:
-        seen: list[Any] = []
+    def _unique_informers(self) -> list[EventSource]:
+        seen: list[EventSource] = []
         for informer, _ in self._sources:
             if not any(informer is s for s in seen):
                 seen.append(informer)
@@ -472,13 +474,6 @@ class Controller:
             self._results["done"].inc()
 
 
-def _synced(informer: Any) -> bool:
-    check = getattr(informer, "has_synced", None)
-    if check is None:
-        return True
-    return bool(check() if callable(check) else check)
-
-
 def _expected(err: Exception) -> bool:
     """Store conflicts and unavailability are routine; log them without a traceback."""
-    return type(err).__name__ in {"Conflict", "Unavailable", "NotFound", "AlreadyExists", "TransientError"}
+    return isinstance(err, Conflict | Unavailable | NotFound | AlreadyExists)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import Protocol
 
 from sextant.config import env, optional_int, read_token
+from sextant.controller import Controller
 from sextant.logging_setup import setup_logging
 from sextant.server import serve_metrics
 from sextant.store.client import GrpcResourceStore
@@ -40,7 +42,11 @@ def open_store(ns: argparse.Namespace) -> GrpcResourceStore:
     return GrpcResourceStore(ns.db_manager, token=token, tls_ca=ns.tls_ca)
 
 
-def run_until_stopped(controller, ns: argparse.Namespace, *resources) -> int:
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+def run_until_stopped(controller: Controller, ns: argparse.Namespace, *resources: Closeable) -> int:
     """Serves /metrics (if ``--metrics-port`` was given), runs ``controller`` until
     SIGTERM/SIGINT, then closes ``resources`` (store, channels)."""
     if ns.metrics_port is not None:

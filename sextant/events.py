@@ -10,18 +10,19 @@ from __future__ import annotations
 import logging
 import secrets
 
-from sextant.resources.models import Event, ObjectMeta, OwnerReference
+from sextant.resources.models import Event, Experiment, ObjectMeta, OwnerReference, Suggestion, Trial
+from sextant.store.interface import ResourceStore
 from sextant.timestamps import now_rfc3339
 
 log = logging.getLogger("sextant.events")
 
 
 class EventRecorder:
-    def __init__(self, store, source: str):
+    def __init__(self, store: ResourceStore, source: str):
         self.store = store
         self.source = source
 
-    def record(self, resource, type_: str, reason: str, message: str) -> None:
+    def record(self, resource: Experiment | Trial | Suggestion, type_: str, reason: str, message: str) -> None:
         meta = resource.metadata
         event = Event(
             metadata=ObjectMeta(

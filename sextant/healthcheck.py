@@ -1,4 +1,4 @@
-"""``python -m sextant.healthcheck HOST:PORT [SERVICE]``: asks a gRPC server's health service.
+"""``python -m sextant.healthcheck [HOST:PORT [SERVICE]]``: asks a gRPC server's health service.
 
 For container health checks (docker-compose, Kubernetes exec probes when the server uses TLS,
 which the kubelet's own gRPC probe cannot speak). Exit status 0 = SERVING, 1 = anything else
@@ -20,7 +20,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sextant.healthcheck",
                                 description="exit 0 when a gRPC server reports SERVING")
-    p.add_argument("address", help="HOST:PORT of the gRPC server")
+    # Without an address: the DB manager this container works through (a container image's one
+    # HEALTHCHECK serves the DB manager itself and the controllers alike).
+    p.add_argument("address", nargs="?", default=os.environ.get("SEXTANT_DB_MANAGER", "127.0.0.1:6789"),
+                   help="HOST:PORT of the gRPC server (default $SEXTANT_DB_MANAGER or 127.0.0.1:6789)")
     p.add_argument("service", nargs="?", default="", help="health service name (default: the server)")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds before giving up (default 3)")
     p.add_argument("--tls-ca", default=os.environ.get("SEXTANT_TLS_CA"),

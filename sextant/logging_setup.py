@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import time
+from typing import TextIO
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
@@ -44,7 +45,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
-def setup_logging(level: str | None = None, stream=None) -> None:
+def setup_logging(level: str | None = None, stream: TextIO | None = None) -> None:
     """Configures the root logger once per process."""
     level = (level or os.environ.get("SEXTANT_LOG_LEVEL") or "INFO").upper()
     handler = logging.StreamHandler(stream or sys.stderr)

@@ -25,6 +25,7 @@ import json
 import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 from sextant.timestamps import ZERO_TIME, is_rfc3339, to_rfc3339_micro
 
@@ -34,6 +35,27 @@ KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Pus
 # Kinds where the collector reads the metrics (and so reports ``unavailable`` if the objective
 # never appeared); Push and None trials report their own.
 COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
+
+COLLECTOR_FAILED = "MetricsCollectorFailed"
+"""exit.json reason of a job whose metrics source can never be read: the job has failed, whatever
+the trial command's exit code (its metrics are lost, retrying cannot bring them back)."""
+
+
+class MetricsSourceError(Exception):
+    """The metrics file cannot ever be read (a directory, a path through a file, no permission)."""
+
+
+def read_metrics_file(path: Path, offset: int = 0) -> bytes:
+    """The bytes of the metrics file from ``offset``; b"" while it does not exist yet."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except FileNotFoundError:
+        return b""
+    except OSError as err:
+        raise MetricsSourceError(f"the metrics collector cannot read {str(path)[:200]}: "
+                                 f"{err.strerror or err}") from None
 DEFAULT_FILTER_V1BETA1 = r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)"
 DEFAULT_FILTER_V1ALPHA3 = r"([\w|-]+)\s*=\s*((-?\d+)(\.\d+)?)"
 
@@ -51,7 +73,7 @@ class FilterError(ValueError):
     pass
 
 
-def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTER_V1BETA1) -> list[re.Pattern]:
+def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTER_V1BETA1) -> list[re.Pattern[str]]:
     """Compiles user filters (each needs two groups: name, value), or the default one."""
     out = []
     for i, pattern in enumerate(patterns or [default]):
@@ -66,7 +88,7 @@ def compile_filters(patterns: Sequence[str] | None, default: str = DEFAULT_FILTE
     return out
 
 
-def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Pattern]) -> list[MetricLog]:
+def parse_text_line(line: str, metrics: Iterable[str], filters: Sequence[re.Pattern[str]]) -> list[MetricLog]:
     wanted = [m for m in metrics if m and m in line]
     if not wanted:
         return []

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from pathlib import Path
+from typing import NoReturn
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,6 +39,22 @@ UNAUTHENTICATED_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
 RPC_COUNT = Counter("sextant_grpc_requests_total", "gRPC requests handled", ["service", "method", "code"])
 RPC_LATENCY = Histogram("sextant_grpc_request_seconds", "gRPC request latency", ["service", "method"])
+
+
+def exit_now(code: int = 0) -> NoReturn:
+    """Ends a server process once it has stopped (its ``__main__`` calls this with main's code).
+
+    ``GrpcServer.stop`` cancels the calls still running after the grace period, but a handler
+    thread only notices at its next check, and Python joins every worker thread before exiting:
+    a long call would keep a stopped process alive. Nothing is left to save at this point --
+    database transactions not committed are rolled back by the server -- so exit at once."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def serve_metrics(port: int, host: str) -> int:

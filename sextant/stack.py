@@ -29,6 +29,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
@@ -132,7 +133,32 @@ def pid_alive(pid: int | None) -> bool:
     return True
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+PRIVATE_UMASK = 0o077
+"""The data directory holds experiment data, logs and the stack's state: only its owner may read
+it (directories 0700, files 0600). Children run with this umask, so what they create (the
+SQLite database, trial directories) is private too."""
+
+
+def _private_open(path: Path) -> BinaryIO:
+    """``path`` opened for appending, created 0600 (an older, wider file is narrowed)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab", buffering=0)
+
+
+def make_private(paths: StackPaths) -> None:
+    """Creates the data directory and its subdirectories 0700, and narrows the modes of what an
+    earlier version left readable to others (files directly inside them become 0600)."""
+    for d in (paths.root, paths.logs, paths.run):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(d, 0o700)
+        for entry in d.iterdir():
+            if entry.is_file() and not entry.is_symlink():
+                with contextlib.suppress(OSError):
+                    os.chmod(entry, 0o600)
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
@@ -301,8 +327,8 @@ class Supervisor:
     # -- lifecycle ------------------------------------------------------------------------
     def acquire(self) -> None:
         """Takes the data directory's lock or raises AlreadyRunning."""
-        for d in (self.paths.root, self.paths.logs, self.paths.run):
-            d.mkdir(parents=True, exist_ok=True)
+        make_private(self.paths)
+        os.umask(PRIVATE_UMASK)  # everything this supervisor and its children create is private
         fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -362,13 +388,14 @@ class Supervisor:
 
     def _start(self, child: Child) -> None:
         log_path = self.paths.log_file(child.name)
-        with open(log_path, "ab", buffering=0) as out:
+        with _private_open(log_path) as out:
             out.write(f"--- sextant: starting {child.name} at {time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
                       .encode())
             try:
                 child.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
                     child.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                     env={**self._env(), **child.env}, cwd=os.getcwd(), start_new_session=True, close_fds=True,
+                    umask=PRIVATE_UMASK,
                 )
             except OSError as err:
                 out.write(f"--- sextant: cannot start {child.name}: {err}\n".encode())
@@ -568,11 +595,11 @@ def start_detached(config: StackConfig, timeout: float = 60.0) -> str:
     if pid:
         raise AlreadyRunning(f"a Sextant stack is already running on {paths.root}"
                              + (f" (supervisor pid {pid})" if pid > 0 else ""))
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    with open(paths.log_file("supervisor"), "ab", buffering=0) as out:
+    make_private(paths)
+    with _private_open(paths.log_file("supervisor")) as out:
         proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             config_argv(config), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True, env=supervisor_env(config),
+            start_new_session=True, close_fds=True, env=supervisor_env(config), umask=PRIVATE_UMASK,
         )
     deadline = time.time() + timeout
     while time.time() < deadline:

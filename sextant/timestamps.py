@@ -70,6 +70,11 @@ _RFC3339 = re.compile(
 )
 
 
+def _excerpt(text: str, limit: int = 40) -> str:
+    """The input quoted in an error, cut short: a timestamp may be 100,000 characters of junk."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
 class BadTimestamp(ValueError):
     """A timestamp that is not RFC 3339 (the message names the text and an example)."""
 
@@ -82,7 +87,7 @@ def parse_rfc3339_strict(text: str) -> datetime:
     """
     m = _RFC3339.match(text)
     if not m:
-        raise BadTimestamp(f"{text!r} is not an RFC3339 timestamp (e.g. 2024-05-01T12:00:00.5Z)")
+        raise BadTimestamp(f"{_excerpt(text)} is not an RFC3339 timestamp (e.g. 2024-05-01T12:00:00.5Z)")
     year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
     micro = int((m.group(7) or "0").ljust(9, "0")[:6])
     try:
@@ -93,7 +98,7 @@ def parse_rfc3339_strict(text: str) -> datetime:
                 raise ValueError("offset out of range")
             value = value - offset if m.group(9) == "+" else value + offset
     except (ValueError, OverflowError) as err:
-        raise BadTimestamp(f"{text!r} is not a valid RFC3339 timestamp: {err}") from err
+        raise BadTimestamp(f"{_excerpt(text)} is not a valid RFC3339 timestamp: {err}") from err
     return value
 
 

@@ -10,11 +10,13 @@ Application keys: ``sextant.store`` (the ResourceStore), ``sextant.token``, ``se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import logging
 import time
-from collections.abc import Awaitable, Callable
+import warnings
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -217,7 +219,8 @@ def _routes(app: web.Application) -> None:
 
 async def _start_hub(app: web.Application) -> None:
     hub = WatchHub(app["sextant.store"], asyncio.get_running_loop())
-    app["sextant.watch_hub"] = hub
+    with _string_keys():
+        app["sextant.watch_hub"] = hub
     hub.start()
 
 
@@ -241,13 +244,8 @@ def build_app(store: Any, *, token: str, data_dir: Path | None = None, registry:
 
         registry = Registry.load()
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=8 * 1024 * 1024)
-    app["sextant.store"] = store
-    app["sextant.token"] = token
-    app["sextant.data_dir"] = Path(data_dir) if data_dir else None
-    app["sextant.public_prefixes"] = []
-    app["sextant.registry"] = registry
-    app["sextant.executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api-store")
-    app["sextant.namespaces"] = namespaces.Namespaces(app["sextant.data_dir"])
+    with _string_keys():
+        _set_keys(app, store, token, data_dir, registry, workers)
     app.on_startup.append(_start_hub)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)
@@ -255,3 +253,23 @@ def build_app(store: Any, *, token: str, data_dir: Path | None = None, registry:
     if importlib.util.find_spec("services.web_ui") is not None:
         importlib.import_module("services.web_ui").setup(app)
     return app
+
+
+@contextlib.contextmanager
+def _string_keys() -> Iterator[None]:
+    """The keys are plain strings by contract (the web UI, another package, reads them by name)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", web.NotAppKeyWarning)
+        yield
+
+
+def _set_keys(app: web.Application, store: Any, token: str, data_dir: Path | None, registry: Any,
+              workers: int) -> None:
+    app["sextant.store"] = store
+    app["sextant.token"] = token
+    app["sextant.data_dir"] = Path(data_dir) if data_dir else None
+    app["sextant.public_prefixes"] = []
+    app["sextant.registry"] = registry
+    app["sextant.executor"] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="api-store")
+    app["sextant.namespaces"] = namespaces.Namespaces(app["sextant.data_dir"])
+    app["sextant.list_pages"] = resources.ListPages()

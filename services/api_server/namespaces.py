@@ -106,7 +106,8 @@ async def list_docs(request: web.Request) -> list[dict[str, Any]]:
 
 
 async def create(request: web.Request, doc: dict[str, Any]) -> dict[str, Any]:
-    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    raw = doc.get("metadata")
+    meta: dict[str, Any] = raw if isinstance(raw, dict) else {}
     name = str(meta.get("name") or "")
     errors = namespace_errors(name, "metadata.name")
     if errors:

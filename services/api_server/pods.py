@@ -17,14 +17,17 @@ from aiohttp import web
 
 from services.api_server.errors import bad_request, not_found
 from services.api_server.selectors import POD_FIELDS, equality_pairs, selector
+from sextant.katib import trial_status
 from sextant.resources.models import EXPERIMENT_LABEL, TRIAL_LABEL, to_doc
 from sextant.runtime.local_jobs import trial_log_archive
 from sextant.store.interface import NotFound
 
 COLLECTOR_CONTAINER = "metrics-logger-and-collector"
 DEFAULT_CONTAINER = "training-container"
-_PHASES = {"Succeeded": "Succeeded", "Failed": "Failed", "Killed": "Failed", "EarlyStopped": "Succeeded",
-           "MetricsUnavailable": "Succeeded", "Running": "Running"}
+# A trial's current condition → the phase of its (pretend) pod.
+_PHASES = {trial_status.SUCCEEDED: "Succeeded", trial_status.FAILED: "Failed", trial_status.KILLED: "Failed",
+           trial_status.EARLY_STOPPED: "Succeeded", trial_status.METRICS_UNAVAILABLE: "Succeeded",
+           trial_status.RUNNING: "Running"}
 
 
 def _job_dir(data_dir: Path, namespace: str, trial: str) -> Path:

@@ -51,6 +51,11 @@ def _fields(data: bytes) -> Iterator[tuple[int, int | bytes]]:
             raise ValueError(f"unsupported wire type {wire}")
 
 
+def _bytes_fields(data: bytes) -> dict[int, bytes]:
+    """The length-delimited fields of a message by number (the last one wins)."""
+    return {n: v for n, v in _fields(data) if isinstance(v, bytes)}
+
+
 def _map_entry(data: bytes) -> tuple[str, str]:
     entry = {n: v for n, v in _fields(data) if isinstance(v, bytes)}
     return entry.get(1, b"").decode(), entry.get(2, b"").decode()
@@ -79,14 +84,11 @@ def decode_object(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise bad_request("protobuf body without the k8s magic prefix")
     try:
-        unknown = dict(_fields(body[len(MAGIC):]))
-        type_meta = {n: v for n, v in _fields(unknown.get(1, b""))} if isinstance(unknown.get(1), bytes) else {}
-        raw = unknown.get(2, b"")
-        obj = {n: v for n, v in _fields(raw)} if isinstance(raw, bytes) else {}
-        metadata = _metadata(obj[1]) if isinstance(obj.get(1), bytes) else {}
+        unknown = _bytes_fields(body[len(MAGIC):])
+        type_meta = _bytes_fields(unknown.get(1, b""))
+        obj = _bytes_fields(unknown.get(2, b""))
+        metadata = _metadata(obj.get(1, b""))
     except ValueError as err:
         raise bad_request(f"cannot decode the protobuf body: {err}") from None
-    api_version = type_meta.get(1, b"")
-    kind = type_meta.get(2, b"")
-    return {"apiVersion": api_version.decode() if isinstance(api_version, bytes) else "",
-            "kind": kind.decode() if isinstance(kind, bytes) else "", "metadata": metadata}
+    return {"apiVersion": type_meta.get(1, b"").decode(), "kind": type_meta.get(2, b"").decode(),
+            "metadata": metadata}

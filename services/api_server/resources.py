@@ -6,7 +6,6 @@ cascading deletes; this module speaks HTTP and Kubernetes' shapes around it."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import json
 import secrets
@@ -25,7 +24,9 @@ from services.api_server.errors import (
     method_not_allowed,
     not_found,
 )
+from services.api_server.events import core_event
 from services.api_server.kinds import EVENT, Kind
+from services.api_server.paging import ListPages, decode_continue, encode_continue
 from services.api_server.patch import apply_patch
 from services.api_server.selectors import COMMON_FIELDS, EVENT_FIELDS, Selector, equality_pairs, selector
 from services.api_server.watch import Change, WatchHub
@@ -44,26 +45,6 @@ READ_ONLY_META = ("uid", "creationTimestamp", "generation", "selfLink", "managed
 # Shapes
 
 
-def core_event(doc: Doc) -> Doc:
-    """A stored Event in core/v1's shape (what ``kubectl describe`` lists)."""
-    meta = doc.get("metadata") or {}
-    spec = doc.get("spec") or {}
-    involved = dict(spec.get("involvedObject") or {})
-    owners = meta.get("ownerReferences") or []
-    if owners:
-        involved.setdefault("uid", owners[0].get("uid", ""))
-        involved.setdefault("apiVersion", owners[0].get("apiVersion", ""))
-    involved.setdefault("namespace", meta.get("namespace", ""))
-    when = spec.get("time") or meta.get("creationTimestamp")
-    source = spec.get("source") or ""
-    return {"kind": "Event", "apiVersion": "v1",
-            "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
-                         if k in meta},
-            "involvedObject": involved, "reason": spec.get("reason", ""), "message": spec.get("message", ""),
-            "type": spec.get("type", "Normal"), "source": {"component": source}, "count": 1,
-            "firstTimestamp": when, "lastTimestamp": when, "reportingComponent": source, "reportingInstance": ""}
-
-
 def present(kind: Kind, doc: Doc) -> Doc:
     """A stored document as this kind and version show it. Empty metadata maps and lists are
     left out, as Kubernetes does (some clients cannot read an empty one)."""
@@ -73,6 +54,10 @@ def present(kind: Kind, doc: Doc) -> Doc:
     if isinstance(meta, dict) and any(meta.get(k) in ({}, []) for k in _OMIT_EMPTY):
         doc = {**doc, "metadata": {k: v for k, v in meta.items() if not (k in _OMIT_EMPTY and v in ({}, []))}}
     return convert.for_version(doc, kind.version)
+
+
+def _mapping(value: Any) -> Doc:
+    return value if isinstance(value, dict) else {}
 
 
 def _list_kind(kind: Kind) -> str:
@@ -167,17 +152,15 @@ def _selector(kind: Kind, request: web.Request) -> Selector:
     return selector(request.query.get("labelSelector"), request.query.get("fieldSelector"), getters)
 
 
-def _encode_continue(version: int, namespace: str, name: str) -> str:
-    raw = json.dumps({"rv": version, "ns": namespace, "name": name}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_continue(token: str) -> tuple[int, str, str]:
-    try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return int(data["rv"]), str(data["ns"]), str(data["name"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
+def _list_documents(resource_store: Any, kind: str, namespace: str,
+                    labels: dict[str, str]) -> tuple[list[Doc], int]:
+    """Documents straight from the store's wire format when it offers that (the gRPC client
+    does), else through its models."""
+    fast = getattr(resource_store, "list_documents", None)
+    if fast is not None:
+        return fast(kind, namespace, labels)
+    models, version = resource_store.list(kind, namespace, labels)
+    return [to_doc(m) for m in models], version
 
 
 async def list_docs(request: web.Request, kind: Kind, namespace: str) -> tuple[list[Doc], int]:
@@ -185,12 +168,13 @@ async def list_docs(request: web.Request, kind: Kind, namespace: str) -> tuple[l
     sorted by namespace and name, in the request version's shape."""
     sel = _selector(kind, request)
     try:
-        models, version = await call(request, store(request).list, kind.store_kind, namespace,
-                                     equality_pairs(sel.labels))
+        raw, version = await call(request, _list_documents, store(request), kind.store_kind, namespace,
+                                  equality_pairs(sel.labels))
     except StoreError as err:
         raise _error(kind, "", err) from None
-    docs = [present(kind, to_doc(m)) for m in models]
-    docs = [d for d in docs if sel.matches(d)]
+    docs = [present(kind, d) for d in raw]
+    if sel.labels or sel.fields:
+        docs = [d for d in docs if sel.matches(d)]
     docs.sort(key=lambda d: (d["metadata"].get("namespace", ""), d["metadata"].get("name", "")))
     return docs, version
 
@@ -198,10 +182,15 @@ async def list_docs(request: web.Request, kind: Kind, namespace: str) -> tuple[l
 async def list_(request: web.Request, kind: Kind, namespace: str) -> web.StreamResponse:
     if _flag(request, "watch"):
         return await watch(request, kind, namespace)
-    docs, version = await list_docs(request, kind, namespace)
     token = request.query.get("continue")
-    if token:
-        _, after_ns, after_name = _decode_continue(token)
+    pages: ListPages = request.app["sextant.list_pages"]
+    remembered = pages.take(token, kind, namespace, request) if token else None
+    if remembered is not None:
+        docs, version = remembered
+    else:
+        docs, version = await list_docs(request, kind, namespace)
+    if token and remembered is None:
+        _, after_ns, after_name = decode_continue(token)
         docs = [d for d in docs if (d["metadata"].get("namespace", ""), d["metadata"]["name"]) > (after_ns, after_name)]
     next_token = ""
     limit = request.query.get("limit")
@@ -212,7 +201,8 @@ async def list_(request: web.Request, kind: Kind, namespace: str) -> web.StreamR
             raise bad_request(f"limit: must be an integer, got {limit!r}") from None
         if 0 < n < len(docs):
             last = docs[n - 1]["metadata"]
-            next_token = _encode_continue(version, last.get("namespace", ""), last["name"])
+            next_token = encode_continue(version, last.get("namespace", ""), last["name"])
+            pages.keep(next_token, kind, namespace, request, docs[n:], version)
             docs = docs[:n]
     table_version = media.table_version(request.headers.get("Accept"))
     if table_version:
@@ -255,6 +245,14 @@ async def get(request: web.Request, kind: Kind, namespace: str, name: str) -> we
 
 
 def _watch_line(kind: Kind, request: web.Request, change: Change, table_version: str | None) -> bytes:
+    key = (kind.version, kind.kind, table_version, request.query.get("includeObject"))
+    line = change.encoded.get(key)
+    if line is None:
+        line = change.encoded[key] = _encode_watch_line(kind, request, change, table_version)
+    return line
+
+
+def _encode_watch_line(kind: Kind, request: web.Request, change: Change, table_version: str | None) -> bytes:
     if change.type == "BOOKMARK":
         obj: Doc = {"kind": kind.kind, "apiVersion": kind.group_version,
                     "metadata": {"resourceVersion": str(change.version)}}
@@ -301,7 +299,9 @@ async def watch(request: web.Request, kind: Kind, namespace: str) -> web.StreamR
         meta = doc.get("metadata") or {}
         if namespace and meta.get("namespace") != namespace:
             return False
-        return sel.matches(present(kind, doc))
+        if not sel.labels and not sel.fields:
+            return True
+        return sel.matches(present(kind, doc) if kind is EVENT else doc)
 
     try:
         for doc in initial:
@@ -311,13 +311,18 @@ async def watch(request: web.Request, kind: Kind, namespace: str) -> web.StreamR
                    "metadata": {"resourceVersion": str(since),
                                 "annotations": {"k8s.io/initial-events-end": "true"}}}
             await response.write(json.dumps({"type": "BOOKMARK", "object": end}).encode() + b"\n")
-        async for change in hub.follow(since, float(timeout) if timeout else None):
+        batch: list[bytes] = []  # lines already waiting go out in one write
+        async for change, more in hub.follow(since, float(timeout) if timeout else None):
             if change.type == "BOOKMARK":
                 if bookmarks:
-                    await response.write(_watch_line(kind, request, change, table_version))
-                continue
-            if wanted(change.doc):
-                await response.write(_watch_line(kind, request, change, table_version))
+                    batch.append(_watch_line(kind, request, change, table_version))
+            elif wanted(change.doc):
+                batch.append(_watch_line(kind, request, change, table_version))
+            if batch and (not more or len(batch) >= 100):
+                await response.write(b"".join(batch))
+                batch = []
+        if batch:
+            await response.write(b"".join(batch))
     except Expired as err:
         status = expired(f"too old resource version: {since} ({hub.version}): {err}").status()
         await response.write(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")
@@ -437,7 +442,7 @@ async def patch(request: web.Request, kind: Kind, namespace: str, name: str, *, 
         old = await get_doc(request, kind, namespace, name)
         current = present(kind, old)
         patched = apply_patch(current, content_type, body)
-        meta = patched.get("metadata") if isinstance(patched.get("metadata"), dict) else {}
+        meta = _mapping(patched.get("metadata"))
         # A resourceVersion the patch sets is a precondition (as in Kubernetes); without one the
         # patch applies to whatever is stored, re-read and re-applied if a writer got in between.
         pinned = str(meta.get("resourceVersion") or "") != str(current["metadata"].get("resourceVersion"))

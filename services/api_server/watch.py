@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Gauge, Histogram
@@ -42,6 +42,8 @@ class Change:
     doc: dict[str, Any] | None  # None for BOOKMARK
     received: float = 0.0
     error: str = ""  # for ERROR: the reason of the end (an Expired message)
+    # Encoded watch lines by shape (version, table or not): one encoding serves every watcher.
+    encoded: dict[Any, bytes] = field(default_factory=dict, compare=False, repr=False)
 
 
 class Subscription:
@@ -58,7 +60,8 @@ class WatchHub:
         self.store = store
         self.loop = loop
         self.window: collections.deque[Change] = collections.deque(maxlen=WINDOW)
-        self.start_version = 0  # the window holds every change after this version
+        self.start_version = 0  # the window holds every change after this version…
+        self.started = False  # …once the hub has listed (an empty store is at version 0)
         self.version = 0  # the newest version this hub knows of
         self.subscribers: set[Subscription] = set()
         self.direct: set[Subscription] = set()
@@ -114,6 +117,7 @@ class WatchHub:
     def _reset(self, version: int) -> None:
         self.window.clear()
         self.start_version = version
+        self.started = True
         self.version = max(self.version, version)
 
     def _dispatch(self, change: Change) -> None:
@@ -132,7 +136,7 @@ class WatchHub:
     def _expire_all(self, message: str) -> None:
         for sub in self.subscribers:
             sub.queue.put_nowait(Change("ERROR", 0, None, error=message))
-        self.start_version = 0  # until the next list: new watchers go to the store
+        self.started = False  # until the next list: new watchers go to the store
 
     # -- watchers --------------------------------------------------------------------------
     def end_all(self) -> None:
@@ -141,29 +145,30 @@ class WatchHub:
         for sub in self.subscribers | self.direct:
             sub.queue.put_nowait(Change("END", 0, None))
 
-    async def follow(self, since: int, timeout: float | None = None) -> AsyncIterator[Change]:
+    async def follow(self, since: int, timeout: float | None = None) -> AsyncIterator[tuple[Change, bool]]:
         """Every change after ``since``, in order, until the caller stops iterating, the
-        timeout passes or the server stops. Raises Expired if ``since`` is older than what the
+        timeout passes or the server stops, each with whether more are already waiting (so the
+        caller can write them together). Raises Expired if ``since`` is older than what the
         store keeps."""
         sub = Subscription(self.loop)
         deadline = time.monotonic() + timeout if timeout else None
         WATCHERS.inc()
         try:
-            if self.start_version and since >= self.start_version:
+            if self.started and since >= self.start_version:
                 self.subscribers.add(sub)
-                for change in list(self.window):
-                    if change.version > since:
-                        yield change
+                replay = [c for c in self.window if c.version > since]
+                for i, old in enumerate(replay):
+                    yield old, i + 1 < len(replay) or not sub.queue.empty()
                 last = max(since, self.window[-1].version if self.window else since)
                 while (change := await _next(sub, deadline)) is not None:
                     if change.version <= last and change.type != "BOOKMARK":
                         continue
                     last = max(last, change.version)
-                    yield change
+                    yield change, not sub.queue.empty()
             else:
                 self.direct.add(sub)
                 async for change in self._direct(sub, since, deadline):
-                    yield change
+                    yield change, not sub.queue.empty()
         finally:
             self.subscribers.discard(sub)
             self.direct.discard(sub)

@@ -24,6 +24,7 @@ from sextant.config import (
     server_settings,
 )
 from sextant.logging_setup import setup_logging
+from sextant.server import exit_now
 
 log = logging.getLogger("sextant.db_manager")
 
@@ -108,4 +109,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

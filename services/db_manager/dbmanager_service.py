@@ -8,6 +8,17 @@ from services.db_manager.errors import grpc_errors
 from services.db_manager.observations import ObservationStore
 from sextant.api import api_pb2, api_pb2_grpc
 
+# A write that would be committed with less time than this left could still miss the deadline.
+COMMIT_MARGIN_SECONDS = 0.05
+
+
+def still_wanted(context: grpc.ServicerContext) -> bool:
+    """The caller is connected and its deadline (if any) has not (nearly) passed."""
+    if not context.is_active():
+        return False
+    remaining = context.time_remaining()
+    return remaining is None or remaining > COMMIT_MARGIN_SECONDS
+
 
 class DBManagerService(api_pb2_grpc.DBManagerServicer):
     def __init__(self, store: ObservationStore):
@@ -15,14 +26,15 @@ class DBManagerService(api_pb2_grpc.DBManagerServicer):
 
     def ReportObservationLog(self, request, context: grpc.ServicerContext):
         with grpc_errors(context, "ReportObservationLog"):
-            self.store.report(request.trial_name, (
-                (m.time_stamp, m.metric.name, m.metric.value) for m in request.observation_log.metric_logs))
+            self.store.report(request.trial_name, [
+                (m.time_stamp, m.metric.name, m.metric.value) for m in request.observation_log.metric_logs],
+                still_wanted=lambda: still_wanted(context))
         return api_pb2.ReportObservationLogReply()
 
     def GetObservationLog(self, request, context: grpc.ServicerContext):
         with grpc_errors(context, "GetObservationLog"):
             rows = self.store.get(request.trial_name, request.metric_name, request.start_time,
-                                  request.end_time)
+                                  request.end_time, still_wanted=lambda: still_wanted(context))
         return api_pb2.GetObservationLogReply(observation_log=api_pb2.ObservationLog(metric_logs=[
             api_pb2.MetricLog(time_stamp=t, metric=api_pb2.Metric(name=n, value=v)) for t, n, v in rows]))
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import grpc
 from sqlalchemy import exc as sa_exc
 
-from services.db_manager.observations import BadObservation
+from services.db_manager.observations import BadObservation, CallerGone, TooMany
 from sextant.store.interface import AlreadyExists, Conflict, Expired, Invalid, NotFound, Unavailable
 
 log = logging.getLogger("sextant.db_manager")
@@ -17,6 +17,9 @@ log = logging.getLogger("sextant.db_manager")
 CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (Invalid, grpc.StatusCode.INVALID_ARGUMENT),
     (BadObservation, grpc.StatusCode.INVALID_ARGUMENT),
+    (TooMany, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (CallerGone, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (MemoryError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (Conflict, grpc.StatusCode.ABORTED),
@@ -28,7 +31,20 @@ CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
 ]
 
 
+MAX_MESSAGE_CHARS = 4000
+"""An error message may quote user input: it is cut here, far below gRPC's metadata limit."""
+
+
 def message(err: BaseException) -> str:
+    text = _message(err)
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + f"... ({len(text)} characters)"
+
+
+def _message(err: BaseException) -> str:
+    if isinstance(err, CallerGone):
+        return "the caller's deadline passed or it went away; nothing was written"
+    if isinstance(err, MemoryError):
+        return "the request needs more memory than the server has; send smaller requests"
     if isinstance(err, Invalid):
         return "\n".join(err.errors)  # every error, one per line
     if isinstance(err, sa_exc.SQLAlchemyError):

@@ -1,8 +1,17 @@
-"""Observation logs: Katib's DBManager operations on the ``observation_logs`` table."""
+"""Observation logs: Katib's DBManager operations on the ``observation_logs`` table.
+
+Limits (``sextant.limits``): one ReportObservationLog call carries at most
+``MAX_OBSERVATION_LOGS`` logs -- a larger batch is refused whole (INVALID_ARGUMENT), so a client
+sends long runs in several calls -- and its rows are written in one transaction, committed only
+if the caller is still waiting: a reply the caller cannot receive (deadline passed, client gone)
+means nothing was written, so repeating the call never duplicates rows. One GetObservationLog
+returns at most ``MAX_OBSERVATION_READ`` logs; more is RESOURCE_EXHAUSTED, asking for a metric
+name or a time window.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,6 +19,7 @@ import sqlalchemy as sa
 
 from services.db_manager.database import Database
 from services.db_manager.schema import observation_logs as T
+from sextant import limits
 from sextant.timestamps import BadTimestamp, format_rfc3339_nano, parse_rfc3339_strict
 
 MAX_NAME = 255  # the VARCHAR(255) columns of Katib's table
@@ -18,6 +28,18 @@ INSERT_CHUNK = 5000  # rows per INSERT statement: large batches stay under packe
 
 class BadObservation(ValueError):
     """Input that cannot be stored; the message names the field and the rule."""
+
+
+class TooMany(Exception):
+    """The answer would be larger than the documented limit (RESOURCE_EXHAUSTED)."""
+
+
+class CallerGone(Exception):
+    """The caller's deadline passed or it disconnected: the work is dropped, nothing committed."""
+
+
+def _still_wanted() -> bool:
+    return True
 
 
 @dataclass(frozen=True)
@@ -75,7 +97,8 @@ def _get_statement(metric: bool, start: bool, end: bool) -> sa.Select:
         if end:
             statement = statement.where(T.c.time <= sa.bindparam("end", type_=T.c.time.type))
         # id breaks ties so equal times come back in insertion order (Katib leaves them unordered).
-        statement = _GET[key] = statement.order_by(T.c.time, T.c.id)
+        # One row past the limit tells "too many" from "exactly the limit".
+        statement = _GET[key] = statement.order_by(T.c.time, T.c.id).limit(limits.MAX_OBSERVATION_READ + 1)
     return statement
 
 
@@ -83,18 +106,26 @@ class ObservationStore:
     def __init__(self, db: Database):
         self.db = db
 
-    def report(self, trial_name: str, logs: Iterable[tuple[str, str, str]]) -> int:
+    def report(self, trial_name: str, logs: Sequence[tuple[str, str, str]],
+               still_wanted: Callable[[], bool] = _still_wanted) -> int:
+        if len(logs) > limits.MAX_OBSERVATION_LOGS:
+            raise BadObservation(f"observation_log.metric_logs: at most {limits.MAX_OBSERVATION_LOGS} logs per "
+                                 f"call (got {len(logs)}); send them in several calls")
         rows = prepare(trial_name, logs)
         if not rows:
             return 0  # Katib sends malformed SQL here; an empty batch is simply nothing to do
         with self.db.write() as conn:
             for start in range(0, len(rows), INSERT_CHUNK):
+                if not still_wanted():
+                    raise CallerGone  # rolled back: the caller will not see a reply
                 # executemany: the drivers batch it (mysqlclient rewrites into multi-row INSERTs).
                 conn.execute(_INSERT, rows[start:start + INSERT_CHUNK])
+            if not still_wanted():
+                raise CallerGone  # the last moment to decide: after this the rows are committed
         return len(rows)
 
     def get(self, trial_name: str, metric_name: str = "", start_time: str = "",
-            end_time: str = "") -> list[tuple[str, str, str]]:
+            end_time: str = "", still_wanted: Callable[[], bool] = _still_wanted) -> list[tuple[str, str, str]]:
         _check_name("trial_name", trial_name, required=False)
         _check_name("metric_name", metric_name, required=False)
         params: dict = {"trial": trial_name}
@@ -105,8 +136,16 @@ class ObservationStore:
         if end_time:
             params["end"] = parse_time("end_time", end_time)
         query = _get_statement(bool(metric_name), bool(start_time), bool(end_time))
+        out: list[tuple[str, str, str]] = []
         with self.db.read() as conn:
-            return [(format_rfc3339_nano(t) if t is not None else "", n, v) for t, n, v in conn.execute(query, params)]
+            for t, n, v in conn.execute(query, params):
+                if len(out) >= limits.MAX_OBSERVATION_READ:
+                    raise TooMany(f"trial {trial_name[:100]!r} has more than {limits.MAX_OBSERVATION_READ} "
+                                  "logs matching the request; ask for one metric_name or a start_time/end_time window")
+                if len(out) % INSERT_CHUNK == 0 and not still_wanted():
+                    raise CallerGone
+                out.append((format_rfc3339_nano(t) if t is not None else "", n, v))
+        return out
 
     def delete(self, trial_name: str) -> int:
         with self.db.write() as conn:

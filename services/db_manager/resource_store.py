@@ -230,7 +230,7 @@ class _Cache:
 class SqlResourceStore(ResourceStore):
     def __init__(self, db: Database, notifier: ChangeNotifier | None = None,
                  history: int = DEFAULT_HISTORY, cache_size: int = CACHE_SIZE,
-                 poll_seconds: float = 1.0, bookmark_seconds: float = 10.0):
+                 poll_seconds: float = 1.0, bookmark_seconds: float = 10.0, prune_every: int = PRUNE_EVERY):
         self.db = db
         # For the interface's watch (the gRPC service passes its own): how often a watch looks
         # for changes written by another process, and how often it sends a bookmark.
@@ -243,6 +243,7 @@ class SqlResourceStore(ResourceStore):
         self._commits = GroupCommit(db.write, max_batch=64 if db.backend == "sqlite" else 1)
         self.notifier = notifier or ChangeNotifier()
         self.history = max(1, history)
+        self.prune_every = max(1, prune_every)  # the change log is pruned once per this many versions
         self._cache = _Cache(cache_size)
         # The changes this process committed, by version: every open watch reads each change,
         # and serving them from memory saves a query (and a JSON decode of the row) per watch
@@ -404,7 +405,9 @@ class SqlResourceStore(ResourceStore):
 
     def _follow(self, kind: str, namespace: str, last: int, active: Callable[[], bool],
                 poll_seconds: float, bookmark_seconds: float) -> Iterator[Recorded | Change | int]:
-        next_bookmark = time.monotonic() + bookmark_seconds
+        # The first bookmark comes as soon as the watch has caught up with the store (after the
+        # replay): a watcher from 0 ("now") learns which version "now" was.
+        next_bookmark = time.monotonic()
         while active():
             # Woken by a local write: the changes are usually in memory (no query at all), and
             # each one's event is encoded once for every watcher.
@@ -606,7 +609,8 @@ class SqlResourceStore(ResourceStore):
                                       for r, (_, s) in zip(recorded, changes, strict=True)])
         top = recorded[-1].resource_version
         first = recorded[0].resource_version
-        if top - (first - 1) >= PRUNE_EVERY or top // PRUNE_EVERY != (first - 1) // PRUNE_EVERY:
+        every = self.prune_every
+        if top - (first - 1) >= every or top // every != (first - 1) // every:
             floor = top - self.history
             if floor > 0:
                 conn.execute(E.delete().where(E.c.resource_version <= floor))
@@ -638,20 +642,26 @@ def _with_dependents(root: Any, rows: list[Any]) -> list[int]:
 
 
 class _SqlWatch(WatchStream):
-    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model."""
+    """The interface's watch over ``SqlResourceStore.follow``, decoding each change to a model.
+    Like every store's watch it is opened by the first ``next()``, which raises its errors."""
 
     def __init__(self, store: SqlResourceStore, kind: str, namespace: str, since: int,
                  labels: Mapping[str, str] | None):
         self._store = store
+        self._scope = (kind, namespace, since)
         self._labels = dict(labels or {})
         self._cancelled = threading.Event()
-        self._changes = store.follow(kind, namespace, since, active=lambda: not self._cancelled.is_set(),
-                                     poll_seconds=store.poll_seconds, bookmark_seconds=store.bookmark_seconds)
+        self._changes: Iterator[Recorded | Change | int] | None = None  # opened by the first next()
 
     def __next__(self) -> WatchEvent:
         while True:
             if self._cancelled.is_set():
                 raise StopIteration
+            if self._changes is None:
+                kind, namespace, since = self._scope
+                self._changes = self._store.follow(
+                    kind, namespace, since, active=lambda: not self._cancelled.is_set(),
+                    poll_seconds=self._store.poll_seconds, bookmark_seconds=self._store.bookmark_seconds)
             item = next(self._changes)
             if isinstance(item, int):
                 return WatchEvent(EventType.BOOKMARK, None, item)

@@ -7,14 +7,16 @@ import sys
 
 from sextant.controller import Controller, owner_mapper, owner_or_label_mapper
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
+from sextant.events import EventRecorder
 from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.store.informer import Informer
+from sextant.store.interface import ResourceStore
 
 from .reconciler import ExperimentReconciler
 
 
-def build_controller(store, *, namespace: str = "", workers: int = 4, resync_seconds: float = 30.0,
-                     events=None) -> Controller:
+def build_controller(store: ResourceStore, *, namespace: str = "", workers: int = 4,
+                     resync_seconds: float = 30.0, events: EventRecorder | None = None) -> Controller:
     # Informer resync is off: the controller's own resync re-enqueues every experiment.
     trials = Informer(store, "Trial", namespace, resync_seconds=0)
     experiments = Informer(store, "Experiment", namespace, resync_seconds=0)

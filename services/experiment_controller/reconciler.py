@@ -24,9 +24,12 @@ to False); the trial controller treats Killed as terminal and stops the job.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
 
 from sextant.controller import Key, Result
+from sextant.events import EventRecorder
 from sextant.katib import experiment_status as es
 from sextant.katib import suggestion_status as ss
 from sextant.katib import trial_status as ts
@@ -41,6 +44,7 @@ from sextant.resources.models import (
     Trial,
 )
 from sextant.store.cached_reader import CachedReader, with_status_copy
+from sextant.store.informer import Informer
 from sextant.store.interface import AlreadyExists, Conflict, NotFound, ResourceStore
 from sextant.templates import TemplateError
 
@@ -51,21 +55,22 @@ from .trials import build_trial, owner_reference
 log = logging.getLogger("sextant.experiment_controller")
 
 
-def _status_doc(resource) -> dict:
+def _status_doc(resource: Experiment | Suggestion) -> dict[str, Any]:
     doc = resource.status.model_dump(mode="json", by_alias=True, exclude_none=True)
     doc.pop("lastReconcileTime", None)
     return doc
 
 
 class ExperimentReconciler:
-    def __init__(self, store: ResourceStore, events=None, trial_informer=None, experiment_informer=None,
-                 suggestion_informer=None):
+    def __init__(self, store: ResourceStore, events: EventRecorder | None = None,
+                 trial_informer: Informer | None = None, experiment_informer: Informer | None = None,
+                 suggestion_informer: Informer | None = None):
         self.store = store
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-trial")
         # Experiments and Suggestions are read from the informers' caches, overlaid with this
         # controller's own writes (see CachedReader); without informers, from the store.
-        self.experiments = CachedReader(store, experiment_informer, "Experiment")
-        self.suggestions = CachedReader(store, suggestion_informer, "Suggestion")
+        self.experiments: CachedReader[Experiment] = CachedReader(store, experiment_informer, "Experiment")
+        self.suggestions: CachedReader[Suggestion] = CachedReader(store, suggestion_informer, "Suggestion")
         self.events = events  # optional sextant.events.EventRecorder
         # The controller's Trial informer: listing an experiment's trials from its cache instead
         # of the store makes a pass O(1) in store traffic (a list per pass made a run of n
@@ -119,7 +124,7 @@ class ExperimentReconciler:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
             summary = st.update_status(exp, trials, exhausted=exhausted)
         if not es.is_finished(exp) and suggestion is not None and ss.is_failed(suggestion):
-            es.mark_failed(exp, es.REASON_FAILED, es.MSG_SUGGESTION_FAILED)
+            es.mark_failed(exp, es.REASON_FAILED, es.suggestion_failed_message(suggestion))
 
         if es.is_finished(exp):
             if not was_completed:
@@ -135,7 +140,7 @@ class ExperimentReconciler:
         self._write_status(exp, before)
         return None
 
-    def _write_status(self, exp: Experiment, before: dict) -> None:
+    def _write_status(self, exp: Experiment, before: dict[str, Any]) -> None:
         if _status_doc(exp) != before:
             # Conflict → the framework retries (by then the cache has the other writer's change).
             self.experiments.wrote(self.store.update_status(exp))
@@ -177,6 +182,8 @@ class ExperimentReconciler:
             return None  # created by an earlier pass (or before a restart)
 
     def _create_suggestion(self, exp: Experiment, requests: int) -> Suggestion:
+        algorithm = exp.spec.algorithm
+        assert algorithm is not None, "admission gives every experiment spec.algorithm"
         sugg = Suggestion(
             metadata=ObjectMeta(
                 name=exp.metadata.name, namespace=exp.metadata.namespace,
@@ -185,7 +192,7 @@ class ExperimentReconciler:
                 owner_references=[owner_reference(exp)],
             ),
             spec=SuggestionSpec(
-                algorithm=exp.spec.algorithm.model_copy(deep=True),
+                algorithm=algorithm.model_copy(deep=True),
                 early_stopping=exp.spec.early_stopping.model_copy(deep=True) if exp.spec.early_stopping else None,
                 requests=requests,
                 resume_policy=es.resume_policy(exp),
@@ -195,7 +202,7 @@ class ExperimentReconciler:
         try:
             return self.suggestions.wrote(self.store.create(sugg))
         except AlreadyExists:
-            return self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name)
+            return cast(Suggestion, self.store.get("Suggestion", exp.metadata.namespace, exp.metadata.name))
 
     def _shrink(self, exp: Experiment, suggestion: Suggestion | None, delete: list[str]) -> None:
         """parallelTrialCount was lowered: forget the newest active trials, then delete them."""
@@ -242,14 +249,14 @@ class ExperimentReconciler:
                 log.info("trial killed: experiment ended", extra={"trial": trial.metadata.name})
                 return
             except Conflict:
-                trial = self.store.get("Trial", trial.metadata.namespace, trial.metadata.name)
+                trial = cast(Trial, self.store.get("Trial", trial.metadata.namespace, trial.metadata.name))
                 if st.classify(trial) not in (st.PENDING, st.RUNNING):
                     return  # it finished on its own meanwhile
             except NotFound:
                 return
         raise Conflict(f"trial {trial.metadata.name}: status kept changing while marking it Killed")
 
-    def _update_suggestion_status(self, suggestion: Suggestion, change) -> None:
+    def _update_suggestion_status(self, suggestion: Suggestion, change: Callable[[Suggestion], bool]) -> None:
         suggestion = with_status_copy(suggestion)
         for _ in range(5):
             if not change(suggestion):
@@ -258,5 +265,6 @@ class ExperimentReconciler:
                 self.suggestions.wrote(self.store.update_status(suggestion))
                 return
             except Conflict:
-                suggestion = self.store.get("Suggestion", suggestion.metadata.namespace, suggestion.metadata.name)
+                suggestion = cast(Suggestion, self.store.get("Suggestion", suggestion.metadata.namespace,
+                                                             suggestion.metadata.name))
         raise Conflict(f"suggestion {suggestion.metadata.name}: status kept changing")

@@ -12,11 +12,12 @@ Differences from Katib, on purpose:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sextant.katib.condition_list import has_condition
 from sextant.observation_values import is_observation_available
-from sextant.resources.models import Experiment, Suggestion, TrialAssignment, TrialConditionType
+from sextant.resources.models import Experiment, Suggestion, Trial, TrialAssignment, TrialConditionType
 from sextant.timestamps import parse_time
 
 from .trial_summary import (
@@ -43,7 +44,7 @@ def completed_count(summary: TrialSummary) -> int:
     return summary.completed
 
 
-def incomplete_early_stopped(experiment: Experiment, trials) -> int:
+def incomplete_early_stopped(experiment: Experiment, trials: Iterable[Trial]) -> int:
     """EarlyStopped trials whose objective has not arrived yet (Katib subtracts them)."""
     objective = experiment.spec.objective
     return sum(
@@ -54,12 +55,12 @@ def incomplete_early_stopped(experiment: Experiment, trials) -> int:
     )
 
 
-def _creation_order(trial) -> tuple:
+def _creation_order(trial: Trial) -> tuple[float, str]:
     created = parse_time(trial.metadata.creation_timestamp)
     return (created.timestamp() if created else 0.0, trial.metadata.name)
 
 
-def plan_trials(experiment: Experiment, summary: TrialSummary, trials) -> TrialPlan:
+def plan_trials(experiment: Experiment, summary: TrialSummary, trials: list[Trial]) -> TrialPlan:
     spec = experiment.spec
     parallel = spec.parallel_trial_count if spec.parallel_trial_count is not None else 3
     active = summary.active

@@ -10,6 +10,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -17,7 +18,7 @@ from sextant.metric_lines import MetricLog
 from sextant.timestamps import now_rfc3339_micro
 
 
-def url_from_http_get(http_get: dict) -> str:
+def url_from_http_get(http_get: dict[str, Any]) -> str:
     """The URL of a Kubernetes HTTPGetAction, against the local machine."""
     host = http_get.get("host") or "127.0.0.1"
     scheme = str(http_get.get("scheme") or "HTTP").lower()

@@ -87,12 +87,7 @@ class TailedFile:
         self.partial = b""
 
     def read_lines(self, final: bool = False) -> list[str]:
-        try:
-            with open(self.path, "rb") as f:
-                f.seek(self.offset)
-                data = f.read()
-        except FileNotFoundError:
-            return []
+        data = metric_lines.read_metrics_file(self.path, self.offset)  # MetricsSourceError: never readable
         self.offset += len(data)
         data = self.partial + data
         lines = data.split(b"\n")
@@ -275,16 +270,33 @@ class Collector:
             self._take(batch)
             if time.monotonic() >= next_poll:
                 next_poll = time.monotonic() + self.args.poll_interval
-                self._take(self._poll_sources())
+                try:
+                    self._take(self._poll_sources())
+                except metric_lines.MetricsSourceError as err:
+                    return self._source_failed(str(err))
             self.reporter.tick()
             if pump_done and self.child.poll() is not None:
                 break
             if self.child.poll() is not None and not pump.is_alive() and self.lines.empty():
                 break
         code = self.child.returncode
-        self._take(self._poll_sources(final=True))
+        try:
+            self._take(self._poll_sources(final=True))
+        except metric_lines.MetricsSourceError as err:
+            return self._source_failed(str(err))
         self._finish_custom()
         return self._complete(code)
+
+    def _source_failed(self, message: str) -> int:
+        """The metrics can never be read: stop the trial and fail it now, with the cause, rather
+        than let it run (or succeed) without them."""
+        log.error("metrics source unreadable", extra={"trial": self.args.trial, "error": message})
+        print(message, flush=True)
+        self._terminate_child()
+        self._finish_custom()
+        self.reporter.drain(time.monotonic() + 2.0)
+        self._finish(1, metric_lines.COLLECTOR_FAILED, message)
+        return 1
 
     def _complete(self, code: int) -> int:
         if self.killed:

@@ -11,12 +11,15 @@ import os
 import sys
 from typing import Any
 
+import grpc
+
 from sextant.channel import open_channel
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller, Key
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
-from sextant.runtime import RUNTIME_KINDS, make_runtime
+from sextant.runtime import RUNTIME_KINDS, Runtime, make_runtime
 from sextant.store.informer import Informer
+from sextant.store.interface import ResourceStore
 
 from .reconciler import TrialReconciler
 
@@ -29,7 +32,8 @@ def runtime_options(ns: argparse.Namespace, token: str | None) -> dict[str, Any]
     return {}
 
 
-def build_controller(store, runtime, db_manager_channel, *, db_manager_address: str, namespace: str = "",
+def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel: grpc.Channel, *,
+                     db_manager_address: str, namespace: str = "",
                      workers: int = 4, resync_seconds: float = 30.0,
                      custom_grace: float = 60.0) -> Controller:
     informer = Informer(store, "Trial", namespace, resync_seconds=0)

@@ -50,12 +50,12 @@ def build_metric(name: str, logs: Iterable[tuple[str, str]]) -> Metric:
             metric.min = metric.max = value
         elif number < low:
             low, metric.min = number, value
-        elif number > high:
+        elif high is not None and number > high:
             high, metric.max = number, value
     return metric
 
 
-def logs_in_store_order(logs: Iterable[dict]) -> dict[str, list[tuple[str, str]]]:
+def logs_in_store_order(logs: Iterable[dict[str, str]]) -> dict[str, list[tuple[str, str]]]:
     """Reported logs (``{"time", "name", "value"}``) by metric, in the order the DB manager
     returns them: by time (UTC, microseconds), reporting order within equal times; logs without
     a time are dropped, as the DB manager drops them. Raises BadTimestamp for a bad time."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import grpc
 
@@ -81,7 +81,7 @@ class TrialReconciler:
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[str, Experiment] = {}  # by uid, oldest first
-        self.trials = CachedReader(store, informer, "Trial")
+        self.trials: CachedReader[Trial] = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
     def orphan_keys(self, namespace: str = "") -> list[Key]:
@@ -119,7 +119,7 @@ class TrialReconciler:
         if owner_uid is not None and owner_uid in self._experiments:
             return self._experiments[owner_uid]
         try:
-            exp: Experiment = self.store.get("Experiment", trial.metadata.namespace, name)
+            exp = cast(Experiment, self.store.get("Experiment", trial.metadata.namespace, name))
         except NotFound:
             return None
         if owner_uid is not None and exp.metadata.uid != owner_uid:
@@ -153,7 +153,7 @@ class TrialReconciler:
                 out[m.metric.name].append((m.time_stamp, m.metric.value))
         return out
 
-    def _ship_spool(self, key: Key) -> list[dict] | None:
+    def _ship_spool(self, key: Key) -> list[dict[str, str]] | None:
         """Spool mode: the job's metrics reach the DB manager here, before the observation is
         built. Returns every log of the job when this call shipped all of them."""
         spool_dir = self.runtime.job_spool_dir(key.namespace, key.name)
@@ -165,6 +165,7 @@ class TrialReconciler:
         return shipped.logs
 
     def _report_unavailable(self, trial: Trial) -> None:
+        assert trial.spec.objective is not None  # the collector spec required it to start the job
         objective = trial.spec.objective.objective_metric_name
         self.dbm.ReportObservationLog(api_pb2.ReportObservationLogRequest(
             trial_name=trial.metadata.name, observation_log=api_pb2.ObservationLog(metric_logs=[
@@ -287,7 +288,7 @@ class TrialReconciler:
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
-    def _finish_succeeded(self, trial: Trial, job: Any, now: str, shipped: list[dict] | None = None) -> bool | None:
+    def _finish_succeeded(self, trial: Trial, job: Any, now: str, shipped: list[dict[str, str]] | None = None) -> bool | None:
         """Observation + Succeeded/MetricsUnavailable; None = look again shortly.
 
         ``shipped``: every log of the job, just shipped from its spool in one go. For StdOut and

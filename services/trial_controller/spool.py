@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
-from sextant.api import api_pb2
+from sextant.api import api_pb2, api_pb2_grpc
 
 MARKER = "shipping.json"
 CHUNK = 5000  # logs per ReportObservationLog, well under the gRPC message size limit
@@ -35,8 +35,8 @@ def _files(spool: Path) -> list[Path]:
     return sorted(files, key=lambda p: int(p.stem))
 
 
-def _read(files: list[Path]) -> list[dict]:
-    logs: list[dict] = []
+def _read(files: list[Path]) -> list[dict[str, str]]:
+    logs: list[dict[str, str]] = []
     for path in files:
         logs.extend(json.loads(path.read_text()))
     return logs
@@ -49,12 +49,12 @@ def _write_marker(spool: Path, confirmed: int, files: list[Path], done: bool = F
     os.replace(tmp, spool / MARKER)
 
 
-def _stored(stub, trial: str, timeout: float) -> Counter:
+def _stored(stub: api_pb2_grpc.DBManagerStub, trial: str, timeout: float) -> Counter[tuple[str, str]]:
     reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=trial), timeout=timeout)
     return Counter((m.metric.name, m.metric.value) for m in reply.observation_log.metric_logs)
 
 
-def _request(trial: str, chunk: list[dict]) -> api_pb2.ReportObservationLogRequest:
+def _request(trial: str, chunk: list[dict[str, str]]) -> api_pb2.ReportObservationLogRequest:
     return api_pb2.ReportObservationLogRequest(
         trial_name=trial, observation_log=api_pb2.ObservationLog(metric_logs=[
             api_pb2.MetricLog(time_stamp=d["time"], metric=api_pb2.Metric(name=d["name"], value=d["value"]))
@@ -65,10 +65,10 @@ class Shipment(NamedTuple):
     sent: int  # logs sent by this call
     # Every log of the spool, in order, when this call shipped the whole spool from the start
     # (no earlier attempt); otherwise None: part may have gone before, read the database.
-    logs: list[dict] | None = None
+    logs: list[dict[str, str]] | None = None
 
 
-def ship(spool: Path, trial: str, stub, timeout: float = 30.0) -> Shipment:
+def ship(spool: Path, trial: str, stub: api_pb2_grpc.DBManagerStub, timeout: float = 30.0) -> Shipment:
     """Sends every spooled log of ``trial`` once."""
     if not spool.is_dir():
         return Shipment(0)

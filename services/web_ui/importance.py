@@ -15,6 +15,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.importance import MeanDecreaseImpurityImportanceEvaluator, get_param_importances
 
+from sextant.katib import trial_status
 from sextant.resources.models import Distribution, Experiment, ParameterSpec, ParameterType
 
 MIN_TRIALS = 2  # Optuna needs at least two completed trials to compare
@@ -74,7 +75,7 @@ def parameter_importance(exp: Experiment, table: dict[str, Any], seed: int = 0) 
     study = optuna.create_study(direction="maximize" if maximize else "minimize")
     used = 0
     for i, value in enumerate(table["objective"]):
-        if value is None or table["status"][i] not in ("Succeeded", "EarlyStopped"):
+        if value is None or table["status"][i] not in (trial_status.SUCCEEDED, trial_status.EARLY_STOPPED):
             continue
         params = {}
         for name, dist in varying.items():

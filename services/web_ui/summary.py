@@ -12,12 +12,13 @@ from typing import Any
 
 import yaml
 
+from sextant.katib import experiment_status, trial_status
 from sextant.katib.condition_list import current_condition_type
 from sextant.resources.models import Experiment, ParameterType, Trial, to_doc
 from sextant.timestamps import parse_time
 
-TERMINAL_EXPERIMENT = ("Succeeded", "Failed")
-TERMINAL_TRIAL = ("Succeeded", "Failed", "Killed", "EarlyStopped", "MetricsUnavailable")
+TERMINAL_EXPERIMENT = experiment_status.FINISHED_TYPES
+TERMINAL_TRIAL = trial_status.FINISHED_TYPES
 
 
 def status_word(resource: Experiment | Trial) -> str:
@@ -135,7 +136,7 @@ def trials_table(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
             params[name].append(None if raw is None else _parameter_value(raw, kind))
         value = metric_value(trial, metric_name, strategy) if metric_name else None
         values.append(value)
-        if value is not None and status in ("Succeeded", "EarlyStopped"):
+        if value is not None and status in (trial_status.SUCCEEDED, trial_status.EARLY_STOPPED):
             if running_best is None or (value > running_best if maximize else value < running_best):
                 running_best = value
         best.append(running_best)

@@ -55,13 +55,18 @@ def _field(cond: Condition | dict[str, Any], name: str) -> str:
 
 def condition_is(resource: Resource, type_: str, status: str = TRUE) -> bool:
     """Whether ``resource`` has a condition ``type_`` with ``status`` (True by default)."""
+    if not isinstance(resource, dict):
+        return any(c.type == type_ and c.status == status for c in resource.status.conditions)
     return any(_field(c, "type") == type_ and _field(c, "status") == status
                for c in conditions_of(resource))
 
 
 def any_condition_true(resource: Resource, types: Collection[str]) -> bool:
     """Whether any condition whose type is in ``types`` is True."""
-    return any(_field(c, "status") == TRUE and _field(c, "type") in types for c in conditions_of(resource))
+    if isinstance(resource, dict):
+        return any(_field(c, "status") == TRUE and _field(c, "type") in types for c in conditions_of(resource))
+    # Models: the controllers' hot path (several calls per reconcile pass).
+    return any(c.status == TRUE and c.type in types for c in resource.status.conditions)
 
 
 def current_condition_type(resource: Resource) -> str | None:

@@ -16,7 +16,7 @@ trial is active); Katib defines that reason but never sets it.
 
 from __future__ import annotations
 
-from sextant.resources.models import Experiment, ResumePolicy
+from sextant.resources.models import Experiment, ResumePolicy, Suggestion
 from sextant.resources.models import ExperimentConditionType as ConditionType
 from sextant.timestamps import now_rfc3339
 
@@ -59,6 +59,17 @@ MSG_MAX_FAILED = "Experiment has failed because max failed count has reached"
 MSG_MAX_TRIALS = "Experiment has succeeded because max trial count has reached"
 MSG_SUGGESTION_END = "Experiment has succeeded because suggestion service has reached the end"
 MSG_SUGGESTION_FAILED = "Suggestion has failed"
+MAX_CAUSE_CHARS = 500
+
+
+def suggestion_failed_message(suggestion: Suggestion) -> str:
+    """Katib's message, followed by the Suggestion's own reason so the user sees the cause
+    (e.g. the algorithm's INVALID_ARGUMENT) on the experiment."""
+    cause = next((c.message for c in reversed(suggestion.status.conditions)
+                  if c.type == "Failed" and c.status == "True" and c.message), "")
+    if len(cause) > MAX_CAUSE_CHARS:
+        cause = cause[:MAX_CAUSE_CHARS] + "..."
+    return f"{MSG_SUGGESTION_FAILED}: {cause}" if cause else MSG_SUGGESTION_FAILED
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from sextant.resources.models import API_VERSION, API_VERSION_V1ALPHA3
+from sextant.resources.numbers import MAX_DOCUMENT_INT_DIGITS, document_int
 from sextant.store.interface import Invalid
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
@@ -43,7 +44,15 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
     return loader.construct_mapping(node, deep=deep)
 
 
+def _construct_int(loader: _StrictLoader, node: yaml.ScalarNode) -> int | str:
+    text = loader.construct_scalar(node)
+    if isinstance(text, str) and len(text) > MAX_DOCUMENT_INT_DIGITS:
+        return text  # kept as text: the field's own check reports it as out of range
+    return yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+
+
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
 def _split_yaml(text: str) -> list[str]:
@@ -127,7 +136,7 @@ def load_documents(text: str | bytes) -> list[dict[str, Any]]:
         # JSON is a YAML subset, but json gives better errors and handles big inputs faster.
         _check_size(text, 0)
         try:
-            value = json.loads(text, object_pairs_hook=_unique_json_object)
+            value = json.loads(text, object_pairs_hook=_unique_json_object, parse_int=document_int)
         except json.JSONDecodeError as err:
             raise Invalid([f"document 1: invalid JSON at line {err.lineno}, column {err.colno}: "
                            f"{err.msg}"]) from None

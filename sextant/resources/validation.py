@@ -10,7 +10,14 @@ images (our collectors are built in). Where Katib is weak we are stricter, on pu
 * the namespace must be a DNS label (it becomes a path part locally);
 * numbers: min/max must parse, min ≤ max, step > 0, int bounds integral, logUniform needs
   min > 0; lists non-empty and without duplicates; parameter and metric names unique;
-* every missing ``${trialParameters.x}`` is reported, not just the first.
+* every missing ``${trialParameters.x}`` is reported, not just the first;
+* numbers are read with Go's rules, as Katib reads them (``numbers.py``): ``"1_0"``, ``"１０"``
+  or ``"٠"`` are not integers here either;
+* sizes stay within ``sextant.limits`` (parameters, list lengths, parallel trials, name
+  lengths), metric names are printable without spaces and, for the default StdOut/File text
+  filter, made of the characters that filter can match; a File collector's path must name a
+  file, not a directory;
+* error messages quote at most a short excerpt of the offending value.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any
 
+from sextant import limits
 from sextant.resources.models import (
     CollectorKind,
     Distribution,
@@ -32,6 +41,7 @@ from sextant.resources.models import (
     ParameterType,
     ResumePolicy,
 )
+from sextant.resources.numbers import NumberError, excerpt, parse_finite, parse_int
 from sextant.resources.v1alpha3 import is_v1alpha3_experiment, raw_template
 
 NAME_RE = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -44,6 +54,8 @@ TWO_GROUPS_RE = re.compile(r".*\(.*\).*\(.*\).*", re.DOTALL)
 META_REFERENCE_RE = re.compile(
     r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])\}$")
 EDITABLE_FIELDS = ("parallel_trial_count", "max_trial_count", "max_failed_trial_count")
+# What the default StdOut/File TEXT filter can match as a metric name (Go's \w is ASCII).
+DEFAULT_FILTER_NAME_RE = re.compile(r"[A-Za-z0-9_|-]+\Z")
 RESTARTABLE_REASON = "ExperimentMaxTrialsReached"
 
 
@@ -83,6 +95,9 @@ def _validate_counts(exp: Experiment, errors: list[str]) -> None:
         errors.append("spec.maxTrialCount: must be greater than 0")
     if spec.parallel_trial_count is not None and spec.parallel_trial_count <= 0:
         errors.append("spec.parallelTrialCount: must be greater than 0")
+    elif spec.parallel_trial_count is not None and spec.parallel_trial_count > limits.MAX_PARALLEL_TRIALS:
+        errors.append(f"spec.parallelTrialCount: must be at most {limits.MAX_PARALLEL_TRIALS} (Sextant's limit "
+                      "on trials running at once)")
     if spec.max_trial_count is not None:
         if spec.max_failed_trial_count is not None and spec.max_failed_trial_count > spec.max_trial_count:
             errors.append("spec.maxFailedTrialCount: should be less than or equal to spec.maxTrialCount")
@@ -130,15 +145,19 @@ def _validate_objective(exp: Experiment, errors: list[str]) -> None:
         errors.append("spec.objective.type: must be minimize or maximize")
     if not objective.objective_metric_name:
         errors.append("spec.objective.objectiveMetricName: is required")
-    elif objective.objective_metric_name in objective.additional_metric_names:
-        errors.append("spec.objective.additionalMetricNames: must not contain the objective metric "
-                      f"{objective.objective_metric_name!r}")
+    else:
+        _check_metric_name("spec.objective.objectiveMetricName", objective.objective_metric_name, errors)
+        if objective.objective_metric_name in objective.additional_metric_names:
+            errors.append("spec.objective.additionalMetricNames: must not contain the objective metric "
+                          f"{excerpt(objective.objective_metric_name)}")
     seen: set[str] = set()
     for i, name in enumerate(objective.additional_metric_names):
         if not name:
             errors.append(f"spec.objective.additionalMetricNames[{i}]: must not be empty")
         elif name in seen:
-            errors.append(f"spec.objective.additionalMetricNames[{i}]: duplicate metric name {name!r}")
+            errors.append(f"spec.objective.additionalMetricNames[{i}]: duplicate metric name {excerpt(name)}")
+        else:
+            _check_metric_name(f"spec.objective.additionalMetricNames[{i}]", name, errors)
         seen.add(name)
     if objective.goal is not None and not math.isfinite(objective.goal):
         errors.append("spec.objective.goal: must be a finite number")
@@ -147,8 +166,38 @@ def _validate_objective(exp: Experiment, errors: list[str]) -> None:
         if not strategy.name:
             errors.append(f"spec.objective.metricStrategies[{i}].name: is required")
         elif strategy.name in strategy_names:
-            errors.append(f"spec.objective.metricStrategies[{i}].name: duplicate strategy for {strategy.name!r}")
+            errors.append(f"spec.objective.metricStrategies[{i}].name: duplicate strategy for "
+                          f"{excerpt(strategy.name)}")
+        else:
+            _check_metric_name(f"spec.objective.metricStrategies[{i}].name", strategy.name, errors)
         strategy_names.add(strategy.name)
+
+
+def _printable_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a metric or parameter name (None if it can)."""
+    if len(name) > limits.MAX_NAME_CHARS:
+        return f"must be at most {limits.MAX_NAME_CHARS} characters, got {len(name)}"
+    if not name.strip():
+        return "must not be blank"
+    if any(ch.isspace() or not ch.isprintable() for ch in name):
+        return f"must not contain spaces, line breaks or control characters, got {excerpt(name)}"
+    return None
+
+
+def _check_metric_name(path: str, name: str, errors: list[str]) -> None:
+    problem = _printable_name_problem(name)
+    if problem is not None:
+        errors.append(f"{path}: {problem}")
+
+
+def _metric_names(exp: Experiment) -> list[tuple[str, str]]:
+    objective = exp.spec.objective
+    if objective is None:
+        return []
+    named = [("spec.objective.objectiveMetricName", objective.objective_metric_name)]
+    named += [(f"spec.objective.additionalMetricNames[{i}]", n)
+              for i, n in enumerate(objective.additional_metric_names)]
+    return [(p, n) for p, n in named if n]
 
 
 def _validate_algorithm(exp: Experiment, registry: Any, errors: list[str]) -> None:
@@ -158,7 +207,7 @@ def _validate_algorithm(exp: Experiment, registry: Any, errors: list[str]) -> No
     elif not algorithm.algorithm_name:
         errors.append("spec.algorithm.algorithmName: is required")
     elif registry is not None and registry.algorithm(algorithm.algorithm_name) is None:
-        errors.append(f"spec.algorithm.algorithmName: unknown algorithm {algorithm.algorithm_name!r} "
+        errors.append(f"spec.algorithm.algorithmName: unknown algorithm {excerpt(algorithm.algorithm_name)} "
                       f"(registered: {', '.join(registry.algorithm_names())})")
     if algorithm is not None:
         _unique_settings("spec.algorithm.algorithmSettings", algorithm.algorithm_settings, errors)
@@ -168,7 +217,7 @@ def _validate_algorithm(exp: Experiment, registry: Any, errors: list[str]) -> No
             errors.append("spec.earlyStopping.algorithmName: is required")
         elif registry is not None and registry.early_stopping(early.algorithm_name) is None:
             errors.append(f"spec.earlyStopping.algorithmName: unknown early stopping algorithm "
-                          f"{early.algorithm_name!r} (registered: {', '.join(registry.early_stopping_names())})")
+                          f"{excerpt(early.algorithm_name)} (registered: {', '.join(registry.early_stopping_names())})")
         _unique_settings("spec.earlyStopping.algorithmSettings", early.algorithm_settings, errors)
 
 
@@ -177,8 +226,12 @@ def _unique_settings(path: str, settings: list, errors: list[str]) -> None:
     for i, setting in enumerate(settings):
         if not setting.name:
             errors.append(f"{path}[{i}].name: is required")
+        elif len(setting.name) > limits.MAX_NAME_CHARS:
+            errors.append(f"{path}[{i}].name: must be at most {limits.MAX_NAME_CHARS} characters")
         elif setting.name in seen:
-            errors.append(f"{path}[{i}].name: duplicate setting {setting.name!r}")
+            errors.append(f"{path}[{i}].name: duplicate setting {excerpt(setting.name)}")
+        if len(setting.value) > limits.MAX_SETTING_VALUE_CHARS:
+            errors.append(f"{path}[{i}].value: must be at most {limits.MAX_SETTING_VALUE_CHARS} characters")
         seen.add(setting.name)
 
 
@@ -264,17 +317,19 @@ def _validate_trial_parameters(exp: Experiment, template: Any, errors: list[str]
         p = f"{path}.trialParameters[{i}]"
         if not tp.name:
             errors.append(f"{p}.name: is required")
+        elif len(tp.name) > limits.MAX_NAME_CHARS:
+            errors.append(f"{p}.name: must be at most {limits.MAX_NAME_CHARS} characters")
         elif "{" in tp.name or "}" in tp.name:
             errors.append(f"{p}.name: must not contain '{{' or '}}'")
         elif tp.name in names:
-            errors.append(f"{p}.name: duplicate trial parameter {tp.name!r}")
+            errors.append(f"{p}.name: duplicate trial parameter {excerpt(tp.name)}")
         if not tp.reference:
             errors.append(f"{p}.reference: is required")
         elif tp.reference in references:
-            errors.append(f"{p}.reference: duplicate reference {tp.reference!r}")
+            errors.append(f"{p}.reference: duplicate reference {excerpt(tp.reference)}")
         elif exp.spec.parameters and tp.reference not in parameter_names \
                 and not META_REFERENCE_RE.match(tp.reference):
-            errors.append(f"{p}.reference: {tp.reference!r} is neither a spec.parameters name nor a "
+            errors.append(f"{p}.reference: {excerpt(tp.reference)} is neither a spec.parameters name nor a "
                           "trial metadata reference such as ${trialSpec.Name}")
         names.add(tp.name)
         references.add(tp.reference)
@@ -327,24 +382,107 @@ def _validate_search_space(exp: Experiment, errors: list[str]) -> None:
             _validate_parameters(f"spec.nasConfig.operations[{i}].parameters", op.parameters, errors)
 
 
-def _number(text: str | None) -> float | None:
-    try:
-        value = float(text) if text is not None else None
-    except ValueError:
-        return None
-    return value if value is not None and math.isfinite(value) else None
-
-
 def _validate_parameters(prefix: str, parameters: list[ParameterSpec], errors: list[str]) -> None:
+    if len(parameters) > limits.MAX_PARAMETERS:
+        errors.append(f"{prefix}: must have at most {limits.MAX_PARAMETERS} parameters, got {len(parameters)}")
+        return
     seen: set[str] = set()
     for i, parameter in enumerate(parameters):
         p = _param_path(prefix, i)
         if not parameter.name:
             errors.append(f"{p}.name: is required")
         elif parameter.name in seen:
-            errors.append(f"{p}.name: duplicate parameter name {parameter.name!r}")
+            errors.append(f"{p}.name: duplicate parameter name {excerpt(parameter.name)}")
+        else:
+            problem = _printable_name_problem(parameter.name)
+            if problem is not None:
+                errors.append(f"{p}.name: {problem}")
         seen.add(parameter.name)
         _validate_feasible_space(p, parameter, errors)
+
+
+def _bound(fsp: str, name: str, text: str, kind: ParameterType, errors: list[str]) -> float | None:
+    """The value of min or max, or None after recording why it is unusable."""
+    try:
+        if kind == ParameterType.INT:
+            value = parse_int(text)
+            if abs(value) > limits.MAX_INT_MAGNITUDE:
+                errors.append(f"{fsp}.{name}: must be between -{limits.MAX_INT_MAGNITUDE} and "
+                              f"{limits.MAX_INT_MAGNITUDE} (2^53) for parameterType int, got {excerpt(text)}")
+                return None
+            return float(value)
+        return parse_finite(text)
+    except NumberError as err:
+        errors.append(f"{fsp}.{name}: {err}")
+        return None
+
+
+def _step(fsp: str, text: str, kind: ParameterType, errors: list[str]) -> float | None:
+    try:
+        value = float(parse_int(text)) if kind == ParameterType.INT else parse_finite(text)
+    except NumberError as err:
+        errors.append(f"{fsp}.step: {err}")
+        return None
+    if value <= 0:
+        errors.append(f"{fsp}.step: must be a number greater than 0, got {excerpt(text)}")
+        return None
+    return value
+
+
+def _validate_numeric_space(fsp: str, fs, kind: ParameterType, errors: list[str]) -> None:
+    if fs.list_ is not None:
+        errors.append(f"{fsp}.list: is not allowed for parameterType {kind.value}")
+    bounds: dict[str, float] = {}
+    for name, text in (("min", fs.min), ("max", fs.max)):
+        if text is None or text == "":
+            errors.append(f"{fsp}.{name}: is required for parameterType {kind.value}")
+            continue
+        value = _bound(fsp, name, text, kind, errors)
+        if value is not None:
+            bounds[name] = value
+    step = _step(fsp, fs.step, kind, errors) if fs.step not in (None, "") else None
+    if "min" in bounds and "max" in bounds:
+        low, high = bounds["min"], bounds["max"]
+        if low > high:
+            errors.append(f"{fsp}.min: must be less than or equal to max ({excerpt(fs.min)} > {excerpt(fs.max)})")
+        elif not math.isfinite(high - low):
+            errors.append(f"{fsp}.max: max - min must be a finite double (at most {sys.float_info.max!r})")
+        elif step is not None and (high - low) / step > limits.MAX_STEPPED_VALUES:
+            errors.append(f"{fsp}.step: (max - min) / step must be at most {limits.MAX_STEPPED_VALUES} (2^53)")
+    if fs.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL) and \
+            "min" in bounds and bounds["min"] <= 0:
+        errors.append(f"{fsp}.min: must be greater than 0 for distribution {fs.distribution.value}")
+
+
+def _validate_list_space(fsp: str, fs, kind: ParameterType, errors: list[str]) -> None:
+    for name, value in (("max", fs.max), ("min", fs.min), ("step", fs.step)):
+        if value is not None:
+            errors.append(f"{fsp}.{name}: is not allowed for parameterType {kind.value}")
+    if not fs.list_:
+        errors.append(f"{fsp}.list: must contain at least one value for parameterType {kind.value}")
+        return
+    if len(fs.list_) > limits.MAX_LIST_VALUES:
+        errors.append(f"{fsp}.list: must have at most {limits.MAX_LIST_VALUES} values, got {len(fs.list_)}")
+        return
+    counts: dict[str, int] = {}
+    for value in fs.list_:
+        counts[value] = counts.get(value, 0) + 1
+    dupes = sorted(v for v, n in counts.items() if n > 1)
+    if dupes:
+        errors.append(f"{fsp}.list: values must be unique (duplicated: {excerpt(', '.join(dupes), 200)})")
+    for i, value in enumerate(fs.list_):
+        if len(value) > limits.MAX_SETTING_VALUE_CHARS:
+            errors.append(f"{fsp}.list[{i}]: must be at most {limits.MAX_SETTING_VALUE_CHARS} characters")
+    if kind == ParameterType.DISCRETE:
+        bad = []
+        for value in fs.list_:
+            try:
+                parse_finite(value)
+            except NumberError:
+                bad.append(value)
+        if bad:
+            errors.append(f"{fsp}.list: values of a discrete parameter must be finite numbers "
+                          f"(not: {excerpt(', '.join(bad), 200)})")
 
 
 def _validate_feasible_space(p: str, parameter: ParameterSpec, errors: list[str]) -> None:
@@ -355,46 +493,9 @@ def _validate_feasible_space(p: str, parameter: ParameterSpec, errors: list[str]
         return
     kind = parameter.parameter_type
     if kind in (ParameterType.INT, ParameterType.DOUBLE):
-        if fs.list_ is not None:
-            errors.append(f"{fsp}.list: is not allowed for parameterType {kind.value}")
-        bounds: dict[str, float] = {}
-        for name, text in (("min", fs.min), ("max", fs.max)):
-            if text is None or text == "":
-                errors.append(f"{fsp}.{name}: is required for parameterType {kind.value}")
-                continue
-            value = _number(text)
-            if value is None:
-                errors.append(f"{fsp}.{name}: must be a number, got {text!r}")
-            elif kind == ParameterType.INT and not value.is_integer():
-                errors.append(f"{fsp}.{name}: must be an integer for parameterType int, got {text!r}")
-            else:
-                bounds[name] = value
-        if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
-            errors.append(f"{fsp}.min: must be less than or equal to max ({fs.min} > {fs.max})")
-        if fs.step not in (None, ""):
-            step = _number(fs.step)
-            if step is None or step <= 0:
-                errors.append(f"{fsp}.step: must be a number greater than 0, got {fs.step!r}")
-            elif kind == ParameterType.INT and not step.is_integer():
-                errors.append(f"{fsp}.step: must be an integer for parameterType int, got {fs.step!r}")
-        if fs.distribution in (Distribution.LOG_UNIFORM, Distribution.LOG_NORMAL) and \
-                "min" in bounds and bounds["min"] <= 0:
-            errors.append(f"{fsp}.min: must be greater than 0 for distribution {fs.distribution.value}")
+        _validate_numeric_space(fsp, fs, kind, errors)
     elif kind in (ParameterType.CATEGORICAL, ParameterType.DISCRETE):
-        for name, value in (("max", fs.max), ("min", fs.min), ("step", fs.step)):
-            if value is not None:
-                errors.append(f"{fsp}.{name}: is not allowed for parameterType {kind.value}")
-        if not fs.list_:
-            errors.append(f"{fsp}.list: must contain at least one value for parameterType {kind.value}")
-        else:
-            if len(set(fs.list_)) != len(fs.list_):
-                dupes = sorted({v for v in fs.list_ if fs.list_.count(v) > 1})
-                errors.append(f"{fsp}.list: values must be unique (duplicated: {', '.join(dupes)})")
-            if kind == ParameterType.DISCRETE:
-                bad = [v for v in fs.list_ if _number(v) is None]
-                if bad:
-                    errors.append(f"{fsp}.list: values of a discrete parameter must be numbers "
-                                  f"(not: {', '.join(bad)})")
+        _validate_list_space(fsp, fs, kind, errors)
 
 
 def _validate_collector(exp: Experiment, errors: list[str]) -> None:
@@ -405,6 +506,10 @@ def _validate_collector(exp: Experiment, errors: list[str]) -> None:
     kind = spec.collector.kind
     source = spec.source
     fsp = source.file_system_path if source is not None else None
+    if fsp is not None and fsp.path:
+        problem = _collector_path_problem(fsp.path, fsp.kind)
+        if problem is not None:
+            errors.append(f"{p}.source.fileSystemPath.path: {problem}")
     if kind == CollectorKind.FILE:
         if fsp is None or fsp.kind != FileSystemKind.FILE or not (fsp.path or "").startswith("/"):
             errors.append(f"{p}.source.fileSystemPath: File collector needs kind File and an absolute path")
@@ -435,6 +540,15 @@ def _validate_collector(exp: Experiment, errors: list[str]) -> None:
     elif kind not in (CollectorKind.STDOUT, CollectorKind.PUSH):
         errors.append(f"{p}.collector.kind: invalid metrics collector kind {kind.value!r} (use StdOut, File, "
                       "TensorFlowEvent, PrometheusMetric, Custom or Push)")
+    default_filter = source is None or source.filter is None or not source.filter.metrics_format
+    text_format = kind == CollectorKind.STDOUT or (
+        kind == CollectorKind.FILE and fsp is not None and fsp.format in (None, FileFormat.TEXT))
+    if default_filter and text_format:
+        for path, name in _metric_names(exp):
+            if _printable_name_problem(name) is None and not DEFAULT_FILTER_NAME_RE.match(name):
+                errors.append(f"{path}: {excerpt(name)} can never be read by the {kind.value} collector's default "
+                              "filter, which matches names made of ASCII letters, digits, '_', '-' and '|' "
+                              f"(rename the metric or set {p}.source.filter.metricsFormat)")
     if source is not None and source.filter is not None:
         for i, expression in enumerate(source.filter.metrics_format):
             fp = f"{p}.source.filter.metricsFormat[{i}]"
@@ -445,6 +559,33 @@ def _validate_collector(exp: Experiment, errors: list[str]) -> None:
                 continue
             if compiled.groups < 2 or not TWO_GROUPS_RE.match(expression):
                 errors.append(f"{fp}: must contain two capture groups (metric name, value)")
+
+
+def _collector_path_problem(path: str, kind: FileSystemKind | None) -> str | None:
+    """Why a collector could never read ``path`` (None if it may)."""
+    if len(path) > limits.MAX_PATH_CHARS:
+        return f"must be at most {limits.MAX_PATH_CHARS} characters"
+    if any(not ch.isprintable() for ch in path):
+        return "must not contain line breaks or control characters"
+    if not path.startswith("/"):
+        return None  # the kind-specific rule below reports a relative path
+    parts = path.split("/")
+    if any(part in (".", "..") for part in parts):
+        return f"must not contain '.' or '..' components, got {excerpt(path)}"
+    if path.strip("/") == "":
+        return "must not be the root directory"
+    if kind == FileSystemKind.FILE and path.endswith("/"):
+        return f"names a directory (ends with '/'), a File collector needs a file, got {excerpt(path)}"
+    return None
+
+
+def _validate_request_size(exp: Experiment, errors: list[str]) -> None:
+    parallel = exp.spec.parallel_trial_count or 0
+    parameters = len(exp.spec.parameters)
+    if 0 < parallel <= limits.MAX_PARALLEL_TRIALS and parallel * parameters > limits.MAX_REQUEST_VALUES:
+        errors.append(f"spec.parallelTrialCount: {parallel} parallel trials x {parameters} parameters must be at "
+                      f"most {limits.MAX_REQUEST_VALUES} values per request to the algorithm (run fewer trials "
+                      "at once)")
 
 
 def validate_experiment(exp: Experiment, old: Experiment | None = None, registry: Any = None) -> list[str]:
@@ -459,5 +600,6 @@ def validate_experiment(exp: Experiment, old: Experiment | None = None, registry
     _validate_resume_policy(exp, errors)
     _validate_trial_template(exp, errors)
     _validate_search_space(exp, errors)
+    _validate_request_size(exp, errors)
     _validate_collector(exp, errors)
     return errors

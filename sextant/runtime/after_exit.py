@@ -16,8 +16,16 @@ import logging
 import os
 from pathlib import Path
 
-from sextant.metric_lines import COLLECTING_KINDS, UNAVAILABLE, ZERO_TIME, MetricLog, filters_for, parse_lines
+from sextant.metric_lines import (
+    COLLECTING_KINDS,
+    UNAVAILABLE,
+    MetricLog,
+    filters_for,
+    parse_lines,
+    read_metrics_file,
+)
 from sextant.runtime.collector_spec import CollectorSpec
+from sextant.timestamps import ZERO_TIME
 
 SPOOL_FILE = "1.json"  # the only spool file of such a job: a repeated collection rewrites it
 
@@ -25,10 +33,7 @@ log = logging.getLogger("sextant.runtime.after_exit")
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
+    data = read_metrics_file(path)  # MetricsSourceError when it can never be read
     lines = data.decode("utf-8", "replace").split("\n")
     if lines and lines[-1] == "":
         lines.pop()

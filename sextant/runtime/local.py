@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -71,7 +72,7 @@ def expand_command(argv: Sequence[str], **values: str) -> list[str]:
 
 
 class LocalRuntime(Runtime):
-    def __init__(self, data_dir: str | os.PathLike, *, token: str | None = None,
+    def __init__(self, data_dir: str | os.PathLike[str], *, token: str | None = None,
                  host: str = "127.0.0.1", health_timeout: float = 1.0, stop_grace: float = 5.0,
                  db_manager_address: str | None = None, native_wrapper: bool = True):
         self.root = Path(data_dir).resolve()
@@ -81,7 +82,7 @@ class LocalRuntime(Runtime):
         self.stop_grace = stop_grace
         self._channels = ChannelCache(token)
         self.health_cache_seconds = 5.0
-        self._serving: dict[tuple, float] = {}  # (address, processes) → SERVING answer valid until
+        self._serving: dict[tuple[Any, ...], float] = {}  # (address, processes) → SERVING answer valid until
         self.jobs = LocalJobs(self.root / "jobs", stop_grace=stop_grace,
                               db_manager_address=db_manager_address, environment=child_environment,
                               native_wrapper=native_wrapper)
@@ -150,7 +151,7 @@ class LocalRuntime(Runtime):
             return ServiceStatus(exists=False, ready=False, message="service not found")
         return self._status(state)
 
-    def _status(self, state: dict) -> ServiceStatus:
+    def _status(self, state: dict[str, Any]) -> ServiceStatus:
         main = process.ProcessId.from_dict(state.get("main"))
         early = process.ProcessId.from_dict(state.get("early_stopping"))
         address, es_address = state.get("address"), state.get("early_stopping_address")
@@ -163,6 +164,8 @@ class LocalRuntime(Runtime):
                                  early_stopping_address=es_address,
                                  message="early-stopping process is not running (see its log)")
         identity = (address, main, early)
+        if not address:
+            return ServiceStatus(exists=False, ready=False, message="service state has no address")
         if self._serving.get(identity, 0.0) > time.monotonic():
             ready, message = True, "serving"
         else:

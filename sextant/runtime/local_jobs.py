@@ -58,6 +58,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sextant.metric_lines import COLLECTOR_FAILED, MetricsSourceError
 from sextant.runtime import metrics_volume, native, process
 from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
@@ -295,7 +296,8 @@ class LocalJobs:
             reason = ended.get("reason") or ""
             if stopped and reason not in ("EarlyStopped",):
                 reason = "Killed"
-            phase = JobPhase.SUCCEEDED if code == 0 and reason != "Killed" else JobPhase.FAILED
+            phase = JobPhase.SUCCEEDED if code == 0 and reason not in ("Killed", COLLECTOR_FAILED) \
+                else JobPhase.FAILED
             return JobStatus(phase, reason=reason or ("Completed" if phase == JobPhase.SUCCEEDED
                                                       else "Error"),
                              message=ended.get("message", ""), exit_code=code, start_time=started,
@@ -329,9 +331,21 @@ class LocalJobs:
         collected; until then the job does not count as ended, so the trial controller never
         ships a spool that is still being written. Repeating it (after a crash in between)
         rewrites the same spool file."""
-        collect_finished(CollectorSpec.from_record(record["collect_after_exit"]),
-                         output_log=directory / "output.log", spool_dir=directory / "spool",
-                         stopped=stopped or ended.get("reason") == "Killed", trial=str(record.get("name", "")))
+        saved = record.get("collect_after_exit")
+        # A job started by a Sextant before CollectorSpec recorded its collector as argv, which
+        # is not read back: nothing is spooled, so the trial ends MetricsUnavailable.
+        if isinstance(saved, dict):
+            try:
+                collect_finished(CollectorSpec.from_record(saved),
+                                 output_log=directory / "output.log", spool_dir=directory / "spool",
+                                 stopped=stopped or ended.get("reason") == "Killed",
+                                 trial=str(record.get("name", "")))
+            except MetricsSourceError as err:
+                # Reading again cannot help: the job fails with the cause, once.
+                ended = {**ended, "collected": True, "metrics_spooled": False, "reason": COLLECTOR_FAILED,
+                         "message": str(err)}
+                process.write_json(directory / "exit.json", ended)
+                return ended
         ended = {**ended, "collected": True, "metrics_spooled": True}
         process.write_json(directory / "exit.json", ended)
         return ended
@@ -339,7 +353,7 @@ class LocalJobs:
     def _jobwrap(self) -> Path | None:
         if self.native_wrapper is None:
             self.native_wrapper = native.jobwrap_path() or False
-        return self.native_wrapper or None
+        return self.native_wrapper if isinstance(self.native_wrapper, Path) else None
 
     def stop(self, namespace: str, name: str) -> None:
         directory = self.dir(namespace, name)

@@ -25,7 +25,7 @@ from typing import Any
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 # Popen objects of processes started by *this* process: polling them reaps the zombie.
-_children: dict[int, subprocess.Popen] = {}
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def validate_name(value: str, field: str) -> str:
@@ -103,7 +103,7 @@ def spawn(
     return ProcessId(child.pid, started)
 
 
-def child_of(proc: ProcessId) -> subprocess.Popen | None:
+def child_of(proc: ProcessId) -> subprocess.Popen[bytes] | None:
     """The Popen of ``proc`` if this process started it (and has not reaped it yet)."""
     return _children.get(proc.pid)
 
@@ -154,7 +154,8 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A port free right now on ``host`` (the service binds it a moment later)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
@@ -166,6 +167,7 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
     except (FileNotFoundError, json.JSONDecodeError):
         return None

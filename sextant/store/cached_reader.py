@@ -13,9 +13,16 @@ The objects returned are shared with the cache: copy what you change (``with_sta
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from sextant.store.interface import NotFound, ResourceStore
+
+if TYPE_CHECKING:
+    from sextant.store.informer import Informer
+
+# The kind read (Experiment, Trial, Suggestion): say it where the reader is made,
+# ``self.trials: CachedReader[Trial] = CachedReader(store, informer, "Trial")``.
+R = TypeVar("R", bound=Any)
 
 
 def version(resource: Any) -> int:
@@ -25,7 +32,7 @@ def version(resource: Any) -> int:
         return 0
 
 
-def with_status_copy(resource: Any) -> Any:
+def with_status_copy(resource: R) -> R:
     """A copy whose status a reconcile pass may change without touching the cached object.
 
     The contract of Sextant's passes: they *assign* status fields (new lists, new objects) and
@@ -35,18 +42,18 @@ def with_status_copy(resource: Any) -> Any:
     Experiment) costs milliseconds per pass.
     """
     status = resource.status.model_copy(update={"conditions": list(resource.status.conditions)})
-    return resource.model_copy(update={"status": status})
+    return cast(R, resource.model_copy(update={"status": status}))
 
 
-class CachedReader:
-    def __init__(self, store: ResourceStore, informer: Any, kind: str):
+class CachedReader(Generic[R]):
+    def __init__(self, store: ResourceStore, informer: Informer | None, kind: str):
         self.store = store
         self.informer = informer
         self.kind = kind
-        self._mine: dict[tuple[str, str], Any] = {}
+        self._mine: dict[tuple[str, str], R] = {}
         self._lock = threading.Lock()
 
-    def get(self, namespace: str, name: str) -> Any | None:
+    def get(self, namespace: str, name: str) -> R | None:
         """The newest copy known here, or None if the resource does not exist."""
         if self.informer is None or not self.informer.has_synced():
             return self.get_fresh(namespace, name)
@@ -59,20 +66,20 @@ class CachedReader:
             if mine is not None and version(mine) > version(cached):
                 return mine
             self._mine.pop(key, None)  # the cache caught up
-        return cached
+        return cast(R, cached)
 
-    def get_fresh(self, namespace: str, name: str) -> Any | None:
+    def get_fresh(self, namespace: str, name: str) -> R | None:
         try:
-            return self.store.get(self.kind, namespace, name)
+            return cast(R, self.store.get(self.kind, namespace, name))
         except NotFound:
             self.forget(namespace, name)
             return None
 
-    def wrote(self, resource: Any) -> Any:
+    def wrote(self, resource: Any) -> R:
         """Records what a write returned (the newest state); returns it."""
         with self._lock:
             self._mine[(resource.metadata.namespace, resource.metadata.name)] = resource
-        return resource
+        return cast(R, resource)
 
     def is_ahead_of_cache(self, namespace: str, name: str) -> bool:
         """True while a write of ours is newer than the cache's copy."""

@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from sextant.api import store_pb2, store_pb2_grpc
 from sextant.channel import open_channel
-from sextant.store.codec import from_model, to_model
+from sextant.store.codec import doc_from_proto, from_model, to_model
 from sextant.store.interface import (
     AlreadyExists,
     Conflict,
@@ -108,6 +108,14 @@ class GrpcResourceStore(ResourceStore):
         reply = self._call("List", store_pb2.ListRequest(kind=kind, namespace=namespace,
                                                           label_selector=dict(labels or {})))
         return [to_model(r) for r in reply.items], reply.resource_version
+
+    def list_documents(self, kind: str, namespace: str = "",
+                       labels: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """``list`` as documents, without building models: for servers that pass resources on
+        (the Kubernetes API server lists thousands of trials per request)."""
+        reply = self._call("List", store_pb2.ListRequest(kind=kind, namespace=namespace,
+                                                          label_selector=dict(labels or {})))
+        return [doc_from_proto(r) for r in reply.items], reply.resource_version
 
     def update(self, resource: BaseModel) -> BaseModel:
         return to_model(self._call("Update", store_pb2.UpdateRequest(resource=from_model(resource))))

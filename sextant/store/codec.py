@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from sextant.api import store_pb2
 from sextant.resources.models import RESOURCE_MODELS, to_doc
+from sextant.resources.numbers import document_int, excerpt
 from sextant.store.interface import Invalid
 
 
@@ -34,9 +35,9 @@ def _json_object(text: str, field: str) -> dict[str, Any]:
     if not text:
         return {}
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_int=document_int)
     except ValueError as err:
-        raise Invalid([f"{field}: not valid JSON ({err})"]) from None
+        raise Invalid([f"{field}: not valid JSON ({excerpt(str(err), 200)})"]) from None
     if not isinstance(value, dict):
         raise Invalid([f"{field}: must be a JSON object"])
     return value

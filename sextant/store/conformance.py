@@ -35,8 +35,10 @@ The contract, as the tests below state it:
   transitively, in its namespace; with a stale resource_version it is Conflict.
 * watch from a version replays every later change in version order (filtered by kind,
   namespace and labels), then follows new ones; from 0 it starts now; a version outside the kept
-  history is Expired; a watch never skips a change silently; bookmarks come every so often;
-  ``cancel()`` from another thread ends it.
+  history is Expired; a watch never skips a change silently; a bookmark comes as soon as the
+  replay is sent, then every so often;
+  ``cancel()`` from another thread ends it; calling watch() makes no request, the first
+  ``next()`` opens the watch and raises its errors.
 """
 
 # The interface types resources as pydantic's BaseModel (any kind); the tests read Trial and
@@ -47,7 +49,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +78,7 @@ from sextant.store.interface import (
 )
 
 WAIT = 10.0  # seconds a test waits for an event that must come
+MIN_RETAINED = 24
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,11 @@ class Capabilities:
     retained: int
     expires_after: int | None
     dense_versions: bool = True
+
+    def __post_init__(self) -> None:
+        if self.retained < MIN_RETAINED:
+            raise ValueError(f"Capabilities.retained: {self.retained} is less than {MIN_RETAINED}, the most "
+                             "changes a test writes before watching from a version it read")
 
 
 # -- documents ---------------------------------------------------------------------------------
@@ -161,9 +169,16 @@ def summary(items: list[WatchEvent]) -> list[tuple[str, str, str]]:
             for e in items if e.resource is not None]
 
 
-def first_of(store: ResourceStore, kind: str = "", namespace: str = "", since: int = 0) -> Iterator[WatchEvent]:
-    """A watch whose opening must fail: ``next`` of it (the failure may come at once or there)."""
-    return iter(store.watch(kind, namespace, since))
+def failing_watch(store: ResourceStore, error: type[Exception], kind: str = "", namespace: str = "",
+                  since: int = 0) -> None:
+    """A watch that must fail with ``error``: not when watch() is called (that makes no request),
+    at the first ``next()``."""
+    stream = store.watch(kind, namespace, since)
+    try:
+        with pytest.raises(error):
+            next(stream)
+    finally:
+        stream.cancel()
 
 
 class ResourceStoreContract:
@@ -323,10 +338,9 @@ class ResourceStoreContract:
             store.list("Pod")
         with pytest.raises(Invalid):
             store.list("Trial", "Bad_NS")
-        with pytest.raises(Invalid):
-            next(first_of(store, "Pod"))
-        with pytest.raises(Invalid):
-            next(first_of(store, "Trial", since=-1))
+        failing_watch(store, Invalid, "Pod")
+        failing_watch(store, Invalid, "Trial", "Bad_NS")
+        failing_watch(store, Invalid, "Trial", since=-1)
 
     # -- update / update_status ------------------------------------------------------------------
 
@@ -541,8 +555,7 @@ class ResourceStoreContract:
 
     def test_watch_from_a_version_beyond_the_current_one_is_expired(self, store: ResourceStore, ns):
         _, current = store.list("Trial", ns())
-        with pytest.raises(Expired):
-            next(first_of(store, "Trial", since=current + 1_000_000))
+        failing_watch(store, Expired, "Trial", since=current + 1_000_000)
 
     def test_watch_from_a_version_older_than_the_history_is_expired(self, store: ResourceStore,
                                                                      capabilities: Capabilities, ns):
@@ -554,8 +567,7 @@ class ResourceStoreContract:
         for i in range(capabilities.expires_after + 1):
             t.metadata.annotations["i"] = str(i)
             t = store.update(t)
-        with pytest.raises(Expired):
-            next(first_of(store, "Trial", a, since=old))
+        failing_watch(store, Expired, "Trial", a, since=old)
         # A version within the kept history is still served, from where it was.
         recent = version(t) - min(capabilities.retained, capabilities.expires_after) + 1
         got = events(store.watch("Trial", a, since=recent), 1)
@@ -591,16 +603,30 @@ class ResourceStoreContract:
         assert seen == expected[:len(seen)]
         assert expired or seen == expected
 
-    def test_bookmarks_come_while_nothing_changes(self, store: ResourceStore, capabilities: Capabilities, ns):
+    def test_bookmarks_come_once_caught_up_and_while_nothing_changes(self, store: ResourceStore,
+                                                                     capabilities: Capabilities, ns):
+        """The first bookmark comes as soon as the watch has sent the replay (so a watcher from 0
+        learns which version "now" was), then one every ``bookmark_seconds``."""
         if capabilities.bookmark_seconds is None:
             pytest.skip("the store declares that it sends no bookmarks (Capabilities.bookmark_seconds)")
         a = ns()
-        last = store.create(trial("t", a))
-        stream = store.watch("Trial", a, since=version(last))
-        got = events(stream, 1, timeout=3 * capabilities.bookmark_seconds + 2,
-                     until=lambda e: e.type == EventType.BOOKMARK)
-        assert got[-1].type == EventType.BOOKMARK and got[-1].resource is None
-        assert got[-1].resource_version >= version(last)
+        first = store.create(trial("t1", a))
+        last = store.create(trial("t2", a))
+        stream = store.watch("Trial", a, since=version(first))
+        timer = threading.Timer(3 * capabilities.bookmark_seconds + WAIT, stream.cancel)
+        timer.start()
+        try:
+            replay, opened = next(stream), next(stream)
+            assert replay.type == EventType.ADDED and replay.resource.metadata.name == "t2"
+            assert opened.type == EventType.BOOKMARK and opened.resource is None
+            assert opened.resource_version >= version(last)
+            started = time.monotonic()
+            periodic = next(stream)
+            assert periodic.type == EventType.BOOKMARK and periodic.resource_version >= opened.resource_version
+            assert time.monotonic() - started < 3 * capabilities.bookmark_seconds + 2
+        finally:
+            timer.cancel()
+            stream.cancel()
 
     def test_cancel_from_another_thread_ends_a_waiting_watch(self, store: ResourceStore, ns):
         stream = store.watch("Trial", ns())

@@ -65,6 +65,10 @@ class Informer:
         self._threads: list[threading.Thread] = []
         self.version = 0  # last store version this cache reflects
         self.relists = 0  # how many times it had to list (1 = only the first time)
+        # A list of a store never written returns version 0, and a watch from 0 starts when the
+        # store opens it ("now"), which may be after another writer's first change: then the
+        # list is taken again once the watch has sent something (the store's first bookmark).
+        self._list_again_once_watching = False
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -149,14 +153,17 @@ class Informer:
                 delay = min(self.backoff_max, delay * 2)
                 need_list = True
 
-    def _relist(self) -> None:
+    def _relist(self, again: bool = False) -> None:
+        """Lists and reports the difference to the cache; ``again`` is the check after a list at
+        version 0 (not counted in ``relists``)."""
         items, version = self.store.list(self.kind, self.namespace, self.labels or None)
         fresh = {_key(r): r for r in items}
         with self._lock:
             old = self._cache
             self._cache = fresh
-            self.version = version
-            self.relists += 1
+            self.version = max(version, self.version) if again else version
+            self.relists += 0 if again else 1
+            self._list_again_once_watching = version == 0 and not again
             for key, resource in old.items():
                 if key not in fresh:
                     self._dispatch(EventType.DELETED, resource)
@@ -180,6 +187,8 @@ class Informer:
                 if self._stop.is_set():
                     return
                 self._apply(event)
+                if self._list_again_once_watching:
+                    self._relist(again=True)
         finally:
             self._stream = None
             if hasattr(stream, "cancel"):

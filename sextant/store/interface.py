@@ -120,5 +120,6 @@ class ResourceStore(ABC):
         since: int = 0,
         labels: Mapping[str, str] | None = None,
     ) -> WatchStream:
-        """Events after ``since`` (0: from now) in version order, with a BOOKMARK now and then;
-        raises Expired (at once or while iterating) if ``since`` is outside the kept history."""
+        """Events after ``since`` (0: from now) in version order, with a BOOKMARK now and then.
+        Calling it makes no request: the first ``next()`` opens the watch ("now" is then) and
+        raises its errors -- Invalid, or Expired if ``since`` is outside the kept history."""

@@ -177,25 +177,33 @@ class MemoryResourceStore(ResourceStore):
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
               labels: Mapping[str, str] | None = None) -> WatchStream:
-        rules.check_scope(kind, namespace)
-        rules.check_since(since)
-        with self._lock:
-            compacted = self._log[0].version - 1 if self._log else self._version
-            if since and (since < compacted or since > self._version):
-                raise Expired(f"resourceVersion {since} is outside the retained history "
-                              f"({compacted + 1}..{self._version}); list again and watch from its version")
-            start = since or self._version
-        return _MemoryWatch(self, kind, namespace, dict(labels or {}), start)
+        return _MemoryWatch(self, kind, namespace, dict(labels or {}), since)
 
 
 class _MemoryWatch(WatchStream):
+    """Opened by the first ``next()`` (which raises Invalid or Expired), as the gRPC client's
+    watch is: "now" for a watch from 0 is that moment."""
+
     def __init__(self, store: MemoryResourceStore, kind: str, namespace: str, labels: dict[str, str],
-                 last: int):
+                 since: int):
         self._store = store
         self._kind, self._namespace, self._labels = kind, namespace, labels
-        self._last = last  # every change up to this version has been looked at
+        self._since = since
+        self._last = -1  # every change up to this version has been looked at; -1: not opened yet
         self._cancelled = False
         self._next_bookmark = time.monotonic() + store.bookmark_seconds
+
+    def _open(self) -> None:
+        """Checks the request against the history; called with the lock held."""
+        rules.check_scope(self._kind, self._namespace)
+        rules.check_since(self._since)
+        store, since = self._store, self._since
+        compacted = store._log[0].version - 1 if store._log else store._version
+        if since and (since < compacted or since > store._version):
+            raise Expired(f"resourceVersion {since} is outside the retained history "
+                          f"({compacted + 1}..{store._version}); list again and watch from its version")
+        self._last = since or store._version
+        self._next_bookmark = time.monotonic()  # the first bookmark once caught up, as the SQL store
 
     def __next__(self) -> WatchEvent:
         change = self._next_change()
@@ -210,6 +218,8 @@ class _MemoryWatch(WatchStream):
             while True:
                 if self._cancelled:
                     raise StopIteration
+                if self._last < 0:
+                    self._open()
                 log = store._log
                 if log and self._last < log[0].version - 1:
                     raise Expired(f"watch fell behind the retained history at {self._last}; list again")

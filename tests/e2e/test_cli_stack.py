@@ -106,6 +106,34 @@ def test_up_writes_state_and_status_reports_every_service(stack):
     assert listed.returncode == 0, listed.stdout + listed.stderr
 
 
+def test_data_directory_is_private(stack):
+    """Issue 21: experiment data, logs and state are readable by their owner only (0700 / 0600),
+    including what the services create (the SQLite database)."""
+    data_dir = stack
+    status_when_serving(data_dir, "the DB manager to serve")
+    assert (data_dir / "sextant.db").is_file()
+    for directory in (data_dir, data_dir / "logs", data_dir / "run"):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+        for entry in directory.iterdir():
+            if entry.is_file():
+                assert entry.stat().st_mode & 0o077 == 0, f"{entry} is {oct(entry.stat().st_mode & 0o777)}"
+
+
+def test_make_private_narrows_what_an_older_version_left_open(tmp_path):
+    from sextant.stack import StackPaths, make_private
+
+    paths = StackPaths(tmp_path / "data")
+    paths.logs.mkdir(parents=True, mode=0o755)
+    old = paths.logs / "db-manager.log"
+    old.write_text("x")
+    old.chmod(0o644)
+    (paths.root / "stack.json").write_text("{}")
+    make_private(paths)
+    assert paths.root.stat().st_mode & 0o777 == 0o700 and paths.logs.stat().st_mode & 0o777 == 0o700
+    assert old.stat().st_mode & 0o777 == 0o600
+    assert (paths.root / "stack.json").stat().st_mode & 0o777 == 0o600
+
+
 def test_second_up_says_already_running(stack):
     data_dir = stack
     again = sextant(data_dir, "up", "--detach", "--port", "0")

@@ -95,6 +95,7 @@ def test_katib_client_create_wait_results_logs_and_delete(sdk, read_port):
         best = optimal.best_trial_name
         metrics = kc.get_trial_metrics(best, namespace="default", db_manager_address="127.0.0.1:{read_port}")
         logs = list(kc.get_job_logs("sdk-dict", best, namespace="default"))
+        followed = list(kc.get_job_logs("sdk-dict", best, namespace="default", follow=True))
         print(json.dumps({{
             "kind": type(got).__name__, "max": got.spec.max_trial_count,
             "listed": sorted(e.metadata.name for e in kc.list_experiments(namespace="default")),
@@ -104,7 +105,7 @@ def test_katib_client_create_wait_results_logs_and_delete(sdk, read_port):
             "trials": sorted(t.metadata.name for t in trials),
             "details": sorted(d["name"] for d in details),
             "metric_names": sorted({{m.metric.name for m in metrics}}),
-            "logs": logs,
+            "logs": logs, "followed": followed,
         }}))
     """)
     assert out["kind"] == "V1beta1Experiment" and out["max"] == 2
@@ -113,6 +114,7 @@ def test_katib_client_create_wait_results_logs_and_delete(sdk, read_port):
     assert out["best"] in out["trials"] and len(out["trials"]) == 2 and out["details"] == out["trials"]
     assert out["best_params"] == ["x"] and out["metric_names"] == ["score"]
     assert any(line.startswith("score=") for line in out["logs"])
+    assert out["followed"] == out["logs"]  # the trial has ended: following returns the whole log
     after = sdk("""
         for name in ("sdk-model", "sdk-dict"):
             kc.delete_experiment(name, namespace="default")
@@ -128,8 +130,14 @@ def test_edit_budget_restarts_a_long_running_experiment(sdk):
         kc.create_experiment({json.dumps(manifest)}, namespace="default")
         kc.wait_for_experiment_condition("sdk-budget", namespace="default", timeout=300, polling_interval=1)
         kc.edit_experiment_budget("sdk-budget", namespace="default", max_trial_count=3)
-        kc.wait_for_experiment_condition("sdk-budget", namespace="default", timeout=300, polling_interval=1)
-        exp = kc.get_experiment("sdk-budget", namespace="default")
+        import time
+        deadline = time.time() + 300  # the SDK does not wait for the restart; poll as a notebook would
+        while True:
+            exp = kc.get_experiment("sdk-budget", namespace="default")
+            if (exp.status.trials_succeeded or 0) >= 3 and kc.is_experiment_succeeded("sdk-budget", namespace="default"):
+                break
+            assert time.time() < deadline, "the experiment did not finish its new budget"
+            time.sleep(1)
         print(json.dumps({{"max": exp.spec.max_trial_count, "trials": exp.status.trials,
                           "succeeded": exp.status.trials_succeeded}}))
         kc.delete_experiment("sdk-budget", namespace="default")

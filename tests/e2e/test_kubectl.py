@@ -51,6 +51,13 @@ def _wait_succeeded(kubectl, name: str, namespace: str = "default") -> None:
             timeout=330)
 
 
+def _wait_trials(kubectl, name: str, succeeded: int) -> None:
+    """Until ``succeeded`` trials have succeeded: right after a budget change the experiment may
+    still show its earlier Succeeded condition, so waiting for the condition alone could return early."""
+    kubectl("wait", f"--for=jsonpath={{.status.trialsSucceeded}}={succeeded}", f"experiment/{name}",
+            "--timeout=300s", timeout=330)
+
+
 def test_discovery_categories_and_unknown_resources(kubectl, stack):
     resources = kubectl("api-resources", "--api-group=kubeflow.org", "-o", "wide").stdout
     for plural, kind in (("experiments", "Experiment"), ("trials", "Trial"), ("suggestions", "Suggestion")):
@@ -101,6 +108,7 @@ def test_apply_get_wait_describe_logs_and_delete(kubectl, stack, tmp_path):
 
     logs = kubectl("logs", "-l", f"katib.kubeflow.org/trial={trial}").stdout
     assert "score=" in logs
+    assert kubectl("logs", "-f", trial, "-c", "training-container").stdout == logs  # ended: -f returns
     tail = kubectl("logs", trial, "--tail=1").stdout
     assert tail.count("\n") <= 1
 
@@ -140,7 +148,7 @@ def test_apply_again_edit_and_patch_change_the_budget(kubectl, tmp_path):
     assert "experiment.kubeflow.org/kc-edit configured" in kubectl("apply", "-f", str(manifest)).stdout
     spec = json.loads(kubectl("get", "experiment", "kc-edit", "-o", "json").stdout)["spec"]
     assert spec["maxTrialCount"] == 3
-    _wait_succeeded(kubectl, "kc-edit")  # restarted for the third trial
+    _wait_trials(kubectl, "kc-edit", 3)  # restarted for the third trial
 
     editor = tmp_path / "editor.sh"  # what a user does in $EDITOR: raise the budget by one
     editor.write_text("#!/bin/sh\nsed -i 's/maxTrialCount: 3/maxTrialCount: 4/' \"$1\"\n")
@@ -161,13 +169,14 @@ def test_apply_again_edit_and_patch_change_the_budget(kubectl, tmp_path):
     assert 'Operation cannot be fulfilled on experiments.kubeflow.org "kc-edit": the object has been modified' \
         in conflict.stderr
 
-    _wait_succeeded(kubectl, "kc-edit")
+    _wait_trials(kubectl, "kc-edit", 4)
     kubectl("patch", "experiment", "kc-edit", "--type", "json", "-p",
             '[{"op":"replace","path":"/spec/parallelTrialCount","value":2},'
             '{"op":"replace","path":"/spec/maxTrialCount","value":5}]')
     spec = json.loads(kubectl("get", "experiment", "kc-edit", "-o", "json").stdout)["spec"]
     assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (5, 2)
-    _wait_succeeded(kubectl, "kc-edit")  # restarted with the bigger budget and finished it
+    _wait_trials(kubectl, "kc-edit", 5)  # restarted with the bigger budget and finished it
+    _wait_succeeded(kubectl, "kc-edit")
     status = json.loads(kubectl("get", "experiment", "kc-edit", "-o", "json").stdout)["status"]
     assert status["trials"] == 5 and status["trialsSucceeded"] == 5
     kubectl("delete", "experiment", "kc-edit")
@@ -199,8 +208,7 @@ def test_explain_namespaces_and_v1alpha3(kubectl, stack):
     assert namespace["metadata"]["labels"]["kubernetes.io/metadata.name"] == "kc-team"
     assert "default" in kubectl("get", "ns").stdout
 
-    applied = kubectl("apply", "-f", str(ROOT / "examples" / "v1alpha3" / "random-example.yaml"),
-                      "--validate=false")
+    applied = kubectl("apply", "-f", str(ROOT / "examples" / "v1alpha3" / "random-example.yaml"))
     assert "experiment.kubeflow.org/random-example created" in applied.stdout
     old = json.loads(kubectl("get", "experiments.v1alpha3.kubeflow.org", "random-example", "-n", "kubeflow",
                              "-o", "json").stdout)
@@ -232,7 +240,7 @@ def test_status_subresource_conflicts_and_paging(stack):
     code, body, _ = stack.request("PATCH", f"{base}/kc-raw-a/status", {"metadata": {"labels": {"ignored": "yes"}},
                                                                        "status": {"message": "from a client"}},
                                   headers={"Content-Type": "application/merge-patch+json"})
-    assert code == 200 and "ignored" not in body["metadata"]["labels"]
+    assert code == 200 and "ignored" not in body["metadata"].get("labels", {})
     code, body, _ = stack.request("PATCH", f"{base}/kc-raw-a", {"metadata": {"labels": {"team": "b"}}},
                                   headers={"Content-Type": "application/merge-patch+json"})
     assert code == 200 and body["metadata"]["labels"]["team"] == "b"

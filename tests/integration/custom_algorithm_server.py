@@ -3,7 +3,8 @@
 Registered under a custom name in a registry file by the suggestion controller tests. It
 proposes the lower bound of every parameter, names its trials itself, labels them, and keeps a
 call counter in ``reply.algorithm`` (the settings overlay). Settings: ``reject`` → validation
-fails; ``short`` → one assignment fewer than asked. It also answers the EarlyStopping API
+fails; ``short`` → one assignment fewer than asked; ``refuse`` → validation passes but every
+GetSuggestions answers INVALID_ARGUMENT (as an algorithm whose arithmetic cannot take the space). It also answers the EarlyStopping API
 (registered as a custom early-stopping algorithm): two fixed rules, one echoing the
 ``db_manager_address`` it was given.
 """
@@ -28,6 +29,8 @@ class Custom(api_pb2_grpc.SuggestionServicer):
 
     def GetSuggestions(self, request, context):
         settings = {s.name: s.value for s in request.experiment.spec.algorithm.algorithm_settings}
+        if "refuse" in settings:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "high is out of bounds for int64")
         n = request.current_request_number - (1 if "short" in settings else 0)
         first = request.total_request_number - request.current_request_number
         reply = api_pb2.GetSuggestionsReply()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import pytest
 import sqlalchemy as sa
@@ -154,3 +156,74 @@ def test_health_not_serving_when_database_fails(db_manager):
     app._refresh_health()
     assert health.Check(health_pb2.HealthCheckRequest(service="")).status == \
         health_pb2.HealthCheckResponse.SERVING
+
+
+# ---- limits and deadlines (issue 21) ---------------------------------------------------------
+
+def _batch(n: int, name: str = "loss") -> list[api_pb2.MetricLog]:
+    return [log(f"2024-05-01T10:{i // 60000 % 60:02d}:{i // 1000 % 60:02d}.{i % 1000:03d}Z", name, str(i))
+            for i in range(n)]
+
+
+def test_batch_over_the_limit_is_refused_whole(db_manager):
+    from sextant.limits import MAX_OBSERVATION_LOGS
+
+    stub = db_manager.dbmanager_stub()
+    with pytest.raises(grpc.RpcError) as err:
+        report(stub, "over", _batch(MAX_OBSERVATION_LOGS + 1))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "observation_log.metric_logs" in err.value.details() and str(MAX_OBSERVATION_LOGS) in err.value.details()
+    assert count_rows(db_manager.db_url) == 0
+
+
+def test_a_reply_the_caller_never_got_means_nothing_was_written(db_manager):
+    """A client that saw DEADLINE_EXCEEDED may retry without duplicating: the server commits only
+    while the caller still waits. Whatever the timing, what is stored matches what was answered."""
+    stub = db_manager.dbmanager_stub()
+    n = 20_000
+    logs = _batch(n)
+    outcomes = []
+    for i, timeout in enumerate((0.02, 0.1, 0.3, 1.0, 30.0)):
+        trial = f"deadline-{i}"
+        try:
+            stub.ReportObservationLog(api_pb2.ReportObservationLogRequest(
+                trial_name=trial, observation_log=api_pb2.ObservationLog(metric_logs=logs)), timeout=timeout)
+            outcomes.append((trial, n))
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED, err.details()
+            outcomes.append((trial, 0))
+    time.sleep(1.0)  # let any handler still running after its caller gave up finish (or roll back)
+    for trial, expected in outcomes:
+        assert len(get(stub, trial)) == expected, (trial, expected)
+    assert outcomes[-1][1] == n  # with time enough the write lands
+
+
+def test_errors_quote_a_bounded_excerpt_of_the_input(db_manager):
+    stub = db_manager.dbmanager_stub()
+    with pytest.raises(grpc.RpcError) as err:
+        report(stub, "t", [log("9" * 100_000, "m", "1")])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT  # not RESOURCE_EXHAUSTED (metadata size)
+    assert "time_stamp" in err.value.details() and len(err.value.details()) < 1000
+    with pytest.raises(grpc.RpcError) as err:
+        get(stub, "t", start="x" * 100_000)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and len(err.value.details()) < 1000
+
+
+def test_reading_more_than_the_limit_is_resource_exhausted(fresh_sqlite_url, monkeypatch):
+    from services.db_manager import observations
+    from services.db_manager.database import Database
+
+    monkeypatch.setattr(observations.limits, "MAX_OBSERVATION_READ", 10)
+    monkeypatch.setattr(observations, "_GET", {})  # statements are built with the limit
+    db = Database(fresh_sqlite_url)
+    try:
+        store = observations.ObservationStore(db)
+        store.report("t", [(f"2024-05-01T10:00:{i:02d}Z", "loss", str(i)) for i in range(11)])
+        with pytest.raises(observations.TooMany, match="metric_name or a start_time/end_time window"):
+            store.get("t")
+        assert len(store.get("t", end_time="2024-05-01T10:00:09Z")) == 10  # exactly the limit is fine
+        with pytest.raises(observations.CallerGone):
+            store.report("t", [("2024-05-01T11:00:00Z", "loss", "x")], still_wanted=lambda: False)
+        assert len(store.get("t", start_time="2024-05-01T11:00:00Z")) == 0  # rolled back
+    finally:
+        db.dispose()

@@ -180,7 +180,8 @@ def test_suggestion_failure_fails_the_experiment(store, rec):
     rec.reconcile(key())
     exp = store.get("Experiment", "default", "exp")
     assert last_condition(exp) == ("Failed", REASON_FAILED)
-    assert exp.status.conditions[-1].message == MSG_SUGGESTION_FAILED
+    # Katib's message, then the cause (issue 21: a failed experiment says why).
+    assert exp.status.conditions[-1].message == f"{MSG_SUGGESTION_FAILED}: Validation failed: bad"
 
 
 def test_exhaustion_ends_after_the_last_trial(store, rec):

@@ -320,6 +320,83 @@ def test_suggestion_survives_garbage_and_oversized(suggestion, path):
     _normal_suggestion_works(address, channel)
 
 
+def _space_experiment(name: str, algorithm: str, parameters: list[api_pb2.ParameterSpec],
+                      max_trials: int = 10) -> api_pb2.Experiment:
+    return api_pb2.Experiment(name=name, spec=api_pb2.ExperimentSpec(
+        algorithm=api_pb2.AlgorithmSpec(algorithm_name=algorithm),
+        objective=api_pb2.ObjectiveSpec(type=api_pb2.MAXIMIZE, objective_metric_name="score"),
+        parameter_specs=api_pb2.ExperimentSpec.ParameterSpecs(parameters=parameters),
+        max_trial_count=max_trials, parallel_trial_count=2))
+
+
+def _param(name: str, kind, low: str, high: str, step: str = "") -> api_pb2.ParameterSpec:
+    return api_pb2.ParameterSpec(name=name, parameter_type=kind,
+                                 feasible_space=api_pb2.FeasibleSpace(min=low, max=high, step=step))
+
+
+X = [_param("x", api_pb2.DOUBLE, "0", "1")]
+UNSERVABLE = [  # issue 21: each used to hang, eat memory, answer INTERNAL or retry for ever
+    ("request-1e9-random", "random", X, 10**9, C.INVALID_ARGUMENT),
+    ("request-1e9-sobol", "sobol", X, 10**9, C.INVALID_ARGUMENT),
+    ("request-1e9-tpe", "tpe", X, 10**9, C.INVALID_ARGUMENT),
+    ("request-negative", "random", X, -5, C.INVALID_ARGUMENT),
+    ("request-too-many-values", "random", [_param(f"p{i}", api_pb2.DOUBLE, "0", "1") for i in range(200)], 100,
+     C.INVALID_ARGUMENT),
+    ("double-range-overflows", "random", [_param("x", api_pb2.DOUBLE, "-1e308", "1e308")], 2, C.INVALID_ARGUMENT),
+    ("int-beyond-int64", "random", [_param("x", api_pb2.INT, "-9223372036854775809", "5")], 2, C.INVALID_ARGUMENT),
+    ("int-underscore", "random", [_param("x", api_pb2.INT, "0", "1_0")], 2, C.INVALID_ARGUMENT),
+    ("grid-1e12-points", "grid", [_param(f"p{i}", api_pb2.INT, "1", "1000") for i in range(4)], 3, C.OK),
+    ("grid-2p53-values", "grid", [_param("x", api_pb2.INT, "0", "9007199254740991")], 3, C.OK),
+    ("parameters-10k", "random", [_param(f"p{i}", api_pb2.DOUBLE, "0", "1") for i in range(10_000)], 1,
+     C.INVALID_ARGUMENT),
+]
+
+
+@pytest.mark.parametrize("name,algorithm,parameters,count,expected", UNSERVABLE, ids=[u[0] for u in UNSERVABLE])
+def test_suggestion_bounds_the_work_of_one_call(suggestion, name, algorithm, parameters, count, expected):
+    """Every answer comes well within the deadline (no DEADLINE_EXCEEDED), is never INTERNAL, and
+    an error says what to change in a bounded message."""
+    address, channel = suggestion
+    stub = api_pb2_grpc.SuggestionStub(channel)
+    request = api_pb2.GetSuggestionsRequest(experiment=_space_experiment(name, algorithm, parameters),
+                                            current_request_number=count, total_request_number=max(count, 0))
+    try:
+        reply = stub.GetSuggestions(request, timeout=CALL_TIMEOUT)
+        code = C.OK
+    except grpc.RpcError as err:
+        code, reply = err.code(), None
+        assert len(err.details()) <= 1100, err.details()[:200]
+    assert code == expected
+    if reply is not None:
+        assert len(reply.parameter_assignments) == count
+    _normal_suggestion_works(address, channel)
+
+
+def test_request_number_zero_is_an_empty_answer(suggestion):
+    _, channel = suggestion
+    reply = api_pb2_grpc.SuggestionStub(channel).GetSuggestions(api_pb2.GetSuggestionsRequest(
+        experiment=_space_experiment("zero", "random", X), current_request_number=0), timeout=CALL_TIMEOUT)
+    assert len(reply.parameter_assignments) == 0
+
+
+def test_work_stops_when_the_caller_gives_up(suggestion):
+    """A call whose deadline passes ends DEADLINE_EXCEEDED for the caller, and the server stops
+    the work instead of finishing it for nobody: the next call is answered at once."""
+    address, channel = suggestion
+    stub = api_pb2_grpc.SuggestionStub(channel)
+    heavy = _space_experiment("heavy", "random", [_param(f"p{i}", api_pb2.DOUBLE, "0", "1") for i in range(100)],
+                              max_trials=1000)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetSuggestions(api_pb2.GetSuggestionsRequest(experiment=heavy, current_request_number=100,
+                                                          total_request_number=100), timeout=0.01)
+    assert err.value.code() == C.DEADLINE_EXCEEDED
+    # The same experiment (same per-experiment lock) answers a small request promptly afterwards.
+    reply = stub.GetSuggestions(api_pb2.GetSuggestionsRequest(experiment=heavy, current_request_number=1,
+                                                              total_request_number=1), timeout=CALL_TIMEOUT)
+    assert len(reply.parameter_assignments) == 1
+    _normal_suggestion_works(address, channel)
+
+
 # ---- Early stopping service ----------------------------------------------------------------------------
 
 def _early_stopping_servicer():

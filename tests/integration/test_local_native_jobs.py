@@ -204,3 +204,21 @@ def test_a_start_cut_short_before_the_pid_was_noted_is_never_started_twice(tmp_p
     rt2.start_job(_job("c2", ["python", "-c", "print('loss=2')"]))
     assert _wait_done(rt2, "c2").phase == JobPhase.SUCCEEDED
     assert open(rt2.job_log_path("default", "c2")).read().count("loss=2") == 1
+
+
+@pytest.mark.parametrize("native_wrapper", ["1", "0"])
+def test_a_metrics_file_that_can_never_be_read_fails_the_job_with_the_cause(tmp_path, monkeypatch, native_wrapper):
+    """Issue 21: a File collector pointed at a directory used to leave the trial Running for
+    ever (the read failed and was retried). Now the job fails, naming the path and the cause,
+    even though the trial command itself exits 0; the Python wrapper stops the command at once."""
+    monkeypatch.setenv("SEXTANT_NATIVE_JOBWRAP", native_wrapper)
+    rt = LocalRuntime(tmp_path, stop_grace=2)
+    pause = 0.5 if native_wrapper == "1" else 60
+    command = ["python", "-c", f"import time; print('loss=1', flush=True); time.sleep({pause})"]
+    rt.start_job(_job("d1", command, CollectorSpec(metrics=("loss",), kind="File", path="/", report="spool")))
+    started = time.monotonic()
+    st = _wait_done(rt, "d1", timeout=30)
+    assert st.phase == JobPhase.FAILED and st.reason == "MetricsCollectorFailed", st
+    assert "cannot read" in st.message and "directory" in st.message.lower(), st.message
+    assert time.monotonic() - started < 20  # not the trial's 60 s
+    assert rt.job_status("default", "d1").phase == JobPhase.FAILED  # stays failed: no retry loop

@@ -2,34 +2,44 @@
 in memory, SQL on SQLite / MariaDB / PostgreSQL, and the gRPC client against a real DB manager.
 
 One store per implementation is shared by the module's tests (each test works in namespaces of
-its own), so databases are created and migrated once, not per test.
+its own), so databases are created and migrated once, not per test; each implementation's tests
+run on one xdist worker for the same reason.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
 
-from services.db_manager.resource_store import PRUNE_EVERY
 from sextant.store.conformance import Capabilities, ResourceStoreContract
 from sextant.store.interface import ResourceStore
 from tests.integration.conftest import create_database, running_db_manager
 
-HISTORY = 32  # short, so that Expired is reached with few writes
+HISTORY = 32  # changes kept for watches: short, so that Expired is reached with few writes
+PRUNE_EVERY = 8  # the SQL store prunes its change log once per this many versions
 
-# The SQL store prunes its change log each time the version crosses a multiple of PRUNE_EVERY,
-# keeping the last HISTORY changes: an old version is Expired at the latest HISTORY + PRUNE_EVERY
-# changes later.
+# The SQL store keeps at least the last HISTORY changes and prunes each time the version crosses
+# a multiple of PRUNE_EVERY, so an old version is Expired at most HISTORY + PRUNE_EVERY changes
+# later; the in-memory store keeps exactly HISTORY.
 SQL = Capabilities(bookmark_seconds=0.5, retained=HISTORY, expires_after=HISTORY + PRUNE_EVERY)
 MEMORY = Capabilities(bookmark_seconds=0.5, retained=HISTORY, expires_after=HISTORY)
 GRPC = Capabilities(bookmark_seconds=1.0, retained=HISTORY, expires_after=HISTORY + PRUNE_EVERY)
+IMPLEMENTATIONS = ["memory", "sql-sqlite", "sql-mariadb", "sql-postgresql", "grpc"]
 
 
-def _migrated(backend: str, tmp_path_factory) -> tuple[str, callable]:
+def _migrated(backend: str, request, tmp_path_factory) -> tuple[str, callable]:
+    """A migrated database of the module's own: (url, drop)."""
     from services.db_manager.database import Database, migrate
 
-    url, drop = create_database(backend, tmp_path_factory.mktemp(backend))
+    directory = tmp_path_factory.mktemp(backend)
+    if backend == "sqlite":  # a copy of the session's migrated template
+        template = request.getfixturevalue("migrated_sqlite_file")
+        for part in template.parent.glob(template.name + "*"):
+            shutil.copy(part, directory / part.name)
+        return f"sqlite:///{directory / template.name}", lambda: None
+    url, drop = create_database(backend, directory)
     db = Database(url)
     try:
         migrate(db)
@@ -38,7 +48,7 @@ def _migrated(backend: str, tmp_path_factory) -> tuple[str, callable]:
     return url, drop
 
 
-@pytest.fixture(scope="module", params=["memory", "sql-sqlite", "sql-mariadb", "sql-postgresql", "grpc"])
+@pytest.fixture(scope="module")
 def implementation(request, tmp_path_factory) -> Iterator[tuple[ResourceStore, Capabilities]]:
     kind = request.param
     if kind == "memory":
@@ -49,20 +59,25 @@ def implementation(request, tmp_path_factory) -> Iterator[tuple[ResourceStore, C
         from services.db_manager.database import Database
         from services.db_manager.resource_store import SqlResourceStore
 
-        url, drop = _migrated(kind.removeprefix("sql-"), tmp_path_factory)
+        url, drop = _migrated(kind.removeprefix("sql-"), request, tmp_path_factory)
         db = Database(url)
         try:
-            yield SqlResourceStore(db, history=HISTORY, poll_seconds=0.5, bookmark_seconds=0.5), SQL
+            yield SqlResourceStore(db, history=HISTORY, prune_every=PRUNE_EVERY, poll_seconds=0.5,
+                                   bookmark_seconds=0.5), SQL
         finally:
             db.dispose()
             drop()
     else:
-        url, drop = _migrated("sqlite", tmp_path_factory)
+        url, _ = _migrated("sqlite", request, tmp_path_factory)
         with running_db_manager(url, max_workers=16, history=HISTORY) as manager, \
                 manager.store(retry_seconds=5) as client:
+            manager.app.store.prune_every = PRUNE_EVERY
             yield client, GRPC
 
 
+@pytest.mark.parametrize("implementation", [
+    pytest.param(name, marks=pytest.mark.xdist_group(f"store-contract-{name}")) for name in IMPLEMENTATIONS],
+    indirect=True, scope="module")
 class TestStoreContract(ResourceStoreContract):
     @pytest.fixture
     def store(self, implementation) -> ResourceStore:

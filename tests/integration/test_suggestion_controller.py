@@ -244,6 +244,30 @@ def test_custom_algorithm_rejection_message_reaches_the_suggestion(store, runtim
         "Validation failed: custom algorithm rejects setting 'reject'"
 
 
+def test_get_suggestions_rejection_fails_suggestion_and_experiment_at_once(store, runtime, tmp_path, monkeypatch):
+    """INVALID_ARGUMENT from GetSuggestions is terminal (issue 21): no retry every 30 s with the
+    experiment left in Created; both resources fail with the algorithm's reason and the
+    service is stopped."""
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo",
+                                        "algorithmSettings": [{"name": "refuse", "value": "1"}]})
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+    erec.reconcile(key())
+    error = drive(srec, until=lambda: last_condition(suggestion(store))[0] == "Failed")
+    assert error is None  # failed in a pass, not raised for a retry
+    cond = suggestion(store).status.conditions[-1]
+    assert cond.reason == "SuggestionFailed"
+    assert cond.message == "GetSuggestions rejected the experiment: high is out of bounds for int64"
+    assert not runtime.service_status("default", "exp-my-algo").exists
+    erec.reconcile(key())
+    exp = store.get("Experiment", "default", "exp")
+    assert last_condition(exp) == ("Failed", REASON_FAILED)
+    assert exp.status.conditions[-1].message.endswith("high is out of bounds for int64")
+    assert srec.reconcile(key()) is None  # terminal: nothing is started again
+    assert not runtime.service_status("default", "exp-my-algo").exists
+
+
 def test_custom_early_stopping_rules_attached_to_every_assignment(store, runtime, tmp_path, monkeypatch):
     path = custom_registry(tmp_path)
     monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
@@ -353,6 +377,37 @@ def test_from_volume_keeps_state_dir_and_resumes_after_restart(store, runtime):
     assert runtime.service_status("default", "exp-random").ready
     assert (data / "marker").exists()
     assert last_condition(suggestion(store)) == ("Running", "SuggestionRunning")
+
+
+class _LaggingInformer:
+    """An informer cache that has not seen a deletion yet (the window after a delete)."""
+
+    def __init__(self, stale):
+        self.stale = stale
+
+    def has_synced(self) -> bool:
+        return True
+
+    def get(self, namespace, name):
+        return self.stale
+
+
+def test_deleted_experiments_service_is_stopped_and_never_restarted(store, runtime):
+    """Issue 21: after the experiment is deleted, a pass that still sees its Suggestion (a
+    lagging cache, a requeued retry) must stop the service, not start a new one."""
+    create_experiment(store, parallelTrialCount=1, maxTrialCount=3)
+    erec, srec = ExperimentReconciler(store), make_srec(store, runtime)
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 1))
+    stale = suggestion(store)
+    service = process.ProcessId.from_dict(
+        process.read_json(runtime.root / "services/default/exp-random/state.json")["main"])
+    store.delete("Experiment", "default", "exp")
+    srec.suggestions.informer = _LaggingInformer(stale)
+    for _ in range(3):
+        assert srec.reconcile(key()) is None
+    assert not runtime.service_status("default", "exp-random").exists
+    assert not process.is_alive(service)
 
 
 def test_service_of_an_experiment_deleted_while_the_controller_is_down_is_stopped(store, runtime):

@@ -19,6 +19,7 @@ from sextant import healthcheck
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
+HOST_NETWORK = ROOT / "docker-compose.host-network.yml"
 ENTRYPOINT = ROOT / "deploy" / "docker" / "entrypoint.sh"
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 SEXTANT_SERVICES = ["db_manager", "experiment_controller", "suggestion_controller", "trial_controller"]
@@ -114,12 +115,52 @@ def test_entry_script_passes_other_commands_through_unevaluated():
 
 def test_dockerfile_builds_one_non_root_image_from_the_lock_file():
     text = DOCKERFILE.read_text()
-    assert "FROM python:3.11-slim" in text
-    assert "requirements.lock" in text and "libmariadb3" in text
-    user = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
+    assert "ARG BASE_IMAGE=python:3.11-slim" in text  # the usual image for users; a build arg here
+    stages = text.split("\nFROM ")[1:]
+    assert [s.split()[0] for s in stages] == ["${BASE_IMAGE}", "deps", "${BASE_IMAGE}"]
+    deps, _, runtime = stages
+    assert "--constraint requirements.lock" in deps and '["optional-dependencies"]["mysqlclient"]' in deps
+    assert "gcc" in deps and "libmariadb-dev" in deps
+    # The runtime stage installs the driver's library only: no compiler, no headers.
+    assert "libmariadb3" in runtime
+    assert not any(word in runtime for word in ("gcc", "build-essential", "-dev ", "pkg-config"))
+    assert "COPY --from=deps /opt/sextant /opt/sextant" in runtime and "COPY --from=build /dist" in runtime
+    user = [line.split()[1] for line in runtime.splitlines() if line.startswith("USER ")]
     assert user and not user[-1].startswith(("0", "root"))
-    assert 'ENTRYPOINT ["sextant-entrypoint"]' in text
-    assert "COPY deploy/docker/entrypoint.sh /usr/local/bin/sextant-entrypoint" in text
+    assert "HEALTHCHECK" in runtime
+    assert 'ENTRYPOINT ["sextant-entrypoint"]' in runtime
+    assert "COPY deploy/docker/entrypoint.sh /usr/local/bin/sextant-entrypoint" in runtime
+
+
+@needs_compose
+def test_default_files_publish_only_the_db_manager_on_loopback():
+    # No -f: compose reads docker-compose.yml and docker-compose.override.yml.
+    out = subprocess.run(["docker-compose", "config"], capture_output=True, text=True, timeout=60, check=True,
+                         cwd=ROOT).stdout
+    services = yaml.safe_load(out)["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if svc.get("ports")}
+    assert published == {"db_manager": ["127.0.0.1:6789:6789/tcp"]}
+
+
+@needs_compose
+def test_host_network_override_keeps_every_server_on_loopback():
+    env = {**os.environ, "SEXTANT_PORT": "16789", "SEXTANT_MARIADB_PORT": "13307"}
+    out = subprocess.run(["docker-compose", "-f", str(COMPOSE), "-f", str(HOST_NETWORK), "config"],
+                         capture_output=True, text=True, timeout=60, check=True, cwd=ROOT, env=env).stdout
+    services = yaml.safe_load(out)["services"]
+    assert {svc["network_mode"] for svc in services.values()} == {"host"}
+    assert not any("ports" in svc for svc in services.values())  # the engine refuses ports on the host network
+    assert services["mariadb"]["command"][1:] == ["--bind-address=127.0.0.1", "--port=13307"]
+    db_manager = services["db_manager"]
+    assert db_manager["command"][1:] == ["--host", "127.0.0.1", "--port", "16789"]
+    assert (db_manager["environment"]["KATIB_MYSQL_DB_HOST"], db_manager["environment"]["KATIB_MYSQL_DB_PORT"]) \
+        == ("127.0.0.1", "13307")
+    for name in SEXTANT_SERVICES:
+        svc = services[name]
+        assert svc["environment"]["SEXTANT_DB_MANAGER"] == "127.0.0.1:16789", name
+        assert svc["healthcheck"]["test"][-1] == "127.0.0.1:16789", name
+        if "--db-manager" in svc["command"]:
+            assert svc["command"][svc["command"].index("--db-manager") + 1] == "127.0.0.1:16789", name
 
 
 # --- sextant.healthcheck ----------------------------------------------------------------------
@@ -143,6 +184,15 @@ def test_healthcheck_reports_serving_not_serving_and_unknown(health_server):
     assert healthcheck.main([address, "manager.v1beta1.Suggestion"]) == 1
     ok, what = healthcheck.check(address, "nope", timeout=2)
     assert not ok and what.startswith("NOT_FOUND")
+
+
+def test_healthcheck_without_an_address_asks_the_db_manager_named_by_the_environment(health_server, monkeypatch):
+    servicer, address = health_server
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    monkeypatch.setenv("SEXTANT_DB_MANAGER", address)
+    assert healthcheck.main([]) == 0
+    monkeypatch.setenv("SEXTANT_DB_MANAGER", address.rsplit(":", 1)[0] + ":1")
+    assert healthcheck.main(["--timeout", "0.5"]) == 1
 
 
 def test_healthcheck_fails_on_unreachable_and_bad_arguments(health_server):

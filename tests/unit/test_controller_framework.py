@@ -15,7 +15,7 @@ from sextant.controller import (
     owner_or_label_mapper,
 )
 from sextant.resources.models import ObjectMeta, OwnerReference, Trial
-from sextant.store.interface import EventType, WatchEvent
+from sextant.store.interface import EventType
 from tests.waiting import wait_for
 
 
@@ -45,7 +45,7 @@ class FakeInformer:
     def emit(self, resource, type_=EventType.MODIFIED):
         self.items[(resource.metadata.namespace, resource.metadata.name)] = resource
         for h in self.handlers:
-            h(WatchEvent(type_, resource, 1))
+            h(type_, resource)
 
 
 def trial(name, ns="default", labels=None, owner=None):

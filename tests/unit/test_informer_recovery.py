@@ -132,3 +132,33 @@ def test_an_expired_watch_is_followed_by_a_list_that_reports_the_difference():
     finally:
         store.release.set()
         informer.stop()
+
+
+class FirstWriteRacesTheWatch(MemoryResourceStore):
+    """A store never written, whose first change lands after the informer's list and before the
+    store opens its watch (a watch from 0 starts "now": it never sends that change)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.raced = False
+
+    def watch(self, kind="", namespace="", since=0, labels=None):
+        stream = super().watch(kind, namespace, since, labels)
+        if not self.raced:
+            self.raced = True
+            self.create(Trial(metadata=ObjectMeta(name="raced", namespace="ns")))
+        return stream
+
+
+def test_after_listing_an_empty_store_the_informer_lists_again_once_the_watch_answers():
+    store = FirstWriteRacesTheWatch()
+    informer = Informer(store, "Trial", resync_seconds=0, idle_seconds=0)
+    informer.start()
+    try:
+        assert informer.wait_for_sync(5)
+        wait_for(lambda: informer.get("ns", "raced") is not None, timeout=5)
+        assert informer.relists == 1  # the check after a list at version 0 is not a relist
+        store.create(Trial(metadata=ObjectMeta(name="later", namespace="ns")))
+        wait_for(lambda: informer.get("ns", "later") is not None, timeout=5)  # still watching
+    finally:
+        informer.stop()

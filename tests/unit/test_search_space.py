@@ -42,9 +42,16 @@ def test_double_grid_needs_a_step_and_drops_points_past_max():
 
 
 @pytest.mark.parametrize("params, message", [
-    ([b.parameter("x", "double", min="2", max="1")], "min 2 > max 1"),
-    ([b.parameter("x", "double", min="a", max="1")], "must be numbers"),
-    ([b.parameter("x", "int", min="1.5", max="3")], "integers"),
+    ([b.parameter("x", "double", min="2", max="1")], "min '2' > max '1'"),
+    ([b.parameter("x", "double", min="a", max="1")], "must be a number"),
+    ([b.parameter("x", "int", min="1.5", max="3")], "base-10 integer"),
+    # Numbers are read with Go's strconv rules, as at admission (issue 21).
+    ([b.parameter("x", "int", min="0", max="1_0")], "base-10 integer"),
+    ([b.parameter("x", "int", min="0", max="\uff11\uff10")], "base-10 integer"),
+    ([b.parameter("x", "int", min="-9223372036854775809", max="0")], "64-bit integer"),
+    ([b.parameter("x", "int", min="0", max="9007199254740993")], "2\\^53"),
+    ([b.parameter("x", "double", min="-1e308", max="1e308")], "not a finite double"),
+    ([b.parameter("x", "double", min="0", max="1", step="1e-300")], "step must be at most"),
     ([b.parameter("c", "categorical")], "list must not be empty"),
     ([b.parameter("x", "double", min="0", max="1", step="-1")], "step must be > 0"),
     ([b.parameter("x", "int", min="0", max="1"), b.parameter("x", "int", min="0", max="1")], "duplicated"),

@@ -13,7 +13,7 @@ import threading
 
 from sextant.config import DEFAULT_SUGGESTION_PORT, add_server_arguments, server_settings
 from sextant.logging_setup import setup_logging
-from sextant.server import GrpcServer
+from sextant.server import GrpcServer, exit_now
 
 from . import algorithm_classes
 from .servicer import HEALTH_NAMES, SuggestionServicer, add_to_server
@@ -60,4 +60,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -49,6 +49,7 @@ from sextant.api import api_pb2
 from sextant.timestamps import parse_time
 
 from .base import Algorithm, SearchSpaceExhausted, SettingRule, SettingsSchema, SuggestResult, settings_of
+from .cancel import check_cancelled
 from .search_space import (
     INT,
     Param,
@@ -271,6 +272,7 @@ class BayesianOptimization(Algorithm):
         out: list[dict[str, str]] = []
         n_random = max(0, cfg.n_initial_points - len(xs) - len(pending_x))
         while len(out) < count and (len(out) < n_random or not xs):
+            check_cancelled()
             out.append(self._random_point(space, dims, taken))
         if len(out) < count:
             with threadpool_limits(limits=1):
@@ -396,6 +398,7 @@ class BayesianOptimization(Algorithm):
                 # The batch's constant-liar refits keep the hyperparameters just fitted.
                 opt.base_estimator_ = clone(opt.base_estimator_).set_params(kernel=self._kernel, optimizer=None)
             while len(out) < count:
+                check_cancelled()
                 x = list(opt._ask())
                 point = self._decode(x, dims)
                 key = space.key(point)

@@ -22,6 +22,7 @@ from cmaes import CMA
 from sextant.api import api_pb2
 
 from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .cancel import check_cancelled
 from .search_space import SpaceError, assignment_of, objective_sign, objective_value
 
 RESTARTS = {"ipop": "ipop", "bipop": "bipop", "none": "none", "None": "none"}
@@ -128,6 +129,7 @@ class CMAES(Algorithm):
         taken = self.taken_points(space, trials)
         out = []
         for _ in range(count):
+            check_cancelled()
             point = None
             for _ in range(REDRAWS):
                 candidate = space.from_unit(self._cma.ask())

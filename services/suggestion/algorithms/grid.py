@@ -25,6 +25,7 @@ from .base import (
     non_negative_int,
     settings_of,
 )
+from .cancel import check_cancelled
 from .search_space import SpaceError, assignment_of
 
 SCHEMA = SettingsSchema("grid", {
@@ -79,14 +80,17 @@ class GridSearch(Algorithm):
         return SuggestResult(out)
 
     def _walk(self, space, count: int, excluded: set[tuple]) -> list[dict[str, str]]:
-        columns = [p.grid_values() for p in space.params]
-        radix = [len(c) for c in columns]
+        # Values are computed per point: a stepped parameter may have 2^53 of them.
+        columns = space.params
+        radix = [p.grid_count() for p in columns]
         size = math.prod(radix)
         out: list[dict[str, str]] = []
         batch: set[tuple] = set()
         index = self._cursor
         prefix_taken = True
         while len(out) < count and index < size:
+            if index % 256 == 0:
+                check_cancelled()
             point = _point_at(index, columns, radix, space.names)
             key = space.key(point)
             if key in self._taken and prefix_taken:
@@ -100,11 +104,11 @@ class GridSearch(Algorithm):
         return out
 
 
-def _point_at(index: int, columns: list[list[str]], radix: list[int], names: list[str]) -> dict[str, str]:
+def _point_at(index: int, columns, radix: list[int], names: list[str]) -> dict[str, str]:
     """The index-th grid point in itertools.product order (last parameter varies fastest)."""
     values = []
     for col, r in zip(reversed(columns), reversed(radix), strict=True):
         index, digit = divmod(index, r)
-        values.append(col[digit])
+        values.append(col.grid_value(digit))
     return dict(zip(names, reversed(values), strict=True))
 

@@ -40,6 +40,7 @@ import numpy as np
 from sextant.api import api_pb2
 
 from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult, settings_of
+from .cancel import check_cancelled
 from .search_space import (
     PENDING,
     SearchSpace,
@@ -187,6 +188,7 @@ class Hyperband(Algorithm):
             taken.add(space.key(point))
             out.append(point)
         while len(out) < count:
+            check_cancelled()
             out.append(self._random(space, rng, taken, state.resource_name, resource_param.format(resource)))
         state = replace(state, evaluating_trials=len(out))
         return SuggestResult(out, algorithm_settings=state.settings())

@@ -24,6 +24,7 @@ from scipy.stats import qmc
 from sextant.api import api_pb2
 
 from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .cancel import check_cancelled
 from .optuna_study import distribution, from_optuna, to_optuna
 from .optuna_tpe import OptunaTPE
 from .search_space import SearchSpace
@@ -111,6 +112,7 @@ class MultivariateTPE(Algorithm):
         encode = self._encoder(space, model)
         out = []
         for i in range(count):
+            check_cancelled()
             point = None
             design = self._startup_point(random_state, model, loss, len(trials) + i)
             for attempt in range(RETRIES):

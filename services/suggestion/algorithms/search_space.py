@@ -18,10 +18,15 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sys
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 
+from sextant import limits
 from sextant.api import api_pb2
+from sextant.resources.numbers import NumberError, excerpt, parse_finite, parse_int
+
+from .cancel import check_cancelled
 
 DOUBLE, INT, DISCRETE, CATEGORICAL = "double", "int", "discrete", "categorical"
 UNIFORM, LOG_UNIFORM, NORMAL, LOG_NORMAL = "uniform", "logUniform", "normal", "logNormal"
@@ -30,7 +35,7 @@ _TYPES = {api_pb2.DOUBLE: DOUBLE, api_pb2.INT: INT, api_pb2.DISCRETE: DISCRETE,
           api_pb2.CATEGORICAL: CATEGORICAL}
 _DISTS = {api_pb2.DISTRIBUTION_UNSPECIFIED: UNIFORM, api_pb2.UNIFORM: UNIFORM,
           api_pb2.LOG_UNIFORM: LOG_UNIFORM, api_pb2.NORMAL: NORMAL, api_pb2.LOG_NORMAL: LOG_NORMAL}
-_INT_RE = re.compile(r"^[+-]?\d+$")
+_INT_RE = re.compile(r"[+-]?[0-9]+\Z")
 
 Condition = api_pb2.TrialStatus.TrialConditionType
 LEARN_FROM = (Condition.SUCCEEDED, Condition.EARLYSTOPPED)
@@ -53,7 +58,10 @@ def _decimals(text: str) -> int:
 def _decimal_exponent(text: str) -> int:
     from decimal import Decimal
 
-    return int(Decimal(text.strip()).as_tuple().exponent)
+    try:
+        return int(Decimal(text.strip()).as_tuple().exponent)
+    except ArithmeticError:  # a hex float ("0x1p-4"): use the shortest decimal of its value
+        return int(Decimal(repr(parse_finite(text))).as_tuple().exponent)
 
 
 def format_double(value: float) -> str:
@@ -86,31 +94,30 @@ class Param:
         if ptype in (DISCRETE, CATEGORICAL):
             if not fs.list:
                 raise SpaceError(f"parameter {name}: feasibleSpace.list must not be empty for {ptype}")
+            if len(fs.list) > limits.MAX_LIST_VALUES:
+                raise SpaceError(f"parameter {name}: feasibleSpace.list has {len(fs.list)} values, "
+                                 f"more than the limit of {limits.MAX_LIST_VALUES}")
             return cls(name, ptype, choices=tuple(fs.list), distribution=dist)
+        # Numbers are read as Katib's Go code reads them (sextant.resources.numbers).
+        read = parse_int if ptype == INT else parse_finite
         try:
-            low, high = float(fs.min), float(fs.max)
-        except ValueError as exc:
-            raise SpaceError(f"parameter {name}: feasibleSpace min/max must be numbers ({exc})") from None
-        if not (math.isfinite(low) and math.isfinite(high)):
-            raise SpaceError(f"parameter {name}: feasibleSpace min/max must be finite")
+            exact_low, exact_high = read(fs.min), read(fs.max)
+            step: float | None = float(read(fs.step)) if fs.step else None
+        except NumberError as exc:
+            raise SpaceError(f"parameter {name}: feasibleSpace min/max/step {exc}") from None
+        if ptype == INT and max(abs(exact_low), abs(exact_high)) > limits.MAX_INT_MAGNITUDE:
+            raise SpaceError(f"parameter {name}: int min/max must be within +-2^53")
+        low, high = float(exact_low), float(exact_high)
         if low > high:
-            raise SpaceError(f"parameter {name}: feasibleSpace.min {fs.min} > max {fs.max}")
-        step: float | None = None
-        if fs.step:
-            try:
-                step = float(fs.step)
-            except ValueError:
-                raise SpaceError(f"parameter {name}: feasibleSpace.step must be a number") from None
-            if not step > 0:
-                raise SpaceError(f"parameter {name}: feasibleSpace.step must be > 0")
+            raise SpaceError(f"parameter {name}: feasibleSpace.min {excerpt(fs.min)} > max {excerpt(fs.max)}")
+        if not math.isfinite(high - low):
+            raise SpaceError(f"parameter {name}: feasibleSpace max - min is not a finite double")
+        if step is not None and not step > 0:
+            raise SpaceError(f"parameter {name}: feasibleSpace.step must be > 0")
+        if step is not None and (high - low) / step > limits.MAX_STEPPED_VALUES:
+            raise SpaceError(f"parameter {name}: (max - min) / step must be at most 2^53")
         if ptype == INT:
-            if not (_INT_RE.match(fs.min.strip()) and _INT_RE.match(fs.max.strip())):
-                raise SpaceError(f"parameter {name}: int min/max must be integers")
-            if step is None:
-                step = 1.0
-            if step != int(step):
-                raise SpaceError(f"parameter {name}: int step must be an integer")
-            return cls(name, INT, low, high, step, distribution=dist)
+            return cls(name, INT, low, high, step or 1.0, distribution=dist)
         decimals = max(_decimals(fs.min), _decimals(fs.step)) if step else 12
         return cls(name, DOUBLE, low, high, step, distribution=dist, decimals=min(decimals, 15))
 
@@ -196,19 +203,33 @@ class Param:
             return f"{self.name}={text} is outside [{self.low}, {self.high}]"
         if self.step is not None:
             k = (v - self.low) / self.step
-            if abs(k - round(k)) > 1e-6:
+            # A double carries ~16 significant digits: far along a fine grid the index itself is
+            # only known to within a few units in the last place.
+            if abs(k - round(k)) > max(1e-6, 8 * abs(k) * sys.float_info.epsilon):
                 return f"{self.name}={text} is not on the step grid min + k*{self.step}"
         return None
 
     def grid_values(self) -> list[str]:
         """Every value in order (as Katib's grid helper lists them); DOUBLE without step raises SpaceError."""
+        return [self.grid_value(k) for k in range(self.grid_count())]
+
+    def grid_count(self) -> int:
+        """How many grid values the parameter has; DOUBLE without step raises SpaceError."""
         if not self.numeric:
-            return list(self.choices)
+            return len(self.choices)
         if self.step is None:
             if self.type == DOUBLE and self.high > self.low:
                 raise SpaceError(f"parameter {self.name}: a double needs feasibleSpace.step for grid")
-            return [self.format(self.low)]
-        return [self.format(self.low + k * self.step) for k in range(int(self.size))]
+            return 1
+        return int(self.size)
+
+    def grid_value(self, k: int) -> str:
+        """The k-th grid value, computed (a stepped range may have 2^53 values: never list them)."""
+        if not self.numeric:
+            return self.choices[k]
+        if self.step is None:
+            return self.format(self.low)
+        return self.format(self.low + k * self.step)
 
     def sample(self, rng) -> str:
         """One random value honouring the distribution (``rng``: numpy Generator/RandomState)."""
@@ -266,6 +287,9 @@ class SearchSpace:
         specs = experiment.spec.parameter_specs.parameters
         if not specs:
             raise SpaceError("spec.parameters must not be empty")
+        if len(specs) > limits.MAX_PARAMETERS:
+            raise SpaceError(f"spec.parameters has {len(specs)} parameters, more than the limit of "
+                             f"{limits.MAX_PARAMETERS}")
         params = tuple(Param.from_spec(s) for s in specs)
         names = [p.name for p in params]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -314,6 +338,7 @@ class SearchSpace:
         return {p.name: p.from_unit(u) for p, u in zip(self.params, point, strict=True)}
 
     def sample(self, rng) -> dict[str, str]:
+        check_cancelled()
         return {p.name: p.sample(rng) for p in self.params}
 
     def sample_untaken(self, rng, taken: Container[tuple], redraws: int = 32) -> dict[str, str]:

@@ -2,13 +2,20 @@
 
 It enforces Katib's contract around the algorithm:
 
-* ``current_request_number`` <= 0 -> an empty reply, the algorithm is not called;
+* ``current_request_number`` 0 -> an empty reply, the algorithm is not called; negative or
+  above ``sextant.limits.MAX_REQUEST_NUMBER`` -> INVALID_ARGUMENT (Sextant's bound on the work
+  of one call);
 * unknown algorithm name -> INVALID_ARGUMENT ("unknown algorithm name <name>");
 * the experiment is validated on every GetSuggestions too (INVALID_ARGUMENT);
 * the reply has exactly ``current_request_number`` assignments, every value feasible and
   formatted as Katib does; an algorithm breaking this is a bug -> INTERNAL, nothing sent;
 * ``SearchSpaceExhausted`` -> OUT_OF_RANGE.
 * ``NotReady`` -> UNAVAILABLE.
+* the caller gone or out of time -> the algorithm stops at its next ``check_cancelled`` and the
+  call ends CANCELLED / DEADLINE_EXCEEDED;
+* ``OverflowError`` (a search space too wide for double arithmetic) -> INVALID_ARGUMENT and
+  ``MemoryError`` -> RESOURCE_EXHAUSTED, each with a message, never INTERNAL;
+* messages are cut to ``MAX_MESSAGE_CHARS``: they may quote user input.
 
 Many experiments are served at once: one Algorithm instance per (experiment, algorithm),
 LRU-bounded, each behind its own lock, replaced when the experiment's fingerprint changes.
@@ -25,16 +32,36 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from sextant import limits
 from sextant.api import api_pb2, api_pb2_grpc
 
 from . import algorithm_classes
 from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult
+from .cancel import Cancelled, serving
 from .search_space import SearchSpace, SpaceError
 
 log = logging.getLogger("sextant.suggestion")
 
 SERVICE_NAME = "api.v1.beta1.Suggestion"
+MAX_MESSAGE_CHARS = 1000
 HEALTH_NAMES = ("", "manager.v1beta1.Suggestion")
+
+
+def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """An error message cut to ``limit`` characters (it may quote user input)."""
+    return message if len(message) <= limit else message[:limit] + f"... ({len(message)} characters)"
+
+
+def _abort(context, code: grpc.StatusCode, message: str):
+    context.abort(code, bounded(message))
+
+
+def still_wanted(context) -> bool:
+    """The caller is connected and has time left."""
+    if not context.is_active():
+        return False
+    remaining = context.time_remaining()
+    return remaining is None or remaining > 0
 
 
 class ContractViolation(Exception):
@@ -142,39 +169,66 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         try:
             entry = self._cache.entry(experiment)
         except InvalidSettings as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        with entry.lock:
-            errors = validation_errors(entry.algorithm, experiment)
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            with entry.lock:
+                errors = validation_errors(entry.algorithm, experiment)
+        except (OverflowError, ValueError) as exc:
+            errors = [f"the search space cannot be used: {exc}"]
+        except Exception as exc:  # a bug in a validator: report it, keep serving
+            log.exception("validation failed", extra={"experiment": experiment.name})
+            _abort(context, grpc.StatusCode.INTERNAL, f"validating the settings failed: {exc!r}")
         if errors:
-            log.info("settings rejected", extra={"experiment": experiment.name, "errors": errors})
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+            log.info("settings rejected", extra={"experiment": experiment.name, "errors": bounded("; ".join(errors))})
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
         return api_pb2.ValidateAlgorithmSettingsReply()
 
     def GetSuggestions(self, request, context):
         count = request.current_request_number
-        if count <= 0:
+        if count == 0:
             return api_pb2.GetSuggestionsReply()
+        if not 0 < count <= limits.MAX_REQUEST_NUMBER:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"current_request_number: must be between 0 and {limits.MAX_REQUEST_NUMBER}, got {count}")
         experiment = request.experiment
+        parameters = len(experiment.spec.parameter_specs.parameters)
+        if count * parameters > limits.MAX_REQUEST_VALUES:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"current_request_number: {count} assignments x {parameters} parameters is more than "
+                   f"{limits.MAX_REQUEST_VALUES} values per call; ask for fewer at once")
+        algorithm_name = bounded(experiment.spec.algorithm.algorithm_name, 100)
         started = time.perf_counter()
         try:
-            reply = self._suggest(experiment, list(request.trials), count)
+            with serving(lambda: still_wanted(context)):
+                reply = self._suggest(experiment, list(request.trials), count)
+        except Cancelled:
+            gone = not context.is_active()
+            log.info("suggest cancelled", extra={"experiment": experiment.name, "disconnected": gone})
+            _abort(context, grpc.StatusCode.CANCELLED if gone else grpc.StatusCode.DEADLINE_EXCEEDED,
+                   "the caller went away or its deadline passed; the work was stopped")
         except InvalidSettings as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except SearchSpaceExhausted as exc:
-            log.info("search space exhausted", extra={"experiment": experiment.name, "reason": str(exc)})
-            context.abort(grpc.StatusCode.OUT_OF_RANGE, str(exc) or "search space exhausted")
+            log.info("search space exhausted", extra={"experiment": experiment.name, "reason": bounded(str(exc))})
+            _abort(context, grpc.StatusCode.OUT_OF_RANGE, str(exc) or "search space exhausted")
         except NotReady as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc) or "not ready, retry later")
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc) or "not ready, retry later")
         except ContractViolation as exc:
-            log.error("algorithm broke the contract", extra={"experiment": experiment.name, "error": str(exc)})
-            context.abort(grpc.StatusCode.INTERNAL,
-                          f"algorithm {experiment.spec.algorithm.algorithm_name}: {exc}")
+            log.error("algorithm broke the contract", extra={"experiment": experiment.name, "error": bounded(str(exc))})
+            _abort(context, grpc.StatusCode.INTERNAL, f"algorithm {algorithm_name}: {exc}")
+        except OverflowError as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"algorithm {algorithm_name}: the search space is too wide for double arithmetic ({exc})")
+        except MemoryError:
+            log.error("suggest ran out of memory", extra={"experiment": experiment.name, "count": count})
+            _abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
+                   f"algorithm {algorithm_name}: out of memory for {count} assignments over "
+                   f"{len(request.trials)} trials; ask for fewer at once")
         except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Exception as exc:  # a bug in an algorithm: report it, keep serving
             log.exception("suggest failed", extra={"experiment": experiment.name})
-            context.abort(grpc.StatusCode.INTERNAL,
-                          f"algorithm {experiment.spec.algorithm.algorithm_name} failed: {exc!r}")
+            _abort(context, grpc.StatusCode.INTERNAL, f"algorithm {algorithm_name} failed: {exc!r}")
         log.debug("suggested", extra={"experiment": experiment.name, "count": count,
                                       "trials": len(request.trials),
                                       "ms": round((time.perf_counter() - started) * 1000, 3)})

@@ -19,6 +19,7 @@ from scipy.stats import qmc
 from sextant.api import api_pb2
 
 from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .cancel import check_cancelled
 
 SCHEMA = SettingsSchema("sobol", {
     "random_state": SettingRule(int, non_negative_int("random_state should be greate or equal than zero")),
@@ -70,6 +71,7 @@ class Sobol(Algorithm):
                 break
         rng = np.random.default_rng([key[1], len(trials)])
         while len(out) < count:  # a small discrete space: fall back to random draws
+            check_cancelled()
             point = space.sample_untaken(rng, taken)
             taken.add(space.key(point))
             out.append(point)

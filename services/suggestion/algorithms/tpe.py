@@ -36,6 +36,7 @@ from hyperopt.tpe import DEFAULT_LF
 from sextant.api import api_pb2
 
 from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .cancel import check_cancelled
 from .search_space import (
     LOG_NORMAL,
     NORMAL,
@@ -248,6 +249,7 @@ class TPE(Algorithm):
         seeds = _call_seeds(settings["random_state"], len(trials), count)
         out: list[dict[str, str]] = []
         for i in range(count):
+            check_cancelled()
             point = None
             for attempt in range(RETRIES):
                 seed = int(seeds[i]) if attempt == 0 else _retry_seed(seeds[i], attempt)

@@ -10,13 +10,15 @@ from sextant.algorithm_registry import Registry
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
-from sextant.runtime import make_runtime
+from sextant.runtime import Runtime, make_runtime
 from sextant.store.informer import Informer
+from sextant.store.interface import ResourceStore
 
 from .reconciler import SuggestionReconciler
 
 
-def build_controller(store, runtime, registry, *, db_manager_address: str, token: str | None = None,
+def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry, *, db_manager_address: str,
+                     token: str | None = None,
                      namespace: str = "", workers: int = 4, resync_seconds: float = 30.0,
                      call_timeout: float = 60.0) -> Controller:
     reconciler = SuggestionReconciler(store, runtime, registry, db_manager_address=db_manager_address,

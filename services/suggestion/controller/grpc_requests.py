@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from sextant.api import api_pb2
+from sextant.katib import trial_status
 from sextant.katib.condition_list import has_condition
 from sextant.observation_values import is_observation_available, strategy_for, value_by_strategy
 from sextant.resources.models import (
@@ -43,13 +44,14 @@ _DISTRIBUTIONS = {
     "logNormal": api_pb2.LOG_NORMAL,
 }
 _OBJECTIVE_TYPES = {ObjectiveType.MINIMIZE: api_pb2.MINIMIZE, ObjectiveType.MAXIMIZE: api_pb2.MAXIMIZE}
+# A trial's last condition on the wire; any other (MetricsUnavailable) is UNKNOWN, as in Katib.
 _CONDITIONS = {
-    "Created": api_pb2.TrialStatus.CREATED,
-    "Running": api_pb2.TrialStatus.RUNNING,
-    "Succeeded": api_pb2.TrialStatus.SUCCEEDED,
-    "Killed": api_pb2.TrialStatus.KILLED,
-    "Failed": api_pb2.TrialStatus.FAILED,
-    "EarlyStopped": api_pb2.TrialStatus.EARLYSTOPPED,
+    trial_status.CREATED: api_pb2.TrialStatus.CREATED,
+    trial_status.RUNNING: api_pb2.TrialStatus.RUNNING,
+    trial_status.SUCCEEDED: api_pb2.TrialStatus.SUCCEEDED,
+    trial_status.KILLED: api_pb2.TrialStatus.KILLED,
+    trial_status.FAILED: api_pb2.TrialStatus.FAILED,
+    trial_status.EARLY_STOPPED: api_pb2.TrialStatus.EARLYSTOPPED,
 }
 _COMPARISONS = {api_pb2.EQUAL: "equal", api_pb2.LESS: "less", api_pb2.GREATER: "greater"}
 
@@ -154,7 +156,7 @@ def included_in_request(trial: Trial) -> bool:
     return True
 
 
-def last_condition(trial: Trial) -> int:
+def last_condition(trial: Trial) -> api_pb2.TrialStatus.TrialConditionType:
     conds = trial.status.conditions
     if not conds:
         return api_pb2.TrialStatus.CREATED
@@ -238,6 +240,6 @@ def early_stopping_rules_request(experiment: Experiment, suggestion: Suggestion,
     )
 
 
-def comparison_name(value: int) -> str:
+def comparison_name(value: api_pb2.ComparisonType) -> str:
     """EQUAL→equal, LESS→less, GREATER→greater, anything else→equal."""
     return _COMPARISONS.get(value, "equal")

@@ -1,7 +1,8 @@
 """The suggestion reconcile: one level-triggered pass over one Suggestion (Katib's suggestion controller).
 
 1. Succeeded (the experiment ended, Never/FromVolume) or Failed → tear the algorithm service
-   down (FromVolume keeps its state directory) and stop.
+   down (FromVolume keeps its state directory) and stop. So does a Suggestion whose Experiment
+   is gone or being deleted: a deleted experiment's service is never started again.
 2. Created on first sight.
 3. Ensure the algorithm service ``<experiment>-<algorithm>`` through the Runtime (a dead one is
    started again); not healthy yet → DeploymentReady=False and look again shortly.
@@ -12,7 +13,10 @@
    early-stopping rules, name them, and record them with the settings overlay in *one* status
    write. A reply with the wrong count stores nothing (error, retried with backoff).
 
-Sextant addition: an algorithm that answers OUT_OF_RANGE has exhausted its search space. The
+Sextant additions: an algorithm that answers GetSuggestions with INVALID_ARGUMENT rejects the
+experiment itself -- asking again cannot help -- so the Suggestion is Failed with the
+algorithm's message ("GetSuggestions rejected the experiment: ...") and the experiment fails
+with it, instead of a retry every backoff period for ever. An algorithm that answers OUT_OF_RANGE has exhausted its search space. The
 controller then asks one assignment at a time to collect what is left (grid answers
 OUT_OF_RANGE when fewer points remain than requested), records those, and sets the condition
 ``Exhausted=True`` (reason ``SuggestionEndReached``); the experiment controller ends the
@@ -24,7 +28,9 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
 import grpc
 
@@ -44,8 +50,9 @@ from sextant.resources.models import (
     Trial,
     TrialAssignment,
 )
-from sextant.runtime.base import Runtime, ServiceSpec
+from sextant.runtime.base import Runtime, ServiceSpec, ServiceStatus
 from sextant.store.cached_reader import CachedReader, with_status_copy
+from sextant.store.informer import Informer
 from sextant.store.interface import Conflict, ResourceStore
 
 from . import grpc_requests as rb
@@ -57,6 +64,20 @@ NAME_ALPHABET = string.ascii_lowercase + string.digits
 
 class SuggestionError(Exception):
     """A reconcile failure that is retried with backoff (nothing was stored)."""
+
+
+class SuggestionRejected(Exception):
+    """The algorithm refused the experiment (INVALID_ARGUMENT): terminal, never retried."""
+
+
+MAX_REASON_CHARS = 1000
+
+
+def _rejection(call: str, err: grpc.RpcError) -> SuggestionRejected:
+    details = err.details() or err.code().name
+    if len(details) > MAX_REASON_CHARS:
+        details = details[:MAX_REASON_CHARS] + "..."
+    return SuggestionRejected(f"{call} rejected the experiment: {details}")
 
 
 @dataclass
@@ -77,7 +98,7 @@ def random_trial_name(prefix: str, taken: set[str]) -> str:
             return name
 
 
-def _status_doc(s: Suggestion) -> dict:
+def _status_doc(s: Suggestion) -> dict[str, Any]:
     """The status as compared before and after a pass; the (long) list of assignments is
     compared by identity, since a pass only ever replaces it."""
     doc = s.status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"suggestions"})
@@ -103,12 +124,12 @@ class SuggestionReconciler:
         self._known: dict[Key, _Known] = {}
         # Suggestions and Experiments come from informer caches overlaid with our own writes
         # (set by build_controller; without informers they are read from the store).
-        self.suggestions = CachedReader(store, None, "Suggestion")
-        self.experiments = CachedReader(store, None, "Experiment")
+        self.suggestions: CachedReader[Suggestion] = CachedReader(store, None, "Suggestion")
+        self.experiments: CachedReader[Experiment] = CachedReader(store, None, "Experiment")
         self._validated: dict[Key, str] = {}  # key → address of the service instance validated
         # Optional Trial informer (set by build_controller): trials for GetSuggestions come from
         # its cache instead of a store List per pass (as Katib's cached client does).
-        self.trial_informer = None
+        self.trial_informer: Informer | None = None
         self._channels: ChannelCache | None = None
 
     def orphan_keys(self, namespace: str = "") -> list[Key]:
@@ -143,6 +164,14 @@ class SuggestionReconciler:
             self._validated.pop(key, None)
             return None
 
+        exp = self.experiments.get(key.namespace, key.name)
+        if exp is None or exp.metadata.deletion_timestamp or sugg.metadata.deletion_timestamp:
+            # The experiment is gone (a cache may still show its Suggestion for a moment): its
+            # service must go, and nothing may start one again.
+            self.runtime.delete_service(key.namespace, name, keep_state=persistent)
+            self._validated.pop(key, None)
+            return None
+
         before = _status_doc(sugg)
         ss.mark_created(sugg)
 
@@ -158,10 +187,6 @@ class SuggestionReconciler:
             return Result(requeue_after=self.not_ready_requeue)
         ss.mark_deployment_ready(sugg, True)
 
-        exp = self.experiments.get(key.namespace, key.name)
-        if exp is None:
-            self._write(sugg, before)
-            return None
         trials = self._trials(exp)
 
         if self._validated.get(key) != state.address or not ss.is_running(sugg):
@@ -177,7 +202,12 @@ class SuggestionReconciler:
             return None
         if rb.current_request_number(sugg) <= 0:
             return None
-        if not self._sync_assignments(exp, sugg, trials, state):
+        try:
+            synced = self._sync_assignments(exp, sugg, trials, state)
+        except SuggestionRejected as rejected:
+            self._fail(sugg, str(rejected))
+            return None
+        if not synced:
             # The algorithm answered UNAVAILABLE (e.g. a hyperband rung still running): ask again
             # soon rather than after an ever longer error backoff.
             return Result(requeue_after=self.algorithm_busy_requeue)
@@ -219,7 +249,7 @@ class SuggestionReconciler:
         if informer is not None and informer.has_synced():
             return [t for t in informer.list(labels) if t.metadata.namespace == exp.metadata.namespace]
         items, _ = self.store.list("Trial", exp.metadata.namespace, labels)
-        return items
+        return cast(list[Trial], items)
 
     def _channel(self, address: str) -> grpc.Channel:
         """A cached channel: callers must not close it."""
@@ -227,9 +257,10 @@ class SuggestionReconciler:
             self._channels = ChannelCache(self.token)
         return self._channels.get(address)
 
-    def _validate(self, exp: Experiment, state) -> str | None:
+    def _validate(self, exp: Experiment, state: ServiceStatus) -> str | None:
         """None when valid; the algorithm's message when it rejects the settings."""
-        calls = [(state.address, lambda ch: api_pb2_grpc.SuggestionStub(ch).ValidateAlgorithmSettings(
+        calls: list[tuple[str | None, Callable[[grpc.Channel], object]]] = [
+            (state.address, lambda ch: api_pb2_grpc.SuggestionStub(ch).ValidateAlgorithmSettings(
             rb.validate_request(exp), timeout=self.call_timeout))]
         if exp.spec.early_stopping is not None and state.early_stopping_address:
             calls.append((state.early_stopping_address,
@@ -237,23 +268,32 @@ class SuggestionReconciler:
                               api_pb2.ValidateEarlyStoppingSettingsRequest(
                                   early_stopping=rb.early_stopping_message(exp)), timeout=self.call_timeout)))
         for address, call in calls:
+            if not address:
+                raise SuggestionError("the algorithm service has no address yet")
             channel = self._channel(address)
             try:
                 call(channel)
             except grpc.RpcError as err:
                 code = err.code()
                 if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN):
-                    return err.details() or code.name
+                    details = str(err.details() or code.name)
+                    return details if len(details) <= MAX_REASON_CHARS else details[:MAX_REASON_CHARS] + "..."
                 if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                     raise SuggestionError(f"validation at {address}: {code.name}: {err.details()}") from None
                 # Any other answer (UNIMPLEMENTED, INTERNAL, ...) counts as valid, as in Katib.
         return None
 
-    def _get_suggestions(self, address: str, req: api_pb2.GetSuggestionsRequest):
+    def _get_suggestions(self, address: str | None, req: api_pb2.GetSuggestionsRequest
+                         ) -> api_pb2.GetSuggestionsReply:
+        if not address:
+            raise SuggestionError("the algorithm service has no address yet")
         channel = self._channel(address)
-        return api_pb2_grpc.SuggestionStub(channel).GetSuggestions(req, timeout=self.call_timeout)
+        reply: api_pb2.GetSuggestionsReply = api_pb2_grpc.SuggestionStub(channel).GetSuggestions(
+            req, timeout=self.call_timeout)
+        return reply
 
-    def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial], state) -> bool:
+    def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial],
+                          state: ServiceStatus) -> bool:
         """Asks for and records new assignments; False if the algorithm said "not yet"."""
         current = rb.current_request_number(sugg)
         req = rb.suggestions_request(exp, sugg, trials)
@@ -271,6 +311,8 @@ class SuggestionReconciler:
                 log.info("algorithm not ready", extra={"suggestion": sugg.metadata.name,
                                                        "detail": err.details()})
                 return False
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise _rejection("GetSuggestions", err) from None
             if err.code() != grpc.StatusCode.OUT_OF_RANGE:
                 raise SuggestionError(f"GetSuggestions at {state.address}: {err.code().name}: "
                                       f"{err.details()}") from None
@@ -283,7 +325,8 @@ class SuggestionReconciler:
         self._record(sugg, assignments_pb, overlay, rules, exhausted, current, trials)
         return True
 
-    def _collect_rest(self, address: str, req: api_pb2.GetSuggestionsRequest, wanted: int):
+    def _collect_rest(self, address: str | None, req: api_pb2.GetSuggestionsRequest, wanted: int
+                      ) -> list[api_pb2.GetSuggestionsReply]:
         """After OUT_OF_RANGE: ask one at a time for what is left (at most ``wanted - 1``)."""
         replies: list[api_pb2.GetSuggestionsReply] = []
         if wanted <= 1:
@@ -299,13 +342,16 @@ class SuggestionReconciler:
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.OUT_OF_RANGE:
                     break
+                if err.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                    raise _rejection("GetSuggestions", err) from None
                 raise SuggestionError(f"GetSuggestions at {address}: {err.code().name}: {err.details()}") from None
             if len(reply.parameter_assignments) != 1:
                 break
             replies.append(reply)
         return replies
 
-    def _early_stopping_rules(self, exp, sugg, trials, state) -> list[EarlyStoppingRule]:
+    def _early_stopping_rules(self, exp: Experiment, sugg: Suggestion, trials: list[Trial],
+                              state: ServiceStatus) -> list[EarlyStoppingRule]:
         if exp.spec.early_stopping is None or not state.early_stopping_address:
             return []
         channel = self._channel(state.early_stopping_address)
@@ -319,7 +365,8 @@ class SuggestionReconciler:
         return [EarlyStoppingRule(name=r.name, value=r.value, comparison=rb.comparison_name(r.comparison),
                                   start_step=r.start_step) for r in reply.early_stopping_rules]
 
-    def _record(self, sugg: Suggestion, assignments_pb, overlay, rules, exhausted: bool, current: int,
+    def _record(self, sugg: Suggestion, assignments_pb: list[api_pb2.GetSuggestionsReply.ParameterAssignments],
+                overlay: list[AlgorithmSetting], rules: list[EarlyStoppingRule], exhausted: bool, current: int,
                 trials: list[Trial]) -> None:
         """One status write; on a conflict re-read and re-apply only if nothing relevant moved."""
         expected_count = sugg.status.suggestion_count
@@ -349,7 +396,7 @@ class SuggestionReconciler:
                                                              "count": len(new), "exhausted": exhausted})
                 return
             except Conflict:
-                sugg = self.store.get("Suggestion", sugg.metadata.namespace, sugg.metadata.name)
+                sugg = cast(Suggestion, self.store.get("Suggestion", sugg.metadata.namespace, sugg.metadata.name))
                 if (sugg.status.suggestion_count != expected_count
                         or rb.current_request_number(sugg) < len(new)
                         or ss.is_succeeded(sugg)):
@@ -357,7 +404,7 @@ class SuggestionReconciler:
                                           "the reply was discarded") from None
         raise SuggestionError("the Suggestion status kept changing; the reply was discarded")
 
-    def _write(self, sugg: Suggestion, before: dict) -> Suggestion:
+    def _write(self, sugg: Suggestion, before: dict[str, Any]) -> Suggestion:
         if _status_doc(sugg) != before:
             return self.suggestions.wrote(self.store.update_status(sugg))
         return sugg

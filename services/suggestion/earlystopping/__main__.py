@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from sextant.config import DEFAULT_EARLY_STOPPING_PORT, add_server_arguments, env, server_settings
 from sextant.logging_setup import setup_logging
-from sextant.server import GrpcServer
+from sextant.server import GrpcServer, exit_now
 
 from .medianstop import NAME
 from .servicer import HEALTH_NAMES, MedianStopServicer, add_to_server
@@ -62,4 +61,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

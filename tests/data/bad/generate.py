@@ -262,6 +262,63 @@ case("range-goal-infinite", "range", mutate(S("spec.objective.goal", float("inf"
 case("range-goal-nan", "range", mutate(S("spec.objective.goal", float("nan"))), ["spec.objective.goal"])
 case("range-min-empty-string", "range", mutate(S(f"{FS0}.min", "")), [f"{FS0}.min"])
 
+# ---- numbers Go's strconv would not read, and values beyond what can be served (issue 21) --------
+case("number-int-below-int64", "range", mutate(S(f"{FS1}.min", "-9223372036854775809")), [f"{FS1}.min"])
+case("number-int-above-2p53", "range", mutate(S(f"{FS1}.max", "9007199254740993")), [f"{FS1}.max"])
+case("number-int-underscore", "range", mutate(S(f"{FS1}.max", "1_0")), [f"{FS1}.max"])
+case("number-int-fullwidth", "range", mutate(S(f"{FS1}.max", "\uff11\uff10")), [f"{FS1}.max"])
+case("number-int-arabic-indic", "range", mutate(S(f"{FS1}.min", "\u0660")), [f"{FS1}.min"])
+case("number-int-exponent", "range", mutate(S(f"{FS1}.max", "1e1")), [f"{FS1}.max"])
+case("number-int-float-text", "range", mutate(S(f"{FS1}.max", "4.0")), [f"{FS1}.max"])
+case("number-int-5000-digits-text", "range", mutate(S(f"{FS1}.max", "9" * 5000)), [f"{FS1}.max"])
+case("number-int-5000-digits", "range", BASE_YAML.replace("maxTrialCount: 4", "maxTrialCount: " + "9" * 5000),
+     ["spec.maxTrialCount"], TEXT)
+case("number-double-fullwidth", "range", mutate(S(f"{FS0}.max", "\uff10.\uff15")), [f"{FS0}.max"])
+case("number-double-padded", "range", mutate(S(f"{FS0}.min", " 0.01")), [f"{FS0}.min"])
+case("number-double-trailing-underscore", "range", mutate(S(f"{FS0}.max", "0.05_")), [f"{FS0}.max"])
+case("number-double-hex-without-exponent", "range", mutate(S(f"{FS0}.max", "0x1")), [f"{FS0}.max"])
+case("number-double-span-overflows", "range", mutate(S(f"{FS0}.min", "-1e308"), S(f"{FS0}.max", "1e308")),
+     [f"{FS0}.max"])
+case("number-step-too-fine", "range", mutate(S(f"{FS0}.step", "1e-300")), [f"{FS0}.step"])
+case("number-discrete-fullwidth", "range",
+     mutate(S("spec.parameters[2]", {"name": "optimizer", "parameterType": "discrete",
+                                     "feasibleSpace": {"list": ["1", "\uff12"]}})),
+     ["spec.parameters[2].feasibleSpace.list"])
+case("limit-parallel-int32-max", "range",
+     mutate(S("spec.maxTrialCount", 2147483647), S("spec.parallelTrialCount", 2147483647)),
+     ["spec.parallelTrialCount"])
+case("limit-too-many-parameters", "range", mutate(*[
+    A("spec.parameters", {"name": f"extra{i}", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}})
+    for i in range(260)]), ["spec.parameters"])
+case("limit-list-too-long", "range",
+     mutate(S("spec.parameters[2].feasibleSpace.list", [f"v{i}" for i in range(10_001)])),
+     ["spec.parameters[2].feasibleSpace.list"])
+case("limit-setting-value-too-long", "range",
+     mutate(S("spec.algorithm.algorithmSettings", [{"name": "random_state", "value": "1" * 5000}])),
+     ["spec.algorithm.algorithmSettings[0].value"])
+case("metric-name-blank", "name", mutate(S("spec.objective.objectiveMetricName", "  ")),
+     ["spec.objective.objectiveMetricName"])
+case("metric-name-newline", "name", mutate(S("spec.objective.objectiveMetricName", "score\nevil=1")),
+     ["spec.objective.objectiveMetricName"])
+case("metric-name-regex", "name", mutate(S("spec.objective.additionalMetricNames", ["loss.*"])),
+     ["spec.objective.additionalMetricNames[0]"])
+case("metric-name-too-long", "name", mutate(S("spec.objective.additionalMetricNames", ["m" * 300])),
+     ["spec.objective.additionalMetricNames[0]"])
+case("metric-name-blank-additional", "name", mutate(S("spec.objective.additionalMetricNames", [" "])),
+     ["spec.objective.additionalMetricNames[0]"])
+case("collector-file-path-root", "unknown", mutate(S(MC, {
+    "collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/", "kind": "File"}}})),
+    [f"{MC}.source.fileSystemPath.path"])
+case("collector-file-path-directory", "unknown", mutate(S(MC, {
+    "collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/var/log/", "kind": "File"}}})),
+    [f"{MC}.source.fileSystemPath.path"])
+case("collector-file-path-dot-dot", "unknown", mutate(S(MC, {
+    "collector": {"kind": "File"}, "source": {"fileSystemPath": {"path": "/tmp/../etc/passwd", "kind": "File"}}})),
+    [f"{MC}.source.fileSystemPath.path"])
+case("collector-tfevent-path-root", "unknown", mutate(S(MC, {
+    "collector": {"kind": "TensorFlowEvent"}, "source": {"fileSystemPath": {"path": "/", "kind": "Directory"}}})),
+    [f"{MC}.source.fileSystemPath.path"])
+
 # ---- unknown algorithms, collectors, enums ---------------------------------------------------------
 case("unknown-algorithm-typo", "unknown", mutate(S("spec.algorithm.algorithmName", "randum")),
      ["spec.algorithm.algorithmName"])

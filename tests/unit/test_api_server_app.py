@@ -1,0 +1,171 @@
+"""The API server's application over the in-memory ResourceStore, through aiohttp's test client:
+auth, CRUD with Kubernetes' Status errors, tables, discovery and watches, with no processes."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+
+from services.api_server.app import build_app
+from sextant.resources.admission import admit_experiment
+from sextant.store.memory import MemoryResourceStore
+
+pytestmark = pytest.mark.asyncio
+TOKEN = "unit-token"
+BASE = "/apis/kubeflow.org/v1beta1/namespaces/default"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+@pytest_asyncio.fixture
+async def api(tmp_path):
+    store = MemoryResourceStore(history=3)  # a short history: old versions expire soon
+    app = build_app(store, token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as client:
+        app["sextant.watch_hub"].wait_ready(10)
+        yield client
+
+
+async def _json(response) -> dict:
+    return json.loads(await response.read())
+
+
+async def test_token_header_or_cookie_and_public_paths(api):
+    denied = await api.get(f"{BASE}/experiments")
+    body = await _json(denied)
+    assert denied.status == 401 and (body["kind"], body["reason"], body["code"]) == ("Status", "Unauthorized", 401)
+    assert (await api.get(f"{BASE}/experiments", headers={"Authorization": "Bearer wrong"})).status == 401
+    assert (await api.get(f"{BASE}/experiments", headers=AUTH)).status == 200
+    assert (await api.get(f"{BASE}/experiments", cookies={"sextant_token": TOKEN})).status == 200
+    assert (await api.get("/healthz")).status == 200
+    api.server.app["sextant.public_prefixes"].append("/unit-public/")
+    assert (await api.get("/unit-public/app.js")).status == 404  # let through, then simply not found
+    assert (await api.get("/unit-private/app.js")).status == 401
+
+
+async def test_create_get_patch_conflict_delete(api, experiment_doc):
+    doc = copy.deepcopy(experiment_doc)
+    doc["metadata"] = {"name": "unit", "namespace": "default"}
+    created = await api.post(f"{BASE}/experiments", json=doc, headers=AUTH)
+    body = await _json(created)
+    assert created.status == 201 and body["metadata"]["uid"] and body["spec"]["parallelTrialCount"] == 3
+    again = await _json(await api.post(f"{BASE}/experiments", json=doc, headers=AUTH))
+    assert again["reason"] == "AlreadyExists" and again["message"] == 'experiments.kubeflow.org "unit" already exists'
+
+    bad = copy.deepcopy(doc)
+    bad["metadata"]["name"] = "bad"
+    bad["spec"]["maxTrialCount"] = -1
+    refused = await api.post(f"{BASE}/experiments", json=bad, headers=AUTH)
+    status = await _json(refused)
+    assert refused.status == 422 and status["details"]["kind"] == "Experiment"
+    assert {"field": "spec.maxTrialCount", "reason": "FieldValueInvalid",
+            "message": "Invalid value: -1: must be greater than 0"} in status["details"]["causes"]
+
+    patched = await api.patch(f"{BASE}/experiments/unit", data=json.dumps({"spec": {"maxTrialCount": 20}}),
+                              headers={**AUTH, "Content-Type": "application/merge-patch+json"})
+    assert patched.status == 200 and (await _json(patched))["spec"]["maxTrialCount"] == 20
+    stale = {**body, "metadata": {**body["metadata"]}}  # the version it was created at
+    conflict = await api.put(f"{BASE}/experiments/unit", json=stale, headers=AUTH)
+    assert conflict.status == 409 and (await _json(conflict))["message"].startswith(
+        'Operation cannot be fulfilled on experiments.kubeflow.org "unit"')
+    strategic = await api.patch(f"{BASE}/experiments/unit", data="{}",
+                                headers={**AUTH, "Content-Type": "application/strategic-merge-patch+json"})
+    assert strategic.status == 415 and (await _json(strategic))["reason"] == "UnsupportedMediaType"
+
+    table = await _json(await api.get(f"{BASE}/experiments", headers={**AUTH, "Accept": TABLE}))
+    assert table["kind"] == "Table" and table["rows"][0]["cells"][0] == "unit"
+
+    deleted = await api.delete(f"{BASE}/experiments/unit", json={"propagationPolicy": "Background"}, headers=AUTH)
+    assert deleted.status == 200
+    gone = await _json(await api.get(f"{BASE}/experiments/unit", headers=AUTH))
+    assert (gone["code"], gone["reason"], gone["message"]) == (404, "NotFound",
+                                                               'experiments.kubeflow.org "unit" not found')
+    unserved = await _json(await api.get("/apis/apps/v1/namespaces/default/deployments", headers=AUTH))
+    assert (unserved["kind"], unserved["code"]) == ("Status", 404)
+
+
+async def test_aggregated_discovery_answers_the_version_asked_for(api):
+    for version in ("v2", "v2beta1"):
+        accept = f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList,application/json"
+        reply = await api.get("/apis", headers={**AUTH, "Accept": accept})
+        body = await _json(reply)
+        assert body["apiVersion"] == f"apidiscovery.k8s.io/{version}"
+        assert f"v={version};" in reply.headers["Content-Type"]
+        resources = {r["resource"]: r for r in body["items"][0]["versions"][0]["resources"]}
+        assert resources["trials"]["categories"] == ["all", "kubeflow", "katib"]
+    legacy = await _json(await api.get("/apis", headers=AUTH))
+    assert legacy["kind"] == "APIGroupList" and legacy["groups"][0]["preferredVersion"]["version"] == "v1beta1"
+
+
+async def test_watch_streams_changes_from_a_version_with_bookmarks(api, experiment_doc):
+    doc = copy.deepcopy(experiment_doc)
+    doc["metadata"] = {"name": "watched", "namespace": "default"}
+    listed = await _json(await api.get(f"{BASE}/experiments", headers=AUTH))
+    version = listed["metadata"]["resourceVersion"]
+    reply = await api.get(f"{BASE}/experiments?watch=true&resourceVersion={version}", headers=AUTH)
+    assert reply.status == 200
+    await api.post(f"{BASE}/experiments", json=doc, headers=AUTH)
+    await api.patch(f"{BASE}/experiments/watched", data=json.dumps({"metadata": {"labels": {"a": "b"}}}),
+                    headers={**AUTH, "Content-Type": "application/merge-patch+json"})
+    events = [json.loads(await asyncio.wait_for(reply.content.readline(), 10)) for _ in range(2)]
+    assert [e["type"] for e in events] == ["ADDED", "MODIFIED"]
+    assert events[1]["object"]["metadata"]["labels"] == {"a": "b"}
+    hub = api.server.app["sextant.watch_hub"]
+    assert len(hub.subscribers) == 1 and not hub.direct  # served by the shared store watch
+    assert int(events[1]["object"]["metadata"]["resourceVersion"]) > int(events[0]["object"]["metadata"]
+                                                                         ["resourceVersion"])
+    reply.close()
+
+    streaming = await api.get(f"{BASE}/experiments?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+                              "&resourceVersionMatch=NotOlderThan", headers=AUTH)
+    first = json.loads(await asyncio.wait_for(streaming.content.readline(), 10))
+    end = json.loads(await asyncio.wait_for(streaming.content.readline(), 10))
+    assert first["type"] == "ADDED" and first["object"]["metadata"]["name"] == "watched"
+    assert end["type"] == "BOOKMARK"
+    assert end["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+    streaming.close()
+
+
+async def test_paging_with_limit_and_continue_sees_every_item_once(api, experiment_doc):
+    for name in ("p-a", "p-b", "p-c"):
+        doc = copy.deepcopy(experiment_doc)
+        doc["metadata"] = {"name": name, "namespace": "default"}
+        assert (await api.post(f"{BASE}/experiments", json=doc, headers=AUTH)).status == 201
+    names, token = [], ""
+    for _ in range(3):
+        page = await _json(await api.get(f"{BASE}/experiments?limit=2" + (f"&continue={token}" if token else ""),
+                                         headers=AUTH))
+        names += [i["metadata"]["name"] for i in page["items"]]
+        token = page["metadata"].get("continue", "")
+        if not token:
+            break
+    assert names == ["p-a", "p-b", "p-c"]
+    api.server.app["sextant.list_pages"]._pages.clear()  # a token this server forgot: listed again
+    first = await _json(await api.get(f"{BASE}/experiments?limit=1", headers=AUTH))
+    api.server.app["sextant.list_pages"]._pages.clear()
+    rest = await _json(await api.get(f"{BASE}/experiments?continue={first['metadata']['continue']}", headers=AUTH))
+    assert [i["metadata"]["name"] for i in rest["items"]] == ["p-b", "p-c"]
+    bad = await api.get(f"{BASE}/experiments?continue=garbage", headers=AUTH)
+    assert bad.status == 400 and (await _json(bad))["reason"] == "BadRequest"
+
+
+async def test_watch_from_a_version_the_store_no_longer_keeps_is_expired(tmp_path, experiment_doc):
+    store = MemoryResourceStore(history=3)
+    for name in ("old-a", "old-b", "old-c", "old-d", "old-e"):  # before this server started
+        doc = copy.deepcopy(experiment_doc)
+        doc["metadata"] = {"name": name, "namespace": "default"}
+        store.create(admit_experiment(doc))
+    app = build_app(store, token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as client:
+        app["sextant.watch_hub"].wait_ready(10)
+        reply = await client.get(f"{BASE}/experiments?watch=true&resourceVersion=1", headers=AUTH)
+        event = json.loads(await asyncio.wait_for(reply.content.readline(), 10))
+        reply.close()
+    assert event["type"] == "ERROR"
+    assert (event["object"]["kind"], event["object"]["code"], event["object"]["reason"]) == ("Status", 410, "Expired")
+    assert event["object"]["message"].startswith("too old resource version: 1")

@@ -1,0 +1,231 @@
+"""Property-based fuzzing of experiment admission over the whole schema (issue 21).
+
+Every generated spec must either be rejected with errors that each name a field, quote at most a
+short excerpt of the input and never leak a Python exception, or be admitted -- and then the
+algorithm service must be able to serve it: GetSuggestions answers OK with exactly the
+requested assignments, or a terminal answer the suggestion controller does not retry
+(INVALID_ARGUMENT, OUT_OF_RANGE). Never INTERNAL, never an exception escaping the servicer.
+The in-process servicer is the real one; only the gRPC context is a small stand-in.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from typing import Any
+
+import grpc
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from services.suggestion.algorithms.servicer import SuggestionServicer
+from services.suggestion.controller import grpc_requests as rb
+from sextant.algorithm_registry import Registry
+from sextant.api import api_pb2
+from sextant.resources.admission import admit_experiment
+from sextant.resources.numbers import parse_float
+from sextant.store.interface import Invalid
+from tests.data.bad.generate import BASE
+
+FIELD_RE = re.compile(r"^(apiVersion|kind|metadata|spec|document)(\.|\[|:)")
+TERMINAL = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
+MAX_ERROR_CHARS = 1200
+
+TRICKY_NUMBERS = [
+    "0", "1", "-1", "4", "0.5", "1e3", "1.", ".5", "1_0", "1_000.5", "\uff11\uff10", "\u0660", "0x1p-2", "0x10",
+    "inf", "-Infinity", "nan", "NaN", "1e400", "1e-400", "-9223372036854775809", "9223372036854775807",
+    "9007199254740993", "9007199254740992", "-1e308", "1e308", "1e-300", " 1", "1 ", "", "4.0", "+5", "--1",
+    "9" * 5000, "0.01", "0.05", "100",
+]
+numbers = st.one_of(
+    st.sampled_from(TRICKY_NUMBERS),
+    st.integers(-(2**70), 2**70).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(alphabet="0123456789+-._eExXpP \uff11\u0660", max_size=12),
+)
+@st.composite
+def mostly(draw, good, wild):
+    """``good`` five times in six: a spec that is wrong everywhere only tests the first check."""
+    return draw(wild if draw(st.integers(0, 5)) == 0 else good)
+
+
+names = mostly(st.sampled_from(["score", "acc", "val-acc|x"]), st.one_of(
+    st.sampled_from(["a.b", "acc.*", " ", "", "score\nevil=1", "m" * 300]), st.text(max_size=12)))
+counts = st.one_of(st.none(), st.integers(-3, 12), st.integers(-(2**40), 2**40),
+                   st.sampled_from([2147483647, 2147483648, 1000, 1001]))
+GOOD_INTS = ["-3", "0", "1", "4", "+5", "007", "100", "9007199254740992", "-9007199254740992"]
+GOOD_DOUBLES = ["0", "0.01", "0.05", "1.", ".5", "1e-3", "0x1p-2", "1_000.5", "1e5_0", "-1e300", "3"]
+
+
+@st.composite
+def good_space(draw) -> tuple[str, dict[str, Any]]:
+    kind = draw(st.sampled_from(["int", "double", "categorical", "discrete"]))
+    if kind in ("int", "double"):
+        pool = GOOD_INTS if kind == "int" else GOOD_DOUBLES
+        low, high = sorted(draw(st.lists(st.sampled_from(pool), min_size=2, max_size=2)),
+                           key=parse_float)
+        space: dict[str, Any] = {"min": low, "max": high}
+        if draw(st.booleans()):
+            space["step"] = draw(st.sampled_from(["1", "2", "7"] if kind == "int" else ["0.01", "1", "0x1p-4", "1e-9"]))
+        if draw(st.integers(0, 3)) == 0:
+            space["distribution"] = draw(st.sampled_from(["uniform", "logUniform", "normal", "logNormal"]))
+        return kind, space
+    values = draw(st.lists(st.sampled_from(GOOD_DOUBLES) if kind == "discrete" else st.text(min_size=1, max_size=6),
+                           min_size=1, max_size=5, unique=True))
+    return kind, {"list": values}
+
+
+@st.composite
+def wild_space(draw) -> tuple[str, dict[str, Any]]:
+    kind = draw(st.sampled_from(["int", "double", "categorical", "discrete", "unknown"]))
+    space: dict[str, Any] = {}
+    if kind in ("int", "double") or draw(st.booleans()):
+        for key in ("min", "max", "step"):
+            if draw(st.integers(0, 3)):  # mostly present
+                space[key] = draw(numbers)
+        if draw(st.booleans()):
+            space.pop("step", None)
+    if kind in ("categorical", "discrete") or draw(st.integers(0, 5)) == 0:
+        space["list"] = draw(st.lists(st.one_of(numbers, st.text(max_size=6)), max_size=6))
+    if draw(st.booleans()):
+        space["distribution"] = draw(st.sampled_from(["uniform", "logUniform", "normal", "logNormal", "", "x"]))
+    return kind, space
+
+
+@st.composite
+def experiments(draw) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    spec = doc["spec"]
+    for i in range(3):  # the names stay: the trial template refers to them
+        kind, space = draw(mostly(good_space(), wild_space()))
+        spec["parameters"][i]["parameterType"] = kind
+        spec["parameters"][i]["feasibleSpace"] = space
+    for i in range(draw(st.integers(0, 2))):
+        kind, space = draw(mostly(good_space(), wild_space()))
+        name = draw(mostly(st.just(f"extra{i}"), names))
+        spec["parameters"].append({"name": name, "parameterType": kind, "feasibleSpace": space})
+    budget = draw(st.integers(1, 6))
+    good_counts = {"maxTrialCount": budget, "parallelTrialCount": draw(st.integers(1, budget)),
+                   "maxFailedTrialCount": draw(st.integers(0, budget))}
+    for key, good in good_counts.items():
+        value = draw(mostly(st.just(good), counts))
+        if value is None:
+            spec.pop(key, None)
+        else:
+            spec[key] = value
+    objective = spec["objective"]
+    objective["objectiveMetricName"] = draw(names)
+    objective["additionalMetricNames"] = draw(mostly(st.just(["loss"]), st.lists(names, max_size=3)))
+    if draw(st.integers(0, 3)) == 0:
+        objective["goal"] = draw(st.floats(allow_nan=True, allow_infinity=True))
+    spec["algorithm"] = {"algorithmName": draw(st.sampled_from(["random", "grid", "sobol"]))}
+    if draw(st.integers(0, 3)) == 0:
+        spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": draw(numbers)}]
+    collector = draw(mostly(st.just("default"), st.sampled_from(["StdOut", "File", "TensorFlowEvent", "Push"])))
+    if collector != "default":
+        path = draw(st.one_of(st.sampled_from(["/", "/tmp/m.log", "/var/log/", "/a/../b", "relative", "/tmp/x\n",
+                                               "/tmp/tf", "//"]), st.text(max_size=10)))
+        source: dict[str, Any] = {}
+        if collector in ("File", "TensorFlowEvent"):
+            source["fileSystemPath"] = {"path": path, "kind": "File" if collector == "File" else "Directory"}
+            if collector == "File" and draw(st.booleans()):
+                source["fileSystemPath"]["format"] = draw(st.sampled_from(["TEXT", "JSON"]))
+        if collector in ("StdOut", "File") and draw(st.integers(0, 3)) == 0:
+            source["filter"] = {"metricsFormat": [r"([\w.*]+)=([0-9.]+)"]}
+        spec["metricsCollectorSpec"] = {"collector": {"kind": collector}, **({"source": source} if source else {})}
+    return doc
+
+
+class _Aborted(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(code, details)
+        self.code, self.details = code, details
+
+
+class _Context:
+    """What the servicer asks of a grpc.ServicerContext."""
+
+    def abort(self, code, details):
+        raise _Aborted(code, details)
+
+    def is_active(self) -> bool:
+        return True
+
+    def time_remaining(self) -> float:
+        return 30.0
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return Registry.load()
+
+
+@pytest.fixture(scope="module")
+def servicer():
+    return SuggestionServicer(["random", "grid", "sobol"], capacity=8)
+
+
+def _served(servicer: SuggestionServicer, experiment, note=lambda label: None) -> None:
+    message = rb.validate_request(experiment).experiment
+    count = min(experiment.spec.parallel_trial_count or 1, experiment.spec.max_trial_count or 1)
+    try:
+        servicer.ValidateAlgorithmSettings(api_pb2.ValidateAlgorithmSettingsRequest(experiment=message), _Context())
+        reply = servicer.GetSuggestions(
+            api_pb2.GetSuggestionsRequest(experiment=message, current_request_number=count,
+                                          total_request_number=count), _Context())
+    except _Aborted as aborted:
+        note(f"served: {aborted.code.name}")
+        assert aborted.code in TERMINAL, f"{aborted.code}: {aborted.details}"
+        assert len(aborted.details) <= MAX_ERROR_CHARS + 40
+        return
+    note("served: OK")
+    assert len(reply.parameter_assignments) == count
+
+
+@settings(max_examples=int(os.environ.get("SEXTANT_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(doc=experiments())
+def test_every_spec_is_rejected_by_field_or_can_be_served(doc, registry, servicer):
+    try:
+        experiment = admit_experiment(doc, registry=registry)
+    except Invalid as err:
+        assert err.errors
+        for message in err.errors:
+            assert FIELD_RE.match(message), message[:200]
+            assert len(message) <= MAX_ERROR_CHARS, message[:200]
+            assert "Traceback" not in message and "unexpected" not in message
+        event("rejected")
+        return
+    event("admitted")
+    _served(servicer, experiment, event)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("parameters[1].feasibleSpace.min", "-9223372036854775809"),
+    ("parameters[1].feasibleSpace.max", "1_0"),
+    ("parameters[1].feasibleSpace.max", "\uff11\uff10"),
+    ("parameters[1].feasibleSpace.min", "\u0660"),
+    ("parameters[1].feasibleSpace.max", "9" * 5000),
+    ("parameters[0].feasibleSpace.max", "1e400"),
+])
+def test_issue_numbers_are_rejected_naming_the_field(field, value, registry):
+    doc = copy.deepcopy(BASE)
+    index = int(field.split("[")[1][0])
+    doc["spec"]["parameters"][index]["feasibleSpace"][field.rsplit(".", 1)[1]] = value
+    with pytest.raises(Invalid) as err:
+        admit_experiment(doc, registry=registry)
+    assert any(m.startswith(f"spec.{field}:") for m in err.value.errors), err.value.errors
+    assert all(len(m) < 300 for m in err.value.errors)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("0x1p-2", 0.25), ("1_000.5", 1000.5), ("1.", 1.0), (".5", 0.5), ("1e5_0", 1e50), ("+1.5e+3", 1500.0),
+])
+def test_go_float_syntax_is_accepted_and_served(value, expected, registry, servicer):
+    """What Go's ParseFloat accepts, Sextant accepts too, and the algorithm reads it the same way."""
+    assert parse_float(value) == expected
+    doc = copy.deepcopy(BASE)
+    doc["spec"]["parameters"][0]["feasibleSpace"] = {"min": "0", "max": value}
+    experiment = admit_experiment(doc, registry=registry)
+    _served(servicer, experiment)
