@@ -35,7 +35,7 @@ def distribution(p: Param) -> BaseDistribution:
     return FloatDistribution(p.low, p.high)
 
 
-def to_optuna(p: Param, dist: BaseDistribution, text: str):
+def to_optuna(p: Param, dist: BaseDistribution, text: str) -> str | int | float:
     if not p.numeric:
         return text
     if p.high == p.low:
@@ -48,7 +48,7 @@ def to_optuna(p: Param, dist: BaseDistribution, text: str):
     return min(max(v, p.low), p.high)
 
 
-def from_optuna(p: Param, dist: BaseDistribution, value) -> str:
+def from_optuna(p: Param, dist: BaseDistribution, value: str | int | float) -> str:
     if not p.numeric:
         return str(value)
     if p.high == p.low:

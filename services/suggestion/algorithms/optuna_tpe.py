@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, TypeAlias, cast
 
 import numpy as np
+from numpy.typing import NDArray
 from optuna._transform import _SearchSpaceTransform
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
 from optuna.samplers._tpe.probability_distributions import (
     _BatchedCategoricalDistributions,
@@ -107,7 +109,7 @@ class OptunaTPE:
         self._bounds = {name: _kernel_bounds(dist) for name, dist in self.search.items()}
         self._weights_cache: dict[int, np.ndarray] = {}
 
-    def encode(self, params: dict) -> list[float]:
+    def encode(self, params: dict[str, Any]) -> list[float]:
         """optuna parameter values -> one row (internal representation)."""
         row = []
         for name in self.names:
@@ -118,7 +120,7 @@ class OptunaTPE:
             row.append(float(internal))
         return row
 
-    def _external(self, values: dict) -> dict:
+    def _external(self, values: dict[str, Any]) -> dict[str, Any]:
         """Searched values (external representation) plus the single-valued ones."""
         return {name: values[name] if name in values else _only_value(self.dists[name]) for name in self.names}
 
@@ -131,7 +133,7 @@ class OptunaTPE:
         return int((~np.isnan(loss)).sum()) < self.n_startup_trials
 
     def ask(self, x: np.ndarray, loss: np.ndarray, rng: np.random.RandomState,
-            startup_point: np.ndarray | None = None) -> dict:
+            startup_point: np.ndarray | None = None) -> dict[str, Any]:
         """One point. ``x``: rows in trial order; ``loss``: minimised, NaN for running trials.
         ``startup_point``: a point of the unit cube (``n_dims``) to propose while in start-up,
         instead of a uniform draw."""
@@ -206,36 +208,44 @@ class OptunaTPE:
         return w
 
 
-def _only_value(dist: BaseDistribution):
+def _only_value(dist: BaseDistribution) -> Any:
     if hasattr(dist, "choices"):
-        return dist.choices[0]
-    return dist.low
+        return cast(CategoricalDistribution, dist).choices[0]
+    return cast(_Numerical, dist).low
 
 
 # ---- the Parzen estimator's kernels (optuna's _ParzenEstimator arithmetic, op for op) ----
 
-_DISCRETE = {False: _BatchedDiscreteTruncNormDistributions, True: _BatchedDiscreteTruncLogNormDistributions}
-_CONTINUOUS = {False: _BatchedTruncNormDistributions, True: _BatchedTruncLogNormDistributions}
+# optuna's numerical distributions (anything but categorical), and their batched kernels
+_Numerical: TypeAlias = IntDistribution | FloatDistribution
+_NumericalKernels: TypeAlias = (_BatchedTruncNormDistributions | _BatchedTruncLogNormDistributions
+                                | _BatchedDiscreteTruncNormDistributions | _BatchedDiscreteTruncLogNormDistributions)
+
+_DISCRETE: dict[bool, type[_BatchedDiscreteTruncNormDistributions] | type[_BatchedDiscreteTruncLogNormDistributions]] = {
+    False: _BatchedDiscreteTruncNormDistributions, True: _BatchedDiscreteTruncLogNormDistributions}
+_CONTINUOUS: dict[bool, type[_BatchedTruncNormDistributions] | type[_BatchedTruncLogNormDistributions]] = {
+    False: _BatchedTruncNormDistributions, True: _BatchedTruncLogNormDistributions}
 
 
-def _kernel_bounds(dist: BaseDistribution):
+def _kernel_bounds(dist: BaseDistribution) -> tuple[float, float] | None:
     """The (low, high) a numerical parameter's kernels live in: widened by half a step, in log
     space for log distributions (as ``_calculate_numerical_distributions``)."""
     if isinstance(dist, CategoricalDistribution):
         return None
-    low, high = dist.low, dist.high
-    if dist.step is not None:
-        low -= dist.step / 2
-        high += dist.step / 2
-    if dist.log:
+    num = cast(_Numerical, dist)  # optuna's only other kinds: int and float
+    low, high = num.low, num.high
+    if num.step is not None:
+        low -= num.step / 2
+        high += num.step / 2
+    if num.log:
         low, high = np.log(low), np.log(high)
     return low, high
 
 
-def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistributions:
+def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds: tuple[float, float] | None) -> _BatchedDistributions:
     """One parameter's kernels from its observations (internal representation)."""
     if bounds is None:
-        n_choices = len(dist.choices)
+        n_choices = len(cast(CategoricalDistribution, dist).choices)  # no bounds: categorical
         if len(obs) == 0:
             return _BatchedCategoricalDistributions(weights=np.full((1, n_choices), fill_value=1.0 / n_choices))
         n_kernels = len(obs) + 1  # + the prior
@@ -244,8 +254,9 @@ def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistrib
         row_sums = weights.sum(axis=1, keepdims=True)
         weights /= np.where(row_sums == 0, 1, row_sums)
         return _BatchedCategoricalDistributions(weights)
+    num = cast(_Numerical, dist)  # bounds: a numerical distribution
     low, high = bounds
-    mus = np.log(obs) if dist.log else obs
+    mus = np.log(obs) if num.log else obs
     # bandwidth: the larger gap to a sorted neighbour (the first/last use their inner gap),
     # clipped to [(high - low) / min(100, n + 2), high - low] ("magic clip")
     n = len(mus)
@@ -266,9 +277,9 @@ def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistrib
     np.minimum(kernel_sigmas, high - low, out=kernel_sigmas)
     sigmas[n] = high - low  # the prior's kernel
     mus = np.concatenate([mus, [0.5 * (low + high)]])
-    if dist.step is None:
-        return _CONTINUOUS[dist.log](mus, sigmas, dist.low, dist.high)
-    return _DISCRETE[dist.log](mus, sigmas, dist.low, dist.high, dist.step)
+    if num.step is None:
+        return _CONTINUOUS[num.log](mus, sigmas, num.low, num.high)
+    return _DISCRETE[num.log](mus, sigmas, num.low, num.high, num.step)
 
 
 # ---- the two mixtures' log densities in one pass ----
@@ -312,9 +323,12 @@ def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
     for i, (d_below, d_above) in enumerate(zip(below.distributions, above.distributions, strict=True)):
         if isinstance(d_below, _BatchedCategoricalDistributions):
             with np.errstate(divide="ignore"):  # a zero weight is a zero density, as in optuna
-                log_w = np.log(np.concatenate([d_below.weights, d_above.weights]).T)
+                # both mixtures share the search space: d_above is the same kind
+                log_w = np.log(np.concatenate(
+                    [d_below.weights, cast(_BatchedCategoricalDistributions, d_above).weights]).T)
             total += log_w[x[:, i].astype(np.int64)]
             continue
+        d_above = cast(_NumericalKernels, d_above)
         mu = np.concatenate([d_below.mu, d_above.mu])
         sigma = np.concatenate([d_below.sigma, d_above.sigma])
         step, is_log = d_below.step, d_below.is_log
@@ -327,7 +341,8 @@ def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
     return _log_sum_exp(total[:, :k_below]), _log_sum_exp(total[:, k_below:])
 
 
-def _add_continuous(total, const, x, mu, sigma, low, high) -> None:
+def _add_continuous(total: NDArray[np.float64], const: NDArray[np.float64], x: NDArray[np.float64], mu: NDArray[np.float64], sigma: NDArray[np.float64], low: float,
+                    high: float) -> None:
     """Truncated normal kernels: log N((x - mu) / sigma) - log sigma - log mass([low, high])."""
     a = (low - mu) / sigma
     b = (high - mu) / sigma
@@ -347,7 +362,8 @@ def _add_continuous(total, const, x, mu, sigma, low, high) -> None:
         total[rows] = sub
 
 
-def _add_discrete(total, const, x, mu, sigma, low, high, step, is_log) -> None:
+def _add_discrete(total: NDArray[np.float64], const: NDArray[np.float64], x: NDArray[np.float64], mu: NDArray[np.float64], sigma: NDArray[np.float64], low: float, high: float,
+                  step: float, is_log: bool) -> None:
     """Discretised kernels: log mass of the grid cell around x - log mass([low, high]).
 
     ~1,000 kernels share a few dozen distinct (mu, sigma) pairs (mus on the grid, sigmas from
@@ -398,6 +414,6 @@ def _log_sum_exp(w: np.ndarray) -> np.ndarray:
     shifted = w - top[:, None]
     np.maximum(shifted, -700.0, out=shifted)
     np.exp(shifted, out=shifted)
-    out = np.log(shifted.sum(axis=1)) + top
+    out: NDArray[np.float64] = np.log(shifted.sum(axis=1)) + top
     out[empty] = -np.inf
     return out

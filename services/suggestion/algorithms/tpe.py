@@ -27,6 +27,7 @@ proposes, trial for trial.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from hyperopt import hp, pyll, tpe
@@ -58,7 +59,7 @@ N_STARTUP = tpe._default_n_startup_jobs
 RETRIES = 4
 
 
-def _expr(p: Param):
+def _expr(p: Param) -> Any:  # a hyperopt pyll.Apply node (untyped)
     """The hyperopt prior for one parameter (label = parameter name)."""
     if not p.numeric:
         return hp.choice(p.name, list(range(len(p.choices))))
@@ -125,10 +126,10 @@ class _Posterior:
         self.offsets = {label: node.pos_args[0].obj for label, node in domain.params.items()
                         if node.name == "randint" and len(node.pos_args) == 2}
         self.gamma = gamma
-        self._graph: tuple | None = None  # built on first use: startup never needs it
+        self._graph: tuple[Any, Any, Any, dict[object, str]] | None = None  # built on first use: startup never needs it
 
     @property
-    def graph(self) -> tuple:
+    def graph(self) -> tuple[Any, Any, Any, dict[object, str]]:
         """(observed, observed_loss, posterior, splits) for this domain and setting."""
         if self._graph is None:
             observed, observed_loss, posterior = tpe.build_posterior_wrapper(
@@ -156,7 +157,7 @@ class _Posterior:
         tids = np.arange(n)
         fake_id_0 = n + 2  # max(max(tids), new id n) + 2, as hyperopt picks it
         fake_ids = list(range(fake_id_0, fake_id_0 + self.n_ei_candidates))
-        memo = {domain.s_new_ids: fake_ids, domain.s_rng: rng,
+        memo: dict[Any, Any] = {domain.s_new_ids: fake_ids, domain.s_rng: rng,
                 observed_loss["idxs"]: tids, observed_loss["vals"]: losses,
                 observed["idxs"]: {label: tids for label in self.labels},
                 observed["vals"]: {label: x[:, j].astype(int) if label in self.int_labels else x[:, j]
@@ -219,12 +220,12 @@ class TPE(Algorithm):
         self._space: SearchSpace | None = None
         self._history: TrialHistory | None = None
         self._posterior: _Posterior | None = None
-        self._posterior_key: tuple | None = None
+        self._posterior_key: tuple[float, float, int] | None = None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors(settings_of(experiment))
 
-    def _state_for(self, space: SearchSpace, settings: dict) -> tuple[TrialHistory, _Posterior]:
+    def _state_for(self, space: SearchSpace, settings: dict[str, Any]) -> tuple[TrialHistory, _Posterior]:
         key = (settings["prior_weight"], settings["gamma"], settings["n_EI_candidates"])
         if self._space is not space or self._history is None:
             self._space = space
@@ -238,7 +239,7 @@ class TPE(Algorithm):
             self._posterior_key = key
         return self._history, self._posterior
 
-    def suggest(self, experiment, trials, count) -> SuggestResult:
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
         history, posterior = self._state_for(space, settings)

@@ -55,7 +55,7 @@ class TrialHistory:
         self._loss = np.full(64, np.nan)
         self._state = np.full(64, OTHER, dtype=np.int8)
         self._n = 0
-        self.taken: set[tuple] = set()
+        self.taken: set[tuple[object, ...]] = set()
 
     # ---- views ----
 
