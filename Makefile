@@ -64,7 +64,9 @@ typecheck: install
 
 # Builds the container images (local base images, no registry needed) and runs docker-compose
 # for real; starts a Docker engine if none runs. Slow the first time (minutes), cached after.
-test-containers: install
+test-containers:
+	@$(PYTHON) scripts/testenv.py packages --containers --extras "$(EXTRAS)"
+	@$(MAKE) --no-print-directory install
 	$(PY) scripts/testenv.py run -- $(PYTEST) -q -s -m containers tests/containers
 
 bench: install

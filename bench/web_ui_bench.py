@@ -134,8 +134,11 @@ def measure(base: str, n: int, rounds: int) -> dict:
             parallel.append(time.perf_counter() - start)
             start = time.perf_counter()
             page.click("#load-intermediate")
+            page.locator("#plot-intermediate").scroll_into_view_if_needed()
             page.wait_for_function("document.getElementById('plot-intermediate').data !== undefined", timeout=300_000)
             intermediate.append(time.perf_counter() - start)
+            print(f"round: interactive {interactive[-1]:.2f}s, parallel {parallel[-1]:.2f}s, "
+                  f"intermediate {intermediate[-1]:.2f}s, marks {marks[-1]}", flush=True)
             page.close()
         browser.close()
     return {"interactive_s": interactive, "intermediate_s": intermediate, "marks_ms": marks,

@@ -56,8 +56,9 @@ def _mariadbd() -> str | None:
         or shutil.which("mysqld", path="/usr/sbin")
 
 
-def missing_packages(extras: list[str]) -> list[str]:
-    """Debian packages whose programs the tests need and this machine lacks."""
+def missing_packages(extras: list[str], containers: bool = False) -> list[str]:
+    """Debian packages whose programs the tests need and this machine lacks (with
+    ``containers``, also what `make test-containers` builds and runs images with)."""
     wanted = {
         "mariadb-server": _mariadbd() is not None or _answers(MARIADB_PORT),
         "mariadb-client": shutil.which("mariadb") is not None or shutil.which("mysql") is not None,
@@ -70,6 +71,9 @@ def missing_packages(extras: list[str]) -> list[str]:
         wanted["pkg-config"] = shutil.which("pkg-config") is not None
         wanted["gcc"] = shutil.which("gcc") is not None or shutil.which("cc") is not None
         wanted["libmariadb-dev"] = _has_pkgconfig("libmariadb") or _has_pkgconfig("mysqlclient")
+    if containers:
+        wanted["docker.io"] = shutil.which("dockerd") is not None
+        wanted["debootstrap"] = shutil.which("debootstrap") is not None
     return [name for name, present in wanted.items() if not present]
 
 
@@ -79,8 +83,8 @@ def _has_pkgconfig(name: str) -> bool:
     return subprocess.run(["pkg-config", "--exists", name], check=False).returncode == 0
 
 
-def install_packages(extras: list[str]) -> int:
-    missing = missing_packages(extras)
+def install_packages(extras: list[str], containers: bool = False) -> int:
+    missing = missing_packages(extras, containers)
     if not missing:
         return 0
     command = ["apt-get", "install", "-y", "-qq", *missing]
@@ -311,11 +315,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="step", required=True)
     packages = sub.add_parser("packages", help="install the system packages the tests use")
     packages.add_argument("--extras", default="", help="comma-separated extras of the venv (mysqlclient)")
+    packages.add_argument("--containers", action="store_true", help="also Docker's engine and debootstrap")
     runner = sub.add_parser("run", help="make the databases answer, then run the command")
     runner.add_argument("command", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
     if ns.step == "packages":
-        return install_packages([e for e in ns.extras.split(",") if e])
+        return install_packages([e for e in ns.extras.split(",") if e], ns.containers)
     command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
     if not command:
         parser.error("run needs a command after --")

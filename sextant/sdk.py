@@ -33,7 +33,7 @@ import textwrap
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
@@ -41,7 +41,7 @@ from sextant.katib import experiment_status, trial_status
 from sextant.katib.condition_list import condition_is
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment, OptimalTrial, Trial, to_doc
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, OptimalTrial, Suggestion, Trial, to_doc
 from sextant.stack import StackConfig, StackPaths, start_detached, supervisor_running, wait_ready
 from sextant.store.interface import Invalid
 
@@ -61,23 +61,23 @@ class search:  # noqa: N801 - reads like Katib's module: search.double(...)
     """Builders of search-space entries for ``tune`` (the key of the dict is the name)."""
 
     @staticmethod
-    def double(min: float, max: float, step: float | None = None, distribution: str | None = None) -> dict:
+    def double(min: float, max: float, step: float | None = None, distribution: str | None = None) -> dict[str, Any]:
         return _space("double", min=min, max=max, step=step, distribution=distribution)
 
     @staticmethod
-    def int(min: int, max: int, step: int | None = None, distribution: str | None = None) -> dict:
+    def int(min: int, max: int, step: int | None = None, distribution: str | None = None) -> dict[str, Any]:
         return _space("int", min=min, max=max, step=step, distribution=distribution)
 
     @staticmethod
-    def categorical(values: list) -> dict:
+    def categorical(values: list[Any]) -> dict[str, Any]:
         return {"parameterType": "categorical", "feasibleSpace": {"list": [str(v) for v in values]}}
 
     @staticmethod
-    def discrete(values: list) -> dict:
+    def discrete(values: list[Any]) -> dict[str, Any]:
         return {"parameterType": "discrete", "feasibleSpace": {"list": [str(v) for v in values]}}
 
 
-def _space(kind: str, **values: Any) -> dict:
+def _space(kind: str, **values: Any) -> dict[str, Any]:
     space = {k: str(v) for k, v in values.items() if v is not None}
     return {"parameterType": kind, "feasibleSpace": space}
 
@@ -98,7 +98,7 @@ class SextantClient:
     stack is started (detached) when none is running.
     """
 
-    def __init__(self, address: str | None = None, data_dir: str | os.PathLike | None = None,
+    def __init__(self, address: str | None = None, data_dir: str | os.PathLike[str] | None = None,
                  token: str | None = None, *, namespace: str = "default", tls_ca: str | None = None,
                  start_stack: bool = False, timeout: float = 30.0):
         self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
@@ -132,7 +132,7 @@ class SextantClient:
         self.close()
 
     # -- experiments ------------------------------------------------------------------------
-    def create_experiment(self, experiment: Experiment | Mapping[str, Any] | str | os.PathLike,
+    def create_experiment(self, experiment: Experiment | Mapping[str, Any] | str | os.PathLike[str],
                           namespace: str | None = None) -> Experiment:
         """Creates an Experiment from a model, a document, or a YAML/JSON file path.
 
@@ -151,18 +151,18 @@ class SextantClient:
             meta["namespace"] = namespace or self.namespace
         doc["metadata"] = meta
         doc.pop("status", None)
-        return self.store.create(admit_experiment(doc))
+        return cast(Experiment, self.store.create(admit_experiment(doc)))
 
     def get_experiment(self, name: str, namespace: str | None = None) -> Experiment:
-        return self.store.get("Experiment", namespace or self.namespace, name)
+        return cast(Experiment, self.store.get("Experiment", namespace or self.namespace, name))
 
     def list_experiments(self, namespace: str | None = None) -> list[Experiment]:
-        return self.store.list("Experiment", namespace or self.namespace)[0]
+        return cast(list[Experiment], self.store.list("Experiment", namespace or self.namespace)[0])
 
     def delete_experiment(self, name: str, namespace: str | None = None) -> None:
         self.store.delete("Experiment", namespace or self.namespace, name)
 
-    def get_experiment_conditions(self, name: str, namespace: str | None = None) -> list[dict]:
+    def get_experiment_conditions(self, name: str, namespace: str | None = None) -> list[dict[str, Any]]:
         return [to_doc(c) for c in self.get_experiment(name, namespace).status.conditions]
 
     def is_experiment_succeeded(self, name: str, namespace: str | None = None) -> bool:
@@ -197,12 +197,12 @@ class SextantClient:
     # -- trials and suggestions ---------------------------------------------------------------
     def list_trials(self, experiment_name: str | None = None, namespace: str | None = None) -> list[Trial]:
         labels = {EXPERIMENT_LABEL: experiment_name} if experiment_name else None
-        return self.store.list("Trial", namespace or self.namespace, labels)[0]
+        return cast(list[Trial], self.store.list("Trial", namespace or self.namespace, labels)[0])
 
     def get_trial(self, name: str, namespace: str | None = None) -> Trial:
-        return self.store.get("Trial", namespace or self.namespace, name)
+        return cast(Trial, self.store.get("Trial", namespace or self.namespace, name))
 
-    def get_success_trial_details(self, experiment_name: str, namespace: str | None = None) -> list[dict]:
+    def get_success_trial_details(self, experiment_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
         out = []
         for t in self.list_trials(experiment_name, namespace):
             if trial_status.is_succeeded(t):
@@ -212,13 +212,13 @@ class SextantClient:
                                                             if t.status.observation else [])]})
         return out
 
-    def list_suggestions(self, namespace: str | None = None):
-        return self.store.list("Suggestion", namespace or self.namespace)[0]
+    def list_suggestions(self, namespace: str | None = None) -> list[Suggestion]:
+        return cast(list[Suggestion], self.store.list("Suggestion", namespace or self.namespace)[0])
 
-    def get_suggestion(self, name: str, namespace: str | None = None):
-        return self.store.get("Suggestion", namespace or self.namespace, name)
+    def get_suggestion(self, name: str, namespace: str | None = None) -> Suggestion:
+        return cast(Suggestion, self.store.get("Suggestion", namespace or self.namespace, name))
 
-    def get_trial_metrics(self, trial_name: str, metric_name: str = "", timeout: float = 120) -> list[dict]:
+    def get_trial_metrics(self, trial_name: str, metric_name: str = "", timeout: float = 120) -> list[dict[str, Any]]:
         """The trial's observation log (DBManager.GetObservationLog): ``[{time, name, value}]``."""
         from sextant.api import api_pb2, api_pb2_grpc
 
@@ -228,7 +228,7 @@ class SextantClient:
                 for m in reply.observation_log.metric_logs]
 
     # -- tune -----------------------------------------------------------------------------------
-    def tune(self, objective: Callable, parameters: Mapping[str, Any], *, name: str | None = None,
+    def tune(self, objective: Callable[..., Any], parameters: Mapping[str, Any], *, name: str | None = None,
              objective_metric_name: str, objective_type: str = "maximize", objective_goal: float | None = None,
              additional_metric_names: list[str] | None = None, algorithm_name: str = "random",
              algorithm_settings: Mapping[str, Any] | None = None, max_trial_count: int = 10,
@@ -279,13 +279,13 @@ def convert(value: str, parameter_type: str) -> Any:
 _NAME_BAD = re.compile(r"[^a-z0-9-]+")
 
 
-def _default_name(fn: Callable) -> str:
+def _default_name(fn: Callable[..., Any]) -> str:
     base = _NAME_BAD.sub("-", getattr(fn, "__name__", "objective").lower().replace("_", "-")).strip("-")
     base = base if base and base[0].isalpha() else f"tune-{base}".rstrip("-")
     return f"{base[:28].rstrip('-')}-{secrets.token_hex(3)}"
 
 
-def _function_reference(fn: Callable) -> dict[str, str] | None:
+def _function_reference(fn: Callable[..., Any]) -> dict[str, str] | None:
     """``{module, qualname, path}`` when the trial process can import ``fn`` by name."""
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", "")
@@ -301,7 +301,7 @@ def _function_reference(fn: Callable) -> dict[str, str] | None:
     return {"module": module, "qualname": qualname, "path": str(root)}
 
 
-def write_objective(fn: Callable, directory: Path) -> dict[str, str]:
+def write_objective(fn: Callable[..., Any], directory: Path) -> dict[str, str]:
     """Stores how a trial process finds ``fn``: by import reference, else its source code."""
     directory.mkdir(parents=True, exist_ok=True)
     ref = _function_reference(fn)
@@ -318,7 +318,7 @@ def write_objective(fn: Callable, directory: Path) -> dict[str, str]:
     return {"source": str(path), "function": fn.__name__}
 
 
-def build_tune_experiment(objective: Callable, parameters: Mapping[str, Any], *, data_dir: Path,
+def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str, Any], *, data_dir: Path,
                           objective_metric_name: str, name: str | None = None,
                           objective_type: str = "maximize", objective_goal: float | None = None,
                           additional_metric_names: list[str] | None = None, algorithm_name: str = "random",
@@ -382,7 +382,7 @@ def build_tune_experiment(objective: Callable, parameters: Mapping[str, Any], *,
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
-def tune(objective: Callable, parameters: Mapping[str, Any], *, data_dir: str | os.PathLike | None = None,
+def tune(objective: Callable[..., Any], parameters: Mapping[str, Any], *, data_dir: str | os.PathLike[str] | None = None,
          address: str | None = None, token: str | None = None, **options: Any) -> dict[str, Any] | Experiment:
     """Tunes a Python function and returns the best parameters found (``{name: value}``).
 

@@ -29,7 +29,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from types import FrameType
+from typing import Any, BinaryIO, cast
 
 from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
@@ -113,7 +114,8 @@ def free_port(host: str = LOOPBACK) -> int:
     """A port that was free a moment ago (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def pid_alive(pid: int | None) -> bool:
@@ -166,10 +168,10 @@ def _write_atomic(path: Path, text: str, mode: int = 0o600) -> None:
     os.replace(tmp, path)
 
 
-def read_state(paths: StackPaths) -> dict | None:
+def read_state(paths: StackPaths) -> dict[str, Any] | None:
     """The supervisor's last published state, or None if there is none."""
     try:
-        return json.loads(paths.state.read_text())
+        return cast(dict[str, Any], json.loads(paths.state.read_text()))
     except (OSError, ValueError):
         return None
 
@@ -236,14 +238,14 @@ class Child:
     env: dict[str, str] = field(default_factory=dict, repr=False)
     metrics_port: int | None = None
     health: str = "grpc"  # how `status` probes it: "grpc" (health service), "https" (/readyz)
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
     next_start: float = 0.0
     backoff: float = BACKOFF_START
     last_exit: int | None = None
 
-    def public(self) -> dict:
+    def public(self) -> dict[str, Any]:
         return {
             "pid": self.process.pid if self.process and self.process.poll() is None else None,
             "restarts": self.restarts,
@@ -367,7 +369,7 @@ class Supervisor:
         self._stop.set()
 
     def install_signal_handlers(self) -> None:
-        def handle(signum, _frame):
+        def handle(signum: int, _frame: FrameType | None) -> None:
             log.info("signal received, stopping the stack", extra={"signal": signum})
             self.stop()
 
@@ -538,7 +540,7 @@ def stop_strays(paths: StackPaths, modules: dict[str, str] | None = None) -> lis
     return stopped
 
 
-def _signal_group(proc: subprocess.Popen | None, sig: int) -> None:
+def _signal_group(proc: subprocess.Popen[bytes] | None, sig: int) -> None:
     if proc is None or proc.poll() is not None:
         return
     with contextlib.suppress(OSError):
@@ -668,7 +670,7 @@ def health_check(address: str, service: str = "", timeout: float = 1.0) -> str:
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+        return cast(str, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
     except grpc.RpcError as err:
         return "DOWN" if err.code() in (grpc.StatusCode.UNAVAILABLE,
                                         grpc.StatusCode.DEADLINE_EXCEEDED) else err.code().name

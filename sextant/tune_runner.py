@@ -16,27 +16,27 @@ import json
 import math
 import sys
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sextant.sdk import convert
 
 
-def load_function(spec: Mapping[str, Any]) -> Callable:
+def load_function(spec: Mapping[str, Any]) -> Callable[..., Any]:
     if "module" in spec:
         if spec.get("path") and spec["path"] not in sys.path:
             sys.path.insert(0, spec["path"])
         target: Any = importlib.import_module(spec["module"])
         for part in spec["qualname"].split("."):
             target = getattr(target, part)
-        return target
+        return cast(Callable[..., Any], target)
     namespace: dict[str, Any] = {"__name__": "__sextant_objective__"}
     with open(spec["source"], encoding="utf-8") as f:
         code = compile(f.read(), spec["source"], "exec")
     exec(code, namespace)  # noqa: S102 - the user's own function, written by their own tune() call
-    return namespace[spec["function"]]
+    return cast(Callable[..., Any], namespace[spec["function"]])
 
 
-def call(fn: Callable, parameters: dict[str, Any]) -> Any:
+def call(fn: Callable[..., Any], parameters: dict[str, Any]) -> Any:
     """Katib's convention is ``fn(parameters)``; a function whose arguments are the parameter
     names is called with keywords instead."""
     try:

@@ -10,7 +10,7 @@ from sextant.cli.context import Context
 from sextant.cli.errors import CliError
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("conformance", help="test an algorithm service against the Katib Suggestion API",
                        add_help=False)
     p.add_argument("args", nargs=argparse.REMAINDER, help="--target HOST:PORT --algorithm NAME …")

@@ -10,7 +10,7 @@ import argparse
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -19,6 +19,9 @@ from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
 from sextant.stack import StackPaths, supervisor_running
 from sextant.store import interface as store_errors
+
+if TYPE_CHECKING:
+    from sextant.store.client import GrpcResourceStore
 
 # How long commands keep retrying while the DB manager is UNAVAILABLE (a restart by the
 # supervisor takes a second or two; a database failover longer). SEXTANT_CLI_RETRY_SECONDS
@@ -37,7 +40,7 @@ class Context:
     server: str | None = None
     token: str | None = None
     tls_ca: str | None = None
-    _store: Any = field(default=None, repr=False)
+    _store: GrpcResourceStore | None = field(default=None, repr=False)
     _channel: grpc.Channel | None = field(default=None, repr=False)
     _retry_seconds: float | None = field(default=None, repr=False)
 
@@ -84,7 +87,7 @@ class Context:
             return 0.0
         return max(0.0, seconds)
 
-    def store(self):
+    def store(self) -> GrpcResourceStore:
         """The ResourceStore client for the server (sextant.store.client)."""
         if self._store is None:
             from sextant.store.client import GrpcResourceStore

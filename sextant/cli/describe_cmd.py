@@ -13,11 +13,12 @@ from sextant.cli.errors import EXIT_OK, BadInput
 from sextant.cli.render import age, assignments, metric_value, optimal_trial_lines, status_word
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
 from sextant.resources.models import EXPERIMENT_LABEL, to_doc
+from sextant.store.interface import ResourceStore
 
 MAX_EVENTS = 20
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("describe", help="show an experiment in detail")
     p.add_argument("kind")
     p.add_argument("name")
@@ -25,7 +26,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_describe)
 
 
-def _events(store, space: str, names: set[str]) -> list[dict[str, Any]]:
+def _events(store: ResourceStore, space: str, names: set[str]) -> list[dict[str, Any]]:
     """Recent Events about the experiment, its suggestion and its trials (oldest first)."""
     try:
         items, _ = store.list("Event", space)

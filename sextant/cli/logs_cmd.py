@@ -9,6 +9,7 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from rich.console import Console
 
@@ -19,7 +20,7 @@ from sextant.cli.resources_cmd import add_namespace, namespace
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("logs", help="print a trial's output (local stack)")
     p.add_argument("trial")
     add_namespace(p)
@@ -34,7 +35,7 @@ def job_dir(ctx: Context, space: str, trial: str) -> Path:
     return ctx.data_dir / "jobs" / space / trial
 
 
-def follow(path: Path, done: Path, out=None, poll: float = 0.2) -> None:
+def follow(path: Path, done: Path, out: BinaryIO | None = None, poll: float = 0.2) -> None:
     """Copies ``path`` to ``out`` as it grows, until ``done`` exists and everything is copied."""
     out = out or sys.stdout.buffer
     offset = 0

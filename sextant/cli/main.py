@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import NoReturn
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,7 +31,7 @@ from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CliError
 class _Parser(argparse.ArgumentParser):
     """argparse that exits with 2 and a one-line hint (argparse's default code is also 2)."""
 
-    def error(self, message: str):  # noqa: D401 - argparse API
+    def error(self, message: str) -> NoReturn:  # noqa: D401 - argparse API
         self.print_usage(sys.stderr)
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_BAD_INPUT)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -48,7 +48,7 @@ def status_word(doc: dict[str, Any]) -> str:
 def condition(doc: dict[str, Any], kind: str) -> dict[str, Any] | None:
     for cond in (doc.get("status") or {}).get("conditions") or []:
         if cond.get("type") == kind:
-            return cond
+            return cast(dict[str, Any], cond)
     return None
 
 
@@ -61,7 +61,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def objective_name(experiment: dict[str, Any]) -> str:
-    return ((experiment.get("spec") or {}).get("objective") or {}).get("objectiveMetricName", "")
+    return cast(str, ((experiment.get("spec") or {}).get("objective") or {}).get("objectiveMetricName", ""))
 
 
 def metric_value(observation: dict[str, Any] | None, name: str, objective_type: str = "") -> str:
@@ -94,7 +94,7 @@ def optimal_trial_lines(optimal: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def experiment_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None):
+def experiment_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
     headers = ["NAME", "STATUS", "TRIALS", "SUCCEEDED", "BEST", "AGE"]
     if wide:
         headers[1:1] = ["NAMESPACE"]
@@ -118,7 +118,7 @@ def experiment_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None
     return headers, rows
 
 
-def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None):
+def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
     headers = ["NAME", "STATUS", "OBJECTIVE", "AGE"]
     if wide:
         headers[1:1] = ["EXPERIMENT"]
@@ -138,7 +138,7 @@ def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = No
     return headers, rows
 
 
-def suggestion_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None):
+def suggestion_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
     headers = ["NAME", "STATUS", "REQUESTED", "ASSIGNED", "AGE"]
     if wide:
         headers += ["ALGORITHM"]

@@ -6,7 +6,7 @@ import argparse
 import re
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
@@ -17,7 +17,7 @@ from sextant.cli.render import condition, render_list
 from sextant.katib import experiment_status
 from sextant.katib.condition_list import condition_is
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, to_doc
-from sextant.store.interface import AlreadyExists, NotFound
+from sextant.store.interface import AlreadyExists, NotFound, ResourceStore
 
 KINDS = {
     "experiment": "Experiment", "experiments": "Experiment", "exp": "Experiment", "exps": "Experiment",
@@ -40,7 +40,7 @@ def add_namespace(p: argparse.ArgumentParser, all_ok: bool = False) -> None:
         p.add_argument("-A", "--all-namespaces", action="store_true", help="list across namespaces")
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apply = sub.add_parser("apply", help="create or update experiments from YAML/JSON files")
     apply.add_argument("-f", "--filename", action="append", required=True, help="file, or - for stdin")
     add_namespace(apply)
@@ -102,13 +102,13 @@ def cmd_validate(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def apply_experiment(store, experiment: Experiment) -> str:
+def apply_experiment(store: ResourceStore, experiment: Experiment) -> str:
     """Creates the experiment, or updates it if it exists; returns created/configured/unchanged."""
     try:
         store.create(experiment)
         return "created"
     except AlreadyExists:
-        current = store.get("Experiment", experiment.metadata.namespace, experiment.metadata.name)
+        current = cast(Experiment, store.get("Experiment", experiment.metadata.namespace, experiment.metadata.name))
         if to_doc(current.spec) == to_doc(experiment.spec):
             return "unchanged"
         current.spec = experiment.spec
@@ -210,7 +210,7 @@ def wait_for(ctx: Context, name: str, space: str, wanted: str, timeout: float,
         doc = to_doc(store.get("Experiment", space, name))
         if condition_is(doc, wanted):
             return doc
-        failed = condition(doc, experiment_status.FAILED)
+        failed = condition(doc, experiment_status.FAILED) or {}
         if wanted != experiment_status.FAILED and experiment_status.is_failed(doc):
             raise CliError(f"experiment {name} failed: {failed.get('reason', '')} {failed.get('message', '')}"
                            .rstrip())

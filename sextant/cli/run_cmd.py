@@ -29,7 +29,7 @@ from sextant.store.interface import AlreadyExists
 TOP = 5
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="run one experiment to the end (starts the local stack if needed)")
     p.add_argument("-f", "--filename", required=True, help="experiment file, or - for stdin")
     p.add_argument("-n", "--namespace", default=None)
@@ -43,7 +43,7 @@ def _finished(trial: dict[str, Any]) -> bool:
     return trial_status.is_finished(trial)
 
 
-def best_trials(trials: list[dict[str, Any]], objective: dict[str, Any], top: int = TOP) -> list[tuple[float, dict]]:
+def best_trials(trials: list[dict[str, Any]], objective: dict[str, Any], top: int = TOP) -> list[tuple[float, dict[str, Any]]]:
     name, kind = objective.get("objectiveMetricName", ""), objective.get("type", "")
     scored = []
     for t in trials:

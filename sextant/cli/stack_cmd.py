@@ -31,7 +31,7 @@ from sextant.stack import (
 )
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser("up", help="start the local stack (DB manager and controllers)")
     up.add_argument("--detach", "-d", action="store_true", help="run in the background and return")
     up.add_argument("--port", type=int, default=int(os.environ.get("SEXTANT_PORT", "6789")),

@@ -18,7 +18,7 @@ from sextant.config import read_token
 from sextant.stack import read_state
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ui", help="open the web UI in a browser (local stack)")
     p.add_argument("--print", dest="print_only", action="store_true", help="print the URL, open nothing")
     p.set_defaults(func=cmd_ui)

@@ -53,7 +53,7 @@ def mixed_space() -> list[api_pb2.ParameterSpec]:
     ]
 
 
-def trial(name: str, assignment: dict[str, str], *, condition: int = Condition.SUCCEEDED,
+def trial(name: str, assignment: dict[str, str], *, condition: api_pb2.TrialStatus.TrialConditionType = Condition.SUCCEEDED,
           metric: str = "objective", value: float | str | None = None) -> api_pb2.Trial:
     t = api_pb2.Trial(name=name)
     for k, v in assignment.items():
@@ -64,7 +64,8 @@ def trial(name: str, assignment: dict[str, str], *, condition: int = Condition.S
     return t
 
 
-def assignment(pa) -> dict[str, str]:
+def assignment(pa: api_pb2.GetSuggestionsReply.ParameterAssignments
+               | api_pb2.TrialSpec.ParameterAssignments) -> dict[str, str]:
     """A reply's ParameterAssignments (or a Trial's) as a dict."""
     items = pa.assignments
     return {a.name: a.value for a in items}
@@ -95,9 +96,9 @@ def random_point(params: Iterable[api_pb2.ParameterSpec], rng: random.Random) ->
         else:
             lo, hi = float(fs.min), float(fs.max)
             if fs.step:
-                step = float(fs.step)
-                n = int(math.floor((hi - lo) / step + 1e-9))
-                out[p.name] = str(round(lo + step * rng.randint(0, n), 10))
+                fstep = float(fs.step)
+                n = int(math.floor((hi - lo) / fstep + 1e-9))
+                out[p.name] = str(round(lo + fstep * rng.randint(0, n), 10))
             else:
                 out[p.name] = str(rng.uniform(lo, hi))
     return out

@@ -135,7 +135,8 @@ class Target:
     def get(self, exp: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> api_pb2.GetSuggestionsReply:
         request = api_pb2.GetSuggestionsRequest(experiment=exp, trials=trials, current_request_number=count,
                                                 total_request_number=len(trials) + count)
-        return self.stub.GetSuggestions(request, timeout=self.timeout)
+        reply: api_pb2.GetSuggestionsReply = self.stub.GetSuggestions(request, timeout=self.timeout)
+        return reply
 
 
 # ---- value checks (no server needed) ----
@@ -145,6 +146,7 @@ def value_problem(spec: api_pb2.ParameterSpec, value: str) -> str | None:
     """Why ``value`` is not a feasible, Katib-formatted value of ``spec`` (None when it is)."""
     fs = spec.feasible_space
     name = spec.name
+    step: float | None
     if spec.parameter_type in (api_pb2.CATEGORICAL, api_pb2.DISCRETE):
         return None if value in fs.list else f"{name}={value!r} not in {list(fs.list)}"
     if spec.parameter_type == api_pb2.INT:
@@ -183,8 +185,8 @@ def assignment_problems(exp: api_pb2.Experiment, point: dict[str, str]) -> list[
     return out
 
 
-def _key(exp: api_pb2.Experiment, point: dict[str, str]) -> tuple:
-    out = []
+def _key(exp: api_pb2.Experiment, point: dict[str, str]) -> tuple[float | str, ...]:
+    out: list[float | str] = []
     for p in exp.spec.parameter_specs.parameters:
         v = point.get(p.name, "")
         try:
@@ -259,7 +261,7 @@ def check_request_counts(t: Target) -> CheckResult:
     return CheckResult("request_counts", True, "1, 2 and 5 answered exactly")
 
 
-def _as_trials(exp, reply, prefix: str, *, completed: bool) -> list[api_pb2.Trial]:
+def _as_trials(exp: api_pb2.Experiment, reply: api_pb2.GetSuggestionsReply, prefix: str, *, completed: bool) -> list[api_pb2.Trial]:
     out = []
     for i, point in enumerate(_reply_points(reply)):
         name = f"{exp.name}-{prefix}-{i}"

@@ -16,8 +16,9 @@ structural and semantic errors are reported in the same pass.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -28,12 +29,15 @@ from sextant.resources.v1alpha3 import convert_experiment
 from sextant.resources.validation import validate_experiment
 from sextant.store.interface import Invalid
 
+if TYPE_CHECKING:
+    from sextant.algorithm_registry import Registry
+
 MAX_PRUNE_ROUNDS = 8
 _STRING_FIELDS = ("min", "max", "step")
 _MISSING_PLACEHOLDERS = {"name": "", "parameterType": "unknown", "value": "latest", "kind": "", "type": ""}
 
 
-def format_path(loc: tuple | list) -> str:
+def format_path(loc: tuple[Any, ...] | list[Any]) -> str:
     """("spec", "parameters", 0, "name") → "spec.parameters[0].name"."""
     out = ""
     for part in loc:
@@ -94,7 +98,7 @@ def _tidy(doc: dict[str, Any]) -> None:
         del spec["resumePolicy"]
 
 
-def _get_parent(doc: Any, loc: tuple) -> tuple[Any, Any] | None:
+def _get_parent(doc: Any, loc: tuple[Any, ...]) -> tuple[Any, Any] | None:
     node = doc
     for part in loc[:-1]:
         try:
@@ -104,7 +108,7 @@ def _get_parent(doc: Any, loc: tuple) -> tuple[Any, Any] | None:
     return node, loc[-1]
 
 
-def _set_aside(doc: dict[str, Any], error: dict[str, Any]) -> bool:
+def _set_aside(doc: dict[str, Any], error: Mapping[str, Any]) -> bool:
     """Removes or replaces the value an error is about; False if nothing could be changed."""
     loc = tuple(error["loc"])
     if not loc:
@@ -155,7 +159,7 @@ def _build_model(doc: dict[str, Any]) -> tuple[Experiment | None, list[str], lis
     return None, errors, aside
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Mapping[str, Any]) -> str:
     """pydantic's message, reworded where it would leak Python names."""
     kind = error["type"]
     given = error.get("input")
@@ -170,7 +174,8 @@ def _message(error: dict[str, Any]) -> str:
         return f"must be a mapping, got {type(given).__name__}"
     if kind == "list_type":
         return f"must be a list, got {type(given).__name__}"
-    return error["msg"][:1].lower() + error["msg"][1:]
+    msg: str = error["msg"]
+    return msg[:1].lower() + msg[1:]
 
 
 def _overlaps(message: str, aside: list[str]) -> bool:
@@ -179,13 +184,14 @@ def _overlaps(message: str, aside: list[str]) -> bool:
                or a.startswith(path + ".") or a.startswith(path + "[") for a in aside)
 
 
-def _default_registry():
+def _default_registry() -> Registry:
     from sextant.algorithm_registry import Registry  # late import: loading the registry reads a file
 
     return Registry.load()
 
 
-def admit_experiment(doc: dict[str, Any], *, old: Experiment | None = None, registry=None) -> Experiment:
+def admit_experiment(doc: dict[str, Any], *, old: Experiment | None = None,
+                     registry: Registry | str | Path | None = None) -> Experiment:
     """Defaults and validates an Experiment document (v1beta1 or v1alpha3).
 
     ``old`` is the stored experiment on update (only the three counts may change);
@@ -218,7 +224,7 @@ def admit_experiment(doc: dict[str, Any], *, old: Experiment | None = None, regi
     return experiment
 
 
-def validate_file(path: str | Path, registry=None) -> list[Experiment | Invalid]:
+def validate_file(path: str | Path, registry: Registry | str | Path | None = None) -> list[Experiment | Invalid]:
     """For each document in the file, the admitted Experiment or the ``Invalid`` it raised.
 
     A file that cannot be read or parsed gives a single ``Invalid``.

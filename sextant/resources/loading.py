@@ -9,7 +9,7 @@ Experiments; ``detect_api_version`` only tells v1beta1 from v1alpha3 so admissio
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -27,9 +27,9 @@ class _StrictLoader(yaml.SafeLoader):
     """Safe loader that refuses duplicate mapping keys (a silent overwrite hides typos)."""
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
-    seen: set = set()
+    seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
         try:
@@ -185,7 +185,7 @@ def detect_api_version(doc: dict[str, Any]) -> str:
         return API_VERSION
     if version not in SUPPORTED_API_VERSIONS:
         raise Invalid([f"apiVersion: must be one of {', '.join(SUPPORTED_API_VERSIONS)}, got {version!r}"])
-    return version
+    return cast(str, version)
 
 
 def is_v1alpha3(doc: dict[str, Any]) -> bool:

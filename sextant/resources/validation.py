@@ -26,14 +26,18 @@ import json
 import math
 import re
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from sextant import limits
 from sextant.resources.models import (
+    AlgorithmSetting,
     CollectorKind,
     Distribution,
+    EarlyStoppingSetting,
     Experiment,
     ExperimentConditionType,
+    FeasibleSpace,
     FileFormat,
     FileSystemKind,
     ObjectiveType,
@@ -131,7 +135,7 @@ def _validate_update(exp: Experiment, old: Experiment, errors: list[str]) -> Non
     if new_rest != old_rest:
         changed = [name for name in type(exp.spec).model_fields
                    if name not in EDITABLE_FIELDS and getattr(new_rest, name) != getattr(old_rest, name)]
-        fields = ", ".join("spec." + type(exp.spec).model_fields[n].alias for n in changed)
+        fields = ", ".join("spec." + (type(exp.spec).model_fields[n].alias or n) for n in changed)
         errors.append(f"spec: only spec.parallelTrialCount, spec.maxTrialCount and spec.maxFailedTrialCount "
                       f"are editable (changed: {fields})")
 
@@ -221,7 +225,7 @@ def _validate_algorithm(exp: Experiment, registry: Any, errors: list[str]) -> No
         _unique_settings("spec.earlyStopping.algorithmSettings", early.algorithm_settings, errors)
 
 
-def _unique_settings(path: str, settings: list, errors: list[str]) -> None:
+def _unique_settings(path: str, settings: Sequence[AlgorithmSetting | EarlyStoppingSetting], errors: list[str]) -> None:
     seen: set[str] = set()
     for i, setting in enumerate(settings):
         if not setting.name:
@@ -284,7 +288,7 @@ _V1ALPHA3_JOB_KINDS = {("batch/v1", "Job"), ("kubeflow.org/v1", "TFJob"), ("kube
 
 
 def _sample_value(parameter: Any) -> str:
-    space = parameter.feasible_space
+    space: FeasibleSpace = parameter.feasible_space
     if space.list_:
         return space.list_[0]
     return space.min or space.max or "0"
@@ -429,7 +433,7 @@ def _step(fsp: str, text: str, kind: ParameterType, errors: list[str]) -> float 
     return value
 
 
-def _validate_numeric_space(fsp: str, fs, kind: ParameterType, errors: list[str]) -> None:
+def _validate_numeric_space(fsp: str, fs: FeasibleSpace, kind: ParameterType, errors: list[str]) -> None:
     if fs.list_ is not None:
         errors.append(f"{fsp}.list: is not allowed for parameterType {kind.value}")
     bounds: dict[str, float] = {}
@@ -440,7 +444,7 @@ def _validate_numeric_space(fsp: str, fs, kind: ParameterType, errors: list[str]
         value = _bound(fsp, name, text, kind, errors)
         if value is not None:
             bounds[name] = value
-    step = _step(fsp, fs.step, kind, errors) if fs.step not in (None, "") else None
+    step = _step(fsp, fs.step, kind, errors) if fs.step is not None and fs.step != "" else None
     if "min" in bounds and "max" in bounds:
         low, high = bounds["min"], bounds["max"]
         if low > high:
@@ -454,7 +458,7 @@ def _validate_numeric_space(fsp: str, fs, kind: ParameterType, errors: list[str]
         errors.append(f"{fsp}.min: must be greater than 0 for distribution {fs.distribution.value}")
 
 
-def _validate_list_space(fsp: str, fs, kind: ParameterType, errors: list[str]) -> None:
+def _validate_list_space(fsp: str, fs: FeasibleSpace, kind: ParameterType, errors: list[str]) -> None:
     for name, value in (("max", fs.max), ("min", fs.min), ("step", fs.step)):
         if value is not None:
             errors.append(f"{fsp}.{name}: is not allowed for parameterType {kind.value}")

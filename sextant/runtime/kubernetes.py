@@ -51,9 +51,10 @@ import copy
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -71,6 +72,9 @@ from sextant.runtime.base import (
     ServiceStatus,
 )
 from sextant.runtime.job_conditions import check_condition, default_conditions, evaluate
+
+if TYPE_CHECKING:
+    import urllib3
 
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "sextant"
@@ -187,9 +191,17 @@ def api_client_from_config(kubeconfig: str | None = None, context: str | None = 
         in_cluster = not kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ
     if in_cluster:
         configuration = client.Configuration()
-        config.load_incluster_config(client_configuration=configuration)
+        config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]  # kubernetes.config is not annotated
         return client.ApiClient(configuration)
-    return config.new_client_from_config(config_file=kubeconfig, context=context)
+    api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]  # as above
+        config_file=kubeconfig, context=context)
+    return api
+
+
+def _json_body(response: object) -> dict[str, Any]:
+    """The JSON object of a reply read with ``_preload_content=False``: the client's stubs name the
+    model, but without preloading the call returns the raw urllib3 response."""
+    return cast(dict[str, Any], json.loads(cast("urllib3.BaseHTTPResponse", response).data))
 
 
 def _owner_reference(owner: dict[str, Any]) -> dict[str, Any]:
@@ -207,7 +219,7 @@ def _managed(labels: dict[str, str]) -> bool:
 def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond.get("type") == type_:
-            return cond
+            return cast(dict[str, Any], cond)
     return None
 
 
@@ -215,9 +227,9 @@ def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
 # Trial object rendering (pure functions: unit-testable without a server)
 # --------------------------------------------------------------------------------------------
 
-def _pod_templates(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict]]:
+def _pod_templates(node: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """Every pod template in an object: dicts under a ``template`` key with ``spec.containers``."""
-    found: list[tuple[tuple[str, ...], dict]] = []
+    found: list[tuple[tuple[str, ...], dict[str, Any]]] = []
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "template" and isinstance(value, dict) \
@@ -306,12 +318,17 @@ def render_trial_object(spec: JobSpec, python: str = "python") -> dict[str, Any]
     return obj
 
 
+class _Times(TypedDict):
+    start_time: str | None
+    completion_time: str | None
+
+
 def job_status_of(obj: dict[str, Any]) -> JobStatus:
     """Katib's rule on an existing trial object: failure first, then success, else running."""
     meta = obj.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     status = obj.get("status") or {}
-    times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
+    times: _Times = {"start_time": status.get("startTime"), "completion_time": status.get("completionTime")}
     defaults = default_conditions(obj.get("kind", "")) or (None, None)
     success = annotations.get(SUCCESS_ANNOTATION) or defaults[0]
     failure = annotations.get(FAILURE_ANNOTATION) or defaults[1]
@@ -451,7 +468,9 @@ class KubernetesRuntime(Runtime):
         self._kinds[(spec.namespace, spec.name)] = resource
         try:
             if resource.is_batch_job:
-                self._batch.create_namespaced_job(spec.namespace, obj, _preload_content=False)
+                # The client serialises a plain dict body as it is; its stubs only name the model.
+                self._batch.create_namespaced_job(spec.namespace, obj,  # type: ignore[arg-type]
+                                                  _preload_content=False)
             else:
                 self._custom.create_namespaced_custom_object(
                     resource.group, resource.version, spec.namespace, resource.plural, obj)
@@ -460,17 +479,17 @@ class KubernetesRuntime(Runtime):
                 raise self._error(err, "creating", resource.kind, spec.namespace, spec.name) from None
         return self.job_status(spec.namespace, spec.name)
 
-    def _read_trial_object(self, namespace: str, name: str) -> tuple[TrialResource, dict] | None:
+    def _read_trial_object(self, namespace: str, name: str) -> tuple[TrialResource, dict[str, Any]] | None:
         known = self._kinds.get((namespace, name))
         candidates = [known] if known else self.trial_resources
         for resource in candidates:
             try:
                 if resource.is_batch_job:
                     response = self._batch.read_namespaced_job(name, namespace, _preload_content=False)
-                    obj = json.loads(response.data)
+                    obj = _json_body(response)
                 else:
-                    obj = self._custom.get_namespaced_custom_object(
-                        resource.group, resource.version, namespace, resource.plural, name)
+                    obj = cast(dict[str, Any], self._custom.get_namespaced_custom_object(
+                        resource.group, resource.version, namespace, resource.plural, name))
             except ApiException as err:
                 if err.status == 404:  # no such object, or this kind is not installed
                     continue
@@ -558,7 +577,7 @@ class KubernetesRuntime(Runtime):
     def _trial_objects(self, namespace: str | None) -> list[tuple[str, str]]:
         """(namespace, name) of Sextant's trial objects in ``namespace`` (None: all namespaces)."""
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{TRIAL_LABEL}"
-        found = []
+        found: list[tuple[str, str]] = []
         for resource in self.trial_resources:
             try:
                 if resource.is_batch_job:
@@ -566,15 +585,15 @@ class KubernetesRuntime(Runtime):
                                                                _preload_content=False) if namespace is not None \
                         else self._batch.list_job_for_all_namespaces(label_selector=selector,
                                                                      _preload_content=False)
-                    items = json.loads(response.data).get("items") or []
+                    items = _json_body(response).get("items") or []
                 elif namespace is not None:
-                    items = self._custom.list_namespaced_custom_object(
+                    items = cast(dict[str, Any], self._custom.list_namespaced_custom_object(
                         resource.group, resource.version, namespace, resource.plural,
-                        label_selector=selector).get("items") or []
+                        label_selector=selector)).get("items") or []
                 else:
-                    items = self._custom.list_cluster_custom_object(
+                    items = cast(dict[str, Any], self._custom.list_cluster_custom_object(
                         resource.group, resource.version, resource.plural,
-                        label_selector=selector).get("items") or []
+                        label_selector=selector)).get("items") or []
             except ApiException as err:
                 if err.status == 404:
                     continue
@@ -591,7 +610,7 @@ class KubernetesRuntime(Runtime):
             spec = replace(spec, owner=None)
         objects = render_service_objects(spec)
         ns = spec.namespace
-        calls = [
+        calls: list[tuple[str, Callable[..., object], str]] = [
             ("pvc", self._core.create_namespaced_persistent_volume_claim, "PersistentVolumeClaim"),
             ("service", self._core.create_namespaced_service, "Service"),
             ("deployment", self._apps.create_namespaced_deployment, "Deployment"),
@@ -613,7 +632,7 @@ class KubernetesRuntime(Runtime):
             if err.status == 404:
                 return ServiceStatus(exists=False, ready=False, message="Deployment not found")
             raise self._error(err, "reading", "Deployment", namespace, name) from None
-        deployment = json.loads(response.data)
+        deployment = _json_body(response)
         available = _condition(deployment, "Available")
         ready = bool(available and available.get("status") == "True")
         containers = deployment["spec"]["template"]["spec"].get("containers") or []
@@ -626,7 +645,7 @@ class KubernetesRuntime(Runtime):
             message=message)
 
     def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None:
-        deletions = [
+        deletions: list[tuple[str, Callable[[], object]]] = [
             ("Deployment", lambda: self._apps.delete_namespaced_deployment(
                 name, namespace, propagation_policy="Foreground", _preload_content=False)),
             ("Service", lambda: self._core.delete_namespaced_service(name, namespace, _preload_content=False)),
@@ -655,7 +674,7 @@ class KubernetesRuntime(Runtime):
                                     (pod_meta.get("labels") or {}).get(SUGGESTION_LABEL, "")))
         return sorted(out, key=lambda o: (o.namespace, o.name))
 
-    def _deployments(self, namespace: str | None) -> list[dict]:
+    def _deployments(self, namespace: str | None) -> list[dict[str, Any]]:
         """Sextant's algorithm Deployments in ``namespace`` (None: all namespaces)."""
         selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{DEPLOYMENT_LABEL}"
         try:
@@ -665,7 +684,7 @@ class KubernetesRuntime(Runtime):
                                                                    _preload_content=False)
         except ApiException as err:
             raise self._error(err, "listing", "Deployment", namespace or "(all)", "*") from None
-        items = json.loads(response.data).get("items") or []
+        items = _json_body(response).get("items") or []
         return [i for i in items if _managed(i["metadata"].get("labels") or {})
                 and DEPLOYMENT_LABEL in (i["metadata"].get("labels") or {})]
 

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 # Kubernetes-style names (DNS-1123 subdomain): they become path components, so they must not
 # be able to contain "/" or be "." / "..".
@@ -67,7 +67,7 @@ def start_time_of(pid: int) -> int | None:
     return int(fields[19]) if fields else None
 
 
-def is_alive(proc: ProcessId | None) -> bool:
+def is_alive(proc: ProcessId | None) -> TypeGuard[ProcessId]:
     """True if the process exists, is the one we started, and is not a zombie."""
     if proc is None:
         return False

@@ -37,7 +37,7 @@ _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 __all__ = ["TemplateError", "render_run_spec", "render_go_job", "template_file", "templates_dir"]
 
 
-def templates_dir(explicit: str | os.PathLike | None = None) -> Path:
+def templates_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
     from sextant.config import data_dir
 
     if explicit:
@@ -48,7 +48,7 @@ def templates_dir(explicit: str | os.PathLike | None = None) -> Path:
 
 
 def template_file(name: str | None, namespace: str | None, path: str | None,
-                  directory: str | os.PathLike | None = None) -> Path:
+                  directory: str | os.PathLike[str] | None = None) -> Path:
     """Where a configMap-style template lives; raises TemplateError for unsafe names/paths."""
     where = "spec.trialTemplate.configMap"
     for field, value in (("configMapName", name), ("configMapNamespace", namespace)):
@@ -59,6 +59,7 @@ def template_file(name: str | None, namespace: str | None, path: str | None,
     parts = Path(path or "").parts
     if not path or Path(path).is_absolute() or ".." in parts:
         raise TemplateError(f"{where}.templatePath: {path!r} must be a relative path without '..'")
+    assert name is not None  # the loop above raised for a missing configMapName
     base = templates_dir(directory)
     candidates = ([base / namespace / name / path] if namespace else []) + [base / name / path]
     for candidate in candidates:
@@ -88,8 +89,8 @@ def render_go_job(source: str, *, trial_name: str, experiment_name: str, namespa
     return job
 
 
-def render_run_spec(experiment: Any, trial: Any, assignments: Mapping[str, str] | list | None = None,
-                    *, directory: str | os.PathLike | None = None) -> dict[str, Any]:
+def render_run_spec(experiment: Any, trial: Any, assignments: Mapping[str, str] | list[Any] | None = None,
+                    *, directory: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The rendered job for one trial; ``experiment`` is the internal Experiment model.
 
     ``trial`` is a trial name (then ``assignments`` is required: a ``{name: value}`` mapping or a

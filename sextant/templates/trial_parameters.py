@@ -72,10 +72,11 @@ def parameter_values(template: Mapping[str, Any], trial_parameters: Sequence[Any
 
 def _substitute(node: Any, values: Mapping[str, str], missing: set[str]) -> Any:
     if isinstance(node, str):
-        def repl(match: re.Match) -> str:
-            if match.group(1) in values:
-                return values[match.group(1)]
-            missing.add(match.group(1))
+        def repl(match: re.Match[str]) -> str:
+            key: str = match.group(1)
+            if key in values:
+                return values[key]
+            missing.add(key)
             return match.group(0)
         return PLACEHOLDER.sub(repl, node)
     if isinstance(node, Mapping):
@@ -92,7 +93,7 @@ def render_trial_spec(template: Mapping[str, Any], trial_parameters: Sequence[An
         raise TemplateError("spec.trialTemplate.trialSpec: must be an object")
     values = parameter_values(template, trial_parameters, assignments, name, namespace)
     missing: set[str] = set()
-    out = _substitute(copy.deepcopy(dict(template)), values, missing)
+    out: dict[str, Any] = _substitute(copy.deepcopy(dict(template)), values, missing)
     if missing:
         raise TemplateError("spec.trialTemplate: placeholders without a trialParameters entry: "
                             + ", ".join(f"${{trialParameters.{m}}}" for m in sorted(missing)))
