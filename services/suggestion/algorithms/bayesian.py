@@ -160,7 +160,7 @@ class _Dim:
             return v
         if self.kind == "int":
             return int(round(v))
-        return int(min(max(round((v - p.low) / p.step), 0), p.size - 1))  # type: ignore[operator]
+        return int(min(max(round((v - p.low) / p.step), 0), p.size - 1))  # type: ignore[operator]  # kind index: step is set
 
     def decode(self, value: Any) -> str:
         p = self.param
@@ -169,7 +169,7 @@ class _Dim:
         if self.kind == "cat":
             return str(value)
         if self.kind == "index":
-            return p.format(p.low + int(value) * p.step)  # type: ignore[operator]
+            return p.format(p.low + int(value) * p.step)  # type: ignore[operator]  # kind index: step is set
         return p.format(value)
 
 
@@ -340,7 +340,7 @@ class BayesianOptimization(Algorithm):
     # ---- model ----
 
     def _estimator(self, cfg: _Config, free: list[_Dim], n: int) -> Any:
-        seed = int(self._rng.randint(0, 2**31 - 1))  # type: ignore[union-attr]
+        seed = int(self._rng.randint(0, 2**31 - 1))  # type: ignore[union-attr]  # suggest() set _rng
         if cfg.base_estimator == "GP":
             n_dims = sum(len(d.param.choices) if d.kind == "cat" and len(d.param.choices) > 2 else 1
                          for d in free)

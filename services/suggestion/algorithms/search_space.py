@@ -167,7 +167,7 @@ class Param:
             if text not in self.choices:
                 raise ValueError(f"{text!r} is not in the list of {self.name}")
             return text
-        v = self.snap(float(value))  # type: ignore[arg-type]
+        v = self.snap(float(value))  # type: ignore[arg-type]  # numeric: a number or its text
         if self.type == INT:
             return str(int(round(v)))
         return format_double(v)

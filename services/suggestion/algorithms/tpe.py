@@ -88,7 +88,7 @@ def _to_hyperopt(p: Param, text: str) -> float:
         return p.choices.index(text) if text in p.choices else 0
     v = float(text)
     if _uses_index(p):
-        return float(round((v - p.low) / p.step))  # type: ignore[operator]
+        return float(round((v - p.low) / p.step))  # type: ignore[operator]  # _uses_index: step is set
     return v
 
 
@@ -97,7 +97,7 @@ def _from_hyperopt(p: Param, v: float) -> str:
         return p.choices[int(v)]
     if _uses_index(p):
         k = min(max(round(v), 0), int(p.size) - 1)
-        return p.format(p.low + k * p.step)  # type: ignore[operator]
+        return p.format(p.low + k * p.step)  # type: ignore[operator]  # _uses_index: step is set
     return p.format(v)
 
 
