@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from cmaes import CMA
+from numpy.typing import NDArray
 
 from sextant.api import api_pb2
 
@@ -54,7 +55,7 @@ class CMAES(Algorithm):
         super().__init__()
         self._cma: CMA | None = None
         self._told: set[str] = set()
-        self._buffer: list[tuple[np.ndarray, float]] = []
+        self._buffer: list[tuple[NDArray[np.float64], float]] = []
         self._restarts = 0
         self._base_popsize = 0
         self._small_budget_turn = False

@@ -107,7 +107,7 @@ class OptunaTPE:
             weights=default_weights, multivariate=True)
         self._transform = _SearchSpaceTransform(self.search) if self.search else None
         self._bounds = {name: _kernel_bounds(dist) for name, dist in self.search.items()}
-        self._weights_cache: dict[int, np.ndarray] = {}
+        self._weights_cache: dict[int, NDArray[np.float64]] = {}
 
     def encode(self, params: dict[str, Any]) -> list[float]:
         """optuna parameter values -> one row (internal representation)."""
@@ -129,11 +129,11 @@ class OptunaTPE:
         """Dimensions of the unit cube a start-up point is drawn from (one per one-hot column)."""
         return 0 if self._transform is None else len(self._transform.bounds)
 
-    def in_startup(self, loss: np.ndarray) -> bool:
+    def in_startup(self, loss: NDArray[np.float64]) -> bool:
         return int((~np.isnan(loss)).sum()) < self.n_startup_trials
 
-    def ask(self, x: np.ndarray, loss: np.ndarray, rng: np.random.RandomState,
-            startup_point: np.ndarray | None = None) -> dict[str, Any]:
+    def ask(self, x: NDArray[np.float64], loss: NDArray[np.float64], rng: np.random.RandomState,
+            startup_point: NDArray[np.float64] | None = None) -> dict[str, Any]:
         """One point. ``x``: rows in trial order; ``loss``: minimised, NaN for running trials.
         ``startup_point``: a point of the unit cube (``n_dims``) to propose while in start-up,
         instead of a uniform draw."""
@@ -163,7 +163,7 @@ class OptunaTPE:
         return self._external({name: dist.to_external_repr(samples[best, i].item())
                                for i, (name, dist) in enumerate(self.search.items())})
 
-    def mixture(self, rows: np.ndarray) -> _MixtureOfProductDistribution:
+    def mixture(self, rows: NDArray[np.float64]) -> _MixtureOfProductDistribution:
         """The mixture ``_ParzenEstimator(observations, self.search, self.parameters)`` builds
         from these rows (same arithmetic, so the same numbers to the bit), without its per-call
         dict/validation overhead. Checked against optuna in tests/integration/test_algorithms_mvtpe.py."""
@@ -173,8 +173,8 @@ class OptunaTPE:
             distributions=[_kernels(rows[:, j], dist, self._bounds[name])
                            for j, (name, dist) in zip(self.columns, self.search.items(), strict=True)])
 
-    def _sharpened(self, mix: _MixtureOfProductDistribution, rows: np.ndarray,
-                   ranked: np.ndarray) -> _MixtureOfProductDistribution:
+    def _sharpened(self, mix: _MixtureOfProductDistribution, rows: NDArray[np.intp],
+                   ranked: NDArray[np.intp]) -> _MixtureOfProductDistribution:
         """The "below" mixture with Sextant's sharpening (see ``Sharpening``). ``rows``: the
         trials of the mixture's kernels in kernel order; ``ranked``: the same trials, best first."""
         power, scale = self.sharpen.rank_power, self.sharpen.bandwidth
@@ -192,7 +192,7 @@ class OptunaTPE:
                      else d._replace(sigma=np.append(d.sigma[:-1] * scale, d.sigma[-1:])) for d in dists]
         return _MixtureOfProductDistribution(weights=weights, distributions=dists)
 
-    def _weights(self, n: int) -> np.ndarray:
+    def _weights(self, n: int) -> NDArray[np.float64]:
         """Mixture weights for n observations (default_weights + the prior); they depend on n only."""
         w = self._weights_cache.get(n)
         if w is None:
@@ -242,7 +242,7 @@ def _kernel_bounds(dist: BaseDistribution) -> tuple[float, float] | None:
     return low, high
 
 
-def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds: tuple[float, float] | None) -> _BatchedDistributions:
+def _kernels(obs: NDArray[np.float64], dist: BaseDistribution, bounds: tuple[float, float] | None) -> _BatchedDistributions:
     """One parameter's kernels from its observations (internal representation)."""
     if bounds is None:
         n_choices = len(cast(CategoricalDistribution, dist).choices)  # no bounds: categorical
@@ -285,7 +285,7 @@ def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds: tuple[float, float
 # ---- the two mixtures' log densities in one pass ----
 
 
-def _log_gauss_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _log_gauss_mass(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     """log(Phi(b) - Phi(a)) for a < b, elementwise, accurate in both tails.
 
     The same case split as optuna's ``_truncnorm._log_gauss_mass``: an interval entirely left of
@@ -308,8 +308,8 @@ def _log_gauss_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
-                  above: _MixtureOfProductDistribution) -> tuple[np.ndarray, np.ndarray]:
+def _log_pdf_pair(x: NDArray[np.float64], below: _MixtureOfProductDistribution,
+                  above: _MixtureOfProductDistribution) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Log densities of the rows ``x`` (transformed space, optuna's column order) under both
     mixtures; the same quantities as ``_MixtureOfProductDistribution.log_pdf``.
 
@@ -380,7 +380,7 @@ def _add_discrete(total: NDArray[np.float64], const: NDArray[np.float64], x: NDA
     const -= mass[n_cells:].take(kernel_inv)
 
 
-def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unique_pairs(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.intp]]:
     """Distinct (a, b) pairs and, per element, the index of its pair: a_u[inv] == a, b_u[inv] == b.
 
     Groups on one sort of a 64-bit key made from both values' bits (optuna's
@@ -401,7 +401,7 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return a_u, b_u, inv
 
 
-def _log_sum_exp(w: np.ndarray) -> np.ndarray:
+def _log_sum_exp(w: NDArray[np.float64]) -> NDArray[np.float64]:
     """Row-wise log(sum(exp(w))), as optuna computes it.
 
     Terms more than 700 below a row's largest are clipped there: they add < 1e-300 to a sum

@@ -33,6 +33,7 @@ import numpy as np
 from hyperopt import hp, pyll, tpe
 from hyperopt.base import Domain
 from hyperopt.tpe import DEFAULT_LF
+from numpy.typing import NDArray
 
 from sextant.api import api_pb2
 
@@ -145,7 +146,7 @@ class _Posterior:
             self._graph = (observed, observed_loss, posterior, splits)
         return self._graph
 
-    def suggest(self, x: np.ndarray, losses: np.ndarray, seed: int) -> dict[str, float]:
+    def suggest(self, x: NDArray[np.float64], losses: NDArray[np.float64], seed: int) -> dict[str, float]:
         """One point (label -> hyperopt value); ``x`` columns follow ``labels``."""
         domain = self.domain
         n = len(losses)
@@ -174,7 +175,7 @@ class _Posterior:
         return out
 
 
-def _call_seeds(random_state: int | None, n_trials: int, count: int) -> np.ndarray:
+def _call_seeds(random_state: int | None, n_trials: int, count: int) -> NDArray[np.int64]:
     """The seeds of the next ``count`` proposals after ``n_trials`` trials.
 
     hyperopt's ``fmin(rstate=np.random.default_rng(random_state))`` seeds its k-th call to
@@ -198,7 +199,7 @@ def _retry_seed(seed: int, attempt: int) -> int:
     return int(np.random.default_rng([int(seed), attempt]).integers(2**31 - 1))
 
 
-def _below_mask(losses: np.ndarray, gamma: float) -> np.ndarray:
+def _below_mask(losses: NDArray[np.float64], gamma: float) -> NDArray[np.bool_]:
     """Which trials hyperopt's ``ap_split_trials`` puts below gamma (same n_below, same sort)."""
     n_below = min(int(np.ceil(gamma * np.sqrt(len(losses)))), DEFAULT_LF)
     mask = np.zeros(len(losses), dtype=bool)
