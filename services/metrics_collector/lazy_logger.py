@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import sys
 
+# `typing` is not imported at run time (start-up cost); mypy treats this flag as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 _level = "INFO"
 _logger = None  # logging.Logger once something is logged (typing is not imported either)
 
@@ -15,7 +20,7 @@ def configure(level: str) -> None:
 
 
 class _LazyLogger:
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         global _logger
         if _logger is None:
             import logging

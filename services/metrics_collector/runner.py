@@ -22,11 +22,18 @@ from pathlib import Path
 
 from sextant import metric_lines
 from sextant.metric_lines import COLLECTING_KINDS, KINDS, MetricLog
+from sextant.timestamps import ZERO_TIME
 
 from . import lazy_logger
 from .early_stopping import EarlyStopper, StopRule, set_trial_early_stopped
 from .lazy_logger import log
 from .reporter import Reporter, grpc_sender
+
+# `typing` and `types` are not imported at run time (start-up cost); mypy treats this as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import IO, Any
 
 EARLY_SIGNALS: list[int] = []  # SIGTERMs received before run() installed its handler
 
@@ -63,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_json(path: Path, data: dict) -> None:
+def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic write (same contract as sextant.runtime.process.write_json, whose package import
     would cost start-up time in every trial)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -125,8 +132,8 @@ class Collector:
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.killed = False
         self.early_stopped = False
-        self.child: subprocess.Popen | None = None
-        self.custom: subprocess.Popen | None = None
+        self.child: subprocess.Popen[bytes] | None = None
+        self.custom: subprocess.Popen[bytes] | None = None
         self.file = TailedFile(Path(args.path)) if args.kind == "File" else None
         self.tf = None
         if args.kind == "TensorFlowEvent":  # imported only when used: start-up time matters per trial
@@ -138,7 +145,7 @@ class Collector:
             self.tf = TfEventReader(args.path, self.metrics)
 
     # --- collecting ------------------------------------------------------------------------
-    def _pump(self, stream) -> None:
+    def _pump(self, stream: IO[bytes]) -> None:
         """Copies the child's output to ours and queues lines for the StdOut collector."""
         out = sys.stdout.buffer
         for raw in iter(stream.readline, b""):
@@ -196,7 +203,7 @@ class Collector:
             child.kill()
 
     # --- lifecycle ---------------------------------------------------------------------------
-    def _on_sigterm(self, _signum, _frame) -> None:
+    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
         self.killed = True
         if self.child is not None and self.child.poll() is None:
             self.child.terminate()
@@ -309,7 +316,7 @@ class Collector:
             self.reporter.drain(time.monotonic() + 2.0)
             return code if code >= 0 else 128 - code
         if self.args.kind in COLLECTING_KINDS and self.objective not in self.reporter.seen:
-            self.reporter.add([MetricLog(metric_lines.ZERO_TIME, self.objective, metric_lines.UNAVAILABLE)])
+            self.reporter.add([MetricLog(ZERO_TIME, self.objective, metric_lines.UNAVAILABLE)])
         reported = self.reporter.drain(time.monotonic() + self.args.report_deadline)
         if self.early_stopped:
             if self.args.early_stopping:

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sextant.metric_lines import MetricLog
 from sextant.timestamps import to_rfc3339_micro
@@ -19,7 +20,7 @@ from sextant.timestamps import to_rfc3339_micro
 log = logging.getLogger("sextant.metrics_collector")
 
 
-def _scalar(value) -> float | None:
+def _scalar(value: Any) -> float | None:
     if value.HasField("simple_value"):
         return float(value.simple_value)
     if value.HasField("tensor"):
@@ -39,7 +40,7 @@ class TfEventReader:
     def __init__(self, root: str | Path, metrics: Sequence[str]):
         self.root = Path(root)
         self.metrics = list(metrics)
-        self._loaders: dict[Path, object] = {}
+        self._loaders: dict[Path, Any] = {}  # EventFileLoader (untyped)
 
     def _files(self) -> list[Path]:
         if self.root.is_file():

@@ -39,7 +39,7 @@ def load(name: str) -> type[Algorithm] | None:
         return None
     module_name, _, attr = target.partition(":")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        cls: type[Algorithm] = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
         log.warning("algorithm not available", extra={"algorithm": name, "error": str(exc)})
         return None

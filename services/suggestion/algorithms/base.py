@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sextant.api import api_pb2
 
@@ -107,9 +108,9 @@ class Algorithm(ABC):
 
     def __init__(self) -> None:
         self._space_cache = _SpaceCache()
-        self._trial_keys: dict[str, tuple] = {}
+        self._trial_keys: dict[str, tuple[object, ...]] = {}
 
-    def trial_key(self, space: SearchSpace, trial: api_pb2.Trial) -> tuple:
+    def trial_key(self, space: SearchSpace, trial: api_pb2.Trial) -> tuple[object, ...]:
         """``space.key`` of a trial's assignment, cached by trial name (assignments never change)."""
         key = self._trial_keys.get(trial.name) if trial.name else None
         if key is None:
@@ -118,7 +119,7 @@ class Algorithm(ABC):
                 self._trial_keys[trial.name] = key
         return key
 
-    def taken_points(self, space: SearchSpace, trials: list[api_pb2.Trial]) -> set[tuple]:
+    def taken_points(self, space: SearchSpace, trials: list[api_pb2.Trial]) -> set[tuple[object, ...]]:
         """Keys of every point already in the request (any status): never propose them again."""
         return {self.trial_key(space, t) for t in trials}
 
@@ -165,7 +166,7 @@ class SettingRule:
     """One setting: how to parse it and Katib's check. ``check`` returns a message or None."""
 
     parse: type
-    check: object = None  # Callable[[value], str | None]
+    check: Callable[[Any], str | None] | None = None  # gets the parsed value
     default: object = None
 
 
@@ -190,12 +191,12 @@ class SettingsSchema:
                 out.append(f"failed to validate {name}({raw}): {exc}")
                 continue
             if rule.check is not None:
-                msg = rule.check(value)  # type: ignore[operator]
+                msg = rule.check(value)
                 if msg:
                     out.append(msg)
         return out
 
-    def parse(self, settings: dict[str, str]) -> dict[str, object]:
+    def parse(self, settings: dict[str, str]) -> dict[str, Any]:  # each value of its rule's type
         """Parsed values with defaults; unknown names ignored. Raises InvalidSettings."""
         errs = self.errors({k: v for k, v in settings.items() if k in self.rules})
         if errs:
@@ -207,6 +208,6 @@ class SettingsSchema:
         return out
 
 
-def non_negative_int(message: str):
+def non_negative_int(message: str) -> Callable[[int], str | None]:
     """A check for ints >= 0 with the given message."""
     return lambda v: None if v >= 0 else message

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -80,11 +81,11 @@ MAX_ISSUED = 256
 MAX_RANDOM_TRIES = 200
 
 
-def _one_of(name: str, allowed: tuple[str, ...]):
+def _one_of(name: str, allowed: tuple[str, ...]) -> Callable[[str], str | None]:
     return lambda v: None if v in allowed else f"{name} {v} is not supported in Bayesian optimization"
 
 
-def _non_negative(name: str):
+def _non_negative(name: str) -> Callable[[int], str | None]:
     return lambda v: None if v >= 0 else f"{name} should be great or equal than zero"
 
 
@@ -97,7 +98,7 @@ SCHEMA = SettingsSchema(NAME, rules={
 })
 
 
-class GBRTRegressor(GradientBoostingQuantileRegressor):
+class GBRTRegressor(GradientBoostingQuantileRegressor):  # type: ignore[misc]  # skopt is untyped
     """skopt's quantile GBRT, recognised as a regressor by scikit-learn >= 1.6.
 
     scikit-learn now reads the estimator type from ``__sklearn_tags__``, which only reports
@@ -106,14 +107,14 @@ class GBRTRegressor(GradientBoostingQuantileRegressor):
     Setting the tag here is the whole fix.
     """
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:  # sklearn.utils.Tags (untyped here)
         tags = super().__sklearn_tags__()
         tags.estimator_type = "regressor"
         if tags.regressor_tags is None:
             tags.regressor_tags = RegressorTags()
         return tags
 
-    def predict(self, X, return_std=False, return_quantiles=False):
+    def predict(self, X: Any, return_std: bool = False, return_quantiles: bool = False) -> Any:
         # skopt 0.10 calls np.in1d here, which numpy 2.4 removed; same result without it.
         if not return_std or return_quantiles:
             return super().predict(X, return_std=False, return_quantiles=return_quantiles)
@@ -159,7 +160,7 @@ class _Dim:
             return v
         if self.kind == "int":
             return int(round(v))
-        return int(min(max(round((v - p.low) / p.step), 0), p.size - 1))  # type: ignore[operator]
+        return int(min(max(round((v - p.low) / p.step), 0), p.size - 1))  # type: ignore[operator]  # kind index: step is set
 
     def decode(self, value: Any) -> str:
         p = self.param
@@ -168,7 +169,7 @@ class _Dim:
         if self.kind == "cat":
             return str(value)
         if self.kind == "index":
-            return p.format(p.low + int(value) * p.step)  # type: ignore[operator]
+            return p.format(p.low + int(value) * p.step)  # type: ignore[operator]  # kind index: step is set
         return p.format(value)
 
 
@@ -206,8 +207,8 @@ def _config(settings: dict[str, str]) -> _Config:
         acq_optimizer = "lbfgs" if estimator == "GP" else "sampling"
     if acq_func.endswith("ps"):
         acq_optimizer = "sampling"  # skopt has no acquisition gradient for the time model
-    return _Config(estimator, int(v["n_initial_points"]), acq_func, acq_optimizer,  # type: ignore[arg-type]
-                   v["random_state"])  # type: ignore[arg-type]
+    return _Config(estimator, int(v["n_initial_points"]), acq_func, acq_optimizer,
+                   v["random_state"])
 
 
 def _seconds(trial: api_pb2.Trial) -> float:
@@ -226,7 +227,7 @@ class BayesianOptimization(Algorithm):
         super().__init__()
         self._rng: np.random.RandomState | None = None
         self._points: dict[str, tuple[list[Any], float, float]] = {}  # trial -> (x, loss, seconds)
-        self._issued: dict[tuple, dict[str, str]] = {}  # proposed here, not yet seen in a request
+        self._issued: dict[tuple[object, ...], dict[str, str]] = {}  # proposed here, not yet seen in a request
         self._kernel: Any = None  # last fitted GP kernel, the next fit's starting point
         self._kernel_n = 0  # number of points its hyperparameters were optimised on
 
@@ -285,7 +286,8 @@ class BayesianOptimization(Algorithm):
             self._issued.pop(next(iter(self._issued)))
         return SuggestResult(out)
 
-    def _completed(self, experiment, trials, free) -> tuple[list, list, list]:
+    def _completed(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], free: list[_Dim]
+                   ) -> tuple[list[list[Any]], list[float], list[float]]:
         """Converted completed trials, cached by trial name (re-converted if a value changed)."""
         known: dict[str, tuple[list[Any], float, float]] = {}
         for trial, value in completed_trials(experiment, trials):
@@ -316,7 +318,7 @@ class BayesianOptimization(Algorithm):
         values = iter(x)
         return {d.param.name: d.decode(None if d.kind == "const" else next(values)) for d in dims}
 
-    def _random_point(self, space: SearchSpace, dims: list[_Dim], taken: set) -> dict[str, str]:
+    def _random_point(self, space: SearchSpace, dims: list[_Dim], taken: set[tuple[object, ...]]) -> dict[str, str]:
         assert self._rng is not None
         for _ in range(MAX_RANDOM_TRIES):
             point = space.from_unit(self._rng.uniform(size=len(space)))
@@ -330,7 +332,7 @@ class BayesianOptimization(Algorithm):
                                    f"{MAX_RANDOM_TRIES} random draws; the search space looks covered")
 
     @staticmethod
-    def _exhausted_check(space: SearchSpace, taken: set) -> None:
+    def _exhausted_check(space: SearchSpace, taken: set[tuple[object, ...]]) -> None:
         if math.isfinite(space.grid_size) and len(taken) >= space.grid_size:
             raise SearchSpaceExhausted(f"all {int(space.grid_size)} points of the search space "
                                        "have been proposed")
@@ -338,7 +340,7 @@ class BayesianOptimization(Algorithm):
     # ---- model ----
 
     def _estimator(self, cfg: _Config, free: list[_Dim], n: int) -> Any:
-        seed = int(self._rng.randint(0, 2**31 - 1))  # type: ignore[union-attr]
+        seed = int(self._rng.randint(0, 2**31 - 1))  # type: ignore[union-attr]  # suggest() set _rng
         if cfg.base_estimator == "GP":
             n_dims = sum(len(d.param.choices) if d.kind == "cat" and len(d.param.choices) > 2 else 1
                          for d in free)
@@ -370,7 +372,9 @@ class BayesianOptimization(Algorithm):
         return GBRTRegressor(base_estimator=GradientBoostingRegressor(n_estimators=30, loss="quantile"),
                              random_state=seed)
 
-    def _model_points(self, cfg, space, dims, free, xs, ys, ts, pending, taken, count) -> list[dict[str, str]]:
+    def _model_points(self, cfg: _Config, space: SearchSpace, dims: list[_Dim], free: list[_Dim],
+                      xs: list[list[Any]], ys: list[float], ts: list[float], pending: list[list[Any]],
+                      taken: set[tuple[object, ...]], count: int) -> list[dict[str, str]]:
         assert self._rng is not None
         est = self._estimator(cfg, free, len(xs) + len(pending))
         n_points = N_POINTS_LBFGS if cfg.acq_optimizer == "lbfgs" else N_POINTS_SAMPLING

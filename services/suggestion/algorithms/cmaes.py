@@ -15,9 +15,11 @@ already in the request (pending included) are re-drawn.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from cmaes import CMA
+from numpy.typing import NDArray
 
 from sextant.api import api_pb2
 
@@ -53,7 +55,7 @@ class CMAES(Algorithm):
         super().__init__()
         self._cma: CMA | None = None
         self._told: set[str] = set()
-        self._buffer: list[tuple[np.ndarray, float]] = []
+        self._buffer: list[tuple[NDArray[np.float64], float]] = []
         self._restarts = 0
         self._base_popsize = 0
         self._small_budget_turn = False
@@ -69,14 +71,14 @@ class CMAES(Algorithm):
             errors.append(DIM_MESSAGE)
         return errors
 
-    def _new_cma(self, dim: int, settings: dict, popsize: int | None = None) -> CMA:
+    def _new_cma(self, dim: int, settings: dict[str, Any], popsize: int | None = None) -> CMA:
         sigma = settings["sigma"] or 1.0 / 6.0
         seed = settings["random_state"]
         seed = None if seed is None else int(seed) + 1009 * self._restarts
         bounds = np.array([[0.0, 1.0]] * dim)
         return CMA(mean=np.full(dim, 0.5), sigma=sigma, bounds=bounds, seed=seed, population_size=popsize)
 
-    def _maybe_restart(self, dim: int, settings: dict) -> None:
+    def _maybe_restart(self, dim: int, settings: dict[str, Any]) -> None:
         cma = self._cma
         assert cma is not None
         strategy = settings["restart_strategy"]
@@ -97,7 +99,7 @@ class CMAES(Algorithm):
         self._cma = self._new_cma(dim, settings, popsize)
         self._buffer.clear()
 
-    def suggest(self, experiment, trials, count) -> SuggestResult:
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         settings = {k: v for k, v in settings_of(experiment).items() if k in SCHEMA.rules}
         parsed = SCHEMA.parse(settings)
         parsed["restart_strategy"] = _restart(str(parsed["restart_strategy"]))

@@ -13,6 +13,7 @@ costs O(new trials + count), not a walk over the grid.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from sextant.api import api_pb2
 
@@ -26,7 +27,7 @@ from .base import (
     settings_of,
 )
 from .cancel import check_cancelled
-from .search_space import SpaceError, assignment_of
+from .search_space import Param, SearchSpace, SpaceError, assignment_of
 
 SCHEMA = SettingsSchema("grid", {
     "random_state": SettingRule(int, non_negative_int("random_state should be greate or equal than zero")),
@@ -40,9 +41,9 @@ class GridSearch(Algorithm):
     def __init__(self) -> None:
         super().__init__()
         self._cursor = 0  # grid index below which every point is known to be taken
-        self._taken: set[tuple] = set()
+        self._taken: set[tuple[object, ...]] = set()
         self._seen_trials: set[str] = set()
-        self._proposed: set[tuple] = set()  # proposed by this instance, maybe not trials yet
+        self._proposed: set[tuple[object, ...]] = set()  # proposed by this instance, maybe not trials yet
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         errors = SCHEMA.errors(settings_of(experiment))
@@ -60,7 +61,7 @@ class GridSearch(Algorithm):
             errors.append(f"Max Trial Count: {max_trials} > all possible search combinations: {int(size)}")
         return errors
 
-    def suggest(self, experiment, trials, count) -> SuggestResult:
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         space = self.search_space(experiment)
         for t in trials:
             # A trial's assignment never changes, so each named trial is read once.
@@ -79,13 +80,13 @@ class GridSearch(Algorithm):
         self._proposed.update(space.key(p) for p in out)
         return SuggestResult(out)
 
-    def _walk(self, space, count: int, excluded: set[tuple]) -> list[dict[str, str]]:
+    def _walk(self, space: SearchSpace, count: int, excluded: set[tuple[object, ...]]) -> list[dict[str, str]]:
         # Values are computed per point: a stepped parameter may have 2^53 of them.
         columns = space.params
         radix = [p.grid_count() for p in columns]
         size = math.prod(radix)
         out: list[dict[str, str]] = []
-        batch: set[tuple] = set()
+        batch: set[tuple[object, ...]] = set()
         index = self._cursor
         prefix_taken = True
         while len(out) < count and index < size:
@@ -104,7 +105,7 @@ class GridSearch(Algorithm):
         return out
 
 
-def _point_at(index: int, columns, radix: list[int], names: list[str]) -> dict[str, str]:
+def _point_at(index: int, columns: Sequence[Param], radix: list[int], names: list[str]) -> dict[str, str]:
     """The index-th grid point in itertools.product order (last parameter varies fastest)."""
     values = []
     for col, r in zip(reversed(columns), reversed(radix), strict=True):

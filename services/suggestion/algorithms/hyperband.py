@@ -86,7 +86,7 @@ class State:
 
 
 def _eta(raw: str | None) -> int:
-    eta = int(float(raw)) if raw not in (None, "") else 3
+    eta = int(float(raw)) if raw else 3  # unset or empty: the default
     return 3 if eta <= 0 else eta
 
 
@@ -152,7 +152,7 @@ class Hyperband(Algorithm):
         elif specs[name].parameter_type not in (api_pb2.INT, api_pb2.DOUBLE):
             errors.append(f"resource_name {name} must name an int or double parameter")
         rs = settings.get("random_state")
-        if rs not in (None, ""):
+        if rs:  # set and not empty
             try:
                 if int(rs) < 0:
                     errors.append("random_state should be great or equal than zero")
@@ -167,7 +167,7 @@ class Hyperband(Algorithm):
         state = parse_state(settings)
         space = self.search_space(experiment)
         seed = settings.get("random_state")
-        rng = np.random.default_rng(None if seed in (None, "") else [int(seed), len(trials)])
+        rng = np.random.default_rng([int(seed), len(trials)] if seed else None)
         taken = self.taken_points(space, trials)
         if state.current_s < 0:
             raise SearchSpaceExhausted(f"hyperband finished all {state.s_max + 1} brackets")
@@ -193,7 +193,8 @@ class Hyperband(Algorithm):
         state = replace(state, evaluating_trials=len(out))
         return SuggestResult(out, algorithm_settings=state.settings())
 
-    def _promote(self, experiment, trials, state: State, count: int) -> tuple[list[dict[str, str]], State]:
+    def _promote(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], state: State, count: int
+                 ) -> tuple[list[dict[str, str]], State]:
         """The best configurations of the finished rung, and the state of the rung they start."""
         ordered = sorted(enumerate(trials), key=lambda it: (it[1].status.start_time or "\uffff", it[0]))
         rung = [t for _, t in ordered][-state.evaluating_trials:]
@@ -223,7 +224,8 @@ class Hyperband(Algorithm):
         return state.bracket(s)
 
     @staticmethod
-    def _random(space: SearchSpace, rng, taken: set, resource_name: str, resource: str) -> dict[str, str]:
+    def _random(space: SearchSpace, rng: np.random.Generator, taken: set[tuple[object, ...]], resource_name: str,
+                resource: str) -> dict[str, str]:
         point: dict[str, str] = {}
         for _ in range(32):
             point = dict(space.sample(rng), **{resource_name: resource})

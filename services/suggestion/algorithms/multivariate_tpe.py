@@ -17,8 +17,10 @@ instance or a fresh one (after a restart).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.stats import qmc
 
 from sextant.api import api_pb2
@@ -34,7 +36,7 @@ RETRIES = 4
 MAX_DESIGN = 4096  # start-up points taken from the Sobol design at most
 
 
-def _int_rule(name: str, default=None) -> SettingRule:
+def _int_rule(name: str, default: int | None = None) -> SettingRule:
     return SettingRule(int, non_negative_int(f"{name} should be greate or equal than zero"), default)
 
 
@@ -56,10 +58,11 @@ class MultivariateTPE(Algorithm):
         self._history: TrialHistory | None = None
         self._model: OptunaTPE | None = None
         self._rng = np.random.RandomState(0)  # re-seeded on every call
-        self._design_key: tuple | None = None
-        self._design = np.empty((0, 0))
+        self._design_key: tuple[int | None, int, int] | None = None
+        self._design: NDArray[np.float64] = np.empty((0, 0))
 
-    def _startup_point(self, random_state, model: OptunaTPE, loss, index: int):
+    def _startup_point(self, random_state: int | None, model: OptunaTPE, loss: NDArray[np.float64],
+                       index: int) -> NDArray[np.float64] | None:
         """Point ``index`` of the experiment's start-up design, while the model is in start-up:
         a scrambled Sobol sequence, so the start-up trials cover the space evenly instead of
         clumping as uniform draws do. Seeded by random_state; without one, scrambled afresh by
@@ -80,11 +83,11 @@ class MultivariateTPE(Algorithm):
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors(settings_of(experiment))
 
-    def _encoder(self, space: SearchSpace, model: OptunaTPE):
+    def _encoder(self, space: SearchSpace, model: OptunaTPE) -> Callable[[dict[str, str]], list[float]]:
         dists = model.dists
         return lambda a: model.encode({p.name: to_optuna(p, dists[p.name], a[p.name]) for p in space.params})
 
-    def suggest(self, experiment, trials, count):
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
         model = self._model
@@ -108,9 +111,9 @@ class MultivariateTPE(Algorithm):
         # the ~0.1 ms a new instance spends drawing OS entropy it then throws away.
         rng = self._rng
         rng.seed(seeds[0])
-        fallback = None
+        fallback: np.random.Generator | None = None
         encode = self._encoder(space, model)
-        out = []
+        out: list[dict[str, str]] = []
         for i in range(count):
             check_cancelled()
             point = None

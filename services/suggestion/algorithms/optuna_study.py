@@ -35,24 +35,24 @@ def distribution(p: Param) -> BaseDistribution:
     return FloatDistribution(p.low, p.high)
 
 
-def to_optuna(p: Param, dist: BaseDistribution, text: str):
+def to_optuna(p: Param, dist: BaseDistribution, text: str) -> str | int | float:
     if not p.numeric:
         return text
     if p.high == p.low:
         return 0
     v = float(text)
     if isinstance(dist, IntDistribution) and not dist.log:
-        return int(round((v - p.low) / p.step))  # type: ignore[operator]
+        return int(round((v - p.low) / p.step))  # type: ignore[operator]  # an index distribution: step is set
     if isinstance(dist, IntDistribution):
         return int(round(v))
     return min(max(v, p.low), p.high)
 
 
-def from_optuna(p: Param, dist: BaseDistribution, value) -> str:
+def from_optuna(p: Param, dist: BaseDistribution, value: str | int | float) -> str:
     if not p.numeric:
         return str(value)
     if p.high == p.low:
         return p.format(p.low)
     if isinstance(dist, IntDistribution) and not dist.log:
-        return p.format(p.low + int(value) * p.step)  # type: ignore[operator]
+        return p.format(p.low + int(value) * p.step)  # type: ignore[operator]  # index: step is set
     return p.format(value)

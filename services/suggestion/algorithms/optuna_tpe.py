@@ -41,10 +41,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, TypeAlias, cast
 
 import numpy as np
+from numpy.typing import NDArray
 from optuna._transform import _SearchSpaceTransform
-from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.samplers._tpe.parzen_estimator import _ParzenEstimatorParameters
 from optuna.samplers._tpe.probability_distributions import (
     _BatchedCategoricalDistributions,
@@ -105,9 +107,9 @@ class OptunaTPE:
             weights=default_weights, multivariate=True)
         self._transform = _SearchSpaceTransform(self.search) if self.search else None
         self._bounds = {name: _kernel_bounds(dist) for name, dist in self.search.items()}
-        self._weights_cache: dict[int, np.ndarray] = {}
+        self._weights_cache: dict[int, NDArray[np.float64]] = {}
 
-    def encode(self, params: dict) -> list[float]:
+    def encode(self, params: dict[str, Any]) -> list[float]:
         """optuna parameter values -> one row (internal representation)."""
         row = []
         for name in self.names:
@@ -118,7 +120,7 @@ class OptunaTPE:
             row.append(float(internal))
         return row
 
-    def _external(self, values: dict) -> dict:
+    def _external(self, values: dict[str, Any]) -> dict[str, Any]:
         """Searched values (external representation) plus the single-valued ones."""
         return {name: values[name] if name in values else _only_value(self.dists[name]) for name in self.names}
 
@@ -127,11 +129,11 @@ class OptunaTPE:
         """Dimensions of the unit cube a start-up point is drawn from (one per one-hot column)."""
         return 0 if self._transform is None else len(self._transform.bounds)
 
-    def in_startup(self, loss: np.ndarray) -> bool:
+    def in_startup(self, loss: NDArray[np.float64]) -> bool:
         return int((~np.isnan(loss)).sum()) < self.n_startup_trials
 
-    def ask(self, x: np.ndarray, loss: np.ndarray, rng: np.random.RandomState,
-            startup_point: np.ndarray | None = None) -> dict:
+    def ask(self, x: NDArray[np.float64], loss: NDArray[np.float64], rng: np.random.RandomState,
+            startup_point: NDArray[np.float64] | None = None) -> dict[str, Any]:
         """One point. ``x``: rows in trial order; ``loss``: minimised, NaN for running trials.
         ``startup_point``: a point of the unit cube (``n_dims``) to propose while in start-up,
         instead of a uniform draw."""
@@ -161,7 +163,7 @@ class OptunaTPE:
         return self._external({name: dist.to_external_repr(samples[best, i].item())
                                for i, (name, dist) in enumerate(self.search.items())})
 
-    def mixture(self, rows: np.ndarray) -> _MixtureOfProductDistribution:
+    def mixture(self, rows: NDArray[np.float64]) -> _MixtureOfProductDistribution:
         """The mixture ``_ParzenEstimator(observations, self.search, self.parameters)`` builds
         from these rows (same arithmetic, so the same numbers to the bit), without its per-call
         dict/validation overhead. Checked against optuna in tests/integration/test_algorithms_mvtpe.py."""
@@ -171,8 +173,8 @@ class OptunaTPE:
             distributions=[_kernels(rows[:, j], dist, self._bounds[name])
                            for j, (name, dist) in zip(self.columns, self.search.items(), strict=True)])
 
-    def _sharpened(self, mix: _MixtureOfProductDistribution, rows: np.ndarray,
-                   ranked: np.ndarray) -> _MixtureOfProductDistribution:
+    def _sharpened(self, mix: _MixtureOfProductDistribution, rows: NDArray[np.intp],
+                   ranked: NDArray[np.intp]) -> _MixtureOfProductDistribution:
         """The "below" mixture with Sextant's sharpening (see ``Sharpening``). ``rows``: the
         trials of the mixture's kernels in kernel order; ``ranked``: the same trials, best first."""
         power, scale = self.sharpen.rank_power, self.sharpen.bandwidth
@@ -190,7 +192,7 @@ class OptunaTPE:
                      else d._replace(sigma=np.append(d.sigma[:-1] * scale, d.sigma[-1:])) for d in dists]
         return _MixtureOfProductDistribution(weights=weights, distributions=dists)
 
-    def _weights(self, n: int) -> np.ndarray:
+    def _weights(self, n: int) -> NDArray[np.float64]:
         """Mixture weights for n observations (default_weights + the prior); they depend on n only."""
         w = self._weights_cache.get(n)
         if w is None:
@@ -206,36 +208,44 @@ class OptunaTPE:
         return w
 
 
-def _only_value(dist: BaseDistribution):
+def _only_value(dist: BaseDistribution) -> Any:
     if hasattr(dist, "choices"):
-        return dist.choices[0]
-    return dist.low
+        return cast(CategoricalDistribution, dist).choices[0]
+    return cast(_Numerical, dist).low
 
 
 # ---- the Parzen estimator's kernels (optuna's _ParzenEstimator arithmetic, op for op) ----
 
-_DISCRETE = {False: _BatchedDiscreteTruncNormDistributions, True: _BatchedDiscreteTruncLogNormDistributions}
-_CONTINUOUS = {False: _BatchedTruncNormDistributions, True: _BatchedTruncLogNormDistributions}
+# optuna's numerical distributions (anything but categorical), and their batched kernels
+_Numerical: TypeAlias = IntDistribution | FloatDistribution
+_NumericalKernels: TypeAlias = (_BatchedTruncNormDistributions | _BatchedTruncLogNormDistributions
+                                | _BatchedDiscreteTruncNormDistributions | _BatchedDiscreteTruncLogNormDistributions)
+
+_DISCRETE: dict[bool, type[_BatchedDiscreteTruncNormDistributions] | type[_BatchedDiscreteTruncLogNormDistributions]] = {
+    False: _BatchedDiscreteTruncNormDistributions, True: _BatchedDiscreteTruncLogNormDistributions}
+_CONTINUOUS: dict[bool, type[_BatchedTruncNormDistributions] | type[_BatchedTruncLogNormDistributions]] = {
+    False: _BatchedTruncNormDistributions, True: _BatchedTruncLogNormDistributions}
 
 
-def _kernel_bounds(dist: BaseDistribution):
+def _kernel_bounds(dist: BaseDistribution) -> tuple[float, float] | None:
     """The (low, high) a numerical parameter's kernels live in: widened by half a step, in log
     space for log distributions (as ``_calculate_numerical_distributions``)."""
     if isinstance(dist, CategoricalDistribution):
         return None
-    low, high = dist.low, dist.high
-    if dist.step is not None:
-        low -= dist.step / 2
-        high += dist.step / 2
-    if dist.log:
+    num = cast(_Numerical, dist)  # optuna's only other kinds: int and float
+    low, high = num.low, num.high
+    if num.step is not None:
+        low -= num.step / 2
+        high += num.step / 2
+    if num.log:
         low, high = np.log(low), np.log(high)
     return low, high
 
 
-def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistributions:
+def _kernels(obs: NDArray[np.float64], dist: BaseDistribution, bounds: tuple[float, float] | None) -> _BatchedDistributions:
     """One parameter's kernels from its observations (internal representation)."""
     if bounds is None:
-        n_choices = len(dist.choices)
+        n_choices = len(cast(CategoricalDistribution, dist).choices)  # no bounds: categorical
         if len(obs) == 0:
             return _BatchedCategoricalDistributions(weights=np.full((1, n_choices), fill_value=1.0 / n_choices))
         n_kernels = len(obs) + 1  # + the prior
@@ -244,8 +254,9 @@ def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistrib
         row_sums = weights.sum(axis=1, keepdims=True)
         weights /= np.where(row_sums == 0, 1, row_sums)
         return _BatchedCategoricalDistributions(weights)
+    num = cast(_Numerical, dist)  # bounds: a numerical distribution
     low, high = bounds
-    mus = np.log(obs) if dist.log else obs
+    mus = np.log(obs) if num.log else obs
     # bandwidth: the larger gap to a sorted neighbour (the first/last use their inner gap),
     # clipped to [(high - low) / min(100, n + 2), high - low] ("magic clip")
     n = len(mus)
@@ -266,15 +277,15 @@ def _kernels(obs: np.ndarray, dist: BaseDistribution, bounds) -> _BatchedDistrib
     np.minimum(kernel_sigmas, high - low, out=kernel_sigmas)
     sigmas[n] = high - low  # the prior's kernel
     mus = np.concatenate([mus, [0.5 * (low + high)]])
-    if dist.step is None:
-        return _CONTINUOUS[dist.log](mus, sigmas, dist.low, dist.high)
-    return _DISCRETE[dist.log](mus, sigmas, dist.low, dist.high, dist.step)
+    if num.step is None:
+        return _CONTINUOUS[num.log](mus, sigmas, num.low, num.high)
+    return _DISCRETE[num.log](mus, sigmas, num.low, num.high, num.step)
 
 
 # ---- the two mixtures' log densities in one pass ----
 
 
-def _log_gauss_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _log_gauss_mass(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     """log(Phi(b) - Phi(a)) for a < b, elementwise, accurate in both tails.
 
     The same case split as optuna's ``_truncnorm._log_gauss_mass``: an interval entirely left of
@@ -297,8 +308,8 @@ def _log_gauss_mass(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
-                  above: _MixtureOfProductDistribution) -> tuple[np.ndarray, np.ndarray]:
+def _log_pdf_pair(x: NDArray[np.float64], below: _MixtureOfProductDistribution,
+                  above: _MixtureOfProductDistribution) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Log densities of the rows ``x`` (transformed space, optuna's column order) under both
     mixtures; the same quantities as ``_MixtureOfProductDistribution.log_pdf``.
 
@@ -312,9 +323,12 @@ def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
     for i, (d_below, d_above) in enumerate(zip(below.distributions, above.distributions, strict=True)):
         if isinstance(d_below, _BatchedCategoricalDistributions):
             with np.errstate(divide="ignore"):  # a zero weight is a zero density, as in optuna
-                log_w = np.log(np.concatenate([d_below.weights, d_above.weights]).T)
+                # both mixtures share the search space: d_above is the same kind
+                log_w = np.log(np.concatenate(
+                    [d_below.weights, cast(_BatchedCategoricalDistributions, d_above).weights]).T)
             total += log_w[x[:, i].astype(np.int64)]
             continue
+        d_above = cast(_NumericalKernels, d_above)
         mu = np.concatenate([d_below.mu, d_above.mu])
         sigma = np.concatenate([d_below.sigma, d_above.sigma])
         step, is_log = d_below.step, d_below.is_log
@@ -327,7 +341,8 @@ def _log_pdf_pair(x: np.ndarray, below: _MixtureOfProductDistribution,
     return _log_sum_exp(total[:, :k_below]), _log_sum_exp(total[:, k_below:])
 
 
-def _add_continuous(total, const, x, mu, sigma, low, high) -> None:
+def _add_continuous(total: NDArray[np.float64], const: NDArray[np.float64], x: NDArray[np.float64], mu: NDArray[np.float64], sigma: NDArray[np.float64], low: float,
+                    high: float) -> None:
     """Truncated normal kernels: log N((x - mu) / sigma) - log sigma - log mass([low, high])."""
     a = (low - mu) / sigma
     b = (high - mu) / sigma
@@ -347,7 +362,8 @@ def _add_continuous(total, const, x, mu, sigma, low, high) -> None:
         total[rows] = sub
 
 
-def _add_discrete(total, const, x, mu, sigma, low, high, step, is_log) -> None:
+def _add_discrete(total: NDArray[np.float64], const: NDArray[np.float64], x: NDArray[np.float64], mu: NDArray[np.float64], sigma: NDArray[np.float64], low: float, high: float,
+                  step: float, is_log: bool) -> None:
     """Discretised kernels: log mass of the grid cell around x - log mass([low, high]).
 
     ~1,000 kernels share a few dozen distinct (mu, sigma) pairs (mus on the grid, sigmas from
@@ -364,7 +380,7 @@ def _add_discrete(total, const, x, mu, sigma, low, high, step, is_log) -> None:
     const -= mass[n_cells:].take(kernel_inv)
 
 
-def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _unique_pairs(a: NDArray[np.float64], b: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.intp]]:
     """Distinct (a, b) pairs and, per element, the index of its pair: a_u[inv] == a, b_u[inv] == b.
 
     Groups on one sort of a 64-bit key made from both values' bits (optuna's
@@ -385,7 +401,7 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     return a_u, b_u, inv
 
 
-def _log_sum_exp(w: np.ndarray) -> np.ndarray:
+def _log_sum_exp(w: NDArray[np.float64]) -> NDArray[np.float64]:
     """Row-wise log(sum(exp(w))), as optuna computes it.
 
     Terms more than 700 below a row's largest are clipped there: they add < 1e-300 to a sum
@@ -398,6 +414,6 @@ def _log_sum_exp(w: np.ndarray) -> np.ndarray:
     shifted = w - top[:, None]
     np.maximum(shifted, -700.0, out=shifted)
     np.exp(shifted, out=shifted)
-    out = np.log(shifted.sum(axis=1)) + top
+    out: NDArray[np.float64] = np.log(shifted.sum(axis=1)) + top
     out[empty] = -np.inf
     return out

@@ -34,10 +34,10 @@ class RandomSearch(Algorithm):
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors(settings_of(experiment))
 
-    def suggest(self, experiment, trials, count) -> SuggestResult:
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
-        rng = seeded_rng(settings["random_state"], len(trials))  # type: ignore[arg-type]
+        rng = seeded_rng(settings["random_state"], len(trials))
         seen = self.taken_points(space, trials)
         room = space.grid_size - len(seen)
         out: list[dict[str, str]] = []

@@ -21,12 +21,16 @@ import re
 import sys
 from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sextant import limits
 from sextant.api import api_pb2
 from sextant.resources.numbers import NumberError, excerpt, parse_finite, parse_int
 
 from .cancel import check_cancelled
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DOUBLE, INT, DISCRETE, CATEGORICAL = "double", "int", "discrete", "categorical"
 UNIFORM, LOG_UNIFORM, NORMAL, LOG_NORMAL = "uniform", "logUniform", "normal", "logNormal"
@@ -146,7 +150,7 @@ class Param:
         """Clip into [low, high] and onto the step grid (numeric parameters)."""
         v = min(max(float(value), self.low), self.high)
         if self.step is not None:
-            k = round((v - self.low) / self.step)
+            k: float = round((v - self.low) / self.step)
             k = min(max(k, 0), self.size - 1)
             v = self.low + k * self.step
             if self.type == DOUBLE:
@@ -163,7 +167,7 @@ class Param:
             if text not in self.choices:
                 raise ValueError(f"{text!r} is not in the list of {self.name}")
             return text
-        v = self.snap(float(value))  # type: ignore[arg-type]
+        v = self.snap(float(value))  # type: ignore[arg-type]  # numeric: a number or its text
         if self.type == INT:
             return str(int(round(v)))
         return format_double(v)
@@ -231,7 +235,7 @@ class Param:
             return self.format(self.low)
         return self.format(self.low + k * self.step)
 
-    def sample(self, rng) -> str:
+    def sample(self, rng: np.random.Generator | np.random.RandomState) -> str:
         """One random value honouring the distribution (``rng``: numpy Generator/RandomState)."""
         if not self.numeric:
             return self.choices[int(rng.integers(len(self.choices))) if hasattr(rng, "integers")
@@ -327,7 +331,7 @@ class SearchSpace:
                 out.append(msg)
         return out
 
-    def key(self, assignment: dict[str, str]) -> tuple:
+    def key(self, assignment: dict[str, str]) -> tuple[object, ...]:
         """Canonical key of a point, for duplicate detection across formats."""
         return tuple(p.key(assignment.get(p.name, "")) for p in self.params)
 
@@ -337,11 +341,12 @@ class SearchSpace:
     def from_unit(self, point: Iterable[float]) -> dict[str, str]:
         return {p.name: p.from_unit(u) for p, u in zip(self.params, point, strict=True)}
 
-    def sample(self, rng) -> dict[str, str]:
+    def sample(self, rng: np.random.Generator | np.random.RandomState) -> dict[str, str]:
         check_cancelled()
         return {p.name: p.sample(rng) for p in self.params}
 
-    def sample_untaken(self, rng, taken: Container[tuple], redraws: int = 32) -> dict[str, str]:
+    def sample_untaken(self, rng: np.random.Generator | np.random.RandomState, taken: Container[tuple[object, ...]],
+                       redraws: int = 32) -> dict[str, str]:
         """A random point whose key is not in ``taken``, redrawing up to ``redraws`` times; in a
         nearly exhausted small space the last draw is returned even if taken (the caller's
         fallback when its own proposals keep repeating)."""

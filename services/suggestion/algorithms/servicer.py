@@ -29,6 +29,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -39,6 +40,9 @@ from . import algorithm_classes
 from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult
 from .cancel import Cancelled, serving
 from .search_space import SearchSpace, SpaceError
+
+if TYPE_CHECKING:
+    from sextant.server import GrpcServer
 
 log = logging.getLogger("sextant.suggestion")
 
@@ -52,11 +56,11 @@ def bounded(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     return message if len(message) <= limit else message[:limit] + f"... ({len(message)} characters)"
 
 
-def _abort(context, code: grpc.StatusCode, message: str):
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
     context.abort(code, bounded(message))
 
 
-def still_wanted(context) -> bool:
+def still_wanted(context: grpc.ServicerContext) -> bool:
     """The caller is connected and has time left."""
     if not context.is_active():
         return False
@@ -154,7 +158,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         base_factory = factory or algorithm_classes.load
         self._cache = AlgorithmCache(self._gate(base_factory), capacity)
 
-    def _gate(self, factory):
+    def _gate(self, factory: Callable[[str], type[Algorithm] | None]) -> Callable[[str], type[Algorithm] | None]:
         def gated(name: str) -> type[Algorithm] | None:
             if self._allowed is not None and name not in self._allowed:
                 return None
@@ -164,7 +168,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
 
     # ---- RPCs ----
 
-    def ValidateAlgorithmSettings(self, request, context):
+    def ValidateAlgorithmSettings(self, request: api_pb2.ValidateAlgorithmSettingsRequest,
+                                  context: grpc.ServicerContext) -> api_pb2.ValidateAlgorithmSettingsReply:
         experiment = request.experiment
         try:
             entry = self._cache.entry(experiment)
@@ -183,7 +188,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
         return api_pb2.ValidateAlgorithmSettingsReply()
 
-    def GetSuggestions(self, request, context):
+    def GetSuggestions(self, request: api_pb2.GetSuggestionsRequest,
+                       context: grpc.ServicerContext) -> api_pb2.GetSuggestionsReply:
         count = request.current_request_number
         if count == 0:
             return api_pb2.GetSuggestionsReply()
@@ -234,7 +240,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
                                       "ms": round((time.perf_counter() - started) * 1000, 3)})
         return reply
 
-    def _suggest(self, experiment, trials, count) -> api_pb2.GetSuggestionsReply:
+    def _suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial],
+                 count: int) -> api_pb2.GetSuggestionsReply:
         entry = self._cache.entry(experiment)
         with entry.lock:
             fingerprint = entry.algorithm.fingerprint(experiment)
@@ -255,7 +262,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
             return build_reply(result, space)
 
 
-def add_to_server(servicer: SuggestionServicer, server) -> None:
+def add_to_server(servicer: SuggestionServicer, server: GrpcServer) -> None:
     """Registers the servicer on a ``sextant.server.GrpcServer``."""
     api_pb2_grpc.add_SuggestionServicer_to_server(servicer, server.grpc)
     server.add_service_names(SERVICE_NAME)

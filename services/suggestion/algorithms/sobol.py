@@ -34,7 +34,7 @@ class Sobol(Algorithm):
     def __init__(self) -> None:
         super().__init__()
         self._engine: qmc.Sobol | None = None
-        self._engine_key: tuple | None = None
+        self._engine_key: tuple[int, int] | None = None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors({k: v for k, v in settings_of(experiment).items() if k in SCHEMA.rules})
@@ -45,7 +45,7 @@ class Sobol(Algorithm):
             return int(settings["random_state"])
         return int.from_bytes(hashlib.sha256(experiment.name.encode()).digest()[:4], "big")
 
-    def suggest(self, experiment, trials, count) -> SuggestResult:
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         space = self.search_space(experiment)
         key = (len(space), self._seed(experiment))
         if self._engine is None or self._engine_key != key:

@@ -27,11 +27,13 @@ proposes, trial for trial.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from hyperopt import hp, pyll, tpe
 from hyperopt.base import Domain
 from hyperopt.tpe import DEFAULT_LF
+from numpy.typing import NDArray
 
 from sextant.api import api_pb2
 
@@ -58,7 +60,7 @@ N_STARTUP = tpe._default_n_startup_jobs
 RETRIES = 4
 
 
-def _expr(p: Param):
+def _expr(p: Param) -> Any:  # a hyperopt pyll.Apply node (untyped)
     """The hyperopt prior for one parameter (label = parameter name)."""
     if not p.numeric:
         return hp.choice(p.name, list(range(len(p.choices))))
@@ -87,7 +89,7 @@ def _to_hyperopt(p: Param, text: str) -> float:
         return p.choices.index(text) if text in p.choices else 0
     v = float(text)
     if _uses_index(p):
-        return float(round((v - p.low) / p.step))  # type: ignore[operator]
+        return float(round((v - p.low) / p.step))  # type: ignore[operator]  # _uses_index: step is set
     return v
 
 
@@ -96,7 +98,7 @@ def _from_hyperopt(p: Param, v: float) -> str:
         return p.choices[int(v)]
     if _uses_index(p):
         k = min(max(round(v), 0), int(p.size) - 1)
-        return p.format(p.low + k * p.step)  # type: ignore[operator]
+        return p.format(p.low + k * p.step)  # type: ignore[operator]  # _uses_index: step is set
     return p.format(v)
 
 
@@ -125,10 +127,10 @@ class _Posterior:
         self.offsets = {label: node.pos_args[0].obj for label, node in domain.params.items()
                         if node.name == "randint" and len(node.pos_args) == 2}
         self.gamma = gamma
-        self._graph: tuple | None = None  # built on first use: startup never needs it
+        self._graph: tuple[Any, Any, Any, dict[object, str]] | None = None  # built on first use: startup never needs it
 
     @property
-    def graph(self) -> tuple:
+    def graph(self) -> tuple[Any, Any, Any, dict[object, str]]:
         """(observed, observed_loss, posterior, splits) for this domain and setting."""
         if self._graph is None:
             observed, observed_loss, posterior = tpe.build_posterior_wrapper(
@@ -144,7 +146,7 @@ class _Posterior:
             self._graph = (observed, observed_loss, posterior, splits)
         return self._graph
 
-    def suggest(self, x: np.ndarray, losses: np.ndarray, seed: int) -> dict[str, float]:
+    def suggest(self, x: NDArray[np.float64], losses: NDArray[np.float64], seed: int) -> dict[str, float]:
         """One point (label -> hyperopt value); ``x`` columns follow ``labels``."""
         domain = self.domain
         n = len(losses)
@@ -156,7 +158,7 @@ class _Posterior:
         tids = np.arange(n)
         fake_id_0 = n + 2  # max(max(tids), new id n) + 2, as hyperopt picks it
         fake_ids = list(range(fake_id_0, fake_id_0 + self.n_ei_candidates))
-        memo = {domain.s_new_ids: fake_ids, domain.s_rng: rng,
+        memo: dict[Any, Any] = {domain.s_new_ids: fake_ids, domain.s_rng: rng,
                 observed_loss["idxs"]: tids, observed_loss["vals"]: losses,
                 observed["idxs"]: {label: tids for label in self.labels},
                 observed["vals"]: {label: x[:, j].astype(int) if label in self.int_labels else x[:, j]
@@ -173,7 +175,7 @@ class _Posterior:
         return out
 
 
-def _call_seeds(random_state: int | None, n_trials: int, count: int) -> np.ndarray:
+def _call_seeds(random_state: int | None, n_trials: int, count: int) -> NDArray[np.int64]:
     """The seeds of the next ``count`` proposals after ``n_trials`` trials.
 
     hyperopt's ``fmin(rstate=np.random.default_rng(random_state))`` seeds its k-th call to
@@ -197,7 +199,7 @@ def _retry_seed(seed: int, attempt: int) -> int:
     return int(np.random.default_rng([int(seed), attempt]).integers(2**31 - 1))
 
 
-def _below_mask(losses: np.ndarray, gamma: float) -> np.ndarray:
+def _below_mask(losses: NDArray[np.float64], gamma: float) -> NDArray[np.bool_]:
     """Which trials hyperopt's ``ap_split_trials`` puts below gamma (same n_below, same sort)."""
     n_below = min(int(np.ceil(gamma * np.sqrt(len(losses)))), DEFAULT_LF)
     mask = np.zeros(len(losses), dtype=bool)
@@ -219,12 +221,12 @@ class TPE(Algorithm):
         self._space: SearchSpace | None = None
         self._history: TrialHistory | None = None
         self._posterior: _Posterior | None = None
-        self._posterior_key: tuple | None = None
+        self._posterior_key: tuple[float, float, int] | None = None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         return SCHEMA.errors(settings_of(experiment))
 
-    def _state_for(self, space: SearchSpace, settings: dict) -> tuple[TrialHistory, _Posterior]:
+    def _state_for(self, space: SearchSpace, settings: dict[str, Any]) -> tuple[TrialHistory, _Posterior]:
         key = (settings["prior_weight"], settings["gamma"], settings["n_EI_candidates"])
         if self._space is not space or self._history is None:
             self._space = space
@@ -238,7 +240,7 @@ class TPE(Algorithm):
             self._posterior_key = key
         return self._history, self._posterior
 
-    def suggest(self, experiment, trials, count) -> SuggestResult:
+    def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         settings = SCHEMA.parse(settings_of(experiment))
         space = self.search_space(experiment)
         history, posterior = self._state_for(space, settings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from sextant.api import api_pb2
 
@@ -55,23 +56,23 @@ class TrialHistory:
         self._loss = np.full(64, np.nan)
         self._state = np.full(64, OTHER, dtype=np.int8)
         self._n = 0
-        self.taken: set[tuple] = set()
+        self.taken: set[tuple[object, ...]] = set()
 
     # ---- views ----
 
     @property
-    def x(self) -> np.ndarray:
+    def x(self) -> NDArray[np.float64]:
         return self._x[: self._n]
 
     @property
-    def loss(self) -> np.ndarray:
+    def loss(self) -> NDArray[np.float64]:
         return self._loss[: self._n]
 
     @property
-    def state(self) -> np.ndarray:
+    def state(self) -> NDArray[np.int8]:
         return self._state[: self._n]
 
-    def usable(self) -> tuple[np.ndarray, np.ndarray]:
+    def usable(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """(x, loss) of DONE and RUNNING rows in first-seen order; RUNNING rows have NaN loss."""
         keep = self.state != OTHER
         return self.x[keep], self.loss[keep]

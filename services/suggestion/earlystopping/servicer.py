@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
+from typing import TYPE_CHECKING, cast
 
 import grpc
 
@@ -21,9 +22,13 @@ from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel import open_channel
 from sextant.katib import trial_status
 from sextant.katib.condition_list import TRUE, set_condition
+from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
 from . import medianstop
+
+if TYPE_CHECKING:
+    from sextant.server import GrpcServer
 
 log = logging.getLogger("sextant.earlystopping")
 
@@ -47,13 +52,16 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
 
     # ---- RPCs ----
 
-    def ValidateEarlyStoppingSettings(self, request, context):
+    def ValidateEarlyStoppingSettings(self, request: api_pb2.ValidateEarlyStoppingSettingsRequest,
+                                      context: grpc.ServicerContext
+                                      ) -> api_pb2.ValidateEarlyStoppingSettingsReply:
         errors = medianstop.validation_errors(request.early_stopping)
         if errors:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
         return api_pb2.ValidateEarlyStoppingSettingsReply()
 
-    def GetEarlyStoppingRules(self, request, context):
+    def GetEarlyStoppingRules(self, request: api_pb2.GetEarlyStoppingRulesRequest,
+                              context: grpc.ServicerContext) -> api_pb2.GetEarlyStoppingRulesReply:
         experiment = request.experiment
         try:
             settings = medianstop.parse_settings(experiment.spec.early_stopping)
@@ -85,7 +93,8 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
                                                  "rules": len(reply.early_stopping_rules)})
         return reply
 
-    def SetTrialStatus(self, request, context):
+    def SetTrialStatus(self, request: api_pb2.SetTrialStatusRequest,
+                       context: grpc.ServicerContext) -> api_pb2.SetTrialStatusReply:
         name = request.trial_name
         if not name:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
@@ -143,11 +152,12 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
                 self._channels[address] = channel
             return channel
 
-    def _find_trial(self, name: str):
+    def _find_trial(self, name: str) -> Trial:
         if self._namespace:
-            return self._store.get("Trial", self._namespace, name)  # type: ignore[union-attr]
-        items, _ = self._store.list("Trial", "")  # type: ignore[union-attr]
-        matches = [t for t in items if t.metadata.name == name]
+            # SetTrialStatus set the store before calling; kind "Trial" gives a Trial model.
+            return cast(Trial, self._store.get("Trial", self._namespace, name))  # type: ignore[union-attr]
+        items, _ = self._store.list("Trial", "")  # type: ignore[union-attr]  # set, as above
+        matches = [t for t in cast(list[Trial], items) if t.metadata.name == name]
         if not matches:
             raise NotFound(f"trial {name} not found")
         if len(matches) > 1:
@@ -164,12 +174,13 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
                                  trial_status.REASON_EARLY_STOPPED, trial_status.MSG_EARLY_STOPPED):
                 return  # already marked: SetTrialStatus is idempotent
             try:
-                self._store.update_status(trial)  # type: ignore[union-attr]
+                self._store.update_status(trial)  # type: ignore[union-attr]  # set by SetTrialStatus
                 return
             except Conflict:
                 if attempt == CONFLICT_RETRIES - 1:
                     raise
-                trial = self._store.get("Trial", trial.metadata.namespace, name)  # type: ignore[union-attr]
+                trial = cast(Trial, self._store.get(  # type: ignore[union-attr]  # set by SetTrialStatus
+                    "Trial", trial.metadata.namespace, name))
 
     def close(self) -> None:
         for channel in self._channels.values():
@@ -180,6 +191,6 @@ class _Ambiguous(StoreError):
     pass
 
 
-def add_to_server(servicer: MedianStopServicer, server) -> None:
+def add_to_server(servicer: MedianStopServicer, server: GrpcServer) -> None:
     api_pb2_grpc.add_EarlyStoppingServicer_to_server(servicer, server.grpc)
     server.add_service_names(SERVICE_NAME)
