@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.experiments import small_experiment
+
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("wheel")]
 ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv")
@@ -61,32 +63,8 @@ def test_wheel_validates_and_runs_an_experiment(installed, tmp_path):
         x = float(sys.argv[1])
         print(f"score={1 - (x - 0.3) ** 2}")
         """))
-    (work / "exp.yaml").write_text(textwrap.dedent("""\
-        apiVersion: kubeflow.org/v1beta1
-        kind: Experiment
-        metadata: {name: from-wheel}
-        spec:
-          objective: {type: maximize, objectiveMetricName: score}
-          algorithm: {algorithmName: random}
-          maxTrialCount: 3
-          parallelTrialCount: 3
-          parameters:
-            - {name: x, parameterType: double, feasibleSpace: {min: "0", max: "1"}}
-          trialTemplate:
-            primaryContainerName: main
-            trialParameters: [{name: x, reference: x}]
-            trialSpec:
-              apiVersion: batch/v1
-              kind: Job
-              spec:
-                template:
-                  spec:
-                    restartPolicy: Never
-                    containers:
-                      - name: main
-                        image: local
-                        command: [python, train.py, "${trialParameters.x}"]
-        """))
+    (work / "exp.yaml").write_text(small_experiment("from-wheel", ["python", "train.py", "${trialParameters.x}"],
+                                                    max_trials=3, parallel=3))
     data = tmp_path / "data"
     env = _env(data)
     where = _run([str(installed / "bin" / "python"), "-c", "import sextant, services; print(sextant.__file__)"],
