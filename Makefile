@@ -22,6 +22,8 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup -q tests
 
 install: $(STAMP)
 
+# --compile-bytecode: pip always compiles, uv only when asked; without it the first `sextant up`
+# has six services compiling scipy, optuna and grpc at once and can outlast the start-up wait.
 $(STAMP): requirements.lock pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "make: Sextant needs Python >= 3.11 as python3 (or python3.11 ...) on PATH" >&2; exit 2; fi
 	@if [ ! -x $(PY) ]; then \
@@ -30,7 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 	     echo "make: $(PYTHON) cannot create virtual environments; run: sudo apt-get install -y python$$v-venv" >&2; exit 2; fi; \
 	   if [ -n "$(UV)" ]; then $(UV) venv -q --python $(PYTHON) .venv; else $(PYTHON) -m venv .venv; fi; fi
 	@if [ -n "$(UV)" ]; then \
-	   $(UV) pip install --python $(PY) -q --only-binary :all: -r requirements.lock && \
+	   $(UV) pip install --python $(PY) -q --compile-bytecode --only-binary :all: -r requirements.lock && \
 	   $(UV) pip install --python $(PY) -q --no-deps -e . ; \
 	 else $(PY) -m pip install -q --disable-pip-version-check --only-binary :all: -r requirements.lock && \
 	   $(PY) -m pip install -q --disable-pip-version-check --no-deps -e . ; fi
@@ -58,7 +60,7 @@ test-faults: install
 lint: install typecheck
 	.venv/bin/ruff check sextant services tests bench scripts
 
-# mypy, strict; [tool.mypy] in pyproject.toml lists the modules not yet clean.
+# mypy, strict, over every module ([tool.mypy] in pyproject.toml).
 typecheck: install
 	.venv/bin/mypy
 

@@ -39,7 +39,9 @@ def installed(tmp_path_factory) -> Path:
     venv = work / "venv"
     if UV:
         _run([UV, "venv", "-q", "--python", sys.executable, str(venv)])
-        _run([UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python"),
+        # Compiled as pip would: uv leaves it to the first import, and six services importing
+        # scipy, optuna and grpc uncompiled at once on a busy machine can outlast the start-up wait.
+        _run([UV, "pip", "install", "-q", "--compile-bytecode", "--python", str(venv / "bin" / "python"),
               "-c", str(ROOT / "requirements.lock"), str(wheel)])
     else:
         _run([sys.executable, "-m", "venv", str(venv)])
@@ -73,7 +75,11 @@ def test_wheel_validates_and_runs_an_experiment(installed, tmp_path):
     valid = _run([sextant, "validate", "-f", "exp.yaml"], cwd=work, env=env)
     assert "valid" in valid.stdout.lower()
     try:
-        done = _run([sextant, "run", "-f", "exp.yaml", "--timeout", "3m"], cwd=work, env=env, timeout=240)
+        done = subprocess.run([sextant, "run", "-f", "exp.yaml", "--timeout", "3m"], cwd=work, env=env, timeout=240,
+                              capture_output=True, text=True, check=False)
+        assert done.returncode == 0, f"sextant run exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}" \
+            + "".join(f"\n--- {log.name} ---\n{log.read_text(errors='replace')[-1500:]}"
+                      for log in sorted((data / "logs").glob("*.log")))
         assert "Succeeded" in done.stdout or "succeeded" in done.stdout.lower(), done.stdout[-2000:]
         trials = _run([sextant, "get", "trials", "-e", "from-wheel", "-o", "json"], cwd=work, env=env)
         assert trials.stdout.count('"TrialSucceeded"') >= 3 or trials.stdout.count("Succeeded") >= 3, trials.stdout[-2000:]
