@@ -1,9 +1,12 @@
-"""``api.v1.beta1.EarlyStopping`` for medianstop, as Katib's service answers.
+"""``api.v1.beta1.EarlyStopping`` for Sextant's early-stopping algorithms, as Katib's service answers.
 
-* GetEarlyStoppingRules reads the completed trials' objective logs from the DB manager named in
-  the request (Katib's ``DBManager.GetObservationLog``) and returns the medianstop rule. Per-trial
-  values are cached per experiment (a SUCCEEDED trial's log no longer changes); the answer only
-  uses trials present in the request, so a restarted service answers the same.
+* One process serves one algorithm (``medianstop`` or ``asha``, see ``ALGORITHMS``), for any
+  number of experiments.
+* GetEarlyStoppingRules hands the algorithm a reader of the trials' objective logs, fetched
+  from the DB manager named in the request (Katib's ``DBManager.GetObservationLog``). The logs
+  of finished trials (SUCCEEDED, EARLYSTOPPED) are cached per experiment, as they no longer
+  change; the answer only uses trials present in the request, so a restarted service answers
+  the same.
 * SetTrialStatus appends the EarlyStopped condition to the Trial in Sextant's resource store
   (``--db-manager``; without it, the DB manager address of the last GetEarlyStoppingRules
   request, which in Sextant serves the store too), retrying on a stale resourceVersion.
@@ -12,8 +15,10 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
 import grpc
@@ -25,7 +30,9 @@ from sextant.katib.condition_list import TRUE, set_condition
 from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
-from . import medianstop
+from .asha import Asha
+from .base import FINISHED, EarlyStoppingAlgorithm, InvalidEarlyStoppingSettings
+from .medianstop import MedianStop
 
 if TYPE_CHECKING:
     from sextant.server import GrpcServer
@@ -36,16 +43,24 @@ SERVICE_NAME = "api.v1.beta1.EarlyStopping"
 HEALTH_NAMES = ("", "manager.v1beta1.EarlyStopping")
 DB_TIMEOUT = 120.0  # Katib's timeout for GetObservationLog
 CONFLICT_RETRIES = 10
+ALGORITHMS: dict[str, EarlyStoppingAlgorithm] = {a.name: a for a in (MedianStop(), Asha())}
 
 
-class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
-    def __init__(self, store: ResourceStore | None = None, *, namespace: str = "", token: str | None = None,
-                 tls_ca: str | None = None, cache_size: int = 256):
+class _NoDbManager(Exception):
+    pass
+
+
+class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
+    def __init__(self, store: ResourceStore | None = None, *, algorithm: str = MedianStop.name,
+                 namespace: str = "", token: str | None = None, tls_ca: str | None = None,
+                 cache_size: int = 256):
+        self._algorithm = ALGORITHMS[algorithm]
         self._store = store
         self._namespace = namespace
         self._token, self._tls_ca = token, tls_ca
         self._channels: dict[str, grpc.Channel] = {}
-        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()  # experiment -> trial -> value
+        # experiment + metric -> finished trial -> its numeric objective values
+        self._values: OrderedDict[str, dict[str, list[float]]] = OrderedDict()
         self._cache_size = cache_size
         self._seen_db_manager = ""  # last db_manager_address of a GetEarlyStoppingRules request
         self._lock = threading.Lock()
@@ -55,7 +70,7 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
     def ValidateEarlyStoppingSettings(self, request: api_pb2.ValidateEarlyStoppingSettingsRequest,
                                       context: grpc.ServicerContext
                                       ) -> api_pb2.ValidateEarlyStoppingSettingsReply:
-        errors = medianstop.validation_errors(request.early_stopping)
+        errors = self._algorithm.validation_errors(request.early_stopping)
         if errors:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
         return api_pb2.ValidateEarlyStoppingSettingsReply()
@@ -63,34 +78,34 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
     def GetEarlyStoppingRules(self, request: api_pb2.GetEarlyStoppingRulesRequest,
                               context: grpc.ServicerContext) -> api_pb2.GetEarlyStoppingRulesReply:
         experiment = request.experiment
-        try:
-            settings = medianstop.parse_settings(experiment.spec.early_stopping)
-        except medianstop.InvalidEarlyStoppingSettings as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        objective = experiment.spec.objective
-        if not objective.objective_metric_name:
+        errors = self._algorithm.validation_errors(experiment.spec.early_stopping)
+        if errors:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+        metric = experiment.spec.objective.objective_metric_name
+        if not metric:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           "experiment.spec.objective.objective_metric_name must be set")
         if request.db_manager_address:
             self._seen_db_manager = request.db_manager_address
-        completed = [t.name for t in request.trials
-                     if t.status.condition == api_pb2.TrialStatus.SUCCEEDED and t.name]
-        if not completed:
-            return api_pb2.GetEarlyStoppingRulesReply()
-        if not request.db_manager_address:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
+        finished = {t.name for t in request.trials if t.status.condition in FINISHED}
+
+        def read(names: list[str]) -> dict[str, list[float]]:
+            if names and not request.db_manager_address:
+                raise _NoDbManager
+            return self._trial_values(experiment.name, names, finished, metric, request.db_manager_address)
+
         try:
-            per_trial = self._trial_values(experiment.name, completed, objective.objective_metric_name,
-                                           settings.start_step, request.db_manager_address)
+            rules = self._algorithm.rules(experiment, list(request.trials), read)
+        except InvalidEarlyStoppingSettings as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except _NoDbManager:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
         except grpc.RpcError as err:
             context.abort(grpc.StatusCode.UNAVAILABLE,
                           f"GetObservationLog at {request.db_manager_address}: {err.code().name}: {err.details()}")
-        found = medianstop.rule(objective, per_trial, settings)
-        reply = api_pb2.GetEarlyStoppingRulesReply()
-        if found is not None:
-            reply.early_stopping_rules.append(found)
-        log.info("early stopping rules", extra={"experiment": experiment.name, "trials": len(per_trial),
-                                                 "rules": len(reply.early_stopping_rules)})
+        reply = api_pb2.GetEarlyStoppingRulesReply(early_stopping_rules=rules)
+        log.info("early stopping rules", extra={"experiment": experiment.name, "algorithm": self._algorithm.name,
+                                                 "trials": len(request.trials), "rules": len(rules)})
         return reply
 
     def SetTrialStatus(self, request: api_pb2.SetTrialStatusRequest,
@@ -122,26 +137,27 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
 
     # ---- helpers ----
 
-    def _trial_values(self, experiment: str, trials: list[str], metric: str, start_step: int,
-                      address: str) -> list[float]:
+    def _trial_values(self, experiment: str, trials: list[str], finished: set[str], metric: str,
+                      address: str) -> dict[str, list[float]]:
+        key = f"{experiment}\0{metric}"
         with self._lock:
-            cached = self._values.setdefault(f"{experiment}\0{start_step}\0{metric}", {})
-            self._values.move_to_end(f"{experiment}\0{start_step}\0{metric}")
+            cached = self._values.setdefault(key, {})
+            self._values.move_to_end(key)
             while len(self._values) > self._cache_size:
                 self._values.popitem(last=False)
-        stub = api_pb2_grpc.DBManagerStub(self._channel(address))
-        out = []
+        stub = api_pb2_grpc.DBManagerStub(self._channel(address)) if trials else None
+        out = {}
         for name in trials:
-            if name not in cached:
+            values = cached.get(name)
+            if values is None and stub is not None:
                 reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=name, metric_name=metric),
                                                timeout=DB_TIMEOUT)
-                value = medianstop.early_value(
-                    (ml.metric.value for ml in reply.observation_log.metric_logs if ml.metric.name == metric),
-                    start_step)
-                if value is None:
-                    continue  # no numeric log (yet): not counted, asked again next time
-                cached[name] = value
-            out.append(cached[name])
+                values = numeric_values(ml.metric.value for ml in reply.observation_log.metric_logs
+                                        if ml.metric.name == metric)
+                if values and name in finished:
+                    cached[name] = values  # final: never read again
+            if values:
+                out[name] = values  # a trial without numeric values (yet) does not count
         return out
 
     def _channel(self, address: str) -> grpc.Channel:
@@ -191,6 +207,19 @@ class _Ambiguous(StoreError):
     pass
 
 
-def add_to_server(servicer: MedianStopServicer, server: GrpcServer) -> None:
+def numeric_values(texts: Iterable[str]) -> list[float]:
+    """The finite numbers among logged values ("unavailable" and the like are skipped)."""
+    out = []
+    for text in texts:
+        try:
+            value = float(text)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            out.append(value)
+    return out
+
+
+def add_to_server(servicer: EarlyStoppingServicer, server: GrpcServer) -> None:
     api_pb2_grpc.add_EarlyStoppingServicer_to_server(servicer, server.grpc)
     server.add_service_names(SERVICE_NAME)
