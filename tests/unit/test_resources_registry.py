@@ -8,7 +8,7 @@ import pytest
 
 from sextant.algorithm_registry import DEFAULT_REGISTRY_PATH, Registry, RegistryError
 
-DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "multivariate-tpe", "random",
+DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "multivariate-tpe", "pbt", "random",
                       "sobol", "tpe"]
 
 
