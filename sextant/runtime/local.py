@@ -220,7 +220,15 @@ class LocalRuntime(Runtime):
         return self.jobs.keys()
 
     def start_job(self, spec: JobSpec) -> JobStatus:
-        return self.jobs.start(spec)
+        volume = spec.suggestion_volume
+        if volume is None:
+            return self.jobs.start(spec)
+        parts = volume.sub_path.split("/")
+        for part in parts:
+            process.validate_name(part, "suggestion volume sub path")
+        # The service's $SEXTANT_STATE_DIR is its volume (Katib: /opt/katib/data in its pod).
+        local = self._service_dir(spec.namespace, volume.service).joinpath("data", *parts)
+        return self.jobs.start(spec, suggestion_dir=local)
 
     def job_status(self, namespace: str, name: str) -> JobStatus:
         return self.jobs.status(namespace, name)
