@@ -36,7 +36,8 @@ def _missing(stem: str) -> str | None:
 def test_every_algorithm_and_collector_has_an_example():
     names = {p.stem for p in EXAMPLES}
     for required in ("random", "grid", "tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol",
-                     "hyperband", "medianstop", "file-json-collector", "tfevent-collector", "push-collector"):
+                     "hyperband", "medianstop", "pbt", "asha", "file-json-collector", "tfevent-collector",
+                     "push-collector"):
         assert required in names, required
 
 
@@ -69,6 +70,9 @@ def test_example_runs_to_success(local_stack, store, path):
         except NotFound:
             pass
 
+
+PBT_GENERATION = "pbt.suggestion.katib.kubeflow.org/generation"
+PBT_PARENT = "pbt.suggestion.katib.kubeflow.org/parent"
 
 # The File and TensorFlowEvent trainers' objective after N epochs at learning rate lr
 # (examples/trainers/json_metrics.py, tfevents.py); both curves rise, so max = last epoch.
@@ -106,6 +110,18 @@ def check(stem: str, exp: dict, trials: list[dict]) -> None:
             lr = float(next(a["value"] for a in t["spec"]["parameterAssignments"] if a["name"] == "lr"))
             got = objective_values(exp, [t])
             assert got and math.isclose(got[0], OWN_CURVE[stem](lr, 3), rel_tol=1e-4), (t["metadata"]["name"], got)
+    if stem == "pbt":
+        # generations and parents through the trial labels; a child continued its parent's checkpoint
+        names = {t["metadata"]["name"] for t in trials}
+        generations = [int(t["metadata"]["labels"][PBT_GENERATION]) for t in trials]
+        assert max(generations) >= 1, generations
+        for t in trials:
+            labels = t["metadata"]["labels"]
+            assert (PBT_PARENT in labels) == (labels[PBT_GENERATION] != "0"), labels
+            assert labels.get(PBT_PARENT, next(iter(names))) in names
+    if stem == "asha":
+        assert status.get("trialsEarlyStopped", 0) >= 1  # the worst trials stopped at their rung
+        assert status.get("trialsEarlyStopped", 0) + status.get("trialsSucceeded", 0) == status["trials"]
     if stem == "medianstop":
         finished = status.get("trialsSucceeded", 0) + status.get("trialsEarlyStopped", 0)
         assert finished == status["trials"]

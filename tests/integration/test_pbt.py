@@ -109,16 +109,25 @@ def test_next_generation_exploits_the_best_and_explores_the_rest_from_their_chec
     assert exploited > 0 and explored > 0
 
 
-def test_a_full_generation_moves_on_and_failed_members_are_replaced(stub, data_dir):
+def test_a_generation_is_complete_once_n_population_members_finished(stub, data_dir):
     exp = _exp()
     gen0 = _as_trials(get(stub, exp, count=5), Condition.SUCCEEDED, [1, 2, 3, 4, 5])
     gen0[4].status.condition = Condition.FAILED
-    (replacement,) = get(stub, exp, gen0, count=1).parameter_assignments
-    assert replacement.labels[GENERATION_LABEL] == "0"
-    gen0 += _as_trials(get(stub, exp, gen0, count=1))  # generation 0 is full now (one still running)
+    (extra,) = _as_trials(get(stub, exp, gen0, count=1))  # four finished: generation 0 grows
+    assert extra.spec.labels[GENERATION_LABEL] == "0" and PARENT_LABEL not in extra.spec.labels
+    gen0.append(extra)
+    assert get(stub, exp, gen0, count=1).parameter_assignments[0].labels[GENERATION_LABEL] == "0"
+    extra.status.condition = Condition.SUCCEEDED
+    extra.status.observation.metrics.add(name="acc", value="6")
     nxt = get(stub, exp, gen0, count=3).parameter_assignments
     assert [pa.labels[GENERATION_LABEL] for pa in nxt] == ["1", "1", "1"]
-    assert all(pa.labels[PARENT_LABEL] in {t.name for t in gen0[:4]} for pa in nxt)
+    finished = {t.name for t in gen0 if t.status.condition == Condition.SUCCEEDED}
+    assert all(pa.labels[PARENT_LABEL] in finished for pa in nxt)
+    # generation 1 is not complete yet: more of it, still derived from generation 0
+    gen1 = _as_trials(get(stub, exp, gen0, count=3))
+    more = get(stub, exp, gen0 + gen1, count=2).parameter_assignments
+    assert [pa.labels[GENERATION_LABEL] for pa in more] == ["1", "1"]
+    assert all(pa.labels[PARENT_LABEL] in finished for pa in more)
 
 
 def test_a_restarted_service_gives_the_same_answer(stub, data_dir):

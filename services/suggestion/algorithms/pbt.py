@@ -23,11 +23,12 @@ are copied; Katib's service names the replaced trial there instead). Trials are 
 
 The state is the request: the labels the trials carry (in ``trial.spec.labels``) give each
 trial's generation, so a restarted service, or one serving many experiments, continues where
-the population is. Generation 0 is ``n_population`` random draws. While the newest generation
-G has fewer than ``n_population`` members (failed and killed trials do not count, so they are
-replaced), new members are derived from the finished trials of generation G - 1; once it is
-full, members of G + 1 are derived from the finished trials of G, so the population moves on
-asynchronously as trials finish. Deriving picks a finished trial at random: if it is in the
+the population is. As in Katib's service, a generation is complete once ``n_population`` of its
+trials have finished (failed and killed ones do not count, so they are made up for): new
+trials then belong to the next generation and are derived from the finished trials of this one.
+Until then new trials join the newest generation, derived from the generation before it
+(random draws in generation 0), so a request never waits for a running trial and the
+population moves on as trials finish. Deriving picks a finished trial at random: if it is in the
 worst ``truncation_threshold`` quantile, the new trial copies the values and checkpoint of a
 random trial of the best quantile; otherwise it explores from its own values and checkpoint.
 
@@ -57,7 +58,6 @@ PARENT_LABEL = "pbt.suggestion.katib.kubeflow.org/parent"
 REQUIRED = ("suggestion_trial_dir", "n_population", "truncation_threshold")
 DATA_PATH = "/opt/katib/data"  # Katib's mount of the suggestion volume
 PERTURB_FACTORS = (0.8, 1.2)
-NOT_COUNTED = (api_pb2.TrialStatus.FAILED, api_pb2.TrialStatus.KILLED)
 
 
 def validation_errors(settings: dict[str, str]) -> list[str]:
@@ -120,24 +120,18 @@ class PBT(Algorithm):
         seed = int(settings["random_state"]) if "random_state" in settings else None
         rng = seeded_rng(seed, len(trials))
         space = self.search_space(experiment)
-        members: dict[int, int] = {}  # generation -> trials that count towards it
-        for t in trials:
-            if t.status.condition not in NOT_COUNTED:
-                members[generation_of(t)] = members.get(generation_of(t), 0) + 1
+        newest = max((generation_of(t) for t in trials), default=0)
         finished: dict[int, list[tuple[api_pb2.Trial, float]]] = {}
         for t, value in completed_trials(experiment, trials):
             finished.setdefault(generation_of(t), []).append((t, loss(experiment, value)))
-
+        # The next generation starts once the newest has n_population finished members; until
+        # then the newest one grows, so a request never waits for a running trial.
+        generation = newest + 1 if len(finished.get(newest, [])) >= population else newest
+        pool = finished.get(generation - 1, [])
         taken = self.taken_points(space, trials)
         result = SuggestResult([], trial_names=[], labels=[])
         for _ in range(count):
-            newest = max(members, default=0)
-            if members.get(newest, 0) >= population and finished.get(newest):
-                generation = newest + 1
-            else:
-                generation = newest
-            pool = finished.get(generation - 1, [])
-            if generation == 0 or not pool:
+            if not pool:
                 point, parent = space.sample_untaken(rng, taken), None
                 taken.add(space.key(point))
             else:
@@ -147,7 +141,6 @@ class PBT(Algorithm):
             if parent is not None:
                 labels[PARENT_LABEL] = parent
             prepare_checkpoint(experiment.name, name, parent)
-            members[generation] = members.get(generation, 0) + 1
             result.assignments.append(point)
             result.trial_names.append(name)  # type: ignore[union-attr]  # set above
             result.labels.append(labels)  # type: ignore[union-attr]  # set above
