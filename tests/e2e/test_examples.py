@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +65,10 @@ def test_example_runs_to_success(local_stack, store, path):
         exp = to_doc(store.get("Experiment", space, name))
         items, _ = store.list("Trial", space, {EXPERIMENT_LABEL: name})
         check(path.stem, exp, [to_doc(t) for t in items])
+        if path.stem == "pbt":  # a child's training went on from its parent's checkpoint
+            child = next(t for t in items if t.metadata.labels.get(PBT_GENERATION) == "1")
+            log = local_stack.data_dir / "logs" / "trials" / space / f"{child.metadata.name}.log"
+            assert "epoch=4 " in Path(log).read_text()
     finally:
         try:
             store.delete("Experiment", space, name)
@@ -111,7 +116,7 @@ def check(stem: str, exp: dict, trials: list[dict]) -> None:
             got = objective_values(exp, [t])
             assert got and math.isclose(got[0], OWN_CURVE[stem](lr, 3), rel_tol=1e-4), (t["metadata"]["name"], got)
     if stem == "pbt":
-        # generations and parents through the trial labels; a child continued its parent's checkpoint
+        # generations and parents through the trial labels
         names = {t["metadata"]["name"] for t in trials}
         generations = [int(t["metadata"]["labels"][PBT_GENERATION]) for t in trials]
         assert max(generations) >= 1, generations
