@@ -9,7 +9,7 @@ the trial jobs and of the whole stack (services and everything they started and 
 independent of the machine's load, unlike the wall time), the wall time from ``sextant run`` to
 Succeeded, early-stopped trials and the best loss.
 
-    .venv/bin/python bench/asha_speedup.py --seeds 3 [--steps 5000]
+    .venv/bin/python bench/asha_speedup.py --seeds 3 [--steps 5000] [--trials 24]
 
 ``--steps`` makes each epoch costlier than the example's, so that training rather than the
 start-up of each trial process dominates a trial's time.
@@ -99,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--first-seed", type=int, default=20)
+    parser.add_argument("--trials", type=int, default=0, help="maxTrialCount instead of the example's")
     parser.add_argument("--steps", type=int, default=0,
                         help="SGD steps per epoch instead of the example's (a costlier epoch)")
     args = parser.parse_args()
@@ -117,6 +118,8 @@ def main() -> None:
                     doc["spec"]["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": str(seed)}]
                     if mode == "none":
                         del doc["spec"]["earlyStopping"]
+                    if args.trials:
+                        doc["spec"]["maxTrialCount"] = args.trials
                     if args.steps:
                         container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"][
                             "containers"][0]
