@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from pathlib import Path
+import time
 
 import pytest
 
@@ -65,10 +65,13 @@ def test_example_runs_to_success(local_stack, store, path):
         exp = to_doc(store.get("Experiment", space, name))
         items, _ = store.list("Trial", space, {EXPERIMENT_LABEL: name})
         check(path.stem, exp, [to_doc(t) for t in items])
-        if path.stem == "pbt":  # a child's training went on from its parent's checkpoint
-            child = next(t for t in items if t.metadata.labels.get(PBT_GENERATION) == "1")
-            log = local_stack.data_dir / "logs" / "trials" / space / f"{child.metadata.name}.log"
-            assert "epoch=4 " in Path(log).read_text()
+        if path.stem == "pbt":  # the children's training went on from their parents' checkpoints
+            logs = [local_stack.data_dir / "logs" / "trials" / space / f"{t.metadata.name}.log"
+                    for t in items if t.metadata.labels.get(PBT_GENERATION) == "1"]
+            deadline = time.monotonic() + 30  # a trial's log is kept once its job is retired
+            while not all(log.exists() for log in logs) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert logs and all("epoch=4 " in log.read_text() for log in logs)
     finally:
         try:
             store.delete("Experiment", space, name)
