@@ -123,6 +123,7 @@ class ExperimentReconciler:
         if trials or was_completed:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
             summary = st.update_status(exp, trials, exhausted=exhausted)
+        es.mark_waiting_for_algorithm(exp, suggestion)
         if not es.is_finished(exp) and suggestion is not None and ss.is_failed(suggestion):
             es.mark_failed(exp, es.REASON_FAILED, es.suggestion_failed_message(suggestion))
 

@@ -19,9 +19,10 @@ from sextant.runtime.collector_spec import CollectorSpec
 
 @dataclass
 class ServiceSpec:
-    """A long-running algorithm service for one experiment (Katib: Deployment + Service)."""
+    """A long-running algorithm service (Katib: Deployment + Service) for one experiment, or
+    shared by many (then without ``owner``)."""
 
-    name: str  # <experiment>-<algorithm>
+    name: str  # <experiment>-<algorithm>, or the shared service's name
     namespace: str
     algorithm: str
     command: list[str]  # how to run it locally (from the algorithm registry)
@@ -38,11 +39,15 @@ class ServiceSpec:
     args: list[str] = field(default_factory=list)
     early_stopping_args: list[str] = field(default_factory=list)
     image_pull_policy: str = "IfNotPresent"
+    # Serves every experiment of its algorithm (no owner, no experiment/suggestion labels): the
+    # suggestion controller stops it when idle, and nothing treats it as one Suggestion's.
+    shared: bool = False
 
 
 @dataclass(frozen=True)
 class OwnedService:
-    """An algorithm service the runtime holds, and the Suggestion it was started for."""
+    """An algorithm service the runtime holds, and the Suggestion it was started for ("" for a
+    service shared by many Suggestions: started with no owner)."""
 
     namespace: str
     name: str

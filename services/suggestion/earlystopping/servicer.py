@@ -25,6 +25,7 @@ from sextant.katib.condition_list import TRUE, set_condition
 from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
+from ..call_context import namespace_of
 from . import medianstop
 
 if TYPE_CHECKING:
@@ -45,7 +46,8 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         self._namespace = namespace
         self._token, self._tls_ca = token, tls_ca
         self._channels: dict[str, grpc.Channel] = {}
-        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()  # experiment -> trial -> value
+        # namespace/experiment + start step + metric -> trial -> value
+        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._cache_size = cache_size
         self._seen_db_manager = ""  # last db_manager_address of a GetEarlyStoppingRules request
         self._lock = threading.Lock()
@@ -80,7 +82,7 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         if not request.db_manager_address:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
         try:
-            per_trial = self._trial_values(experiment.name, completed, objective.objective_metric_name,
+            per_trial = self._trial_values(f"{namespace_of(context)}/{experiment.name}", completed, objective.objective_metric_name,
                                            settings.start_step, request.db_manager_address)
         except grpc.RpcError as err:
             context.abort(grpc.StatusCode.UNAVAILABLE,
