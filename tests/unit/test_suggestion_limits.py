@@ -13,7 +13,6 @@ from services.suggestion.algorithms.search_space import SearchSpace
 from services.suggestion.algorithms.servicer import SuggestionServicer
 from sextant.api import api_pb2
 
-
 Metadatum = namedtuple("Metadatum", "key value")  # what grpc's invocation_metadata() yields
 
 
