@@ -433,6 +433,8 @@ class SuggestionReconciler:
                 rb.early_stopping_rules_request(exp, sugg, trials, self.db_manager_address),
                 timeout=self.call_timeout, metadata=_namespace_of(exp))
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:  # asking again cannot help
+                raise _rejection("GetEarlyStoppingRules", err) from None
             raise SuggestionError(f"GetEarlyStoppingRules at {state.early_stopping_address}: "
                                   f"{err.code().name}: {err.details()}") from None
         return [EarlyStoppingRule(name=r.name, value=r.value, comparison=rb.comparison_name(r.comparison),
