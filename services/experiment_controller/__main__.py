@@ -18,7 +18,7 @@ from .reconciler import ExperimentReconciler
 def build_controller(store: ResourceStore, *, namespace: str = "", workers: int = 4,
                      resync_seconds: float = 30.0, events: EventRecorder | None = None) -> Controller:
     # Informer resync is off: the controller's own resync re-enqueues every experiment.
-    trials = Informer(store, "Trial", namespace, resync_seconds=0)
+    trials = Informer(store, "Trial", namespace, resync_seconds=0, indexed_labels=(EXPERIMENT_LABEL,))
     experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
     reconciler = ExperimentReconciler(store, events=events, trial_informer=trials,

@@ -10,6 +10,7 @@ from sextant.algorithm_registry import Registry
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
+from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.runtime import Runtime, make_runtime
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
@@ -39,7 +40,7 @@ def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry,
     # services that died while nothing else changed.
     controller.reconciler = reconciler  # type: ignore[attr-defined]
     # A cache of Trials (not watched for events) so a pass does not list them from the store.
-    trials = Informer(store, "Trial", namespace, resync_seconds=0)
+    trials = Informer(store, "Trial", namespace, resync_seconds=0, indexed_labels=(EXPERIMENT_LABEL,))
     reconciler.trial_informer = trials
     controller.watch(trials, lambda _trial: [])  # started/stopped with the controller, no keys
     return controller
