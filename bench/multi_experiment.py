@@ -184,6 +184,23 @@ def stack_pids(data: Path) -> dict[str, int]:
     return pids
 
 
+def rpcs_per_trial(data: Path, trials: int) -> dict[str, float]:
+    """DB manager requests per trial by method, from its Prometheus counters."""
+    import urllib.request
+
+    port = json.loads((data / "stack.json").read_text())["services"]["db-manager"].get("metrics_port")
+    if not port:
+        return {}
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out: dict[str, float] = defaultdict(float)
+    for line in text.splitlines():
+        if line.startswith("sextant_grpc_requests_total{"):
+            labels, value = line[len("sextant_grpc_requests_total{"):].split("} ")
+            method = dict(part.split("=", 1) for part in labels.split(","))["method"].strip('"')
+            out[method] += float(value)
+    return {k: round(v / trials, 2) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v / trials >= 0.01}
+
+
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
@@ -288,6 +305,7 @@ def run(experiments: int, trials: int, parallel: int, sleep: float, sample: floa
                             "stack_and_trials": round(sampler.peak_total),
                             "by_kind": {k: round(v) for k, v in sorted(sampler.peak_by_kind.items())}},
             "max_trial_processes": sampler.max_trial_processes,
+            "db_manager_rpcs_per_trial": rpcs_per_trial(data, total),
             "load": [load_before, load_after], "cpus": os.cpu_count(),
         }
     finally:

@@ -14,15 +14,20 @@ from sextant.store.interface import ResourceStore
 
 from .reconciler import ExperimentReconciler
 
+# Trial counts in an experiment's status lag its trials by at most this long (conditions never).
+STATUS_INTERVAL = 0.25
+
 
 def build_controller(store: ResourceStore, *, namespace: str = "", workers: int = 4,
-                     resync_seconds: float = 30.0, events: EventRecorder | None = None) -> Controller:
+                     resync_seconds: float = 30.0, events: EventRecorder | None = None,
+                     status_interval: float = STATUS_INTERVAL) -> Controller:
     # Informer resync is off: the controller's own resync re-enqueues every experiment.
     trials = Informer(store, "Trial", namespace, resync_seconds=0, indexed_labels=(EXPERIMENT_LABEL,))
     experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
     reconciler = ExperimentReconciler(store, events=events, trial_informer=trials,
-                                      experiment_informer=experiments, suggestion_informer=suggestions)
+                                      experiment_informer=experiments, suggestion_informer=suggestions,
+                                      status_interval=status_interval)
     controller = Controller("experiment-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds)
     controller.watch(experiments)

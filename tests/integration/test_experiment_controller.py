@@ -284,3 +284,27 @@ def _exists(store):
         return True
     except Exception:  # noqa: BLE001
         return False
+
+
+def test_count_only_status_changes_are_written_at_most_once_per_interval(store):
+    """With a status interval, a pass whose only news is trial counts waits (asks to be looked
+    at again when it may write) instead of writing; a condition change is written at once."""
+    rec = ExperimentReconciler(store, status_interval=30.0)
+    create_experiment(store, parallelTrialCount=2, maxTrialCount=2)
+    assert rec.reconcile(key()) is None  # Created: a condition, written at once
+    fill_requests(store)
+    rec.reconcile(key())  # the trials are created
+    names = [t.metadata.name for t in trials_of(store)]
+    assert len(names) == 2
+    set_trial(store, names[0], "Running")
+    assert rec.reconcile(key()) is None  # the experiment is Running now: a condition
+    set_trial(store, names[1], "Running")
+    written = store.get("Experiment", "default", "exp").metadata.resource_version
+    result = rec.reconcile(key())  # one more running trial: counts only
+    assert result is not None and 0 < result.requeue_after <= 30.0
+    assert store.get("Experiment", "default", "exp").metadata.resource_version == written
+    for name in names:
+        set_trial(store, name, "Succeeded", acc=0.5)
+    assert rec.reconcile(key()) is None  # Succeeded: the condition and the counts go out together
+    exp = store.get("Experiment", "default", "exp")
+    assert last_condition(exp) == ("Succeeded", REASON_MAX_TRIALS) and exp.status.trials_succeeded == 2
