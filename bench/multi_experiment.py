@@ -296,7 +296,7 @@ def run(experiments: int, trials: int, parallel: int, sleep: float, sample: floa
         return {
             "experiments": experiments, "trials_each": trials, "parallel": parallel, "sleep_s": sleep,
             "db": db_url.split(":", 1)[0] if db_url else "sqlite",
-            "algorithm_services": os.environ.get("SEXTANT_ALGORITHM_SERVICES", "shared"),
+            "algorithm_services": os.environ.get("SEXTANT_ALGORITHM_SERVICES", "default"),
             "succeeded": succeeded, "trials": total, "wall_s": round(wall, 1), "trials_per_s": round(total / wall, 2),
             "cpu_s_per_trial": {"stack": round(services_cpu / total, 4), "trial_jobs": round(cpu.get("trial-jobs", 0) / total, 4),
                                 "all": round((services_cpu + cpu.get("trial-jobs", 0)) / total, 4),

@@ -15,7 +15,7 @@ from sextant.store.interface import ResourceStore
 from .reconciler import ExperimentReconciler
 
 # Trial counts in an experiment's status lag its trials by at most this long (conditions never).
-STATUS_INTERVAL = 0.25
+STATUS_INTERVAL = 1.0
 
 
 def build_controller(store: ResourceStore, *, namespace: str = "", workers: int = 4,
