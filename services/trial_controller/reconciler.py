@@ -66,8 +66,9 @@ class TrialReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
                  db_manager_address: str | None = None, informer: Any = None,
                  custom_grace: float = 60.0, rpc_timeout: float = 30.0, job_poll_seconds: float = 0.5,
-                 notified_poll_seconds: float = 10.0):
+                 notified_poll_seconds: float = 10.0, events: Any = None):
         self.store = store
+        self.events = events  # optional sextant.events.EventRecorder
         self.runtime = runtime
         self.dbm = api_pb2_grpc.DBManagerStub(db_manager)
         self.db_manager_address = db_manager_address
@@ -227,6 +228,8 @@ class TrialReconciler:
                     changed |= self._fail(trial, "InvalidSpec", str(err), now)
                 else:
                     log.info("trial job started", extra={"trial": key.name, "phase": str(job.phase)})
+                    if job.warning:
+                        self._warn(trial, job.warning)
 
         if has_condition(conds, KILLED) and job.phase in (JobPhase.RUNNING, JobPhase.PENDING):
             self.runtime.stop_job(key.namespace, key.name)
@@ -252,7 +255,9 @@ class TrialReconciler:
             else:
                 changed |= outcome
         elif job.phase == JobPhase.FAILED and not ts.is_finished(trial):
-            changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time)
+            changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time,
+                                  exit_code=job.exit_code, output_tail=self._output_tail(key),
+                                  note=job.warning)
 
         if changed:
             status.last_reconcile_time = now
@@ -276,15 +281,37 @@ class TrialReconciler:
         return trial.status.observation is not None and \
             (has_condition(conds, SUCCEEDED) or has_condition(conds, METRICS_UNAVAILABLE))
 
+    def _output_tail(self, key: Key) -> str:
+        """The last lines of the job's output, when the runtime keeps it on this machine."""
+        path = self.runtime.job_log_path(key.namespace, key.name)
+        if path is None:
+            return ""
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - ts.OUTPUT_TAIL_BYTES - 1))
+                return ts.tail_of(f.read())
+        except OSError:
+            return ""
+
+    def _warn(self, trial: Trial, message: str) -> None:
+        """Tells the user something about how the trial runs, on the trial's events and in the log."""
+        log.warning("%s", message, extra={"trial": trial.metadata.name})
+        if self.events is not None:
+            self.events.record(trial, "Warning", "ImageNotUsed", message)
+
     def _fail(self, trial: Trial, reason: str, message: str, now: str,
-              completion: str | None = None) -> bool:
+              completion: str | None = None, *, exit_code: int | None = None, output_tail: str = "",
+              note: str = "") -> bool:
         conds = trial.status.conditions
         if has_condition(conds, FAILED) or has_condition(conds, EARLY_STOPPED):
             return False
         if has_condition(conds, KILLED):
             return flip_to_false(conds, RUNNING, now)
         trial.status.completion_time = completion or now
-        changed = mark_finished(conds, FAILED, ts.failed_reason(reason), ts.failed_message(message), now)
+        changed = mark_finished(conds, FAILED, ts.failed_reason(reason),
+                                ts.failed_message(message, exit_code=exit_code, output_tail=output_tail,
+                                                  note=note), now)
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 

@@ -92,6 +92,8 @@ class JobStatus:
     exit_code: int | None = None
     start_time: str | None = None
     completion_time: str | None = None
+    # Something the user should know about how the job runs (e.g. its image was not used).
+    warning: str = ""
 
 
 # Called with (namespace, trial name) when a job ends.
