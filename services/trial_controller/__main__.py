@@ -20,6 +20,7 @@ from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller, Key
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
 from sextant.events import EventRecorder
+from sextant.katib import controller_metrics
 from sextant.runtime import RUNTIME_KINDS, Runtime, make_runtime
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
@@ -46,6 +47,7 @@ def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel:
     controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds,
                             extra_keys=lambda: reconciler.orphan_keys(namespace))
     controller.watch(informer)
+    controller_metrics.export_trials(informer)
     # A job's end wakes its trial at once instead of at the next poll.
     runtime.on_job_exit(lambda namespace, name: controller.enqueue(Key(namespace, name)))
     return controller

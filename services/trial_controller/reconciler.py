@@ -29,6 +29,7 @@ import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
+from sextant.katib import controller_metrics as metrics
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
@@ -202,6 +203,7 @@ class TrialReconciler:
         if not has_condition(conds, CREATED):
             status.start_time = status.start_time or now
             changed |= set_condition(conds, CREATED, TRUE, ts.REASON_CREATED, ts.MSG_CREATED, now)
+            metrics.TRIAL_CREATED.labels(key.namespace).inc()
 
         completed = ts.is_finished(trial)
         job = self.runtime.job_status(key.namespace, key.name)
@@ -312,6 +314,8 @@ class TrialReconciler:
         changed = mark_finished(conds, FAILED, ts.failed_reason(reason),
                                 ts.failed_message(message, exit_code=exit_code, output_tail=output_tail,
                                                   note=note), now)
+        if changed:
+            metrics.TRIAL_FAILED.labels(trial.metadata.namespace).inc()
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
@@ -335,7 +339,9 @@ class TrialReconciler:
         if objective_available(trial.spec.objective, observation):
             if not has_condition(conds, SUCCEEDED) and not early_stopped:
                 trial.status.completion_time = job.completion_time or now
-                changed |= mark_finished(conds, SUCCEEDED, ts.REASON_SUCCEEDED, ts.MSG_SUCCEEDED, now)
+                if mark_finished(conds, SUCCEEDED, ts.REASON_SUCCEEDED, ts.MSG_SUCCEEDED, now):
+                    changed = True
+                    metrics.TRIAL_SUCCEEDED.labels(trial.metadata.namespace).inc()
             return changed
         if has_condition(conds, METRICS_UNAVAILABLE):
             return changed
@@ -350,7 +356,8 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now)
+        if mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now):
+            metrics.TRIAL_METRICS_UNAVAILABLE.labels(trial.metadata.namespace).inc()
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed
 

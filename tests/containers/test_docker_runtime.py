@@ -152,7 +152,8 @@ def experiment(name: str, *, args: list[str], max_trials: int = 4, parallel: int
         "objective": {"type": "maximize", "goal": 1.5, "objectiveMetricName": "accuracy",
                       "additionalMetricNames": ["loss"]},
         "algorithm": {"algorithmName": "random"},
-        "parallelTrialCount": parallel, "maxTrialCount": max_trials, "maxFailedTrialCount": max_failed,
+        "parallelTrialCount": parallel, "maxTrialCount": max_trials,
+        "maxFailedTrialCount": min(max_failed, max_trials),
         "parameters": [
             {"name": "lr", "parameterType": "double", "feasibleSpace": {"min": "0.01", "max": "0.05"}},
             {"name": "num-layers", "parameterType": "int", "feasibleSpace": {"min": "2", "max": "4"}}],
