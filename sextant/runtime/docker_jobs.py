@@ -82,7 +82,7 @@ def engine_message(err: Exception) -> str:
 class DockerJobs:
     """Start, watch, stop and remove trial containers; ``client`` is a ``docker.DockerClient``."""
 
-    def __init__(self, root: Path, client: Any, *, stack: str, db_manager_address: str | None = None,
+    def __init__(self, root: Path, client: Any | None, *, stack: str, db_manager_address: str | None = None,
                  stop_grace: float = 5.0, token: str | None = None):
         self.root = root
         self.client = client
@@ -112,11 +112,18 @@ class DockerJobs:
         record = process.read_json(self.dir(namespace, name) / "job.json")
         return record is not None and record.get("runtime") == RUNTIME_NAME
 
+    def _engine(self) -> Any:
+        import docker.errors
+
+        if self.client is None:
+            raise docker.errors.DockerException("no Docker engine answers")
+        return self.client
+
     def _container(self, namespace: str, name: str) -> Any | None:
         import docker.errors
 
         try:
-            return self.client.containers.get(self.name(namespace, name))
+            return self._engine().containers.get(self.name(namespace, name))
         except docker.errors.NotFound:
             return None
 
@@ -168,7 +175,7 @@ class DockerJobs:
             if isinstance(err, docker.errors.APIError) and err.status_code == 409:
                 log.info("trial container exists already; adopted", extra={"trial": spec.name})
             else:
-                self._remove_quietly(spec.namespace, spec.name)
+                self.remove_container(spec.namespace, spec.name)
                 return self._fail_start(directory, record, f"cannot start the container: {engine_message(err)}")
         record["start_time"] = now_rfc3339_micro()
         process.write_json(directory / "job.json", record)
@@ -187,19 +194,20 @@ class DockerJobs:
         import docker.errors
 
         image = arguments["image"]
+        engine = self._engine()
         if pull_policy == "Always":
-            self.client.images.pull(image)
+            engine.images.pull(image)
         try:
-            return self.client.containers.create(**arguments)
+            return engine.containers.create(**arguments)
         except docker.errors.ImageNotFound:
             if pull_policy == "Never":
                 raise
             try:
-                self.client.images.pull(image)
+                engine.images.pull(image)
             except docker.errors.APIError as err:
                 raise RuntimeError(f"image {image!r} is not on this engine and pulling it failed "
                                    f"({engine_message(err)}); build or load it first") from None
-            return self.client.containers.create(**arguments)
+            return engine.containers.create(**arguments)
 
     def _fail_start(self, directory: Path, record: dict[str, Any], message: str) -> JobStatus:
         process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error", "message": message,
@@ -343,11 +351,18 @@ class DockerJobs:
         if not (directory / "job.json").exists() or (directory / "exit.json").exists():
             return
         (directory / "stopped").write_text(now_rfc3339_micro())
-        container = self._container(namespace, name)
-        if container is not None:
-            container.stop(timeout=max(1, int(self.stop_grace)))
+        import docker.errors
 
-    def _remove_quietly(self, namespace: str, name: str) -> None:
+        try:
+            container = self._container(namespace, name)
+            if container is not None:
+                container.stop(timeout=max(1, int(self.stop_grace)))
+        except docker.errors.DockerException as err:
+            # The marker stays: the container ends as Killed once the engine answers again.
+            log.warning("trial container not stopped: %s", engine_message(err), extra={"trial": name})
+
+    def remove_container(self, namespace: str, name: str) -> None:
+        """Removes the trial's container, running or not, if there is one."""
         import docker.errors
 
         try:
@@ -362,7 +377,7 @@ class DockerJobs:
             self._ended.pop((namespace, name), None)
         if not keep_log:
             self.archived_log(namespace, name).unlink(missing_ok=True)
-        self._remove_quietly(namespace, name)
+        self.remove_container(namespace, name)
         shutil.rmtree(self.dir(namespace, name), ignore_errors=True)
 
     def archived_log(self, namespace: str, name: str) -> Path:
@@ -383,7 +398,8 @@ class DockerJobs:
         import docker.errors
 
         try:
-            containers = self.client.containers.list(all=True, filters={"label": f"{STACK_LABEL}={self.stack}"})
+            containers = self._engine().containers.list(all=True,
+                                                        filters={"label": f"{STACK_LABEL}={self.stack}"})
         except docker.errors.DockerException:
             return []
         labels = [c.labels for c in containers]

@@ -6,8 +6,11 @@ this extends); a trial whose primary container names an ``image`` runs as a cont
 
 * ``docker``: every trial with an image runs in a container; if no engine answers, such a trial
   fails with a message saying so.
-* ``auto``: the same while an engine answers (asked once, when the runtime starts); without one,
-  trials run as local processes and their image is reported as not used.
+* ``auto``: the same while an engine answers; without one, trials run as local processes and
+  their image is reported as not used.
+
+An engine that does not answer is asked again at most every ``ENGINE_RETRY_SECONDS`` when a
+trial starts, so an engine started after the stack is used from then on.
 
 The engine is reached with the Docker SDK (``DOCKER_HOST`` or the default socket).
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -28,6 +32,7 @@ from sextant.runtime.local_jobs import JobSpecError, primary_container
 log = logging.getLogger("sextant.runtime.docker")
 
 Mode = Literal["docker", "auto"]
+ENGINE_RETRY_SECONDS = 10.0
 
 
 def docker_client() -> Any:
@@ -50,29 +55,47 @@ class DockerRuntime(LocalRuntime):
                  client_factory: Callable[[], Any] = docker_client, **local_options: Any):
         super().__init__(data_dir, **local_options)
         self.mode = mode
+        self.client_factory = client_factory
+        self.engine: Any = None
         self.engine_problem = ""
-        client: Any = None
-        try:
-            client = client_factory()
-            client.ping()
-        except Exception as err:  # noqa: BLE001 - any failure means "no engine" and is reported
-            self.engine_problem = f"no Docker engine answers ({engine_message(err)})"
-            client = None
-            log.warning("%s; trials that name an image %s", self.engine_problem,
-                        "fail" if mode == "docker" else "run as local processes")
-        self.engine = client
-        self.containers = DockerJobs(self.root / "jobs", client, stack=stack_id(str(self.root)),
+        self._asked_at = 0.0
+        self.containers = DockerJobs(self.root / "jobs", None, stack=stack_id(str(self.root)),
                                      db_manager_address=self.jobs.db_manager_address,
                                      stop_grace=self.stop_grace, token=self.token)
-        if self.engine is None and mode == "auto":
-            self.jobs.image_note = f"{self.engine_problem}, so it ran as a local process"
+        self._connect()
+
+    def _connect(self) -> Any:
+        """The engine's client, asking again for one that did not answer a while ago."""
+        if self.engine is not None or time.monotonic() - self._asked_at < ENGINE_RETRY_SECONDS:
+            return self.engine
+        self._asked_at = time.monotonic()
+        try:
+            client = self.client_factory()
+            client.ping()
+        except Exception as err:  # noqa: BLE001 - any failure means "no engine" and is reported
+            problem = f"no Docker engine answers ({engine_message(err)})"
+            if problem != self.engine_problem:
+                log.warning("%s; trials that name an image %s", problem,
+                            "fail" if self.mode == "docker" else "run as local processes")
+            self.engine_problem = problem
+            self.jobs.image_note = f"{problem}, so it ran as a local process" if self.mode == "auto" else ""
+            return None
+        self.engine = self.containers.client = client
+        self.engine_problem = ""
+        self.jobs.image_note = ""  # only trials without an image run locally now
+        return client
 
     def _in_container(self, namespace: str, name: str) -> bool:
-        return self.containers.holds(namespace, name)
+        if not self.containers.holds(namespace, name):
+            return False
+        self._connect()  # an engine that went away and came back is used again
+        return True
 
     # --- trial jobs ---------------------------------------------------------------------------
     def start_job(self, spec: JobSpec) -> JobStatus:
-        if not trial_image(spec) or (self.engine is None and self.mode == "auto"):
+        if not trial_image(spec):
+            return self.jobs.start(spec)
+        if self._connect() is None and self.mode == "auto":
             return self.jobs.start(spec)
         if self.engine is None:
             return self.containers.start_failed(spec, f"{self.engine_problem}; the Docker runtime cannot run "
@@ -101,9 +124,12 @@ class DockerRuntime(LocalRuntime):
             self.jobs.stop(namespace, name)
 
     def delete_job(self, namespace: str, name: str) -> None:
+        if self.containers.holds(namespace, name):
+            self.containers.delete(namespace, name)
+            return
+        self.jobs.delete(namespace, name)  # stops the process before its files go
         if self.engine is not None:
-            self.containers.delete(namespace, name)  # a container left without its files goes too
-        self.jobs.delete(namespace, name)
+            self.containers.remove_container(namespace, name)  # one left without its files goes too
 
     def retire_job(self, namespace: str, name: str) -> None:
         if self._in_container(namespace, name):
