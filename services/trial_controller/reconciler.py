@@ -10,7 +10,8 @@ One pass, level-triggered and idempotent:
    observation is rebuilt from the DB manager's logs: objective available → Succeeded
    (unless EarlyStopped), otherwise MetricsUnavailable (for Push/Custom collectors a log
    ``{zero time, objective, unavailable}`` is reported first, as Katib). Job failed → Failed
-   with ``TrialFailed. Job reason: <reason>`` / ``Trial has failed. Job message: <message>``.
+   with ``TrialFailed. Job reason: <reason>`` / ``Trial has failed. Job message: <message>``,
+   followed by the exit code and the last lines of the job's output (``trial_status.failed_message``).
    Completing flips Running to False.
 4. Once the final status is stored and ``retainRun`` is false, the job and its files go.
 5. A deleted Trial: its job is deleted (the store deletes its observation logs).
