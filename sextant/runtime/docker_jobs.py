@@ -21,9 +21,14 @@ Files on the host, per job (the same layout as local jobs, so logs and spools ar
     jobs/<ns>/<trial>/spool/           metric logs for the trial controller to ship
     jobs/<ns>/<trial>/volumes/metrics/ bind-mounted at the collector's directory in the container
 
-Not supported in containers (the trial fails at start with a message saying so): early-stopping
-rules and the PrometheusMetric and Custom collectors, which need a collector beside the
-running trial.
+Early-stopping rules and the PrometheusMetric and Custom collectors need a collector watching
+the trial while it runs. For those, the container is created and then started by the metrics
+collector on the host (``python -m services.metrics_collector ... -- docker start --attach
+NAME``, the docker command-line client with an argv, never a shell): it reads the container's
+output as a local trial's, polls the bind-mounted directory or the scrape URL (the container
+shares the host's network), applies the rules, and stops the container (the client forwards
+the signal) when they are met. Like a local job's wrapper it runs in its own session, so it
+outlives a restart of the trial controller, and writes ``exit.json`` itself.
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,20 +61,23 @@ from sextant.timestamps import now_rfc3339_micro
 log = logging.getLogger("sextant.runtime.docker")
 
 RUNTIME_NAME = "docker"
-# Collector kinds read once the container has ended.
-CONTAINER_KINDS = ("StdOut", "File", "TensorFlowEvent", "Push", "None")
+# Collector kinds read once the container has ended; the others need a live collector.
+AFTER_EXIT_KINDS = ("StdOut", "File", "TensorFlowEvent", "Push", "None")
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 KATIB_TRIAL_LABEL = "katib.kubeflow.org/trial"
 
 
-def unsupported_collection(collector: CollectorSpec) -> str | None:
-    """Why ``collector`` cannot collect from a container, or None when it can."""
-    if collector.stop_rules:
-        return ("early-stopping rules need a metrics collector beside the running trial, which the "
-                "Docker runtime does not run; start the stack with --runtime local for this experiment")
-    if collector.kind not in CONTAINER_KINDS:
-        return (f"metricsCollectorSpec.collector.kind {collector.kind}: the Docker runtime collects "
-                f"{', '.join(CONTAINER_KINDS)}; start the stack with --runtime local for this experiment")
+def needs_live_collector(collector: CollectorSpec) -> bool:
+    """Whether the collector must watch the running container (not only read it afterwards)."""
+    return bool(collector.stop_rules) or collector.kind not in AFTER_EXIT_KINDS
+
+
+def unsupported_collection(collector: CollectorSpec, docker_cli: str | None) -> str | None:
+    """Why ``collector`` cannot collect from a container here, or None when it can."""
+    if needs_live_collector(collector) and docker_cli is None:
+        what = "early-stopping rules need" if collector.stop_rules else f"the {collector.kind} collector needs"
+        return (f"{what} the docker command-line client on PATH (the collector attaches to the "
+                "container with it); install it, or start the stack with --runtime local")
     return None
 
 
@@ -83,13 +92,17 @@ class DockerJobs:
     """Start, watch, stop and remove trial containers; ``client`` is a ``docker.DockerClient``."""
 
     def __init__(self, root: Path, client: Any | None, *, stack: str, db_manager_address: str | None = None,
-                 stop_grace: float = 5.0, token: str | None = None):
+                 stop_grace: float = 5.0, token: str | None = None,
+                 environment: Callable[[Mapping[str, str]], dict[str, str]] | None = None):
         self.root = root
         self.client = client
         self.stack = stack
         self.db_manager_address = db_manager_address
         self.stop_grace = stop_grace
         self.token = token
+        # The live collector's environment (the local runtime's: the project on PYTHONPATH).
+        self.environment = environment or (lambda extra: {**os.environ, **extra})
+        self.docker_cli = shutil.which("docker")
         self.exit_listeners: list[Callable[[str, str], None]] = []
         self._followed: set[tuple[str, str]] = set()  # containers whose output a thread follows
         self._ended: dict[tuple[str, str], JobStatus] = {}
@@ -139,7 +152,7 @@ class DockerJobs:
                                   "kind": spec.run_spec.get("kind")}
         try:
             container = primary_container(spec.run_spec, spec.primary_container_name)
-            problem = unsupported_collection(collector)
+            problem = unsupported_collection(collector, self.docker_cli)
             if problem:
                 raise JobSpecError(problem)
             binds: dict[str, str] = {}
@@ -149,7 +162,7 @@ class DockerJobs:
                 local = directory.joinpath(*metrics_volume.VOLUME_SUBDIR)
                 local.chmod(0o777)  # the image may run as any user
                 binds[str(local)] = mount
-                collector = collector.with_paths(volume)  # read on the host after the exit
+                collector = collector.with_paths(volume)  # read on the host
             env = {**spec.env, "KATIB_TRIAL_NAME": spec.name,
                    "SEXTANT_DB_MANAGER": collector.db_manager_for_trial(dict(os.environ))}
             if collector.kind == "Push" and self.token:
@@ -162,13 +175,17 @@ class DockerJobs:
         except (JobSpecError, ContainerSpecError) as err:
             return self._fail_start(directory, record, str(err))
         record.update(image=plan.image, container_name=container.get("name"),
-                      collector=collector.to_record(), pull_policy=container.get("imagePullPolicy") or "")
+                      collector=collector.to_record(), pull_policy=container.get("imagePullPolicy") or "",
+                      live=needs_live_collector(collector))
         # Recorded before the create: a controller that dies in between finds the record, sees
         # no container and starts it then (the fixed name makes a double create fail).
         process.write_json(directory / "job.json", {**record, "starting": True})
         try:
             created = self._create(plan.create_arguments(), record["pull_policy"])
-            created.start()
+            if record["live"]:
+                record["wrapper"] = self._start_collector(directory, record).to_dict()
+            else:
+                created.start()
         except Exception as err:  # noqa: BLE001 - any engine error fails this trial with its text
             import docker.errors
 
@@ -180,6 +197,15 @@ class DockerJobs:
         record["start_time"] = now_rfc3339_micro()
         process.write_json(directory / "job.json", record)
         return self.status(spec.namespace, spec.name)
+
+    def _start_collector(self, directory: Path, record: dict[str, Any]) -> process.ProcessId:
+        """Starts the live metrics collector, which starts the container and attaches to it."""
+        collector = CollectorSpec.from_record(record["collector"])
+        argv = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir", str(directory),
+                *collector.to_argv(), "--", str(self.docker_cli), "start", "--attach", str(record["container"])]
+        env = self.environment({"KATIB_TRIAL_NAME": str(record["name"]),
+                                "SEXTANT_DB_MANAGER": collector.db_manager_for_trial(dict(os.environ))})
+        return process.spawn(argv, log_path=directory / "output.log", env=env, cwd=str(directory))
 
     def start_failed(self, spec: JobSpec, message: str) -> JobStatus:
         """Records the job as a container that could not start, with ``message`` as its cause."""
@@ -238,7 +264,10 @@ class DockerJobs:
         started = record.get("start_time")
         ended = process.read_json(directory / "exit.json")
         if ended is not None:
+            if record.get("live"):
+                self._stop_container(namespace, name)  # the rules were met: nothing may run on
             return self._final(ended, started, (directory / "stopped").exists())
+        wrapper = process.ProcessId.from_dict(record.get("wrapper"))
         try:
             container = self._container(namespace, name)
             if container is None:
@@ -256,12 +285,22 @@ class DockerJobs:
                 record.pop("starting")
                 record["start_time"] = started = state.get("StartedAt") or now_rfc3339_micro()
                 process.write_json(directory / "job.json", record)
-            if state.get("Status") == "created":
-                container.start()  # created by a controller that died before starting it
-                state = {"Status": "running"}
-            if state.get("Status") in ("running", "restarting", "paused"):
-                self._follow(namespace, name, container)
+            if record.get("live") and process.is_alive(wrapper):
+                # The collector starts the container, reads it while it runs and records its end.
                 return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+            if state.get("Status") == "created":
+                # Created by a controller that died before starting it.
+                if record.get("live"):
+                    record["wrapper"] = self._start_collector(directory, record).to_dict()
+                    process.write_json(directory / "job.json", record)
+                else:
+                    container.start()
+                return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+            if state.get("Status") in ("running", "restarting", "paused"):
+                if not record.get("live"):
+                    self._follow(namespace, name, container)
+                return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
+            # Ended, and no collector is left to record it (or none was needed): read it now.
             ended = self._collect(directory, record, container, state)
         except docker.errors.DockerException as err:
             # The engine is away (restarting?): the trial stays as it is and is looked at again.
@@ -274,7 +313,7 @@ class DockerJobs:
     def _final(ended: dict[str, Any], started: str | None, stopped: bool) -> JobStatus:
         code = ended.get("exit_code")
         reason = ended.get("reason") or ""
-        if stopped:
+        if stopped and reason != "EarlyStopped":
             reason = "Killed"
         phase = JobPhase.SUCCEEDED if code == 0 and reason not in ("Killed", COLLECTOR_FAILED, "OOMKilled") \
             else JobPhase.FAILED
@@ -351,11 +390,17 @@ class DockerJobs:
         if not (directory / "job.json").exists() or (directory / "exit.json").exists():
             return
         (directory / "stopped").write_text(now_rfc3339_micro())
+        record = process.read_json(directory / "job.json") or {}
+        # The live collector first: it records the end (Killed) as it would a local trial's.
+        process.terminate(process.ProcessId.from_dict(record.get("wrapper")), self.stop_grace)
+        self._stop_container(namespace, name)
+
+    def _stop_container(self, namespace: str, name: str) -> None:
         import docker.errors
 
         try:
             container = self._container(namespace, name)
-            if container is not None:
+            if container is not None and container.status in ("running", "restarting", "paused"):
                 container.stop(timeout=max(1, int(self.stop_grace)))
         except docker.errors.DockerException as err:
             # The marker stays: the container ends as Killed once the engine answers again.
@@ -377,6 +422,8 @@ class DockerJobs:
             self._ended.pop((namespace, name), None)
         if not keep_log:
             self.archived_log(namespace, name).unlink(missing_ok=True)
+        record = process.read_json(self.dir(namespace, name) / "job.json") or {}
+        process.terminate(process.ProcessId.from_dict(record.get("wrapper")), self.stop_grace)
         self.remove_container(namespace, name)
         shutil.rmtree(self.dir(namespace, name), ignore_errors=True)
 

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from sextant.runtime.base import JobSpec, JobStatus
 from sextant.runtime.container_plan import stack_id
 from sextant.runtime.docker_jobs import DockerJobs, engine_message
-from sextant.runtime.local import LocalRuntime
+from sextant.runtime.local import LocalRuntime, child_environment
 from sextant.runtime.local_jobs import JobSpecError, primary_container
 
 log = logging.getLogger("sextant.runtime.docker")
@@ -61,7 +61,7 @@ class DockerRuntime(LocalRuntime):
         self._asked_at = 0.0
         self.containers = DockerJobs(self.root / "jobs", None, stack=stack_id(str(self.root)),
                                      db_manager_address=self.jobs.db_manager_address,
-                                     stop_grace=self.stop_grace, token=self.token)
+                                     stop_grace=self.stop_grace, token=self.token, environment=child_environment)
         self._connect()
 
     def _connect(self) -> Any:

@@ -15,7 +15,7 @@ from sextant.runtime.container_plan import (
     resource_limits,
     stack_id,
 )
-from sextant.runtime.docker_jobs import unsupported_collection
+from sextant.runtime.docker_jobs import needs_live_collector, unsupported_collection
 
 KATIB_CONTAINER = {
     "name": "training-container",
@@ -102,10 +102,15 @@ def test_names_are_fixed_per_stack_and_trial():
     assert container_name("abc", "default", "exp-1-xyz") == "sextant-abc-default-exp-1-xyz"
 
 
-def test_collectors_that_need_a_live_sidecar_are_refused_with_the_reason():
-    assert unsupported_collection(CollectorSpec(metrics=("acc",), kind="StdOut")) is None
-    assert unsupported_collection(CollectorSpec(metrics=("acc",), kind="TensorFlowEvent", path="/x/")) is None
-    assert "PrometheusMetric" in (unsupported_collection(CollectorSpec(metrics=("acc",), kind="PrometheusMetric"))
-                                  or "")
-    assert "early-stopping rules" in (unsupported_collection(CollectorSpec(
-        metrics=("acc",), stop_rules=(StopRule("acc", "0.5", "less"),))) or "")
+def test_collectors_that_watch_the_running_trial_need_the_docker_client():
+    after_exit = [CollectorSpec(metrics=("acc",), kind=kind, path="/x/m.log")
+                  for kind in ("StdOut", "File", "TensorFlowEvent", "Push", "None")]
+    live = [CollectorSpec(metrics=("acc",), kind="PrometheusMetric", url="http://127.0.0.1:8080/metrics"),
+            CollectorSpec(metrics=("acc",), kind="Custom", custom_command=("c",)),
+            CollectorSpec(metrics=("acc",), stop_rules=(StopRule("acc", "0.5", "less"),))]
+    assert [needs_live_collector(c) for c in after_exit + live] == [False] * 5 + [True] * 3
+    assert all(unsupported_collection(c, None) is None for c in after_exit)
+    assert all(unsupported_collection(c, "/usr/bin/docker") is None for c in live)
+    assert "the PrometheusMetric collector needs the docker command-line client" in \
+        (unsupported_collection(live[0], None) or "")
+    assert (unsupported_collection(live[2], None) or "").startswith("early-stopping rules need")
