@@ -9,6 +9,8 @@ Katib's examples do. The stack itself runs as local processes; only the trials a
   trial in the image, and no container is left behind (retainRun false);
 * a File-collector experiment with retainRun reads its metrics file through the bind-mounted
   directory, and its containers keep the template's limits and Katib's labels;
+* a PrometheusMetric experiment is collected live, by the collector on the host attached to
+  the container, scraping the trial's endpoint;
 * trials whose script is missing fail with the exit code and the interpreter's complaint in
   their condition, and the experiment names that as its most common trial failure;
 * the trial controller killed with SIGKILL mid-run is restarted by the supervisor and adopts
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -34,7 +37,7 @@ from tests.e2e.local_stack import ROOT, cli_env, run_cli
 pytestmark = [pytest.mark.containers, pytest.mark.timeout(1800)]
 
 BUILD_BASE = ROOT / "deploy" / "docker" / "build-base-images"
-TRAINER_IMAGE = "sextant-test/katib-trainer:1"
+TRAINER_IMAGE = "sextant-test/katib-trainer:2"
 STACK_LABEL = "sextant.io/stack"
 
 # A Katib-style training script: hyperparameters as flags, one "name=value" line per epoch
@@ -61,12 +64,50 @@ for epoch in range(1, a.epochs + 1):
         out.flush()
 '''
 
+# The same numbers served as Prometheus gauges while the trial runs (the PrometheusMetric
+# collector scrapes them from the host: the container shares the host's network).
+SERVE_PY = '''\
+import argparse, http.server, math, threading, time
+
+p = argparse.ArgumentParser()
+p.add_argument("--lr", type=float, required=True)
+p.add_argument("--num-layers", type=int, required=True)
+p.add_argument("--port", type=int, required=True)
+p.add_argument("--seconds", type=float, default=4.0)
+a = p.parse_args()
+acc = 1 - math.exp(-a.lr * 10) / a.num_layers
+
+
+class Metrics(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("# TYPE accuracy gauge\\naccuracy %f\\n# TYPE loss gauge\\nloss %f\\n" % (acc, 1 - acc)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain; version=0.0.4")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), Metrics)
+threading.Thread(target=server.serve_forever, daemon=True).start()
+print("serving-marker", flush=True)
+time.sleep(a.seconds)
+'''
+
 DOCKERFILE = '''\
 ARG BASE_IMAGE
 FROM ${BASE_IMAGE}
-COPY train.py /opt/trainer/train.py
+COPY train.py serve.py /opt/trainer/
 WORKDIR /opt/trainer
 '''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def run(argv: list[str], timeout: float = 600, check: bool = True) -> subprocess.CompletedProcess:
@@ -82,6 +123,7 @@ def trainer_image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory)
     run([str(BUILD_BASE)], timeout=1800)  # keeps an image that is current (minutes the first time)
     context = tmp_path_factory.mktemp("trainer-image")
     (context / "train.py").write_text(TRAIN_PY)
+    (context / "serve.py").write_text(SERVE_PY)
     (context / "Dockerfile").write_text(DOCKERFILE)
     run(["docker", "build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}", "-t", TRAINER_IMAGE,
          str(context)])
@@ -213,6 +255,25 @@ def test_file_collector_reads_the_bind_mounted_metrics_file_and_retained_contain
     while stack.containers("katib.kubeflow.org/experiment=docker-file") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert stack.containers("katib.kubeflow.org/experiment=docker-file") == []
+
+
+def test_prometheus_collector_scrapes_the_running_container(stack: Stack) -> None:
+    port = free_port()
+    stack.apply(experiment(
+        "docker-prometheus", args=[f"--port={port}", "--seconds=4"], max_trials=2, parallel=1,
+        command=["python3", "/opt/trainer/serve.py"],
+        collector={"collector": {"kind": "PrometheusMetric"},
+                   "source": {"httpGet": {"port": port, "path": "/metrics"}}}))
+    stack.wait("docker-prometheus")
+    trials = stack.trials("docker-prometheus")
+    assert len(trials) == 2
+    for trial in trials:
+        assert "Succeeded" in conditions(trial), trial["status"]
+        metrics = {m["name"]: m for m in trial["status"]["observation"]["metrics"]}
+        accuracy = float(metrics["accuracy"]["latest"])
+        assert 0 < accuracy < 1 and abs(float(metrics["loss"]["latest"]) - (1 - accuracy)) < 1e-6
+        assert "serving-marker" in stack.sextant("logs", trial["metadata"]["name"]).stdout
+    assert stack.containers("katib.kubeflow.org/experiment=docker-prometheus") == []
 
 
 def test_failed_trials_and_their_experiment_say_why(stack: Stack) -> None:
