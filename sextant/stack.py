@@ -481,6 +481,7 @@ class Supervisor:
             "data_dir": str(self.paths.root),
             "db_url": _mask_url(self.config.resolved_db_url()),
             "db_driver": database_driver(self.config.resolved_db_url()),
+            "runtime": self.config.runtime,
             "services": {c.name: c.public() for c in self.children},
         }
         _write_atomic(self.paths.state, json.dumps(state, indent=2) + "\n")

@@ -311,3 +311,4 @@ def test_trial_controller_killed_mid_run_adopts_its_containers(stack: Stack) -> 
         assert log.count("run-marker") == 1 and log.count("epoch 4:") == 1, log
     status = json.loads((stack.data_dir / "stack.json").read_text())
     assert status["services"]["trial-controller"]["restarts"] >= 1
+    assert status["runtime"] == "docker"
