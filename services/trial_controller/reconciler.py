@@ -56,6 +56,7 @@ KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.MET
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
 # Experiments kept for their trials (dialect, algorithm name); the oldest go first.
 EXPERIMENT_CACHE_SIZE = 1024
+IMAGE_NOT_USED = "ImageNotUsed"  # the Warning event's reason
 
 
 def _kind(trial: Trial) -> str:
@@ -84,6 +85,7 @@ class TrialReconciler:
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[str, Experiment] = {}  # by uid, oldest first
+        self._warned: dict[str, None] = {}  # experiments told that their image is not used
         self.trials: CachedReader[Trial] = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
@@ -298,10 +300,20 @@ class TrialReconciler:
             return ""
 
     def _warn(self, trial: Trial, message: str) -> None:
-        """Tells the user something about how the trial runs, on the trial's events and in the log."""
+        """Tells the user how the trial runs (its image is not used): once per experiment, as a
+        Warning event on the Experiment (``sextant describe`` shows it), or on the trial itself
+        when it has no experiment; every trial's log line and Failed message say it too."""
         log.warning("%s", message, extra={"trial": trial.metadata.name})
-        if self.events is not None:
-            self.events.record(trial, "Warning", "ImageNotUsed", message)
+        if self.events is None:
+            return
+        exp = self._experiment(trial)
+        if exp is None:
+            self.events.record(trial, "Warning", IMAGE_NOT_USED, message)
+        elif exp.metadata.uid not in self._warned:
+            if len(self._warned) >= EXPERIMENT_CACHE_SIZE:
+                self._warned.pop(next(iter(self._warned)))
+            self._warned[exp.metadata.uid] = None
+            self.events.record(exp, "Warning", IMAGE_NOT_USED, message)
 
     def _fail(self, trial: Trial, reason: str, message: str, now: str,
               completion: str | None = None, *, exit_code: int | None = None, output_tail: str = "",

@@ -36,11 +36,11 @@ def sample(name: str, **labels: str) -> tuple[str, tuple[tuple[str, str], ...]]:
     return name, tuple(sorted({"namespace": NS, **labels}.items()))
 
 
-def apply(local_stack, tmp_path, name: str, code: str, max_trials: int) -> None:
+def apply(local_stack, tmp_path, name: str, code: str, max_trials: int, namespace: str = NS) -> None:
     path = tmp_path / f"{name}.yaml"
     path.write_text(small_experiment(name, ["python", "-c", code], goal=5.0, max_trials=max_trials,
                                      parallel=max_trials, max_failed=1, parameters=[("x", "double", "0.1", "0.9")]))
-    result = local_stack.sextant("apply", "-n", NS, "-f", str(path))
+    result = local_stack.sextant("apply", "-n", namespace, "-f", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -84,3 +84,15 @@ def test_controllers_export_katibs_experiment_and_trial_metrics(local_stack, tmp
     with pytest.raises(urllib.error.HTTPError) as elsewhere:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10)
     assert elsewhere.value.code == 404
+
+
+def test_an_image_that_is_not_used_is_said_once_per_experiment(local_stack, tmp_path):
+    # Its own namespace: the metrics test above counts exactly in NS.
+    apply(local_stack, tmp_path, "image-note", "print('score=${trialParameters.x}')", max_trials=2,
+          namespace="image-note")
+    waited = local_stack.sextant("wait", "-n", "image-note", "experiment", "image-note", "--for=condition=Succeeded",
+                                 "--timeout=4m", timeout=300)
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    described = local_stack.sextant("describe", "-n", "image-note", "experiment", "image-note")
+    assert described.stdout.count("ImageNotUsed") == 1, described.stdout
+    assert "the trial's image local was not used: the stack runs trials as local processes" in described.stdout
