@@ -73,6 +73,16 @@ def suggestion_failed_message(suggestion: Suggestion) -> str:
     return f"{MSG_SUGGESTION_FAILED}: {cause}" if cause else MSG_SUGGESTION_FAILED
 
 
+def max_failed_message(cause: str, count: int, failed: int) -> str:
+    """Katib's max-failed message, followed by the most common failure of its trials (``count``
+    of the ``failed`` trials ended with ``cause``), so the experiment itself says why."""
+    if not cause:
+        return MSG_MAX_FAILED
+    if len(cause) > MAX_CAUSE_CHARS:
+        cause = cause[:MAX_CAUSE_CHARS] + "..."
+    return f"{MSG_MAX_FAILED}. Most common trial failure ({count} of {failed}): {cause}"
+
+
 # ---------------------------------------------------------------------------------------------
 # Predicates (a model or its JSON document)
 

@@ -1,8 +1,9 @@
 """The Runtime interface: where trial jobs and algorithm services actually run.
 
-Two implementations share it: ``local`` (OS processes with their state on disk, so that a
-restarted controller re-adopts what is running) and ``kubernetes`` (Jobs, Deployments and
-Services through the official client). Controllers only ever talk to this interface.
+Three implementations share it: ``local`` (OS processes with their state on disk, so that a
+restarted controller re-adopts what is running), ``docker`` (the local one, with trials that
+name an image run as containers on the local Docker engine) and ``kubernetes`` (Jobs,
+Deployments and Services through the official client). Controllers only ever talk to this interface.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class JobStatus:
     exit_code: int | None = None
     start_time: str | None = None
     completion_time: str | None = None
+    # Something the user should know about how the job runs (e.g. its image was not used).
+    warning: str = ""
 
 
 # Called with (namespace, trial name) when a job ends.
