@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import yaml
 
-from sextant.resources.models import API_VERSION, API_VERSION_V1ALPHA3
+from sextant.resources.vocabulary import API_VERSION, API_VERSION_V1ALPHA3
 from sextant.resources.numbers import MAX_DOCUMENT_INT_DIGITS, document_int
 from sextant.store.interface import Invalid
 
