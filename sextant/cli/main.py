@@ -44,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sextant", description="Hyperparameter tuning, wire-compatible with Kubeflow Katib.")
-    parser.add_argument("--data-dir", default=None, help="local stack directory (default $SEXTANT_HOME, else the per-user state directory)")
+    parser.add_argument("--data-dir", default=None, help="local stack directory (default $SEXTANT_HOME, else $XDG_STATE_HOME/sextant or ~/.local/state/sextant)")
     parser.add_argument("--server", default=None, help="DB manager HOST:PORT (default: the local stack's)")
     parser.add_argument("--token", default=None, help="bearer token (default $SEXTANT_TOKEN or <data-dir>/token)")
     parser.add_argument("--tls-ca", default=None, help="CA certificate: connect with TLS")

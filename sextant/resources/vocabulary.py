@@ -13,6 +13,10 @@ EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 TRIAL_LABEL = "katib.kubeflow.org/trial"
 SUGGESTION_LABEL = "katib.kubeflow.org/suggestion"
 DEPLOYMENT_LABEL = "katib.kubeflow.org/deployment"
+# Sextant's: the directory the user submitted an experiment from (the CLI and the SDK set it).
+# Local trials run there, as they would have run from that directory by hand; the experiment
+# controller copies it onto each trial.
+WORKING_DIR_ANNOTATION = "sextant.io/working-directory"
 
 
 class ParameterType(StrEnum):
