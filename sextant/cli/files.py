@@ -112,6 +112,17 @@ def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded
     return out
 
 
+def record_working_dir(experiments: list[Experiment]) -> None:
+    """Notes where the user is on each experiment (unless it names a directory already): the
+    local stack runs its trials there, as the user would have run the command by hand."""
+    import os
+
+    from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
+
+    for experiment in experiments:
+        experiment.metadata.annotations.setdefault(WORKING_DIR_ANNOTATION, os.getcwd())
+
+
 def require_valid(loaded: Loaded) -> list[Experiment]:
     if loaded.errors:
         raise BadInput(f"{len(loaded.errors)} error(s) found", details=loaded.errors)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import expand, load_experiments, read_documents, require_valid
+from sextant.cli.files import expand, load_experiments, read_documents, record_working_dir, require_valid
 from sextant.cli.render import LIST_OUTPUTS, condition, render_list
 from sextant.katib import experiment_status
 from sextant.katib.condition_list import condition_is
@@ -147,6 +147,8 @@ def apply_experiment(store: ResourceStore, experiment: Experiment) -> str:
 
 def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     experiments = require_valid(load_experiments(expand(ns.filename, ns.recursive), ns.namespace))
+    if not ctx.server:  # this machine's stack
+        record_working_dir(experiments)
     store = ctx.store()
     for e in experiments:
         result = apply_experiment(store, e)
@@ -181,8 +183,9 @@ def cmd_get(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             print(f"No {PLURAL[kind]}s found in {where}.", file=sys.stderr)
             return EXIT_OK
     if docs or not ns.watch:
+        # kubectl ends jsonpath output where the template ends (no newline of its own)
         print(render_list(kind, docs, ns.output, single=bool(ns.name), all_namespaces=ns.all_namespaces),
-              flush=True)
+              end="" if (ns.output or "").startswith("jsonpath") else "\n", flush=True)
     if ns.watch:
         watch(ctx, kind, ns, version)
     return EXIT_OK

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.console import real
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import load_experiments, require_valid
+from sextant.cli.files import load_experiments, record_working_dir, require_valid
 from sextant.cli.render import (
     assignments,
     condition,
@@ -202,6 +202,8 @@ def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     experiment = experiments[0]
     name, space = experiment.metadata.name, experiment.metadata.namespace
     ensure_stack(ctx, console, port=ns.port)
+    if not ctx.server:  # this machine's stack
+        record_working_dir(experiments)
     store = ctx.store()
     try:
         store.create(experiment)
