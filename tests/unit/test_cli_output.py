@@ -103,3 +103,19 @@ def test_a_refused_connection_is_an_immediate_clear_error(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 1
     assert f"connection refused by 127.0.0.1:{port}" in err and "retry" not in err
+
+
+def test_a_slow_server_gets_a_note_while_the_command_waits(capsys, tmp_path, monkeypatch):
+    from sextant.cli import context
+
+    monkeypatch.setattr(context, "SLOW_SECONDS", 0.3)
+    monkeypatch.setattr(context, "CALL_TIMEOUT_SECONDS", 1.0)
+    monkeypatch.setenv("SEXTANT_CLI_RETRY_SECONDS", "0")
+    with socket.socket() as server:  # accepts connections (the kernel's backlog) but never answers
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        address = "127.0.0.1:%d" % server.getsockname()[1]
+        code = cli.main(["--data-dir", str(tmp_path), "--server", address, "get", "experiments"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"waiting for the server at {address}" in err and "cannot reach the server" in err
