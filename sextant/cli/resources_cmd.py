@@ -15,7 +15,7 @@ from sextant.cli.render import LIST_OUTPUTS, condition, render_list
 from sextant.katib import experiment_status
 from sextant.katib.condition_list import condition_is
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
-from sextant.store.interface import AlreadyExists, EventType, Expired, NotFound
+from sextant.store.interface import AlreadyExists, Expired, NotFound
 
 if TYPE_CHECKING:  # pydantic models: only apply/validate/run load them
     from rich.console import Console
@@ -204,20 +204,19 @@ def list_docs_at(ctx: Context, kind: str, ns: argparse.Namespace) -> tuple[list[
 
 
 def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int) -> None:
-    """kubectl's ``get -w``: one line (or document) per change until interrupted. Tables print
-    rows without the header again; yaml/json separate documents."""
+    """kubectl's ``get -w``: one line (or document) per change, a deletion included (its last
+    state), until interrupted. Tables print rows without the header again; yaml documents are
+    separated by ``---``."""
     labels = parse_selector(getattr(ns, "selector", None))
     if getattr(ns, "experiment", None):
         labels[EXPERIMENT_LABEL] = ns.experiment
     space = "" if ns.all_namespaces else namespace(ns)
     while True:
         try:
-            for event_type, doc, version in ctx.store().watch_documents(kind, space, since, labels or None):
+            for _type, doc, version in ctx.store().watch_documents(kind, space, since, labels or None):
                 since = version or since
                 if doc is None or (ns.name and doc["metadata"]["name"] != ns.name):
                     continue
-                if event_type == EventType.DELETED and ns.output in (None, "", "wide"):
-                    doc = {**doc, "status": {**(doc.get("status") or {}), "conditions": []}}
                 text = render_list(kind, [doc], ns.output, single=True, all_namespaces=ns.all_namespaces)
                 if ns.output in (None, "", "wide") or (ns.output or "").startswith("custom-columns"):
                     text = text.split("\n", 1)[-1]  # the header was printed with the list
