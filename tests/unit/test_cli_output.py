@@ -114,7 +114,7 @@ def test_a_slow_server_gets_a_note_while_the_command_waits(capsys, tmp_path, mon
     with socket.socket() as server:  # accepts connections (the kernel's backlog) but never answers
         server.bind(("127.0.0.1", 0))
         server.listen(8)
-        address = "127.0.0.1:%d" % server.getsockname()[1]
+        address = f"127.0.0.1:{server.getsockname()[1]}"
         code = cli.main(["--data-dir", str(tmp_path), "--server", address, "get", "experiments"])
     err = capsys.readouterr().err
     assert code == 1
