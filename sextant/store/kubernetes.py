@@ -103,13 +103,13 @@ KIND_PATHS: dict[str, KindPath] = {
 
 # Every request this module makes -> (api group, resource, verb): the RBAC of a Sextant
 # controller running on this store (deploy/kubernetes/katib-dropin) is exactly these.
-API_CALLS: tuple[tuple[str, str, str], ...] = tuple(
-    (p.group, p.plural + sub, verb)
-    for p in KIND_PATHS.values()
-    for sub, verbs in (("", ("create", "get", "list", "watch", "update", "delete")),
-                       ("/status", ("update",)))
-    if not (p.kind == "Event" and sub)
-    for verb in (verbs if p.kind != "Event" else ("create", "get", "list", "watch", "delete")))
+_KATIB_VERBS = ("create", "delete", "get", "list", "update", "watch")
+_EVENT_VERBS = ("create", "delete", "get", "list", "watch")  # events are never updated
+API_CALLS: tuple[tuple[str, str, str], ...] = (
+    *((p.group, p.plural, verb) for p in KIND_PATHS.values() if p.kind != "Event" for verb in _KATIB_VERBS),
+    *((p.group, f"{p.plural}/status", "update") for p in KIND_PATHS.values() if p.kind != "Event"),
+    *(("", "events", verb) for verb in _EVENT_VERBS),
+)
 
 
 # -- documents ---------------------------------------------------------------------------------
