@@ -148,3 +148,75 @@ print(json.dumps({
     assert out["best"] in out["trial_names"]
 
 
+
+
+def _katib_trial(name: str, uid: str, x: str) -> dict:
+    """A Trial as Katib's controller writes it for the experiment ``adopted``."""
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "metadata": {
+        "name": name, "namespace": "default", "labels": {"katib.kubeflow.org/experiment": "adopted"},
+        "ownerReferences": [{"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "adopted",
+                             "uid": uid, "controller": True, "blockOwnerDeletion": True}]},
+        "spec": {
+            "objective": {"type": "maximize", "objectiveMetricName": "score",
+                          "metricStrategies": [{"name": "score", "value": "max"}]},
+            "parameterAssignments": [{"name": "x", "value": x}],
+            "metricsCollector": {"collector": {"kind": "StdOut"}},
+            "primaryContainerName": "training-container",
+            "successCondition": 'status.conditions.#(type=="Complete")#|#(status=="True")#',
+            "failureCondition": 'status.conditions.#(type=="Failed")#|#(status=="True")#',
+            "runSpec": {"apiVersion": "batch/v1", "kind": "Job",
+                        "metadata": {"name": name, "namespace": "default"},
+                        "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
+                            {"name": "training-container", "image": "local",
+                             "command": ["python", "examples/trainers/trivial.py", f"--x={x}"]}]}}}}}}
+
+
+def test_an_experiment_katibs_controller_started_is_adopted_and_finished(stack) -> None:
+    """The switch-over: Katib's controller created the Suggestion and two Trials (one already
+    succeeded) and stopped; Sextant's controllers take them over by name, labels and owner
+    references, recreate nothing and finish the experiment at its trial count."""
+    paths = StackPaths(stack.data_dir)
+    pids = [int(paths.pid_file(name).read_text()) for name in CONTROLLERS]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)  # "Katib's controller" writes while Sextant's are held
+    try:
+        kubectl(stack, "apply", "-f", "-", input=small_experiment(
+            "adopted", ["python", "examples/trainers/trivial.py", "--x=${trialParameters.x}"], max_trials=3,
+            parallel=2))
+        exp = get(stack, "experiment", "adopted")
+        uid = exp["metadata"]["uid"]
+        owner = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "name": "adopted", "uid": uid,
+                 "controller": True, "blockOwnerDeletion": True}
+        suggestion = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "metadata": {
+            "name": "adopted", "namespace": "default", "labels": {"katib.kubeflow.org/experiment": "adopted"},
+            "ownerReferences": [owner]},
+            "spec": {"algorithm": {"algorithmName": "random"}, "requests": 2, "resumePolicy": "Never"}}
+        trials = [_katib_trial("adopted-katib001", uid, "0.3"), _katib_trial("adopted-katib002", uid, "0.6")]
+        kubectl(stack, "create", "-f", "-", input="\n---\n".join(json.dumps(d) for d in [suggestion, *trials]))
+        now = "2026-01-01T00:00:00Z"
+        kubectl(stack, "patch", "suggestion", "adopted", "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"suggestionCount": 2, "startTime": now, "conditions": [
+                {"type": "Created", "status": "True", "reason": "SuggestionCreated", "lastUpdateTime": now},
+                {"type": "Running", "status": "True", "reason": "SuggestionRunning", "lastUpdateTime": now}],
+                "suggestions": [{"name": t["metadata"]["name"], "parameterAssignments":
+                                 t["spec"]["parameterAssignments"]} for t in trials]}}))
+        kubectl(stack, "patch", "trial", "adopted-katib001", "--subresource=status", "--type=merge", "-p", json.dumps(
+            {"status": {"startTime": now, "completionTime": now, "conditions": [
+                {"type": "Created", "status": "True", "reason": "TrialCreated", "lastUpdateTime": now},
+                {"type": "Running", "status": "False", "reason": "TrialRunning", "lastUpdateTime": now},
+                {"type": "Succeeded", "status": "True", "reason": "TrialSucceeded", "lastUpdateTime": now}],
+                "observation": {"metrics": [{"name": "score", "min": "-0.04", "max": "-0.04",
+                                             "latest": "-0.04"}]}}}))
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    exp = wait_finished(stack, "adopted")
+    trials = {t["metadata"]["name"]: t for t in trials_of(stack, "adopted")}
+    assert exp["status"]["conditions"][-1]["type"] == "Succeeded"
+    assert len(trials) == 3 and {"adopted-katib001", "adopted-katib002"} <= set(trials)
+    assert exp["status"]["trialsSucceeded"] == 3
+    kept = trials["adopted-katib001"]["status"]
+    assert kept["completionTime"] == "2026-01-01T00:00:00Z"  # not run again
+    assert kept["observation"]["metrics"][0]["latest"] == "-0.04"
+    assert all(t["metadata"]["ownerReferences"][0]["uid"] == exp["metadata"]["uid"] for t in trials.values())
+    assert get(stack, "suggestion", "adopted")["status"]["suggestionCount"] == 3
