@@ -15,13 +15,16 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import cast
 
 from aiohttp import web
 
 from services.admission.app import build_app
+from services.admission.review import TrialLookup
 from services.api_server.__main__ import ssl_context
 from sextant.config import env
 from sextant.logging_setup import setup_logging
+from sextant.resources.models import Trial
 
 log = logging.getLogger("sextant.admission")
 
@@ -38,8 +41,35 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the Service the webhook configurations call (its DNS names go into the certificate)")
     p.add_argument("--secret", default=env("webhook_secret", "katib-webhook-cert"))
     p.add_argument("--kubeconfig", default=env("kubeconfig"), help="default: the pod's service account")
+    p.add_argument("--collector-image", default=env("collector_image"),
+                   help="add the metrics collector (this Sextant image) as a sidecar to trial pods (/mutate-pod); "
+                        "default: pods are left alone (trials use the wrapped-command mode)")
+    p.add_argument("--db-manager", default=env("db_manager", "sextant-db-manager.sextant:6789"),
+                   help="the DB manager the sidecars report to")
+    p.add_argument("--token-secret", default="sextant-token",
+                   help="Secret (key token) in each trial namespace holding the DB manager's token")
     p.add_argument("--log-level", default=env("log_level", "INFO"))
     return p
+
+
+# What ``trial_lookup`` calls (the webhook's RBAC has it besides certs.API_CALLS).
+POD_WEBHOOK_CALLS = (("kubeflow.org", "trials", "get"),)
+
+
+def trial_lookup(kubeconfig: str | None) -> TrialLookup:
+    """A pod's Trial from the cluster (None when there is no such Trial)."""
+    from sextant.store.interface import NotFound
+    from sextant.store.kubernetes import KubernetesResourceStore
+
+    store = KubernetesResourceStore.from_config(kubeconfig, retry_seconds=5, timeout=5)
+
+    def lookup(namespace: str, name: str) -> Trial | None:
+        try:
+            return cast(Trial, store.get("Trial", namespace, name))
+        except NotFound:
+            return None
+
+    return lookup
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +85,15 @@ def main(argv: list[str] | None = None) -> int:
         files = ensure_serving_certificate(api_client_from_config(args.kubeconfig),
                                            WebhookIdentity(args.namespace, args.service, args.secret), directory)
         cert, key = files.cert, files.key
-    log.info("starting", extra={"host": args.host, "port": args.port, "cert": str(cert)})
-    web.run_app(build_app(), host=args.host, port=args.port, ssl_context=ssl_context(str(cert), str(key)),
+    pods = None
+    if args.collector_image:
+        from sextant.runtime.kubernetes_sidecar import SidecarSettings
+
+        pods = (trial_lookup(args.kubeconfig),
+                SidecarSettings(args.collector_image, args.db_manager, token_secret=args.token_secret))
+    log.info("starting", extra={"host": args.host, "port": args.port, "cert": str(cert),
+                                "collector_image": args.collector_image})
+    web.run_app(build_app(pods=pods), host=args.host, port=args.port, ssl_context=ssl_context(str(cert), str(key)),
                 print=None, access_log=None, shutdown_timeout=5)
     return 0
 

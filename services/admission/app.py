@@ -12,6 +12,7 @@ from aiohttp import web
 
 from services.admission import review
 from sextant.algorithm_registry import Registry
+from sextant.runtime.kubernetes_sidecar import SidecarSettings
 
 log = logging.getLogger("sextant.admission")
 Reviewer = Callable[[dict[str, Any], Registry | None], dict[str, Any]]
@@ -39,11 +40,19 @@ async def _healthy(_request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def build_app(registry: Registry | None = None) -> web.Application:
+def build_app(registry: Registry | None = None,
+              pods: tuple[review.TrialLookup, SidecarSettings] | None = None) -> web.Application:
+    """``pods``: how to find a pod's Trial and what sidecar to add; without it ``/mutate-pod``
+    lets every pod through unchanged (trials then need the wrapped-command mode)."""
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[REGISTRY] = registry or Registry.load()
     app.router.add_post("/mutate-experiment", _handler(review.mutate))
     app.router.add_post("/validate-experiment", _handler(review.validate))
+    if pods is not None:
+        lookup, settings = pods
+        app.router.add_post("/mutate-pod", _handler(lambda body, _registry: review.mutate_pod(body, lookup, settings)))
+    else:
+        app.router.add_post("/mutate-pod", _handler(lambda body, _registry: review.allow(body)))
     app.router.add_get("/healthz", _healthy)
     app.router.add_get("/readyz", _healthy)
     return app

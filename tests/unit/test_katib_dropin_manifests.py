@@ -13,6 +13,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.admission.__main__ import POD_WEBHOOK_CALLS
 from services.admission.__main__ import build_parser as webhook_parser
 from services.admission.certs import API_CALLS as WEBHOOK_CALLS
 from sextant.controller_main import add_controller_arguments
@@ -105,8 +106,10 @@ def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_cal
     assert container["ports"] == [{"name": "webhook", "containerPort": 8443}]
     role = by_kind(manifests, "Role")["sextant-webhook"]
     cluster_role = by_kind(manifests, "ClusterRole")["sextant-webhook"]
-    assert _grants(role) | _grants(cluster_role) == set(WEBHOOK_CALLS.values())
-    assert all(rule.get("resourceNames") == ["katib.kubeflow.org"] for rule in cluster_role["rules"])
+    assert _grants(role) | _grants(cluster_role) == set(WEBHOOK_CALLS.values()) | set(POD_WEBHOOK_CALLS)
+    assert all(rule.get("resourceNames") == ["katib.kubeflow.org"] for rule in cluster_role["rules"]
+               if "kubeflow.org" not in rule["apiGroups"])
+    assert args.collector_image and args.db_manager == "sextant-db-manager.sextant:6789"
     named = [rule for rule in role["rules"] if "resourceNames" in rule]
     assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)
     assert [rule["verbs"] for rule in role["rules"] if "resourceNames" not in rule] == [["create"]]
