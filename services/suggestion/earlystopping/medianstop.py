@@ -18,13 +18,11 @@ from dataclasses import dataclass
 from sextant.api import api_pb2
 from sextant.resources.numbers import excerpt, parse_int
 
+from .base import InvalidEarlyStoppingSettings, ReadValues
+
 NAME = "medianstop"
 DEFAULT_MIN_TRIALS_REQUIRED = 3
 DEFAULT_START_STEP = 4
-
-
-class InvalidEarlyStoppingSettings(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -70,7 +68,7 @@ def parse_settings(spec: api_pb2.EarlyStoppingSpec) -> Settings:
                     values.get("start_step", DEFAULT_START_STEP))
 
 
-def early_value(values: Iterable[str], start_step: int) -> float | None:
+def early_value(values: Iterable[str | float], start_step: int) -> float | None:
     """Mean of the first ``start_step`` numeric values (non-numbers such as "unavailable" skipped)."""
     numbers: list[float] = []
     for text in values:
@@ -94,3 +92,20 @@ def rule(objective: api_pb2.ObjectiveSpec, per_trial: list[float],
     return api_pb2.EarlyStoppingRule(name=objective.objective_metric_name,
                                      value=str(statistics.median(per_trial)),
                                      comparison=comparison, start_step=settings.start_step)
+
+
+class MedianStop:
+    name = NAME
+
+    def validation_errors(self, spec: api_pb2.EarlyStoppingSpec) -> list[str]:
+        return validation_errors(spec)
+
+    def rules(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial],
+              read: ReadValues) -> list[api_pb2.EarlyStoppingRule]:
+        settings = parse_settings(experiment.spec.early_stopping)
+        completed = [t.name for t in trials if t.status.condition == api_pb2.TrialStatus.SUCCEEDED and t.name]
+        if not completed:
+            return []
+        per_trial = [early_value(v, settings.start_step) for v in read(completed).values()]
+        found = rule(experiment.spec.objective, [v for v in per_trial if v is not None], settings)
+        return [] if found is None else [found]
