@@ -20,7 +20,7 @@ from services.web_ui import local_files, observations, summary
 from services.web_ui.yaml_lines import locate_errors
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, to_doc
 from sextant.store.interface import AlreadyExists, Invalid, NotFound, ResourceStore, StoreError, Unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,10 +76,17 @@ async def list_experiments(request: web.Request) -> web.Response:
     return web.json_response({"items": rows, "namespaces": namespaces, "resourceVersion": version})
 
 
-def _experiment_and_trials(store: ResourceStore, ns: str, name: str) -> tuple[Experiment, list[Trial]]:
+def _experiment_and_trials(store: ResourceStore, ns: str, name: str) -> tuple[Experiment, list[dict[str, Any]]]:
+    """The experiment (a model) and its trials as documents: building thousands of trial models
+    costs more than everything else the experiment page's request does."""
     experiment = cast(Experiment, store.get("Experiment", ns, name))
-    trials, _ = store.list("Trial", ns, {EXPERIMENT_LABEL: name})
-    return experiment, cast("list[Trial]", trials)
+    labels = {EXPERIMENT_LABEL: name}
+    list_documents = getattr(store, "list_documents", None)  # the gRPC store's fast path
+    if list_documents is not None:
+        docs, _ = list_documents("Trial", ns, labels)
+        return experiment, cast("list[dict[str, Any]]", docs)
+    trials, _ = store.list("Trial", ns, labels)
+    return experiment, [to_doc(t) for t in trials]
 
 
 async def get_experiment(request: web.Request) -> web.Response:

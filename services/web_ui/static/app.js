@@ -12,6 +12,9 @@ const STATUS_COLOURS = {
 const FAILED_STATES = ["Failed", "Killed", "MetricsUnavailable"];
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const MANY_TRIALS = 300; // above this, the intermediate-values plot (one log read per trial) waits for a click
+// SVG scatter plots draw 2,000 points in a fraction of the time WebGL needs to start (without a
+// GPU, as on servers and in headless browsers, WebGL is emulated); WebGL only pays off beyond this.
+const WEBGL_POINTS = 5000;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -295,7 +298,7 @@ function experimentPage() {
     const metric = obj.objectiveMetricName || "objective";
     const withValue = [...Array(n).keys()].filter((i) => t.objective[i] !== null);
     const failed = [...Array(n).keys()].filter((i) => FAILED_STATES.includes(t.status[i]));
-    const kind = n > 500 ? "scattergl" : "scatter";
+    const kind = n > WEBGL_POINTS ? "scattergl" : "scatter";
     const ys = withValue.map((i) => t.objective[i]);
     const floor = ys.length ? Math.min(...ys) : 0;
     const roof = ys.length ? Math.max(...ys) : 1;
@@ -383,7 +386,7 @@ function experimentPage() {
       xs.push(null); ys.push(null); text.push("");
       if (r.status[i] === "EarlyStopped" && values.length) { stopX.push(values.length); stopY.push(values[values.length - 1]); stopText.push(trial); }
     });
-    const kind = xs.length > 2000 ? "scattergl" : "scatter";
+    const kind = xs.length > WEBGL_POINTS ? "scattergl" : "scatter";
     plot("plot-intermediate", [
       { type: kind, mode: "lines+markers", name: "reported values", x: xs, y: ys, text, connectgaps: false, line: { width: 1 }, marker: { size: 3 } },
       { type: kind, mode: "markers", name: "stopped early here", x: stopX, y: stopY, text: stopText, marker: { symbol: "x", size: 11, color: "#cf222e" } },
@@ -402,16 +405,24 @@ function experimentPage() {
   every(3000, refresh);
 }
 
-// The trial table: sortable columns, status and value-range filters, CSV export.
+// The trial table: sortable columns, status and value-range filters, CSV export. Sorting and
+// filtering cover every trial; the table shows one page of rows at a time, because laying out
+// thousands of rows costs the browser more than everything else on the page.
+const TABLE_PAGE = 100;
+
 function trialTable(root, ns, expName) {
-  let data = null, sortKey = 0, sortDir = 1;
+  let data = null, sortKey = 0, sortDir = 1, pageNo = 0;
   const hidden = new Set();
   const ranges = {};
   const statusBox = h("div", { class: "filters", id: "status-filter" });
   const thead = h("thead"), tbody = h("tbody");
   const count = h("span", { class: "muted", id: "trial-count" });
+  const prev = h("button", { id: "table-prev", class: "small", onclick: () => { pageNo -= 1; render(); } }, "‹ Previous");
+  const next = h("button", { id: "table-next", class: "small", onclick: () => { pageNo += 1; render(); } }, "Next ›");
+  const pageLabel = h("span", { class: "muted", id: "table-page" });
   root.replaceChildren(h("div", { class: "toolbar" }, statusBox, count, h("button", { id: "csv", onclick: exportCsv }, "Export CSV")),
-    h("div", { class: "scroll" }, h("table", { class: "grid", id: "trial-table" }, thead, tbody)));
+    h("div", { class: "scroll" }, h("table", { class: "grid", id: "trial-table" }, thead, tbody)),
+    h("div", { class: "toolbar pager" }, prev, pageLabel, next));
 
   function columns() {
     const t = data.trials;
@@ -435,14 +446,21 @@ function trialTable(root, ns, expName) {
     return { cols, idx };
   }
 
-  function render() {
-    const { cols, idx } = rows();
+  function renderHead(cols) {
     thead.replaceChildren(
-      h("tr", {}, cols.map((c, k) => h("th", { class: "sortable", "data-col": c.name, onclick: () => { sortDir = sortKey === k ? -sortDir : 1; sortKey = k; render(); } },
+      h("tr", {}, cols.map((c, k) => h("th", { class: "sortable", "data-col": c.name, onclick: () => { sortDir = sortKey === k ? -sortDir : 1; sortKey = k; pageNo = 0; render(); } },
         c.name, sortKey === k ? (sortDir > 0 ? " ▲" : " ▼") : ""))),
       h("tr", { class: "range" }, cols.map((c, k) => h("th", {}, c.num && k > 0 ? rangeInputs(k, c.name) : ""))));
+  }
+
+  function render() {
+    const { cols, idx } = rows();
+    renderHead(cols);
+    const pages = Math.max(1, Math.ceil(idx.length / TABLE_PAGE));
+    pageNo = Math.min(Math.max(0, pageNo), pages - 1);
+    const shown = idx.slice(pageNo * TABLE_PAGE, (pageNo + 1) * TABLE_PAGE);
     const t = data.trials;
-    const html = idx.map((i) => "<tr>" + cols.map((c, k) => {
+    tbody.innerHTML = shown.map((i) => "<tr>" + cols.map((c, k) => {
       const v = c.get(i);
       if (k === 1) {
         const link = `<a href="${esc(trialUrl(ns, v))}">${esc(v)}</a>`;
@@ -451,8 +469,11 @@ function trialTable(root, ns, expName) {
       if (k === 2) return `<td><span class="badge" style="background:${STATUS_COLOURS[v] || "#57606a"}">${esc(v)}</span></td>`;
       return `<td class="${c.num ? "num" : ""}">${esc(fmt(v))}</td>`;
     }).join("") + "</tr>").join("");
-    tbody.innerHTML = html;
     count.textContent = `${idx.length} of ${t.names.length} trials`;
+    pageLabel.textContent = pages > 1 ? `rows ${pageNo * TABLE_PAGE + 1}–${pageNo * TABLE_PAGE + shown.length} of ${idx.length}` : "";
+    prev.hidden = next.hidden = pages <= 1;
+    prev.disabled = pageNo === 0;
+    next.disabled = pageNo >= pages - 1;
   }
 
   function rangeInputs(k, name) {
@@ -460,6 +481,7 @@ function trialTable(root, ns, expName) {
     const change = () => {
       const a = loIn.value === "" ? null : Number(loIn.value), b = hiIn.value === "" ? null : Number(hiIn.value);
       if (a === null && b === null) delete ranges[k]; else ranges[k] = [a, b];
+      pageNo = 0;
       render();
     };
     const loIn = h("input", { type: "number", step: "any", placeholder: "min", value: lo ?? "", "aria-label": `${name} min`, onchange: change });
@@ -477,7 +499,7 @@ function trialTable(root, ns, expName) {
       data = d;
       const present = [...new Set(d.trials.status)].sort();
       statusBox.replaceChildren("Status: ", ...present.map((s) => h("label", { class: "chk" },
-        h("input", { type: "checkbox", checked: !hidden.has(s), "data-status": s, onchange: (e) => { e.target.checked ? hidden.delete(s) : hidden.add(s); render(); } }), ` ${s}`)));
+        h("input", { type: "checkbox", checked: !hidden.has(s), "data-status": s, onchange: (e) => { e.target.checked ? hidden.delete(s) : hidden.add(s); pageNo = 0; render(); } }), ` ${s}`)));
       render();
     },
   };
