@@ -168,3 +168,24 @@ def test_sextant_ui_prints_the_sign_in_url_of_the_running_stack(tmp_path: Path, 
         {"services": {"api-server": {"address": "127.0.0.1:6443"}}}))
     assert main(["--data-dir", str(tmp_path), "ui", "--print"]) == 0
     assert capsys.readouterr().out.strip() == "https://127.0.0.1:6443/?token=tok-123"
+
+
+@pytest.mark.asyncio
+async def test_plotly_is_served_compressed_cacheable_and_revalidated():
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from services.web_ui import static
+
+    app = web.Application()
+    static.add_routes(app)
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/ui/static/plotly.min.js", headers={"Accept-Encoding": "gzip, br"})
+        assert reply.status == 200 and reply.headers["Content-Encoding"] == "gzip"
+        assert "immutable" in reply.headers["Cache-Control"]
+        assert await reply.read() == static.plotly_js().read_bytes()  # the client undoes the gzip
+        plain = await client.get("/ui/static/app.js", headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers and plain.headers["Cache-Control"] == "no-cache"
+        again = await client.get("/ui/static/app.js", headers={"If-None-Match": plain.headers["ETag"]})
+        assert again.status == 304
+        assert (await client.get("/ui/static/..%2Fapi.py")).status == 404
