@@ -10,6 +10,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from services.web_ui import static
+
 TEMPLATES = Path(__file__).parent / "templates"
 _SHELL = (TEMPLATES / "page.html").read_text()
 _LOGIN = (TEMPLATES / "login.html").read_text()
@@ -29,6 +31,8 @@ def page(page_name: str, title: str, preload: str = "", **args: str) -> web.Resp
     head = [f'<link rel="preload" href="{escape(preload)}" as="fetch" crossorigin="anonymous">'] if preload else []
     if page_name in PLOTTING_PAGES:
         head.append('<script src="/ui/static/plotly.min.js" defer></script>')
+    if page_name == "experiment":
+        head.extend(f'<script src="{escape(url)}" defer></script>' for url in static.plot_scripts())
     body = _fill(_SHELL, title=escape(title), page=escape(page_name), attrs=attrs, head="\n".join(head))
     return web.Response(text=body, content_type="text/html",
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})

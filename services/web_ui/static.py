@@ -19,6 +19,7 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC = Path(__file__).parent / "static"
+PLOTS = STATIC / "plots"
 TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 PLOTLY_CACHE = "public, max-age=31536000, immutable"
 OWN_CACHE = "no-cache"  # kept, but asked about (If-None-Match) before each use
@@ -71,14 +72,27 @@ async def plotly(request: web.Request) -> web.Response:
     return await respond(request, plotly_js(), PLOTLY_CACHE)
 
 
-async def asset(request: web.Request) -> web.Response:
-    name = request.match_info["file"]
-    path = STATIC / name
-    if "/" in name or name.startswith(".") or not path.is_file():
+def _own_file(folder: Path, name: str) -> Path:
+    path = folder / name
+    if "/" in name or "\\" in name or name.startswith(".") or not path.is_file():
         raise web.HTTPNotFound()
-    return await respond(request, path, OWN_CACHE)
+    return path
+
+
+async def asset(request: web.Request) -> web.Response:
+    return await respond(request, _own_file(STATIC, request.match_info["file"]), OWN_CACHE)
+
+
+async def plot_script(request: web.Request) -> web.Response:
+    return await respond(request, _own_file(PLOTS, request.match_info["file"]), OWN_CACHE)
+
+
+def plot_scripts() -> list[str]:
+    """The URLs of the experiment page's plots, one script per plot (``static/plots/*.js``)."""
+    return [f"/ui/static/plots/{p.name}" for p in sorted(PLOTS.glob("*.js"))]
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ui/static/plotly.min.js", plotly)
+    app.router.add_get("/ui/static/plots/{file}", plot_script)
     app.router.add_get("/ui/static/{file}", asset)
