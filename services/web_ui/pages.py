@@ -30,7 +30,7 @@ def page(page_name: str, title: str, preload: str = "", **args: str) -> web.Resp
     attrs = " ".join(f'data-{escape(k)}="{escape(v)}"' for k, v in args.items())
     head = [f'<link rel="preload" href="{escape(preload)}" as="fetch" crossorigin="anonymous">'] if preload else []
     if page_name in PLOTTING_PAGES:
-        head.append('<script src="/ui/static/plotly.min.js" defer></script>')
+        head.append('<script src="/ui/static/plotly.min.js" async></script>')  # see app.js's plot()
     if page_name == "experiment":
         head.extend(f'<script src="{escape(url)}" defer></script>' for url in static.plot_scripts())
     body = _fill(_SHELL, title=escape(title), page=escape(page_name), attrs=attrs, head="\n".join(head))

@@ -372,10 +372,18 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
     watched.shot("services")
 
     page = watched.open("/")
-    page.on("dialog", lambda dialog: dialog.accept())
+    other = watched.context.new_page()  # a second window: it learns of the deletion by itself
+    other.goto(watched.base_url + "/")
+    other.wait_for_selector("tr[data-experiment='default/slow']")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.click("button[data-delete='default/slow']")
     page.wait_for_selector("tr[data-experiment='default/slow']", state="detached")
+    assert dialogs == ["Delete experiment default/slow and all its trials?"]
     wait_until(lambda: run_cli(stack.data_dir, "get", "experiment", "slow").returncode != 0, 60, "the deletion")
+    other.wait_for_selector("tr[data-experiment='default/slow']", state="detached", timeout=30_000)
+    assert other.locator("tr[data-experiment='default/quick']").count() == 1
+    other.close()
 
 
 def test_early_stopping_failures_contour_axes_and_table_pages(browser, crafted_url: str):

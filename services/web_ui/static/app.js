@@ -112,28 +112,35 @@ function mark(name) { if (!performance.getEntriesByName(name).length) performanc
 
 // Plots are drawn when they come into view (and redrawn there when their data changes): with
 // thousands of trials, a parallel-coordinates plot below the fold must not hold up the page.
+// plotly.js loads asynchronously (a browser's first visit spends seconds compiling it): the
+// rest of the page does not wait for it, and the plots in view are drawn when it arrives.
 const pendingPlots = new Map();
+function inView(el) { const r = el.getBoundingClientRect(); return r.bottom >= -200 && r.top <= window.innerHeight + 200; }
+function drawPending(el) {
+  const [data, layout] = pendingPlots.get(el.id);
+  pendingPlots.delete(el.id);
+  Plotly.react(el, data, layout, PLOT_CONFIG);
+}
 const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
-  for (const e of entries) {
-    if (!e.isIntersecting || !pendingPlots.has(e.target.id)) continue;
-    const [data, layout] = pendingPlots.get(e.target.id);
-    pendingPlots.delete(e.target.id);
-    Plotly.react(e.target, data, layout, PLOT_CONFIG);
-  }
+  for (const e of entries) if (e.isIntersecting && pendingPlots.has(e.target.id) && window.Plotly) drawPending(e.target);
 }, { rootMargin: "200px" }) : null;
 const observed = new WeakSet();
 window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
+const plotlyScript = document.querySelector('script[src$="/plotly.min.js"]');
+if (plotlyScript && !window.Plotly) plotlyScript.addEventListener("load", () => {
+  for (const id of [...pendingPlots.keys()]) {
+    const el = document.getElementById(id);
+    if (el && (!plotObserver || inView(el))) drawPending(el);
+  }
+});
 
 function plot(id, data, layout) {
   const el = document.getElementById(id);
-  if (!el || !window.Plotly) return;
+  if (!el) return;
   const base = { margin: { l: 60, r: 20, t: 30, b: 50 }, font: { size: 12 }, legend: { orientation: "h", y: -0.2 } };
-  const full = { ...base, ...layout };
-  const r = el.getBoundingClientRect();
-  const visible = r.bottom >= -200 && r.top <= window.innerHeight + 200;
-  if (!plotObserver || visible) { pendingPlots.delete(id); Plotly.react(el, data, full, PLOT_CONFIG); return; }
-  pendingPlots.set(id, [data, full]);
-  if (!observed.has(el)) { observed.add(el); plotObserver.observe(el); }
+  pendingPlots.set(id, [data, { ...base, ...layout }]);
+  if (window.Plotly && (!plotObserver || inView(el))) { drawPending(el); return; }
+  if (plotObserver && !observed.has(el)) { observed.add(el); plotObserver.observe(el); }
 }
 
 function downloadCsv(filename, headers, rows) {
