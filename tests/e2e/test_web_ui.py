@@ -239,6 +239,10 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     assert failed, "the fixture experiment should have failed trials (x > 0.8)"
     page = watched.open("/ui/experiments/default/quick")
     reveal(page, "plot-history")
+    # The page's data is asked for by the HTML itself (a preload), not after plotly.js is read.
+    first = js(page, "performance.getEntriesByType('resource')"
+                     ".filter(r => r.name.endsWith('/ui/api/experiments/default/quick'))[0].initiatorType")
+    assert first == "link"
     assert plot_points(page, "plot-history", 0) == len(scored)
     assert plot_points(page, "plot-history", 1) == len(trials)  # best so far, one step per trial
     assert plot_points(page, "plot-history", 2) == len(failed)
