@@ -360,6 +360,8 @@ def _experiment_of(spec: ServiceSpec) -> str:
 
 
 def pod_labels(spec: ServiceSpec) -> dict[str, str]:
+    if spec.shared:  # no one experiment's: owned_services reports it with suggestion ""
+        return {**spec.labels, DEPLOYMENT_LABEL: spec.name, ISTIO_INJECT_LABEL: "false"}
     experiment = _experiment_of(spec)
     return {**spec.labels, DEPLOYMENT_LABEL: spec.name, EXPERIMENT_LABEL: experiment,
             SUGGESTION_LABEL: experiment, ISTIO_INJECT_LABEL: "false"}

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sextant.api import api_pb2
+from sextant.resources.numbers import NumberError, excerpt, parse_int
 
 NAME = "medianstop"
 DEFAULT_MIN_TRIALS_REQUIRED = 3
@@ -40,12 +41,13 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
     for setting in spec.algorithm_settings:
         name, raw = setting.name, setting.value
         if name not in ("min_trials_required", "start_step"):
-            errors.append(f"unknown setting {name} for algorithm {NAME}")
+            errors.append(f"unknown setting {name if len(name) <= 40 else excerpt(name)} for algorithm {NAME}")
             continue
         try:
-            value = int(raw)
-        except ValueError as exc:
-            errors.append(f"failed to validate {name}({raw}): {exc}")
+            value = parse_int(raw)  # Go's strconv.Atoi, as Katib's service; a bounded error
+        except NumberError as exc:
+            shown = raw if len(raw) <= 40 else excerpt(raw)
+            errors.append(f"failed to validate {name}({shown}): {exc}")
             continue
         if name == "min_trials_required" and value <= 0:
             errors.append("min_trials_required must be greater than zero (>0)")
@@ -58,7 +60,7 @@ def parse_settings(spec: api_pb2.EarlyStoppingSpec) -> Settings:
     errors = validation_errors(spec)
     if errors:
         raise InvalidEarlyStoppingSettings("; ".join(errors))
-    values = {s.name: int(s.value) for s in spec.algorithm_settings}
+    values = {s.name: parse_int(s.value) for s in spec.algorithm_settings}
     return Settings(values.get("min_trials_required", DEFAULT_MIN_TRIALS_REQUIRED),
                     values.get("start_step", DEFAULT_START_STEP))
 
