@@ -34,6 +34,7 @@ from sextant.katib import controller_metrics as metrics
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 from sextant.runtime.base import JobPhase, JobSpec, Runtime, SuggestionVolume
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
@@ -203,6 +204,7 @@ class TrialReconciler:
                        collector=collector, success_condition=trial.spec.success_condition,
                        failure_condition=trial.spec.failure_condition, retain=trial.spec.retain_run,
                        labels=dict(trial.metadata.labels or {}),
+                       working_dir=(trial.metadata.annotations or {}).get(WORKING_DIR_ANNOTATION),
                        suggestion_volume=self._suggestion_volume(trial))
         return self.runtime.start_job(spec)
 

@@ -104,6 +104,9 @@ class JobSpec:
     labels: dict[str, str] = field(default_factory=dict)
     owner: dict[str, Any] | None = None  # owner reference of the Trial
     env: dict[str, str] = field(default_factory=dict)  # added to the primary container
+    # Where the user submitted the experiment from: a local process runs there unless its
+    # container names a workingDir (other runtimes ignore it).
+    working_dir: str | None = None
     suggestion_volume: SuggestionVolume | None = None
 
 

@@ -36,8 +36,10 @@ Local conventions (documented for users):
   runs Sextant, so trial code runs in the same virtual environment.
 * A container without ``command`` runs its ``args`` as the argv (there is no image entrypoint
   to fall back on locally).
-* Without ``workingDir`` the trial runs in the working directory of the runtime's owner
-  (the trial controller), so relative paths in commands resolve against it.
+* Without ``workingDir`` the trial runs in the directory its experiment was submitted from
+  (``JobSpec.working_dir``, recorded by the CLI and the SDK), else in the working directory of
+  the runtime's owner (the trial controller), so relative paths in commands resolve as the user
+  expects.
 * ``env`` entries with ``valueFrom`` are skipped (there are no Secrets/ConfigMaps locally).
 * success/failureCondition are not evaluated: the local "job" succeeds when the command exits
   0 and fails otherwise.
@@ -197,9 +199,10 @@ class LocalJobs:
         try:
             container = primary_container(spec.run_spec, spec.primary_container_name)
             argv = container_argv(container)
-            cwd = container.get("workingDir") or self.cwd
+            cwd = container.get("workingDir") or spec.working_dir or self.cwd
             if not Path(cwd).is_dir():
-                raise JobSpecError(f"container {container.get('name')!r}: workingDir {cwd!r} "
+                where = "workingDir" if container.get("workingDir") else "the directory the experiment was submitted from,"
+                raise JobSpecError(f"container {container.get('name')!r}: {where} {cwd!r} "
                                    "does not exist on this machine")
         except JobSpecError as err:
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
