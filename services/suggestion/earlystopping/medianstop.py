@@ -42,9 +42,10 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
             return [f"unknown setting {name if len(name) <= 40 else excerpt(name)} for algorithm {NAME}"]
         try:
             value = _setting_int(raw)
-        except ValueError:
-            shown = raw if len(raw) <= 40 else excerpt(raw)
-            return [f"failed to validate {name}({shown}): invalid literal for int() with base 10: {shown!r}"]
+        except ValueError as exc:
+            # int()'s own text for short values (Katib's answer); for long ones the bounded
+            # parser's, which quotes an excerpt of the value itself
+            return [f"failed to validate {name}({raw if len(raw) <= 40 else '...'}): {exc}"]
         if name == "min_trials_required" and value <= 0:
             return ["min_trials_required must be greater than zero (>0)"]
         if name == "start_step" and value < 1:
