@@ -13,6 +13,7 @@ from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from sextant.cli.render import table
 from sextant.cli.ui_cmd import ui_url
 from sextant.stack import (
+    LOCAL_RUNTIMES,
     SERVICES,
     AlreadyRunning,
     StackConfig,
@@ -44,6 +45,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--katib-read-port", type=int, default=None,
                     help="also serve Katib's GetObservationLog WITHOUT a token on this 127.0.0.1 port, so "
                          "KatibClient.get_trial_metrics works (read-only; off by default)")
+    up.add_argument("--runtime", choices=LOCAL_RUNTIMES, default=os.environ.get("SEXTANT_RUNTIME") or "local",
+                    help="where trials run: local processes (default), docker (a trial that names an image "
+                         "runs in it on the local Docker engine) or auto (docker when an engine answers)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
 
@@ -62,7 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def stack_config(ctx: Context, ns: argparse.Namespace) -> StackConfig:
     return StackConfig(data_dir=ctx.data_dir, port=getattr(ns, "port", 6789),
                        db_url=getattr(ns, "db_url", None), api_port=getattr(ns, "api_port", None),
-                       katib_read_port=getattr(ns, "katib_read_port", None))
+                       katib_read_port=getattr(ns, "katib_read_port", None),
+                       runtime=getattr(ns, "runtime", None) or os.environ.get("SEXTANT_RUNTIME") or "local")
 
 
 def ensure_stack(ctx: Context, console: Console, port: int = 0, db_url: str | None = None) -> str:
