@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput
 from sextant.cli.render import (
-    age,
     assignments,
     failure_lines,
     failure_of,
@@ -21,6 +20,7 @@ from sextant.cli.render import (
 )
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
+from sextant.timestamps import age
 
 if TYPE_CHECKING:
     from rich.console import Console
