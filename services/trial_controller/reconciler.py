@@ -28,7 +28,7 @@ from typing import Any, cast
 
 import grpc
 
-from services.suggestion.controller.shared_services import SHARED_NAMESPACE
+from services.suggestion.controller.shared_services import SHARED_NAMESPACE, per_experiment_name, shared_name
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
 from sextant.katib import controller_metrics as metrics
@@ -147,9 +147,8 @@ class TrialReconciler:
             return None
         algorithm = exp.spec.algorithm.algorithm_name
         early = exp.spec.early_stopping
-        shared = f"{algorithm}-{early.algorithm_name}" if early is not None and early.algorithm_name else algorithm
-        for namespace, name in ((trial.metadata.namespace, f"{exp.metadata.name}-{algorithm}"),
-                                (SHARED_NAMESPACE, shared)):
+        for namespace, name in ((trial.metadata.namespace, per_experiment_name(exp.metadata.name, algorithm)),
+                                (SHARED_NAMESPACE, shared_name(algorithm, early.algorithm_name if early else None))):
             try:
                 status = self.runtime.service_status(namespace, name)
             except ValueError:
