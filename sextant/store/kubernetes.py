@@ -17,7 +17,8 @@ it maps onto the API:
   has not removed within ``collect_seconds`` is deleted here, so the answer lists them all;
 * **watch** is the API's watch (``allowWatchBookmarks``); a watch from 0 starts at the version of
   a one-item list; an ``ERROR`` event with 410 Gone is Expired (the informer lists again); a
-  stream the server ends is re-opened from the last version seen. Watching every kind merges one
+  stream the server ends, or that stays silent for ``watch_idle_seconds`` (then with a bookmark at
+  the last version), is re-opened from the last version seen. Watching every kind merges one
   watch per kind in version order, each kind's bookmarks telling how far it has got.
 
 Calls that fail with 429, 5xx or a broken connection are retried with exponential backoff (and
@@ -204,7 +205,7 @@ def _wait(state: RetryCallState) -> float:
 
 class KubernetesResourceStore(ResourceStore):
     def __init__(self, api: client.ApiClient, *, retry_seconds: float = 30.0, timeout: float = 30.0,
-                 write_attempts: int = 10, collect_seconds: float = 10.0, watch_idle_seconds: float = 90.0):
+                 write_attempts: int = 10, collect_seconds: float = 10.0, watch_idle_seconds: float = 20.0):
         self.api = api
         self.retry_seconds = retry_seconds
         self.timeout = timeout
@@ -503,7 +504,10 @@ class _KindWatch(WatchStream):
                 if self._cancelled.is_set():
                     raise StopIteration from None
                 if isinstance(err, urllib3.exceptions.ReadTimeoutError):
-                    continue  # silent for too long: watch again
+                    # Silent for watch_idle_seconds (a cluster sends bookmarks about once a
+                    # minute): watch again from the last version, and say how far this stream
+                    # got, so an informer does not take the silence for a stuck stream.
+                    return WatchEvent(EventType.BOOKMARK, None, self._last)
                 raise Unavailable(f"watch {self._kind}: {err}") from None
             event = self._event(line)
             if event is not None:
