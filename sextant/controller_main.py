@@ -39,7 +39,7 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--workers", type=int, default=int(env("workers", "4") or 4), help="reconcile threads")
     g.add_argument("--resync-seconds", type=float, default=float(env("resync_seconds", "30") or 30),
                    help="re-reconcile everything this often")
-    g.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME or ./.sextant)")
+    g.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME, else ~/.local/state/sextant)")
     g.add_argument("--log-level", default=env("log_level", "INFO"))
     g.add_argument("--metrics-port", type=int, default=optional_int(env("metrics_port")),
                    help="serve Prometheus /metrics on this port (0 = any free port; default off)")

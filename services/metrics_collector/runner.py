@@ -140,7 +140,7 @@ class Collector:
             from . import site_packages
 
             site_packages.ensure()
-            from .tfevent import TfEventReader
+            from sextant.tfevent_reader import TfEventReader
 
             self.tf = TfEventReader(args.path, self.metrics)
 
