@@ -212,7 +212,6 @@ class KubernetesResourceStore(ResourceStore):
         self.write_attempts = write_attempts
         self.collect_seconds = collect_seconds
         self.watch_idle_seconds = watch_idle_seconds
-        self.requests = 0  # HTTP requests sent (tests and metrics read it)
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None,
@@ -243,7 +242,6 @@ class KubernetesResourceStore(ResourceStore):
         params = self.api.param_serialize(
             method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
             auth_settings=["BearerToken"])
-        self.requests += 1
         try:
             response: urllib3.BaseHTTPResponse = self.api.call_api(
                 *params, _request_timeout=(min(10.0, self.timeout), read_timeout or self.timeout)).response
