@@ -102,6 +102,10 @@ KIND_PATHS: dict[str, KindPath] = {
     "Event": KindPath("Event", "", "v1", "events"),
 }
 
+# The finalizers Katib's controller adds (and removes when the object is deleted).
+KATIB_FINALIZERS: dict[str, set[str]] = {"Experiment": {"update-prometheus-metrics"},
+                                         "Trial": {"clean-metrics-in-db"}}
+
 # Every request this module makes -> (api group, resource, verb): the RBAC of a Sextant
 # controller running on this store (deploy/kubernetes/katib-dropin) is exactly these.
 _KATIB_VERBS = ("create", "delete", "get", "list", "update", "watch")
@@ -110,6 +114,7 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     *((p.group, p.plural, verb) for p in KIND_PATHS.values() if p.kind != "Event" for verb in _KATIB_VERBS),
     *((p.group, f"{p.plural}/status", "update") for p in KIND_PATHS.values() if p.kind != "Event"),
     *(("", "events", verb) for verb in _EVENT_VERBS),
+    *((KIND_PATHS[kind].group, KIND_PATHS[kind].plural, "patch") for kind in ("Experiment", "Trial")),
 )
 
 
@@ -232,13 +237,14 @@ class KubernetesResourceStore(ResourceStore):
 
     # -- HTTP --------------------------------------------------------------------------------------
 
-    def open(self, method: str, path: str, query: Mapping[str, str] | None = None, body: Doc | None = None,
+    def open(self, method: str, path: str, query: Mapping[str, str] | None = None,
+             body: Doc | builtins.list[Doc] | None = None,
              *, read_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
         """Sends one request and returns the unread response of a success (a watch reads it as a
         stream); an error answer raises its interface error."""
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = "application/json-patch+json" if isinstance(body, list) else "application/json"
         params = self.api.param_serialize(
             method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
             auth_settings=["BearerToken"])
@@ -258,7 +264,7 @@ class KubernetesResourceStore(ResourceStore):
         return response
 
     def request(self, method: str, path: str, query: Mapping[str, str] | None = None,
-                body: Doc | None = None) -> Doc:
+                body: Doc | builtins.list[Doc] | None = None) -> Doc:
         """One API call, retried while the server is unavailable or overloaded; the JSON answer."""
         def once() -> Doc:
             response = self.open(method, path, query, body)
@@ -439,6 +445,29 @@ class KubernetesResourceStore(ResourceStore):
                 continue  # collected after the watch stopped looking
         return gone
 
+    def release_katib_finalizers(self, kind: str, obj: Doc) -> bool:
+        """Removes the finalizers Katib's controller puts on what it creates from an object being
+        deleted: Sextant stands in for that controller, which would remove them, and keeps none
+        of its own, so without this an adopted object's deletion would wait for ever. The patch
+        is guarded by the version it was computed from (a concurrent writer makes it fail,
+        harmlessly: the next event tries again). True if a patch was sent and accepted."""
+        meta = obj.get("metadata") or {}
+        finalizers = meta.get("finalizers") or []
+        if not meta.get("deletionTimestamp") or not set(finalizers) & KATIB_FINALIZERS.get(kind, set()):
+            return False
+        keep = [f for f in finalizers if f not in KATIB_FINALIZERS[kind]]
+        patch: builtins.list[Doc] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+                 {"op": "replace", "path": "/metadata/finalizers", "value": keep}]
+        path = KIND_PATHS[kind].path(meta.get("namespace", ""), meta.get("name", ""))
+        try:
+            self.request("PATCH", path, None, patch)
+        except StoreError as err:
+            log.info("Katib's finalizers not released yet", extra={"kind": kind, "name": meta.get("name"),
+                                                                    "error": str(err)})
+            return False
+        log.info("Katib's finalizers released", extra={"kind": kind, "name": meta.get("name")})
+        return True
+
     # -- watch ---------------------------------------------------------------------------------------
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
@@ -528,6 +557,8 @@ class _KindWatch(WatchStream):
             return WatchEvent(EventType.BOOKMARK, None, version)
         if type_ not in ("ADDED", "MODIFIED", "DELETED"):
             return None
+        if type_ != "DELETED":
+            self._store.release_katib_finalizers(self._kind, obj)
         return WatchEvent(EventType(type_), model_from_doc(from_kube(self._kind, obj)), version)
 
     def _close(self) -> None:

@@ -180,3 +180,29 @@ def test_a_silent_watch_gives_a_bookmark_and_is_reopened_from_its_version() -> N
             (EventType.ADDED, 21), (EventType.BOOKMARK, 21), (EventType.MODIFIED, 22)]
         assert [w.params["resourceVersion"] for w in list(watches)][:2] == ["20", "21"]
         assert not list(handler[f"get {TRIALS}"][kmock.params(limit="1")])  # no list was needed
+
+
+def test_katibs_finalizers_are_released_from_an_object_being_deleted(server) -> None:
+    """Katib's controller would remove its finalizers when an object it created is deleted;
+    Sextant stands in for it: seen on a watch, a Trial being deleted loses Katib's finalizer
+    (only that one), by a JSON patch guarded by the version it saw."""
+    handler, store = server
+    deleting = trial_object("old", 31)
+    deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z",
+                                finalizers=["clean-metrics-in-db", "example.com/keep"])
+    watches = handler[f"get {TRIALS}"][kmock.params(watch="true")]
+    watches << (line("MODIFIED", deleting), line("MODIFIED", trial_object("other", 32)), lambda: asyncio.sleep(30))
+    handler[f"patch {TRIALS}/old"] << (lambda req: {**deleting, "metadata": {
+        **deleting["metadata"], "finalizers": ["example.com/keep"], "resourceVersion": "33"}})
+    stream = store.watch("Trial", NS, since=30)
+    try:
+        got = [next(stream) for _ in range(2)]
+    finally:
+        stream.cancel()
+    assert [e.resource.metadata.name for e in got] == ["old", "other"]
+    (patch,) = list(handler[f"patch {TRIALS}/old"])
+    assert patch.headers["Content-Type"].startswith("application/json-patch+json")
+    assert json.loads(patch.body) == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "31"},
+        {"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]
+    assert not list(handler[f"patch {TRIALS}/other"])  # not being deleted: left alone
