@@ -8,6 +8,7 @@ import sys
 from sextant.controller import Controller, owner_mapper, owner_or_label_mapper
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
 from sextant.events import EventRecorder
+from sextant.katib import controller_metrics
 from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
@@ -34,6 +35,7 @@ def build_controller(store: ResourceStore, *, namespace: str = "", workers: int 
     controller.watch(experiments, primary=True, skip=reconciler.experiments.is_own_write)
     controller.watch(trials, owner_or_label_mapper("Experiment", EXPERIMENT_LABEL))
     controller.watch(suggestions, owner_mapper("Experiment"), skip=reconciler.suggestions.is_own_write)
+    controller_metrics.export_experiments(experiments)
     return controller
 
 

@@ -31,6 +31,7 @@ from typing import Any, cast
 
 from sextant.controller import Key, Result
 from sextant.events import EventRecorder
+from sextant.katib import controller_metrics as metrics
 from sextant.katib import experiment_status as es
 from sextant.katib import suggestion_status as ss
 from sextant.katib import trial_status as ts
@@ -116,6 +117,7 @@ class ExperimentReconciler:
         if not es.is_created(exp):
             es.mark_created(exp)
             self._event(exp, "Normal", es.REASON_CREATED, es.MSG_CREATED)
+            metrics.EXPERIMENT_CREATED.labels(key.namespace).inc()
         trials = self._trials(exp)
         suggestion = self._suggestion(exp)
 
@@ -141,6 +143,8 @@ class ExperimentReconciler:
             if not was_completed:
                 last = exp.status.conditions[-1]
                 self._event(exp, "Warning" if last.type == es.FAILED else "Normal", last.reason, last.message)
+                (metrics.EXPERIMENT_FAILED if last.type == es.FAILED else metrics.EXPERIMENT_SUCCEEDED) \
+                    .labels(key.namespace).inc()
             self._write_status(exp, before)
             self._finish(exp, trials, suggestion)
             return None

@@ -11,6 +11,7 @@ import pytest
 
 from services.experiment_controller.__main__ import build_controller
 from services.experiment_controller.reconciler import ExperimentReconciler
+from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, set_condition
 from sextant.katib.experiment_status import (
     MSG_SUGGESTION_FAILED,
@@ -146,7 +147,23 @@ def test_max_failed_counts_metrics_unavailable(store, rec):
     rec.reconcile(key())
     exp = store.get("Experiment", "default", "exp")
     assert last_condition(exp) == ("Failed", REASON_FAILED)
-    assert exp.status.conditions[-1].message == "Experiment has failed because max failed count has reached"
+    # Katib's words first, then the most common failure (a tie: the first trial by name).
+    assert exp.status.conditions[-1].message == \
+        "Experiment has failed because max failed count has reached. Most common trial failure (1 of 2): TrialFailed"
+
+
+def test_max_failed_message_names_the_most_common_trial_failure(store, rec):
+    create_experiment(store, parallelTrialCount=3, maxTrialCount=10, maxFailedTrialCount=3)
+    step(rec, store)
+    a, b, c = sorted(t.metadata.name for t in trials_of(store))
+    missing_file = ts.failed_message("", exit_code=2, output_tail="python3: can't open file '/opt/mnist.py'")
+    set_trial(store, a, "MetricsUnavailable", reason="MetricsUnavailable", message="Metrics are not available")
+    for name in (b, c):
+        set_trial(store, name, "Failed", reason=ts.failed_reason("Error"), message=missing_file)
+    rec.reconcile(key())
+    message = store.get("Experiment", "default", "exp").status.conditions[-1].message
+    assert message == ("Experiment has failed because max failed count has reached. Most common trial failure "
+                       "(2 of 3): Error: exit code 2: python3: can't open file '/opt/mnist.py'")
 
 
 def test_lowering_parallelism_deletes_newest_active_and_forgets_their_assignments(store, rec):
