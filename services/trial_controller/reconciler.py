@@ -28,6 +28,12 @@ from typing import Any, cast
 
 import grpc
 
+from sextant.algorithm_registry import (
+    SUGGESTION_TRIAL_DIR,
+    per_experiment_service_name,
+    shared_service_name,
+    shared_services_namespace,
+)
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
 from sextant.katib import controller_metrics as metrics
@@ -53,7 +59,6 @@ from .observation_builder import (
 log = logging.getLogger("sextant.trial_controller")
 
 CREATED, RUNNING, SUCCEEDED, FAILED = ts.CREATED, ts.RUNNING, ts.SUCCEEDED, ts.FAILED
-SUGGESTION_TRIAL_DIR = "suggestion_trial_dir"  # Katib's algorithm setting for the suggestion volume
 KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.METRICS_UNAVAILABLE
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
 # Experiments kept for their trials (dialect, algorithm name); the oldest go first.
@@ -143,11 +148,20 @@ class TrialReconciler:
         exp = self._experiment(trial)
         if exp is None or exp.spec.algorithm is None:
             return None
-        service = f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}"
-        try:
-            return self.runtime.service_status(trial.metadata.namespace, service).early_stopping_address
-        except ValueError:
-            return None
+        algorithm = exp.spec.algorithm.algorithm_name
+        early = exp.spec.early_stopping.algorithm_name if exp.spec.early_stopping is not None else ""
+        # The experiment's own service (Katib's layout), else the one shared by every experiment
+        # of its algorithm and early-stopping algorithm (the local stack's default).
+        places = ((trial.metadata.namespace, per_experiment_service_name(exp.metadata.name, algorithm)),
+                  (shared_services_namespace(), shared_service_name(algorithm, early or "")))
+        for namespace, service in places:
+            try:
+                address = self.runtime.service_status(namespace, service).early_stopping_address
+            except ValueError:
+                continue
+            if address:
+                return address
+        return None
 
     def _suggestion_volume(self, trial: Trial) -> SuggestionVolume | None:
         """Katib mounts ``<experiment>/<trial>`` of the suggestion's volume at the path of an
@@ -159,7 +173,7 @@ class TrialReconciler:
                      if s.name == SUGGESTION_TRIAL_DIR and s.value), None)
         if path is None:
             return None
-        return SuggestionVolume(service=f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}",
+        return SuggestionVolume(service=per_experiment_service_name(exp.metadata.name, exp.spec.algorithm.algorithm_name),
                                 sub_path=f"{exp.metadata.name}/{trial.metadata.name}", mount_path=path)
 
     def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
