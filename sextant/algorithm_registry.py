@@ -32,29 +32,6 @@ NAMESPACE_METADATA = "sextant-namespace"
 namespace, which Katib's messages do not carry. Sextant's algorithm servers key each
 experiment's state by namespace and name, so one server can serve every namespace."""
 
-SUGGESTION_TRIAL_DIR = "suggestion_trial_dir"
-"""Katib's algorithm setting naming where a trial finds its directory of the algorithm service's
-volume (pbt hands checkpoints over through it)."""
-DEFAULT_SHARED_SERVICES_NAMESPACE = "sextant-system"
-
-
-def shared_services_namespace() -> str:
-    """Where algorithm services shared by every experiment run (``SEXTANT_SHARED_SERVICES_NAMESPACE``
-    or ``sextant-system``): the suggestion controller starts them there, the trial controller
-    looks there for an early-stopping service."""
-    return os.environ.get("SEXTANT_SHARED_SERVICES_NAMESPACE") or DEFAULT_SHARED_SERVICES_NAMESPACE
-
-
-def per_experiment_service_name(experiment: str, algorithm: str) -> str:
-    """Katib's algorithm service of one experiment: ``<experiment>-<algorithm>``, in its namespace."""
-    return f"{experiment}-{algorithm}"
-
-
-def shared_service_name(algorithm: str, early_stopping: str = "") -> str:
-    """The service shared by every experiment of ``algorithm`` (and ``early_stopping``)."""
-    return f"{algorithm}-{early_stopping}" if early_stopping else algorithm
-
-
 # Katib's defaults for runtime entries without resources (katib-config defaults.go).
 DEFAULT_RESOURCES: dict[str, Any] = {
     "requests": {"cpu": "50m", "memory": "10Mi", "ephemeral-storage": "500Mi"},

@@ -476,8 +476,10 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
         if "path" in location:
             env.append({"name": "PYTHONPATH", "value": os.pathsep.join(
                 p for p in (location["path"], os.environ.get("PYTHONPATH", "")) if p)})
+        # No image: the trial runs this machine's Python (the function and its modules are here),
+        # also on a stack whose runtime would run a trial that names an image in a container.
         container = {
-            "name": PRIMARY_CONTAINER, "image": "python",  # recorded only: local trials run this interpreter
+            "name": PRIMARY_CONTAINER,
             "command": ["python", "-m", "sextant.tune_runner", "--spec", str(spec_file), *arguments], "env": env,
         }
     if resources:

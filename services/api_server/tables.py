@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sextant import timestamps
-from sextant.cli.render import metric_value
+from sextant.cli.render import metric_value, number
 
 Doc = dict[str, Any]
 Column = tuple[str, str, int, str, Callable[[Doc], Any]]  # name, type, priority, description, cell
@@ -38,14 +38,14 @@ def _best(doc: Doc) -> str:
     name = objective.get("objectiveMetricName", "")
     optimal = _status(doc).get("currentOptimalTrial") or {}
     value = metric_value(optimal.get("observation"), name, objective.get("type", ""))
-    return "" if not name or value in ("", "unavailable") else f"{name}={value}"
+    return "" if not name or value in ("", "unavailable") else f"{name}={number(value)}"
 
 
 def _trial_objective(doc: Doc) -> str:
     objective = _spec(doc).get("objective") or {}
     name = objective.get("objectiveMetricName", "")
     value = metric_value(_status(doc).get("observation"), name, objective.get("type", ""))
-    return "" if not name or value in ("", "unavailable") else f"{name}={value}"
+    return "" if not name or value in ("", "unavailable") else f"{name}={number(value)}"
 
 
 def _assignments(doc: Doc) -> str:

@@ -11,27 +11,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sextant import timestamps
 from sextant.cli.errors import BadInput
 from sextant.cli.jsonpath import evaluate, parse_template
 from sextant.resources.vocabulary import API_GROUP
+from sextant.timestamps import age
 
 # Significant digits of objective values in tables (``-o yaml|json`` keep full precision).
 SIGNIFICANT_DIGITS = 6
 
 LIST_OUTPUTS = ("wide", "yaml", "json", "name")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    t = timestamps.parse_time(value)
-    if t is None or t.year <= 1:  # Katib initialises completionTime to the zero time
-        return None
-    return t
-
-
-def age(timestamp: str | None, now: datetime | None = None) -> str:
-    """kubectl's AGE: ``42s``, ``3m20s``, ``5h``, ``2d4h`` (``<unknown>`` without a time)."""
-    return timestamps.age(timestamp, now)
 
 
 def number(value: Any, digits: int = SIGNIFICANT_DIGITS) -> str:

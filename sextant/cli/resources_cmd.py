@@ -6,22 +6,28 @@ import argparse
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import expand, load_experiments, read_documents, record_working_dir, require_valid
+from sextant.cli.files import (
+    expand,
+    experiment_documents,
+    load_experiments,
+    read_documents,
+    record_working_dir_in,
+    require_valid,
+)
 from sextant.cli.render import LIST_OUTPUTS, condition, render_list
 from sextant.katib import experiment_status
 from sextant.katib.condition_list import condition_is
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
-from sextant.store.interface import AlreadyExists, Expired, NotFound
+from sextant.store.interface import AlreadyExists, Expired, Invalid, NotFound
 
 if TYPE_CHECKING:  # pydantic models: only apply/validate/run load them
     from rich.console import Console
 
-    from sextant.resources.models import Experiment
-    from sextant.store.interface import ResourceStore
+    from sextant.store.client import GrpcResourceStore
 
 KINDS = {
     "experiment": "Experiment", "experiments": "Experiment", "exp": "Experiment", "exps": "Experiment",
@@ -129,30 +135,44 @@ def cmd_validate(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def apply_experiment(store: ResourceStore, experiment: Experiment) -> str:
-    """Creates the experiment, or updates it if it exists; returns created/configured/unchanged."""
-    from sextant.resources.models import Experiment, to_doc
-
+def apply_document(store: GrpcResourceStore, doc: dict[str, Any], admitted: dict[str, Any]) -> str:
+    """Creates the experiment, or updates it if it exists; returns created/configured/unchanged.
+    ``admitted`` is the server's dry-run answer for ``doc`` (its spec with defaults)."""
+    meta = doc["metadata"]
     try:
-        store.create(experiment)
+        store.create_document(doc)
         return "created"
     except AlreadyExists:
-        current = cast(Experiment, store.get("Experiment", experiment.metadata.namespace, experiment.metadata.name))
-        if to_doc(current.spec) == to_doc(experiment.spec):
+        current = store.get_document("Experiment", meta.get("namespace") or "default", meta["name"])
+        if current.get("spec") == admitted.get("spec"):
             return "unchanged"
-        current.spec = experiment.spec
-        store.update(current)  # the server allows only the three counts to change
+        store.update_document({**current, "spec": admitted["spec"]})  # the server allows only the three counts to change
         return "configured"
 
 
 def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
-    experiments = require_valid(load_experiments(expand(ns.filename, ns.recursive), ns.namespace))
-    if not ctx.server:  # this machine's stack
-        record_working_dir(experiments)
+    """Documents go to the server as they are: it admits them (defaults, validation, v1alpha3
+    conversion), so apply never loads the models. Every document is checked first (a dry-run
+    create), so one bad document stores nothing."""
+    found, errors = experiment_documents(expand(ns.filename, ns.recursive), ns.namespace)
+    if errors:
+        raise BadInput(f"{len(errors)} error(s) found", details=errors)
     store = ctx.store()
-    for e in experiments:
-        result = apply_experiment(store, e)
-        print(f"experiment.kubeflow.org/{e.metadata.name} {result}")
+    checked = []
+    for label, doc in found:
+        meta = doc.setdefault("metadata", {})
+        if isinstance(meta, dict) and not meta.get("namespace"):
+            meta["namespace"] = "default"  # the store wants one; admission's default, as kubectl's
+        if not ctx.server:  # this machine's stack
+            record_working_dir_in(doc)
+        try:
+            checked.append((doc, store.create_document(doc, dry_run=True)))
+        except Invalid as err:
+            errors += [f"{label}: {e}" for e in err.errors]
+    if errors:
+        raise BadInput(f"{len(errors)} error(s) found", details=errors)
+    for doc, admitted in checked:
+        print(f"experiment.kubeflow.org/{admitted['metadata']['name']} {apply_document(store, doc, admitted)}")
     return EXIT_OK
 
 

@@ -42,10 +42,3 @@ def test_an_unused_shared_service_is_idle_after_the_period_counted_from_last_use
     now[0] += 30
     assert sorted(placement.idle_services(owned, in_use=[])) == ["random", "tpe"]
 
-
-def test_pbt_like_algorithms_keep_their_own_service_in_shared_mode():
-    """An algorithm that hands trials a directory of its volume (suggestion_trial_dir) needs a
-    state directory of its own, as FromVolume does."""
-    sugg = Suggestion.model_validate({"metadata": {"name": "e", "namespace": "ns"}, "spec": {"algorithm": {
-        "algorithmName": "pbt", "algorithmSettings": [{"name": "suggestion_trial_dir", "value": "/var/ckpt"}]}}})
-    assert Placement(ServiceMode.SHARED).service_of(sugg) == ("ns", "e-pbt")

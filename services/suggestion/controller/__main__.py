@@ -16,7 +16,7 @@ from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
 
 from .reconciler import SuggestionReconciler
-from .shared_services import DEFAULT_IDLE_SECONDS, Placement, ServiceMode
+from .shared_services import DEFAULT_IDLE_SECONDS, SHARED_NAMESPACE, Placement, ServiceMode
 
 
 def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry, *, db_manager_address: str,
@@ -62,9 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="one algorithm service per algorithm shared by every experiment (default "
                              "with --runtime local), or one per experiment as Katib does (default on "
                              "Kubernetes)")
-    parser.add_argument("--shared-services-namespace", default=None,
-                        help="where shared algorithm services run (default $SEXTANT_SHARED_SERVICES_NAMESPACE or "
-                             "sextant-system; the trial controller reads the same variable)")
+    parser.add_argument("--shared-services-namespace", default=env("shared_services_namespace", SHARED_NAMESPACE),
+                        help="where shared algorithm services run")
     parser.add_argument("--idle-service-seconds", type=float, default=DEFAULT_IDLE_SECONDS,
                         help="a shared algorithm service no live experiment used for this long is stopped")
     ns = parser.parse_args(argv)

@@ -6,8 +6,8 @@ one process per algorithm can serve every experiment that uses it: a second expe
 neither ~70 MB of memory nor a start-up that imports hyperopt/optuna again. That is the default
 of the local stack; Kubernetes keeps Katib's per-experiment services unless configured.
 
-Lifecycle of a shared service (``<algorithm>`` or ``<algorithm>-<early-stopping algorithm>`` in the
-shared services namespace, ``sextant-system`` unless ``SEXTANT_SHARED_SERVICES_NAMESPACE`` says otherwise):
+Lifecycle of a shared service (``<algorithm>`` or ``<algorithm>-<early-stopping algorithm>`` in
+``SHARED_NAMESPACE``):
 
 * started on first use, by the reconcile pass of a Suggestion that needs it (``ensure_service``
   also starts it again if it died);
@@ -16,10 +16,8 @@ shared services namespace, ``sextant-system`` unless ``SEXTANT_SHARED_SERVICES_N
 * restart-safe: the runtime re-adopts the running process, and a restarted controller gives a
   service nobody uses a whole idle period from the moment it first sees it.
 
-A Suggestion with ``resumePolicy: FromVolume``, or whose algorithm hands its trials a directory
-of its volume (the ``suggestion_trial_dir`` setting, pbt), keeps a service of its own even in
-shared mode: its state directory belongs to that experiment alone. The trial controller finds
-an early-stopping service in either place (``sextant.algorithm_registry`` names both).
+A Suggestion with ``resumePolicy: FromVolume`` keeps a service of its own even in shared mode:
+its state directory belongs to that experiment alone.
 """
 
 from __future__ import annotations
@@ -29,14 +27,11 @@ import time
 from collections.abc import Callable, Iterable
 from enum import StrEnum
 
-from sextant.algorithm_registry import (
-    SUGGESTION_TRIAL_DIR,
-    per_experiment_service_name,
-    shared_service_name,
-    shared_services_namespace,
-)
 from sextant.resources.models import ResumePolicy, Suggestion
 from sextant.runtime.base import OwnedService
+
+SHARED_NAMESPACE = "sextant-system"
+"""Where shared algorithm services live (a directory of the local data dir, or a namespace)."""
 
 DEFAULT_IDLE_SECONDS = 120.0
 
@@ -46,41 +41,40 @@ class ServiceMode(StrEnum):
     PER_EXPERIMENT = "per-experiment"
 
 
-def per_experiment_name(sugg: Suggestion) -> str:
-    return per_experiment_service_name(sugg.metadata.name, sugg.spec.algorithm.algorithm_name)
+def per_experiment_name(experiment: str, algorithm: str) -> str:
+    """Katib's name for an experiment's own service: ``<experiment>-<algorithm>``."""
+    return f"{experiment}-{algorithm}"
 
 
-def shared_name(sugg: Suggestion) -> str:
-    early = sugg.spec.early_stopping
-    return shared_service_name(sugg.spec.algorithm.algorithm_name,
-                               early.algorithm_name if early is not None and early.algorithm_name else "")
+def shared_name(algorithm: str, early_stopping: str | None) -> str:
+    """The stack's shared service for an algorithm (and early-stopping algorithm, which the
+    same process serves)."""
+    return f"{algorithm}-{early_stopping}" if early_stopping else algorithm
 
 
 class Placement:
     """Decides each Suggestion's service and stops shared services nobody uses any more."""
 
     def __init__(self, mode: ServiceMode = ServiceMode.PER_EXPERIMENT, *,
-                 shared_namespace: str | None = None, idle_seconds: float = DEFAULT_IDLE_SECONDS,
+                 shared_namespace: str = SHARED_NAMESPACE, idle_seconds: float = DEFAULT_IDLE_SECONDS,
                  clock: Callable[[], float] = time.monotonic):
         self.mode = mode
-        self.shared_namespace = shared_namespace or shared_services_namespace()
+        self.shared_namespace = shared_namespace
         self.idle_seconds = idle_seconds
         self._clock = clock
         self._last_used: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def is_shared(self, sugg: Suggestion) -> bool:
-        """Shared mode, unless the Suggestion's state directory must be its own: FromVolume, or
-        an algorithm that hands trials a directory of its volume (``suggestion_trial_dir``)."""
-        if self.mode != ServiceMode.SHARED or sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME:
-            return False
-        return not any(s.name == SUGGESTION_TRIAL_DIR and s.value for s in sugg.spec.algorithm.algorithm_settings)
+        return self.mode == ServiceMode.SHARED and sugg.spec.resume_policy != ResumePolicy.FROM_VOLUME
 
     def service_of(self, sugg: Suggestion) -> tuple[str, str]:
         """(namespace, name) of the service that answers for ``sugg``."""
         if self.is_shared(sugg):
-            return self.shared_namespace, shared_name(sugg)
-        return sugg.metadata.namespace, per_experiment_name(sugg)
+            early = sugg.spec.early_stopping
+            return self.shared_namespace, shared_name(sugg.spec.algorithm.algorithm_name,
+                                                      early.algorithm_name if early is not None else None)
+        return sugg.metadata.namespace, per_experiment_name(sugg.metadata.name, sugg.spec.algorithm.algorithm_name)
 
     def used(self, name: str) -> None:
         """A live Suggestion is about to use the shared service ``name``."""

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sextant.api import api_pb2
-from sextant.resources.numbers import excerpt, parse_int
+from sextant.resources.numbers import NumberError, excerpt, parse_int
 
 from .base import InvalidEarlyStoppingSettings, ReadValues
 
@@ -42,9 +42,10 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
             return [f"unknown setting {name if len(name) <= 40 else excerpt(name)} for algorithm {NAME}"]
         try:
             value = _setting_int(raw)
-        except ValueError:
-            shown = raw if len(raw) <= 40 else excerpt(raw)
-            return [f"failed to validate {name}({shown}): invalid literal for int() with base 10: {shown!r}"]
+        except NumberError as exc:  # long input: the bounded parser says why, quoting an excerpt
+            return [f"failed to validate {name}({excerpt(raw)}): {exc}"]
+        except ValueError as exc:  # Katib's int() message, which quotes the (short) value
+            return [f"failed to validate {name}({raw}): {exc}"]
         if name == "min_trials_required" and value <= 0:
             return ["min_trials_required must be greater than zero (>0)"]
         if name == "start_step" and value < 1:
