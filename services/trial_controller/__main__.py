@@ -33,7 +33,9 @@ def runtime_options(ns: argparse.Namespace, token: str | None) -> dict[str, Any]
     if ns.runtime in ("local", "docker", "auto"):
         return {"data_dir": data_dir(ns.data_dir), "token": token, "db_manager_address": ns.db_manager,
                 "stop_grace": ns.stop_grace}
-    return {}
+    # On Katib's custom resources the Trial owns its Job, as Katib sets it (and the cluster's
+    # garbage collector deletes the Job with the Trial).
+    return {"owner_references": ns.store == "kubernetes"}
 
 
 def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel: grpc.Channel, *,

@@ -12,11 +12,15 @@ but never sets it; Sextant sets it when an experiment ends with trials still run
 
 from __future__ import annotations
 
-from sextant.resources.models import Trial
-from sextant.resources.models import TrialConditionType as ConditionType
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import TrialConditionType as ConditionType
 from sextant.timestamps import now_rfc3339
 
 from .condition_list import Resource, any_condition_true, condition_is, mark_finished
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Trial
 
 CREATED = ConditionType.CREATED.value
 RUNNING = ConditionType.RUNNING.value

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime = make_runtime("local", data_dir=data_dir(ns.data_dir), token=token,
                                db_manager_address=ns.db_manager)
     else:
-        runtime = make_runtime(ns.runtime)
+        runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes")
     controller = build_controller(store, runtime, registry,
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,
