@@ -17,7 +17,8 @@ it maps onto the API:
   has not removed within ``collect_seconds`` is deleted here, so the answer lists them all;
 * **watch** is the API's watch (``allowWatchBookmarks``); a watch from 0 starts at the version of
   a one-item list; an ``ERROR`` event with 410 Gone is Expired (the informer lists again); a
-  stream the server ends is re-opened from the last version seen. Watching every kind merges one
+  stream the server ends, or that stays silent for ``watch_idle_seconds`` (then with a bookmark at
+  the last version), is re-opened from the last version seen. Watching every kind merges one
   watch per kind in version order, each kind's bookmarks telling how far it has got.
 
 Calls that fail with 429, 5xx or a broken connection are retried with exponential backoff (and
@@ -101,6 +102,10 @@ KIND_PATHS: dict[str, KindPath] = {
     "Event": KindPath("Event", "", "v1", "events"),
 }
 
+# The finalizers Katib's controller adds (and removes when the object is deleted).
+KATIB_FINALIZERS: dict[str, set[str]] = {"Experiment": {"update-prometheus-metrics"},
+                                         "Trial": {"clean-metrics-in-db"}}
+
 # Every request this module makes -> (api group, resource, verb): the RBAC of a Sextant
 # controller running on this store (deploy/kubernetes/katib-dropin) is exactly these.
 _KATIB_VERBS = ("create", "delete", "get", "list", "update", "watch")
@@ -109,6 +114,7 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     *((p.group, p.plural, verb) for p in KIND_PATHS.values() if p.kind != "Event" for verb in _KATIB_VERBS),
     *((p.group, f"{p.plural}/status", "update") for p in KIND_PATHS.values() if p.kind != "Event"),
     *(("", "events", verb) for verb in _EVENT_VERBS),
+    *((KIND_PATHS[kind].group, KIND_PATHS[kind].plural, "patch") for kind in ("Experiment", "Trial")),
 )
 
 
@@ -204,14 +210,13 @@ def _wait(state: RetryCallState) -> float:
 
 class KubernetesResourceStore(ResourceStore):
     def __init__(self, api: client.ApiClient, *, retry_seconds: float = 30.0, timeout: float = 30.0,
-                 write_attempts: int = 10, collect_seconds: float = 10.0, watch_idle_seconds: float = 90.0):
+                 write_attempts: int = 10, collect_seconds: float = 10.0, watch_idle_seconds: float = 20.0):
         self.api = api
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.write_attempts = write_attempts
         self.collect_seconds = collect_seconds
         self.watch_idle_seconds = watch_idle_seconds
-        self.requests = 0  # HTTP requests sent (tests and metrics read it)
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None,
@@ -232,17 +237,17 @@ class KubernetesResourceStore(ResourceStore):
 
     # -- HTTP --------------------------------------------------------------------------------------
 
-    def open(self, method: str, path: str, query: Mapping[str, str] | None = None, body: Doc | None = None,
+    def open(self, method: str, path: str, query: Mapping[str, str] | None = None,
+             body: Doc | builtins.list[Doc] | None = None,
              *, read_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
         """Sends one request and returns the unread response of a success (a watch reads it as a
         stream); an error answer raises its interface error."""
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = "application/json-patch+json" if isinstance(body, list) else "application/json"
         params = self.api.param_serialize(
             method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
             auth_settings=["BearerToken"])
-        self.requests += 1
         try:
             response: urllib3.BaseHTTPResponse = self.api.call_api(
                 *params, _request_timeout=(min(10.0, self.timeout), read_timeout or self.timeout)).response
@@ -259,7 +264,7 @@ class KubernetesResourceStore(ResourceStore):
         return response
 
     def request(self, method: str, path: str, query: Mapping[str, str] | None = None,
-                body: Doc | None = None) -> Doc:
+                body: Doc | builtins.list[Doc] | None = None) -> Doc:
         """One API call, retried while the server is unavailable or overloaded; the JSON answer."""
         def once() -> Doc:
             response = self.open(method, path, query, body)
@@ -440,6 +445,29 @@ class KubernetesResourceStore(ResourceStore):
                 continue  # collected after the watch stopped looking
         return gone
 
+    def release_katib_finalizers(self, kind: str, obj: Doc) -> bool:
+        """Removes the finalizers Katib's controller puts on what it creates from an object being
+        deleted: Sextant stands in for that controller, which would remove them, and keeps none
+        of its own, so without this an adopted object's deletion would wait for ever. The patch
+        is guarded by the version it was computed from (a concurrent writer makes it fail,
+        harmlessly: the next event tries again). True if a patch was sent and accepted."""
+        meta = obj.get("metadata") or {}
+        finalizers = meta.get("finalizers") or []
+        if not meta.get("deletionTimestamp") or not set(finalizers) & KATIB_FINALIZERS.get(kind, set()):
+            return False
+        keep = [f for f in finalizers if f not in KATIB_FINALIZERS[kind]]
+        patch: builtins.list[Doc] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+                 {"op": "replace", "path": "/metadata/finalizers", "value": keep}]
+        path = KIND_PATHS[kind].path(meta.get("namespace", ""), meta.get("name", ""))
+        try:
+            self.request("PATCH", path, None, patch)
+        except StoreError as err:
+            log.info("Katib's finalizers not released yet", extra={"kind": kind, "name": meta.get("name"),
+                                                                    "error": str(err)})
+            return False
+        log.info("Katib's finalizers released", extra={"kind": kind, "name": meta.get("name")})
+        return True
+
     # -- watch ---------------------------------------------------------------------------------------
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
@@ -503,7 +531,10 @@ class _KindWatch(WatchStream):
                 if self._cancelled.is_set():
                     raise StopIteration from None
                 if isinstance(err, urllib3.exceptions.ReadTimeoutError):
-                    continue  # silent for too long: watch again
+                    # Silent for watch_idle_seconds (a cluster sends bookmarks about once a
+                    # minute): watch again from the last version, and say how far this stream
+                    # got, so an informer does not take the silence for a stuck stream.
+                    return WatchEvent(EventType.BOOKMARK, None, self._last)
                 raise Unavailable(f"watch {self._kind}: {err}") from None
             event = self._event(line)
             if event is not None:
@@ -526,6 +557,8 @@ class _KindWatch(WatchStream):
             return WatchEvent(EventType.BOOKMARK, None, version)
         if type_ not in ("ADDED", "MODIFIED", "DELETED"):
             return None
+        if type_ != "DELETED":
+            self._store.release_katib_finalizers(self._kind, obj)
         return WatchEvent(EventType(type_), model_from_doc(from_kube(self._kind, obj)), version)
 
     def _close(self) -> None:

@@ -89,6 +89,9 @@ def test_the_controllers_run_on_the_kubernetes_store_with_an_api_token(manifests
         add_controller_arguments(parser)
         parsed, _ = parser.parse_known_args(pod["containers"][0]["args"][1:])
         assert parsed.store == "kubernetes", name
+        if name == "sextant-trial-controller":
+            args = pod["containers"][0]["args"]
+            assert args[args.index("--metrics-collector") + 1] == "sidecar"
         assert pod["automountServiceAccountToken"] is True
         assert accounts[name].get("automountServiceAccountToken", True) is True
 
