@@ -17,6 +17,7 @@ from sextant.cli.files import (
     read_documents,
     record_working_dir_in,
     require_valid,
+    warn_unused_images,
 )
 from sextant.cli.render import LIST_OUTPUTS, condition, render_list
 from sextant.katib import experiment_status
@@ -171,8 +172,10 @@ def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             errors += [f"{label}: {e}" for e in err.errors]
     if errors:
         raise BadInput(f"{len(errors)} error(s) found", details=errors)
+    runtime = ctx.stack_runtime()
     for doc, admitted in checked:
         print(f"experiment.kubeflow.org/{admitted['metadata']['name']} {apply_document(store, doc, admitted)}")
+        warn_unused_images(admitted, runtime)
     return EXIT_OK
 
 
