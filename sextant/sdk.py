@@ -464,8 +464,9 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
 
         program = standalone_program(objective_source(objective), objective.__name__, types=types, fixed=fixed,
                                      metric=objective_metric_name, packages=packages, index_url=pip_index_url)
+        # python3: the name every image with Python has (Debian's and distroless ones lack `python`)
         container: dict[str, Any] = {"name": PRIMARY_CONTAINER, "image": base_image,
-                                     "command": ["python", "-u", "-c", program, *arguments], "env": env}
+                                     "command": ["python3", "-u", "-c", program, *arguments], "env": env}
     else:
         directory = Path(data_dir) / "tune" / namespace / name
         spec_file = directory / "trial.json"
