@@ -90,6 +90,8 @@ VALID = {
     "multivariate-tpe": {"n_startup_trials": "5", "n_ei_candidates": "12", "random_state": "1"},
     "cmaes": {"restart_strategy": "ipop", "sigma": "0.2", "random_state": "4"},
     "sobol": {"random_state": "9"},
+    "nsga2": {"population_size": "4", "crossover_prob": "0.8", "mutation_prob": "0.2", "random_state": "5"},
+    "mo-tpe": {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "2"},
 }
 
 INVALID = [
@@ -110,6 +112,13 @@ INVALID = [
     ("cmaes", {"random_state": "-1"}, "random_state should be greate or equal than zero"),
     ("grid", {"random_state": "-1"}, "random_state should be greate or equal than zero"),
     ("sobol", {"random_state": "-1"}, "random_state should be greate or equal than zero"),
+    ("nsga2", {"population_size": "1"}, "population_size should be at least 2"),
+    ("nsga2", {"crossover_prob": "1.5"}, "crossover_prob should be between 0 and 1"),
+    ("nsga2", {"sextant.io/objectives": "size=smaller"}, "sextant.io/objectives: entry 1 (size): direction must be"),
+    ("nsga2", {"sextant.io/objectives": "size=minimize"},
+     "sextant.io/objectives: 'size' must be listed in spec.objective.additionalMetricNames"),
+    ("mo-tpe", {"n_ei_candidates": "0"}, "n_ei_candidates should be greater than zero"),
+    ("mo-tpe", {"gamma": "0.1"}, "unknown setting gamma for algorithm mo-tpe"),
 ]
 
 
