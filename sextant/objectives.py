@@ -21,6 +21,7 @@ name, which Katib's wire carries like any other setting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 ANNOTATION = "sextant.io/objectives"
 SETTING = ANNOTATION  # the algorithm setting that carries the annotation to the algorithm
@@ -33,7 +34,7 @@ class Objective:
     maximize: bool
 
     @property
-    def direction(self) -> str:
+    def direction(self) -> Literal["minimize", "maximize"]:
         return "maximize" if self.maximize else "minimize"
 
 

@@ -38,7 +38,15 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from sextant import objectives
 from sextant.api import api_pb2
 
-from .base import Algorithm, InvalidSettings, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .base import (
+    Algorithm,
+    InvalidSettings,
+    SettingRule,
+    SettingsSchema,
+    SuggestResult,
+    non_negative_int,
+    settings_of,
+)
 from .cancel import check_cancelled
 from .optuna_study import distribution, from_optuna, to_optuna
 from .search_space import PENDING, SearchSpace, assignment_of, objective_value
