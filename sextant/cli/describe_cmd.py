@@ -12,6 +12,7 @@ from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput
 from sextant.cli.render import age, assignments, metric_value, optimal_trial_lines, status_word
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
+from sextant.objectives import ANNOTATION
 from sextant.resources.models import EXPERIMENT_LABEL, to_doc
 from sextant.store.interface import ResourceStore
 
@@ -102,6 +103,16 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
             console.print(line)
     else:
         console.print("[bold]Optimal trial:[/bold] none yet")
+    pareto = status.get("paretoOptimalTrials")
+    if pareto is not None:  # a multi-objective experiment
+        declared = (meta.get("annotations") or {}).get(ANNOTATION, "")
+        console.print()
+        console.print(f"[bold]Pareto front:[/bold] {len(pareto)} trials "
+                      f"({objective.get('objectiveMetricName', '')}={objective.get('type', '')}, {declared})")
+        for member in pareto:
+            metrics = ", ".join(f"{m.get('name')}={m.get('latest')}"
+                                for m in (member.get("observation") or {}).get("metrics") or [])
+            console.print(f"  {member.get('bestTrialName', '')}  {metrics}")
 
     if trials:
         best = Table(title="Trials", title_justify="left", box=None, pad_edge=False)

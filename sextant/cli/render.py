@@ -118,8 +118,13 @@ def experiment_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None
     return headers, rows
 
 
-def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
+def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None,
+               pareto: set[tuple[str, str]] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """``pareto``: (namespace, name) of the Pareto-optimal trials, which a PARETO column marks
+    (None: no multi-objective experiment among the trials, no column)."""
     headers = ["NAME", "STATUS", "OBJECTIVE", "AGE"]
+    if pareto is not None:
+        headers[3:3] = ["PARETO"]
     if wide:
         headers[1:1] = ["EXPERIMENT"]
         headers += ["PARAMETERS"]
@@ -131,6 +136,8 @@ def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = No
                              objective.get("type", ""))
         row = [d["metadata"]["name"], status_word(d), value or "-",
                age(d["metadata"].get("creationTimestamp"), now)]
+        if pareto is not None:
+            row[3:3] = ["*" if (d["metadata"].get("namespace", ""), d["metadata"]["name"]) in pareto else ""]
         if wide:
             row[1:1] = [(d["metadata"].get("labels") or {}).get("katib.kubeflow.org/experiment", "")]
             row += [assignments(spec.get("parameterAssignments"))]
@@ -157,7 +164,7 @@ ROWS = {"Experiment": experiment_rows, "Trial": trial_rows, "Suggestion": sugges
 
 
 def render_list(kind: str, docs: list[dict[str, Any]], output: str | None, *, single: bool = False,
-                now: datetime | None = None) -> str:
+                now: datetime | None = None, pareto: set[tuple[str, str]] | None = None) -> str:
     """``get`` output. ``single`` (``get KIND NAME``) prints the object itself for yaml/json."""
     if output in ("json", "yaml"):
         body: Any = docs[0] if single and len(docs) == 1 else \
@@ -165,5 +172,8 @@ def render_list(kind: str, docs: list[dict[str, Any]], output: str | None, *, si
         if output == "json":
             return json.dumps(body, indent=2)
         return yaml.safe_dump(body, sort_keys=False).rstrip()
-    headers, rows = ROWS[kind](docs, output == "wide", now)
+    if kind == "Trial":
+        headers, rows = trial_rows(docs, output == "wide", now, pareto)
+    else:
+        headers, rows = ROWS[kind](docs, output == "wide", now)
     return table(headers, rows)

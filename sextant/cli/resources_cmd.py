@@ -157,8 +157,28 @@ def cmd_get(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             where = "any namespace" if ns.all_namespaces else f"namespace {namespace(ns)!r}"
             print(f"No {PLURAL[kind]}s found in {where}.", file=sys.stderr)
             return EXIT_OK
-    print(render_list(kind, docs, ns.output, single=bool(ns.name)))
+    pareto = pareto_members(ctx, docs) if kind == "Trial" and ns.output not in ("json", "yaml") else None
+    print(render_list(kind, docs, ns.output, single=bool(ns.name), pareto=pareto))
     return EXIT_OK
+
+
+def pareto_members(ctx: Context, trials: list[dict[str, Any]]) -> set[tuple[str, str]] | None:
+    """(namespace, trial) of every Pareto-optimal trial among the listed trials' experiments;
+    None when none of them declares extra objectives (the table then has no PARETO column)."""
+    experiments: set[tuple[str, str]] = set()
+    for t in trials:
+        owner = (t["metadata"].get("labels") or {}).get(EXPERIMENT_LABEL)
+        if owner:
+            experiments.add((t["metadata"].get("namespace", ""), owner))
+    members: set[tuple[str, str]] | None = None
+    for space, name in sorted(experiments):
+        try:
+            front = cast(Experiment, ctx.store().get("Experiment", space, name)).status.pareto_optimal_trials
+        except NotFound:
+            continue
+        if front is not None:
+            members = (members or set()) | {(space, m.best_trial_name) for m in front}
+    return members
 
 
 def cmd_delete(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
