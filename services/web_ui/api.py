@@ -106,6 +106,18 @@ async def importance(request: web.Request) -> web.Response:
     return web.json_response(await _run(compute))
 
 
+async def pareto_front(request: web.Request) -> web.Response:
+    """Every trial's objective values and the Pareto-optimal ones (the Pareto-front plot)."""
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+
+    def collect() -> dict[str, Any]:
+        from services.web_ui.pareto_plot import pareto_data
+
+        return pareto_data(*_experiment_and_trials(_store(request), ns, name))
+
+    return web.json_response(await _run(collect))
+
+
 async def intermediate(request: web.Request) -> web.Response:
     """Each trial's objective metric over its reports (the intermediate-values plot)."""
     ns, name = request.match_info["namespace"], request.match_info["name"]
@@ -219,6 +231,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ui/api/experiments/{namespace}/{name}", g(get_experiment))
     app.router.add_delete("/ui/api/experiments/{namespace}/{name}", g(delete_experiment))
     app.router.add_get("/ui/api/experiments/{namespace}/{name}/importance", g(importance))
+    app.router.add_get("/ui/api/experiments/{namespace}/{name}/pareto", g(pareto_front))
     app.router.add_get("/ui/api/experiments/{namespace}/{name}/intermediate", g(intermediate))
     app.router.add_get("/ui/api/trials/{namespace}/{name}", g(get_trial))
     app.router.add_get("/ui/api/trials/{namespace}/{name}/log", g(trial_log))

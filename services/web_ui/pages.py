@@ -24,6 +24,9 @@ def _fill(template: str, **values: str) -> str:
 def page(page_name: str, title: str, **args: str) -> web.Response:
     attrs = " ".join(f'data-{escape(k)}="{escape(v)}"' for k, v in args.items())
     plotly = ('<script src="/ui/static/plotly.min.js"></script>' if page_name in PLOTTING_PAGES else "")
+    if page_name == "experiment":  # the Pareto-front card, shown for multi-objective experiments
+        plotly += '<script src="/ui/static/pareto.js" defer></script>'
+
     body = _fill(_SHELL, title=escape(title), page=escape(page_name), attrs=attrs, plotly=plotly)
     return web.Response(text=body, content_type="text/html",
                         headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})

@@ -66,6 +66,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     try:
         created = run_cli(data_dir, "apply", "-f", "-", input=experiment_yaml("finished"))
         assert created.returncode == 0, created.stderr
+        # two multi-objective experiments (2 and 3 objectives) run beside it for the Pareto plot
+        multi = run_cli(data_dir, "apply", "-f", "-", input=experiment_yaml("pareto"))
+        assert multi.returncode == 0, multi.stderr
         s = Stack(data_dir)
         wait_until(lambda: s.finished("quick"), 240, "the finished experiment")
         yield s
@@ -232,6 +235,37 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     assert reported == 4 * len(scored)
     assert page.locator("#trial-table tbody tr").count() == len(trials)
     watched.shot("experiment")
+
+
+@pytest.mark.parametrize("name, dims", [("pareto2", 2), ("pareto3", 3)])
+def test_pareto_front_plot_shows_every_trial_and_the_front(watched: Watched, stack: Stack, name: str, dims: int):
+    wait_until(lambda: stack.finished(name), 240, f"the multi-objective experiment {name}")
+    exp = stack.store.get("Experiment", "default", name)
+    front = [m.best_trial_name for m in exp.status.pareto_optimal_trials]
+    assert front and exp.status.current_optimal_trial.best_trial_name == front[0]  # best loss comes first
+    objectives = ["loss", "cost", "size"][:dims]
+    values = {}
+    for t in stack.trials(name):
+        # min: the default strategy of a minimised objective (each metric is constant in a trial)
+        metrics = {m.name: float(m.min) for m in (t.status.observation.metrics if t.status.observation else [])}
+        if all(o in metrics for o in objectives):
+            values[t.metadata.name] = [metrics[o] for o in objectives]
+    page = watched.open(f"/ui/experiments/default/{name}")
+    page.wait_for_selector("#plot-pareto")
+    page.locator("#plot-pareto").scroll_into_view_if_needed()
+    page.wait_for_function("document.getElementById('plot-pareto').data !== undefined")
+    data = js(page, "document.getElementById('plot-pareto').data.map(t => ({type: t.type, name: t.name, "
+                    "trials: t.customdata, x: t.x, y: t.y, z: t.z || null, text: t.text}))")
+    assert [t["type"] for t in data] == (["scatter3d"] * 2 if dims == 3 else ["scatter"] * 2)
+    dominated, optimal = data
+    assert optimal["name"] == "Pareto-optimal" and optimal["trials"] == front
+    assert sorted(dominated["trials"] + optimal["trials"]) == sorted(values)
+    for trace in data:
+        axes = [trace["x"], trace["y"], trace["z"]][:dims]
+        for i, trial in enumerate(trace["trials"]):
+            assert [a[i] for a in axes] == pytest.approx(values[trial])
+            assert trace["text"][i].startswith(trial + "<br>loss = ")  # hovering shows the trial
+    watched.shot(f"pareto-{dims}d")
 
 
 def test_trial_table_sorts_filters_and_exports(watched: Watched, stack: Stack):

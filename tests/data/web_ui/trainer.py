@@ -14,4 +14,7 @@ for step in range(1, steps + 1):
     loss = (x - 0.3) ** 2 + (y - 0.6) ** 2 + penalty + 1.0 / step
     print(f"step {step}", flush=True)
     print(f"loss={loss:.6f}", flush=True)
+    # two more metrics, in tension with the loss, for the multi-objective experiments
+    print(f"cost={(1 - x) + 0.2 * y:.6f}", flush=True)
+    print(f"size={abs(x - y):.6f}", flush=True)
     time.sleep(pause)
