@@ -44,7 +44,9 @@ def main() -> None:
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1 = min(xs), max(xs) or 1.0
     y0, y1 = min(ys), max(ys) or 1.0
-    span_x, span_y = (x1 - x0) or 1.0, (y1 - y0) or 1.0
+    pad_x, pad_y = 0.05 * ((x1 - x0) or 1.0), 0.05 * ((y1 - y0) or 1.0)  # keep points off the axes
+    x0, x1, y0, y1 = x0 - pad_x, x1 + pad_x, y0 - pad_y, y1 + pad_y
+    span_x, span_y = x1 - x0, y1 - y0
 
     def sx(v: float) -> float:
         return MARGIN + (v - x0) / span_x * (WIDTH - 2 * MARGIN)

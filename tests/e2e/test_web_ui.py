@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sextant.resources.models import EXPERIMENT_LABEL
+from sextant.sdk import SextantClient
 from sextant.stack import StackPaths, read_state
 from sextant.store.client import GrpcResourceStore
 from tests.e2e.local_stack import ROOT, run_cli
@@ -241,8 +242,15 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
 def test_pareto_front_plot_shows_every_trial_and_the_front(watched: Watched, stack: Stack, name: str, dims: int):
     wait_until(lambda: stack.finished(name), 240, f"the multi-objective experiment {name}")
     exp = stack.store.get("Experiment", "default", name)
-    front = [m.best_trial_name for m in exp.status.pareto_optimal_trials]
-    assert front and exp.status.current_optimal_trial.best_trial_name == front[0]  # best loss comes first
+    with SextantClient(data_dir=stack.data_dir) as client:  # the SDK reads the same front
+        front = [m.best_trial_name for m in client.pareto_front(name)]
+        assert client.pareto_front("quick") is None  # a single-objective experiment
+    assert front == [m.best_trial_name for m in exp.status.pareto_optimal_trials]
+    assert exp.status.current_optimal_trial.best_trial_name == front[0]  # best loss comes first
+    listed = run_cli(stack.data_dir, "get", "trials", "-e", name)
+    assert listed.returncode == 0, listed.stderr
+    marked = [line.split()[0] for line in listed.stdout.splitlines()[1:] if " * " in line]
+    assert sorted(marked) == sorted(front)
     objectives = ["loss", "cost", "size"][:dims]
     values = {}
     for t in stack.trials(name):
