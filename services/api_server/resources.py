@@ -24,13 +24,13 @@ from services.api_server.errors import (
     method_not_allowed,
     not_found,
 )
-from services.api_server.events import core_event
 from services.api_server.kinds import EVENT, Kind
 from services.api_server.paging import ListPages, decode_continue, encode_continue
 from services.api_server.patch import apply_patch
 from services.api_server.selectors import COMMON_FIELDS, EVENT_FIELDS, Selector, equality_pairs, selector
 from services.api_server.watch import Change, WatchHub
 from sextant.resources.admission import admit_experiment
+from sextant.resources.core_events import core_event, store_event
 from sextant.resources.models import to_doc
 from sextant.store.codec import model_from_doc
 from sextant.store.interface import Expired, Invalid, StoreError
@@ -373,6 +373,8 @@ async def create(request: web.Request, kind: Kind, namespace: str) -> web.Respon
     if "create" not in kind.verbs:
         raise method_not_allowed()
     doc = _check_identity(kind, await read_json(request), namespace, None)
+    if kind is EVENT:  # written in core/v1's shape, stored in Sextant's
+        doc = {**store_event(doc), "metadata": doc["metadata"]}
     meta = doc["metadata"]
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = str(meta["generateName"]) + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))

@@ -19,6 +19,7 @@ from sextant.resources.models import (
     TrialAssignment,
     TrialSpec,
 )
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 
 
 def owner_reference(experiment: Experiment) -> OwnerReference:
@@ -50,6 +51,8 @@ def build_trial(experiment: Experiment, assignment: TrialAssignment) -> Trial:
             name=assignment.name,
             namespace=experiment.metadata.namespace,
             labels=trial_labels(experiment, assignment),
+            annotations={k: v for k, v in (experiment.metadata.annotations or {}).items()
+                         if k == WORKING_DIR_ANNOTATION},
             owner_references=[owner_reference(experiment)],
         ),
         spec=TrialSpec(

@@ -86,7 +86,9 @@ def algorithm_services(data_dir: Path | None) -> list[dict[str, Any]]:
         row = {
             "namespace": state.get("namespace", state_file.parent.parent.name),
             "name": state.get("name", state_file.parent.name),
-            "experiment": state.get("suggestion") or state.get("name", ""),
+            # A service shared by every experiment of its algorithm has no Suggestion of its own.
+            "experiment": state["suggestion"] if "suggestion" in state else state.get("name", ""),
+            "shared": state.get("suggestion") == "",
             "algorithm": state.get("algorithm", ""),
             "address": state.get("address"),
             "earlyStoppingAddress": state.get("early_stopping_address"),

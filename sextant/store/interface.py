@@ -15,10 +15,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+    Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+
+
+def __getattr__(name: str) -> Any:
+    """``Resource`` resolves on first use: clients that only handle documents (the CLI) never
+    import pydantic."""
+    if name == "Resource":
+        from pydantic import BaseModel
+
+        return BaseModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreError(Exception):

@@ -120,16 +120,19 @@ def test_valid_settings(es):
 @pytest.mark.parametrize("spec,message", [
     (_spec({"min_trials_required": "0"}), "min_trials_required must be greater than zero (>0)"),
     (_spec({"start_step": "0"}), "start_step must be greater or equal than one (>=1)"),
-    (_spec({"start_step": "two"}), "failed to validate start_step(two)"),
+    (_spec({"start_step": "two"}), "failed to validate start_step(two): invalid literal for int() with base 10: 'two'"),
     (_spec({"patience": "3"}), "unknown setting patience for algorithm medianstop"),
+    # Katib answers the first problem only, in request order
+    (_spec({"start_step": "2", "min_trials_required": "-1", "patience": "3"}),
+     "min_trials_required must be greater than zero (>0)"),
     (_spec(name="truncation"), "unknown algorithm name truncation"),
 ])
 def test_invalid_settings(es, spec, message):
+    """Katib's exact status and message text."""
     stub, _ = es
     with pytest.raises(grpc.RpcError) as err:
         stub.ValidateEarlyStoppingSettings(api_pb2.ValidateEarlyStoppingSettingsRequest(early_stopping=spec))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert message in err.value.details()
+    assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 # ---- rules ----

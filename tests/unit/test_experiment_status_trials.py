@@ -15,6 +15,7 @@ from sextant.resources.models import (
     ParameterAssignment,
     TrialAssignment,
 )
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 
 DOC = {
     "metadata": {"name": "e", "namespace": "ns", "labels": {"team": "x"}, "uid": "u1"},
@@ -80,3 +81,11 @@ def test_random_trial_names_avoid_taken_names():
     names = {random_trial_name("e", taken) for _ in range(200)}
     assert all(re.fullmatch(r"e-[a-z0-9]{8}", n) for n in names)
     assert not names & taken and len(names) == 200
+
+
+def test_trials_carry_the_directory_their_experiment_was_submitted_from_and_no_other_annotation():
+    doc = {**DOC, "metadata": {**DOC["metadata"], "annotations": {WORKING_DIR_ANNOTATION: "/home/me/project",
+                                                                   "note": "not for trials"}}}
+    t = build_trial(Experiment.model_validate(doc), assignment())
+    assert t.metadata.annotations == {WORKING_DIR_ANNOTATION: "/home/me/project"}
+    assert build_trial(Experiment.model_validate(DOC), assignment()).metadata.annotations == {}

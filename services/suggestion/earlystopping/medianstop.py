@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sextant.api import api_pb2
+from sextant.resources.numbers import NumberError, excerpt, parse_int
 
 NAME = "medianstop"
 DEFAULT_MIN_TRIALS_REQUIRED = 3
@@ -36,29 +37,28 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
     """Katib's messages for a bad EarlyStoppingSpec; [] when valid."""
     if spec.algorithm_name != NAME:
         return [f"unknown algorithm name {spec.algorithm_name}"]
-    errors = []
+    # in request order, first problem only, as Katib's service answers
     for setting in spec.algorithm_settings:
         name, raw = setting.name, setting.value
         if name not in ("min_trials_required", "start_step"):
-            errors.append(f"unknown setting {name} for algorithm {NAME}")
-            continue
+            return [f"unknown setting {name if len(name) <= 40 else excerpt(name)} for algorithm {NAME}"]
         try:
-            value = int(raw)
-        except ValueError as exc:
-            errors.append(f"failed to validate {name}({raw}): {exc}")
-            continue
+            value = parse_int(raw)  # Go's strconv.Atoi, as Katib's service; a bounded error
+        except NumberError as exc:
+            shown = raw if len(raw) <= 40 else excerpt(raw)
+            return [f"failed to validate {name}({shown}): {exc}"]
         if name == "min_trials_required" and value <= 0:
-            errors.append("min_trials_required must be greater than zero (>0)")
+            return ["min_trials_required must be greater than zero (>0)"]
         if name == "start_step" and value < 1:
-            errors.append("start_step must be greater or equal than one (>=1)")
-    return errors
+            return ["start_step must be greater or equal than one (>=1)"]
+    return []
 
 
 def parse_settings(spec: api_pb2.EarlyStoppingSpec) -> Settings:
     errors = validation_errors(spec)
     if errors:
         raise InvalidEarlyStoppingSettings("; ".join(errors))
-    values = {s.name: int(s.value) for s in spec.algorithm_settings}
+    values = {s.name: parse_int(s.value) for s in spec.algorithm_settings}
     return Settings(values.get("min_trials_required", DEFAULT_MIN_TRIALS_REQUIRED),
                     values.get("start_step", DEFAULT_START_STEP))
 

@@ -4,6 +4,11 @@
   the request (Katib's ``DBManager.GetObservationLog``) and returns the medianstop rule. Per-trial
   values are cached per experiment (a SUCCEEDED trial's log no longer changes); the answer only
   uses trials present in the request, so a restarted service answers the same.
+* Bounds (``sextant.limits``): at most MAX_EARLY_STOPPING_TRIALS trials, names of at most
+  MAX_NAME_CHARS, an address of at most MAX_ADDRESS_CHARS, else INVALID_ARGUMENT; the
+  observation logs are read only while the caller waits (each read gets the caller's remaining
+  time, and the work stops with DEADLINE_EXCEEDED / CANCELLED once it is gone); error messages
+  quote at most MAX_MESSAGE_CHARS.
 * SetTrialStatus appends the EarlyStopped condition to the Trial in Sextant's resource store
   (``--db-manager``; without it, the DB manager address of the last GetEarlyStoppingRules
   request, which in Sextant serves the store too), retrying on a stale resourceVersion.
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING, cast
 
 import grpc
 
+from sextant import limits
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel import open_channel
 from sextant.katib import trial_status
@@ -25,6 +31,7 @@ from sextant.katib.condition_list import TRUE, set_condition
 from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
+from ..call_context import namespace_of, still_wanted
 from . import medianstop
 
 if TYPE_CHECKING:
@@ -36,6 +43,37 @@ SERVICE_NAME = "api.v1.beta1.EarlyStopping"
 HEALTH_NAMES = ("", "manager.v1beta1.EarlyStopping")
 DB_TIMEOUT = 120.0  # Katib's timeout for GetObservationLog
 CONFLICT_RETRIES = 10
+MAX_MESSAGE_CHARS = 1000
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """Aborts with ``message`` cut to MAX_MESSAGE_CHARS (it may quote the request)."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + f"... ({len(message)} characters)"
+    context.abort(code, message)
+
+
+class _CallerGone(Exception):
+    """The caller of GetEarlyStoppingRules disconnected or ran out of time."""
+
+
+def request_problems(request: api_pb2.GetEarlyStoppingRulesRequest) -> list[str]:
+    """Sextant's size bounds on a GetEarlyStoppingRules request."""
+    problems = []
+    if len(request.trials) > limits.MAX_EARLY_STOPPING_TRIALS:
+        problems.append(f"trials: at most {limits.MAX_EARLY_STOPPING_TRIALS} in one request, "
+                        f"got {len(request.trials)}")
+    long_names = sum(1 for t in request.trials if len(t.name) > limits.MAX_NAME_CHARS)
+    if long_names:
+        problems.append(f"trials: {long_names} trial names are longer than {limits.MAX_NAME_CHARS} characters")
+    metric = request.experiment.spec.objective.objective_metric_name
+    if len(metric) > limits.MAX_NAME_CHARS:
+        problems.append(f"experiment.spec.objective.objective_metric_name: at most {limits.MAX_NAME_CHARS} "
+                        f"characters, got {len(metric)}")
+    if len(request.db_manager_address) > limits.MAX_ADDRESS_CHARS:
+        problems.append(f"db_manager_address: at most {limits.MAX_ADDRESS_CHARS} characters, "
+                        f"got {len(request.db_manager_address)}")
+    return problems
 
 
 class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
@@ -45,7 +83,8 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         self._namespace = namespace
         self._token, self._tls_ca = token, tls_ca
         self._channels: dict[str, grpc.Channel] = {}
-        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()  # experiment -> trial -> value
+        # namespace/experiment + start step + metric -> trial -> value
+        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._cache_size = cache_size
         self._seen_db_manager = ""  # last db_manager_address of a GetEarlyStoppingRules request
         self._lock = threading.Lock()
@@ -57,20 +96,23 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
                                       ) -> api_pb2.ValidateEarlyStoppingSettingsReply:
         errors = medianstop.validation_errors(request.early_stopping)
         if errors:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
         return api_pb2.ValidateEarlyStoppingSettingsReply()
 
     def GetEarlyStoppingRules(self, request: api_pb2.GetEarlyStoppingRulesRequest,
                               context: grpc.ServicerContext) -> api_pb2.GetEarlyStoppingRulesReply:
         experiment = request.experiment
+        problems = request_problems(request)
+        if problems:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
         try:
             settings = medianstop.parse_settings(experiment.spec.early_stopping)
         except medianstop.InvalidEarlyStoppingSettings as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         objective = experiment.spec.objective
         if not objective.objective_metric_name:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "experiment.spec.objective.objective_metric_name must be set")
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   "experiment.spec.objective.objective_metric_name must be set")
         if request.db_manager_address:
             self._seen_db_manager = request.db_manager_address
         completed = [t.name for t in request.trials
@@ -78,13 +120,18 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         if not completed:
             return api_pb2.GetEarlyStoppingRulesReply()
         if not request.db_manager_address:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
         try:
-            per_trial = self._trial_values(experiment.name, completed, objective.objective_metric_name,
-                                           settings.start_step, request.db_manager_address)
+            per_trial = self._trial_values(f"{namespace_of(context)}/{experiment.name}", completed,
+                                           objective.objective_metric_name, settings.start_step,
+                                           request.db_manager_address, context)
+        except _CallerGone:
+            gone = not context.is_active()
+            _abort(context, grpc.StatusCode.CANCELLED if gone else grpc.StatusCode.DEADLINE_EXCEEDED,
+                   "the caller went away or its deadline passed; reading observation logs was stopped")
         except grpc.RpcError as err:
-            context.abort(grpc.StatusCode.UNAVAILABLE,
-                          f"GetObservationLog at {request.db_manager_address}: {err.code().name}: {err.details()}")
+            _abort(context, grpc.StatusCode.UNAVAILABLE,
+                   f"GetObservationLog at {request.db_manager_address}: {err.code().name}: {err.details()}")
         found = medianstop.rule(objective, per_trial, settings)
         reply = api_pb2.GetEarlyStoppingRulesReply()
         if found is not None:
@@ -97,7 +144,10 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
                        context: grpc.ServicerContext) -> api_pb2.SetTrialStatusReply:
         name = request.trial_name
         if not name:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
+        if len(name) > limits.MAX_NAME_CHARS:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"trial_name: at most {limits.MAX_NAME_CHARS} characters, got {len(name)}")
         if self._store is None and self._seen_db_manager:
             # Sextant's DB manager serves the resource store on the same address as Katib's
             # DBManager API, so the address the controller sent with GetEarlyStoppingRules works.
@@ -105,25 +155,25 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
 
             self._store = GrpcResourceStore(self._seen_db_manager, token=self._token, tls_ca=self._tls_ca)
         if self._store is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "this early-stopping service has no resource store (start it with --db-manager)")
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                   "this early-stopping service has no resource store (start it with --db-manager)")
         try:
             self._mark_early_stopped(name)
         except NotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
         except _Ambiguous as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except Unavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except StoreError as exc:
-            context.abort(grpc.StatusCode.INTERNAL, f"cannot update trial {name}: {exc}")
+            _abort(context, grpc.StatusCode.INTERNAL, f"cannot update trial {name}: {exc}")
         log.info("trial early stopped", extra={"trial": name})
         return api_pb2.SetTrialStatusReply()
 
     # ---- helpers ----
 
     def _trial_values(self, experiment: str, trials: list[str], metric: str, start_step: int,
-                      address: str) -> list[float]:
+                      address: str, context: grpc.ServicerContext | None = None) -> list[float]:
         with self._lock:
             cached = self._values.setdefault(f"{experiment}\0{start_step}\0{metric}", {})
             self._values.move_to_end(f"{experiment}\0{start_step}\0{metric}")
@@ -133,8 +183,14 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
         out = []
         for name in trials:
             if name not in cached:
+                timeout = DB_TIMEOUT
+                if context is not None:
+                    if not still_wanted(context):
+                        raise _CallerGone
+                    remaining = context.time_remaining()
+                    timeout = DB_TIMEOUT if remaining is None else max(0.001, min(DB_TIMEOUT, remaining))
                 reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=name, metric_name=metric),
-                                               timeout=DB_TIMEOUT)
+                                               timeout=timeout)
                 value = medianstop.early_value(
                     (ml.metric.value for ml in reply.observation_log.metric_logs if ml.metric.name == metric),
                     start_step)

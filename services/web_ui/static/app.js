@@ -652,7 +652,7 @@ function servicesPage() {
   every(3000, async () => {
     const r = await api("/ui/api/services");
     algos.replaceChildren(r.algorithms.length ? table(["Experiment", "Namespace", "Algorithm", "Address", "State", "Up since", "Restarts", "GetSuggestions", "Mean latency (ms)"],
-      r.algorithms.map((s) => [h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
+      r.algorithms.map((s) => [s.shared ? "every experiment (shared)" : h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
         s.address + (s.earlyStoppingAddress ? ` (+ early stopping ${s.earlyStoppingAddress})` : ""),
         s.alive ? "running" : "stopped", s.upSince ? new Date(s.upSince * 1000).toISOString().replace(".000", "") : "—",
         fmt(s.restarts), s.getSuggestions ?? (s.metricsError ? "—" : "n/a"), s.meanLatencyMs ?? "—"]), { id: "algorithm-table" })
