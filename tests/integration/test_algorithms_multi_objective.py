@@ -72,3 +72,19 @@ def test_validation_checks_the_objectives_against_the_collected_metrics(stub):
             call()
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "'f2' must be listed in spec.objective.additionalMetricNames" in err.value.details()
+
+
+@pytest.mark.parametrize("algorithm, bad, message", [
+    ("nsga2", {"population_size": "1"}, "population_size should be at least 2"),
+    ("nsga2", {"crossover_prob": "1.5"}, "crossover_prob should be between 0 and 1"),
+    ("nsga2", {"sextant.io/objectives": "f2=smaller"}, "sextant.io/objectives: entry 1 (f2): direction must be"),
+    ("mo-tpe", {"n_ei_candidates": "0"}, "n_ei_candidates should be greater than zero"),
+    ("mo-tpe", {"gamma": "0.1"}, "unknown setting gamma for algorithm mo-tpe"),
+])
+def test_bad_settings_are_invalid_argument_naming_the_setting(stub, algorithm, bad, message):
+    exp = _experiment(f"mo-bad-{algorithm}-{len(str(bad))}", algorithm, "minimize", bad)
+    for call in (lambda: validate(stub, exp), lambda: get(stub, exp)):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert message in err.value.details()
