@@ -18,6 +18,7 @@ from aiohttp import web
 
 from services.web_ui import local_files, observations, summary
 from services.web_ui.yaml_lines import locate_errors
+from sextant import objectives
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
@@ -113,7 +114,12 @@ async def pareto_front(request: web.Request) -> web.Response:
     def collect() -> dict[str, Any]:
         from services.web_ui.pareto_plot import pareto_data
 
-        return pareto_data(*_experiment_and_trials(_store(request), ns, name))
+        store = _store(request)
+        experiment = cast(Experiment, store.get("Experiment", ns, name))
+        if objectives.declared(experiment.metadata.annotations) is None:
+            return pareto_data(experiment, [])  # single objective: no need to read the trials
+        trials, _ = store.list("Trial", ns, {EXPERIMENT_LABEL: name})
+        return pareto_data(experiment, cast("list[Trial]", trials))
 
     return web.json_response(await _run(collect))
 
