@@ -10,7 +10,7 @@ import copy
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -152,23 +152,12 @@ def _selector(kind: Kind, request: web.Request) -> Selector:
     return selector(request.query.get("labelSelector"), request.query.get("fieldSelector"), getters)
 
 
-def _list_documents(resource_store: Any, kind: str, namespace: str,
-                    labels: dict[str, str]) -> tuple[list[Doc], int]:
-    """Documents straight from the store's wire format when it offers that (the gRPC client
-    does), else through its models."""
-    fast = getattr(resource_store, "list_documents", None)
-    if fast is not None:
-        return cast("tuple[list[Doc], int]", fast(kind, namespace, labels))
-    models, version = resource_store.list(kind, namespace, labels)
-    return [to_doc(m) for m in models], version
-
-
 async def list_docs(request: web.Request, kind: Kind, namespace: str) -> tuple[list[Doc], int]:
     """The kind's documents in ``namespace`` ("" = all) that match the request's selectors,
     sorted by namespace and name, in the request version's shape."""
     sel = _selector(kind, request)
     try:
-        raw, version = await call(request, _list_documents, store(request), kind.store_kind, namespace,
+        raw, version = await call(request, store(request).list_documents, kind.store_kind, namespace,
                                   equality_pairs(sel.labels))
     except StoreError as err:
         raise _error(kind, "", err) from None

@@ -35,7 +35,7 @@ from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
-from sextant.runtime.base import JobPhase, JobSpec, Runtime
+from sextant.runtime.base import JobPhase, JobSpec, Runtime, SuggestionVolume
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
 from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
@@ -53,6 +53,7 @@ from .observation_builder import (
 log = logging.getLogger("sextant.trial_controller")
 
 CREATED, RUNNING, SUCCEEDED, FAILED = ts.CREATED, ts.RUNNING, ts.SUCCEEDED, ts.FAILED
+SUGGESTION_TRIAL_DIR = "suggestion_trial_dir"  # Katib's algorithm setting for the suggestion volume
 KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.METRICS_UNAVAILABLE
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
 # Experiments kept for their trials (dialect, algorithm name); the oldest go first.
@@ -148,6 +149,19 @@ class TrialReconciler:
         except ValueError:
             return None
 
+    def _suggestion_volume(self, trial: Trial) -> SuggestionVolume | None:
+        """Katib mounts ``<experiment>/<trial>`` of the suggestion's volume at the path of an
+        algorithm setting ``suggestion_trial_dir`` (pbt's checkpoint hand-over)."""
+        exp = self._experiment(trial)
+        if exp is None or exp.spec.algorithm is None:
+            return None
+        path = next((s.value for s in exp.spec.algorithm.algorithm_settings
+                     if s.name == SUGGESTION_TRIAL_DIR and s.value), None)
+        if path is None:
+            return None
+        return SuggestionVolume(service=f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}",
+                                sub_path=f"{exp.metadata.name}/{trial.metadata.name}", mount_path=path)
+
     def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
         """The trial's logs by metric, in the DB manager's order (one call for all metrics)."""
         wanted = set(metric_names(trial.spec.objective))
@@ -190,7 +204,8 @@ class TrialReconciler:
                        collector=collector, success_condition=trial.spec.success_condition,
                        failure_condition=trial.spec.failure_condition, retain=trial.spec.retain_run,
                        labels=dict(trial.metadata.labels or {}),
-                       working_dir=(trial.metadata.annotations or {}).get(WORKING_DIR_ANNOTATION))
+                       working_dir=(trial.metadata.annotations or {}).get(WORKING_DIR_ANNOTATION),
+                       suggestion_volume=self._suggestion_volume(trial))
         return self.runtime.start_job(spec)
 
     # --- reconcile ----------------------------------------------------------------------------

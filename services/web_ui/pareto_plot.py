@@ -1,4 +1,4 @@
-"""Data for the Pareto-front plot of a multi-objective experiment (``static/pareto.js``).
+"""Data for the Pareto-front plot of a multi-objective experiment (``static/plots/pareto.js``).
 
 Every trial with a value for each objective is a point; the Pareto-optimal ones (computed by
 ``sextant.katib.pareto``, as the experiment status lists them) are named in ``front``, best first

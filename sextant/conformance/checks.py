@@ -53,6 +53,8 @@ KNOWN_INVALID: dict[str, dict[str, str]] = {
     "hyperband": {"r_l": "-1", "resource_name": "epochs"},
     "nsga2": {"population_size": "1"},
     "mo-tpe": {"n_startup_trials": "-1"},
+    "pbt": {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "4",
+            "truncation_threshold": "0.2"},
 }
 
 
@@ -90,6 +92,9 @@ PROFILES: dict[str, Profile] = {
     # hyperband's reply depends on its own bracket state; history checks need its trial flow.
     "hyperband": Profile(params=_hyperband_space, settings={"r_l": "9", "resource_name": "epochs", "eta": "3"},
                          parallel_trial_count=9, skip=frozenset({"fresh_history", "pending_no_repeat"})),
+    # pbt's required settings; its later generations copy values on purpose (exploit).
+    "pbt": Profile(settings={"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "5",
+                             "truncation_threshold": "0.2"}),
 }
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import shutil
 import sys
 import threading
@@ -141,7 +142,8 @@ class DockerJobs:
             return None
 
     # --- start -------------------------------------------------------------------------------
-    def start(self, spec: JobSpec, collector: CollectorSpec) -> JobStatus:
+    def start(self, spec: JobSpec, collector: CollectorSpec, suggestion_dir: Path | None = None) -> JobStatus:
+        """``suggestion_dir``: the host directory bind-mounted at ``spec.suggestion_volume``'s path."""
         directory = self.dir(spec.namespace, spec.name)
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
@@ -163,6 +165,10 @@ class DockerJobs:
                 local.chmod(0o777)  # the image may run as any user
                 binds[str(local)] = mount
                 collector = collector.with_paths(volume)  # read on the host
+            if suggestion_dir is not None and spec.suggestion_volume is not None:
+                suggestion_dir.mkdir(parents=True, exist_ok=True)
+                suggestion_dir.chmod(0o777)  # as the metrics directory: any user in the image
+                binds[str(suggestion_dir)] = posixpath.normpath(spec.suggestion_volume.mount_path)
             env = {**spec.env, "KATIB_TRIAL_NAME": spec.name,
                    "SEXTANT_DB_MANAGER": collector.db_manager_for_trial(dict(os.environ))}
             if collector.kind == "Push" and self.token:

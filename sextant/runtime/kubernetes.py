@@ -77,6 +77,7 @@ from sextant.runtime.base import (
     Runtime,
     ServiceSpec,
     ServiceStatus,
+    SuggestionVolume,
 )
 from sextant.runtime.job_conditions import check_condition, default_conditions, evaluate
 
@@ -290,6 +291,8 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
     env.append({"name": "KATIB_TRIAL_NAME", "value": spec.name})
     env.extend({"name": k, "value": v} for k, v in spec.env.items())
     container["env"] = env
+    if spec.suggestion_volume is not None:
+        _mount_suggestion_volume(template, container, spec.suggestion_volume)
     if spec.collector is None:
         return  # no collector: the training code reports its own metrics
     original = list(container.get("command") or []) + list(container.get("args") or [])
@@ -311,6 +314,17 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
         policy["rules"] = [{"action": "FailJob", "onExitCodes": {
             "containerName": container["name"], "operator": "In",
             "values": [COLLECTOR_FAILED_EXIT_CODE]}}, *(policy.get("rules") or [])]
+
+
+def _mount_suggestion_volume(template: dict[str, Any], container: dict[str, Any], volume: SuggestionVolume) -> None:
+    """The service's PVC (named as the service) at ``mount_path``, sub path ``<experiment>/<trial>``."""
+    mounts = [m for m in container.get("volumeMounts") or [] if m.get("name") != VOLUME_NAME]
+    mounts.append({"name": VOLUME_NAME, "mountPath": volume.mount_path, "subPath": volume.sub_path})
+    container["volumeMounts"] = mounts
+    pod_spec = template["spec"]
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") != VOLUME_NAME]
+    volumes.append({"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": volume.service}})
+    pod_spec["volumes"] = volumes
 
 
 def render_trial_object(spec: JobSpec, python: str = "python") -> dict[str, Any]:

@@ -53,6 +53,7 @@ Local conventions (documented for users):
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import sys
 import threading
@@ -187,7 +188,8 @@ class LocalJobs:
         process.validate_name(name, "name")
         return self.root / namespace / name
 
-    def start(self, spec: JobSpec) -> JobStatus:
+    def start(self, spec: JobSpec, suggestion_dir: Path | None = None) -> JobStatus:
+        """``suggestion_dir``: the local directory standing for ``spec.suggestion_volume``."""
         directory = self.dir(spec.namespace, spec.name)
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
@@ -209,6 +211,12 @@ class LocalJobs:
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
         collector = spec.collector or CollectorSpec(metrics=(), kind="None")
+        mount = spec.suggestion_volume.mount_path if spec.suggestion_volume else ""
+        if suggestion_dir is not None and mount.startswith("/") and posixpath.normpath(mount) != "/":
+            # First, so a metrics volume that contains this path (/var/log/katib) does not take it.
+            suggestion_dir.mkdir(parents=True, exist_ok=True)
+            checkpoints = metrics_volume.PathRewriter(posixpath.normpath(mount), suggestion_dir)
+            argv, env = checkpoints.argv(argv), checkpoints.env(env)
         # Katib's per-pod metrics volume: File / TensorFlowEvent paths point into this job's dir.
         volume = metrics_volume.local_volume(collector, directory)
         if volume is not None:

@@ -110,6 +110,17 @@ class ResourceStore(ABC):
     ) -> tuple[builtins.list[Resource], int]:
         """Items matching every label pair, and the store version they were read at."""
 
+    def list_documents(
+        self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
+        """``list`` as plain documents. Stores that hold documents on the wire (the gRPC client)
+        return them without building models, which is what servers passing thousands of
+        trials on (the Kubernetes API, the web UI) need; this default goes through the models."""
+        from sextant.resources.models import to_doc
+
+        items, version = self.list(kind, namespace, labels)
+        return [to_doc(item) for item in items], version
+
     @abstractmethod
     def update(self, resource: Resource) -> Resource:
         """Writes metadata labels/annotations and spec; a stale resourceVersion → Conflict."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.suggestion.earlystopping.servicer import MAX_MESSAGE_CHARS, MedianStopServicer
+from services.suggestion.earlystopping.servicer import MAX_MESSAGE_CHARS, EarlyStoppingServicer
 from sextant import limits
 from sextant.api import api_pb2
 
@@ -50,7 +50,7 @@ def rules_request(trials: int = 3, name: str = "t", settings=(), address: str = 
 
 def call(method: str, request, context: Context):
     try:
-        return getattr(MedianStopServicer(), method)(request, context)
+        return getattr(EarlyStoppingServicer(), method)(request, context)
     except Aborted:
         return None
 

@@ -45,6 +45,8 @@ def test_build_trial_fields():
     t = build_trial(exp, assignment(labels={"extra": "y"}))
     assert t.metadata.name == "e-abc" and t.metadata.namespace == "ns"
     assert t.metadata.labels == {"team": "x", EXPERIMENT_LABEL: "e", "extra": "y"}
+    assert t.spec.labels == {"extra": "y"}  # the algorithm's labels, sent back to it with the trial
+    assert build_trial(exp, assignment()).spec.labels is None
     ref = t.metadata.owner_references[0]
     assert (ref.kind, ref.name, ref.uid, ref.controller) == ("Experiment", "e", "u1", True)
     assert t.spec.retain_run is True and t.spec.primary_container_name == "c"

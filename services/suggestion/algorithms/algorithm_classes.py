@@ -27,6 +27,7 @@ BUILTIN: dict[str, str] = {
     "hyperband": f"{_PKG}.hyperband:Hyperband",
     "nsga2": f"{_PKG}.multi_objective:NSGA2",
     "mo-tpe": f"{_PKG}.multi_objective:MOTPE",
+    "pbt": f"{_PKG}.pbt:PBT",
 }
 
 _loaded: dict[str, type[Algorithm]] = {}
