@@ -22,7 +22,7 @@ from services.web_ui.yaml_lines import locate_errors
 from sextant import objectives
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.store.interface import AlreadyExists, Invalid, NotFound, ResourceStore, StoreError, Unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
