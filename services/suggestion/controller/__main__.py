@@ -29,7 +29,8 @@ def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry,
     controller = Controller("suggestion-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds, extra_keys=lambda: reconciler.housekeeping(namespace))
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
-    controller.watch(suggestions)
+    # Our own status writes coming back wake no pass: the pass that wrote saw that state.
+    controller.watch(suggestions, primary=True, skip=reconciler.suggestions.is_own_write)
     reconciler.suggestions.informer = suggestions
     # Experiments are only read (from this cache), not watched for events.
     experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
