@@ -11,7 +11,8 @@ it maps onto the API:
   because the API server drops it from a create;
 * **update / update_status** are read-modify-write PUTs (``/status`` for the status): a write
   carrying a resourceVersion that is not current is Conflict at once; a write without one is
-  applied to the current object, re-read and retried when another writer wins (409);
+  applied to the current object, re-read and retried when another writer wins (409); a write
+  at a version the store has seen starts from that copy instead of a GET (``_SeenDocs``);
 * **delete** removes the object and everything its ownerReferences tie to it in the namespace;
   the cluster's garbage collector (or Sextant's API server) removes the dependents, and what it
   has not removed within ``collect_seconds`` is deleted here, so the answer lists them all;
