@@ -34,7 +34,6 @@ from typing import Any, BinaryIO, cast
 
 from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
-from sextant.tls import TlsFiles, ensure_tls
 
 log = logging.getLogger("sextant.stack")
 
@@ -283,6 +282,9 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
                  for name in SERVICES[1:4]]
     trial_controller = next(c for c in children if c.name == "trial-controller")
     trial_controller.argv += ["--runtime", config.runtime]
+
+    from sextant.tls import TlsFiles  # cryptography: only when the stack starts
+
     api_port = _api_port(config)
     tls = TlsFiles.under(paths.tls)
     children.append(Child(name="api-server", argv=[
@@ -313,6 +315,7 @@ def write_kubeconfig(paths: StackPaths, api: Child) -> Path:
     """The stack's TLS material (kept across runs) and ``<data_dir>/kubeconfig`` pointing at
     the API server, with the CA and the token."""
     from sextant.kubeconfig import write_kubeconfig as write
+    from sextant.tls import ensure_tls
 
     files = ensure_tls(paths.tls)
     token = paths.token.read_text().strip()
@@ -658,6 +661,8 @@ def https_health(address: str, paths: StackPaths, timeout: float = 2.0) -> str:
     import ssl
     import urllib.error
     import urllib.request
+
+    from sextant.tls import TlsFiles
 
     try:
         context = ssl.create_default_context(cafile=str(TlsFiles.under(paths.tls).ca_cert))

@@ -21,7 +21,7 @@ from services.web_ui import local_files, observations, summary
 from services.web_ui.yaml_lines import locate_errors
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment, to_doc
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment
 from sextant.store.interface import AlreadyExists, Invalid, NotFound, ResourceStore, StoreError, Unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -82,12 +82,8 @@ def _experiment_and_trials(store: ResourceStore, ns: str, name: str) -> tuple[Ex
     costs more than everything else the experiment page's request does."""
     experiment = cast(Experiment, store.get("Experiment", ns, name))
     labels = {EXPERIMENT_LABEL: name}
-    list_documents = getattr(store, "list_documents", None)  # the gRPC store's fast path
-    if list_documents is not None:
-        docs, _ = list_documents("Trial", ns, labels)
-        return experiment, cast("list[dict[str, Any]]", docs)
-    trials, _ = store.list("Trial", ns, labels)
-    return experiment, [to_doc(t) for t in trials]
+    docs, _ = store.list_documents("Trial", ns, labels)
+    return experiment, docs
 
 
 async def get_experiment(request: web.Request) -> web.Response:

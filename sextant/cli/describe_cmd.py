@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput
-from sextant.cli.render import age, assignments, metric_value, optimal_trial_lines, status_word
+from sextant.cli.render import (
+    assignments,
+    failure_lines,
+    failure_of,
+    metric_value,
+    number,
+    optimal_trial_lines,
+    status_word,
+    table,
+)
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
-from sextant.resources.models import EXPERIMENT_LABEL, to_doc
-from sextant.store.interface import ResourceStore
+from sextant.resources.vocabulary import EXPERIMENT_LABEL
+from sextant.timestamps import age
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sextant.store.client import GrpcResourceStore
 
 MAX_EVENTS = 20
+# Failed trials whose whole message describe prints (the newest; the table has every trial).
+MAX_FAILURES = 3
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,15 +40,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=cmd_describe)
 
 
-def _events(store: ResourceStore, space: str, names: set[str]) -> list[dict[str, Any]]:
+def _events(store: GrpcResourceStore, space: str, names: set[str]) -> list[dict[str, Any]]:
     """Recent Events about the experiment, its suggestion and its trials (oldest first)."""
     try:
-        items, _ = store.list("Event", space)
+        items, _ = store.list_documents("Event", space)
     except Exception:  # noqa: BLE001 - events are a nice-to-have; never fail describe for them
         return []
     out = []
-    for item in items:
-        doc = to_doc(item)
+    for doc in items:
         spec = doc.get("spec") or {}
         involved = spec.get("involvedObject") or {}
         if involved.get("name") in names:
@@ -45,91 +58,105 @@ def _events(store: ResourceStore, space: str, names: set[str]) -> list[dict[str,
 
 
 def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], events: list[dict[str, Any]],
-                        console: Console) -> None:
+                        out: Callable[[str], None] = print) -> None:
+    """kubectl-style plain text: ``Field:`` lines, then titled tables (no colour, no rich: the
+    output is the same on a terminal, in a pipe and in a log)."""
     meta, spec, status = doc["metadata"], doc.get("spec") or {}, doc.get("status") or {}
     objective = spec.get("objective") or {}
     algorithm = spec.get("algorithm") or {}
-    console.print(f"[bold]Name:[/bold]        {meta['name']}")
-    console.print(f"[bold]Namespace:[/bold]   {meta.get('namespace', '')}")
-    console.print(f"[bold]Created:[/bold]     {meta.get('creationTimestamp', '')} ({age(meta.get('creationTimestamp'))} ago)")
-    console.print(f"[bold]Status:[/bold]      {status_word(doc)}")
-    console.print(f"[bold]Objective:[/bold]   {objective.get('type', '')} {objective.get('objectiveMetricName', '')}"
-                  + (f" (goal {objective['goal']})" if objective.get("goal") is not None else ""))
+    out(f"Name:        {meta['name']}")
+    out(f"Namespace:   {meta.get('namespace', '')}")
+    out(f"Created:     {meta.get('creationTimestamp', '')} ({age(meta.get('creationTimestamp'))} ago)")
+    out(f"Status:      {status_word(doc)}")
+    out(f"Objective:   {objective.get('type', '')} {objective.get('objectiveMetricName', '')}"
+        + (f" (goal {objective['goal']})" if objective.get("goal") is not None else ""))
     settings = ", ".join(f"{s['name']}={s.get('value', '')}" for s in algorithm.get("algorithmSettings") or [])
-    console.print(f"[bold]Algorithm:[/bold]   {algorithm.get('algorithmName', '')}" + (f" ({settings})" if settings else ""))
+    out(f"Algorithm:   {algorithm.get('algorithmName', '')}" + (f" ({settings})" if settings else ""))
     if spec.get("earlyStopping"):
-        console.print(f"[bold]Early stop:[/bold]  {spec['earlyStopping'].get('algorithmName', '')}")
-    console.print(f"[bold]Budget:[/bold]      maxTrialCount={spec.get('maxTrialCount', '-')} "
-                  f"parallelTrialCount={spec.get('parallelTrialCount', '-')} "
-                  f"maxFailedTrialCount={spec.get('maxFailedTrialCount', '-')}")
+        out(f"Early stop:  {spec['earlyStopping'].get('algorithmName', '')}")
+    out(f"Budget:      maxTrialCount={spec.get('maxTrialCount', '-')} "
+        f"parallelTrialCount={spec.get('parallelTrialCount', '-')} "
+        f"maxFailedTrialCount={spec.get('maxFailedTrialCount', '-')}")
 
-    params = Table(title="Parameters", title_justify="left", box=None, pad_edge=False)
-    for h in ("NAME", "TYPE", "FEASIBLE SPACE"):
-        params.add_column(h)
+    rows = []
     for p in spec.get("parameters") or []:
         fs = p.get("feasibleSpace") or {}
         space = (", ".join(fs["list"]) if fs.get("list") else
                  f"[{fs.get('min', '')}, {fs.get('max', '')}]" + (f" step {fs['step']}" if fs.get("step") else ""))
         if fs.get("distribution") and fs.get("distribution") != "uniform":
             space += f" {fs['distribution']}"
-        params.add_row(p.get("name", ""), p.get("parameterType", ""), space)
-    console.print()
-    console.print(params)
+        rows.append([p.get("name", ""), p.get("parameterType", ""), space])
+    _section(out, "Parameters", ["NAME", "TYPE", "FEASIBLE SPACE"], rows)
 
-    conds = Table(title="Conditions", title_justify="left", box=None, pad_edge=False)
-    for h in ("TYPE", "STATUS", "REASON", "MESSAGE", "LAST TRANSITION"):
-        conds.add_column(h)
-    for c in status.get("conditions") or []:
-        conds.add_row(c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""),
-                      c.get("lastTransitionTime") or "")
-    console.print()
-    if status.get("conditions"):
-        console.print(conds)
-    else:
-        console.print("[bold]Conditions:[/bold]  <none>")
+    conditions = [[c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""),
+                   c.get("lastTransitionTime") or ""] for c in status.get("conditions") or []]
+    _section(out, "Conditions", ["TYPE", "STATUS", "REASON", "MESSAGE", "LAST TRANSITION"], conditions)
 
-    console.print()
+    out("")
     counts = [("trials", "trials"), ("succeeded", "trialsSucceeded"), ("running", "trialsRunning"),
               ("pending", "trialsPending"), ("failed", "trialsFailed"), ("killed", "trialsKilled"),
               ("early stopped", "trialsEarlyStopped"), ("metrics unavailable", "trialMetricsUnavailable")]
-    console.print("[bold]Trials:[/bold]      " + ", ".join(f"{label} {status.get(key, 0)}" for label, key in counts))
+    out("Trials:      " + ", ".join(f"{label} {status.get(key, 0)}" for label, key in counts))
 
     optimal = status.get("currentOptimalTrial") or {}
-    console.print()
+    out("")
     if optimal.get("bestTrialName"):
-        console.print(f"[bold]Optimal trial:[/bold] {optimal['bestTrialName']}")
+        out(f"Optimal trial: {optimal['bestTrialName']}")
         for line in optimal_trial_lines(optimal):
-            console.print(line)
+            out(line)
     else:
-        console.print("[bold]Optimal trial:[/bold] none yet")
+        out("Optimal trial: none yet")
 
     if trials:
-        best = Table(title="Trials", title_justify="left", box=None, pad_edge=False)
-        for h in ("NAME", "STATUS", objective.get("objectiveMetricName", "OBJECTIVE").upper(), "PARAMETERS"):
-            best.add_column(h)
+        failed = [t for t in trials if failure_of(t)]
+        headers = ["NAME", "STATUS", objective.get("objectiveMetricName", "OBJECTIVE").upper(), "PARAMETERS"]
+        rows = []
         for t in trials:
-            best.add_row(t["metadata"]["name"], status_word(t),
-                         metric_value((t.get("status") or {}).get("observation"),
-                                      objective.get("objectiveMetricName", ""), objective.get("type", "")) or "-",
-                         assignments((t.get("spec") or {}).get("parameterAssignments")))
-        console.print()
-        console.print(best)
+            row = [t["metadata"]["name"], status_word(t),
+                   number(metric_value((t.get("status") or {}).get("observation"),
+                                       objective.get("objectiveMetricName", ""), objective.get("type", ""))) or "-",
+                   assignments((t.get("spec") or {}).get("parameterAssignments"))]
+            if failed:
+                cond = failure_of(t) or {}
+                row += [cond.get("reason", ""), _first_line(cond.get("message", ""))]
+            rows.append(row)
+        _section(out, "Trials", headers + (["REASON", "MESSAGE"] if failed else []), rows)
+        if failed:
+            space = meta.get("namespace", "default")
+            out("")
+            shown = failed[-MAX_FAILURES:]
+            out(f"Failed trials: {len(failed)}" + (f" (the last {len(shown)} below)" if len(failed) > len(shown) else ""))
+            for t in shown:
+                for line in failure_lines(t, space):
+                    out(line)
 
-    console.print()
-    if events:
-        ev = Table(title="Events", title_justify="left", box=None, pad_edge=False)
-        for h in ("TYPE", "REASON", "AGE", "OBJECT", "MESSAGE"):
-            ev.add_column(h)
-        for e in events:
-            s = e.get("spec") or {}
-            ev.add_row(s.get("type", ""), s.get("reason", ""),
-                       age(s.get("lastTimestamp") or e["metadata"].get("creationTimestamp")),
-                       f"{(s.get('involvedObject') or {}).get('kind', '').lower()}/"
-                       f"{(s.get('involvedObject') or {}).get('name', '')}",
-                       s.get("message", ""))
-        console.print(ev)
-    else:
-        console.print("[bold]Events:[/bold]      <none>")
+    rows = []
+    for e in events:
+        s = e.get("spec") or {}
+        involved = s.get("involvedObject") or {}
+        rows.append([s.get("type", ""), s.get("reason", ""),
+                     age(s.get("lastTimestamp") or e["metadata"].get("creationTimestamp")),
+                     f"{involved.get('kind', '').lower()}/{involved.get('name', '')}", s.get("message", "")])
+    _section(out, "Events", ["TYPE", "REASON", "AGE", "OBJECT", "MESSAGE"], rows)
+
+
+def _section(out: Callable[[str], None], title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    out("")
+    if not rows:
+        out(f"{title}:" + " " * max(1, 12 - len(title)) + "<none>")
+        return
+    out(f"{title}:")
+    for line in table(headers, [[_one_line(c) for c in row] for row in rows]).split("\n"):
+        out(f"  {line}")
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str(value).split("\n")) if value is not None else ""
+
+
+def _first_line(text: str, limit: int = 80) -> str:
+    line = (text or "").strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[:limit - 1] + "…"
 
 
 def cmd_describe(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
@@ -137,10 +164,10 @@ def cmd_describe(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         raise BadInput("describe supports experiments only (use `get trials -o yaml` for trials)")
     store = ctx.store()
     space = namespace(ns)
-    doc = to_doc(store.get("Experiment", space, ns.name))
-    trial_items, _ = store.list("Trial", space, {EXPERIMENT_LABEL: ns.name})
-    trials = sorted((to_doc(t) for t in trial_items),
+    doc = store.get_document("Experiment", space, ns.name)
+    trial_docs, _ = store.list_documents("Trial", space, {EXPERIMENT_LABEL: ns.name})
+    trials = sorted(trial_docs,
                     key=lambda d: d["metadata"].get("creationTimestamp") or "")
     names = {ns.name} | {t["metadata"]["name"] for t in trials}
-    describe_experiment(doc, trials, _events(store, space, names), console)
+    describe_experiment(doc, trials, _events(store, space, names))
     return EXIT_OK

@@ -6,14 +6,12 @@ import argparse
 import contextlib
 import os
 import threading
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from sextant.cli.render import table
 from sextant.cli.ui_cmd import ui_url
-from sextant.kubeconfig import kubeconfig_path
 from sextant.stack import (
     LOCAL_RUNTIMES,
     SERVICES,
@@ -30,6 +28,9 @@ from sextant.stack import (
     supervisor_running,
     wait_ready,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -96,6 +97,8 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         except (RuntimeError, TimeoutError) as err:
             raise CliError(str(err)) from None
         console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}")
+        from sextant.kubeconfig import kubeconfig_path
+
         console.print(f"Kubernetes API: export KUBECONFIG={kubeconfig_path(ctx.data_dir)}")
         with contextlib.suppress(CliError):  # the URL signs the browser in once (`sextant ui` opens it)
             console.print(f"Web UI: {ui_url(ctx)}", markup=False)
@@ -123,6 +126,8 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_kubeconfig(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
+    from sextant.kubeconfig import kubeconfig_path
+
     path = kubeconfig_path(ctx.data_dir)
     if not path.is_file():
         raise CliError(f"no kubeconfig in {ctx.data_dir}: `sextant up` writes it when it starts the stack")

@@ -16,8 +16,10 @@ trial is active); Katib defines that reason but never sets it.
 
 from __future__ import annotations
 
-from sextant.resources.models import Experiment, ResumePolicy, Suggestion
-from sextant.resources.models import ExperimentConditionType as ConditionType
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import ExperimentConditionType as ConditionType
+from sextant.resources.vocabulary import ResumePolicy
 from sextant.timestamps import now_rfc3339
 
 from . import suggestion_status
@@ -33,6 +35,9 @@ from .condition_list import (
     remove_condition,
     set_condition,
 )
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Experiment, Suggestion
 
 CREATED = ConditionType.CREATED.value
 RUNNING = ConditionType.RUNNING.value

@@ -13,8 +13,9 @@ its trial and no trial is active.
 
 from __future__ import annotations
 
-from sextant.resources.models import Suggestion
-from sextant.resources.models import SuggestionConditionType as ConditionType
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import SuggestionConditionType as ConditionType
 from sextant.timestamps import now_rfc3339, parse_time
 
 from .condition_list import (
@@ -27,6 +28,9 @@ from .condition_list import (
     remove_condition,
     set_condition,
 )
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Suggestion
 
 CREATED = ConditionType.CREATED.value
 DEPLOYMENT_READY = ConditionType.DEPLOYMENT_READY.value

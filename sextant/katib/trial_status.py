@@ -12,11 +12,15 @@ but never sets it; Sextant sets it when an experiment ends with trials still run
 
 from __future__ import annotations
 
-from sextant.resources.models import Trial
-from sextant.resources.models import TrialConditionType as ConditionType
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import TrialConditionType as ConditionType
 from sextant.timestamps import now_rfc3339
 
 from .condition_list import Resource, any_condition_true, condition_is, mark_finished
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Trial
 
 CREATED = ConditionType.CREATED.value
 RUNNING = ConditionType.RUNNING.value
@@ -68,6 +72,16 @@ def failed_message(job_message: str, *, exit_code: int | None = None, output_tai
     message = f"{MSG_FAILED}. Job message: {detail}"
     if note:
         message += f". Note: {note}"
+    if output_tail.strip():
+        message += f"\n{OUTPUT_HEADING}\n{output_tail.rstrip()}"
+    return message
+
+
+def metrics_unavailable_message(objective: str, collector: str, output_tail: str = "") -> str:
+    """The MetricsUnavailable condition's message: Katib's words, which metric never arrived
+    from which collector, and the last lines of the trial's output when known."""
+    message = f"{MSG_METRICS_UNAVAILABLE}: the objective metric {objective!r} was never reported " \
+              f"({collector} collector)"
     if output_tail.strip():
         message += f"\n{OUTPUT_HEADING}\n{output_tail.rstrip()}"
     return message

@@ -72,6 +72,23 @@ class JobPhase(StrEnum):
     NOT_FOUND = "NotFound"
 
 
+@dataclass(frozen=True)
+class SuggestionVolume:
+    """A directory of the algorithm service's volume mounted into a trial (Katib does this for
+    an algorithm setting ``suggestion_trial_dir``; pbt hands checkpoints over through it).
+
+    On Kubernetes the service's PersistentVolumeClaim (named as the service, created for
+    resumePolicy FromVolume) is mounted at ``mount_path`` with ``sub_path``. Locally the trial's
+    command, args and env values have ``mount_path`` rewritten to that directory of the service's
+    state directory (``$SEXTANT_STATE_DIR``), as the metrics volume is.
+    """
+
+    service: str  # the algorithm service (<experiment>-<algorithm>) whose volume it is
+    sub_path: str  # <experiment>/<trial>
+    mount_path: str  # where the trial expects it (the setting's value)
+    namespace: str = ""  # the service's namespace, when not the trial's (a shared local service)
+
+
 @dataclass
 class JobSpec:
     """A trial's job: the rendered runSpec plus how to wrap its primary container."""
@@ -88,6 +105,10 @@ class JobSpec:
     labels: dict[str, str] = field(default_factory=dict)
     owner: dict[str, Any] | None = None  # owner reference of the Trial
     env: dict[str, str] = field(default_factory=dict)  # added to the primary container
+    # Where the user submitted the experiment from: a local process runs there unless its
+    # container names a workingDir (other runtimes ignore it).
+    working_dir: str | None = None
+    suggestion_volume: SuggestionVolume | None = None
 
 
 @dataclass

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import shutil
 import sys
 import threading
@@ -65,6 +66,10 @@ RUNTIME_NAME = "docker"
 AFTER_EXIT_KINDS = ("StdOut", "File", "TensorFlowEvent", "Push", "None")
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 KATIB_TRIAL_LABEL = "katib.kubeflow.org/trial"
+
+
+class ImageUnavailable(RuntimeError):
+    """The trial's image is not on the engine and cannot be pulled (the message says why)."""
 
 
 def needs_live_collector(collector: CollectorSpec) -> bool:
@@ -141,7 +146,8 @@ class DockerJobs:
             return None
 
     # --- start -------------------------------------------------------------------------------
-    def start(self, spec: JobSpec, collector: CollectorSpec) -> JobStatus:
+    def start(self, spec: JobSpec, collector: CollectorSpec, suggestion_dir: Path | None = None) -> JobStatus:
+        """``suggestion_dir``: the host directory bind-mounted at ``spec.suggestion_volume``'s path."""
         directory = self.dir(spec.namespace, spec.name)
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
@@ -163,6 +169,10 @@ class DockerJobs:
                 local.chmod(0o777)  # the image may run as any user
                 binds[str(local)] = mount
                 collector = collector.with_paths(volume)  # read on the host
+            if suggestion_dir is not None and spec.suggestion_volume is not None:
+                suggestion_dir.mkdir(parents=True, exist_ok=True)
+                suggestion_dir.chmod(0o777)  # as the metrics directory: any user in the image
+                binds[str(suggestion_dir)] = posixpath.normpath(spec.suggestion_volume.mount_path)
             env = {**spec.env, "KATIB_TRIAL_NAME": spec.name,
                    "SEXTANT_DB_MANAGER": collector.db_manager_for_trial(dict(os.environ))}
             if collector.kind == "Push" and self.token:
@@ -193,7 +203,8 @@ class DockerJobs:
                 log.info("trial container exists already; adopted", extra={"trial": spec.name})
             else:
                 self.remove_container(spec.namespace, spec.name)
-                return self._fail_start(directory, record, f"cannot start the container: {engine_message(err)}")
+                cause = str(err) if isinstance(err, ImageUnavailable) else engine_message(err)
+                return self._fail_start(directory, record, f"cannot start the container: {cause}")
         record["start_time"] = now_rfc3339_micro()
         process.write_json(directory / "job.json", record)
         return self.status(spec.namespace, spec.name)
@@ -231,7 +242,7 @@ class DockerJobs:
             try:
                 engine.images.pull(image)
             except docker.errors.APIError as err:
-                raise RuntimeError(f"image {image!r} is not on this engine and pulling it failed "
+                raise ImageUnavailable(f"image {image!r} is not on this engine and pulling it failed "
                                    f"({engine_message(err)}); build or load it first") from None
             return engine.containers.create(**arguments)
 

@@ -39,7 +39,9 @@ def docker_client() -> Any:
     """A client for the engine of ``DOCKER_HOST`` (default: the local socket)."""
     import docker
 
-    return docker.from_env(timeout=60)
+    # Each running container's output is followed over a connection of its own: a larger pool
+    # than the default 10 keeps them (the streams themselves have no read timeout).
+    return docker.from_env(timeout=60, max_pool_size=64)
 
 
 def trial_image(spec: JobSpec) -> str:
@@ -93,15 +95,16 @@ class DockerRuntime(LocalRuntime):
 
     # --- trial jobs ---------------------------------------------------------------------------
     def start_job(self, spec: JobSpec) -> JobStatus:
+        suggestion_dir = self.suggestion_dir(spec)
         if not trial_image(spec):
-            return self.jobs.start(spec)
+            return self.jobs.start(spec, suggestion_dir=suggestion_dir)
         if self._connect() is None and self.mode == "auto":
-            return self.jobs.start(spec)
+            return self.jobs.start(spec, suggestion_dir=suggestion_dir)
         if self.engine is None:
             return self.containers.start_failed(spec, f"{self.engine_problem}; the Docker runtime cannot run "
                                                 "the trial's image (start the engine, or the stack with "
                                                 "--runtime local or auto)")
-        return self.containers.start(spec, self._collector(spec))
+        return self.containers.start(spec, self._collector(spec), suggestion_dir=suggestion_dir)
 
     @staticmethod
     def _collector(spec: JobSpec) -> Any:

@@ -222,7 +222,18 @@ class LocalRuntime(Runtime):
         return self.jobs.keys()
 
     def start_job(self, spec: JobSpec) -> JobStatus:
-        return self.jobs.start(spec)
+        return self.jobs.start(spec, suggestion_dir=self.suggestion_dir(spec))
+
+    def suggestion_dir(self, spec: JobSpec) -> Path | None:
+        """The directory standing for ``spec.suggestion_volume``: the trial's part of the
+        service's ``$SEXTANT_STATE_DIR`` (Katib: the suggestion's volume at /opt/katib/data)."""
+        volume = spec.suggestion_volume
+        if volume is None:
+            return None
+        parts = volume.sub_path.split("/")
+        for part in parts:
+            process.validate_name(part, "suggestion volume sub path")
+        return self._service_dir(volume.namespace or spec.namespace, volume.service).joinpath("data", *parts)
 
     def job_status(self, namespace: str, name: str) -> JobStatus:
         return self.jobs.status(namespace, name)

@@ -36,8 +36,10 @@ Local conventions (documented for users):
   runs Sextant, so trial code runs in the same virtual environment.
 * A container without ``command`` runs its ``args`` as the argv (there is no image entrypoint
   to fall back on locally).
-* Without ``workingDir`` the trial runs in the working directory of the runtime's owner
-  (the trial controller), so relative paths in commands resolve against it.
+* Without ``workingDir`` the trial runs in the directory its experiment was submitted from
+  (``JobSpec.working_dir``, recorded by the CLI and the SDK), else in the working directory of
+  the runtime's owner (the trial controller), so relative paths in commands resolve as the user
+  expects.
 * ``env`` entries with ``valueFrom`` are skipped (there are no Secrets/ConfigMaps locally).
 * success/failureCondition are not evaluated: the local "job" succeeds when the command exits
   0 and fails otherwise.
@@ -51,6 +53,7 @@ Local conventions (documented for users):
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import sys
 import threading
@@ -185,7 +188,8 @@ class LocalJobs:
         process.validate_name(name, "name")
         return self.root / namespace / name
 
-    def start(self, spec: JobSpec) -> JobStatus:
+    def start(self, spec: JobSpec, suggestion_dir: Path | None = None) -> JobStatus:
+        """``suggestion_dir``: the local directory standing for ``spec.suggestion_volume``."""
         directory = self.dir(spec.namespace, spec.name)
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
@@ -195,9 +199,10 @@ class LocalJobs:
         try:
             container = primary_container(spec.run_spec, spec.primary_container_name)
             argv = container_argv(container)
-            cwd = container.get("workingDir") or self.cwd
+            cwd = container.get("workingDir") or spec.working_dir or self.cwd
             if not Path(cwd).is_dir():
-                raise JobSpecError(f"container {container.get('name')!r}: workingDir {cwd!r} "
+                where = "workingDir" if container.get("workingDir") else "the directory the experiment was submitted from,"
+                raise JobSpecError(f"container {container.get('name')!r}: {where} {cwd!r} "
                                    "does not exist on this machine")
         except JobSpecError as err:
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
@@ -206,6 +211,12 @@ class LocalJobs:
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
         collector = spec.collector or CollectorSpec(metrics=(), kind="None")
+        mount = spec.suggestion_volume.mount_path if spec.suggestion_volume else ""
+        if suggestion_dir is not None and mount.startswith("/") and posixpath.normpath(mount) != "/":
+            # First, so a metrics volume that contains this path (/var/log/katib) does not take it.
+            suggestion_dir.mkdir(parents=True, exist_ok=True)
+            checkpoints = metrics_volume.PathRewriter(posixpath.normpath(mount), suggestion_dir)
+            argv, env = checkpoints.argv(argv), checkpoints.env(env)
         # Katib's per-pod metrics volume: File / TensorFlowEvent paths point into this job's dir.
         volume = metrics_volume.local_volume(collector, directory)
         if volume is not None:

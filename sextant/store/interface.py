@@ -2,9 +2,10 @@
 Experiments, Suggestions, Trials and Events.
 
 Implementations: ``SqlResourceStore`` (services/db_manager, the DB manager's own), the gRPC
-client ``sextant.store.client.GrpcResourceStore`` (what every other process uses) and the
-in-memory ``sextant.store.memory.MemoryResourceStore`` (unit tests, embedded use). The interface
-is small on purpose, so that an implementation on Katib's CRDs in a real cluster stays possible.
+client ``sextant.store.client.GrpcResourceStore`` (what every other process uses), the
+in-memory ``sextant.store.memory.MemoryResourceStore`` (unit tests, embedded use) and
+``sextant.store.kubernetes.KubernetesResourceStore`` (Katib's CRDs through a Kubernetes API
+server: the controllers' ``--store kubernetes``). The interface is small on purpose.
 What every implementation must do is written down as tests in ``sextant.store.conformance``.
 """
 
@@ -15,10 +16,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+    Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+
+
+def __getattr__(name: str) -> Any:
+    """``Resource`` resolves on first use: clients that only handle documents (the CLI) never
+    import pydantic."""
+    if name == "Resource":
+        from pydantic import BaseModel
+
+        return BaseModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreError(Exception):
@@ -97,6 +110,17 @@ class ResourceStore(ABC):
         self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
     ) -> tuple[builtins.list[Resource], int]:
         """Items matching every label pair, and the store version they were read at."""
+
+    def list_documents(
+        self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
+        """``list`` as plain documents. Stores that hold documents on the wire (the gRPC client)
+        return them without building models, which is what servers passing thousands of
+        trials on (the Kubernetes API, the web UI) need; this default goes through the models."""
+        from sextant.resources.models import to_doc
+
+        items, version = self.list(kind, namespace, labels)
+        return [to_doc(item) for item in items], version
 
     @abstractmethod
     def update(self, resource: Resource) -> Resource:

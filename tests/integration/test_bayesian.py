@@ -203,3 +203,53 @@ def test_conformance_kit(server):
     results = run_checks(Target(address, ALGO, settings={"n_initial_points": "3"}))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert failed == []
+
+
+# ---- the GP's fast paths ----
+
+
+def test_fast_gp_predicts_what_skopts_gp_predicts():
+    """Many points: the mean and std of one matrix product equal skopt's einsum loop (to
+    rounding); one point with gradients is skopt's own code."""
+    import numpy as np
+    from skopt.learning import GaussianProcessRegressor
+    from skopt.learning.gaussian_process.kernels import ConstantKernel, Matern
+
+    from services.suggestion.algorithms.bayesian import GP_JITTER, FastGP
+
+    rng = np.random.default_rng(5)
+    x, y = rng.random((120, 4)), rng.normal(size=120)
+    kernel = ConstantKernel(2.0) * Matern(length_scale=np.full(4, 0.4), nu=2.5)
+    ours = FastGP(kernel=kernel, normalize_y=True, noise=GP_JITTER, optimizer=None).fit(x, y)
+    theirs = GaussianProcessRegressor(kernel=kernel, normalize_y=True, noise=GP_JITTER, optimizer=None).fit(x, y)
+    query = np.vstack([rng.random((300, 4)), x[:5]])  # training points too: std near 0
+    for got, expected in zip(ours.predict(query, return_std=True), theirs.predict(query, return_std=True),
+                             strict=True):
+        np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
+    one = query[:1]
+    for got, expected in zip(ours.predict(one, return_std=True, return_mean_grad=True, return_std_grad=True),
+                             theirs.predict(one, return_std=True, return_mean_grad=True, return_std_grad=True),
+                             strict=True):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_many_trials_fit_the_kernel_on_a_subset_and_still_learn():
+    """Past FIT_POINTS completed trials the kernel is fitted on a subset and then fixed; the
+    proposal still lands in the good region of a bowl (well inside the best decile of trials)."""
+    import numpy as np
+
+    from services.suggestion.algorithms import bayesian
+
+    exp = b.experiment("many", "bayesianoptimization",
+                       [b.parameter(f"x{i}", "double", min="-1", max="1") for i in range(3)],
+                       settings={"random_state": "2"})
+    rng = np.random.default_rng(2)
+    trials, values = [], []
+    for k in range(bayesian.FIT_POINTS + 60):
+        point = {f"x{i}": str(rng.uniform(-1, 1)) for i in range(3)}
+        values.append(sum(float(v) ** 2 for v in point.values()))
+        trials.append(b.trial(f"t{k}", point, value=values[-1]))
+    algo = bayesian.BayesianOptimization()
+    point = algo.suggest(exp, trials, 1).assignments[0]
+    assert sum(float(v) ** 2 for v in point.values()) < np.quantile(values, 0.1)
+    assert algo._kernel is not None and algo._kernel_n == len(trials)

@@ -102,7 +102,7 @@ def test_valid_settings(server):
     ({"r_l": "many", "resource_name": "epochs"}, 9, "r_l must be a positive float number."),
     ({"r_l": "9", "resource_name": "epochs", "eta": "3"}, 3, "parallelTrialCount must be not less than 9."),
     ({"r_l": "27", "resource_name": "epochs", "eta": "0"}, 9, "parallelTrialCount must be not less than 27."),
-    ({"r_l": "9", "resource_name": "steps"}, 9, "resource_name steps must be the name of one of the parameters"),
+    ({"r_l": "9", "resource_name": "steps"}, 9, "value of resource_name setting must be in parameters."),
 ])
 def test_invalid_settings(server, settings, parallel, message):
     _, stub = server

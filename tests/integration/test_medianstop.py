@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.suggestion.earlystopping.servicer import HEALTH_NAMES, MedianStopServicer, add_to_server
+from services.suggestion.earlystopping.servicer import HEALTH_NAMES, EarlyStoppingServicer, add_to_server
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.config import ServerSettings
 from sextant.conformance import builders as b
@@ -70,7 +70,7 @@ def _serve(servicer):
 
 @pytest.fixture
 def es():
-    server, channel = _serve(MedianStopServicer())
+    server, channel = _serve(EarlyStoppingServicer())
     yield api_pb2_grpc.EarlyStoppingStub(channel), channel
     channel.close()
     server.stop()
@@ -120,16 +120,19 @@ def test_valid_settings(es):
 @pytest.mark.parametrize("spec,message", [
     (_spec({"min_trials_required": "0"}), "min_trials_required must be greater than zero (>0)"),
     (_spec({"start_step": "0"}), "start_step must be greater or equal than one (>=1)"),
-    (_spec({"start_step": "two"}), "failed to validate start_step(two)"),
+    (_spec({"start_step": "two"}), "failed to validate start_step(two): invalid literal for int() with base 10: 'two'"),
     (_spec({"patience": "3"}), "unknown setting patience for algorithm medianstop"),
+    # Katib answers the first problem only, in request order
+    (_spec({"start_step": "2", "min_trials_required": "-1", "patience": "3"}),
+     "min_trials_required must be greater than zero (>0)"),
     (_spec(name="truncation"), "unknown algorithm name truncation"),
 ])
 def test_invalid_settings(es, spec, message):
+    """Katib's exact status and message text."""
     stub, _ = es
     with pytest.raises(grpc.RpcError) as err:
         stub.ValidateEarlyStoppingSettings(api_pb2.ValidateEarlyStoppingSettingsRequest(early_stopping=spec))
-    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert message in err.value.details()
+    assert (err.value.code(), err.value.details()) == (grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 # ---- rules ----
@@ -220,7 +223,7 @@ def _store_trial(name, namespace="default"):
 def test_set_trial_status_marks_the_trial_early_stopped(store):
     address, client = store
     client.create(_store_trial("t1"))
-    server, channel = _serve(MedianStopServicer(client))
+    server, channel = _serve(EarlyStoppingServicer(client))
     try:
         stub = api_pb2_grpc.EarlyStoppingStub(channel)
         stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="t1"), timeout=30)
@@ -269,7 +272,7 @@ def test_without_db_manager_flag_the_rules_request_address_is_used(store):
     """Sextant's DB manager serves Katib's DBManager and the resource store on one address."""
     address, client = store
     client.create(_store_trial("t2"))
-    server, channel = _serve(MedianStopServicer())
+    server, channel = _serve(EarlyStoppingServicer())
     try:
         stub = api_pb2_grpc.EarlyStoppingStub(channel)
         assert list(_rules(stub, _exp(), [], address)) == []

@@ -14,6 +14,7 @@ from services.api_server import media, openapi, protobuf, tables
 from services.api_server.errors import ApiError, invalid, split_cause
 from services.api_server.patch import apply_patch, merge_patch
 from services.api_server.selectors import parse_labels, selector
+from sextant import timestamps
 from sextant.kubeconfig import write_kubeconfig
 from sextant.tls import ensure_tls
 
@@ -43,7 +44,7 @@ def test_table_negotiation_follows_the_clients_order():
     (800 * 86400, "2y70d"), (9 * 365 * 86400, "9y"),
 ])
 def test_age_is_formatted_as_kubernetes_does(seconds, text):
-    assert tables.human_duration(seconds) == text
+    assert timestamps.human_duration(seconds) == text
 
 
 def test_experiment_table_has_katibs_columns_and_wide_extras():
@@ -53,14 +54,14 @@ def test_experiment_table_has_katibs_columns_and_wide_extras():
            "status": {"conditions": [{"type": "Created", "status": "True"}, {"type": "Running", "status": "False"}],
                       "trialsSucceeded": 2, "trialsRunning": 1, "trialsFailed": 1,
                       "currentOptimalTrial": {"observation": {"metrics": [
-                          {"name": "loss", "min": "0.1", "max": "0.9", "latest": "0.5"}]}}}}
+                          {"name": "loss", "min": "0.100000123456", "max": "0.9", "latest": "0.5"}]}}}}
     table = tables.table("Experiment", [doc])
     names = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
     assert names == [("Name", 0), ("Type", 0), ("Status", 0), ("Age", 0), ("Algorithm", 1), ("Trials", 1),
                      ("Best", 1)]
     cells = table["rows"][0]["cells"]
     assert cells[:3] == ["e", "Running", "False"] and cells[3].startswith("6y")
-    assert cells[4:] == ["tpe", "2/1/1 of 5", "loss=0.1"]
+    assert cells[4:] == ["tpe", "2/1/1 of 5", "loss=0.1"]  # six significant digits, as the CLI prints it
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
 
 

@@ -11,8 +11,9 @@ import pytest
 from sextant.cli import main as cli
 from sextant.cli.errors import BadInput
 from sextant.cli.logs_cmd import follow, job_dir
-from sextant.cli.render import age, render_list, status_word, table
+from sextant.cli.render import render_list, status_word, table
 from sextant.cli.resources_cmd import parse_duration, parse_for, parse_selector
+from sextant.timestamps import age
 from tests.experiments import small_experiment
 
 NOW = datetime(2024, 1, 2, 12, 0, 0, tzinfo=UTC)

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -161,6 +161,12 @@ def settings_of(experiment: api_pb2.Experiment) -> dict[str, str]:
     return {s.name: s.value for s in experiment.spec.algorithm.algorithm_settings}
 
 
+def setting_pairs(experiment: api_pb2.Experiment) -> list[tuple[str, str]]:
+    """Every algorithm setting as (name, value), in request order, duplicates included: the
+    order Katib's services check them in."""
+    return [(s.name, s.value) for s in experiment.spec.algorithm.algorithm_settings]
+
+
 @dataclass
 class SettingRule:
     """One setting: how to parse it and Katib's check. ``check`` returns a message or None."""
@@ -178,23 +184,27 @@ class SettingsSchema:
     rules: dict[str, SettingRule] = field(default_factory=dict)
     unknown_message: str = "unknown setting {name} for algorithm {algorithm}"
 
-    def errors(self, settings: dict[str, str]) -> list[str]:
-        out: list[str] = []
-        for name, raw in settings.items():
+    def errors(self, settings: Mapping[str, str] | Iterable[tuple[str, str]]) -> list[str]:
+        """The first bad setting's message, or [] when all are valid.
+
+        Katib's services check the settings in request order and answer with the first problem
+        only (an unknown name, a value that does not parse, a value out of range); so does this,
+        so a request gets Katib's exact message. Pass ``setting_pairs(experiment)`` to check
+        duplicates as Katib does."""
+        pairs = settings.items() if isinstance(settings, Mapping) else settings
+        for name, raw in pairs:
             rule = self.rules.get(name)
             if rule is None:
-                out.append(self.unknown_message.format(name=name, algorithm=self.algorithm))
-                continue
+                return [self.unknown_message.format(name=name, algorithm=self.algorithm)]
             try:
                 value = rule.parse(raw)
             except (TypeError, ValueError) as exc:
-                out.append(f"failed to validate {name}({raw}): {exc}")
-                continue
+                return [f"failed to validate {name}({raw}): {exc}"]
             if rule.check is not None:
                 msg = rule.check(value)
                 if msg:
-                    out.append(msg)
-        return out
+                    return [msg]
+        return []
 
     def parse(self, settings: dict[str, str]) -> dict[str, Any]:  # each value of its rule's type
         """Parsed values with defaults; unknown names ignored. Raises InvalidSettings."""

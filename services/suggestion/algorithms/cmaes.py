@@ -2,8 +2,10 @@
 
 Settings (Katib's): ``restart_strategy`` ``ipop`` / ``bipop`` / ``none`` (``None`` too),
 ``sigma`` (initial step size in the unit cube, float >= 0, 0 = default 1/6), ``random_state``
-(int >= 0). Unknown names are ignored, as Katib's default (Goptuna) cmaes service does.
-Needs at least two DOUBLE/INT parameters. List parameters ride along as equal-width bins.
+(int >= 0). Any other name is rejected ("unknown setting <name> for algorithm cmaes"), as
+Katib's optuna-based cmaes does; its default (Goptuna) service ignores unknown names and answers
+bad values with INTERNAL, which Katib's controller takes as valid. Needs at least two DOUBLE/INT
+parameters. List parameters ride along as equal-width bins.
 
 State: the CMA optimizer is cached per experiment; completed trials are told in generations of
 ``population_size`` as they appear (a fresh instance replays all of them in request order, so a
@@ -23,7 +25,15 @@ from numpy.typing import NDArray
 
 from sextant.api import api_pb2
 
-from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .base import (
+    Algorithm,
+    SettingRule,
+    SettingsSchema,
+    SuggestResult,
+    non_negative_int,
+    setting_pairs,
+    settings_of,
+)
 from .cancel import check_cancelled
 from .search_space import SpaceError, assignment_of, objective_sign, objective_value
 
@@ -61,15 +71,16 @@ class CMAES(Algorithm):
         self._small_budget_turn = False
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
-        settings = {k: v for k, v in settings_of(experiment).items() if k in SCHEMA.rules}
-        errors = SCHEMA.errors(settings)
+        errors = SCHEMA.errors(setting_pairs(experiment))
+        if errors:  # Katib checks the settings first and stops at the first problem
+            return errors
         try:
             space = self.search_space(experiment)
         except SpaceError as exc:
-            return errors + [str(exc)]
-        if sum(1 for p in space.params if p.numeric) < 2:
-            errors.append(DIM_MESSAGE)
-        return errors
+            return [str(exc)]
+        if sum(1 for p in space.params if p.numeric) < 2:  # DOUBLE and INT parameters
+            return [DIM_MESSAGE]
+        return []
 
     def _new_cma(self, dim: int, settings: dict[str, Any], popsize: int | None = None) -> CMA:
         sigma = settings["sigma"] or 1.0 / 6.0

@@ -24,7 +24,7 @@ from .base import (
     SettingsSchema,
     SuggestResult,
     non_negative_int,
-    settings_of,
+    setting_pairs,
 )
 from .cancel import check_cancelled
 from .search_space import Param, SearchSpace, SpaceError, assignment_of
@@ -46,7 +46,9 @@ class GridSearch(Algorithm):
         self._proposed: set[tuple[object, ...]] = set()  # proposed by this instance, maybe not trials yet
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
-        errors = SCHEMA.errors(settings_of(experiment))
+        errors = SCHEMA.errors(setting_pairs(experiment))
+        if errors:  # Katib checks the settings first and stops at the first problem
+            return errors
         try:
             space = self.search_space(experiment)
             for p in space.params:

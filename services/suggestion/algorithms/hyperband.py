@@ -127,7 +127,7 @@ class Hyperband(Algorithm):
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
         settings = settings_of(experiment)
-        if not settings.get("r_l") or not settings.get("resource_name"):
+        if "r_l" not in settings or "resource_name" not in settings:
             return ["r_l and resource_name must be set."]
         try:
             r_l = float(settings["r_l"])
@@ -141,24 +141,25 @@ class Hyperband(Algorithm):
             return [f"failed to validate eta({settings.get('eta')}): eta must be an integer"]
         if eta == 1:
             return ["eta must be greater than one (or <= 0 for the default 3)"]
-        errors = []
+        # Katib's order, first problem only
         need = math.ceil(eta ** s_max_of(r_l, eta))
         if experiment.spec.parallel_trial_count < need:
-            errors.append(f"parallelTrialCount must be not less than {need}.")
+            return [f"parallelTrialCount must be not less than {need}."]
         name = settings["resource_name"]
         specs = {p.name: p for p in experiment.spec.parameter_specs.parameters}
         if name not in specs:
-            errors.append(f"resource_name {name} must be the name of one of the parameters")
-        elif specs[name].parameter_type not in (api_pb2.INT, api_pb2.DOUBLE):
-            errors.append(f"resource_name {name} must name an int or double parameter")
+            return ["value of resource_name setting must be in parameters."]
+        # Sextant's own checks, for settings Katib accepts and then fails on
+        if specs[name].parameter_type not in (api_pb2.INT, api_pb2.DOUBLE):
+            return [f"resource_name {name} must name an int or double parameter"]
         rs = settings.get("random_state")
         if rs:  # set and not empty
             try:
                 if int(rs) < 0:
-                    errors.append("random_state should be great or equal than zero")
+                    return ["random_state should be great or equal than zero"]
             except ValueError as exc:
-                errors.append(f"failed to validate random_state({rs}): {exc}")
-        return errors
+                return [f"failed to validate random_state({rs}): {exc}"]
+        return []
 
     # ---- suggestions ----
 

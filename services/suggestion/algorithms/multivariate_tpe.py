@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,7 +26,15 @@ from scipy.stats import qmc
 
 from sextant.api import api_pb2
 
-from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .base import (
+    Algorithm,
+    SettingRule,
+    SettingsSchema,
+    SuggestResult,
+    non_negative_int,
+    setting_pairs,
+    settings_of,
+)
 from .cancel import check_cancelled
 from .optuna_study import distribution, from_optuna, to_optuna
 from .optuna_tpe import OptunaTPE
@@ -57,6 +66,7 @@ class MultivariateTPE(Algorithm):
         self._space: SearchSpace | None = None
         self._history: TrialHistory | None = None
         self._model: OptunaTPE | None = None
+        self._model_key: tuple[object, ...] = ()
         self._rng = np.random.RandomState(0)  # re-seeded on every call
         self._design_key: tuple[int | None, int, int] | None = None
         self._design: NDArray[np.float64] = np.empty((0, 0))
@@ -81,24 +91,39 @@ class MultivariateTPE(Algorithm):
         return self._design[index] if index < len(self._design) else None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
-        return SCHEMA.errors(settings_of(experiment))
+        return SCHEMA.errors(setting_pairs(experiment))
 
     def _encoder(self, space: SearchSpace, model: OptunaTPE) -> Callable[[dict[str, str]], list[float]]:
         dists = model.dists
         return lambda a: model.encode({p.name: to_optuna(p, dists[p.name], a[p.name]) for p in space.params})
 
+    def settings(self, experiment: api_pb2.Experiment) -> dict[str, Any]:
+        """The parsed settings, with defaults."""
+        return SCHEMA.parse(settings_of(experiment))
+
+    def model_key(self, settings: dict[str, Any]) -> tuple[object, ...]:
+        """The settings the model is built from: a change rebuilds it."""
+        return settings["n_startup_trials"], settings["n_ei_candidates"]
+
+    def new_model(self, space: SearchSpace, settings: dict[str, Any]) -> OptunaTPE:
+        return OptunaTPE({p.name: distribution(p) for p in space.params},
+                         settings["n_startup_trials"], settings["n_ei_candidates"])
+
+    def ask(self, model: OptunaTPE, x: NDArray[np.float64], loss: NDArray[np.float64],
+            rng: np.random.RandomState, startup_point: NDArray[np.float64] | None) -> dict[str, Any]:
+        """One point (optuna's external values) from the model."""
+        return model.ask(x, loss, rng, startup_point)
+
     def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
-        settings = SCHEMA.parse(settings_of(experiment))
+        settings = self.settings(experiment)
         space = self.search_space(experiment)
         model = self._model
-        if model is None or self._space is not space or \
-                (model.n_startup_trials, model.n_ei_candidates) != (settings["n_startup_trials"],
-                                                                    settings["n_ei_candidates"]):
-            model = OptunaTPE({p.name: distribution(p) for p in space.params},
-                              settings["n_startup_trials"], settings["n_ei_candidates"])
+        key = self.model_key(settings)
+        if model is None or self._space is not space or self._model_key != key:
+            model = self.new_model(space, settings)
             if self._space is not space or self._history is None:
                 self._history = TrialHistory(space, self._encoder(space, model))
-            self._model, self._space = model, space
+            self._model, self._space, self._model_key = model, space, key
         history = self._history
         assert history is not None
         history.sync(experiment, trials)
@@ -119,7 +144,7 @@ class MultivariateTPE(Algorithm):
             point = None
             design = self._startup_point(random_state, model, loss, len(trials) + i)
             for attempt in range(RETRIES):
-                params = model.ask(x, loss, rng, design if attempt == 0 else None)
+                params = self.ask(model, x, loss, rng, design if attempt == 0 else None)
                 candidate = {p.name: from_optuna(p, model.dists[p.name], params[p.name]) for p in space.params}
                 if space.key(candidate) not in taken:
                     point = candidate

@@ -40,6 +40,7 @@ checks asks on a Katib space; a change of those internals fails there.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias, cast
 
@@ -92,8 +93,11 @@ class OptunaTPE:
     """One experiment's multivariate TPE over ``dists`` (name -> optuna distribution, in row order)."""
 
     def __init__(self, dists: dict[str, BaseDistribution], n_startup_trials: int, n_ei_candidates: int,
-                 sharpen: Sharpening | None = None) -> None:
+                 sharpen: Sharpening | None = None, prior_weight: float = _PRIOR_WEIGHT,
+                 gamma: Callable[[int], int] = default_gamma) -> None:
         self.dists = dists
+        self.prior_weight = prior_weight
+        self.gamma = gamma
         self.sharpen = SHARPENING if sharpen is None else sharpen
         self.names = list(dists)
         # single-valued distributions are not searched (optuna leaves them out too)
@@ -103,7 +107,7 @@ class OptunaTPE:
         self.n_ei_candidates = n_ei_candidates
         # TPESampler's defaults (prior_weight 1, magic clip, no endpoints, default weights)
         self.parameters = _ParzenEstimatorParameters(
-            prior_weight=_PRIOR_WEIGHT, consider_magic_clip=True, consider_endpoints=False,
+            prior_weight=prior_weight, consider_magic_clip=True, consider_endpoints=False,
             weights=default_weights, multivariate=True)
         self._transform = _SearchSpaceTransform(self.search) if self.search else None
         self._bounds = {name: _kernel_bounds(dist) for name, dist in self.search.items()}
@@ -148,13 +152,8 @@ class OptunaTPE:
             else:
                 values = bounds[:, 0] + startup_point * (bounds[:, 1] - bounds[:, 0])
             return self._external(self._transform.untransform(values))
-        done = np.flatnonzero(complete)
-        # sorted() in optuna is stable: ties keep trial order, so use a stable sort too
-        ranked = done[np.argsort(loss[done], kind="stable")]
-        n_below = min(default_gamma(n), n)
-        below = np.sort(ranked[:n_below])
-        above = np.sort(np.concatenate([ranked[n_below:], np.flatnonzero(~complete)]))
-        mix_below = self._sharpened(self.mixture(x[below]), below, ranked[:n_below])
+        below, above, ranked_below = self._split(loss, complete, n)
+        mix_below = self._sharpened(self.mixture(x[below]), below, ranked_below)
         mix_above = self.mixture(x[above])
         # optuna's own draw (same random numbers, same candidates); the columns follow self.search
         samples = mix_below.sample(rng, self.n_ei_candidates)
@@ -163,6 +162,43 @@ class OptunaTPE:
         return self._external({name: dist.to_external_repr(samples[best, i].item())
                                for i, (name, dist) in enumerate(self.search.items())})
 
+    def _split(self, loss: NDArray[np.float64], complete: NDArray[np.bool_],
+               n: int) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]:
+        """(below, above, below best first): the best ``gamma(n)`` completed trials, and the
+        rest plus the running ones (the constant liar); each group in trial order."""
+        done = np.flatnonzero(complete)
+        # sorted() in optuna is stable: ties keep trial order, so use a stable sort too
+        ranked = done[np.argsort(loss[done], kind="stable")]
+        n_below = min(self.gamma(n), n)
+        below = np.sort(ranked[:n_below])
+        above = np.sort(np.concatenate([ranked[n_below:], np.flatnonzero(~complete)]))
+        return below, above, ranked[:n_below]
+
+    def ask_univariate(self, x: NDArray[np.float64], loss: NDArray[np.float64], rng: np.random.RandomState,
+                       startup_point: NDArray[np.float64] | None = None) -> dict[str, Any]:
+        """One point from independent per-parameter TPEs: what ``TPESampler(multivariate=False,
+        constant_liar=True)`` samples, one parameter after the other in row order from one rng.
+        Same split, kernels and weights as ``ask``; each parameter draws its own
+        ``n_ei_candidates`` from its own 1-D "below" mixture and keeps the best one."""
+        complete = ~np.isnan(loss)
+        n = int(complete.sum())
+        if self._transform is None or n < self.n_startup_trials:
+            return self.ask(x, loss, rng, startup_point)
+        below, above, ranked_below = self._split(loss, complete, n)
+        w_below, w_above = self._weights(len(below)), self._weights(len(above))
+        values: dict[str, Any] = {}
+        for j, (name, dist) in zip(self.columns, self.search.items(), strict=True):
+            bounds = self._bounds[name]
+            mix_below = self._sharpened(_MixtureOfProductDistribution(
+                weights=w_below, distributions=[_kernels(x[below, j], dist, bounds, self.prior_weight)]),
+                below, ranked_below)
+            mix_above = _MixtureOfProductDistribution(
+                weights=w_above, distributions=[_kernels(x[above, j], dist, bounds, self.prior_weight)])
+            samples = mix_below.sample(rng, self.n_ei_candidates)
+            log_l, log_g = _log_pdf_pair(samples, mix_below, mix_above)
+            values[name] = dist.to_external_repr(samples[int(np.argmax(log_l - log_g)), 0].item())
+        return self._external(values)
+
     def mixture(self, rows: NDArray[np.float64]) -> _MixtureOfProductDistribution:
         """The mixture ``_ParzenEstimator(observations, self.search, self.parameters)`` builds
         from these rows (same arithmetic, so the same numbers to the bit), without its per-call
@@ -170,7 +206,7 @@ class OptunaTPE:
         n = len(rows)
         return _MixtureOfProductDistribution(
             weights=self._weights(n),
-            distributions=[_kernels(rows[:, j], dist, self._bounds[name])
+            distributions=[_kernels(rows[:, j], dist, self._bounds[name], self.prior_weight)
                            for j, (name, dist) in zip(self.columns, self.search.items(), strict=True)])
 
     def _sharpened(self, mix: _MixtureOfProductDistribution, rows: NDArray[np.intp],
@@ -184,7 +220,7 @@ class OptunaTPE:
         if power:
             rank = np.empty(len(rows))
             rank[np.searchsorted(rows, ranked)] = np.arange(len(rows))  # rows is sorted
-            weights = np.append((len(rows) - rank) ** power, [_PRIOR_WEIGHT])
+            weights = np.append((len(rows) - rank) ** power, [self.prior_weight])
             weights /= weights.sum()
         dists = mix.distributions
         if scale != 1.0:  # every numerical kernel but the prior's (the last)
@@ -199,7 +235,7 @@ class OptunaTPE:
             if n == 0:
                 w = np.array([1.0])
             else:
-                w = np.append(np.array(default_weights(n))[:n], [_PRIOR_WEIGHT])
+                w = np.append(np.array(default_weights(n))[:n], [self.prior_weight])
             w /= w.sum()
             w.flags.writeable = False  # shared between calls
             if len(self._weights_cache) > 64:
@@ -242,14 +278,15 @@ def _kernel_bounds(dist: BaseDistribution) -> tuple[float, float] | None:
     return low, high
 
 
-def _kernels(obs: NDArray[np.float64], dist: BaseDistribution, bounds: tuple[float, float] | None) -> _BatchedDistributions:
+def _kernels(obs: NDArray[np.float64], dist: BaseDistribution, bounds: tuple[float, float] | None,
+             prior_weight: float = _PRIOR_WEIGHT) -> _BatchedDistributions:
     """One parameter's kernels from its observations (internal representation)."""
     if bounds is None:
         n_choices = len(cast(CategoricalDistribution, dist).choices)  # no bounds: categorical
         if len(obs) == 0:
             return _BatchedCategoricalDistributions(weights=np.full((1, n_choices), fill_value=1.0 / n_choices))
         n_kernels = len(obs) + 1  # + the prior
-        weights = np.full((n_kernels, n_choices), fill_value=_PRIOR_WEIGHT / n_kernels)
+        weights = np.full((n_kernels, n_choices), fill_value=prior_weight / n_kernels)
         weights[np.arange(len(obs)), obs.astype(int)] += 1
         row_sums = weights.sum(axis=1, keepdims=True)
         weights /= np.where(row_sums == 0, 1, row_sums)

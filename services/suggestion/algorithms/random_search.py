@@ -12,7 +12,15 @@ import numpy as np
 
 from sextant.api import api_pb2
 
-from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .base import (
+    Algorithm,
+    SettingRule,
+    SettingsSchema,
+    SuggestResult,
+    non_negative_int,
+    setting_pairs,
+    settings_of,
+)
 
 SCHEMA = SettingsSchema("random", {
     "random_state": SettingRule(int, non_negative_int("random_state should be great or equal than zero")),
@@ -32,7 +40,7 @@ class RandomSearch(Algorithm):
     invalid_settings_example = {"random_state": "-1"}
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
-        return SCHEMA.errors(settings_of(experiment))
+        return SCHEMA.errors(setting_pairs(experiment))
 
     def suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial], count: int) -> SuggestResult:
         settings = SCHEMA.parse(settings_of(experiment))

@@ -18,7 +18,15 @@ from scipy.stats import qmc
 
 from sextant.api import api_pb2
 
-from .base import Algorithm, SettingRule, SettingsSchema, SuggestResult, non_negative_int, settings_of
+from .base import (
+    Algorithm,
+    SettingRule,
+    SettingsSchema,
+    SuggestResult,
+    non_negative_int,
+    setting_pairs,
+    settings_of,
+)
 from .cancel import check_cancelled
 
 SCHEMA = SettingsSchema("sobol", {
@@ -37,7 +45,7 @@ class Sobol(Algorithm):
         self._engine_key: tuple[int, int] | None = None
 
     def validate(self, experiment: api_pb2.Experiment) -> list[str]:
-        return SCHEMA.errors({k: v for k, v in settings_of(experiment).items() if k in SCHEMA.rules})
+        return SCHEMA.errors((k, v) for k, v in setting_pairs(experiment) if k in SCHEMA.rules)
 
     def _seed(self, experiment: api_pb2.Experiment) -> int:
         settings = SCHEMA.parse({k: v for k, v in settings_of(experiment).items() if k in SCHEMA.rules})

@@ -29,7 +29,8 @@ def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry,
     controller = Controller("suggestion-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds, extra_keys=lambda: reconciler.housekeeping(namespace))
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
-    controller.watch(suggestions)
+    # Our own status writes coming back wake no pass: the pass that wrote saw that state.
+    controller.watch(suggestions, primary=True, skip=reconciler.suggestions.is_own_write)
     reconciler.suggestions.informer = suggestions
     # Experiments are only read (from this cache), not watched for events.
     experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         runtime = make_runtime("local", data_dir=data_dir(ns.data_dir), token=token,
                                db_manager_address=ns.db_manager)
     else:
-        runtime = make_runtime(ns.runtime)
+        runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes")
     controller = build_controller(store, runtime, registry,
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,

@@ -99,7 +99,7 @@ def _namespace_of(exp: Experiment) -> tuple[tuple[str, str], ...]:
 
 def service_name(suggestion: Suggestion) -> str:
     """Katib's per-experiment service name."""
-    return per_experiment_name(suggestion)
+    return per_experiment_name(suggestion.metadata.name, suggestion.spec.algorithm.algorithm_name)
 
 
 def random_trial_name(prefix: str, taken: set[str]) -> str:
