@@ -42,8 +42,14 @@ Algorithm services follow how Katib's suggestion controller composes them: Deplo
 ``<experiment>-<algorithm>``, container ``suggestion`` on 6789 ``suggestion-api`` with gRPC
 readiness/liveness probes for ``manager.v1beta1.Suggestion``, optional ``early-stopping``
 container on 6788 ``earlystop-api``, PVC ``<name>`` mounted at ``/opt/katib/data`` for
-resumePolicy FromVolume. Katib's per-experiment ServiceAccount/Role for early stopping is not
-needed: Sextant's early-stopping service talks to the DB manager, not the Kubernetes API.
+resumePolicy FromVolume. When the Trials are Katib's custom resources (``owner_references=True``)
+a Suggestion's early-stopping container writes the EarlyStopped condition through the Kubernetes
+API itself, so, as Katib does, the Suggestion also gets a ServiceAccount, Role and RoleBinding
+named like the Deployment and owned by it; the pod runs as that account and the early-stopping
+container gets ``SEXTANT_STORE=kubernetes`` and its namespace (``render_early_stopping_access``).
+The Role grants only what that service calls (``EARLY_STOPPING_GRANTS``), all of which the
+suggestion controller holds itself, so Kubernetes lets it grant them without ``escalate``/``bind``.
+With the DB manager as the store, the early-stopping service talks to it instead.
 
 Everything this runtime creates carries ``app.kubernetes.io/managed-by: sextant`` on its
 metadata so that a new instance (after a controller restart) can list and delete it.
@@ -145,7 +151,19 @@ API_CALLS: dict[str, tuple[str, str, str, str]] = {
         "suggestion_controller", "", "persistentvolumeclaims", "create"),
     "delete_namespaced_persistent_volume_claim": (
         "suggestion_controller", "", "persistentvolumeclaims", "delete"),
+    # Only with owner_references (Katib's CRDs as the store): deploy/kubernetes/katib-dropin.
+    "create_namespaced_service_account": ("early_stopping_access", "", "serviceaccounts", "create"),
+    "create_namespaced_role": ("early_stopping_access", "rbac.authorization.k8s.io", "roles", "create"),
+    "create_namespaced_role_binding": (
+        "early_stopping_access", "rbac.authorization.k8s.io", "rolebindings", "create"),
 }
+
+# What the early-stopping service calls on Katib's Trials (find a trial, set its EarlyStopped
+# condition): the rules of the Role each Suggestion with early stopping gets.
+EARLY_STOPPING_GRANTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("kubeflow.org", "trials", ("get", "list", "watch")),
+    ("kubeflow.org", "trials/status", ("update",)),
+)
 
 
 class KubernetesRuntimeError(RuntimeError):
@@ -425,8 +443,35 @@ def _grpc_probe(**timing: int) -> dict[str, Any]:
     return {"grpc": {"port": SUGGESTION_PORT, "service": SUGGESTION_HEALTH_SERVICE}, **timing}
 
 
-def render_service_objects(spec: ServiceSpec) -> dict[str, dict[str, Any]]:
-    """Deployment, Service (and PVC for FromVolume) for one algorithm service, as Katib names them."""
+def render_early_stopping_access(spec: ServiceSpec) -> dict[str, dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding letting one Suggestion's early-stopping container update
+    its Trials, named like the Deployment and owned by the Suggestion (deleted with it)."""
+    if not spec.owner:
+        raise ValueError(f"service {spec.name!r}: early-stopping access needs the Suggestion as owner")
+    meta: dict[str, Any] = {
+        "name": spec.name, "namespace": spec.namespace,
+        "labels": {**spec.labels, DEPLOYMENT_LABEL: spec.name, MANAGED_BY_LABEL: MANAGED_BY},
+        "ownerReferences": [_owner_reference(spec.owner)],
+    }
+    rules = [{"apiGroups": [group], "resources": [resource], "verbs": list(verbs)}
+             for group, resource, verbs in EARLY_STOPPING_GRANTS]
+    return {
+        "serviceaccount": {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": copy.deepcopy(meta)},
+        "role": {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                 "metadata": copy.deepcopy(meta), "rules": rules},
+        "rolebinding": {
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": copy.deepcopy(meta),
+            "subjects": [{"kind": "ServiceAccount", "name": spec.name, "namespace": spec.namespace}],
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": spec.name},
+        },
+    }
+
+
+def render_service_objects(spec: ServiceSpec, *, early_stopping_store: bool = False) -> dict[str, dict[str, Any]]:
+    """Deployment, Service (and PVC for FromVolume) for one algorithm service, as Katib names them.
+    ``early_stopping_store``: the Trials are Katib's custom resources, so an early-stopping
+    container reaches them through the Kubernetes API with its own account (and its RBAC objects
+    are added)."""
     if not spec.image:
         raise ValueError(f"algorithm {spec.algorithm!r}: no image in the algorithm registry "
                          "(required by the Kubernetes runtime)")
@@ -470,8 +515,15 @@ def render_service_objects(spec: ServiceSpec) -> dict[str, dict[str, Any]]:
         }
         if spec.early_stopping_args:
             early["args"] = list(spec.early_stopping_args)
-        if env:
-            early["env"] = copy.deepcopy(env)
+        early_env = copy.deepcopy(env)
+        if early_stopping_store and spec.owner:
+            # Last, so they win over a registry entry's env; the service reads SEXTANT_* as its flags.
+            early_env += [{"name": "SEXTANT_STORE", "value": "kubernetes"},
+                          {"name": "SEXTANT_NAMESPACE", "value": spec.namespace}]
+            pod_spec["serviceAccountName"] = spec.name
+            objects.update(render_early_stopping_access(spec))
+        if early_env:
+            early["env"] = early_env
         pod_spec["containers"].append(early)
         ports.append({"name": EARLY_STOPPING_PORT_NAME, "port": EARLY_STOPPING_PORT,
                       "targetPort": EARLY_STOPPING_PORT})
@@ -506,6 +558,7 @@ class KubernetesRuntime(Runtime):
         self._custom = client.CustomObjectsApi(self.api)
         self._apps = client.AppsV1Api(self.api)
         self._core = client.CoreV1Api(self.api)
+        self._rbac = client.RbacAuthorizationV1Api(self.api)
         self._plurals = dict(plurals or {})
         self.trial_resources = [TrialResource.parse(r, self._plurals) for r in trial_resources]
         self.collector_python = collector_python
@@ -687,9 +740,13 @@ class KubernetesRuntime(Runtime):
     def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
         if not self.owner_references:
             spec = replace(spec, owner=None)
-        objects = render_service_objects(spec)
+        objects = render_service_objects(spec, early_stopping_store=self.owner_references)
         ns = spec.namespace
         calls: list[tuple[str, Callable[..., object], str]] = [
+            # The account before the pod that runs as it.
+            ("serviceaccount", self._core.create_namespaced_service_account, "ServiceAccount"),
+            ("role", self._rbac.create_namespaced_role, "Role"),
+            ("rolebinding", self._rbac.create_namespaced_role_binding, "RoleBinding"),
             ("pvc", self._core.create_namespaced_persistent_volume_claim, "PersistentVolumeClaim"),
             ("service", self._core.create_namespaced_service, "Service"),
             ("deployment", self._apps.create_namespaced_deployment, "Deployment"),

@@ -17,9 +17,10 @@ from services.admission.__main__ import POD_WEBHOOK_CALLS
 from services.admission.__main__ import build_parser as webhook_parser
 from services.admission.certs import API_CALLS as WEBHOOK_CALLS
 from sextant.controller_main import add_controller_arguments
+from sextant.runtime.kubernetes import EARLY_STOPPING_GRANTS
 from sextant.store.kubernetes import API_CALLS as STORE_CALLS
 from sextant.store.kubernetes import KIND_PATHS
-from tests.unit.test_manifests import SCHEMA_VERSION, assemble, by_kind
+from tests.unit.test_manifests import SCHEMA_VERSION, assemble, by_kind, expected_rules
 
 OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "katib-dropin"
 CONTROLLERS = ("sextant-experiment-controller", "sextant-suggestion-controller", "sextant-trial-controller")
@@ -77,6 +78,19 @@ def test_the_controllers_may_make_exactly_the_stores_calls(manifests) -> None:
     binding = by_kind(manifests, "ClusterRoleBinding")["sextant-katib-store"]
     assert binding["roleRef"]["name"] == "sextant-katib-store"
     assert sorted(s["name"] for s in binding["subjects"]) == list(CONTROLLERS)
+
+
+def test_the_suggestion_controller_may_give_early_stopping_its_account_and_role(manifests) -> None:
+    role = by_kind(manifests, "ClusterRole")["sextant-early-stopping-access"]
+    assert _grants(role) == expected_rules("early_stopping_access")
+    binding = by_kind(manifests, "ClusterRoleBinding")["sextant-early-stopping-access"]
+    assert binding["roleRef"]["name"] == "sextant-early-stopping-access"
+    assert [s["name"] for s in binding["subjects"]] == ["sextant-suggestion-controller"]
+    # Kubernetes lets a Role be created or bound only by who holds its permissions (or may
+    # escalate/bind): the suggestion controller holds every grant through the store's role.
+    granted = {(g, r, v) for g, r, verbs in EARLY_STOPPING_GRANTS for v in verbs}
+    assert granted <= _grants(by_kind(manifests, "ClusterRole")["sextant-katib-store"])
+    assert not {"escalate", "bind"} & {v for _, _, v in _grants(role)}
 
 
 def test_the_controllers_run_on_the_kubernetes_store_with_an_api_token(manifests) -> None:

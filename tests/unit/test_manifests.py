@@ -118,7 +118,7 @@ def runtime_api_calls() -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute) \
                 and isinstance(node.value.value, ast.Name) and node.value.value.id == "self" \
-                and node.value.attr in {"_batch", "_custom", "_apps", "_core"} and API_METHOD.match(node.attr):
+                and node.value.attr in {"_batch", "_custom", "_apps", "_core", "_rbac"} and API_METHOD.match(node.attr):
             calls.add(node.attr)
     return calls
 
