@@ -273,6 +273,56 @@ def test_service_deployment_and_service_as_katib(cluster, runtime):
     runtime.delete_service(NS, "exp-tpe")  # absent: no-op
 
 
+def test_early_stopping_on_katibs_crds_gets_its_own_account_and_role(cluster, runtime):
+    # Trials are Katib's custom resources (owner_references=True): the early-stopping container
+    # updates them itself, so the Suggestion gets an account and Role as Katib gives it.
+    spec = service_spec(name="exp-es", algorithm="tpe", early_stopping_image="sextant/sextant:latest",
+                        early_stopping_args=["python", "-m", "services.suggestion.earlystopping"],
+                        env={"SEXTANT_STORE": "grpc"})
+    runtime.ensure_service(spec)
+    owner = {"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "name": "exp", "uid": "uid-s",
+             "controller": True, "blockOwnerDeletion": True}
+    account = cluster.stored("", "v1", "serviceaccounts", NS)["exp-es"]
+    role = cluster.stored("rbac.authorization.k8s.io", "v1", "roles", NS)["exp-es"]
+    binding = cluster.stored("rbac.authorization.k8s.io", "v1", "rolebindings", NS)["exp-es"]
+    for obj in (account, role, binding):
+        assert obj["metadata"]["ownerReferences"] == [owner]  # deleted with the Suggestion
+        assert obj["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "sextant"
+    assert role["rules"] == [
+        {"apiGroups": ["kubeflow.org"], "resources": ["trials"], "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["kubeflow.org"], "resources": ["trials/status"], "verbs": ["update"]}]
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "exp-es"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "exp-es", "namespace": NS}]
+    pod = cluster.stored("apps", "v1", "deployments", NS)["exp-es"]["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "exp-es"
+    suggestion, early = pod["containers"]
+    assert early["args"] == ["python", "-m", "services.suggestion.earlystopping"]
+    env = {e["name"]: e["value"] for e in early["env"]}  # later entries win, as in Kubernetes
+    assert env["SEXTANT_STORE"] == "kubernetes" and env["SEXTANT_NAMESPACE"] == NS
+    assert {e["name"]: e["value"] for e in suggestion["env"]} == {"SEXTANT_STORE": "grpc"}
+
+    # A restarted controller ensures the same service: existing objects are kept, nothing fails.
+    client.RbacAuthorizationV1Api(cluster.api_client()).patch_namespaced_role(
+        "exp-es", NS, {"metadata": {"annotations": {"edited": "by-an-admin"}}})
+    restarted = make_runtime("kubernetes", api_client=cluster.api_client(), owner_references=True)
+    assert restarted.ensure_service(spec).exists
+    kept = cluster.stored("rbac.authorization.k8s.io", "v1", "roles", NS)["exp-es"]
+    assert kept["metadata"]["annotations"] == {"edited": "by-an-admin"}
+    restarted.delete_service(NS, "exp-es")
+
+
+def test_early_stopping_without_katibs_crds_needs_no_account(cluster):
+    # With the DB manager as the store the early-stopping service never calls the Kubernetes API.
+    plain = KubernetesRuntime(cluster.api_client())
+    plain.ensure_service(service_spec(name="exp-es-db", early_stopping_image="sextant/sextant:latest"))
+    pod = cluster.stored("apps", "v1", "deployments", NS)["exp-es-db"]["spec"]["template"]["spec"]
+    assert "serviceAccountName" not in pod
+    assert "env" not in pod["containers"][1]
+    assert "exp-es-db" not in cluster.stored("", "v1", "serviceaccounts", NS)
+    assert "exp-es-db" not in cluster.stored("rbac.authorization.k8s.io", "v1", "roles", NS)
+    plain.delete_service(NS, "exp-es-db")
+
+
 def test_from_volume_service_keeps_its_claim(cluster, runtime):
     runtime.ensure_service(service_spec(name="exp-pbt", algorithm="pbt", persistent=True, resources={
         "limits": {"memory": "1Gi"}}))

@@ -92,7 +92,9 @@ def test_runtime_rendered_objects_validate_against_the_schema():
                        args=["python", "-m", "x"], persistent=True, early_stopping_image="img:1",
                        owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "name": "exp",
                               "uid": "u"})
-    for obj in k8s_runtime.render_service_objects(spec).values():
+    objects = k8s_runtime.render_service_objects(spec, early_stopping_store=True)
+    assert {"serviceaccount", "role", "rolebinding", "deployment"} <= set(objects)
+    for obj in objects.values():
         kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
     job = k8s_runtime.render_trial_object(JobSpec(
         name="exp-abc", namespace="ns", collector=CollectorSpec(metrics=("acc",), trial="exp-abc"), primary_container_name="main",
