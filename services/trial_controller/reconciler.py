@@ -404,7 +404,11 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        if mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now):
+        assert trial.spec.objective is not None  # the collector spec required it to start the job
+        message = ts.metrics_unavailable_message(trial.spec.objective.objective_metric_name, kind,
+                                                 self._output_tail(Key(trial.metadata.namespace,
+                                                                       trial.metadata.name)))
+        if mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, message, now):
             metrics.TRIAL_METRICS_UNAVAILABLE.labels(trial.metadata.namespace).inc()
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed
