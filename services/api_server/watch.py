@@ -3,11 +3,12 @@
 The hub keeps one store watch (all kinds, all namespaces) in a thread and a window of recent
 events while anyone watches: the first watcher starts it from its own version, and it stops a
 while after the last one leaves (decoding every store event for no reader cost the local stack
-several milliseconds of CPU per trial). A client watching from a resourceVersion inside the window is served from it, so 50
-watchers cost the DB manager one stream. A client asking for a version older than the window
-(e.g. after this server restarted) gets a store watch of its own from that version; one older
-than the store's history gets 410 Expired. Store bookmarks pass through as version markers,
-so a watcher that asked for bookmarks learns how far it has seen even when nothing changes.
+several milliseconds of CPU per trial). A client watching from a resourceVersion inside the
+window is served from it, so 50 watchers cost the DB manager one stream. A client asking for a
+version older than the window (e.g. after this server restarted) gets a store watch of its own
+from that version; one older than the store's history gets 410 Expired. Store bookmarks pass
+through as version markers, so a watcher that asked for bookmarks learns how far it has seen
+even when nothing changes.
 """
 
 from __future__ import annotations
