@@ -31,7 +31,7 @@ EDITABLE_PIP := --config-settings editable_mode=compat
 # of CPU.
 # --compile-bytecode: pip always compiles, uv only when asked; without it the first `sextant up`
 # has six services compiling scipy, optuna and grpc at once and can outlast the start-up wait.
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock pyproject.toml Makefile
 	@if [ -z "$(PYTHON)" ]; then echo "make: Sextant needs Python >= 3.11 as python3 (or python3.11 ...) on PATH" >&2; exit 2; fi
 	@if [ ! -x $(PY) ]; then \
 	   if [ -z "$(UV)" ] && ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
