@@ -1,11 +1,14 @@
 """Watches: one stream from the resource store fanned out to every HTTP watcher.
 
 The hub keeps one store watch (all kinds, all namespaces) in a thread and a window of recent
-events; a client watching from a resourceVersion inside the window is served from it, so 50
-watchers cost the DB manager one stream. A client asking for a version older than the window
-(e.g. after this server restarted) gets a store watch of its own from that version; one older
-than the store's history gets 410 Expired. Store bookmarks pass through as version markers,
-so a watcher that asked for bookmarks learns how far it has seen even when nothing changes.
+events while anyone watches: the first watcher starts it from its own version, and it stops a
+while after the last one leaves (decoding every store event for no reader cost the local stack
+several milliseconds of CPU per trial). A client watching from a resourceVersion inside the
+window is served from it, so 50 watchers cost the DB manager one stream. A client asking for a
+version older than the window (e.g. after this server restarted) gets a store watch of its own
+from that version; one older than the store's history gets 410 Expired. Store bookmarks pass
+through as version markers, so a watcher that asked for bookmarks learns how far it has seen
+even when nothing changes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ FANOUT_DELAY = Histogram("sextant_api_watch_fanout_seconds",
 WINDOW = 20_000
 RETRY_SECONDS = 0.5
 TOO_LARGE_WAIT = 3.0  # seconds a watch from a version not seen yet waits for it
+IDLE_SECONDS = 30.0  # the store watch outlives its last watcher this long (clients re-watch often)
+START_WAIT = 10.0  # seconds a watcher waits for the store watch to start before it goes direct
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,11 @@ class WatchHub:
         self.direct: set[Subscription] = set()
         self._stream: Any = None
         self._stop = threading.Event()
-        self._ready = threading.Event()
+        self._ready = threading.Event()  # the store answered once
+        self._wanted = threading.Event()  # someone watches (or did, IDLE_SECONDS ago)
+        self._request = (0, 0)  # (generation, version): where the next start streams from
+        self._starting: asyncio.Future[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
         self._thread = threading.Thread(target=self._run, name="api-watch-hub", daemon=True)
 
     # -- upstream (a thread) ----------------------------------------------------------------
@@ -80,23 +89,42 @@ class WatchHub:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wanted.set()  # wakes the thread, which then sees the stop
         stream = self._stream
         if stream is not None:
             with contextlib.suppress(Exception):
                 stream.cancel()
 
+    def _current_version(self) -> int:
+        return int(self.store.list("Experiment")[1])
+
     def _run(self) -> None:
-        since = 0
-        while not self._stop.is_set():
+        while not self._ready.is_set() and not self._stop.is_set():
             try:
-                if not since:
-                    _, since = self.store.list("Experiment")
-                    self.loop.call_soon_threadsafe(self._reset, since)
-                self._stream = self.store.watch(since=since)
+                version = self._current_version()
+                self.loop.call_soon_threadsafe(self._learn, version)
                 self._ready.set()
+            except Exception as err:  # noqa: BLE001 - not ready until the store answers
+                log.info("store not reachable yet", extra={"error": str(err)})
+                self._stop.wait(RETRY_SECONDS)
+        used, since, expired = 0, 0, False
+        while not self._stop.is_set():
+            if not self._wanted.wait(1.0) or self._stop.is_set():
+                continue
+            generation, start = self._request
+            if generation != used:  # a new start, from the first watcher's version
+                used, since, expired = generation, start, False
+                self.loop.call_soon_threadsafe(self._reset, since, generation)
+            elif expired:  # the loop has not taken the expiry in yet: wait for a new start
+                self._stop.wait(0.05)
+                continue
+            try:
+                self._stream = self.store.watch(since=since)
                 for event in self._stream:
                     if self._stop.is_set():
                         return
+                    if not self._wanted.is_set():
+                        break  # nobody watches any more
                     doc = to_doc(event.resource) if event.resource is not None else None
                     change = Change(str(event.type), event.resource_version, doc, time.monotonic())
                     since = max(since, event.resource_version)
@@ -105,23 +133,64 @@ class WatchHub:
                 log.warning("the store's history moved past this server's watch; watchers must relist",
                             extra={"error": str(err)})
                 self.loop.call_soon_threadsafe(self._expire_all, str(err))
-                since = 0
+                expired = True
+                continue
             except StoreError as err:
                 if self._stop.is_set():
                     return
                 log.info("store watch interrupted; resuming", extra={"error": str(err), "since": since})
             except Exception:  # noqa: BLE001 - the hub must outlive any single failure
                 log.exception("store watch failed; resuming")
-            self._stop.wait(RETRY_SECONDS)
+            finally:
+                stream, self._stream = self._stream, None
+                if stream is not None:
+                    with contextlib.suppress(Exception):
+                        stream.cancel()
+            if self._wanted.is_set():
+                self._stop.wait(RETRY_SECONDS)
 
     # -- the event loop side ---------------------------------------------------------------
-    def _reset(self, version: int) -> None:
+    def _learn(self, version: int) -> None:
+        self.version = max(self.version, version)
+
+    def _reset(self, version: int, generation: int) -> None:
+        if generation != self._request[0] or not self._wanted.is_set():
+            return  # a start nobody waits for any more
         self.window.clear()
         self.start_version = version
         self.started = True
         self.version = max(self.version, version)
+        if self._starting is not None and not self._starting.done():
+            self._starting.set_result(None)
+
+    def _idle(self) -> None:
+        """No watcher for IDLE_SECONDS: the store watch ends until the next one comes."""
+        self._idle_timer = None
+        if self.subscribers:
+            return
+        self._wanted.clear()
+        self.started = False
+        self.window.clear()
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(Exception):
+                stream.cancel()
+
+    async def _start_streaming(self, since: int) -> None:
+        """Starts the store watch from ``since`` (or from the newest version, for a version the
+        store has not reached: the caller then waits for it) and waits until it runs."""
+        if not self._wanted.is_set() or self._starting is None or self._starting.done():
+            if since > self.version:
+                self._learn(await self.loop.run_in_executor(None, self._current_version))
+            self._starting = self.loop.create_future()
+            self._request = (self._request[0] + 1, min(since, self.version))
+            self._wanted.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._starting), START_WAIT)
 
     def _dispatch(self, change: Change) -> None:
+        if not self.started:
+            return  # the rest of a stream that was stopped
         if change.version < self.version and change.type != "BOOKMARK":
             return  # a repeat after the upstream resumed
         self.version = max(self.version, change.version)
@@ -137,7 +206,10 @@ class WatchHub:
     def _expire_all(self, message: str) -> None:
         for sub in self.subscribers:
             sub.queue.put_nowait(Change("ERROR", 0, None, error=message))
-        self.started = False  # until the next list: new watchers go to the store
+        self.started = False  # until the next start
+        self._wanted.clear()
+        if self._starting is not None and not self._starting.done():
+            self._starting.set_result(None)  # the watcher finds the hub stopped and goes direct
 
     # -- watchers --------------------------------------------------------------------------
     def end_all(self) -> None:
@@ -155,6 +227,11 @@ class WatchHub:
         deadline = time.monotonic() + timeout if timeout else None
         WATCHERS.inc()
         try:
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            if not self.started:
+                await self._start_streaming(since)
             if self.started and since > self.version:
                 await self._wait_for_version(since)
             if self.started and since >= self.start_version:
@@ -176,6 +253,8 @@ class WatchHub:
             self.subscribers.discard(sub)
             self.direct.discard(sub)
             WATCHERS.dec()
+            if not self.subscribers and self._wanted.is_set() and self._idle_timer is None:
+                self._idle_timer = self.loop.call_later(IDLE_SECONDS, self._idle)
 
     async def _wait_for_version(self, since: int) -> None:
         """A watch from a version this server has not seen: it may be a write that is on its way

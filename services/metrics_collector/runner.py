@@ -74,7 +74,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     """Atomic write (same contract as sextant.runtime.process.write_json, whose package import
     would cost start-up time in every trial)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(data, sort_keys=True))  # no indent: the C encoder
     os.replace(tmp, path)
 
 

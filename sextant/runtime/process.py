@@ -161,7 +161,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
     """Atomic write: a reader sees the old file or the new one, never half of one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    tmp.write_text(json.dumps(data, sort_keys=True))  # no indent: the C encoder (3x less CPU)
     os.replace(tmp, path)
 
 

@@ -169,3 +169,26 @@ async def test_watch_from_a_version_the_store_no_longer_keeps_is_expired(tmp_pat
     assert event["type"] == "ERROR"
     assert (event["object"]["kind"], event["object"]["code"], event["object"]["reason"]) == ("Status", 410, "Expired")
     assert event["object"]["message"].startswith("too old resource version: 1")
+
+
+async def test_store_watch_runs_only_while_someone_watches(api, monkeypatch):
+    import services.api_server.watch as watch_module
+
+    hub = api.server.app["sextant.watch_hub"]
+    assert not hub.started and hub._stream is None  # nobody watches: no store stream decoded
+    monkeypatch.setattr(watch_module, "IDLE_SECONDS", 0.2)
+    listed = await _json(await api.get(f"{BASE}/experiments", headers=AUTH))
+    version = listed["metadata"]["resourceVersion"]
+    reply = await api.get(f"{BASE}/experiments?watch=true&resourceVersion={version}", headers=AUTH)
+    assert reply.status == 200
+    for _ in range(100):
+        if hub.subscribers:
+            break
+        await asyncio.sleep(0.02)
+    assert hub.started and len(hub.subscribers) == 1 and not hub.direct
+    reply.close()
+    for _ in range(200):
+        if not hub.started and hub._stream is None:
+            break
+        await asyncio.sleep(0.02)
+    assert not hub.started and hub._stream is None  # the last watcher left: the stream ended
