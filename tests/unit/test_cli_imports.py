@@ -61,9 +61,8 @@ def test_a_refused_connection_is_reported_before_grpc_loads(tmp_path, argv):
 
 @pytest.fixture(scope="module")
 def db_manager_address(tmp_path_factory) -> Iterator[str]:
-    from tests.integration.bad_input_support import sqlite_db_manager
-
     from sextant.cli import main
+    from tests.integration.bad_input_support import sqlite_db_manager
 
     with sqlite_db_manager(tmp_path_factory.mktemp("db")) as running:
         code = main.main(["--data-dir", str(tmp_path_factory.mktemp("none")), "--server", running.address,
