@@ -85,3 +85,19 @@ def test_commands_talking_to_a_server_handle_documents_not_models(tmp_path, db_m
     assert {"grpc", "google.protobuf"} <= modules  # it did talk to the server
     heavy = {m for m in HEAVY if m in modules} - {"grpc", "google.protobuf", "rich.console", *allowed}
     assert not heavy, f"sextant {' '.join(argv)} imported {sorted(heavy)}"
+
+
+def test_status_checks_the_api_server_without_loading_cryptography(tmp_path):
+    """``status`` needs only the CA's path to check the API server; making certificates (the
+    cryptography package, ~0.03 s of CPU) is for ``sextant up``."""
+    from sextant.tls import ensure_tls
+
+    ensure_tls(tmp_path / "tls")  # as `sextant up` leaves it: the CA the check verifies against
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    probe = ("import sys\nfrom pathlib import Path\nfrom sextant.stack import StackPaths, https_health\n"
+             f"print(https_health('127.0.0.1:{port}', StackPaths(Path(sys.argv[1]))), 'cryptography' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, cwd=ROOT, check=True).stdout.split()
+    assert out == ["DOWN", "False"]
