@@ -19,6 +19,7 @@ from sextant.cli.render import (
     table,
 )
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
+from sextant.objectives import ANNOTATION
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
 from sextant.timestamps import age
 
@@ -106,6 +107,16 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
             out(line)
     else:
         out("Optimal trial: none yet")
+    pareto = status.get("paretoOptimalTrials")
+    if pareto is not None:  # a multi-objective experiment
+        declared = (meta.get("annotations") or {}).get(ANNOTATION, "")
+        out("")
+        out(f"Pareto front: {len(pareto)} trials "
+            f"({objective.get('objectiveMetricName', '')}={objective.get('type', '')}, {declared})")
+        for member in pareto:
+            metrics = ", ".join(f"{m.get('name')}={number(m.get('latest'))}"
+                                for m in (member.get("observation") or {}).get("metrics") or [])
+            out(f"  {member.get('bestTrialName', '')}  {metrics}")
 
     if trials:
         failed = [t for t in trials if failure_of(t)]

@@ -11,7 +11,8 @@ it maps onto the API:
   because the API server drops it from a create;
 * **update / update_status** are read-modify-write PUTs (``/status`` for the status): a write
   carrying a resourceVersion that is not current is Conflict at once; a write without one is
-  applied to the current object, re-read and retried when another writer wins (409);
+  applied to the current object, re-read and retried when another writer wins (409); a write
+  at a version the store has seen starts from that copy instead of a GET (``_SeenDocs``);
 * **delete** removes the object and everything its ownerReferences tie to it in the namespace;
   the cluster's garbage collector (or Sextant's API server) removes the dependents, and what it
   has not removed within ``collect_seconds`` is deleted here, so the answer lists them all;
@@ -29,11 +30,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import json
 import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -205,6 +208,42 @@ def _wait(state: RetryCallState) -> float:
     return max(backoff, float(getattr(err, "retry_after", 0.0)))
 
 
+class _SeenDocs:
+    """The newest copy of each object this store has seen (watch events, reads, writes), so a
+    write that names the version it was based on needs no GET first: an object's content at one
+    resourceVersion never changes, so a copy at exactly that version *is* the current object if
+    the write succeeds -- and if it is not current, the PUT (guarded by that version) gets 409,
+    which is the Conflict the GET would have found. Least recently seen objects go first."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._docs: OrderedDict[tuple[str, str, str], Doc] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def saw(self, doc: Doc) -> None:
+        meta = doc.get("metadata") or {}
+        key = (doc.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+        version = _version(doc)
+        with self._lock:
+            known = self._docs.get(key)
+            if known is not None and _version(known) > version:
+                return  # a late answer must not replace a newer copy
+            self._docs[key] = doc
+            self._docs.move_to_end(key)
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._docs.pop((kind, namespace, name), None)
+
+    def at(self, kind: str, namespace: str, name: str, version: int) -> Doc | None:
+        """A private copy of the object at exactly ``version``, if that is the copy held."""
+        with self._lock:
+            doc = self._docs.get((kind, namespace, name))
+        return copy.deepcopy(doc) if doc is not None and _version(doc) == version else None
+
+
 # -- the store -----------------------------------------------------------------------------------
 
 
@@ -217,6 +256,7 @@ class KubernetesResourceStore(ResourceStore):
         self.write_attempts = write_attempts
         self.collect_seconds = collect_seconds
         self.watch_idle_seconds = watch_idle_seconds
+        self._seen = _SeenDocs()
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None,
@@ -288,7 +328,13 @@ class KubernetesResourceStore(ResourceStore):
 
     def _get(self, kind: str, namespace: str, name: str) -> Doc:
         kind, namespace, name = rules.key_of(kind, namespace, name)
-        return from_kube(kind, self.request("GET", KIND_PATHS[kind].path(namespace, name)))
+        try:
+            doc = from_kube(kind, self.request("GET", KIND_PATHS[kind].path(namespace, name)))
+        except NotFound:
+            self._seen.forget(kind, namespace, name)
+            raise
+        self._seen.saw(doc)
+        return doc
 
     def get(self, kind: str, namespace: str, name: str) -> Resource:
         return model_from_doc(self._get(kind, namespace, name))
@@ -349,8 +395,11 @@ class KubernetesResourceStore(ResourceStore):
         rules.check_halves(doc)
         expected = parse_version(rules.meta(doc).get("resourceVersion"))
         kind_path = KIND_PATHS[kind]
-        for _ in range(self.write_attempts):
-            old = self._get(kind, namespace, name)
+        for attempt in range(self.write_attempts):
+            # A write based on a version this store has seen starts from that copy (see
+            # _SeenDocs); a blind write, or one after a 409, reads the object first.
+            seen = self._seen.at(kind, namespace, name, expected) if expected and not attempt else None
+            old = seen if seen is not None else self._get(kind, namespace, name)
             current = _version(old)
             if expected and current != expected:
                 raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is {current}, not "
@@ -374,7 +423,9 @@ class KubernetesResourceStore(ResourceStore):
                     raise
                 log.debug("write conflict, re-reading", extra={"kind": kind, "name": name})
                 continue
-            return model_from_doc(from_kube(kind, written))
+            result = from_kube(kind, written)
+            self._seen.saw(result)
+            return model_from_doc(result)
         raise Conflict(f"{kind} {namespace}/{name}: {self.write_attempts} writes in a row lost to other "
                        "writers; re-read and retry")
 
@@ -557,9 +608,13 @@ class _KindWatch(WatchStream):
             return WatchEvent(EventType.BOOKMARK, None, version)
         if type_ not in ("ADDED", "MODIFIED", "DELETED"):
             return None
+        doc = from_kube(self._kind, obj)
         if type_ != "DELETED":
             self._store.release_katib_finalizers(self._kind, obj)
-        return WatchEvent(EventType(type_), model_from_doc(from_kube(self._kind, obj)), version)
+            self._store._seen.saw(doc)
+        else:
+            self._store._seen.forget(self._kind, doc["metadata"].get("namespace", ""), doc["metadata"]["name"])
+        return WatchEvent(EventType(type_), model_from_doc(doc), version)
 
     def _close(self) -> None:
         with self._lock:

@@ -340,3 +340,25 @@ def test_trial_controller_killed_mid_run_adopts_its_containers(stack: Stack) -> 
     status = json.loads((stack.data_dir / "stack.json").read_text())
     assert status["services"]["trial-controller"]["restarts"] >= 1
     assert status["runtime"] == "docker"
+
+
+def _in_a_container_only(parameters):  # shipped to the image as source: it does its own imports
+    import os
+
+    if not os.path.exists("/.dockerenv"):  # the engine puts this file in every container
+        raise SystemExit("this trial ran outside a container")
+    return {"score": 1 - (parameters["x"] - 0.3) ** 2}
+
+
+def test_sdk_tune_with_katibs_base_image_runs_the_function_in_that_image(stack: Stack) -> None:
+    """Katib's ``tune(base_image=...)``: the function runs in the image (which holds Python but
+    not Sextant), and the best parameters come back."""
+    from sextant.sdk import tune
+
+    base = run([str(BUILD_BASE), "--print-names"]).stdout.split()[0]
+    best = tune(_in_a_container_only, {"x": {"parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}},
+                data_dir=stack.data_dir, name="tune-in-image", objective_metric_name="score",
+                max_trial_count=2, parallel_trial_count=2, max_failed_trial_count=1, base_image=base, timeout=480)
+    assert isinstance(best, dict) and 0 <= best["x"] <= 1
+    trials = stack.trials("tune-in-image")
+    assert len(trials) == 2 and all(t["status"]["conditions"][-1]["type"] == "Succeeded" for t in trials)

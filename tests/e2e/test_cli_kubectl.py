@@ -37,6 +37,8 @@ def test_directories_names_jsonpath_columns_and_all_namespaces(local_stack, tmp_
         flat = sextant(local_stack, "apply", "-f", "manifests", cwd=tmp_path)
         assert flat.returncode == 0, flat.stderr
         assert flat.stdout.splitlines() == ["experiment.kubeflow.org/kc-a created"]
+        # the stack runs trials as local processes: the template's image is not used, and apply says so
+        assert "Warning: experiment kc-a: its trials name the image local" in flat.stderr, flat.stderr
         deep = sextant(local_stack, "apply", "-f", "manifests", "-R", cwd=tmp_path)
         assert deep.stdout.splitlines() == ["experiment.kubeflow.org/kc-a unchanged",
                                             "experiment.kubeflow.org/kc-b created"], deep.stderr

@@ -85,6 +85,33 @@ def test_a_storm_longer_than_the_attempts_and_a_pinned_write_are_conflict(server
     assert len(handler[f"put {TRIALS}/t/status"]) == 6  # one try: the caller's version lost
 
 
+def test_a_write_based_on_a_version_the_store_has_seen_sends_no_read_first(server) -> None:
+    """The copy the store saw at the caller's version is the object if the write succeeds; if
+    it is stale, the PUT (carrying that version) gets 409: Conflict, as a GET would have told."""
+    handler, store = server
+    handler[f"get {TRIALS}/t"] << trial_object("t", 5)
+    handler[f"put {TRIALS}/t/status"][:1] << (lambda req: {**req.data, "metadata": {
+        **req.data["metadata"], "resourceVersion": "6"}})
+    handler[f"put {TRIALS}/t/status"] << 409 << status(409, "Conflict")
+    trial = store.get("Trial", NS, "t")  # what an informer would hand a controller
+    trial.status.start_time = "2026-01-02T00:00:00Z"
+    written = store.update_status(trial)
+    assert written.metadata.resource_version == "6"
+    assert len(handler[f"get {TRIALS}/t"]) == 1  # the get above; none before the PUT
+    assert list(handler[f"put {TRIALS}/t/status"])[0].data["metadata"]["resourceVersion"] == "5"
+    # Based on the version that write returned (no read either); someone else got there first.
+    written.status.completion_time = "2026-01-03T00:00:00Z"
+    with pytest.raises(Conflict):
+        store.update_status(written)
+    assert len(handler[f"get {TRIALS}/t"]) == 1 and len(handler[f"put {TRIALS}/t/status"]) == 2
+    # A version the store never saw is read first (and found not current: Conflict, no PUT).
+    unseen = written.model_copy(deep=True)
+    unseen.metadata.resource_version = "4"
+    with pytest.raises(Conflict, match="resourceVersion is 5"):
+        store.update_status(unseen)
+    assert len(handler[f"get {TRIALS}/t"]) == 2 and len(handler[f"put {TRIALS}/t/status"]) == 2
+
+
 def test_429_and_5xx_are_retried_honouring_retry_after(server) -> None:
     handler, store = server
     handler[f"get {TRIALS}/t"][:1] << 429 << {"Retry-After": "1"} << status(429, "TooManyRequests")
