@@ -46,6 +46,9 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	@if [ -n "$(EXTRAS)" ]; then \
 	   if [ -n "$(UV)" ]; then $(UV) pip install --python $(PY) -q -c requirements.lock $(EDITABLE_UV) -e ".[$(EXTRAS)]"; \
 	   else $(PY) -m pip install -q --disable-pip-version-check -c requirements.lock $(EDITABLE_PIP) -e ".[$(EXTRAS)]"; fi; fi
+	@# An editable install leaves Sextant's own modules uncompiled: where bytecode is never written
+	@# (PYTHONDONTWRITEBYTECODE), every `sextant` command would compile them again (~0.05-0.1 s of CPU).
+	@$(PY) -m compileall -q sextant services >/dev/null
 	@touch $@
 
 # Regenerates sextant/api/ from proto/. tests/unit/test_proto_fresh.py fails when they differ.

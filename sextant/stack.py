@@ -283,7 +283,7 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
     trial_controller = next(c for c in children if c.name == "trial-controller")
     trial_controller.argv += ["--runtime", config.runtime]
 
-    from sextant.tls import TlsFiles  # cryptography: only when the stack starts
+    from sextant.tls_files import TlsFiles
 
     api_port = _api_port(config)
     tls = TlsFiles.under(paths.tls)
@@ -662,7 +662,7 @@ def https_health(address: str, paths: StackPaths, timeout: float = 2.0) -> str:
     import urllib.error
     import urllib.request
 
-    from sextant.tls import TlsFiles
+    from sextant.tls_files import TlsFiles
 
     try:
         context = ssl.create_default_context(cafile=str(TlsFiles.under(paths.tls).ca_cert))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -20,22 +19,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from sextant.tls_files import TlsFiles
+
 CA_DAYS = 3650
 SERVING_DAYS = 365
 RENEW_BEFORE = dt.timedelta(days=30)
 DEFAULT_HOSTS = ("127.0.0.1", "localhost")
 
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca_cert: Path
-    ca_key: Path
-    cert: Path
-    key: Path
-
-    @classmethod
-    def under(cls, directory: Path) -> TlsFiles:
-        return cls(directory / "ca.crt", directory / "ca.key", directory / "server.crt", directory / "server.key")
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

@@ -19,7 +19,8 @@ from typing import Any, cast
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from sextant.tls import TlsFiles, ensure_tls
+from sextant.tls import ensure_tls
+from sextant.tls_files import TlsFiles
 
 log = logging.getLogger("sextant.admission.certs")
 
