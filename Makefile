@@ -22,6 +22,7 @@ PYTEST_ARGS ?= -n 2 --dist loadgroup -q tests
 
 install: $(STAMP)
 
+# --seed: uv's venv gets pip too (deploy/docker/fill-wheelhouse downloads the image's wheels with it).
 # --compile-bytecode: pip always compiles, uv only when asked; without it the first `sextant up`
 # has six services compiling scipy, optuna and grpc at once and can outlast the start-up wait.
 $(STAMP): requirements.lock pyproject.toml
@@ -30,7 +31,7 @@ $(STAMP): requirements.lock pyproject.toml
 	   if [ -z "$(UV)" ] && ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	     v=$$($(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
 	     echo "make: $(PYTHON) cannot create virtual environments; run: sudo apt-get install -y python$$v-venv" >&2; exit 2; fi; \
-	   if [ -n "$(UV)" ]; then $(UV) venv -q --python $(PYTHON) .venv; else $(PYTHON) -m venv .venv; fi; fi
+	   if [ -n "$(UV)" ]; then $(UV) venv -q --seed --python $(PYTHON) .venv; else $(PYTHON) -m venv .venv; fi; fi
 	@if [ -n "$(UV)" ]; then \
 	   $(UV) pip install --python $(PY) -q --compile-bytecode --only-binary :all: -r requirements.lock && \
 	   $(UV) pip install --python $(PY) -q --no-deps -e . ; \

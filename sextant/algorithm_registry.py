@@ -27,6 +27,10 @@ DEFAULT_REGISTRY_PATH = Path(__file__).with_name("registry.yaml")
 REGISTRY_ENV = "SEXTANT_REGISTRY"
 DEFAULT_SUGGESTION_PORT = 6789
 DEFAULT_EARLY_STOPPING_PORT = 6788
+NAMESPACE_METADATA = "sextant-namespace"
+"""gRPC call metadata the suggestion controller adds to every algorithm call: the experiment's
+namespace, which Katib's messages do not carry. Sextant's algorithm servers key each
+experiment's state by namespace and name, so one server can serve every namespace."""
 
 # Katib's defaults for runtime entries without resources (katib-config defaults.go).
 DEFAULT_RESOURCES: dict[str, Any] = {

@@ -47,9 +47,18 @@ def env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"SEXTANT_{name.upper()}", default)
 
 
+def user_data_dir() -> Path:
+    """The per-user data directory: ``$XDG_STATE_HOME/sextant``, else ``~/.local/state/sextant``
+    (the XDG base-directory rules: a relative ``XDG_STATE_HOME`` is ignored)."""
+    state = os.environ.get("XDG_STATE_HOME", "")
+    base = Path(state) if state and Path(state).is_absolute() else Path.home() / ".local" / "state"
+    return base / "sextant"
+
+
 def data_dir(explicit: str | None = None) -> Path:
-    """The data directory: ``--data-dir`` > ``SEXTANT_HOME`` > ``./.sextant``."""
-    return Path(explicit or os.environ.get("SEXTANT_HOME") or ".sextant").resolve()
+    """The data directory: ``--data-dir`` > ``SEXTANT_HOME`` > the per-user one, so the CLI and
+    the SDK find the user's running stack from any directory."""
+    return Path(explicit or os.environ.get("SEXTANT_HOME") or user_data_dir()).resolve()
 
 
 def read_token(explicit: str | None = None, token_file: str | None = None) -> str | None:
@@ -114,7 +123,7 @@ def add_server_arguments(parser: argparse.ArgumentParser, default_port: int) -> 
     g.add_argument("--tls-client-ca", default=env("tls_client_ca"), help="require client certs from this CA")
     g.add_argument("--token-file", default=env("token_file"),
                    help="require this bearer token (file content); SEXTANT_TOKEN sets it directly")
-    g.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME or ./.sextant)")
+    g.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME, else ~/.local/state/sextant)")
     g.add_argument("--log-level", default=env("log_level", "INFO"))
 
 

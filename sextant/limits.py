@@ -50,5 +50,12 @@ MAX_OBSERVATION_LOGS = 100_000
 MAX_OBSERVATION_READ = 1_000_000
 """GetObservationLog: rows returned by one call (ask with a time window or a metric name for less)."""
 
+MAX_EARLY_STOPPING_TRIALS = 100_000
+"""GetEarlyStoppingRules: trials in one request (each completed one may cost the service a
+GetObservationLog call, made only while the caller still waits)."""
+
+MAX_ADDRESS_CHARS = 512
+"""A HOST:PORT in a request (GetEarlyStoppingRules.db_manager_address)."""
+
 MAX_ERROR_EXCERPT = 200
 """Characters of user input an error message may quote."""

@@ -41,6 +41,15 @@ COLLECTOR_FAILED = "MetricsCollectorFailed"
 the trial command's exit code (its metrics are lost, retrying cannot bring them back)."""
 
 
+COLLECTOR_FAILED_EXIT_CODE = 86
+"""Exit code of a wrapped trial whose metrics source can never be read, when it runs in a pod
+(``TERMINATION_LOG_ENV`` set): the Kubernetes runtime fails the Job on it at once (a pod failure
+policy) instead of letting the Job retry a pod that must fail the same way."""
+TERMINATION_LOG_ENV = "SEXTANT_TERMINATION_LOG"
+"""The file the collector writes ``MetricsCollectorFailed: <cause>`` to in a pod (the container's
+termination message, which Kubernetes keeps in the pod's status)."""
+
+
 class MetricsSourceError(Exception):
     """The metrics file cannot ever be read (a directory, a path through a file, no permission)."""
 

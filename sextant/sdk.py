@@ -2,7 +2,7 @@
 
     from sextant.sdk import SextantClient, search, tune
 
-    client = SextantClient()                       # the local stack in ./.sextant (or SEXTANT_HOME)
+    client = SextantClient()                       # the user's local stack (SEXTANT_HOME, else ~/.local/state/sextant)
     client.create_experiment("examples/v1beta1/random.yaml")
     client.wait_for_experiment("random", timeout=300)
     print(client.get_optimal_hyperparameters("random"))
@@ -16,9 +16,12 @@
                 max_trial_count=12)                # -> {"x": 1.97}
 
 Everything goes through the DB manager's resource store (``sextant.store.client``); trial
-metrics come from ``DBManager.GetObservationLog``. ``tune`` runs trials as local processes, so
-it needs the local stack (it starts one if none is running) — Katib's ``tune`` builds a container
-image instead.
+metrics come from ``DBManager.GetObservationLog``. ``tune`` runs trials through the local stack:
+as local processes in this Python environment, or, with Katib's ``base_image=``, in that image
+when the stack runs trials on Docker (``sextant up --runtime docker|auto``). When no stack is
+running ``tune`` starts one, says so, and stops it again when it returns (``keep_stack=True``
+keeps it). Experiments created from this machine's local stack record the directory they were
+submitted from; local trials run there.
 """
 
 from __future__ import annotations
@@ -42,7 +45,15 @@ from sextant.katib.condition_list import condition_is
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, OptimalTrial, Suggestion, Trial, to_doc
-from sextant.stack import StackConfig, StackPaths, start_detached, supervisor_running, wait_ready
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
+from sextant.stack import (
+    StackConfig,
+    StackPaths,
+    start_detached,
+    stop_supervisor,
+    supervisor_running,
+    wait_ready,
+)
 from sextant.store.interface import Invalid
 
 CONDITIONS = experiment_status.CONDITION_TYPES
@@ -104,6 +115,8 @@ class SextantClient:
         self.data_dir = resolve_data_dir(str(data_dir) if data_dir else None)
         self.paths = StackPaths(self.data_dir)
         self.namespace = namespace
+        self.started_stack = False  # whether this client started the local stack (stop_stack stops it)
+        self.local = not (address or os.environ.get("SEXTANT_SERVER"))
         self.address = address or os.environ.get("SEXTANT_SERVER") or self._local_address(start_stack)
         self._token = read_token(token, str(self.paths.token))
         from sextant.channel import open_channel
@@ -120,7 +133,15 @@ class SextantClient:
         if not start:
             raise ConnectionError(f"no Sextant stack is running for {self.data_dir}; start one with "
                                   "`sextant up --detach` or pass start_stack=True")
-        return start_detached(StackConfig(data_dir=self.data_dir, port=0))
+        address = start_detached(StackConfig(data_dir=self.data_dir, port=0))
+        self.started_stack = True
+        return address
+
+    def stop_stack(self) -> None:
+        """Stops the local stack if this client started it (else does nothing)."""
+        if self.started_stack:
+            stop_supervisor(self.paths)
+            self.started_stack = False
 
     def close(self) -> None:
         self.channel.close()
@@ -149,6 +170,8 @@ class SextantClient:
         meta = dict(doc.get("metadata") or {})
         if namespace or not meta.get("namespace"):
             meta["namespace"] = namespace or self.namespace
+        if self.local:  # this machine's stack: its local trials run where the user is
+            meta["annotations"] = {WORKING_DIR_ANNOTATION: os.getcwd(), **(meta.get("annotations") or {})}
         doc["metadata"] = meta
         doc.pop("status", None)
         return cast(Experiment, self.store.create(admit_experiment(doc)))
@@ -235,7 +258,9 @@ class SextantClient:
              parallel_trial_count: int = 1, max_failed_trial_count: int | None = None,
              metrics_collector_config: Mapping[str, Any] | None = None, env_per_trial: Mapping[str, str] | None = None,
              retain_trials: bool = False, namespace: str | None = None, wait: bool = True,
-             timeout: float = 3600) -> dict[str, Any] | Experiment:
+             timeout: float = 3600, base_image: str | None = None, packages_to_install: list[str] | None = None,
+             pip_index_url: str | None = None,
+             resources_per_trial: Mapping[str, Any] | None = None) -> dict[str, Any] | Experiment:
         """Tunes ``objective`` over ``parameters``; see the module docstring and ``tune``."""
         experiment = build_tune_experiment(
             objective, parameters, data_dir=self.data_dir, name=name, objective_metric_name=objective_metric_name,
@@ -244,7 +269,9 @@ class SextantClient:
             algorithm_settings=algorithm_settings, max_trial_count=max_trial_count,
             parallel_trial_count=parallel_trial_count, max_failed_trial_count=max_failed_trial_count,
             metrics_collector_config=metrics_collector_config, env_per_trial=env_per_trial,
-            retain_trials=retain_trials, namespace=namespace or self.namespace)
+            retain_trials=retain_trials, namespace=namespace or self.namespace, base_image=base_image,
+            packages_to_install=packages_to_install, pip_index_url=pip_index_url,
+            resources_per_trial=resources_per_trial)
         created = self.create_experiment(experiment)
         if not wait:
             return created
@@ -301,21 +328,96 @@ def _function_reference(fn: Callable[..., Any]) -> dict[str, str] | None:
     return {"module": module, "qualname": qualname, "path": str(root)}
 
 
+def objective_source(fn: Callable[..., Any]) -> str:
+    """The source code of ``fn`` (a def function; its imports must be inside it)."""
+    if getattr(fn, "__name__", "<lambda>") == "<lambda>":
+        raise ValueError("tune: objective must be a def function, not a lambda")
+    try:
+        return textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError) as err:
+        raise ValueError(f"tune: cannot get the source of {fn!r} ({err}); define it in a file") from None
+
+
 def write_objective(fn: Callable[..., Any], directory: Path) -> dict[str, str]:
     """Stores how a trial process finds ``fn``: by import reference, else its source code."""
     directory.mkdir(parents=True, exist_ok=True)
     ref = _function_reference(fn)
     if ref is not None:
         return ref
-    try:
-        source = textwrap.dedent(inspect.getsource(fn))
-    except (OSError, TypeError) as err:
-        raise ValueError(f"tune: cannot get the source of {fn!r} ({err}); define it in a file") from None
-    if getattr(fn, "__name__", "<lambda>") == "<lambda>":
-        raise ValueError("tune: objective must be a def function, not a lambda")
+    source = objective_source(fn)
     path = directory / "objective.py"
     path.write_text(source)
     return {"source": str(path), "function": fn.__name__}
+
+
+def check_packages(packages: list[str] | None, index_url: str | None, *, in_image: bool) -> list[str]:
+    """Katib's ``packages_to_install``: pip requirements. Installed in the trial's image when there
+    is one; otherwise trials run in this environment, so each must be installed here already."""
+    if index_url and not (in_image and packages):
+        raise ValueError("tune: pip_index_url is used only to install packages_to_install in base_image")
+    if not packages:
+        return []
+    if isinstance(packages, str) or not all(isinstance(p, str) and p.strip() for p in packages):
+        raise ValueError("tune: packages_to_install must be a list of pip requirements, e.g. ['scikit-learn']")
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    missing = []
+    for text in packages:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as err:
+            raise ValueError(f"tune: packages_to_install: {text!r} is not a pip requirement ({err})") from None
+        if in_image:
+            continue
+        try:
+            installed = distribution(requirement.name).version
+        except PackageNotFoundError:
+            missing.append(text)
+            continue
+        if requirement.specifier and not requirement.specifier.contains(installed, prereleases=True):
+            missing.append(f"{text} (installed: {installed})")
+    if missing:
+        raise ValueError("tune: packages_to_install: not installed in this Python environment, where local "
+                         f"trials run: {', '.join(missing)}. Install them here (pip install ...), or pass "
+                         "base_image= to install them in the trial's image")
+    return list(packages)
+
+
+_RESOURCE_NAMES = {"gpu": "nvidia.com/gpu"}
+
+
+def trial_resources(resources: Any) -> dict[str, Any] | None:
+    """Katib's ``resources_per_trial`` as a container's ``resources``: ``{"cpu": "2", "memory":
+    "1Gi", "gpu": 1}`` (both requests and limits; ``gpu`` means ``nvidia.com/gpu``), a mapping with
+    ``requests``/``limits``, or a ``kubernetes.client.V1ResourceRequirements``."""
+    if resources is None:
+        return None
+    if hasattr(resources, "limits") and hasattr(resources, "requests") and not isinstance(resources, Mapping):
+        resources = {"limits": resources.limits or {}, "requests": resources.requests or {}}
+    if not isinstance(resources, Mapping):
+        raise ValueError("tune: resources_per_trial must be a mapping such as {'cpu': '2', 'memory': '1Gi'}")
+
+    def quantities(values: Any, where: str) -> dict[str, str]:
+        if not isinstance(values, Mapping):
+            raise ValueError(f"tune: resources_per_trial{where} must be a mapping of resource name to quantity")
+        out = {}
+        for key, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (str, int, float)) or not str(value).strip():
+                raise ValueError(f"tune: resources_per_trial{where}[{key!r}]: expected a quantity such as "
+                                 f"'2', '500m' or '1Gi', got {value!r}")
+            out[_RESOURCE_NAMES.get(str(key), str(key))] = str(value)
+        return out
+
+    if set(resources) & {"limits", "requests"}:
+        unknown = set(resources) - {"limits", "requests"}
+        if unknown:
+            raise ValueError(f"tune: resources_per_trial: unexpected {sorted(unknown)} beside requests/limits")
+        out = {k: quantities(v, f"[{k!r}]") for k, v in resources.items()}
+        return {k: v for k, v in out.items() if v} or None
+    flat = quantities(resources, "")
+    return {"requests": dict(flat), "limits": dict(flat)} if flat else None
 
 
 def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str, Any], *, data_dir: Path,
@@ -326,8 +428,19 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
                           parallel_trial_count: int = 1, max_failed_trial_count: int | None = None,
                           metrics_collector_config: Mapping[str, Any] | None = None,
                           env_per_trial: Mapping[str, str] | None = None, retain_trials: bool = False,
-                          namespace: str = "default") -> dict[str, Any]:
-    """The Experiment document ``tune`` submits (also useful to inspect or save as YAML)."""
+                          namespace: str = "default", base_image: str | None = None,
+                          packages_to_install: list[str] | None = None, pip_index_url: str | None = None,
+                          resources_per_trial: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Experiment document ``tune`` submits (also useful to inspect or save as YAML).
+
+    Katib's container options: ``base_image`` runs each trial as a self-contained Python program
+    in that image (the objective is shipped as source, so it must do its own imports; metrics
+    are printed for the StdOut collector) when the stack runs trials on Docker, and on this
+    machine's Python otherwise. ``packages_to_install`` (with ``pip_index_url``) are pip-installed
+    inside the image before the objective runs; without ``base_image`` they must already be
+    installed here (trials run in this environment). ``resources_per_trial`` (``{"cpu": "2",
+    "memory": "1Gi", "gpu": 1}``, or ``requests``/``limits``) becomes the container's resources.
+    """
     if not callable(objective):
         raise ValueError("tune: objective must be a function")
     if not objective_metric_name:
@@ -337,24 +450,38 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
         raise ValueError("tune: parameters must contain at least one search.double/int/categorical entry")
     fixed = {k: v for k, v in parameters.items() if not _is_space(v)}
     name = name or _default_name(objective)
-    directory = Path(data_dir) / "tune" / namespace / name
-    spec_file = directory / "trial.json"
-    location = write_objective(objective, directory)
     kind = (metrics_collector_config or {}).get("kind", "StdOut")
-    spec_file.write_text(json.dumps({
-        **location, "fixed": fixed, "types": {k: v["parameterType"] for k, v in space.items()},
-        "objective_metric_name": objective_metric_name, "collector": kind,
-    }, indent=2, default=str))
+    packages = check_packages(packages_to_install, pip_index_url, in_image=bool(base_image))
+    resources = trial_resources(resources_per_trial)
+    types = {k: v["parameterType"] for k, v in space.items()}
+    arguments = [f"{k}=${{trialParameters.{k}}}" for k in space]
     env = [{"name": k, "value": str(v)} for k, v in (env_per_trial or {}).items()]
-    if "path" in location:
-        env.append({"name": "PYTHONPATH", "value": os.pathsep.join(
-            p for p in (location["path"], os.environ.get("PYTHONPATH", "")) if p)})
-    container = {
-        "name": PRIMARY_CONTAINER, "image": "python",  # recorded only: local trials run this interpreter
-        "command": ["python", "-m", "sextant.tune_runner", "--spec", str(spec_file),
-                    *[f"{k}=${{trialParameters.{k}}}" for k in space]],
-        "workingDir": os.getcwd(), "env": env,
-    }
+    if base_image:
+        if kind != "StdOut":
+            raise ValueError(f"tune: metrics_collector_config kind {kind!r} cannot be used with base_image: "
+                             "a trial in an image prints its metrics for the StdOut collector")
+        from sextant.tune_runner import standalone_program
+
+        program = standalone_program(objective_source(objective), objective.__name__, types=types, fixed=fixed,
+                                     metric=objective_metric_name, packages=packages, index_url=pip_index_url)
+        container: dict[str, Any] = {"name": PRIMARY_CONTAINER, "image": base_image,
+                                     "command": ["python", "-u", "-c", program, *arguments], "env": env}
+    else:
+        directory = Path(data_dir) / "tune" / namespace / name
+        spec_file = directory / "trial.json"
+        location = write_objective(objective, directory)
+        spec_file.write_text(json.dumps({**location, "fixed": fixed, "types": types,
+                                         "objective_metric_name": objective_metric_name, "collector": kind},
+                                        indent=2, default=str))
+        if "path" in location:
+            env.append({"name": "PYTHONPATH", "value": os.pathsep.join(
+                p for p in (location["path"], os.environ.get("PYTHONPATH", "")) if p)})
+        container = {
+            "name": PRIMARY_CONTAINER, "image": "python",  # recorded only: local trials run this interpreter
+            "command": ["python", "-m", "sextant.tune_runner", "--spec", str(spec_file), *arguments], "env": env,
+        }
+    if resources:
+        container["resources"] = resources
     objective_spec: dict[str, Any] = {"type": objective_type, "objectiveMetricName": objective_metric_name}
     if objective_goal is not None:
         objective_spec["goal"] = objective_goal
@@ -382,8 +509,18 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
             "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
+# Katib's tune() arguments Sextant does not take, with the reason a caller is told.
+UNSUPPORTED_KATIB_ARGUMENTS = {
+    "trainer_parameters": "Katib's LLM fine-tuning (storage, model and dataset providers) is not supported",
+    "storage_config": "Katib's LLM fine-tuning (storage, model and dataset providers) is not supported",
+    "model_provider_parameters": "Katib's LLM fine-tuning (storage, model and dataset providers) is not supported",
+    "dataset_provider_parameters": "Katib's LLM fine-tuning (storage, model and dataset providers) is not supported",
+}
+
+
 def tune(objective: Callable[..., Any], parameters: Mapping[str, Any], *, data_dir: str | os.PathLike[str] | None = None,
-         address: str | None = None, token: str | None = None, **options: Any) -> dict[str, Any] | Experiment:
+         address: str | None = None, token: str | None = None, keep_stack: bool = False,
+         **options: Any) -> dict[str, Any] | Experiment:
     """Tunes a Python function and returns the best parameters found (``{name: value}``).
 
     ``objective(parameters)`` gets a dict of this trial's values (int/float/str by parameter
@@ -392,10 +529,45 @@ def tune(objective: Callable[..., Any], parameters: Mapping[str, Any], *, data_d
     ``sextant.report_metrics({...})`` with ``metrics_collector_config={"kind": "Push"}``; a
     returned number (or dict of numbers) is reported for it. Functions in importable modules
     run by reference; others (e.g. defined in a script or notebook) are shipped as source and
-    must do their own imports. Starts the local stack when none is running. Options are those
-    of ``SextantClient.tune`` (name, objective_metric_name, objective_type, algorithm_name,
-    algorithm_settings, max_trial_count, parallel_trial_count, max_failed_trial_count,
-    objective_goal, metrics_collector_config, env_per_trial, namespace, wait, timeout).
+    must do their own imports. Options are those of ``SextantClient.tune`` (name,
+    objective_metric_name, objective_type, algorithm_name, algorithm_settings, max_trial_count,
+    parallel_trial_count, max_failed_trial_count, objective_goal, metrics_collector_config,
+    env_per_trial, namespace, wait, timeout, and Katib's base_image, packages_to_install,
+    pip_index_url, resources_per_trial: see ``build_tune_experiment``).
+
+    Without ``address``, the user's local stack is used; when none is running, one is started
+    (on Docker-capable ``--runtime auto`` when ``base_image`` is given), ``tune`` says so on
+    stderr, and stops it again when it returns, unless ``keep_stack=True`` (or ``wait=False``,
+    which needs the stack to keep running).
     """
-    with SextantClient(address=address, data_dir=data_dir, token=token, start_stack=address is None) as client:
+    for key, why in UNSUPPORTED_KATIB_ARGUMENTS.items():
+        if key in options:
+            raise ValueError(f"tune: {key}: {why} by Sextant")
+    accepted = set(inspect.signature(SextantClient.tune).parameters) - {"self", "objective", "parameters"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise TypeError(f"tune() got unexpected argument(s) {', '.join(unknown)}; it takes "
+                        f"{', '.join(sorted(accepted | {'data_dir', 'address', 'token', 'keep_stack'}))}")
+    # Trials that name an image run in it only on a Docker-capable stack: one started here for
+    # base_image gets SEXTANT_RUNTIME=auto (Docker when an engine answers), unless the user chose.
+    choose_runtime = bool(options.get("base_image")) and "SEXTANT_RUNTIME" not in os.environ
+    if choose_runtime:
+        os.environ["SEXTANT_RUNTIME"] = "auto"
+    try:
+        client = SextantClient(address=address, data_dir=data_dir, token=token, start_stack=address is None)
+    finally:
+        if choose_runtime:
+            os.environ.pop("SEXTANT_RUNTIME", None)
+    keep = keep_stack or not options.get("wait", True)
+    if client.started_stack:
+        print(f"tune: started a local Sextant stack in {client.data_dir} (DB manager {client.address}); "
+              + ("it keeps running: `sextant down` stops it" if keep else
+                 "it stops when tune returns (keep_stack=True keeps it)"), file=sys.stderr, flush=True)
+    try:
         return client.tune(objective, parameters, **options)
+    finally:
+        if client.started_stack and not keep:
+            client.stop_stack()
+            print(f"tune: stopped the local Sextant stack it started in {client.data_dir}", file=sys.stderr,
+                  flush=True)
+        client.close()

@@ -23,12 +23,14 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any, NoReturn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Histogram, make_wsgi_app
 
 from sextant.config import ServerSettings
 
@@ -57,11 +59,33 @@ def exit_now(code: int = 0) -> NoReturn:
     os._exit(code)
 
 
+class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        """Scrapes are not logged (one line per scrape on stderr otherwise)."""
+
+
+def metrics_only_app(environ: dict[str, Any], start_response: Any) -> Any:
+    """The Prometheus exposition at ``/metrics`` and 404 on every other path (the client
+    library's own server answers the metrics on any path)."""
+    if environ.get("PATH_INFO") != "/metrics":
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: the metrics are at /metrics\n"]
+    return _METRICS_APP(environ, start_response)
+
+
+_METRICS_APP = make_wsgi_app()
+
+
 def serve_metrics(port: int, host: str) -> int:
     """Serves this process's Prometheus registry at http://host:port/metrics (port 0: any free
-    port); returns the port."""
-    httpd, _ = start_http_server(port, addr=host)
-    return httpd.server_port
+    port), on a daemon thread; returns the port."""
+    httpd = make_server(host, port, metrics_only_app, _ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=httpd.serve_forever, name="metrics-http", daemon=True).start()
+    return int(httpd.server_port)
 
 
 def _abort_handler(code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:

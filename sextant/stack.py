@@ -34,7 +34,6 @@ from typing import Any, BinaryIO, cast
 
 from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
-from sextant.tls import TlsFiles, ensure_tls
 
 log = logging.getLogger("sextant.stack")
 
@@ -47,6 +46,8 @@ MODULES = {
     "trial-controller": "services.trial_controller",
     "api-server": "services.api_server",
 }
+# The runtimes a local stack can run trials with (``sextant.runtime.make_runtime`` names).
+LOCAL_RUNTIMES = ("local", "docker", "auto")
 DEFAULT_API_PORT = 6443  # the Kubernetes API server (HTTPS); another free port if it is taken
 BACKOFF_START = 0.5
 DB_URL_ENV = "SEXTANT_DB_URL"  # read by services.db_manager (resolve_url)
@@ -212,6 +213,8 @@ class StackConfig:
     port: int = DEFAULT_DB_MANAGER_PORT  # DB manager; 0 = any free port
     api_port: int | None = None  # Kubernetes API server; None = 6443 if free (any port when port is 0)
     katib_read_port: int | None = None  # opt-in tokenless GetObservationLog port for Katib's SDK
+    # Where trials run: local processes, or (docker/auto) containers for those that name an image.
+    runtime: str = field(default_factory=lambda: os.environ.get("SEXTANT_RUNTIME") or "local")
     db_url: str | None = None  # None = SQLite at <data_dir>/sextant.db
     metrics: bool = True  # give every service a Prometheus port
     python: str = sys.executable
@@ -277,6 +280,11 @@ def build_children(config: StackConfig, token_file: Path) -> list[Child]:
     children += [Child(name=name, argv=[config.python, "-m", config.modules[name], *common,
                                         "--db-manager", db_address])
                  for name in SERVICES[1:4]]
+    trial_controller = next(c for c in children if c.name == "trial-controller")
+    trial_controller.argv += ["--runtime", config.runtime]
+
+    from sextant.tls import TlsFiles  # cryptography: only when the stack starts
+
     api_port = _api_port(config)
     tls = TlsFiles.under(paths.tls)
     children.append(Child(name="api-server", argv=[
@@ -307,6 +315,7 @@ def write_kubeconfig(paths: StackPaths, api: Child) -> Path:
     """The stack's TLS material (kept across runs) and ``<data_dir>/kubeconfig`` pointing at
     the API server, with the CA and the token."""
     from sextant.kubeconfig import write_kubeconfig as write
+    from sextant.tls import ensure_tls
 
     files = ensure_tls(paths.tls)
     token = paths.token.read_text().strip()
@@ -475,6 +484,7 @@ class Supervisor:
             "data_dir": str(self.paths.root),
             "db_url": _mask_url(self.config.resolved_db_url()),
             "db_driver": database_driver(self.config.resolved_db_url()),
+            "runtime": self.config.runtime,
             "services": {c.name: c.public() for c in self.children},
         }
         _write_atomic(self.paths.state, json.dumps(state, indent=2) + "\n")
@@ -584,6 +594,7 @@ def config_argv(config: StackConfig) -> list[str]:
         argv += ["--api-port", str(config.api_port)]
     if config.katib_read_port is not None:
         argv += ["--katib-read-port", str(config.katib_read_port)]
+    argv += ["--runtime", config.runtime]
     if not config.metrics:
         argv.append("--no-metrics")
     return argv
@@ -651,6 +662,8 @@ def https_health(address: str, paths: StackPaths, timeout: float = 2.0) -> str:
     import urllib.error
     import urllib.request
 
+    from sextant.tls import TlsFiles
+
     try:
         context = ssl.create_default_context(cafile=str(TlsFiles.under(paths.tls).ca_cert))
         with urllib.request.urlopen(f"https://{address}/readyz", timeout=timeout, context=context) as reply:  # noqa: S310
@@ -707,10 +720,13 @@ def parse_args(argv: list[str] | None = None) -> StackConfig:
     p.add_argument("--api-port", type=int, default=None, help="Kubernetes API server port (HTTPS)")
     p.add_argument("--katib-read-port", type=int, default=None,
                    help="serve Katib's GetObservationLog without a token on this port (read-only, opt-in)")
+    p.add_argument("--runtime", choices=LOCAL_RUNTIMES, default=os.environ.get("SEXTANT_RUNTIME") or "local",
+                   help="where trials run (docker/auto: trials that name an image run in it)")
     p.add_argument("--no-metrics", action="store_true")
     ns = p.parse_args(argv)
     config = StackConfig(data_dir=resolve_data_dir(ns.data_dir), port=ns.port, db_url=ns.db_url,
-                         metrics=not ns.no_metrics, api_port=ns.api_port, katib_read_port=ns.katib_read_port)
+                         metrics=not ns.no_metrics, api_port=ns.api_port, katib_read_port=ns.katib_read_port,
+                         runtime=ns.runtime)
     # Tests replace services with stand-ins (JSON {"service": "module"}); never needed otherwise.
     override = os.environ.get("SEXTANT_STACK_MODULES")
     if override:

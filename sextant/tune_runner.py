@@ -93,3 +93,48 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def standalone_program(source: str, function: str, *, types: Mapping[str, str], fixed: Mapping[str, Any],
+                       metric: str, packages: list[str], index_url: str | None = None) -> str:
+    """A Python program that runs one trial of ``tune(base_image=...)`` in any image with Python:
+    no Sextant inside, so it carries the objective's source and this module's own ``convert``,
+    ``call`` and ``report``. ``packages`` are pip-installed first, inside a container only (a trial
+    that falls back to this machine must not change the user's environment: there they are
+    checked by ``tune`` instead). Values come as ``name=value`` arguments, metrics go to stdout."""
+    from sextant.sdk import convert
+
+    spec = {"types": dict(types), "fixed": dict(fixed), "objective_metric_name": metric, "collector": "StdOut",
+            "packages": list(packages), "index_url": index_url, "source": source, "function": function}
+    parts = [
+        "from __future__ import annotations",
+        "import inspect, json, math, os, subprocess, sys",
+        "from collections.abc import Callable, Mapping",
+        "from typing import Any",
+        f"SPEC = json.loads({json.dumps(json.dumps(spec, default=str))})",
+        inspect.getsource(convert), inspect.getsource(call), inspect.getsource(report),
+        _STANDALONE_MAIN,
+    ]
+    return "\n\n".join(part.strip("\n") for part in parts) + "\n"
+
+
+_STANDALONE_MAIN = '''
+def _main():
+    if SPEC["packages"] and os.path.exists("/.dockerenv"):
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                   *SPEC["packages"]]
+        if SPEC["index_url"]:
+            command += ["--index-url", SPEC["index_url"]]
+        subprocess.run(command, check=True)
+    namespace = {"__name__": "__sextant_objective__"}
+    exec(compile(SPEC["source"], "<objective>", "exec"), namespace)
+    parameters = dict(SPEC["fixed"])
+    for item in sys.argv[1:]:
+        name, _, value = item.partition("=")
+        parameters[name] = convert(value, SPEC["types"].get(name, ""))
+    print(f"tune: calling the objective with {parameters}", flush=True)
+    report(call(namespace[SPEC["function"]], parameters), SPEC)
+
+
+_main()
+'''

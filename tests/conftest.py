@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import copy
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+# The stack's data directory defaults to a per-user one (~/.local/state/sextant): no test may
+# touch the real one. Tests and every process they start (stacks, CLIs, SDK scripts) get a
+# throwaway directory unless a test chooses its own.
+_SCRATCH = tempfile.mkdtemp(prefix="sextant-tests-")
+os.environ.setdefault("SEXTANT_HOME", os.path.join(_SCRATCH, "home"))
+os.environ["XDG_STATE_HOME"] = os.path.join(_SCRATCH, "state")
 
 TEST_DATA = Path(__file__).resolve().parent / "data"
 _EXPERIMENTS = TEST_DATA / "experiments" / "valid"

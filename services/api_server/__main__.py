@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tls-ca", default=env("tls_ca"), help="CA certificate: talk TLS to the DB manager")
     p.add_argument("--tls-cert", default=None, help="serving certificate (default: <data-dir>/tls/server.crt)")
     p.add_argument("--tls-key", default=None, help="its key (default: <data-dir>/tls/server.key)")
-    p.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME or ./.sextant)")
+    p.add_argument("--data-dir", default=None, help="data directory (default $SEXTANT_HOME, else ~/.local/state/sextant)")
     p.add_argument("--metrics-port", type=int, default=optional_int(env("metrics_port")))
     p.add_argument("--metrics-host", default="127.0.0.1")
     p.add_argument("--workers", type=int, default=16, help="threads for resource store calls")

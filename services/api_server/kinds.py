@@ -45,7 +45,8 @@ SUGGESTION = _katib("Suggestion", "suggestions")
 EXPERIMENT_V1ALPHA3 = _katib("Experiment", "experiments", "v1alpha3")
 NAMESPACE = Kind("Namespace", "namespaces", "namespace", "", "v1", ("create", "get", "list", "patch"),
                  namespaced=False, short_names=("ns",))
-EVENT = Kind("Event", "events", "event", "", "v1", ("get", "list", "watch"), store_kind="Event", short_names=("ev",))
+EVENT = Kind("Event", "events", "event", "", "v1", ("create", "delete", "get", "list", "watch"), store_kind="Event",
+             short_names=("ev",))
 POD = Kind("Pod", "pods", "pod", "", "v1", ("get", "list"), subresources=("log",), short_names=("po",))
 
 KINDS = (EXPERIMENT, TRIAL, SUGGESTION, EXPERIMENT_V1ALPHA3, NAMESPACE, EVENT, POD)

@@ -10,7 +10,7 @@ import copy
 import json
 import secrets
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 from aiohttp import web
 
@@ -24,13 +24,13 @@ from services.api_server.errors import (
     method_not_allowed,
     not_found,
 )
-from services.api_server.events import core_event
 from services.api_server.kinds import EVENT, Kind
 from services.api_server.paging import ListPages, decode_continue, encode_continue
 from services.api_server.patch import apply_patch
 from services.api_server.selectors import COMMON_FIELDS, EVENT_FIELDS, Selector, equality_pairs, selector
 from services.api_server.watch import Change, WatchHub
 from sextant.resources.admission import admit_experiment
+from sextant.resources.core_events import core_event, store_event
 from sextant.resources.models import to_doc
 from sextant.store.codec import model_from_doc
 from sextant.store.interface import Expired, Invalid, StoreError
@@ -152,23 +152,12 @@ def _selector(kind: Kind, request: web.Request) -> Selector:
     return selector(request.query.get("labelSelector"), request.query.get("fieldSelector"), getters)
 
 
-def _list_documents(resource_store: Any, kind: str, namespace: str,
-                    labels: dict[str, str]) -> tuple[list[Doc], int]:
-    """Documents straight from the store's wire format when it offers that (the gRPC client
-    does), else through its models."""
-    fast = getattr(resource_store, "list_documents", None)
-    if fast is not None:
-        return cast("tuple[list[Doc], int]", fast(kind, namespace, labels))
-    models, version = resource_store.list(kind, namespace, labels)
-    return [to_doc(m) for m in models], version
-
-
 async def list_docs(request: web.Request, kind: Kind, namespace: str) -> tuple[list[Doc], int]:
     """The kind's documents in ``namespace`` ("" = all) that match the request's selectors,
     sorted by namespace and name, in the request version's shape."""
     sel = _selector(kind, request)
     try:
-        raw, version = await call(request, _list_documents, store(request), kind.store_kind, namespace,
+        raw, version = await call(request, store(request).list_documents, kind.store_kind, namespace,
                                   equality_pairs(sel.labels))
     except StoreError as err:
         raise _error(kind, "", err) from None
@@ -373,6 +362,8 @@ async def create(request: web.Request, kind: Kind, namespace: str) -> web.Respon
     if "create" not in kind.verbs:
         raise method_not_allowed()
     doc = _check_identity(kind, await read_json(request), namespace, None)
+    if kind is EVENT:  # written in core/v1's shape, stored in Sextant's
+        doc = {**store_event(doc), "metadata": doc["metadata"]}
     meta = doc["metadata"]
     if not meta.get("name") and meta.get("generateName"):
         meta["name"] = str(meta["generateName"]) + "".join(secrets.choice(_GENERATE_ALPHABET) for _ in range(5))

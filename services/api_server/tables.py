@@ -9,49 +9,15 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sextant.cli.render import metric_value, parse_time
+from sextant import timestamps
+from sextant.cli.render import metric_value
 
 Doc = dict[str, Any]
 Column = tuple[str, str, int, str, Callable[[Doc], Any]]  # name, type, priority, description, cell
 
 
-def human_duration(seconds: float) -> str:
-    """Kubernetes' short human duration: 45s, 3m20s, 25m, 4h10m, 30h, 3d4h, 20d, 2y30d, 9y."""
-    s = int(seconds)
-    if s < -1:
-        return "<invalid>"
-    if s < 0:
-        return "0s"
-    if s < 120:
-        return f"{s}s"
-    minutes = s // 60
-    if minutes < 10:
-        rest = s % 60
-        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
-    if minutes < 180:
-        return f"{minutes}m"
-    hours = s // 3600
-    if hours < 8:
-        rest = minutes % 60
-        return f"{hours}h{rest}m" if rest else f"{hours}h"
-    if hours < 48:
-        return f"{hours}h"
-    if hours < 24 * 8:
-        rest = hours % 24
-        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24}d"
-    if hours < 24 * 365 * 8:
-        days = (hours // 24) % 365
-        return f"{hours // 24 // 365}y{days}d" if days else f"{hours // 24 // 365}y"
-    return f"{hours // 24 // 365}y"
-
-
 def age(doc: Doc, now: datetime | None = None) -> str:
-    created = parse_time((doc.get("metadata") or {}).get("creationTimestamp"))
-    if created is None:
-        return "<unknown>"
-    return human_duration(((now or datetime.now(UTC)) - created).total_seconds())
+    return timestamps.age((doc.get("metadata") or {}).get("creationTimestamp"), now)
 
 
 def _last_condition(doc: Doc, key: str) -> str:

@@ -33,6 +33,7 @@ FANOUT_DELAY = Histogram("sextant_api_watch_fanout_seconds",
                          buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0))
 WINDOW = 20_000
 RETRY_SECONDS = 0.5
+TOO_LARGE_WAIT = 3.0  # seconds a watch from a version not seen yet waits for it
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,8 @@ class WatchHub:
         deadline = time.monotonic() + timeout if timeout else None
         WATCHERS.inc()
         try:
+            if self.started and since > self.version:
+                await self._wait_for_version(since)
             if self.started and since >= self.start_version:
                 self.subscribers.add(sub)
                 replay = [c for c in self.window if c.version > since]
@@ -173,6 +176,16 @@ class WatchHub:
             self.subscribers.discard(sub)
             self.direct.discard(sub)
             WATCHERS.dec()
+
+    async def _wait_for_version(self, since: int) -> None:
+        """A watch from a version this server has not seen: it may be a write that is on its way
+        here, so wait a moment, as a Kubernetes API server does; a version still unknown then
+        is refused (the client lists again)."""
+        deadline = time.monotonic() + TOO_LARGE_WAIT
+        while since > self.version and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if since > self.version:
+            raise Expired(f"too large resource version: {since}, current: {self.version}")
 
     async def _direct(self, sub: Subscription, since: int, deadline: float | None) -> AsyncIterator[Change]:
         """A store watch of this watcher's own, for a version the window no longer holds."""

@@ -24,12 +24,14 @@ to False); the trial controller treats Killed as terminal and stops the job.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from sextant.controller import Key, Result
 from sextant.events import EventRecorder
+from sextant.katib import controller_metrics as metrics
 from sextant.katib import experiment_status as es
 from sextant.katib import suggestion_status as ss
 from sextant.katib import trial_status as ts
@@ -64,8 +66,16 @@ def _status_doc(resource: Experiment | Suggestion) -> dict[str, Any]:
 class ExperimentReconciler:
     def __init__(self, store: ResourceStore, events: EventRecorder | None = None,
                  trial_informer: Informer | None = None, experiment_informer: Informer | None = None,
-                 suggestion_informer: Informer | None = None):
+                 suggestion_informer: Informer | None = None, status_interval: float = 0.0):
         self.store = store
+        # Trial counts change with every trial event, and with many experiments running those
+        # status writes (each sent on to every watcher) are a large share of the stack's CPU. A
+        # change of counts only is written at most every ``status_interval`` seconds per
+        # experiment (the pass that would write sooner looks again when it may); a change of
+        # conditions is written at once. Nothing else waits for these writes: each pass
+        # computes the counts afresh from the trials.
+        self.status_interval = status_interval
+        self._last_write: dict[Key, float] = {}
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix="create-trial")
         # Experiments and Suggestions are read from the informers' caches, overlaid with this
         # controller's own writes (see CachedReader); without informers, from the store.
@@ -100,12 +110,14 @@ class ExperimentReconciler:
     def reconcile(self, key: Key) -> Result | None:
         exp = self.experiments.get(key.namespace, key.name)
         if exp is None or exp.metadata.deletion_timestamp:
+            self._last_write.pop(key, None)
             return None  # deleted: the store cascades to its Suggestion and Trials
         exp = with_status_copy(exp)
         before = _status_doc(exp)
         if not es.is_created(exp):
             es.mark_created(exp)
             self._event(exp, "Normal", es.REASON_CREATED, es.MSG_CREATED)
+            metrics.EXPERIMENT_CREATED.labels(key.namespace).inc()
         trials = self._trials(exp)
         suggestion = self._suggestion(exp)
 
@@ -123,6 +135,7 @@ class ExperimentReconciler:
         if trials or was_completed:
             # Like Katib, status (and so Running) is computed once the experiment has trials.
             summary = st.update_status(exp, trials, exhausted=exhausted)
+        es.mark_waiting_for_algorithm(exp, suggestion)
         if not es.is_finished(exp) and suggestion is not None and ss.is_failed(suggestion):
             es.mark_failed(exp, es.REASON_FAILED, es.suggestion_failed_message(suggestion))
 
@@ -130,6 +143,8 @@ class ExperimentReconciler:
             if not was_completed:
                 last = exp.status.conditions[-1]
                 self._event(exp, "Warning" if last.type == es.FAILED else "Normal", last.reason, last.message)
+                (metrics.EXPERIMENT_FAILED if last.type == es.FAILED else metrics.EXPERIMENT_SUCCEEDED) \
+                    .labels(key.namespace).inc()
             self._write_status(exp, before)
             self._finish(exp, trials, suggestion)
             return None
@@ -137,13 +152,22 @@ class ExperimentReconciler:
         # More assignments are asked for before the status is written: the suggestion
         # controller can work on them meanwhile (this is the loop's critical path).
         self._drive(exp, trials, suggestion, summary or st.summarize(exp, trials))
-        self._write_status(exp, before)
-        return None
+        return self._write_status(exp, before)
 
-    def _write_status(self, exp: Experiment, before: dict[str, Any]) -> None:
-        if _status_doc(exp) != before:
-            # Conflict → the framework retries (by then the cache has the other writer's change).
-            self.experiments.wrote(self.store.update_status(exp))
+    def _write_status(self, exp: Experiment, before: dict[str, Any]) -> Result | None:
+        after = _status_doc(exp)
+        if after == before:
+            return None
+        key = Key(exp.metadata.namespace, exp.metadata.name)
+        now = time.monotonic()
+        if self.status_interval > 0 and after.get("conditions") == before.get("conditions"):
+            wait = self._last_write.get(key, float("-inf")) + self.status_interval - now
+            if wait > 0:
+                return Result(requeue_after=wait)
+        # Conflict → the framework retries (by then the cache has the other writer's change).
+        self.experiments.wrote(self.store.update_status(exp))
+        self._last_write[key] = now
+        return None
 
     # -- running ------------------------------------------------------------------------------
     def _drive(self, exp: Experiment, trials: list[Trial], suggestion: Suggestion | None,

@@ -12,7 +12,8 @@ Differences from Katib, on purpose:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 from sextant.katib import experiment_status as es
 from sextant.katib import trial_status as ts
@@ -178,6 +179,23 @@ def end_decision(experiment: Experiment, summary: TrialSummary, exhausted: bool 
     return None
 
 
+def most_common_failure(trials: list[Trial]) -> tuple[str, int, int]:
+    """(cause, how many trials ended with it, how many failed) over the trials that count
+    towards maxFailedTrialCount (Failed, MetricsUnavailable); ties go to the earliest name."""
+    causes: Counter[str] = Counter()
+    for trial in ordered(trials):
+        state = classify(trial)
+        if state not in (FAILED, METRICS_UNAVAILABLE):
+            continue
+        condition = next((c for c in trial.status.conditions if c.type == state and c.status == "True"), None)
+        if condition is not None:
+            causes[ts.failure_cause(condition.reason or "", condition.message or "")] += 1
+    if not causes:
+        return "", 0, 0
+    cause, count = causes.most_common(1)[0]
+    return cause, count, sum(causes.values())
+
+
 def apply_end(experiment: Experiment, decision: EndDecision, now: str | None = None) -> bool:
     if decision.condition == es.FAILED:
         return es.mark_failed(experiment, decision.reason, decision.message, now)
@@ -196,6 +214,8 @@ def update_status(
     apply_summary(experiment, summary)
     if not es.is_finished(experiment):
         decision = end_decision(experiment, summary, exhausted)
+        if decision is not None and decision.message == es.MSG_MAX_FAILED:
+            decision = replace(decision, message=es.max_failed_message(*most_common_failure(trials)))
         if decision is not None:
             apply_end(experiment, decision, now)
         else:

@@ -19,6 +19,7 @@ from sextant.resources.models import (
     TrialAssignment,
     TrialSpec,
 )
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 
 
 def owner_reference(experiment: Experiment) -> OwnerReference:
@@ -50,6 +51,8 @@ def build_trial(experiment: Experiment, assignment: TrialAssignment) -> Trial:
             name=assignment.name,
             namespace=experiment.metadata.namespace,
             labels=trial_labels(experiment, assignment),
+            annotations={k: v for k, v in (experiment.metadata.annotations or {}).items()
+                         if k == WORKING_DIR_ANNOTATION},
             owner_references=[owner_reference(experiment)],
         ),
         spec=TrialSpec(
@@ -63,6 +66,9 @@ def build_trial(experiment: Experiment, assignment: TrialAssignment) -> Trial:
             primary_pod_labels=dict(template.primary_pod_labels) if template and template.primary_pod_labels
             else None,
             primary_container_name=template.primary_container_name if template else None,
+            # The algorithm's own labels (e.g. pbt's generation and parent) come back to it in
+            # the trials of later GetSuggestions requests, so it can rebuild its state from them.
+            labels=dict(assignment.labels) if assignment.labels else None,
         ),
     )
     if template and template.success_condition and template.failure_condition:

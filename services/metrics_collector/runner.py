@@ -140,7 +140,7 @@ class Collector:
             from . import site_packages
 
             site_packages.ensure()
-            from .tfevent import TfEventReader
+            from sextant.tfevent_reader import TfEventReader
 
             self.tf = TfEventReader(args.path, self.metrics)
 
@@ -303,6 +303,14 @@ class Collector:
         self._finish_custom()
         self.reporter.drain(time.monotonic() + 2.0)
         self._finish(1, metric_lines.COLLECTOR_FAILED, message)
+        termination_log = os.environ.get(metric_lines.TERMINATION_LOG_ENV)
+        if termination_log:  # in a pod: the cause goes into the pod's status, the code fails the Job
+            try:
+                with open(termination_log, "w") as f:
+                    f.write(f"{metric_lines.COLLECTOR_FAILED}: {message}"[:4000])
+            except OSError as err:
+                log.warning("termination message not written", extra={"error": str(err)})
+            return metric_lines.COLLECTOR_FAILED_EXIT_CODE
         return 1
 
     def _complete(self, code: int) -> int:

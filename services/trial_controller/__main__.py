@@ -1,7 +1,9 @@
 """``python -m services.trial_controller --db-manager HOST:PORT``: runs trials' jobs.
 
 Jobs run through the Runtime: ``--runtime local`` (default: processes, state under
-``<data dir>/jobs``) or ``--runtime kubernetes`` (batch/v1 Jobs etc., when available).
+``<data dir>/jobs``), ``--runtime docker`` (trials that name an image run in it on the local
+Docker engine; ``auto``: only while an engine answers) or ``--runtime kubernetes`` (batch/v1
+Jobs etc., when available).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from sextant.channel import open_channel
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller, Key
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
+from sextant.events import EventRecorder
+from sextant.katib import controller_metrics
 from sextant.runtime import RUNTIME_KINDS, Runtime, make_runtime
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
@@ -26,10 +30,12 @@ from .reconciler import TrialReconciler
 
 def runtime_options(ns: argparse.Namespace, token: str | None) -> dict[str, Any]:
     """What ``make_runtime`` needs for the chosen runtime (Kubernetes reads its own config)."""
-    if ns.runtime == "local":
+    if ns.runtime in ("local", "docker", "auto"):
         return {"data_dir": data_dir(ns.data_dir), "token": token, "db_manager_address": ns.db_manager,
                 "stop_grace": ns.stop_grace}
-    return {}
+    # On Katib's custom resources the Trial owns its Job, as Katib sets it (and the cluster's
+    # garbage collector deletes the Job with the Trial).
+    return {"owner_references": ns.store == "kubernetes"}
 
 
 def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel: grpc.Channel, *,
@@ -38,10 +44,12 @@ def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel:
                      custom_grace: float = 60.0) -> Controller:
     informer = Informer(store, "Trial", namespace, resync_seconds=0)
     reconciler = TrialReconciler(store, runtime, db_manager_channel, db_manager_address=db_manager_address,
-                                 informer=informer, custom_grace=custom_grace)
+                                 informer=informer, custom_grace=custom_grace,
+                                 events=EventRecorder(store, "trial-controller"))
     controller = Controller("trial-controller", reconciler, workers=workers, resync_seconds=resync_seconds,
                             extra_keys=lambda: reconciler.orphan_keys(namespace))
     controller.watch(informer)
+    controller_metrics.export_trials(informer)
     # A job's end wakes its trial at once instead of at the next poll.
     runtime.on_job_exit(lambda namespace, name: controller.enqueue(Key(namespace, name)))
     return controller

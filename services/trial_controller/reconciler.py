@@ -10,7 +10,8 @@ One pass, level-triggered and idempotent:
    observation is rebuilt from the DB manager's logs: objective available → Succeeded
    (unless EarlyStopped), otherwise MetricsUnavailable (for Push/Custom collectors a log
    ``{zero time, objective, unavailable}`` is reported first, as Katib). Job failed → Failed
-   with ``TrialFailed. Job reason: <reason>`` / ``Trial has failed. Job message: <message>``.
+   with ``TrialFailed. Job reason: <reason>`` / ``Trial has failed. Job message: <message>``,
+   followed by the exit code and the last lines of the job's output (``trial_status.failed_message``).
    Completing flips Running to False.
 4. Once the final status is stored and ``retainRun`` is false, the job and its files go.
 5. A deleted Trial: its job is deleted (the store deletes its observation logs).
@@ -29,10 +30,12 @@ import grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
+from sextant.katib import controller_metrics as metrics
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
-from sextant.runtime.base import JobPhase, JobSpec, Runtime
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
+from sextant.runtime.base import JobPhase, JobSpec, Runtime, SuggestionVolume
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
 from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
@@ -50,10 +53,12 @@ from .observation_builder import (
 log = logging.getLogger("sextant.trial_controller")
 
 CREATED, RUNNING, SUCCEEDED, FAILED = ts.CREATED, ts.RUNNING, ts.SUCCEEDED, ts.FAILED
+SUGGESTION_TRIAL_DIR = "suggestion_trial_dir"  # Katib's algorithm setting for the suggestion volume
 KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE = ts.KILLED, ts.EARLY_STOPPED, ts.METRICS_UNAVAILABLE
 V1ALPHA3_ANNOTATION = "sextant.io/original-api-version"
 # Experiments kept for their trials (dialect, algorithm name); the oldest go first.
 EXPERIMENT_CACHE_SIZE = 1024
+IMAGE_NOT_USED = "ImageNotUsed"  # the Warning event's reason
 
 
 def _kind(trial: Trial) -> str:
@@ -66,8 +71,9 @@ class TrialReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
                  db_manager_address: str | None = None, informer: Any = None,
                  custom_grace: float = 60.0, rpc_timeout: float = 30.0, job_poll_seconds: float = 0.5,
-                 notified_poll_seconds: float = 10.0):
+                 notified_poll_seconds: float = 10.0, events: Any = None):
         self.store = store
+        self.events = events  # optional sextant.events.EventRecorder
         self.runtime = runtime
         self.dbm = api_pb2_grpc.DBManagerStub(db_manager)
         self.db_manager_address = db_manager_address
@@ -81,6 +87,7 @@ class TrialReconciler:
         # this often as a safety net.
         self.notified_poll_seconds = notified_poll_seconds
         self._experiments: dict[str, Experiment] = {}  # by uid, oldest first
+        self._warned: dict[str, None] = {}  # experiments told that their image is not used
         self.trials: CachedReader[Trial] = CachedReader(store, informer, "Trial")
 
     # --- helpers -----------------------------------------------------------------------------
@@ -142,6 +149,19 @@ class TrialReconciler:
         except ValueError:
             return None
 
+    def _suggestion_volume(self, trial: Trial) -> SuggestionVolume | None:
+        """Katib mounts ``<experiment>/<trial>`` of the suggestion's volume at the path of an
+        algorithm setting ``suggestion_trial_dir`` (pbt's checkpoint hand-over)."""
+        exp = self._experiment(trial)
+        if exp is None or exp.spec.algorithm is None:
+            return None
+        path = next((s.value for s in exp.spec.algorithm.algorithm_settings
+                     if s.name == SUGGESTION_TRIAL_DIR and s.value), None)
+        if path is None:
+            return None
+        return SuggestionVolume(service=f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}",
+                                sub_path=f"{exp.metadata.name}/{trial.metadata.name}", mount_path=path)
+
     def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
         """The trial's logs by metric, in the DB manager's order (one call for all metrics)."""
         wanted = set(metric_names(trial.spec.objective))
@@ -183,7 +203,9 @@ class TrialReconciler:
                        primary_container_name=trial.spec.primary_container_name,
                        collector=collector, success_condition=trial.spec.success_condition,
                        failure_condition=trial.spec.failure_condition, retain=trial.spec.retain_run,
-                       labels=dict(trial.metadata.labels or {}))
+                       labels=dict(trial.metadata.labels or {}),
+                       working_dir=(trial.metadata.annotations or {}).get(WORKING_DIR_ANNOTATION),
+                       suggestion_volume=self._suggestion_volume(trial))
         return self.runtime.start_job(spec)
 
     # --- reconcile ----------------------------------------------------------------------------
@@ -201,6 +223,7 @@ class TrialReconciler:
         if not has_condition(conds, CREATED):
             status.start_time = status.start_time or now
             changed |= set_condition(conds, CREATED, TRUE, ts.REASON_CREATED, ts.MSG_CREATED, now)
+            metrics.TRIAL_CREATED.labels(key.namespace).inc()
 
         completed = ts.is_finished(trial)
         job = self.runtime.job_status(key.namespace, key.name)
@@ -227,6 +250,8 @@ class TrialReconciler:
                     changed |= self._fail(trial, "InvalidSpec", str(err), now)
                 else:
                     log.info("trial job started", extra={"trial": key.name, "phase": str(job.phase)})
+                    if job.warning:
+                        self._warn(trial, job.warning)
 
         if has_condition(conds, KILLED) and job.phase in (JobPhase.RUNNING, JobPhase.PENDING):
             self.runtime.stop_job(key.namespace, key.name)
@@ -252,7 +277,9 @@ class TrialReconciler:
             else:
                 changed |= outcome
         elif job.phase == JobPhase.FAILED and not ts.is_finished(trial):
-            changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time)
+            changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time,
+                                  exit_code=job.exit_code, output_tail=self._output_tail(key),
+                                  note=job.warning)
 
         if changed:
             status.last_reconcile_time = now
@@ -276,15 +303,49 @@ class TrialReconciler:
         return trial.status.observation is not None and \
             (has_condition(conds, SUCCEEDED) or has_condition(conds, METRICS_UNAVAILABLE))
 
+    def _output_tail(self, key: Key) -> str:
+        """The last lines of the job's output, when the runtime keeps it on this machine."""
+        path = self.runtime.job_log_path(key.namespace, key.name)
+        if path is None:
+            return ""
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - ts.OUTPUT_TAIL_BYTES - 1))
+                return ts.tail_of(f.read())
+        except OSError:
+            return ""
+
+    def _warn(self, trial: Trial, message: str) -> None:
+        """Tells the user how the trial runs (its image is not used): once per experiment, as a
+        Warning event on the Experiment (``sextant describe`` shows it), or on the trial itself
+        when it has no experiment; every trial's log line and Failed message say it too."""
+        log.warning("%s", message, extra={"trial": trial.metadata.name})
+        if self.events is None:
+            return
+        exp = self._experiment(trial)
+        if exp is None:
+            self.events.record(trial, "Warning", IMAGE_NOT_USED, message)
+        elif exp.metadata.uid not in self._warned:
+            if len(self._warned) >= EXPERIMENT_CACHE_SIZE:
+                self._warned.pop(next(iter(self._warned)))
+            self._warned[exp.metadata.uid] = None
+            self.events.record(exp, "Warning", IMAGE_NOT_USED, message)
+
     def _fail(self, trial: Trial, reason: str, message: str, now: str,
-              completion: str | None = None) -> bool:
+              completion: str | None = None, *, exit_code: int | None = None, output_tail: str = "",
+              note: str = "") -> bool:
         conds = trial.status.conditions
         if has_condition(conds, FAILED) or has_condition(conds, EARLY_STOPPED):
             return False
         if has_condition(conds, KILLED):
             return flip_to_false(conds, RUNNING, now)
         trial.status.completion_time = completion or now
-        changed = mark_finished(conds, FAILED, ts.failed_reason(reason), ts.failed_message(message), now)
+        changed = mark_finished(conds, FAILED, ts.failed_reason(reason),
+                                ts.failed_message(message, exit_code=exit_code, output_tail=output_tail,
+                                                  note=note), now)
+        if changed:
+            metrics.TRIAL_FAILED.labels(trial.metadata.namespace).inc()
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
@@ -308,7 +369,9 @@ class TrialReconciler:
         if objective_available(trial.spec.objective, observation):
             if not has_condition(conds, SUCCEEDED) and not early_stopped:
                 trial.status.completion_time = job.completion_time or now
-                changed |= mark_finished(conds, SUCCEEDED, ts.REASON_SUCCEEDED, ts.MSG_SUCCEEDED, now)
+                if mark_finished(conds, SUCCEEDED, ts.REASON_SUCCEEDED, ts.MSG_SUCCEEDED, now):
+                    changed = True
+                    metrics.TRIAL_SUCCEEDED.labels(trial.metadata.namespace).inc()
             return changed
         if has_condition(conds, METRICS_UNAVAILABLE):
             return changed
@@ -323,7 +386,8 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now)
+        if mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now):
+            metrics.TRIAL_METRICS_UNAVAILABLE.labels(trial.metadata.namespace).inc()
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed
 

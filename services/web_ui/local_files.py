@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections.abc import Callable
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,9 @@ from sextant.runtime import process
 from sextant.runtime.local_jobs import trial_log_archive
 
 MAX_LOG_CHUNK = 1024 * 1024  # bytes per answer; the page asks again from the new offset
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"  # present in a source checkout
+# The example experiments are package data of ``sextant`` (in a checkout, ``sextant/examples/*``
+# are links to the repository's ``examples/`` folders), so an installed wheel has them too.
+EXAMPLES = Path(str(files("sextant") / "examples"))
 
 
 def trial_log(data_dir: Path | None, namespace: str, trial: str, offset: int = 0) -> dict[str, Any]:
@@ -86,7 +89,9 @@ def algorithm_services(data_dir: Path | None) -> list[dict[str, Any]]:
         row = {
             "namespace": state.get("namespace", state_file.parent.parent.name),
             "name": state.get("name", state_file.parent.name),
-            "experiment": state.get("suggestion") or state.get("name", ""),
+            # A service shared by every experiment of its algorithm has no Suggestion of its own.
+            "experiment": state["suggestion"] if "suggestion" in state else state.get("name", ""),
+            "shared": state.get("suggestion") == "",
             "algorithm": state.get("algorithm", ""),
             "address": state.get("address"),
             "earlyStoppingAddress": state.get("early_stopping_address"),

@@ -37,13 +37,12 @@ def objective_strategy(experiment: Experiment) -> str:
     return "min" if str(objective.type) == "minimize" else "max"
 
 
-def metric_value(trial: Trial, name: str, strategy: str = "latest") -> float | None:
-    observation = trial.status.observation
-    if observation is None:
-        return None
-    for metric in observation.metrics:
-        if metric.name == name:
-            return _number(getattr(metric, strategy, metric.latest))
+def metric_value(trial: dict[str, Any], name: str, strategy: str = "latest") -> float | None:
+    """A trial document's value of metric ``name`` (its ``min``, ``max`` or ``latest``)."""
+    observation = (trial.get("status") or {}).get("observation") or {}
+    for metric in observation.get("metrics") or ():
+        if metric.get("name") == name:
+            return _number(metric.get(strategy, metric.get("latest")))
     return None
 
 
@@ -101,14 +100,17 @@ def _parameter_value(text: str, kind: str) -> Any:
     return text
 
 
-def _creation_key(trial: Trial) -> tuple[float, str]:
-    created = parse_time(trial.metadata.creation_timestamp)
-    return (created.timestamp() if created else math.inf, trial.metadata.name)
+def _creation_key(trial: dict[str, Any]) -> tuple[float, str]:
+    meta = trial.get("metadata") or {}
+    created = parse_time(meta.get("creationTimestamp"))
+    return (created.timestamp() if created else math.inf, str(meta.get("name", "")))
 
 
-def trials_table(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
+def trials_table(exp: Experiment, trials: list[dict[str, Any]]) -> dict[str, Any]:
     """Every trial of an experiment as columns: names, statuses, each parameter, each metric.
 
+    ``trials`` are documents, not models: the store hands them over without validation, which
+    for thousands of trials is most of the cost of the experiment page's request.
     Trials come in creation order (the order the algorithm proposed them), which is the x axis
     of the optimisation history. ``objective`` is the value the experiment optimises (read with
     its metric strategy); ``best`` is the best so far over trials whose value counts (succeeded
@@ -126,24 +128,26 @@ def trials_table(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
     metrics: dict[str, list[float | None]] = {name: [] for name in metric_names}
     names, statuses, values, best, started, finished = [], [], [], [], [], []
     running_best: float | None = None
+    counted = (trial_status.SUCCEEDED, trial_status.EARLY_STOPPED)
     for trial in trials:
-        names.append(trial.metadata.name)
-        status = status_word(trial)
+        meta, spec, st = trial.get("metadata") or {}, trial.get("spec") or {}, trial.get("status") or {}
+        names.append(meta.get("name", ""))
+        status = current_condition_type(trial) or "Pending"
         statuses.append(status)
-        assigned = {a.name: a.value for a in trial.spec.parameter_assignments}
+        assigned = {a.get("name"): a.get("value") for a in spec.get("parameterAssignments") or ()}
         for name, kind in kinds.items():
             raw = assigned.get(name)
-            params[name].append(None if raw is None else _parameter_value(raw, kind))
+            params[name].append(None if raw is None else _parameter_value(str(raw), kind))
         value = metric_value(trial, metric_name, strategy) if metric_name else None
         values.append(value)
-        if value is not None and status in (trial_status.SUCCEEDED, trial_status.EARLY_STOPPED):
+        if value is not None and status in counted:
             if running_best is None or (value > running_best if maximize else value < running_best):
                 running_best = value
         best.append(running_best)
         for name in metric_names:
             metrics[name].append(metric_value(trial, name, "latest"))
-        started.append(trial.status.start_time or trial.metadata.creation_timestamp)
-        finished.append(trial.status.completion_time)
+        started.append(st.get("startTime") or meta.get("creationTimestamp"))
+        finished.append(st.get("completionTime"))
     return {
         "names": names, "status": statuses, "objective": values, "best": best,
         "parameters": params, "parameterTypes": kinds, "metrics": metrics,
@@ -151,7 +155,7 @@ def trials_table(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
     }
 
 
-def experiment_detail(exp: Experiment, trials: list[Trial]) -> dict[str, Any]:
+def experiment_detail(exp: Experiment, trials: list[dict[str, Any]]) -> dict[str, Any]:
     """The experiment page's one document: summary, spec, conditions, optimum, trials."""
     spec = exp.spec
     return {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from sextant.cli.context import Context
 from sextant.cli.errors import CliError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -2,17 +2,21 @@
 
 The address comes from ``--server`` > ``SEXTANT_SERVER`` > the local stack's ``<data_dir>/address``;
 the token from ``--token`` > ``SEXTANT_TOKEN`` > ``<data_dir>/token``. Neither is ever printed.
+
+gRPC and the store client load only when a command first talks to the server, so ``--help``,
+``validate``, ``logs`` and ``status`` never pay for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
+import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import grpc
+from typing import TYPE_CHECKING, Any
 
 from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, CliError
 from sextant.config import data_dir as resolve_data_dir
@@ -21,14 +25,19 @@ from sextant.stack import StackPaths, supervisor_running
 from sextant.store import interface as store_errors
 
 if TYPE_CHECKING:
+    import grpc
+
     from sextant.store.client import GrpcResourceStore
 
-# How long commands keep retrying while the DB manager is UNAVAILABLE (a restart by the
-# supervisor takes a second or two; a database failover longer). SEXTANT_CLI_RETRY_SECONDS
-# changes it.
+# How long commands keep retrying while the local stack's DB manager is UNAVAILABLE (a restart
+# by the supervisor takes a second or two; a database failover longer).
+# SEXTANT_CLI_RETRY_SECONDS changes it.
 RIDE_OUT_SECONDS = 30.0
 # Per call: a DB manager that hangs (stopped, overloaded) counts as unavailable after this.
 CALL_TIMEOUT_SECONDS = 10.0
+# A server that has not accepted a connection (or answered a call) after this long gets a
+# "still waiting" line on stderr, so a slow server is never mistaken for a hung command.
+SLOW_SECONDS = 2.0
 
 NOT_RUNNING = ("no Sextant stack is running for {root} (start one with `sextant up --detach`, "
                "or point --server at a DB manager)")
@@ -76,6 +85,11 @@ class Context:
             self._channel = open_channel(self.address(), token=self.bearer(), tls_ca=self.tls_ca)
         return self._channel
 
+    def local_stack_running(self) -> bool:
+        """The address is the local stack's and its supervisor is alive (it restarts a DB
+        manager that went away, so a refused connection is worth waiting out)."""
+        return not self.server and supervisor_running(self.paths) is not None
+
     def retry_seconds(self) -> float:
         """Ride out a DB manager restart, unless the local stack is plainly not running (its
         supervisor is gone): then the user wants the error now, not after a 30 s stall."""
@@ -90,11 +104,10 @@ class Context:
     def store(self) -> GrpcResourceStore:
         """The ResourceStore client for the server (sextant.store.client)."""
         if self._store is None:
-            from sextant.store.client import GrpcResourceStore
-
+            address = self.address()
             self._retry_seconds = self.retry_seconds()
-            self._store = GrpcResourceStore(self.channel(), retry_seconds=self._retry_seconds,
-                                            timeout=CALL_TIMEOUT_SECONDS)
+            probe(address, self.local_stack_running())
+            self._store = patient_store(self.channel(), address, self._retry_seconds)
         return self._store
 
     def close(self) -> None:
@@ -103,7 +116,63 @@ class Context:
             self._channel = None
 
 
-_GRPC_BAD_INPUT = {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE}
+def _host_port(address: str) -> tuple[str, int] | None:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return None  # a gRPC target such as dns:///name: leave it to gRPC
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def probe(address: str, restartable: bool, timeout: float = SLOW_SECONDS) -> bool:
+    """Tries a TCP connection first, so that a wrong address fails at once with a plain message
+    instead of riding out a restart that will never come. Returns whether the server accepted;
+    a refusal is an error unless ``restartable`` (the local supervisor brings the DB manager
+    back), and a server that does not answer yet only gets a note on stderr."""
+    target = _host_port(address)
+    if target is None:
+        return True
+    try:
+        socket.create_connection(target, timeout=timeout).close()
+        return True
+    except ConnectionRefusedError:
+        if restartable:
+            print(f"the DB manager at {address} refuses connections (restarting?); retrying …",
+                  file=sys.stderr, flush=True)
+            return False
+        raise CliError(f"connection refused by {address}: no server listens there "
+                       "(check --server / SEXTANT_SERVER, or start the stack with `sextant up --detach`)") from None
+    except TimeoutError:
+        print(f"the server at {address} has not answered within {timeout:g}s; still trying …",
+              file=sys.stderr, flush=True)
+        return False
+    except OSError as err:
+        raise CliError(f"cannot connect to {address}: {err.strerror or err}") from None
+
+
+def patient_store(channel: Any, address: str, retry_seconds: float) -> GrpcResourceStore:
+    """The store client, saying on stderr (once) when a call to a slow server takes a while."""
+    from sextant.store.client import GrpcResourceStore
+
+    class PatientStore(GrpcResourceStore):
+        said = False
+
+        def _call(self, method: str, request: Any) -> Any:
+            timer = None
+            if not self.said:
+                timer = threading.Timer(SLOW_SECONDS, self._say_slow)
+                timer.daemon = True
+                timer.start()
+            try:
+                return super()._call(method, request)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+
+        def _say_slow(self) -> None:
+            self.said = True
+            print(f"waiting for the server at {address} (slow to answer) …", file=sys.stderr, flush=True)
+
+    return PatientStore(channel, retry_seconds=retry_seconds, timeout=CALL_TIMEOUT_SECONDS)
 
 
 def translate(err: BaseException, ctx: Context | None = None) -> CliError | None:
@@ -116,10 +185,11 @@ def translate(err: BaseException, ctx: Context | None = None) -> CliError | None
         return CliError(_unavailable(ctx, str(err)))
     if isinstance(err, store_errors.StoreError):
         return CliError(str(err) or type(err).__name__)
-    if isinstance(err, grpc.RpcError) and hasattr(err, "code"):
+    grpc = sys.modules.get("grpc")  # a gRPC error can only come from a command that loaded it
+    if grpc is not None and isinstance(err, grpc.RpcError) and hasattr(err, "code"):
         code = err.code()
         details = err.details() or code.name
-        if code in _GRPC_BAD_INPUT:
+        if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE):
             return CliError(details, EXIT_BAD_INPUT)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
             return CliError(_unavailable(ctx, details))

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput
-from sextant.cli.render import age, assignments, metric_value, optimal_trial_lines, status_word
+from sextant.cli.render import (
+    age,
+    assignments,
+    failure_lines,
+    failure_of,
+    metric_value,
+    number,
+    optimal_trial_lines,
+    status_word,
+)
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
-from sextant.resources.models import EXPERIMENT_LABEL, to_doc
-from sextant.store.interface import ResourceStore
+from sextant.resources.vocabulary import EXPERIMENT_LABEL
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from sextant.store.client import GrpcResourceStore
 
 MAX_EVENTS = 20
+# Failed trials whose whole message describe prints (the newest; the table has every trial).
+MAX_FAILURES = 3
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,15 +38,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.set_defaults(func=cmd_describe)
 
 
-def _events(store: ResourceStore, space: str, names: set[str]) -> list[dict[str, Any]]:
+def _events(store: GrpcResourceStore, space: str, names: set[str]) -> list[dict[str, Any]]:
     """Recent Events about the experiment, its suggestion and its trials (oldest first)."""
     try:
-        items, _ = store.list("Event", space)
+        items, _ = store.list_documents("Event", space)
     except Exception:  # noqa: BLE001 - events are a nice-to-have; never fail describe for them
         return []
     out = []
-    for item in items:
-        doc = to_doc(item)
+    for doc in items:
         spec = doc.get("spec") or {}
         involved = spec.get("involvedObject") or {}
         if involved.get("name") in names:
@@ -46,6 +57,8 @@ def _events(store: ResourceStore, space: str, names: set[str]) -> list[dict[str,
 
 def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], events: list[dict[str, Any]],
                         console: Console) -> None:
+    from rich.table import Table
+
     meta, spec, status = doc["metadata"], doc.get("spec") or {}, doc.get("status") or {}
     objective = spec.get("objective") or {}
     algorithm = spec.get("algorithm") or {}
@@ -104,16 +117,31 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
         console.print("[bold]Optimal trial:[/bold] none yet")
 
     if trials:
+        failed = [t for t in trials if failure_of(t)]
         best = Table(title="Trials", title_justify="left", box=None, pad_edge=False)
-        for h in ("NAME", "STATUS", objective.get("objectiveMetricName", "OBJECTIVE").upper(), "PARAMETERS"):
-            best.add_column(h)
+        headers = ["NAME", "STATUS", objective.get("objectiveMetricName", "OBJECTIVE").upper(), "PARAMETERS"]
+        for h in headers + (["REASON", "MESSAGE"] if failed else []):
+            best.add_column(h, overflow="fold" if h == "MESSAGE" else "ellipsis")
         for t in trials:
-            best.add_row(t["metadata"]["name"], status_word(t),
-                         metric_value((t.get("status") or {}).get("observation"),
-                                      objective.get("objectiveMetricName", ""), objective.get("type", "")) or "-",
-                         assignments((t.get("spec") or {}).get("parameterAssignments")))
+            row = [t["metadata"]["name"], status_word(t),
+                   number(metric_value((t.get("status") or {}).get("observation"),
+                                       objective.get("objectiveMetricName", ""), objective.get("type", ""))) or "-",
+                   assignments((t.get("spec") or {}).get("parameterAssignments"))]
+            if failed:
+                cond = failure_of(t) or {}
+                row += [cond.get("reason", ""), _first_line(cond.get("message", ""))]
+            best.add_row(*row)
         console.print()
         console.print(best)
+        if failed:
+            space = meta.get("namespace", "default")
+            console.print()
+            shown = failed[-MAX_FAILURES:]
+            console.print(f"[bold]Failed trials:[/bold] {len(failed)}"
+                          + (f" (the last {len(shown)} below)" if len(failed) > len(shown) else ""))
+            for t in shown:
+                for line in failure_lines(t, space):
+                    console.print(line, markup=False, highlight=False)
 
     console.print()
     if events:
@@ -132,14 +160,19 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
         console.print("[bold]Events:[/bold]      <none>")
 
 
+def _first_line(text: str, limit: int = 80) -> str:
+    line = (text or "").strip().split("\n", 1)[0]
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def cmd_describe(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     if kind_of(ns.kind) != "Experiment":
         raise BadInput("describe supports experiments only (use `get trials -o yaml` for trials)")
     store = ctx.store()
     space = namespace(ns)
-    doc = to_doc(store.get("Experiment", space, ns.name))
-    trial_items, _ = store.list("Trial", space, {EXPERIMENT_LABEL: ns.name})
-    trials = sorted((to_doc(t) for t in trial_items),
+    doc = store.get_document("Experiment", space, ns.name)
+    trial_docs, _ = store.list_documents("Trial", space, {EXPERIMENT_LABEL: ns.name})
+    trials = sorted(trial_docs,
                     key=lambda d: d["metadata"].get("creationTimestamp") or "")
     names = {ns.name} | {t["metadata"]["name"] for t in trials}
     describe_experiment(doc, trials, _events(store, space, names), console)

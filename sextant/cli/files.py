@@ -1,19 +1,22 @@
-"""Reading ``-f FILE`` arguments (``-` is stdin) into admitted Experiments, collecting every error."""
+"""Reading ``-f FILE`` arguments (``-`` is stdin, a directory means its YAML/JSON files, ``-R``
+its subdirectories too) into admitted Experiments, collecting every error."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sextant.cli.errors import BadInput
-from sextant.resources.admission import admit_experiment
-from sextant.resources.loading import load_documents
-from sextant.resources.models import Experiment
 from sextant.store.interface import Invalid
 
+if TYPE_CHECKING:
+    from sextant.resources.models import Experiment
+
 MAX_FILE_BYTES = 16 * 1024 * 1024
+# What kubectl reads from a directory given to -f.
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 @dataclass
@@ -40,6 +43,37 @@ def read_text(name: str) -> str:
         raise BadInput(f"{name}: cannot read ({err.strerror})") from None
 
 
+def expand(sources: list[str], recursive: bool = False) -> list[str]:
+    """The files behind ``-f`` arguments: a directory stands for its ``.yaml``/``.yml``/``.json``
+    files in name order (with ``recursive``, those of its subdirectories too)."""
+    out: list[str] = []
+    for source in sources:
+        path = Path(source)
+        if source == "-" or not path.is_dir():
+            out.append(source)
+            continue
+        pattern = "**/*" if recursive else "*"
+        found = sorted(str(f) for f in path.glob(pattern) if f.suffix in MANIFEST_SUFFIXES and f.is_file())
+        if not found:
+            raise BadInput(f"{source}: no .yaml, .yml or .json files in this directory"
+                           + ("" if recursive else " (-R reads its subdirectories)"))
+        out += found
+    return out
+
+
+def read_documents(sources: list[str]) -> tuple[list[tuple[str, list[dict[str, Any]]]], list[str]]:
+    """Each source with its parsed documents, and the errors of those that cannot be read."""
+    from sextant.resources.loading import load_documents
+
+    parsed, errors = [], []
+    for source in sources:
+        try:
+            parsed.append((source, load_documents(read_text(source))))
+        except Invalid as err:
+            errors += [f"{source}: {e}" for e in err.errors]
+    return parsed, errors
+
+
 def _label(source: str, index: int, doc: dict[str, Any], count: int) -> str:
     name = (doc.get("metadata") or {}).get("name") if isinstance(doc.get("metadata"), dict) else None
     where = f"{source}" + (f" document {index + 1}" if count > 1 else "")
@@ -49,13 +83,11 @@ def _label(source: str, index: int, doc: dict[str, Any], count: int) -> str:
 def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded:
     """Every Experiment in ``sources``, admitted (defaults + validation); errors are collected,
     each prefixed with the file and document it belongs to."""
+    from sextant.resources.admission import admit_experiment
+
     out = Loaded()
-    for source in sources:
-        try:
-            docs = load_documents(read_text(source))
-        except Invalid as err:
-            out.errors += [f"{source}: {e}" for e in err.errors]
-            continue
+    parsed, out.errors = read_documents(sources)
+    for source, docs in parsed:
         if not docs:
             out.errors.append(f"{source}: no documents found")
         for index, doc in enumerate(docs):
@@ -78,6 +110,17 @@ def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded
             except Invalid as err:
                 out.errors += [f"{label}: {e}" for e in err.errors]
     return out
+
+
+def record_working_dir(experiments: list[Experiment]) -> None:
+    """Notes where the user is on each experiment (unless it names a directory already): the
+    local stack runs its trials there, as the user would have run the command by hand."""
+    import os
+
+    from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
+
+    for experiment in experiments:
+        experiment.metadata.annotations.setdefault(WORKING_DIR_ANNOTATION, os.getcwd())
 
 
 def require_valid(loaded: Loaded) -> list[Experiment]:

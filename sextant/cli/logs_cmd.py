@@ -9,13 +9,14 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import BinaryIO
-
-from rich.console import Console
+from typing import TYPE_CHECKING, BinaryIO
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput, CliError
 from sextant.cli.resources_cmd import add_namespace, namespace
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 

@@ -3,6 +3,10 @@
 Exit codes: 0 success, 1 failure (not found, failed experiment, timeout, stack down), 2 bad input
 (unreadable or invalid files, bad flags, INVALID_ARGUMENT from the server). Never a traceback,
 unless SEXTANT_DEBUG=1.
+
+Start-up is kept cheap (bench/cli_startup.py measures it): the command modules import only the
+standard library and light Sextant modules at the top; pydantic, gRPC, protobuf, YAML and the
+rest of rich load inside the commands that use them (tests/unit/test_cli_imports.py holds this).
 """
 
 from __future__ import annotations
@@ -10,10 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, NoReturn, cast
 
 from sextant.cli import (
     conformance_cmd,
@@ -24,8 +25,12 @@ from sextant.cli import (
     stack_cmd,
     ui_cmd,
 )
+from sextant.cli.console import LazyConsole
 from sextant.cli.context import Context, translate
 from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, CliError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,7 +44,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sextant", description="Hyperparameter tuning, wire-compatible with Kubeflow Katib.")
-    parser.add_argument("--data-dir", default=None, help="local stack directory (default $SEXTANT_HOME or ./.sextant)")
+    parser.add_argument("--data-dir", default=None, help="local stack directory (default $SEXTANT_HOME, else $XDG_STATE_HOME/sextant or ~/.local/state/sextant)")
     parser.add_argument("--server", default=None, help="DB manager HOST:PORT (default: the local stack's)")
     parser.add_argument("--token", default=None, help="bearer token (default $SEXTANT_TOKEN or <data-dir>/token)")
     parser.add_argument("--tls-ca", default=None, help="CA certificate: connect with TLS")
@@ -60,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(ns, "func", None):
         parser.print_help()
         return EXIT_BAD_INPUT
-    console = Console(stderr=False, highlight=False, soft_wrap=True)
-    errors = Console(stderr=True, highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = 160  # pipes and CI logs: don't wrap tables at 80 columns
+    console = cast("Console", LazyConsole(stderr=False))
+    errors = cast("Console", LazyConsole(stderr=True))
     ctx = Context.from_args(ns)
     try:
         return int(ns.func(ctx, ns, console) or 0)
@@ -78,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         failure = translate(err, ctx)
         if failure is None:
             failure = CliError(f"unexpected {type(err).__name__}: {err} (SEXTANT_DEBUG=1 shows the traceback)")
+        from rich.markup import escape
+
         errors.print(f"[red]error:[/red] {escape(str(failure))}")
         for detail in failure.details:
             errors.print(f"  - {detail}", markup=False)

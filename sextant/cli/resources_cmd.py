@@ -6,18 +6,22 @@ import argparse
 import re
 import sys
 import time
-from typing import Any, cast
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, cast
 
 from sextant.cli.context import Context
-from sextant.cli.errors import EXIT_OK, BadInput, CliError
-from sextant.cli.files import load_experiments, require_valid
-from sextant.cli.render import condition, render_list
+from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
+from sextant.cli.files import expand, load_experiments, read_documents, record_working_dir, require_valid
+from sextant.cli.render import LIST_OUTPUTS, condition, render_list
 from sextant.katib import experiment_status
 from sextant.katib.condition_list import condition_is
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment, to_doc
-from sextant.store.interface import AlreadyExists, NotFound, ResourceStore
+from sextant.resources.vocabulary import EXPERIMENT_LABEL
+from sextant.store.interface import AlreadyExists, Expired, NotFound
+
+if TYPE_CHECKING:  # pydantic models: only apply/validate/run load them
+    from rich.console import Console
+
+    from sextant.resources.models import Experiment
+    from sextant.store.interface import ResourceStore
 
 KINDS = {
     "experiment": "Experiment", "experiments": "Experiment", "exp": "Experiment", "exps": "Experiment",
@@ -40,14 +44,23 @@ def add_namespace(p: argparse.ArgumentParser, all_ok: bool = False) -> None:
         p.add_argument("-A", "--all-namespaces", action="store_true", help="list across namespaces")
 
 
+FILENAME_HELP = ("file, directory (its .yaml/.yml/.json files) or - for stdin; "
+                 "repeat -f for several")
+
+
+def add_filenames(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("-f", "--filename", action="append", required=required, help=FILENAME_HELP)
+    p.add_argument("-R", "--recursive", action="store_true", help="with -f DIR, read its subdirectories too")
+
+
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     apply = sub.add_parser("apply", help="create or update experiments from YAML/JSON files")
-    apply.add_argument("-f", "--filename", action="append", required=True, help="file, or - for stdin")
+    add_filenames(apply)
     add_namespace(apply)
     apply.set_defaults(func=cmd_apply)
 
     validate = sub.add_parser("validate", help="check experiment files locally (no stack needed)")
-    validate.add_argument("-f", "--filename", action="append", required=True, help="file, or - for stdin")
+    add_filenames(validate)
     add_namespace(validate)
     validate.add_argument("-o", "--output", choices=["yaml", "json"], help="print the defaulted experiments")
     validate.set_defaults(func=cmd_validate)
@@ -56,14 +69,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     get.add_argument("kind", help="experiments | trials | suggestions")
     get.add_argument("name", nargs="?")
     add_namespace(get, all_ok=True)
-    get.add_argument("-o", "--output", choices=["wide", "yaml", "json"])
+    get.add_argument("-o", "--output", type=output_format, metavar="FORMAT",
+                     help="wide | yaml | json | name | jsonpath=TEMPLATE | custom-columns=HEADER:.path,...")
     get.add_argument("-e", "--experiment", help="only trials/suggestions of this experiment")
     get.add_argument("-l", "--selector", help="label selector key=value[,key=value]")
+    get.add_argument("-w", "--watch", action="store_true", help="after listing, print each change as it happens")
     get.set_defaults(func=cmd_get)
 
-    delete = sub.add_parser("delete", help="delete an experiment (and its trials and suggestion)")
-    delete.add_argument("kind")
-    delete.add_argument("name")
+    delete = sub.add_parser("delete", help="delete experiments (with their trials and suggestion)")
+    delete.add_argument("kind", nargs="?", help="experiment (not with -f)")
+    delete.add_argument("names", nargs="*", metavar="NAME")
+    add_filenames(delete, required=False)
     add_namespace(delete)
     delete.set_defaults(func=cmd_delete)
 
@@ -77,6 +93,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     wait.set_defaults(func=cmd_wait)
 
 
+def output_format(text: str) -> str:
+    """``-o``: a list format, or ``jsonpath=``/``custom-columns=`` with their template."""
+    head = text.partition("=")[0]
+    if text in LIST_OUTPUTS or head in ("jsonpath", "custom-columns"):
+        return text
+    raise argparse.ArgumentTypeError(f"{text!r}: use wide, yaml, json, name, jsonpath=TEMPLATE or "
+                                     "custom-columns=HEADER:.path[,...]")
+
+
 def namespace(ns: argparse.Namespace) -> str:
     return ns.namespace or "default"
 
@@ -85,7 +110,9 @@ def namespace(ns: argparse.Namespace) -> str:
 
 
 def cmd_validate(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
-    experiments = require_valid(load_experiments(ns.filename, ns.namespace))
+    from sextant.resources.models import to_doc
+
+    experiments = require_valid(load_experiments(expand(ns.filename, ns.recursive), ns.namespace))
     if ns.output:
         import json
 
@@ -104,6 +131,8 @@ def cmd_validate(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
 
 def apply_experiment(store: ResourceStore, experiment: Experiment) -> str:
     """Creates the experiment, or updates it if it exists; returns created/configured/unchanged."""
+    from sextant.resources.models import Experiment, to_doc
+
     try:
         store.create(experiment)
         return "created"
@@ -117,7 +146,9 @@ def apply_experiment(store: ResourceStore, experiment: Experiment) -> str:
 
 
 def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
-    experiments = require_valid(load_experiments(ns.filename, ns.namespace))
+    experiments = require_valid(load_experiments(expand(ns.filename, ns.recursive), ns.namespace))
+    if not ctx.server:  # this machine's stack
+        record_working_dir(experiments)
     store = ctx.store()
     for e in experiments:
         result = apply_experiment(store, e)
@@ -136,39 +167,100 @@ def parse_selector(text: str | None) -> dict[str, str]:
 
 
 def list_docs(ctx: Context, kind: str, ns: argparse.Namespace) -> list[dict[str, Any]]:
-    labels = parse_selector(getattr(ns, "selector", None))
-    if getattr(ns, "experiment", None):
-        labels[EXPERIMENT_LABEL] = ns.experiment
-    space = "" if getattr(ns, "all_namespaces", False) else namespace(ns)
-    items, _ = ctx.store().list(kind, space, labels or None)
-    docs = [to_doc(i) for i in items]
-    docs.sort(key=lambda d: (d["metadata"].get("namespace", ""), d["metadata"].get("creationTimestamp") or "",
-                             d["metadata"]["name"]))
-    return docs
+    return list_docs_at(ctx, kind, ns)[0]
 
 
 def cmd_get(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     kind = kind_of(ns.kind)
+    render_list(kind, [], ns.output)  # a bad template is bad input before anything is fetched
     if ns.name:
-        docs = [to_doc(ctx.store().get(kind, namespace(ns), ns.name))]
+        docs = [ctx.store().get_document(kind, namespace(ns), ns.name)]
+        version = int(docs[0]["metadata"].get("resourceVersion") or 0)
     else:
-        docs = list_docs(ctx, kind, ns)
-        if not docs and ns.output not in ("json", "yaml"):
+        docs, version = list_docs_at(ctx, kind, ns)
+        if not docs and ns.output not in ("json", "yaml") and not ns.watch:
             where = "any namespace" if ns.all_namespaces else f"namespace {namespace(ns)!r}"
             print(f"No {PLURAL[kind]}s found in {where}.", file=sys.stderr)
             return EXIT_OK
-    print(render_list(kind, docs, ns.output, single=bool(ns.name)))
+    if docs or not ns.watch:
+        # kubectl ends jsonpath output where the template ends (no newline of its own)
+        print(render_list(kind, docs, ns.output, single=bool(ns.name), all_namespaces=ns.all_namespaces),
+              end="" if (ns.output or "").startswith("jsonpath") else "\n", flush=True)
+    if ns.watch:
+        watch(ctx, kind, ns, version)
     return EXIT_OK
+
+
+def list_docs_at(ctx: Context, kind: str, ns: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
+    """``list_docs`` and the store's resource version at that moment (where a watch starts)."""
+    labels = parse_selector(getattr(ns, "selector", None))
+    if getattr(ns, "experiment", None):
+        labels[EXPERIMENT_LABEL] = ns.experiment
+    space = "" if getattr(ns, "all_namespaces", False) else namespace(ns)
+    docs, version = ctx.store().list_documents(kind, space, labels or None)
+    docs.sort(key=lambda d: (d["metadata"].get("namespace", ""), d["metadata"].get("creationTimestamp") or "",
+                             d["metadata"]["name"]))
+    return docs, version
+
+
+def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int) -> None:
+    """kubectl's ``get -w``: one line (or document) per change, a deletion included (its last
+    state), until interrupted. Tables print rows without the header again; yaml documents are
+    separated by ``---``."""
+    labels = parse_selector(getattr(ns, "selector", None))
+    if getattr(ns, "experiment", None):
+        labels[EXPERIMENT_LABEL] = ns.experiment
+    space = "" if ns.all_namespaces else namespace(ns)
+    while True:
+        try:
+            for _type, doc, version in ctx.store().watch_documents(kind, space, since, labels or None):
+                since = version or since
+                if doc is None or (ns.name and doc["metadata"]["name"] != ns.name):
+                    continue
+                text = render_list(kind, [doc], ns.output, single=True, all_namespaces=ns.all_namespaces)
+                if ns.output in (None, "", "wide") or (ns.output or "").startswith("custom-columns"):
+                    text = text.split("\n", 1)[-1]  # the header was printed with the list
+                elif ns.output == "yaml":
+                    text = "---\n" + text
+                print(text, flush=True)
+            return
+        except Expired:  # the store compacted past our version: start again from now
+            _, since = list_docs_at(ctx, kind, ns)
 
 
 def cmd_delete(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
-    kind = kind_of(ns.kind)
-    if kind != "Experiment":
-        raise BadInput("only experiments can be deleted (their trials and suggestion go with them)")
-    deleted = ctx.store().delete(kind, namespace(ns), ns.name)
-    print(f'experiment.kubeflow.org "{ns.name}" deleted'
-          + (f" (with {len(deleted) - 1} owned resources)" if len(deleted) > 1 else ""))
-    return EXIT_OK
+    targets: list[tuple[str, str]] = []  # (namespace, name)
+    if ns.filename:
+        if ns.kind or ns.names:
+            raise BadInput("delete takes either -f FILE or KIND NAME..., not both")
+        parsed, errors = read_documents(expand(ns.filename, ns.recursive))
+        if errors:
+            raise BadInput(f"{len(errors)} error(s) found", details=errors)
+        for source, docs in parsed:
+            for doc in docs:
+                meta = doc.get("metadata")
+                meta = meta if isinstance(meta, dict) else {}
+                if doc.get("kind", "Experiment") != "Experiment" or not meta.get("name"):
+                    raise BadInput(f"{source}: only experiments with a metadata.name can be deleted")
+                targets.append((ns.namespace or meta.get("namespace") or "default", meta["name"]))
+    else:
+        if not ns.kind or not ns.names:
+            raise BadInput("delete needs KIND NAME... (e.g. delete experiment random) or -f FILE")
+        if kind_of(ns.kind) != "Experiment":
+            raise BadInput("only experiments can be deleted (their trials and suggestion go with them)")
+        targets = [(namespace(ns), name) for name in ns.names]
+    failures = 0
+    for space, name in targets:
+        try:
+            deleted = ctx.store().delete_documents("Experiment", space, name)
+        except NotFound:
+            print(f'Error from server (NotFound): experiments.kubeflow.org "{name}" not found'
+                  + (f" in namespace {space!r}" if space != "default" else ""), file=sys.stderr)
+            failures += 1
+            continue
+        print(f'experiment.kubeflow.org "{name}" deleted'
+              + (f" (with {len(deleted) - 1} owned resources)" if len(deleted) > 1 else ""))
+    return EXIT_FAILURE if failures else EXIT_OK
 
 
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
@@ -207,7 +299,7 @@ def wait_for(ctx: Context, name: str, space: str, wanted: str, timeout: float,
     deadline = time.monotonic() + timeout
     store = ctx.store()
     while True:
-        doc = to_doc(store.get("Experiment", space, name))
+        doc = store.get_document("Experiment", space, name)
         if condition_is(doc, wanted):
             return doc
         failed = condition(doc, experiment_status.FAILED) or {}

@@ -1,32 +1,46 @@
 """``sextant run -f FILE``: start the stack if needed, apply one experiment, watch it to the end.
 
-On a terminal it shows a rich progress bar on finished/maxTrialCount trials and a table of
+On a terminal it shows a rich progress bar on finished/maxTrialCount trials, the experiment's
+latest condition message (e.g. that its algorithm service is still starting) and a table of
 the best trials so far; elsewhere (CI, pipes) one line per change. It ends with the optimal
-trial and the commands to see more. Exit 0 when the experiment Succeeded, 1 when it Failed.
+trial, the failed trials' reasons with the command that prints their logs, and the commands to
+see more. Exit 0 when the experiment Succeeded, 1 when it Failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
+from sextant.cli.console import real
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import load_experiments, require_valid
-from sextant.cli.render import assignments, condition, metric_value, optimal_trial_lines, status_word
+from sextant.cli.files import load_experiments, record_working_dir, require_valid
+from sextant.cli.render import (
+    assignments,
+    condition,
+    failure_lines,
+    failure_of,
+    latest_condition,
+    metric_value,
+    number,
+    optimal_trial_lines,
+    status_word,
+)
 from sextant.cli.resources_cmd import parse_duration
 from sextant.cli.stack_cmd import ensure_stack
 from sextant.katib import experiment_status, trial_status
-from sextant.resources.models import EXPERIMENT_LABEL, to_doc
+from sextant.resources.vocabulary import EXPERIMENT_LABEL
 from sextant.store.interface import AlreadyExists
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
 TOP = 5
+# Failed trials whose reasons the summary prints (the newest).
+MAX_FAILURES = 3
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,12 +71,14 @@ def best_trials(trials: list[dict[str, Any]], objective: dict[str, Any], top: in
 
 
 def _best_table(trials: list[dict[str, Any]], objective: dict[str, Any]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Best trials so far", title_justify="left", box=None, pad_edge=False)
     table.add_column("TRIAL")
     table.add_column(objective.get("objectiveMetricName", "objective").upper(), justify="right")
     table.add_column("PARAMETERS")
     for value, t in best_trials(trials, objective):
-        table.add_row(t["metadata"]["name"], f"{value:g}", assignments((t.get("spec") or {}).get("parameterAssignments")))
+        table.add_row(t["metadata"]["name"], number(value), assignments((t.get("spec") or {}).get("parameterAssignments")))
     return table
 
 
@@ -70,23 +86,27 @@ class Watcher:
     """Polls the experiment and its trials, feeding either a rich Live view or plain lines."""
 
     def __init__(self, ctx: Context, name: str, space: str, console: Console):
-        self.store, self.name, self.space, self.console = ctx.store(), name, space, console
+        self.store, self.name, self.space, self.console = ctx.store(), name, space, real(console)
         self.last_line = ""
 
     def snapshot(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        exp = to_doc(self.store.get("Experiment", self.space, self.name))
-        items, _ = self.store.list("Trial", self.space, {EXPERIMENT_LABEL: self.name})
-        return exp, [to_doc(t) for t in items]
+        exp = self.store.get_document("Experiment", self.space, self.name)
+        trials, _ = self.store.list_documents("Trial", self.space, {EXPERIMENT_LABEL: self.name})
+        return exp, trials
 
     def line(self, exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
         objective = (exp.get("spec") or {}).get("objective") or {}
         done = sum(_finished(t) for t in trials)
         total = (exp.get("spec") or {}).get("maxTrialCount")
         best = best_trials(trials, objective, 1)
+        failed = sum(failure_of(t) is not None for t in trials)
         text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
+        if failed:
+            text += f", {failed} failed"
         if best:
-            text += f"; best {objective.get('objectiveMetricName')}={best[0][0]:g} ({best[0][1]['metadata']['name']})"
-        return text
+            text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
+        news = state_message(exp)
+        return f"{text} - {news}" if news else text
 
     def run(self, deadline: float | None) -> dict[str, Any]:
         exp, trials = self.snapshot()
@@ -103,6 +123,10 @@ class Watcher:
                 _check_deadline(deadline, self.name)
                 time.sleep(0.5)
                 exp, trials = self.snapshot()
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[state]}"), TimeElapsedColumn(), console=self.console)
         task = progress.add_task(self.name, total=total, state="")
@@ -110,13 +134,26 @@ class Watcher:
                   refresh_per_second=4) as live:
             while True:
                 done = sum(_finished(t) for t in trials)
-                progress.update(task, completed=done, state=f"{status_word(exp)}, {len(trials) - done} active")
+                failed = sum(failure_of(t) is not None for t in trials)
+                state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
+                news = state_message(exp)
+                progress.update(task, completed=done, state=state + (f" - {news}" if news else ""))
                 live.update(Group(progress, _best_table(trials, objective)))
                 if _experiment_done(exp):
                     return exp
                 _check_deadline(deadline, self.name)
                 time.sleep(0.5)
                 exp, trials = self.snapshot()
+
+
+def state_message(exp: dict[str, Any]) -> str:
+    """The experiment's latest condition message (one line), e.g. that its algorithm service is
+    still starting; nothing for Katib's routine "Experiment is running" words."""
+    cond = latest_condition(exp) or {}
+    message = (cond.get("message") or "").strip().split("\n", 1)[0]
+    if message in (experiment_status.MSG_CREATED, experiment_status.MSG_RUNNING, experiment_status.MSG_RESTARTING):
+        return ""
+    return message
 
 
 def _experiment_done(exp: dict[str, Any]) -> bool:
@@ -129,7 +166,7 @@ def _check_deadline(deadline: float | None, name: str) -> None:
                        f"(`sextant describe experiment {name}`)")
 
 
-def summary(exp: dict[str, Any], console: Console) -> int:
+def summary(exp: dict[str, Any], console: Console, trials: list[dict[str, Any]] | None = None) -> int:
     name = exp["metadata"]["name"]
     optimal = (exp.get("status") or {}).get("currentOptimalTrial") or {}
     succeeded = experiment_status.is_succeeded(exp)
@@ -144,6 +181,13 @@ def summary(exp: dict[str, Any], console: Console) -> int:
     else:
         console.print("no trial reported the objective metric")
     ns = exp["metadata"].get("namespace", "default")
+    failed = [t for t in trials or [] if failure_of(t)]
+    if failed:
+        shown = failed[-MAX_FAILURES:]
+        console.print(f"{len(failed)} trial(s) failed" + (f"; the last {len(shown)}:" if len(failed) > len(shown) else ":"))
+        for t in shown:
+            for line in failure_lines(t, ns):
+                console.print(line, markup=False, highlight=False)
     flag = "" if ns == "default" else f" -n {ns}"
     console.print(f"see more: sextant describe experiment {name}{flag}   |   sextant get trials -e {name}{flag}")
     return EXIT_OK if succeeded else EXIT_FAILURE
@@ -158,16 +202,20 @@ def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     experiment = experiments[0]
     name, space = experiment.metadata.name, experiment.metadata.namespace
     ensure_stack(ctx, console, port=ns.port)
+    if not ctx.server:  # this machine's stack
+        record_working_dir(experiments)
     store = ctx.store()
     try:
         store.create(experiment)
         console.print(f"experiment.kubeflow.org/{name} created")
     except AlreadyExists:
-        current = to_doc(store.get("Experiment", space, name))
+        current = store.get_document("Experiment", space, name)
         if _experiment_done(current):
             console.print(f"experiment {name} already exists and has finished; showing its result "
                           f"(delete it with `sextant delete experiment {name}` to run it again)")
-            return summary(current, console)
+            return summary(current, console, Watcher(ctx, name, space, console).snapshot()[1])
         console.print(f"experiment {name} already exists; following it")
-    final = Watcher(ctx, name, space, console).run(deadline)
-    return summary(final, console)
+    watcher = Watcher(ctx, name, space, console)
+    watcher.run(deadline)
+    final, trials = watcher.snapshot()
+    return summary(final, console, trials)

@@ -6,15 +6,14 @@ import argparse
 import contextlib
 import os
 import threading
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, CliError
 from sextant.cli.render import table
 from sextant.cli.ui_cmd import ui_url
-from sextant.kubeconfig import kubeconfig_path
 from sextant.stack import (
+    LOCAL_RUNTIMES,
     SERVICES,
     AlreadyRunning,
     StackConfig,
@@ -30,6 +29,9 @@ from sextant.stack import (
     wait_ready,
 )
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     up = sub.add_parser("up", help="start the local stack (DB manager and controllers)")
@@ -43,6 +45,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     up.add_argument("--katib-read-port", type=int, default=None,
                     help="also serve Katib's GetObservationLog WITHOUT a token on this 127.0.0.1 port, so "
                          "KatibClient.get_trial_metrics works (read-only; off by default)")
+    up.add_argument("--runtime", choices=LOCAL_RUNTIMES, default=os.environ.get("SEXTANT_RUNTIME") or "local",
+                    help="where trials run: local processes (default), docker (a trial that names an image "
+                         "runs in it on the local Docker engine) or auto (docker when an engine answers)")
     up.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for readiness")
     up.set_defaults(func=cmd_up)
 
@@ -61,7 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def stack_config(ctx: Context, ns: argparse.Namespace) -> StackConfig:
     return StackConfig(data_dir=ctx.data_dir, port=getattr(ns, "port", 6789),
                        db_url=getattr(ns, "db_url", None), api_port=getattr(ns, "api_port", None),
-                       katib_read_port=getattr(ns, "katib_read_port", None))
+                       katib_read_port=getattr(ns, "katib_read_port", None),
+                       runtime=getattr(ns, "runtime", None) or os.environ.get("SEXTANT_RUNTIME") or "local")
 
 
 def ensure_stack(ctx: Context, console: Console, port: int = 0, db_url: str | None = None) -> str:
@@ -91,6 +97,8 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         except (RuntimeError, TimeoutError) as err:
             raise CliError(str(err)) from None
         console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}")
+        from sextant.kubeconfig import kubeconfig_path
+
         console.print(f"Kubernetes API: export KUBECONFIG={kubeconfig_path(ctx.data_dir)}")
         with contextlib.suppress(CliError):  # the URL signs the browser in once (`sextant ui` opens it)
             console.print(f"Web UI: {ui_url(ctx)}", markup=False)
@@ -118,6 +126,8 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_kubeconfig(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
+    from sextant.kubeconfig import kubeconfig_path
+
     path = kubeconfig_path(ctx.data_dir)
     if not path.is_file():
         raise CliError(f"no kubeconfig in {ctx.data_dir}: `sextant up` writes it when it starts the stack")

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import webbrowser
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
-
-from rich.console import Console
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, CliError
 from sextant.config import read_token
 from sextant.stack import read_state
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

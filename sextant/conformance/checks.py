@@ -51,6 +51,8 @@ KNOWN_INVALID: dict[str, dict[str, str]] = {
     "sobol": {"random_state": "-1"},
     "bayesianoptimization": {"base_estimator": "SVM"},
     "hyperband": {"r_l": "-1", "resource_name": "epochs"},
+    "pbt": {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "4",
+            "truncation_threshold": "0.2"},
 }
 
 
@@ -88,6 +90,9 @@ PROFILES: dict[str, Profile] = {
     # hyperband's reply depends on its own bracket state; history checks need its trial flow.
     "hyperband": Profile(params=_hyperband_space, settings={"r_l": "9", "resource_name": "epochs", "eta": "3"},
                          parallel_trial_count=9, skip=frozenset({"fresh_history", "pending_no_repeat"})),
+    # pbt's required settings; its later generations copy values on purpose (exploit).
+    "pbt": Profile(settings={"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "5",
+                             "truncation_threshold": "0.2"}),
 }
 
 

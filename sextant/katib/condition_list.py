@@ -14,10 +14,12 @@ Katib's rules, which ``kubectl get`` and Katib's UI rely on:
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from sextant.resources.models import Condition
 from sextant.timestamps import now_rfc3339
+
+if TYPE_CHECKING:  # the models' import is costly; documents (the CLI) never need it
+    from sextant.resources.models import Condition
 
 TRUE, FALSE, UNKNOWN = "True", "False", "Unknown"
 # The Running type is the same word for every kind; ``mark_finished`` flips it.
@@ -100,6 +102,8 @@ def set_condition(
         return False
     now = now or now_rfc3339()
     transition = current.last_transition_time if current is not None and current.status == status else now
+    from sextant.resources.models import Condition
+
     new = Condition(type=type_, status=status, reason=reason, message=message,
                     last_update_time=now, last_transition_time=transition)
     conditions[:] = [c for c in conditions if c.type != type_] + [new]

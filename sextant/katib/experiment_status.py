@@ -16,10 +16,13 @@ trial is active); Katib defines that reason but never sets it.
 
 from __future__ import annotations
 
-from sextant.resources.models import Experiment, ResumePolicy, Suggestion
-from sextant.resources.models import ExperimentConditionType as ConditionType
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import ExperimentConditionType as ConditionType
+from sextant.resources.vocabulary import ResumePolicy
 from sextant.timestamps import now_rfc3339
 
+from . import suggestion_status
 from .condition_list import (
     TRUE,
     Resource,
@@ -32,6 +35,9 @@ from .condition_list import (
     remove_condition,
     set_condition,
 )
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Experiment, Suggestion
 
 CREATED = ConditionType.CREATED.value
 RUNNING = ConditionType.RUNNING.value
@@ -70,6 +76,16 @@ def suggestion_failed_message(suggestion: Suggestion) -> str:
     if len(cause) > MAX_CAUSE_CHARS:
         cause = cause[:MAX_CAUSE_CHARS] + "..."
     return f"{MSG_SUGGESTION_FAILED}: {cause}" if cause else MSG_SUGGESTION_FAILED
+
+
+def max_failed_message(cause: str, count: int, failed: int) -> str:
+    """Katib's max-failed message, followed by the most common failure of its trials (``count``
+    of the ``failed`` trials ended with ``cause``), so the experiment itself says why."""
+    if not cause:
+        return MSG_MAX_FAILED
+    if len(cause) > MAX_CAUSE_CHARS:
+        cause = cause[:MAX_CAUSE_CHARS] + "..."
+    return f"{MSG_MAX_FAILED}. Most common trial failure ({count} of {failed}): {cause}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,6 +129,24 @@ def mark_created(experiment: Experiment, now: str | None = None) -> bool:
         experiment.status.start_time = now
         changed = True
     return changed
+
+
+def mark_waiting_for_algorithm(experiment: Experiment, suggestion: Suggestion | None,
+                               now: str | None = None) -> bool:
+    """Until the experiment runs, its Created condition repeats what the Suggestion says while
+    its algorithm service starts (which service, for how long), and says only Katib's
+    "Experiment is created" again once it serves: a user watching the experiment sees why no
+    trial has started yet."""
+    conds = experiment.status.conditions
+    created = get_condition(conds, CREATED)
+    if created is None or get_condition(conds, RUNNING) is not None or is_finished(experiment):
+        return False
+    waiting = suggestion_status.starting_service_message(suggestion) if suggestion is not None else ""
+    message = f"{MSG_CREATED}; {waiting}" if waiting else MSG_CREATED
+    if created.message == message:
+        return False
+    created.message, created.last_update_time = message, now or now_rfc3339()
+    return True
 
 
 def mark_running(experiment: Experiment, now: str | None = None) -> bool:

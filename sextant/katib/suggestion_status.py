@@ -13,9 +13,10 @@ its trial and no trial is active.
 
 from __future__ import annotations
 
-from sextant.resources.models import Suggestion
-from sextant.resources.models import SuggestionConditionType as ConditionType
-from sextant.timestamps import now_rfc3339
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import SuggestionConditionType as ConditionType
+from sextant.timestamps import now_rfc3339, parse_time
 
 from .condition_list import (
     FALSE,
@@ -27,6 +28,9 @@ from .condition_list import (
     remove_condition,
     set_condition,
 )
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Suggestion
 
 CREATED = ConditionType.CREATED.value
 DEPLOYMENT_READY = ConditionType.DEPLOYMENT_READY.value
@@ -54,6 +58,18 @@ MSG_DEPLOYMENT_NOT_READY = "Deployment is not ready"
 MSG_RUNNING = "Suggestion is running"
 MSG_RESTARTING = "Suggestion is restarting"
 MSG_END_REACHED = "the algorithm has no new assignment left (search space exhausted)"
+
+
+MSG_SERVICE_STARTING = "the algorithm service {service} is starting ({seconds} s so far)"
+
+
+def service_starting_message(service: str, seconds: float, detail: str = "") -> str:
+    """Sextant's DeploymentReady=False message: which service and for how long (whole seconds
+    up to 10 s, then 5 s steps, so the status is rewritten at most once a second)."""
+    whole = max(0, int(seconds))
+    shown = whole if whole < 10 else whole // 5 * 5
+    message = f"{MSG_DEPLOYMENT_NOT_READY}: {MSG_SERVICE_STARTING.format(service=service, seconds=shown)}"
+    return f"{message}; {detail}" if detail else message
 
 
 def validation_failed_message(problem: str) -> str:
@@ -109,6 +125,37 @@ def mark_deployment_ready(suggestion: Suggestion, ready: bool, message: str = ""
                              REASON_DEPLOYMENT_READY, MSG_DEPLOYMENT_READY)
     return set_condition(suggestion.status.conditions, DEPLOYMENT_READY, FALSE,
                          REASON_DEPLOYMENT_NOT_READY, message or MSG_DEPLOYMENT_NOT_READY)
+
+
+def mark_service_starting(suggestion: Suggestion, service: str, detail: str = "",
+                          now: str | None = None) -> bool:
+    """DeploymentReady=False while ``service`` starts, saying for how long: counted from when
+    the condition became False (so a restarted controller keeps counting), message rewritten
+    as the time grows."""
+    conds = suggestion.status.conditions
+    now = now or now_rfc3339()
+    current = get_condition(conds, DEPLOYMENT_READY)
+    since = current.last_transition_time if current is not None and current.status == FALSE else None
+    started, current_time = parse_time(since), parse_time(now)
+    seconds = (current_time - started).total_seconds() if started and current_time else 0.0
+    message = service_starting_message(service, seconds, detail)
+    if current is not None and current.status == FALSE and current.reason == REASON_DEPLOYMENT_NOT_READY \
+            and current.message == message:
+        return False
+    set_condition(conds, DEPLOYMENT_READY, FALSE, REASON_DEPLOYMENT_NOT_READY, message, now)
+    cond = get_condition(conds, DEPLOYMENT_READY)
+    if cond is not None:  # set_condition keeps an equal reason's message: write the new one
+        cond.message, cond.last_update_time = message, now
+        cond.last_transition_time = since or cond.last_transition_time
+    return True
+
+
+def starting_service_message(suggestion: Suggestion) -> str:
+    """The DeploymentReady=False message while the algorithm service starts, else ""."""
+    cond = get_condition(suggestion.status.conditions, DEPLOYMENT_READY)
+    if cond is not None and cond.status == FALSE and cond.reason == REASON_DEPLOYMENT_NOT_READY:
+        return cond.message
+    return ""
 
 
 def mark_running(suggestion: Suggestion) -> bool:

@@ -12,11 +12,15 @@ but never sets it; Sextant sets it when an experiment ends with trials still run
 
 from __future__ import annotations
 
-from sextant.resources.models import Trial
-from sextant.resources.models import TrialConditionType as ConditionType
+from typing import TYPE_CHECKING
+
+from sextant.resources.vocabulary import TrialConditionType as ConditionType
 from sextant.timestamps import now_rfc3339
 
 from .condition_list import Resource, any_condition_true, condition_is, mark_finished
+
+if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
+    from sextant.resources.models import Trial
 
 CREATED = ConditionType.CREATED.value
 RUNNING = ConditionType.RUNNING.value
@@ -51,9 +55,53 @@ def failed_reason(job_reason: str) -> str:
     return f"{REASON_FAILED}. Job reason: {job_reason}"
 
 
-def failed_message(job_message: str) -> str:
-    """The Failed condition's message for a job that failed with ``job_message``."""
-    return f"{MSG_FAILED}. Job message: {job_message}"
+# A failed trial's message carries the end of its output, bounded so conditions stay small.
+OUTPUT_TAIL_LINES = 10
+OUTPUT_TAIL_BYTES = 2048
+OUTPUT_HEADING = "Last lines of output:"
+
+
+def failed_message(job_message: str, *, exit_code: int | None = None, output_tail: str = "",
+                   note: str = "") -> str:
+    """The Failed condition's message: Katib's ``Trial has failed. Job message: <message>``, then
+    the exit code, a ``note`` (e.g. that the trial's image was not used) and the last lines of
+    the trial's output (``tail_of``), each only when known."""
+    detail = job_message.strip()
+    if exit_code is not None and f"exit code {exit_code}" not in detail:
+        detail = f"{detail} (exit code {exit_code})" if detail else f"exit code {exit_code}"
+    message = f"{MSG_FAILED}. Job message: {detail}"
+    if note:
+        message += f". Note: {note}"
+    if output_tail.strip():
+        message += f"\n{OUTPUT_HEADING}\n{output_tail.rstrip()}"
+    return message
+
+
+def tail_of(output: bytes, lines: int = OUTPUT_TAIL_LINES, max_bytes: int = OUTPUT_TAIL_BYTES) -> str:
+    """The last ``lines`` lines of ``output``, at most ``max_bytes`` of it, decoded leniently. A
+    line cut by the byte bound is dropped unless it is the only one."""
+    cut = output[-max_bytes:] if max_bytes > 0 else b""
+    if len(output) > len(cut) and output[-len(cut) - 1:-len(cut)] != b"\n":
+        newline = cut.find(b"\n")
+        if 0 <= newline < len(cut.rstrip(b"\n")):
+            cut = cut[newline + 1:]
+    text = cut.decode("utf-8", "replace").rstrip("\n")
+    return "\n".join(text.split("\n")[-lines:]) if text else ""
+
+
+def failure_cause(reason: str, message: str) -> str:
+    """What a finished-but-failed trial's condition says, short enough to count alike failures
+    together: the job's reason and message (without Katib's prefixes) and the last output line."""
+    first, _, rest = message.partition("\n")
+    first = first.removeprefix(f"{MSG_FAILED}. Job message: ")
+    cause = reason.removeprefix(f"{REASON_FAILED}. Job reason: ")
+    if first and first != cause:
+        cause = f"{cause}: {first}"
+    if rest.startswith(OUTPUT_HEADING):
+        last = rest.rstrip().rpartition("\n")[2].strip()
+        if last and last != OUTPUT_HEADING:
+            cause = f"{cause}: {last}"
+    return cause
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,8 +13,8 @@ from typing import Any, cast
 
 import yaml
 
-from sextant.resources.models import API_VERSION, API_VERSION_V1ALPHA3
 from sextant.resources.numbers import MAX_DOCUMENT_INT_DIGITS, document_int
+from sextant.resources.vocabulary import API_VERSION, API_VERSION_V1ALPHA3
 from sextant.store.interface import Invalid
 
 MAX_DOCUMENT_BYTES = 1024 * 1024

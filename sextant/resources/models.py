@@ -8,19 +8,55 @@ tolerate them, so a newer writer never breaks an older reader.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-API_GROUP = "kubeflow.org"
-API_VERSION = "kubeflow.org/v1beta1"
-API_VERSION_V1ALPHA3 = "kubeflow.org/v1alpha3"
-EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
-TRIAL_LABEL = "katib.kubeflow.org/trial"
-SUGGESTION_LABEL = "katib.kubeflow.org/suggestion"
-DEPLOYMENT_LABEL = "katib.kubeflow.org/deployment"
+from sextant.resources.vocabulary import (
+    API_GROUP,
+    API_VERSION,
+    API_VERSION_V1ALPHA3,
+    DEPLOYMENT_LABEL,
+    EXPERIMENT_LABEL,
+    SUGGESTION_LABEL,
+    TRIAL_LABEL,
+    CollectorKind,
+    ComparisonType,
+    Distribution,
+    ExperimentConditionType,
+    FileFormat,
+    FileSystemKind,
+    MetricStrategyType,
+    ObjectiveType,
+    ParameterType,
+    ResumePolicy,
+    SuggestionConditionType,
+    TrialConditionType,
+)
+
+# Katib's words live in sextant.resources.vocabulary (no pydantic); models' users import them from here too.
+__all__ = [
+    "API_GROUP",
+    "API_VERSION",
+    "API_VERSION_V1ALPHA3",
+    "DEPLOYMENT_LABEL",
+    "EXPERIMENT_LABEL",
+    "SUGGESTION_LABEL",
+    "TRIAL_LABEL",
+    "CollectorKind",
+    "ComparisonType",
+    "Distribution",
+    "ExperimentConditionType",
+    "FileFormat",
+    "FileSystemKind",
+    "MetricStrategyType",
+    "ObjectiveType",
+    "ParameterType",
+    "ResumePolicy",
+    "SuggestionConditionType",
+    "TrialConditionType",
+]
 
 
 class SpecModel(BaseModel):
@@ -34,96 +70,6 @@ class StatusModel(BaseModel):
 def to_doc(model: BaseModel) -> dict[str, Any]:
     """The JSON/YAML document of a model: camelCase keys, unset optional fields left out."""
     return model.model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Enumerations (the string values Katib documents use)
-
-
-class ParameterType(StrEnum):
-    UNKNOWN = "unknown"
-    DOUBLE = "double"
-    INT = "int"
-    DISCRETE = "discrete"
-    CATEGORICAL = "categorical"
-
-
-class Distribution(StrEnum):
-    UNIFORM = "uniform"
-    LOG_UNIFORM = "logUniform"
-    NORMAL = "normal"
-    LOG_NORMAL = "logNormal"
-    UNKNOWN = "unknown"
-
-
-class ObjectiveType(StrEnum):
-    MINIMIZE = "minimize"
-    MAXIMIZE = "maximize"
-    UNKNOWN = ""
-
-
-class MetricStrategyType(StrEnum):
-    MIN = "min"
-    MAX = "max"
-    LATEST = "latest"
-
-
-class ResumePolicy(StrEnum):
-    NEVER = "Never"
-    LONG_RUNNING = "LongRunning"
-    FROM_VOLUME = "FromVolume"
-
-
-class CollectorKind(StrEnum):
-    STDOUT = "StdOut"
-    FILE = "File"
-    TENSORFLOW_EVENT = "TensorFlowEvent"
-    PROMETHEUS = "PrometheusMetric"
-    CUSTOM = "Custom"
-    PUSH = "Push"
-    NONE = "None"  # v1alpha3 spelling of Push
-
-
-class FileSystemKind(StrEnum):
-    FILE = "File"
-    DIRECTORY = "Directory"
-
-
-class FileFormat(StrEnum):
-    TEXT = "TEXT"
-    JSON = "JSON"
-
-
-class ComparisonType(StrEnum):
-    EQUAL = "equal"
-    LESS = "less"
-    GREATER = "greater"
-
-
-class ExperimentConditionType(StrEnum):
-    CREATED = "Created"
-    RUNNING = "Running"
-    RESTARTING = "Restarting"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-class TrialConditionType(StrEnum):
-    CREATED = "Created"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    KILLED = "Killed"
-    FAILED = "Failed"
-    METRICS_UNAVAILABLE = "MetricsUnavailable"
-    EARLY_STOPPED = "EarlyStopped"
-
-
-class SuggestionConditionType(StrEnum):
-    CREATED = "Created"
-    DEPLOYMENT_READY = "DeploymentReady"
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Collecting a finished job's metrics in one pass, as Katib's sidecar reads them.
 
 For a trial without early-stopping rules whose metrics come from its output (StdOut), a file
-(File) or the trial itself (Push, None), nothing needs to watch the trial while it runs. The
+(File), event files (TensorFlowEvent, read so by the Docker runtime) or the trial itself (Push, None), nothing needs to watch the trial while it runs. The
 local runtime then starts it under the small native wrapper (``sextant/runtime/jobwrap.c``),
 which only records the exit code, and calls ``collect_finished`` once the job has ended: the
 whole log or file is parsed and the metric logs are written to the job's spool, which the
@@ -58,6 +58,11 @@ def collect_finished(spec: CollectorSpec, *, output_log: Path, spool_dir: Path,
     elif spec.kind == "File" and spec.path:
         logs = parse_lines(_read_lines(Path(spec.path)), spec.metrics, filters_for(spec.filters, spec.dialect),
                            spec.format == "JSON", warn)
+    elif spec.kind == "TensorFlowEvent" and spec.path:
+        # Every event file is complete once the job has ended: one read takes all its scalars.
+        from sextant.tfevent_reader import TfEventReader
+
+        logs = TfEventReader(spec.path, spec.metrics).read()
     if not stopped and spec.kind in COLLECTING_KINDS and spec.objective not in {m.name for m in logs}:
         logs.append(MetricLog(ZERO_TIME, spec.objective, UNAVAILABLE))
     if logs:

@@ -1,8 +1,9 @@
 """The Runtime interface: where trial jobs and algorithm services actually run.
 
-Two implementations share it: ``local`` (OS processes with their state on disk, so that a
-restarted controller re-adopts what is running) and ``kubernetes`` (Jobs, Deployments and
-Services through the official client). Controllers only ever talk to this interface.
+Three implementations share it: ``local`` (OS processes with their state on disk, so that a
+restarted controller re-adopts what is running), ``docker`` (the local one, with trials that
+name an image run as containers on the local Docker engine) and ``kubernetes`` (Jobs,
+Deployments and Services through the official client). Controllers only ever talk to this interface.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from sextant.runtime.collector_spec import CollectorSpec
 
 @dataclass
 class ServiceSpec:
-    """A long-running algorithm service for one experiment (Katib: Deployment + Service)."""
+    """A long-running algorithm service (Katib: Deployment + Service) for one experiment, or
+    shared by many (then without ``owner``)."""
 
-    name: str  # <experiment>-<algorithm>
+    name: str  # <experiment>-<algorithm>, or the shared service's name
     namespace: str
     algorithm: str
     command: list[str]  # how to run it locally (from the algorithm registry)
@@ -38,11 +40,15 @@ class ServiceSpec:
     args: list[str] = field(default_factory=list)
     early_stopping_args: list[str] = field(default_factory=list)
     image_pull_policy: str = "IfNotPresent"
+    # Serves every experiment of its algorithm (no owner, no experiment/suggestion labels): the
+    # suggestion controller stops it when idle, and nothing treats it as one Suggestion's.
+    shared: bool = False
 
 
 @dataclass(frozen=True)
 class OwnedService:
-    """An algorithm service the runtime holds, and the Suggestion it was started for."""
+    """An algorithm service the runtime holds, and the Suggestion it was started for ("" for a
+    service shared by many Suggestions: started with no owner)."""
 
     namespace: str
     name: str
@@ -66,6 +72,22 @@ class JobPhase(StrEnum):
     NOT_FOUND = "NotFound"
 
 
+@dataclass(frozen=True)
+class SuggestionVolume:
+    """A directory of the algorithm service's volume mounted into a trial (Katib does this for
+    an algorithm setting ``suggestion_trial_dir``; pbt hands checkpoints over through it).
+
+    On Kubernetes the service's PersistentVolumeClaim (named as the service, created for
+    resumePolicy FromVolume) is mounted at ``mount_path`` with ``sub_path``. Locally the trial's
+    command, args and env values have ``mount_path`` rewritten to that directory of the service's
+    state directory (``$SEXTANT_STATE_DIR``), as the metrics volume is.
+    """
+
+    service: str  # the algorithm service (<experiment>-<algorithm>) whose volume it is
+    sub_path: str  # <experiment>/<trial>
+    mount_path: str  # where the trial expects it (the setting's value)
+
+
 @dataclass
 class JobSpec:
     """A trial's job: the rendered runSpec plus how to wrap its primary container."""
@@ -82,6 +104,10 @@ class JobSpec:
     labels: dict[str, str] = field(default_factory=dict)
     owner: dict[str, Any] | None = None  # owner reference of the Trial
     env: dict[str, str] = field(default_factory=dict)  # added to the primary container
+    # Where the user submitted the experiment from: a local process runs there unless its
+    # container names a workingDir (other runtimes ignore it).
+    working_dir: str | None = None
+    suggestion_volume: SuggestionVolume | None = None
 
 
 @dataclass
@@ -92,6 +118,8 @@ class JobStatus:
     exit_code: int | None = None
     start_time: str | None = None
     completion_time: str | None = None
+    # Something the user should know about how the job runs (e.g. its image was not used).
+    warning: str = ""
 
 
 # Called with (namespace, trial name) when a job ends.

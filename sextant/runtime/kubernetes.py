@@ -16,7 +16,12 @@ The collector runs the training command as its child, reads its output, reports 
 to the DB manager and exits with the child's exit code. Consequences (documented for users):
 the trial image must contain Sextant (``pip install sextant`` or build on the Sextant image),
 and the primary container must state its ``command`` (we cannot read an image's entrypoint).
-With no ``JobSpec.collector`` the container is left alone. The primary container
+A metrics source that can never be read (a File
+collector's path is a directory, say) makes the collector write ``MetricsCollectorFailed: <cause>``
+as the container's termination message and exit 86; a batch Job with ``restartPolicy: Never``
+gets a pod failure policy that fails it on that code at once, and the runtime reports the
+failure with reason MetricsCollectorFailed and the cause (read from the trial's pods), as the
+local runtime does. With no ``JobSpec.collector`` the container is left alone. The primary container
 also gets ``KATIB_TRIAL_NAME`` and ``JobSpec.env``; the object and its pod templates get the
 ``katib.kubeflow.org/trial`` label.
 
@@ -49,6 +54,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -60,6 +66,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from sextant.algorithm_registry import DEFAULT_RESOURCES
+from sextant.metric_lines import COLLECTOR_FAILED, COLLECTOR_FAILED_EXIT_CODE, TERMINATION_LOG_ENV
 from sextant.runtime.base import (
     JobExitListener,
     JobPhase,
@@ -70,12 +77,15 @@ from sextant.runtime.base import (
     Runtime,
     ServiceSpec,
     ServiceStatus,
+    SuggestionVolume,
 )
 from sextant.runtime.job_conditions import check_condition, default_conditions, evaluate
 
 if TYPE_CHECKING:
     import urllib3
 
+log = logging.getLogger("sextant.runtime.kubernetes")
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"  # a container's terminationMessagePath default
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "sextant"
 TRIAL_LABEL = "katib.kubeflow.org/trial"
@@ -123,6 +133,7 @@ API_CALLS: dict[str, tuple[str, str, str, str]] = {
     "list_cluster_custom_object": ("trial_controller", "*custom*", "*custom*", "list"),
     "patch_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "patch"),
     "delete_namespaced_custom_object": ("trial_controller", "*custom*", "*custom*", "delete"),
+    "list_namespaced_pod": ("trial_controller", "", "pods", "list"),
     "create_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "create"),
     "read_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "get"),
     "list_namespaced_deployment": ("suggestion_controller", "apps", "deployments", "list"),
@@ -280,6 +291,8 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
     env.append({"name": "KATIB_TRIAL_NAME", "value": spec.name})
     env.extend({"name": k, "value": v} for k, v in spec.env.items())
     container["env"] = env
+    if spec.suggestion_volume is not None:
+        _mount_suggestion_volume(template, container, spec.suggestion_volume)
     if spec.collector is None:
         return  # no collector: the training code reports its own metrics
     original = list(container.get("command") or []) + list(container.get("args") or [])
@@ -289,6 +302,29 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
                          "set command in the trial template")
     container["command"] = [python, "-m", "services.metrics_collector", *spec.collector.to_argv(), "--", *original]
     container.pop("args", None)
+    # A metrics source that can never be read ends the trial with the cause: the collector
+    # writes it as the container's termination message and exits with its own code.
+    container["env"].append({"name": TERMINATION_LOG_ENV,
+                             "value": container.get("terminationMessagePath") or DEFAULT_TERMINATION_LOG})
+    if obj.get("kind") == "Job" and str(obj.get("apiVersion", "")).startswith("batch/") \
+            and template["spec"].get("restartPolicy") == "Never":
+        # Retrying the pod cannot help: the Job fails at once (pod failure policies need
+        # restartPolicy Never).
+        policy = obj["spec"].setdefault("podFailurePolicy", {})
+        policy["rules"] = [{"action": "FailJob", "onExitCodes": {
+            "containerName": container["name"], "operator": "In",
+            "values": [COLLECTOR_FAILED_EXIT_CODE]}}, *(policy.get("rules") or [])]
+
+
+def _mount_suggestion_volume(template: dict[str, Any], container: dict[str, Any], volume: SuggestionVolume) -> None:
+    """The service's PVC (named as the service) at ``mount_path``, sub path ``<experiment>/<trial>``."""
+    mounts = [m for m in container.get("volumeMounts") or [] if m.get("name") != VOLUME_NAME]
+    mounts.append({"name": VOLUME_NAME, "mountPath": volume.mount_path, "subPath": volume.sub_path})
+    container["volumeMounts"] = mounts
+    pod_spec = template["spec"]
+    volumes = [v for v in pod_spec.get("volumes") or [] if v.get("name") != VOLUME_NAME]
+    volumes.append({"name": VOLUME_NAME, "persistentVolumeClaim": {"claimName": volume.service}})
+    pod_spec["volumes"] = volumes
 
 
 def render_trial_object(spec: JobSpec, python: str = "python") -> dict[str, Any]:
@@ -360,6 +396,8 @@ def _experiment_of(spec: ServiceSpec) -> str:
 
 
 def pod_labels(spec: ServiceSpec) -> dict[str, str]:
+    if spec.shared:  # no one experiment's: owned_services reports it with suggestion ""
+        return {**spec.labels, DEPLOYMENT_LABEL: spec.name, ISTIO_INJECT_LABEL: "false"}
     experiment = _experiment_of(spec)
     return {**spec.labels, DEPLOYMENT_LABEL: spec.name, EXPERIMENT_LABEL: experiment,
             SUGGESTION_LABEL: experiment, ISTIO_INJECT_LABEL: "false"}
@@ -503,7 +541,32 @@ class KubernetesRuntime(Runtime):
         if found is None:
             self._kinds.pop((namespace, name), None)
             return JobStatus(JobPhase.NOT_FOUND)
-        return job_status_of(found[1])
+        status = job_status_of(found[1])
+        if status.phase == JobPhase.FAILED and status.reason != "Killed":
+            cause = self._collector_failure(namespace, name)
+            if cause is not None:
+                return replace(status, reason=COLLECTOR_FAILED, message=cause)
+        return status
+
+    def _collector_failure(self, namespace: str, name: str) -> str | None:
+        """The cause the metrics collector left in a terminated container of the trial's pods
+        (its termination message), if it failed because the metrics can never be read."""
+        try:
+            pods = _json_body(self._core.list_namespaced_pod(
+                namespace, label_selector=f"{TRIAL_LABEL}={name}", _preload_content=False)).get("items") or []
+        except ApiException as err:
+            log.warning("cannot read the trial's pods", extra={"trial": name, "status": err.status})
+            return None
+        prefix = f"{COLLECTOR_FAILED}: "
+        for pod in pods:
+            if ((pod.get("metadata") or {}).get("labels") or {}).get(TRIAL_LABEL) != name:
+                continue  # the selector is an optimisation, the label is the rule
+            for container in (pod.get("status") or {}).get("containerStatuses") or []:
+                for state in (container.get("state"), container.get("lastState")):
+                    message = str(((state or {}).get("terminated") or {}).get("message") or "")
+                    if message.startswith(prefix):
+                        return message[len(prefix):].strip()
+        return None
 
     def stop_job(self, namespace: str, name: str) -> None:
         found = self._read_trial_object(namespace, name)

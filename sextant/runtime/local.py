@@ -126,7 +126,7 @@ class LocalRuntime(Runtime):
             argv = expand_command(spec.command, port=str(port), state_dir=str(data))
             state = {
                 "namespace": spec.namespace, "name": spec.name, "algorithm": spec.algorithm,
-                "suggestion": (spec.owner or {}).get("name", ""),
+                "suggestion": "" if spec.shared else (spec.owner or {}).get("name", ""),
                 "command": argv, "address": f"{self.host}:{port}", "persistent": spec.persistent,
                 "metrics_address": f"{self.host}:{metrics_port}",
                 "restarts": state["restarts"] + 1 if "restarts" in state else 0,
@@ -211,7 +211,9 @@ class LocalRuntime(Runtime):
         for state_file in sorted((self.root / "services").glob("*/*/state.json")):
             state = process.read_json(state_file) or {}
             namespace, name = state_file.parent.parent.name, state_file.parent.name
-            suggestion = state.get("suggestion") or name.removesuffix(f"-{state.get('algorithm', '')}")
+            # "" for a service shared by many Suggestions (started without an owner).
+            suggestion = state["suggestion"] if "suggestion" in state else \
+                name.removesuffix(f"-{state.get('algorithm', '')}")
             out.append(OwnedService(namespace, name, suggestion))
         return out
 
@@ -220,7 +222,18 @@ class LocalRuntime(Runtime):
         return self.jobs.keys()
 
     def start_job(self, spec: JobSpec) -> JobStatus:
-        return self.jobs.start(spec)
+        return self.jobs.start(spec, suggestion_dir=self.suggestion_dir(spec))
+
+    def suggestion_dir(self, spec: JobSpec) -> Path | None:
+        """The directory standing for ``spec.suggestion_volume``: the trial's part of the
+        service's ``$SEXTANT_STATE_DIR`` (Katib: the suggestion's volume at /opt/katib/data)."""
+        volume = spec.suggestion_volume
+        if volume is None:
+            return None
+        parts = volume.sub_path.split("/")
+        for part in parts:
+            process.validate_name(part, "suggestion volume sub path")
+        return self._service_dir(spec.namespace, volume.service).joinpath("data", *parts)
 
     def job_status(self, namespace: str, name: str) -> JobStatus:
         return self.jobs.status(namespace, name)

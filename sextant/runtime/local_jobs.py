@@ -36,8 +36,10 @@ Local conventions (documented for users):
   runs Sextant, so trial code runs in the same virtual environment.
 * A container without ``command`` runs its ``args`` as the argv (there is no image entrypoint
   to fall back on locally).
-* Without ``workingDir`` the trial runs in the working directory of the runtime's owner
-  (the trial controller), so relative paths in commands resolve against it.
+* Without ``workingDir`` the trial runs in the directory its experiment was submitted from
+  (``JobSpec.working_dir``, recorded by the CLI and the SDK), else in the working directory of
+  the runtime's owner (the trial controller), so relative paths in commands resolve as the user
+  expects.
 * ``env`` entries with ``valueFrom`` are skipped (there are no Secrets/ConfigMaps locally).
 * success/failureCondition are not evaluated: the local "job" succeeds when the command exits
   0 and fails otherwise.
@@ -51,10 +53,12 @@ Local conventions (documented for users):
 from __future__ import annotations
 
 import os
+import posixpath
 import shutil
 import sys
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +70,7 @@ from sextant.runtime.collector_spec import CollectorSpec
 from sextant.timestamps import now_rfc3339_micro
 
 PYTHON_ALIASES = ("python", "python3")
+IMAGE_NOTE = "the stack runs trials as local processes (`sextant up --runtime docker` runs them in their image)"
 REPLICA_ORDER = ("Chief", "Master", "Launcher", "Worker", "PS", "Evaluator")
 
 
@@ -93,6 +98,11 @@ def _wrapper_pid(directory: Path) -> int | None:
         if any(n in cmdline for n in needles):
             return int(entry.name)
     return None
+
+
+def image_not_used(image: str, why: str) -> str:
+    """The warning of a job whose container names ``image`` but runs without it."""
+    return f"the trial's image {image} was not used: {why}"
 
 
 def pod_specs(run_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -170,13 +180,16 @@ class LocalJobs:
         # a controller's repeated looks at a finished trial read no files.
         self._ended: dict[tuple[str, str], JobStatus] = {}
         self._watched_lock = threading.Lock()
+        # Why a container's image is not used here; a job whose container names one records it.
+        self.image_note = IMAGE_NOTE
 
     def dir(self, namespace: str, name: str) -> Path:
         process.validate_name(namespace, "namespace")
         process.validate_name(name, "name")
         return self.root / namespace / name
 
-    def start(self, spec: JobSpec) -> JobStatus:
+    def start(self, spec: JobSpec, suggestion_dir: Path | None = None) -> JobStatus:
+        """``suggestion_dir``: the local directory standing for ``spec.suggestion_volume``."""
         directory = self.dir(spec.namespace, spec.name)
         if (directory / "job.json").exists():
             return self.status(spec.namespace, spec.name)  # idempotent
@@ -186,9 +199,10 @@ class LocalJobs:
         try:
             container = primary_container(spec.run_spec, spec.primary_container_name)
             argv = container_argv(container)
-            cwd = container.get("workingDir") or self.cwd
+            cwd = container.get("workingDir") or spec.working_dir or self.cwd
             if not Path(cwd).is_dir():
-                raise JobSpecError(f"container {container.get('name')!r}: workingDir {cwd!r} "
+                where = "workingDir" if container.get("workingDir") else "the directory the experiment was submitted from,"
+                raise JobSpecError(f"container {container.get('name')!r}: {where} {cwd!r} "
                                    "does not exist on this machine")
         except JobSpecError as err:
             process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
@@ -197,6 +211,12 @@ class LocalJobs:
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
         collector = spec.collector or CollectorSpec(metrics=(), kind="None")
+        mount = spec.suggestion_volume.mount_path if spec.suggestion_volume else ""
+        if suggestion_dir is not None and mount.startswith("/") and posixpath.normpath(mount) != "/":
+            # First, so a metrics volume that contains this path (/var/log/katib) does not take it.
+            suggestion_dir.mkdir(parents=True, exist_ok=True)
+            checkpoints = metrics_volume.PathRewriter(posixpath.normpath(mount), suggestion_dir)
+            argv, env = checkpoints.argv(argv), checkpoints.env(env)
         # Katib's per-pod metrics volume: File / TensorFlowEvent paths point into this job's dir.
         volume = metrics_volume.local_volume(collector, directory)
         if volume is not None:
@@ -219,6 +239,8 @@ class LocalJobs:
                        str(directory), *collector.to_argv(), "--", *argv]
         record.update(image=container.get("image", ""), container=container.get("name"),
                       command=argv, cwd=str(cwd), start_time=now_rfc3339_micro())
+        if record["image"] and self.image_note:
+            record["warning"] = image_not_used(str(record["image"]), self.image_note)
         # Recorded *before* the start: a controller that dies between starting the process and
         # noting its pid must not leave a job that the next controller starts a second time
         # (both runs would write the same log): status() looks for its wrapper in /proc.
@@ -234,7 +256,7 @@ class LocalJobs:
         record["process"] = proc.to_dict()
         process.write_json(directory / "job.json", record)  # without "starting"
         self._watch_exit(spec.namespace, spec.name, proc, record["start_time"])
-        return self.status(spec.namespace, spec.name)
+        return replace(self.status(spec.namespace, spec.name), warning=record.get("warning", ""))
 
     def _watch_exit(self, namespace: str, name: str, proc: process.ProcessId, started: str) -> None:
         child = process.child_of(proc)
@@ -301,7 +323,7 @@ class LocalJobs:
             return JobStatus(phase, reason=reason or ("Completed" if phase == JobPhase.SUCCEEDED
                                                       else "Error"),
                              message=ended.get("message", ""), exit_code=code, start_time=started,
-                             completion_time=ended.get("completion_time"))
+                             completion_time=ended.get("completion_time"), warning=record.get("warning", ""))
         if process.is_alive(process.ProcessId.from_dict(record.get("process"))):
             return JobStatus(JobPhase.RUNNING, reason="Running", start_time=started)
         if record.get("starting") and not (directory / "exit.json").exists():

@@ -10,11 +10,10 @@ from __future__ import annotations
 import builtins
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import grpc
-from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
 from sextant.api import store_pb2, store_pb2_grpc
@@ -33,6 +32,9 @@ from sextant.store.interface import (
     WatchEvent,
     WatchStream,
 )
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 log = logging.getLogger("sextant.store")
 
@@ -110,6 +112,10 @@ class GrpcResourceStore(ResourceStore):
                                                           label_selector=dict(labels or {})))
         return [to_model(r) for r in reply.items], reply.resource_version
 
+    def get_document(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        """``get`` as a document, without building a model (the CLI prints documents)."""
+        return doc_from_proto(self._call("Get", store_pb2.GetRequest(kind=kind, namespace=namespace, name=name)))
+
     def list_documents(self, kind: str, namespace: str = "",
                        labels: Mapping[str, str] | None = None) -> tuple[builtins.list[dict[str, Any]], int]:
         """``list`` as documents, without building models: for servers that pass resources on
@@ -129,11 +135,34 @@ class GrpcResourceStore(ResourceStore):
                                                              resource_version=resource_version))
         return [to_model(r) for r in reply.deleted]
 
+    def delete_documents(self, kind: str, namespace: str, name: str) -> builtins.list[dict[str, Any]]:
+        """``delete``, answering with the deleted resources as documents."""
+        reply = self._call("Delete", store_pb2.DeleteRequest(kind=kind, namespace=namespace, name=name))
+        return [doc_from_proto(r) for r in reply.deleted]
+
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
               labels: Mapping[str, str] | None = None) -> GrpcWatchStream:
         request = store_pb2.WatchRequest(kind=kind, namespace=namespace, since_resource_version=since,
                                          label_selector=dict(labels or {}))
         return GrpcWatchStream(self.stub.Watch(request))
+
+
+    def watch_documents(self, kind: str = "", namespace: str = "", since: int = 0,
+                        labels: Mapping[str, str] | None = None,
+                        ) -> Iterator[tuple[EventType, dict[str, Any] | None, int]]:
+        """``watch`` as (type, document, resource version), without building models (the CLI's
+        ``get -w``). The document is None for a BOOKMARK."""
+        request = store_pb2.WatchRequest(kind=kind, namespace=namespace, since_resource_version=since,
+                                         label_selector=dict(labels or {}))
+        try:
+            for pb in self.stub.Watch(request):
+                event_type = _EVENT_TYPES.get(pb.type)
+                if event_type is None:
+                    raise StoreError(f"unknown watch event type {pb.type}")
+                doc = doc_from_proto(pb.resource) if event_type != EventType.BOOKMARK else None
+                yield event_type, doc, pb.resource_version
+        except grpc.RpcError as err:
+            raise map_rpc_error(err) from None
 
 
 class GrpcWatchStream(WatchStream):

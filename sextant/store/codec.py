@@ -8,14 +8,14 @@ Kubernetes) and an int64 on the wire.
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from pydantic import BaseModel, ValidationError
+from typing import TYPE_CHECKING, Any
 
 from sextant.api import store_pb2
-from sextant.resources.models import RESOURCE_MODELS, to_doc
 from sextant.resources.numbers import document_int, excerpt
 from sextant.store.interface import Invalid
+
+if TYPE_CHECKING:  # models load on first use: document-only clients (the CLI) skip pydantic
+    from pydantic import BaseModel
 
 
 def parse_version(value: Any, field: str = "metadata.resourceVersion") -> int:
@@ -120,6 +120,10 @@ def proto_from_doc(doc: dict[str, Any], *, spec_json: str | None = None,
 
 
 def model_from_doc(doc: dict[str, Any]) -> BaseModel:
+    from pydantic import ValidationError
+
+    from sextant.resources.models import RESOURCE_MODELS
+
     kind = doc.get("kind", "")
     model = RESOURCE_MODELS.get(kind)
     if model is None:
@@ -137,4 +141,6 @@ def to_model(pb: store_pb2.Resource) -> BaseModel:
 
 def from_model(model: BaseModel) -> store_pb2.Resource:
     """The wire resource of a model; kind and apiVersion come from the model."""
+    from sextant.resources.models import to_doc
+
     return proto_from_doc(to_doc(model))

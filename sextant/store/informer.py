@@ -15,6 +15,10 @@ gets another chance.
     inf.get("default", "t1"); inf.list({"katib.kubeflow.org/experiment": "e1"})
 
 Handlers run on the informer's thread, one at a time, and must not block for long.
+
+``indexed_labels`` names label keys whose values are indexed: ``list`` with one of them among
+its labels looks at the matching objects only, not at the whole cache (a controller listing an
+experiment's trials on every pass would otherwise scan every trial of every experiment).
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ def _version(resource: Any) -> int:
 class Informer:
     def __init__(self, store: ResourceStore, kind: str, namespace: str = "",
                  labels: Mapping[str, str] | None = None, resync_seconds: float = 300.0,
-                 backoff_max: float = 5.0, idle_seconds: float = 30.0):
+                 backoff_max: float = 5.0, idle_seconds: float = 30.0,
+                 indexed_labels: tuple[str, ...] = ()):
         self.store = store
         self.kind = kind
         self.namespace = namespace
@@ -58,6 +63,8 @@ class Informer:
         self._stalled = False  # the watchdog cancelled a silent stream
         self._handlers: list[Handler] = []
         self._cache: dict[tuple[str, str], Any] = {}
+        # label key -> label value -> cache keys of the objects carrying it
+        self._index: dict[str, dict[str, set[tuple[str, str]]]] = {label: {} for label in indexed_labels}
         self._lock = threading.RLock()  # guards the cache and serialises handler calls
         self._synced = threading.Event()
         self._stop = threading.Event()
@@ -116,7 +123,12 @@ class Informer:
 
     def list(self, labels: Mapping[str, str] | None = None) -> list[Any]:
         with self._lock:
-            items = list(self._cache.values())
+            indexed = next((label for label in (labels or {}) if label in self._index), None)
+            if indexed is None:
+                items = list(self._cache.values())
+            else:
+                keys = self._index[indexed].get((labels or {})[indexed], set())
+                items = [self._cache[key] for key in keys]
         if labels:
             items = [r for r in items if all(r.metadata.labels.get(k) == v for k, v in labels.items())]
         return items
@@ -161,6 +173,10 @@ class Informer:
         with self._lock:
             old = self._cache
             self._cache = fresh
+            for label, values in self._index.items():
+                values.clear()
+                for key, resource in fresh.items():
+                    self._index_add(label, key, resource)
             self.version = max(version, self.version) if again else version
             self.relists += 0 if again else 1
             self._list_again_once_watching = version == 0 and not again
@@ -205,12 +221,32 @@ class Informer:
                 if cached is None:
                     return
                 del self._cache[key]
+                self._unindex(key, cached)
                 self._dispatch(EventType.DELETED, event.resource)
                 return
             if cached is not None and _version(cached) >= _version(event.resource):
                 return  # already seen (the list may include changes the watch replays)
             self._cache[key] = event.resource
+            if self._index:
+                if cached is not None:
+                    self._unindex(key, cached)
+                for label in self._index:
+                    self._index_add(label, key, event.resource)
             self._dispatch(EventType.ADDED if cached is None else EventType.MODIFIED, event.resource)
+
+    def _index_add(self, label: str, key: tuple[str, str], resource: Any) -> None:
+        value = resource.metadata.labels.get(label)
+        if value is not None:
+            self._index[label].setdefault(value, set()).add(key)
+
+    def _unindex(self, key: tuple[str, str], resource: Any) -> None:
+        for label, values in self._index.items():
+            value = resource.metadata.labels.get(label)
+            keys = values.get(value) if value is not None else None
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del values[value]
 
     def _watchdog(self) -> None:
         """Cancels a watch that has sent nothing (not even a bookmark) for ``idle_seconds``."""

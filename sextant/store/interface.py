@@ -15,10 +15,22 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+    Resource = BaseModel  # one of sextant.resources.models.RESOURCE_MODELS
+
+
+def __getattr__(name: str) -> Any:
+    """``Resource`` resolves on first use: clients that only handle documents (the CLI) never
+    import pydantic."""
+    if name == "Resource":
+        from pydantic import BaseModel
+
+        return BaseModel
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class StoreError(Exception):
@@ -97,6 +109,17 @@ class ResourceStore(ABC):
         self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
     ) -> tuple[builtins.list[Resource], int]:
         """Items matching every label pair, and the store version they were read at."""
+
+    def list_documents(
+        self, kind: str, namespace: str = "", labels: Mapping[str, str] | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], int]:
+        """``list`` as plain documents. Stores that hold documents on the wire (the gRPC client)
+        return them without building models, which is what servers passing thousands of
+        trials on (the Kubernetes API, the web UI) need; this default goes through the models."""
+        from sextant.resources.models import to_doc
+
+        items, version = self.list(kind, namespace, labels)
+        return [to_doc(item) for item in items], version
 
     @abstractmethod
     def update(self, resource: Resource) -> Resource:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import time
 
 import pytest
 
@@ -36,7 +37,8 @@ def _missing(stem: str) -> str | None:
 def test_every_algorithm_and_collector_has_an_example():
     names = {p.stem for p in EXAMPLES}
     for required in ("random", "grid", "tpe", "multivariate-tpe", "bayesianoptimization", "cmaes", "sobol",
-                     "hyperband", "medianstop", "file-json-collector", "tfevent-collector", "push-collector"):
+                     "hyperband", "medianstop", "pbt", "asha", "file-json-collector", "tfevent-collector",
+                     "push-collector"):
         assert required in names, required
 
 
@@ -63,12 +65,22 @@ def test_example_runs_to_success(local_stack, store, path):
         exp = to_doc(store.get("Experiment", space, name))
         items, _ = store.list("Trial", space, {EXPERIMENT_LABEL: name})
         check(path.stem, exp, [to_doc(t) for t in items])
+        if path.stem == "pbt":  # the children's training went on from their parents' checkpoints
+            logs = [local_stack.data_dir / "logs" / "trials" / space / f"{t.metadata.name}.log"
+                    for t in items if t.metadata.labels.get(PBT_GENERATION) == "1"]
+            deadline = time.monotonic() + 30  # a trial's log is kept once its job is retired
+            while not all(log.exists() for log in logs) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert logs and all("epoch=4 " in log.read_text() for log in logs)
     finally:
         try:
             store.delete("Experiment", space, name)
         except NotFound:
             pass
 
+
+PBT_GENERATION = "pbt.suggestion.katib.kubeflow.org/generation"
+PBT_PARENT = "pbt.suggestion.katib.kubeflow.org/parent"
 
 # The File and TensorFlowEvent trainers' objective after N epochs at learning rate lr
 # (examples/trainers/json_metrics.py, tfevents.py); both curves rise, so max = last epoch.
@@ -106,6 +118,18 @@ def check(stem: str, exp: dict, trials: list[dict]) -> None:
             lr = float(next(a["value"] for a in t["spec"]["parameterAssignments"] if a["name"] == "lr"))
             got = objective_values(exp, [t])
             assert got and math.isclose(got[0], OWN_CURVE[stem](lr, 3), rel_tol=1e-4), (t["metadata"]["name"], got)
+    if stem == "pbt":
+        # generations and parents through the trial labels
+        names = {t["metadata"]["name"] for t in trials}
+        generations = [int(t["metadata"]["labels"][PBT_GENERATION]) for t in trials]
+        assert max(generations) >= 1, generations
+        for t in trials:
+            labels = t["metadata"]["labels"]
+            assert (PBT_PARENT in labels) == (labels[PBT_GENERATION] != "0"), labels
+            assert labels.get(PBT_PARENT, next(iter(names))) in names
+    if stem == "asha":
+        assert status.get("trialsEarlyStopped", 0) >= 1  # the worst trials stopped at their rung
+        assert status.get("trialsEarlyStopped", 0) + status.get("trialsSucceeded", 0) == status["trials"]
     if stem == "medianstop":
         finished = status.get("trialsSucceeded", 0) + status.get("trialsEarlyStopped", 0)
         assert finished == status["trials"]

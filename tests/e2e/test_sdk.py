@@ -79,3 +79,25 @@ def test_wait_raises_when_the_experiment_fails(local_stack):
     with SextantClient(data_dir=local_stack.data_dir) as client:
         assert client.is_experiment_failed("sdk-tune-fail")
         client.delete_experiment("sdk-tune-fail")
+
+
+def test_tune_stops_the_stack_it_started_and_runs_trials_where_it_was_called(tmp_path, monkeypatch, capsys):
+    from sextant.stack import StackPaths, supervisor_running
+
+    home = tmp_path / "home"  # no stack runs here: tune starts one
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / "offset.txt").write_text("0.5")
+    monkeypatch.chdir(workdir)
+
+    def shifted(parameters):  # reads a file relative to where tune() was called
+        with open("offset.txt") as f:
+            return parameters["x"] + float(f.read())
+
+    best = tune(shifted, {"x": search.double(0.0, 1.0)}, data_dir=home, name="sdk-own-stack",
+                objective_metric_name="score", max_trial_count=1, timeout=300)
+    err = capsys.readouterr().err
+    assert set(best) == {"x"}
+    assert f"tune: started a local Sextant stack in {home}" in err and "it stops when tune returns" in err
+    assert f"tune: stopped the local Sextant stack it started in {home}" in err
+    assert supervisor_running(StackPaths(home)) is None

@@ -25,7 +25,8 @@ def sextant(data_dir: Path, *args: str, input: str | None = None) -> subprocess.
 
 
 def _service(data_dir: Path) -> process.ProcessId | None:
-    state = process.read_json(data_dir / "services" / "default" / "left-running-random" / "state.json")
+    # The local stack runs one random service shared by every experiment.
+    state = process.read_json(data_dir / "services" / "sextant-system" / "random" / "state.json")
     return process.ProcessId.from_dict((state or {}).get("main"))
 
 

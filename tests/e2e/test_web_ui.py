@@ -18,7 +18,14 @@ from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.stack import StackPaths, read_state
 from sextant.store.client import GrpcResourceStore
 from tests.e2e.local_stack import ROOT, run_cli
-from tests.e2e.web_ui_server import ServerThread, build_app
+from tests.e2e.web_ui_server import (
+    EARLY_STOPPED_REPORTS,
+    FULL_REPORTS,
+    ServerThread,
+    build_app,
+    crafted_fate,
+    crafted_store,
+)
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -93,6 +100,19 @@ def browser():
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture(scope="module")
+def crafted_url(tmp_path_factory) -> Iterator[str]:
+    """The UI over the crafted experiment (tests/e2e/web_ui_server.py): 120 finished trials, some
+    failed and some stopped early, more than one page of the trial table."""
+    with crafted_store(tmp_path_factory.mktemp("crafted"), CRAFTED_TRIALS) as store:
+        server = ServerThread(build_app(store, CRAFTED_TOKEN, None))
+        yield server.start()
+        server.stop()
+
+
+CRAFTED_TRIALS, CRAFTED_TOKEN = 120, "crafted-token"
 
 
 class Watched:
@@ -202,6 +222,13 @@ def test_experiments_page_lists_with_status_and_counts(watched: Watched, stack: 
     assert counts.endswith("of 8")
     assert page.locator("#namespace option").all_inner_texts()[:2] == ["all namespaces", "default"]
     watched.shot("experiments")
+    # The namespace filter asks the server for one namespace only.
+    page = watched.open("/?namespace=elsewhere")
+    page.wait_for_selector("#empty:not([hidden])")
+    assert page.locator("#experiments-body tr").count() == 0
+    page.select_option("#namespace", "default")
+    page.wait_for_selector("tr[data-experiment='default/quick']")
+    assert page.url.endswith("/?namespace=default")
 
 
 def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
@@ -212,6 +239,10 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     assert failed, "the fixture experiment should have failed trials (x > 0.8)"
     page = watched.open("/ui/experiments/default/quick")
     reveal(page, "plot-history")
+    # The page's data is asked for by the HTML itself (a preload), not after plotly.js is read.
+    first = js(page, "performance.getEntriesByType('resource')"
+                     ".filter(r => r.name.endsWith('/ui/api/experiments/default/quick'))[0].initiatorType")
+    assert first == "link"
     assert plot_points(page, "plot-history", 0) == len(scored)
     assert plot_points(page, "plot-history", 1) == len(trials)  # best so far, one step per trial
     assert plot_points(page, "plot-history", 2) == len(failed)
@@ -282,6 +313,13 @@ def test_trial_page_charts_each_metric_and_shows_spec_and_log(watched: Watched, 
 
 def test_create_shows_field_errors_then_creates_and_the_page_updates_itself(watched: Watched, stack: Stack):
     page = watched.open("/ui/create")
+    # Every bundled example is offered; a v1alpha3 one loads and passes validation.
+    bundled = sorted(f"{p.parent.name}/{p.name}" for p in (ROOT / "examples").glob("v*/*.yaml"))
+    page.wait_for_selector(f"#example option[value='{bundled[-1]}']", state="attached")
+    assert page.locator("#example option").evaluate_all("os => os.map(o => o.value).filter(Boolean)") == bundled
+    page.select_option("#example", "v1alpha3/random-example.yaml")
+    page.wait_for_selector("#validation .ok-box")
+    assert "kubeflow.org/v1alpha3" in page.input_value("#yaml")
     bad = experiment_yaml("running").replace('max: "1.0"}}\n    - {name: y', 'max: "-1.0"}}\n    - {name: y') \
         .replace("maxFailedTrialCount: 8", "maxFailedTrialCount: 8\n  maxTrialCont: 3")
     page.fill("#yaml", bad)
@@ -338,7 +376,52 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
     watched.shot("services")
 
     page = watched.open("/")
-    page.on("dialog", lambda dialog: dialog.accept())
+    other = watched.context.new_page()  # a second window: it learns of the deletion by itself
+    other.goto(watched.base_url + "/")
+    other.wait_for_selector("tr[data-experiment='default/slow']")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.click("button[data-delete='default/slow']")
     page.wait_for_selector("tr[data-experiment='default/slow']", state="detached")
+    assert dialogs == ["Delete experiment default/slow and all its trials?"]
     wait_until(lambda: run_cli(stack.data_dir, "get", "experiment", "slow").returncode != 0, 60, "the deletion")
+    other.wait_for_selector("tr[data-experiment='default/slow']", state="detached", timeout=30_000)
+    assert other.locator("tr[data-experiment='default/quick']").count() == 1
+    other.close()
+
+
+def test_early_stopping_failures_contour_axes_and_table_pages(browser, crafted_url: str):
+    """The crafted experiment: early-stopped trials are marked in the history and cut in the
+    intermediate values at their last report; any two parameters make the contour; the trial
+    table shows 100 rows a page while filters and counts cover every trial."""
+    fates = [crafted_fate(i) for i in range(CRAFTED_TRIALS)]
+    stopped, failed = fates.count("EarlyStopped"), fates.count("Failed")
+    watched = Watched(browser, crafted_url, CRAFTED_TOKEN)
+    try:
+        page = watched.open("/ui/experiments/default/big")
+        reveal(page, "plot-history")
+        symbols = js(page, "document.getElementById('plot-history').data[0].marker.symbol")
+        assert (symbols.count("x"), len(symbols)) == (stopped, CRAFTED_TRIALS - failed)
+        assert plot_points(page, "plot-history", 2) == failed
+        page.locator("#plot-intermediate").scroll_into_view_if_needed()
+        page.wait_for_function("document.getElementById('plot-intermediate').data !== undefined")
+        cut = js(page, "document.getElementById('plot-intermediate').data[1].x")
+        assert cut == [EARLY_STOPPED_REPORTS] * stopped
+        reported = js(page, "document.getElementById('plot-intermediate').data[0].y.filter(v => v !== null).length")
+        assert reported == stopped * EARLY_STOPPED_REPORTS + (CRAFTED_TRIALS - stopped - failed) * FULL_REPORTS
+        reveal(page, "plot-contour")
+        page.select_option("#contour-y", "optimizer")
+        page.wait_for_function("document.getElementById('plot-contour').layout.yaxis.title.text === 'optimizer'")
+        assert js(page, "document.getElementById('plot-contour').layout.yaxis.ticktext") == ["adam", "rmsprop", "sgd"]
+        assert page.locator("#trial-table tbody tr").count() == 100
+        assert page.locator("#trial-count").inner_text() == f"{CRAFTED_TRIALS} of {CRAFTED_TRIALS} trials"
+        page.click("#table-next")
+        assert page.locator("#trial-table tbody tr").count() == CRAFTED_TRIALS - 100
+        assert page.locator("#trial-table tbody tr td:first-child").first.inner_text() == "101"
+        page.uncheck("input[data-status='Succeeded']")  # filtering returns to the first page
+        assert page.locator("#trial-table tbody tr").count() == stopped + failed
+        assert page.locator("#table-next").is_hidden()
+    finally:
+        problems = list(watched.problems)
+        watched.close()
+    assert problems == [], problems

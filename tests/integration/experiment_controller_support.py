@@ -109,7 +109,7 @@ def fill_requests(store, name="exp", ns="default", value="0.02"):
     return max(n, 0)
 
 
-def set_trial(store, trial_name, state, acc=None, ns="default"):
+def set_trial(store, trial_name, state, acc=None, ns="default", reason=None, message=None):
     """Plays the trial controller: Running / Succeeded (+acc) / Failed / MetricsUnavailable."""
     for _ in range(10):
         trial = store.get("Trial", ns, trial_name)
@@ -119,7 +119,7 @@ def set_trial(store, trial_name, state, acc=None, ns="default"):
         else:
             if any(c.type == "Running" for c in conds):
                 set_condition(conds, "Running", "False", "TrialRunning", "Trial is running")
-            conds.append(Condition(type=state, status=TRUE, reason=f"Trial{state}"))
+            conds.append(Condition(type=state, status=TRUE, reason=reason or f"Trial{state}", message=message or ""))
         if acc is not None:
             trial.status.observation = Observation(metrics=[Metric(name="acc", min=str(acc), max=str(acc),
                                                                    latest=str(acc))])

@@ -40,6 +40,20 @@ class KMockCluster:
 
 @contextmanager
 def kmock_cluster() -> Iterator[KMockCluster]:
+    with _serving(kmock.KubernetesEmulator) as (handler, url):
+        yield KMockCluster(handler, url)
+
+
+@contextmanager
+def kmock_raw() -> Iterator[tuple[kmock.RawHandler, str]]:
+    """A kmock server that answers only what the test scripts (``handler['get /path'] << ...``):
+    for failures no real server produces on demand (409 storms, 429s, 410 in mid-watch)."""
+    with _serving(kmock.RawHandler) as (handler, url):
+        yield handler, url
+
+
+@contextmanager
+def _serving(factory: Any) -> Iterator[tuple[Any, str]]:
     ready = threading.Event()
     state: dict[str, Any] = {}
 
@@ -51,8 +65,8 @@ def kmock_cluster() -> Iterator[KMockCluster]:
             stop = asyncio.Event()
             state["stop"] = stop
             try:
-                async with kmock.KubernetesEmulator() as handler, kmock.Server(handler) as server:
-                    state["cluster"] = KMockCluster(handler, str(server.url))
+                async with factory() as handler, kmock.Server(handler) as server:
+                    state["served"] = handler, str(server.url)
                     ready.set()
                     await stop.wait()
             except BaseException as err:  # surface start-up failures to the test thread
@@ -65,10 +79,10 @@ def kmock_cluster() -> Iterator[KMockCluster]:
     thread = threading.Thread(target=serve, name="kmock", daemon=True)
     thread.start()
     ready.wait(30)
-    if "cluster" not in state:
+    if "served" not in state:
         raise RuntimeError(f"kmock did not start: {state.get('error')!r}")
     try:
-        yield state["cluster"]
+        yield state["served"]
     finally:
         state["loop"].call_soon_threadsafe(state["stop"].set)
         thread.join(10)

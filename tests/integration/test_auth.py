@@ -41,10 +41,10 @@ def _suggestion_server(settings: ServerSettings):
 
 
 def _early_stopping_server(settings: ServerSettings):
-    from services.suggestion.earlystopping.servicer import HEALTH_NAMES, MedianStopServicer, add_to_server
+    from services.suggestion.earlystopping.servicer import HEALTH_NAMES, EarlyStoppingServicer, add_to_server
 
     server = GrpcServer(settings, name="auth-earlystopping", health_names=HEALTH_NAMES)
-    add_to_server(MedianStopServicer(), server)
+    add_to_server(EarlyStoppingServicer(), server)
     return server
 
 

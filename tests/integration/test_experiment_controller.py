@@ -11,6 +11,7 @@ import pytest
 
 from services.experiment_controller.__main__ import build_controller
 from services.experiment_controller.reconciler import ExperimentReconciler
+from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, set_condition
 from sextant.katib.experiment_status import (
     MSG_SUGGESTION_FAILED,
@@ -146,7 +147,23 @@ def test_max_failed_counts_metrics_unavailable(store, rec):
     rec.reconcile(key())
     exp = store.get("Experiment", "default", "exp")
     assert last_condition(exp) == ("Failed", REASON_FAILED)
-    assert exp.status.conditions[-1].message == "Experiment has failed because max failed count has reached"
+    # Katib's words first, then the most common failure (a tie: the first trial by name).
+    assert exp.status.conditions[-1].message == \
+        "Experiment has failed because max failed count has reached. Most common trial failure (1 of 2): TrialFailed"
+
+
+def test_max_failed_message_names_the_most_common_trial_failure(store, rec):
+    create_experiment(store, parallelTrialCount=3, maxTrialCount=10, maxFailedTrialCount=3)
+    step(rec, store)
+    a, b, c = sorted(t.metadata.name for t in trials_of(store))
+    missing_file = ts.failed_message("", exit_code=2, output_tail="python3: can't open file '/opt/mnist.py'")
+    set_trial(store, a, "MetricsUnavailable", reason="MetricsUnavailable", message="Metrics are not available")
+    for name in (b, c):
+        set_trial(store, name, "Failed", reason=ts.failed_reason("Error"), message=missing_file)
+    rec.reconcile(key())
+    message = store.get("Experiment", "default", "exp").status.conditions[-1].message
+    assert message == ("Experiment has failed because max failed count has reached. Most common trial failure "
+                       "(2 of 3): Error: exit code 2: python3: can't open file '/opt/mnist.py'")
 
 
 def test_lowering_parallelism_deletes_newest_active_and_forgets_their_assignments(store, rec):
@@ -284,3 +301,27 @@ def _exists(store):
         return True
     except Exception:  # noqa: BLE001
         return False
+
+
+def test_count_only_status_changes_are_written_at_most_once_per_interval(store):
+    """With a status interval, a pass whose only news is trial counts waits (asks to be looked
+    at again when it may write) instead of writing; a condition change is written at once."""
+    rec = ExperimentReconciler(store, status_interval=30.0)
+    create_experiment(store, parallelTrialCount=2, maxTrialCount=2)
+    assert rec.reconcile(key()) is None  # Created: a condition, written at once
+    fill_requests(store)
+    rec.reconcile(key())  # the trials are created
+    names = [t.metadata.name for t in trials_of(store)]
+    assert len(names) == 2
+    set_trial(store, names[0], "Running")
+    assert rec.reconcile(key()) is None  # the experiment is Running now: a condition
+    set_trial(store, names[1], "Running")
+    written = store.get("Experiment", "default", "exp").metadata.resource_version
+    result = rec.reconcile(key())  # one more running trial: counts only
+    assert result is not None and 0 < result.requeue_after <= 30.0
+    assert store.get("Experiment", "default", "exp").metadata.resource_version == written
+    for name in names:
+        set_trial(store, name, "Succeeded", acc=0.5)
+    assert rec.reconcile(key()) is None  # Succeeded: the condition and the counts go out together
+    exp = store.get("Experiment", "default", "exp")
+    assert last_condition(exp) == ("Succeeded", REASON_MAX_TRIALS) and exp.status.trials_succeeded == 2

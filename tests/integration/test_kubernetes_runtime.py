@@ -82,7 +82,11 @@ def test_start_job_creates_the_rendered_job(cluster, runtime):
         "--kind", "StdOut", "--", "python", "train.py", "--lr", "0.1"]
     assert "args" not in container
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert env == {"KATIB_TRIAL_NAME": "exp-aaaa1111", "SEXTANT_TOKEN_FILE": "/var/run/sextant/token"}
+    assert env == {"KATIB_TRIAL_NAME": "exp-aaaa1111", "SEXTANT_TOKEN_FILE": "/var/run/sextant/token",
+                   "SEXTANT_TERMINATION_LOG": "/dev/termination-log"}
+    # A collector that can never succeed fails the Job at once, without pod retries.
+    assert job["spec"]["podFailurePolicy"]["rules"] == [{"action": "FailJob", "onExitCodes": {
+        "containerName": "training-container", "operator": "In", "values": [86]}}]
 
 
 def test_start_job_is_idempotent(cluster, runtime):
@@ -114,6 +118,34 @@ def test_job_status_success_failure_running(cluster, runtime):
     failed = runtime.job_status(NS, "exp-fail0001")
     assert (failed.phase, failed.reason) == (JobPhase.FAILED, "BackoffLimitExceeded")
     assert failed.message == "Job has reached the specified backoff limit"
+
+
+def test_a_collector_that_can_never_succeed_fails_the_trial_with_its_cause(cluster, runtime):
+    """Issue 21 on Kubernetes: the collector's termination message in the trial's pod turns the
+    Job's failure (its pod failure policy) into MetricsCollectorFailed with the cause."""
+    runtime.start_job(job_spec("exp-coll0001", collector=CollectorSpec(
+        metrics=("accuracy",), trial="exp-coll0001", db_manager="sextant-db-manager:6789", kind="File",
+        path="/")))
+    core = client.CoreV1Api(cluster.api_client())
+    core.create_namespaced_pod(NS, {"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "exp-coll0001-x7k2p", "labels": {"katib.kubeflow.org/trial": "exp-coll0001"}},
+        "spec": {"containers": [{"name": "training-container", "image": "trainer:1"}]}})
+    core.patch_namespaced_pod_status("exp-coll0001-x7k2p", NS, {"status": {"containerStatuses": [
+        {"name": "training-container", "ready": False, "restartCount": 0, "image": "trainer:1", "imageID": "",
+         "state": {"terminated": {"exitCode": 86, "reason": "Error", "message":
+                                  "MetricsCollectorFailed: the metrics collector cannot read /: Is a directory"}}}]}})
+    set_job_status(cluster, "exp-coll0001", {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
+         "message": "Container training-container for pod team-a/exp-coll0001-x7k2p failed with exit code 86 "
+                    "matching FailJob rule at index 0"}]})
+    status = runtime.job_status(NS, "exp-coll0001")
+    assert (status.phase, status.reason) == (JobPhase.FAILED, "MetricsCollectorFailed")
+    assert status.message == "the metrics collector cannot read /: Is a directory"
+    # Another trial's failure keeps its own reason: the pods are matched by the trial label.
+    runtime.start_job(job_spec("exp-othr0001"))
+    set_job_status(cluster, "exp-othr0001", {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "backoff"}]})
+    assert runtime.job_status(NS, "exp-othr0001").reason == "BackoffLimitExceeded"
 
 
 def test_custom_conditions_are_kept_on_the_object_for_a_new_instance(cluster, runtime):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sextant.runtime.base import JobPhase, JobSpec
+from sextant.runtime.base import JobPhase, JobSpec, SuggestionVolume
 from sextant.runtime.collector_spec import CollectorSpec
 from sextant.runtime.local import LocalRuntime
 from sextant.runtime.metrics_volume import PathRewriter, mount_path
@@ -105,3 +105,33 @@ def test_tfevent_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
         got = [float(v) for v in metric_values(db.address, name, "test/accuracy")]
         want = [1 - math.exp(-lr * epoch * 3) / 1.5 for epoch in (1, 2)]
         assert got == pytest.approx(want, rel=1e-5)
+
+
+# Appends "acc=<n>" to the metrics file, where n counts the lines of <checkpoint dir>/ckpt, and
+# one line to that checkpoint.
+CHECKPOINTER = ("import os, sys\n"
+                "ckpt = os.path.join(sys.argv[1].split('=', 1)[1], 'ckpt')\n"
+                "n = len(open(ckpt).readlines()) if os.path.exists(ckpt) else 0\n"
+                "open(ckpt, 'a').write('step\\n')\n"
+                "open(sys.argv[2], 'a').write(f'acc={n}\\n')\n")
+
+
+def test_suggestion_volume_is_the_trials_directory_of_the_service_state(tmp_path, db):
+    rt = LocalRuntime(tmp_path, db_manager_address=db.address)
+    mount, path = "/var/log/katib/checkpoints/", "/var/log/katib/metrics.log"
+    collector = CollectorSpec(metrics=("acc",), kind="File", path=path)
+    state = tmp_path / "services" / "default" / "exp-pbt" / "data" / "exp"
+    (state / "exp-t2").mkdir(parents=True)
+    (state / "exp-t2" / "ckpt").write_text("step\nstep\n")  # as pbt copied it from a parent
+    for name in ("exp-t1", "exp-t2"):
+        spec = replace(_job(name, ["python", "-c", CHECKPOINTER, f"--checkpoint={mount}", path], collector),
+                       suggestion_volume=SuggestionVolume("exp-pbt", f"exp/{name}", mount))
+        rt.start_job(spec)
+    for name, seen in (("exp-t1", "0"), ("exp-t2", "2")):
+        st = _wait_done(rt, name)
+        assert st.phase == JobPhase.SUCCEEDED, open(rt.job_log_path("default", name)).read()
+        assert metric_values(db.address, name, "acc") == [seen]  # the metrics volume still works too
+        assert (state / name / "ckpt").read_text().count("step") == int(seen) + 1
+    with pytest.raises(ValueError):
+        rt.start_job(replace(_job("exp-t3", ["true"], collector),
+                             suggestion_volume=SuggestionVolume("exp-pbt", "../../x", mount)))

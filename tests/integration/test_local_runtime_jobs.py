@@ -71,6 +71,19 @@ def test_failure_exit_code(tmp_path, db):
     assert st.reason == "Error" and st.message == "exit code 3"
 
 
+def test_a_job_runs_in_the_directory_it_was_submitted_from(tmp_path, db):
+    rt = LocalRuntime(tmp_path / "rt", db_manager_address=db.address)
+    submitted = tmp_path / "project"
+    submitted.mkdir()
+    (submitted / "data.txt").write_text("loss=0.25\n")
+    rt.start_job(_job("wd", ["python", "-c", "print(open('data.txt').read())"], working_dir=str(submitted)))
+    assert _wait_done(rt, "wd").phase == JobPhase.SUCCEEDED
+    assert metric_values(db.address, "wd", "loss") == ["0.25"]
+    rt.start_job(_job("gone", ["python", "-c", "pass"], working_dir=str(tmp_path / "elsewhere")))
+    st = _wait_done(rt, "gone")
+    assert st.phase == JobPhase.FAILED and "submitted from" in st.message and "elsewhere" in st.message
+
+
 def test_missing_command_and_bad_spec(tmp_path, db):
     rt = LocalRuntime(tmp_path, db_manager_address=db.address)
     st = _wait_done(rt, rt.start_job(_job("t3", ["/nonexistent/trainer"])) and "t3")

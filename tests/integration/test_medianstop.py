@@ -18,7 +18,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from services.suggestion.earlystopping.servicer import HEALTH_NAMES, MedianStopServicer, add_to_server
+from services.suggestion.earlystopping.servicer import HEALTH_NAMES, EarlyStoppingServicer, add_to_server
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.config import ServerSettings
 from sextant.conformance import builders as b
@@ -70,7 +70,7 @@ def _serve(servicer):
 
 @pytest.fixture
 def es():
-    server, channel = _serve(MedianStopServicer())
+    server, channel = _serve(EarlyStoppingServicer())
     yield api_pb2_grpc.EarlyStoppingStub(channel), channel
     channel.close()
     server.stop()
@@ -223,7 +223,7 @@ def _store_trial(name, namespace="default"):
 def test_set_trial_status_marks_the_trial_early_stopped(store):
     address, client = store
     client.create(_store_trial("t1"))
-    server, channel = _serve(MedianStopServicer(client))
+    server, channel = _serve(EarlyStoppingServicer(client))
     try:
         stub = api_pb2_grpc.EarlyStoppingStub(channel)
         stub.SetTrialStatus(api_pb2.SetTrialStatusRequest(trial_name="t1"), timeout=30)
@@ -272,7 +272,7 @@ def test_without_db_manager_flag_the_rules_request_address_is_used(store):
     """Sextant's DB manager serves Katib's DBManager and the resource store on one address."""
     address, client = store
     client.create(_store_trial("t2"))
-    server, channel = _serve(MedianStopServicer())
+    server, channel = _serve(EarlyStoppingServicer())
     try:
         stub = api_pb2_grpc.EarlyStoppingStub(channel)
         assert list(_rules(stub, _exp(), [], address)) == []

@@ -26,12 +26,12 @@ def db(sqlite_db_manager):
     return sqlite_db_manager.address
 
 
-def collector(tmp_path, db, args, command, *, trial="t1", wait=True, timeout=90):
+def collector(tmp_path, db, args, command, *, trial="t1", wait=True, timeout=90, env=None):
     argv = [sys.executable, "-m", "services.metrics_collector", "--job-dir", str(tmp_path),
             "--trial", trial, "--db-manager", db, "--flush-interval", "0.2",
             "--poll-interval", "0.2", *args, "--", *command]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env=child_environment({"SEXTANT_DB_MANAGER": db}), cwd=tmp_path)
+                            env=child_environment({"SEXTANT_DB_MANAGER": db, **(env or {})}), cwd=tmp_path)
     if not wait:
         return proc
     out, _ = proc.communicate(timeout=timeout)
@@ -188,3 +188,17 @@ def test_early_stopping(tmp_path, sqlite_db_manager):
     # startStep 1 skips the first loss report (1); the second (3 > 2) meets the rule and stops the trial
     assert metric_values(db, "t1", "loss")[:2] == ["1", "3"]
     assert "5" not in metric_values(db, "t1", "loss")
+
+
+def test_in_a_pod_an_unreadable_metrics_source_leaves_its_cause_as_the_termination_message(tmp_path, db):
+    """The Kubernetes runtime sets SEXTANT_TERMINATION_LOG: the collector writes the cause there
+    (Kubernetes keeps it in the pod's status) and exits with the code the Job's pod failure
+    policy fails the Job on, though the trial command would have exited 0."""
+    log = tmp_path / "termination-log"
+    code, _, ended = collector(tmp_path, db, ["--metrics", "loss", "--kind", "File", "--path", "/"],
+                               [sys.executable, "-c", "import time; print('loss=1', flush=True); time.sleep(60)"],
+                               env={"SEXTANT_TERMINATION_LOG": str(log)}, timeout=40)
+    assert code == 86 and ended["reason"] == "MetricsCollectorFailed"
+    message = log.read_text()
+    assert message.startswith("MetricsCollectorFailed: the metrics collector cannot read /"), message
+    assert "directory" in message.lower()

@@ -21,6 +21,7 @@ from sextant.algorithm_registry import Registry
 from sextant.katib.experiment_status import REASON_FAILED, REASON_SUGGESTION_END
 from sextant.katib.suggestion_status import EXHAUSTED as SUGGESTION_EXHAUSTED
 from sextant.runtime import process
+from sextant.runtime.base import OwnedService
 from sextant.runtime.local import LocalRuntime
 
 from .experiment_controller_support import (
@@ -435,3 +436,100 @@ def test_service_of_an_experiment_deleted_while_the_controller_is_down_is_stoppe
         controller.stop()
     assert not process.is_alive(service)
     assert runtime.service_status("default", "kept-random").ready  # a live experiment's is left alone
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def shared_srec(store, runtime, clock, idle=60.0):
+    from services.suggestion.controller.shared_services import Placement, ServiceMode
+
+    placement = Placement(ServiceMode.SHARED, idle_seconds=idle, clock=clock)
+    return SuggestionReconciler(store, runtime, Registry.load(), db_manager_address="db.example:6789",
+                                call_timeout=30.0, not_ready_requeue=0.1, placement=placement)
+
+
+def _shared_pid(runtime, name="random"):
+    state = process.read_json(runtime.root / f"services/sextant-system/{name}/state.json")
+    return process.ProcessId.from_dict(state["main"]) if state else None
+
+
+def test_experiments_share_one_algorithm_service_until_it_is_idle(store, runtime):
+    """Shared mode: one process serves both experiments; the one that ends leaves it to the
+    other; once no live experiment used it for the idle period it is stopped, and a pass for a
+    deleted experiment never starts it again."""
+    clock = _Clock()
+    erec, srec = ExperimentReconciler(store), shared_srec(store, runtime, clock)
+    for name in ("a", "b"):
+        create_experiment(store, name=name, parallelTrialCount=2, maxTrialCount=2)
+        erec.reconcile(key(name))
+    srec.reconcile(key("a"))  # the service was just started: it cannot answer yet
+    starting = suggestion(store, "a").status.conditions[-1]
+    assert (starting.type, starting.status, starting.reason) == ("DeploymentReady", "False", "DeploymentNotReady")
+    assert re.match(r"Deployment is not ready: the algorithm service sextant-system/random is starting "
+                    r"\(\d+ s so far\)", starting.message)
+    erec.reconcile(key("a"))
+    created = store.get("Experiment", "default", "a").status.conditions[-1]
+    assert created.type == "Created" and created.message.startswith("Experiment is created; Deployment is not ready")
+    for name in ("a", "b"):
+        drive(srec, name=name, until=count_is(store, 2, name=name))
+    erec.reconcile(key("a"))
+    assert store.get("Experiment", "default", "a").status.conditions[-1].message == "Experiment is created"
+    assert runtime.owned_services() == [OwnedService("sextant-system", "random", "")]
+    assert not (runtime.root / "services/default").exists()
+    pid = _shared_pid(runtime)
+
+    for t in trials_of(store, "a"):  # a ends; b still runs
+        set_trial(store, t.metadata.name, "Succeeded", acc=0.5)
+    erec.reconcile(key("a"))
+    erec.reconcile(key("a"))
+    assert last_condition(suggestion(store, "a"))[0] == "Succeeded"
+    srec.reconcile(key("a"))
+    clock.now += 3600
+    assert srec.stop_idle_services() == []  # b uses it
+    assert process.is_alive(pid)
+
+    stale = suggestion(store, "b")
+    store.delete("Experiment", "default", "b")
+    srec.suggestions.informer = _LaggingInformer(stale)
+    assert srec.reconcile(key("b")) is None
+    assert process.is_alive(pid)  # a deletion leaves a shared service to the idle rule
+    srec.suggestions.informer = None
+    clock.now += 59
+    assert srec.stop_idle_services() == []
+    clock.now += 2
+    assert srec.stop_idle_services() == ["random"]
+    assert not process.is_alive(pid) and runtime.owned_services() == []
+    srec.suggestions.informer = _LaggingInformer(stale)
+    assert srec.reconcile(key("b")) is None
+    assert runtime.owned_services() == []  # never started again for the deleted experiment
+
+
+def test_shared_service_is_readopted_by_a_restarted_controller(store, runtime):
+    """A new controller (fresh memory) uses the running shared service, and gives it a whole
+    idle period from first sight before stopping it."""
+    erec = ExperimentReconciler(store)
+    create_experiment(store, name="a", parallelTrialCount=1, maxTrialCount=3)
+    erec.reconcile(key("a"))
+    drive(shared_srec(store, runtime, _Clock()), name="a", until=count_is(store, 1, name="a"))
+    pid = _shared_pid(runtime)
+
+    clock = _Clock()
+    restarted = shared_srec(store, runtime, clock, idle=30.0)
+    erec.reconcile(key("a"))
+    finish_active(store, "a")
+    erec.reconcile(key("a"))
+    drive(restarted, name="a", until=count_is(store, 2, name="a"))
+    assert _shared_pid(runtime) == pid  # re-adopted, not started again
+    store.delete("Experiment", "default", "a")
+    restarted.suggestions.informer = None
+    after_restart = shared_srec(store, runtime, clock, idle=30.0)
+    assert after_restart.stop_idle_services() == []  # first sight: the idle period starts now
+    clock.now += 31
+    assert after_restart.stop_idle_services() == ["random"]
+    assert not process.is_alive(pid)

@@ -108,7 +108,16 @@ def test_success_failure_unavailable_push(stack):
     failed = [c for c in bad.status.conditions if c.type == "Failed"][0]
     assert bad.status.conditions[-1].type == "Failed"
     assert failed.reason == "TrialFailed. Job reason: Error"
-    assert failed.message == "Trial has failed. Job message: exit code 3"
+    # The exit code, why the image was not used, and the end of the output.
+    assert failed.message == (
+        "Trial has failed. Job message: exit code 3. Note: the trial's image x was not used: the stack "
+        "runs trials as local processes (`sextant up --runtime docker` runs them in their image)\n"
+        "Last lines of output:\nacc=0.9")
+    # ... and a Warning event said so when the trial started.
+    events, _ = store.list("Event", "default")
+    warned = [e.spec for e in events if e.spec["involvedObject"]["name"] == "bad"]
+    assert [(e["type"], e["reason"]) for e in warned] == [("Warning", "ImageNotUsed")]
+    assert "image x was not used" in warned[0]["message"]
 
     none = _wait(store, "nometrics", _cond("MetricsUnavailable"))
     acc = [m for m in none.status.observation.metrics if m.name == "acc"][0]

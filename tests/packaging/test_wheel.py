@@ -69,9 +69,13 @@ def test_wheel_validates_and_runs_an_experiment(installed, tmp_path):
                                                     max_trials=3, parallel=3))
     data = tmp_path / "data"
     env = _env(data)
-    where = _run([str(installed / "bin" / "python"), "-c", "import sextant, services; print(sextant.__file__)"],
+    # The Create page's bundled examples come from the package, not from a checkout.
+    where = _run([str(installed / "bin" / "python"), "-c", "import sextant, services.web_ui.local_files as f;"
+                  " print(sextant.__file__); print(*sorted(e['id'] for e in f.list_examples()))"],
                  cwd=work, env=env)
     assert str(installed) in where.stdout, where.stdout
+    bundled = sorted(f"{p.parent.name}/{p.name}" for p in (ROOT / "examples").glob("v*/*.yaml"))
+    assert where.stdout.splitlines()[1].split() == bundled
     valid = _run([sextant, "validate", "-f", "exp.yaml"], cwd=work, env=env)
     assert "valid" in valid.stdout.lower()
     try:

@@ -14,6 +14,7 @@ from services.api_server import media, openapi, protobuf, tables
 from services.api_server.errors import ApiError, invalid, split_cause
 from services.api_server.patch import apply_patch, merge_patch
 from services.api_server.selectors import parse_labels, selector
+from sextant import timestamps
 from sextant.kubeconfig import write_kubeconfig
 from sextant.tls import ensure_tls
 
@@ -43,7 +44,7 @@ def test_table_negotiation_follows_the_clients_order():
     (800 * 86400, "2y70d"), (9 * 365 * 86400, "9y"),
 ])
 def test_age_is_formatted_as_kubernetes_does(seconds, text):
-    assert tables.human_duration(seconds) == text
+    assert timestamps.human_duration(seconds) == text
 
 
 def test_experiment_table_has_katibs_columns_and_wide_extras():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import subprocess
+import sys
 
 import pytest
 
 from sextant.resources.admission import admit_experiment
-from sextant.sdk import build_tune_experiment, convert, search
+from sextant.sdk import build_tune_experiment, convert, search, tune
 from sextant.tune_runner import call, load_function
 from sextant.tune_runner import main as run_trial
 
@@ -63,3 +66,48 @@ def test_call_conventions_and_conversion():
     assert call(lambda a, b: a + b, {"a": 1, "b": 2}) == 3
     assert convert("3", "int") == 3 and convert("0.5", "double") == 0.5
     assert convert("adam", "categorical") == "adam" and convert("2", "discrete") == 2
+
+
+def test_base_image_runs_a_self_contained_program_in_that_image(tmp_path):
+    def scaled(parameters):
+        import math  # a program in an image carries only the function: imports inside
+
+        return {"score": math.floor(parameters["x"] * parameters["k"] * 10) / 10}
+
+    doc = build_tune_experiment(scaled, {"x": search.double(0, 1), "k": 3}, data_dir=tmp_path,
+                                objective_metric_name="score", name="img", base_image="python:3.11-slim",
+                                resources_per_trial={"cpu": "2", "memory": "1Gi", "gpu": 1})
+    admit_experiment(doc)
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "python:3.11-slim"
+    assert container["resources"] == {"requests": {"cpu": "2", "memory": "1Gi", "nvidia.com/gpu": "1"},
+                                      "limits": {"cpu": "2", "memory": "1Gi", "nvidia.com/gpu": "1"}}
+    assert not (tmp_path / "tune").exists()  # nothing on this machine's disk: the image has it all
+    python, unbuffered, flag, program, argument = container["command"]
+    assert (python, flag, argument) == ("python", "-c", "x=${trialParameters.x}")
+    # the program needs no Sextant: run it with sextant unimportable
+    proc = subprocess.run([sys.executable, "-I", "-c", program, "x=0.5"], capture_output=True, text=True,
+                          timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "score=1.5" in proc.stdout
+
+
+def test_katib_options_are_checked_with_clear_messages(tmp_path):
+    build = functools.partial(build_tune_experiment, objective, {"x": search.double(0, 1)}, data_dir=tmp_path,
+                              objective_metric_name="score")
+    with pytest.raises(ValueError, match="not installed in this Python environment.*no-such-package-xyz"):
+        build(name="p1", packages_to_install=["pyyaml", "no-such-package-xyz"])
+    build(name="p2", packages_to_install=["pyyaml>=5"])  # installed here: accepted
+    build(name="p3", packages_to_install=["no-such-package-xyz"], base_image="python:3.11")  # installed in the image
+    with pytest.raises(ValueError, match="pip_index_url"):
+        build(name="p4", pip_index_url="https://example.invalid/simple")
+    with pytest.raises(ValueError, match=r"resources_per_trial\['cpu'\]"):
+        build(name="p5", resources_per_trial={"cpu": ["2"]})
+    assert build(name="p6", resources_per_trial={"limits": {"memory": "2Gi"}})["spec"]["trialTemplate"][
+        "trialSpec"]["spec"]["template"]["spec"]["containers"][0]["resources"] == {"limits": {"memory": "2Gi"}}
+    with pytest.raises(ValueError, match="StdOut"):
+        build(name="p7", base_image="python:3.11", metrics_collector_config={"kind": "Push"})
+    with pytest.raises(ValueError, match="LLM fine-tuning"):
+        tune(objective, {"x": search.double(0, 1)}, objective_metric_name="score", trainer_parameters={})
+    with pytest.raises(TypeError, match="no_such_option"):
+        tune(objective, {"x": search.double(0, 1)}, objective_metric_name="score", no_such_option=1)

@@ -173,7 +173,8 @@ def test_max_failed_counts_failed_plus_metrics_unavailable():
     assert exp.status.conditions[-1].type == "Running"
     st.update_status(exp, [trial("a", "Failed"), trial("b", "MetricsUnavailable")])
     last = exp.status.conditions[-1]
-    assert (last.type, last.reason, last.message) == ("Failed", es.REASON_FAILED, es.MSG_MAX_FAILED)
+    assert (last.type, last.reason) == ("Failed", es.REASON_FAILED)
+    assert last.message == es.max_failed_message("Failed", 1, 2)
 
 
 def test_max_failed_zero_fails_on_first_failure_and_none_never():

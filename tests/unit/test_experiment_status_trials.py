@@ -15,6 +15,7 @@ from sextant.resources.models import (
     ParameterAssignment,
     TrialAssignment,
 )
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 
 DOC = {
     "metadata": {"name": "e", "namespace": "ns", "labels": {"team": "x"}, "uid": "u1"},
@@ -44,6 +45,8 @@ def test_build_trial_fields():
     t = build_trial(exp, assignment(labels={"extra": "y"}))
     assert t.metadata.name == "e-abc" and t.metadata.namespace == "ns"
     assert t.metadata.labels == {"team": "x", EXPERIMENT_LABEL: "e", "extra": "y"}
+    assert t.spec.labels == {"extra": "y"}  # the algorithm's labels, sent back to it with the trial
+    assert build_trial(exp, assignment()).spec.labels is None
     ref = t.metadata.owner_references[0]
     assert (ref.kind, ref.name, ref.uid, ref.controller) == ("Experiment", "e", "u1", True)
     assert t.spec.retain_run is True and t.spec.primary_container_name == "c"
@@ -80,3 +83,11 @@ def test_random_trial_names_avoid_taken_names():
     names = {random_trial_name("e", taken) for _ in range(200)}
     assert all(re.fullmatch(r"e-[a-z0-9]{8}", n) for n in names)
     assert not names & taken and len(names) == 200
+
+
+def test_trials_carry_the_directory_their_experiment_was_submitted_from_and_no_other_annotation():
+    doc = {**DOC, "metadata": {**DOC["metadata"], "annotations": {WORKING_DIR_ANNOTATION: "/home/me/project",
+                                                                   "note": "not for trials"}}}
+    t = build_trial(Experiment.model_validate(doc), assignment())
+    assert t.metadata.annotations == {WORKING_DIR_ANNOTATION: "/home/me/project"}
+    assert build_trial(Experiment.model_validate(DOC), assignment()).metadata.annotations == {}

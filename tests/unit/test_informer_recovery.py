@@ -162,3 +162,35 @@ def test_after_listing_an_empty_store_the_informer_lists_again_once_the_watch_an
         wait_for(lambda: informer.get("ns", "later") is not None, timeout=5)  # still watching
     finally:
         informer.stop()
+
+
+def test_an_indexed_label_lists_the_same_objects_through_creates_relabels_deletes_and_relists():
+    """The label index answers exactly what a scan of the cache would, whatever happened."""
+    store = MemoryResourceStore()
+    informer = Informer(store, "Trial", resync_seconds=0, idle_seconds=0, indexed_labels=("exp",))
+
+    def trial(name: str, exp: str, other: str = "x") -> Trial:
+        return Trial(metadata=ObjectMeta(name=name, namespace="ns", labels={"exp": exp, "other": other}))
+
+    def names(labels: dict[str, str]) -> list[str]:
+        return sorted(t.metadata.name for t in informer.list(labels))
+
+    store.create(trial("a1", "a"))
+    informer.start()
+    try:
+        assert informer.wait_for_sync(5)
+        store.create(trial("a2", "a", other="y"))
+        store.create(trial("b1", "b"))
+        moved = store.get("Trial", "ns", "a1")
+        moved.metadata.labels["exp"] = "b"  # relabelled: leaves a's entry, joins b's
+        store.update(moved)
+        store.create(trial("gone", "a"))
+        store.delete("Trial", "ns", "gone")
+        wait_for(lambda: names({"exp": "b"}) == ["a1", "b1"] and informer.get("ns", "gone") is None)
+        assert names({"exp": "a"}) == ["a2"]
+        assert names({"exp": "a", "other": "y"}) == ["a2"] and names({"exp": "a", "other": "x"}) == []
+        assert names({"exp": "none"}) == [] and names({"other": "x"}) == ["a1", "b1"]
+        informer._relist()  # a relist rebuilds the index from the fresh list
+        assert names({"exp": "b"}) == ["a1", "b1"] and names({"exp": "a"}) == ["a2"]
+    finally:
+        informer.stop()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from sextant.katib import condition_list, experiment_status, suggestion_status, trial_status
-from sextant.resources.models import Condition, Experiment, Trial
+from sextant.resources.models import Condition, Experiment, Suggestion, Trial
 
 
 def test_experiment_condition_types_and_reasons_are_katibs():
@@ -102,3 +102,37 @@ def test_experiment_marks_keep_katibs_order():
         ("Created", "True"), ("Running", "False"), ("Succeeded", "True")]
     assert exp.status.completion_time == "2024-01-01T00:00:02Z"
     assert experiment_status.is_finished(exp) and not experiment_status.is_active(exp)
+
+
+def test_a_starting_algorithm_service_says_so_and_for_how_long_on_both_resources():
+    """Sextant's: while the algorithm service starts, DeploymentReady=False names it and counts
+    the seconds from when it became False; the experiment's Created message repeats it until
+    the service serves, and never once the experiment runs."""
+    sugg = Suggestion.model_validate({"metadata": {"name": "e"}, "spec": {"algorithm": {"algorithmName": "tpe"}}})
+    exp = Experiment.model_validate({"metadata": {"name": "e"}, "spec": {}})
+    experiment_status.mark_created(exp, now="2024-01-01T00:00:00Z")
+    service = "sextant-system/tpe"
+    assert suggestion_status.mark_service_starting(sugg, service, now="2024-01-01T00:00:00Z")
+    assert not suggestion_status.mark_service_starting(sugg, service, now="2024-01-01T00:00:00Z")
+    assert suggestion_status.mark_service_starting(sugg, service, "health: UNAVAILABLE", now="2024-01-01T00:00:07Z")
+    cond = sugg.status.conditions[-1]
+    assert (cond.type, cond.status, cond.reason) == ("DeploymentReady", "False", "DeploymentNotReady")
+    assert cond.message == ("Deployment is not ready: the algorithm service sextant-system/tpe is starting "
+                            "(7 s so far); health: UNAVAILABLE")
+    assert cond.last_transition_time == "2024-01-01T00:00:00Z" and cond.last_update_time == "2024-01-01T00:00:07Z"
+    suggestion_status.mark_service_starting(sugg, service, now="2024-01-01T00:00:23Z")
+    assert "(20 s so far)" in sugg.status.conditions[-1].message  # 5 s steps after 10 s
+
+    assert experiment_status.mark_waiting_for_algorithm(exp, sugg)
+    assert exp.status.conditions[-1].message == f"Experiment is created; {sugg.status.conditions[-1].message}"
+    assert not experiment_status.mark_waiting_for_algorithm(exp, sugg)
+    suggestion_status.mark_deployment_ready(sugg, True)
+    assert suggestion_status.starting_service_message(sugg) == ""
+    assert experiment_status.mark_waiting_for_algorithm(exp, sugg)
+    assert exp.status.conditions[-1].message == "Experiment is created"
+
+    suggestion_status.mark_service_starting(sugg, service, now="2024-01-01T00:01:00Z")  # it died
+    assert "(0 s so far)" in sugg.status.conditions[-1].message
+    experiment_status.mark_running(exp)
+    assert not experiment_status.mark_waiting_for_algorithm(exp, sugg)
+    assert exp.status.conditions[0].message == "Experiment is created"

@@ -15,7 +15,7 @@ import yaml
 
 from sextant.algorithm_registry import Registry
 from sextant.runtime import kubernetes as k8s_runtime
-from sextant.runtime.base import JobSpec, ServiceSpec
+from sextant.runtime.base import JobSpec, ServiceSpec, SuggestionVolume
 from sextant.runtime.collector_spec import CollectorSpec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,8 +97,13 @@ def test_runtime_rendered_objects_validate_against_the_schema():
     job = k8s_runtime.render_trial_object(JobSpec(
         name="exp-abc", namespace="ns", collector=CollectorSpec(metrics=("acc",), trial="exp-abc"), primary_container_name="main",
         run_spec={"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
-            "restartPolicy": "Never", "containers": [{"name": "main", "image": "t", "command": ["python"]}]}}}}))
+            "restartPolicy": "Never", "containers": [{"name": "main", "image": "t", "command": ["python"]}]}}}},
+        suggestion_volume=SuggestionVolume("exp-pbt", "exp/exp-abc", "/var/log/katib/checkpoints/")))
     kubernetes_validate.validate(job, SCHEMA_VERSION, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "suggestion-volume", "subPath": "exp/exp-abc",
+                                                     "mountPath": "/var/log/katib/checkpoints/"}]
+    assert pod["volumes"] == [{"name": "suggestion-volume", "persistentVolumeClaim": {"claimName": "exp-pbt"}}]
 
 
 # --- RBAC ---------------------------------------------------------------------------------

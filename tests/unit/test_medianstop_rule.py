@@ -18,11 +18,13 @@ def test_defaults_and_parsing():
     assert medianstop.parse_settings(_spec(min_trials_required=5, start_step=1)) == medianstop.Settings(5, 1)
 
 
-def test_all_errors_are_reported():
-    errors = medianstop.validation_errors(_spec(min_trials_required=-1, start_step=0, foo=1))
-    assert errors == ["min_trials_required must be greater than zero (>0)",
-                      "start_step must be greater or equal than one (>=1)",
-                      "unknown setting foo for algorithm medianstop"]
+def test_the_first_problem_in_request_order_is_the_answer():
+    """As Katib's service answers: one message, for the first bad setting of the request."""
+    assert medianstop.validation_errors(_spec(min_trials_required=-1, start_step=0, foo=1)) == [
+        "min_trials_required must be greater than zero (>0)"]
+    assert medianstop.validation_errors(_spec(foo=1, start_step=0)) == ["unknown setting foo for algorithm medianstop"]
+    assert medianstop.validation_errors(_spec(start_step="x" * 100))[0].startswith("failed to validate start_step(")
+    assert len(medianstop.validation_errors(_spec(start_step="x" * 1000))[0]) < 300
 
 
 def test_early_value_is_the_mean_of_the_first_numeric_values():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.suggestion.earlystopping.servicer import MedianStopServicer, _Ambiguous
+from services.suggestion.earlystopping.servicer import EarlyStoppingServicer, _Ambiguous
 from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound
 from sextant.store.memory import MemoryResourceStore
@@ -47,7 +47,7 @@ def _conditions(store, name, namespace="default"):
 
 def test_conflict_is_retried_after_a_fresh_read_and_keeps_the_other_write():
     store = BusyStore([_trial("t1")], interruptions=2)
-    MedianStopServicer(store)._mark_early_stopped("t1")
+    EarlyStoppingServicer(store)._mark_early_stopped("t1")
     assert store.tried == 3  # two stale writes, then one on a fresh read
     after = store.get("Trial", "default", "t1")
     assert [c.type for c in after.status.conditions] == ["Running", "EarlyStopped"]
@@ -57,17 +57,17 @@ def test_conflict_is_retried_after_a_fresh_read_and_keeps_the_other_write():
 def test_gives_up_after_too_many_conflicts():
     store = BusyStore([_trial("t1")], interruptions=100)
     with pytest.raises(Conflict):
-        MedianStopServicer(store)._mark_early_stopped("t1")
+        EarlyStoppingServicer(store)._mark_early_stopped("t1")
     assert _conditions(store, "t1") == ["Running"]
 
 
 def test_trial_lookup_by_name_and_namespace():
     store = BusyStore([_trial("t1", "a"), _trial("t1", "b"), _trial("t2", "b")])
     with pytest.raises(_Ambiguous):
-        MedianStopServicer(store)._mark_early_stopped("t1")
-    MedianStopServicer(store)._mark_early_stopped("t2")
-    MedianStopServicer(store, namespace="a")._mark_early_stopped("t1")
+        EarlyStoppingServicer(store)._mark_early_stopped("t1")
+    EarlyStoppingServicer(store)._mark_early_stopped("t2")
+    EarlyStoppingServicer(store, namespace="a")._mark_early_stopped("t1")
     assert _conditions(store, "t2", "b") == _conditions(store, "t1", "a") == ["Running", "EarlyStopped"]
     assert _conditions(store, "t1", "b") == ["Running"]
     with pytest.raises(NotFound):
-        MedianStopServicer(store)._mark_early_stopped("nope")
+        EarlyStoppingServicer(store)._mark_early_stopped("nope")

@@ -8,14 +8,14 @@ import pytest
 
 from sextant.algorithm_registry import DEFAULT_REGISTRY_PATH, Registry, RegistryError
 
-DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "multivariate-tpe", "random",
+DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "multivariate-tpe", "pbt", "random",
                       "sobol", "tpe"]
 
 
 def test_packaged_default():
     registry = Registry.load()
     assert registry.algorithm_names() == DEFAULT_ALGORITHMS
-    assert registry.early_stopping_names() == ["medianstop"]
+    assert registry.early_stopping_names() == ["asha", "medianstop"]
     assert registry.early_stopping("medianstop").port == 6788
     assert registry.algorithm("tpe").port == 6789
     assert registry.algorithm("nope") is None and registry.early_stopping("nope") is None

@@ -74,8 +74,12 @@ def test_ensure_token_is_private_and_stable(tmp_path):
 
 
 def test_data_dir_precedence(monkeypatch, tmp_path):
-    monkeypatch.chdir(tmp_path)
-    assert data_dir() == tmp_path / ".sextant"
+    monkeypatch.chdir(tmp_path / "..")  # the working directory no longer matters
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    assert data_dir() == tmp_path / "state" / "sextant"
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")  # ignored, as the XDG rules say
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert data_dir() == tmp_path / "user" / ".local" / "state" / "sextant"
     monkeypatch.setenv("SEXTANT_HOME", str(tmp_path / "h"))
     assert data_dir() == tmp_path / "h"
     assert data_dir(str(tmp_path / "x")) == tmp_path / "x"

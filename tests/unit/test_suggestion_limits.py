@@ -3,6 +3,8 @@ stops when the caller is gone, and arithmetic or memory failures get codes with 
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import grpc
 import pytest
 
@@ -11,15 +13,18 @@ from services.suggestion.algorithms.search_space import SearchSpace
 from services.suggestion.algorithms.servicer import SuggestionServicer
 from sextant.api import api_pb2
 
+Metadatum = namedtuple("Metadatum", "key value")  # what grpc's invocation_metadata() yields
+
 
 class Aborted(Exception):
     pass
 
 
 class Context:
-    def __init__(self, active_calls: int = 10**9, remaining: float | None = 30.0):
+    def __init__(self, active_calls: int = 10**9, remaining: float | None = 30.0, namespace: str = ""):
         self.active_calls = active_calls  # is_active() answers True this many times
         self.remaining = remaining
+        self.namespace = namespace
         self.code: grpc.StatusCode | None = None
         self.details = ""
 
@@ -33,6 +38,9 @@ class Context:
 
     def time_remaining(self):
         return self.remaining
+
+    def invocation_metadata(self):
+        return (Metadatum("sextant-namespace", self.namespace),) if self.namespace else ()
 
 
 def request(count: int = 50, parameters: int = 10) -> api_pb2.GetSuggestionsRequest:
@@ -105,3 +113,20 @@ def test_request_size_limits():
         assert suggest(context, request(count, parameters)) is None
         assert context.code == grpc.StatusCode.INVALID_ARGUMENT
         assert "current_request_number" in context.details
+
+
+def test_one_servicer_keeps_experiments_of_each_namespace_apart():
+    """A service shared by every namespace: the same experiment name in two namespaces gets two
+    optimizer states (the namespace comes from the call metadata), one namespace reuses its own."""
+    made = []
+
+    class Recorded(random_search.RandomSearch):
+        def __init__(self):
+            super().__init__()
+            made.append(self)
+
+    servicer = SuggestionServicer(["random"], factory=lambda name: Recorded if name == "random" else None)
+    for namespace in ("team-a", "team-b", "team-a", ""):
+        reply = servicer.GetSuggestions(request(2, 1), Context(namespace=namespace))
+        assert len(reply.parameter_assignments) == 2
+    assert len(made) == 3

@@ -156,6 +156,9 @@ class _Context:
     def time_remaining(self) -> float:
         return 30.0
 
+    def invocation_metadata(self) -> tuple:
+        return ()
+
 
 @pytest.fixture(scope="module")
 def registry():

@@ -12,7 +12,7 @@ from services.web_ui import local_files, summary
 from services.web_ui.auth import safe_next
 from services.web_ui.importance import parameter_importance
 from services.web_ui.yaml_lines import locate_errors
-from sextant.resources.models import Condition, Experiment, Trial
+from sextant.resources.models import Condition, Experiment, Trial, to_doc
 
 
 def _experiment(objective_type: str = "minimize", strategy: str | None = None) -> Experiment:
@@ -30,13 +30,14 @@ def _experiment(objective_type: str = "minimize", strategy: str | None = None) -
 
 
 def _trial(name: str, created: str, status: str, loss: tuple[float, float, float] | None,
-           x: float = 0.5, n: int = 2, opt: str = "a") -> Trial:
+           x: float = 0.5, n: int = 2, opt: str = "a") -> dict:
+    """A trial document, as the store lists them for the experiment page (checked as a model)."""
     metrics = []
     if loss is not None:
         lo, hi, last = loss
         metrics = [{"name": "loss", "min": str(lo), "max": str(hi), "latest": str(last)},
                    {"name": "acc", "min": "0.1", "max": "0.9", "latest": "0.8"}]
-    return Trial.model_validate({
+    return to_doc(Trial.model_validate({
         "metadata": {"name": name, "namespace": "ns", "creationTimestamp": created,
                      "labels": {"katib.kubeflow.org/experiment": "e"}},
         "spec": {"parameterAssignments": [{"name": "x", "value": str(x)}, {"name": "n", "value": str(n)},
@@ -44,7 +45,7 @@ def _trial(name: str, created: str, status: str, loss: tuple[float, float, float
         "status": {"conditions": [{"type": "Created", "status": "True"},
                                   {"type": "Running", "status": "False"}, {"type": status, "status": "True"}],
                    "observation": {"metrics": metrics} if metrics else None},
-    })
+    }))
 
 
 def test_status_word_is_the_last_condition():
@@ -167,3 +168,24 @@ def test_sextant_ui_prints_the_sign_in_url_of_the_running_stack(tmp_path: Path, 
         {"services": {"api-server": {"address": "127.0.0.1:6443"}}}))
     assert main(["--data-dir", str(tmp_path), "ui", "--print"]) == 0
     assert capsys.readouterr().out.strip() == "https://127.0.0.1:6443/?token=tok-123"
+
+
+@pytest.mark.asyncio
+async def test_plotly_is_served_compressed_cacheable_and_revalidated():
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from services.web_ui import static
+
+    app = web.Application()
+    static.add_routes(app)
+    async with TestClient(TestServer(app)) as client:
+        reply = await client.get("/ui/static/plotly.min.js", headers={"Accept-Encoding": "gzip, br"})
+        assert reply.status == 200 and reply.headers["Content-Encoding"] == "gzip"
+        assert "immutable" in reply.headers["Cache-Control"]
+        assert await reply.read() == static.plotly_js().read_bytes()  # the client undoes the gzip
+        plain = await client.get("/ui/static/app.js", headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers and plain.headers["Cache-Control"] == "no-cache"
+        again = await client.get("/ui/static/app.js", headers={"If-None-Match": plain.headers["ETag"]})
+        assert again.status == 304
+        assert (await client.get("/ui/static/..%2Fapi.py")).status == 404

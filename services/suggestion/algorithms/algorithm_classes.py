@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "sobol": f"{_PKG}.sobol:Sobol",
     "bayesianoptimization": f"{_PKG}.bayesian:BayesianOptimization",
     "hyperband": f"{_PKG}.hyperband:Hyperband",
+    "pbt": f"{_PKG}.pbt:PBT",
 }
 
 _loaded: dict[str, type[Algorithm]] = {}

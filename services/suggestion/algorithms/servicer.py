@@ -17,8 +17,10 @@ It enforces Katib's contract around the algorithm:
   ``MemoryError`` -> RESOURCE_EXHAUSTED, each with a message, never INTERNAL;
 * messages are cut to ``MAX_MESSAGE_CHARS``: they may quote user input.
 
-Many experiments are served at once: one Algorithm instance per (experiment, algorithm),
-LRU-bounded, each behind its own lock, replaced when the experiment's fingerprint changes.
+Many experiments are served at once: one Algorithm instance per (namespace, experiment,
+algorithm), LRU-bounded, each behind its own lock, replaced when the experiment's fingerprint
+changes. The namespace comes from the call's ``sextant-namespace`` metadata (Katib's messages
+carry only the experiment's name); a caller that sends none shares the "" namespace.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import grpc
 from sextant import limits
 from sextant.api import api_pb2, api_pb2_grpc
 
+from ..call_context import namespace_of, still_wanted
 from . import algorithm_classes
 from .base import Algorithm, InvalidSettings, NotReady, SearchSpaceExhausted, SuggestResult
 from .cancel import Cancelled, serving
@@ -60,14 +63,6 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -
     context.abort(code, bounded(message))
 
 
-def still_wanted(context: grpc.ServicerContext) -> bool:
-    """The caller is connected and has time left."""
-    if not context.is_active():
-        return False
-    remaining = context.time_remaining()
-    return remaining is None or remaining > 0
-
-
 class ContractViolation(Exception):
     """The algorithm produced an answer the servicer must not send."""
 
@@ -81,20 +76,20 @@ class _Entry:
 
 
 class AlgorithmCache:
-    """(experiment, algorithm) -> Algorithm instance, LRU-bounded, one lock per entry."""
+    """(namespace, experiment, algorithm) -> Algorithm instance, LRU-bounded, one lock per entry."""
 
     def __init__(self, factory: Callable[[str], type[Algorithm] | None], capacity: int = 256):
         self._factory = factory
         self._capacity = capacity
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, str, str], _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def entry(self, experiment: api_pb2.Experiment) -> _Entry:
+    def entry(self, experiment: api_pb2.Experiment, namespace: str = "") -> _Entry:
         algo_name = experiment.spec.algorithm.algorithm_name
         cls = self._factory(algo_name)
         if cls is None:
             raise InvalidSettings(f"unknown algorithm name {algo_name}")
-        key = (experiment.name, algo_name)
+        key = (namespace, experiment.name, algo_name)
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:
@@ -172,7 +167,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
                                   context: grpc.ServicerContext) -> api_pb2.ValidateAlgorithmSettingsReply:
         experiment = request.experiment
         try:
-            entry = self._cache.entry(experiment)
+            entry = self._cache.entry(experiment, namespace_of(context))
         except InvalidSettings as exc:
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
@@ -206,7 +201,7 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         started = time.perf_counter()
         try:
             with serving(lambda: still_wanted(context)):
-                reply = self._suggest(experiment, list(request.trials), count)
+                reply = self._suggest(experiment, list(request.trials), count, namespace_of(context))
         except Cancelled:
             gone = not context.is_active()
             log.info("suggest cancelled", extra={"experiment": experiment.name, "disconnected": gone})
@@ -241,8 +236,8 @@ class SuggestionServicer(api_pb2_grpc.SuggestionServicer):
         return reply
 
     def _suggest(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial],
-                 count: int) -> api_pb2.GetSuggestionsReply:
-        entry = self._cache.entry(experiment)
+                 count: int, namespace: str = "") -> api_pb2.GetSuggestionsReply:
+        entry = self._cache.entry(experiment, namespace)
         with entry.lock:
             fingerprint = entry.algorithm.fingerprint(experiment)
             if fingerprint != entry.fingerprint:

@@ -10,21 +10,24 @@ from sextant.algorithm_registry import Registry
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
+from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.runtime import Runtime, make_runtime
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
 
 from .reconciler import SuggestionReconciler
+from .shared_services import DEFAULT_IDLE_SECONDS, SHARED_NAMESPACE, Placement, ServiceMode
 
 
 def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry, *, db_manager_address: str,
                      token: str | None = None,
                      namespace: str = "", workers: int = 4, resync_seconds: float = 30.0,
-                     call_timeout: float = 60.0) -> Controller:
+                     call_timeout: float = 60.0, placement: Placement | None = None) -> Controller:
     reconciler = SuggestionReconciler(store, runtime, registry, db_manager_address=db_manager_address,
-                                      token=token, call_timeout=call_timeout)
+                                      token=token, call_timeout=call_timeout, placement=placement)
+    # Every resync also stops idle shared services and finds services of deleted Suggestions.
     controller = Controller("suggestion-controller", reconciler.reconcile, workers=workers,
-                            resync_seconds=resync_seconds, extra_keys=lambda: reconciler.orphan_keys(namespace))
+                            resync_seconds=resync_seconds, extra_keys=lambda: reconciler.housekeeping(namespace))
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
     controller.watch(suggestions)
     reconciler.suggestions.informer = suggestions
@@ -37,7 +40,7 @@ def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry,
     # services that died while nothing else changed.
     controller.reconciler = reconciler  # type: ignore[attr-defined]
     # A cache of Trials (not watched for events) so a pass does not list them from the store.
-    trials = Informer(store, "Trial", namespace, resync_seconds=0)
+    trials = Informer(store, "Trial", namespace, resync_seconds=0, indexed_labels=(EXPERIMENT_LABEL,))
     reconciler.trial_informer = trials
     controller.watch(trials, lambda _trial: [])  # started/stopped with the controller, no keys
     return controller
@@ -53,7 +56,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="address early-stopping services use to reach the DB manager "
                              "(default: --db-manager)")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="algorithm call timeout (s)")
+    parser.add_argument("--algorithm-services", choices=[m.value for m in ServiceMode],
+                        default=env("algorithm_services"),
+                        help="one algorithm service per algorithm shared by every experiment (default "
+                             "with --runtime local), or one per experiment as Katib does (default on "
+                             "Kubernetes)")
+    parser.add_argument("--shared-services-namespace", default=env("shared_services_namespace", SHARED_NAMESPACE),
+                        help="where shared algorithm services run")
+    parser.add_argument("--idle-service-seconds", type=float, default=DEFAULT_IDLE_SECONDS,
+                        help="a shared algorithm service no live experiment used for this long is stopped")
     ns = parser.parse_args(argv)
+    mode = ServiceMode(ns.algorithm_services or
+                       (ServiceMode.SHARED if ns.runtime == "local" else ServiceMode.PER_EXPERIMENT))
+    placement = Placement(mode, shared_namespace=ns.shared_services_namespace,
+                          idle_seconds=ns.idle_service_seconds)
     store = open_store(ns)
     token = read_token(None, ns.token_file)
     if token and ns.runtime == "local":
@@ -65,11 +81,12 @@ def main(argv: list[str] | None = None) -> int:
         runtime = make_runtime("local", data_dir=data_dir(ns.data_dir), token=token,
                                db_manager_address=ns.db_manager)
     else:
-        runtime = make_runtime(ns.runtime)
+        runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes")
     controller = build_controller(store, runtime, registry,
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,
-                                  resync_seconds=ns.resync_seconds, call_timeout=ns.call_timeout)
+                                  resync_seconds=ns.resync_seconds, call_timeout=ns.call_timeout,
+                                  placement=placement)
     return run_until_stopped(controller, ns, store)
 
 

@@ -4,8 +4,10 @@
    down (FromVolume keeps its state directory) and stop. So does a Suggestion whose Experiment
    is gone or being deleted: a deleted experiment's service is never started again.
 2. Created on first sight.
-3. Ensure the algorithm service ``<experiment>-<algorithm>`` through the Runtime (a dead one is
-   started again); not healthy yet → DeploymentReady=False and look again shortly.
+3. Ensure the algorithm service through the Runtime (a dead one is started again): Katib's
+   ``<experiment>-<algorithm>``, or one shared by every experiment of that algorithm
+   (``shared_services``, the local default); not healthy yet → DeploymentReady=False with how
+   long it has been starting, and look again shortly.
 4. Once per service start: ValidateAlgorithmSettings (+ ValidateEarlyStoppingSettings).
    INVALID_ARGUMENT/UNKNOWN → Suggestion Failed "Validation failed: <message>" (terminal, the
    experiment fails with it); UNAVAILABLE → retry with backoff; any other answer = valid.
@@ -34,7 +36,7 @@ from typing import Any, cast
 
 import grpc
 
-from sextant.algorithm_registry import Registry
+from sextant.algorithm_registry import NAMESPACE_METADATA, Registry
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel_cache import ChannelCache
 from sextant.controller import Key, Result
@@ -50,12 +52,13 @@ from sextant.resources.models import (
     Trial,
     TrialAssignment,
 )
-from sextant.runtime.base import Runtime, ServiceSpec, ServiceStatus
+from sextant.runtime.base import OwnedService, Runtime, ServiceSpec, ServiceStatus
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.informer import Informer
 from sextant.store.interface import Conflict, ResourceStore
 
 from . import grpc_requests as rb
+from .shared_services import Placement, ServiceMode, per_experiment_name
 
 log = logging.getLogger("sextant.suggestion_controller")
 
@@ -82,12 +85,21 @@ def _rejection(call: str, err: grpc.RpcError) -> SuggestionRejected:
 
 @dataclass
 class _Known:
+    namespace: str
     service: str
     persistent: bool
+    shared: bool
+
+
+def _namespace_of(exp: Experiment) -> tuple[tuple[str, str], ...]:
+    """Call metadata naming the experiment's namespace: Katib's messages carry only its name,
+    and a service shared by many namespaces keeps their state apart by both (others ignore it)."""
+    return ((NAMESPACE_METADATA, exp.metadata.namespace),)
 
 
 def service_name(suggestion: Suggestion) -> str:
-    return f"{suggestion.metadata.name}-{suggestion.spec.algorithm.algorithm_name}"
+    """Katib's per-experiment service name."""
+    return per_experiment_name(suggestion)
 
 
 def random_trial_name(prefix: str, taken: set[str]) -> str:
@@ -110,7 +122,8 @@ def _status_doc(s: Suggestion) -> dict[str, Any]:
 class SuggestionReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, registry: Registry, *,
                  db_manager_address: str, token: str | None = None, call_timeout: float = 60.0,
-                 not_ready_requeue: float = 0.1, algorithm_busy_requeue: float = 1.0):
+                 not_ready_requeue: float = 0.1, algorithm_busy_requeue: float = 1.0,
+                 placement: Placement | None = None):
         # not_ready_requeue: a starting algorithm service is looked at again this soon -- the
         # experiment's first assignments wait for it.
         self.store = store
@@ -121,6 +134,7 @@ class SuggestionReconciler:
         self.call_timeout = call_timeout
         self.not_ready_requeue = not_ready_requeue
         self.algorithm_busy_requeue = algorithm_busy_requeue
+        self.placement = placement or Placement()
         self._known: dict[Key, _Known] = {}
         # Suggestions and Experiments come from informer caches overlaid with our own writes
         # (set by build_controller; without informers they are read from the store).
@@ -132,35 +146,87 @@ class SuggestionReconciler:
         self.trial_informer: Informer | None = None
         self._channels: ChannelCache | None = None
 
-    def orphan_keys(self, namespace: str = "") -> list[Key]:
+    def housekeeping(self, namespace: str = "") -> list[Key]:
+        """Run by every resync: stops shared services nobody uses any more, and returns the
+        keys of per-experiment services whose Suggestion is gone (their pass deletes them)."""
+        owned = self.runtime.owned_services()
+        self.stop_idle_services(owned)
+        return self.orphan_keys(namespace, owned)
+
+    def orphan_keys(self, namespace: str = "", owned: list[OwnedService] | None = None) -> list[Key]:
         """Keys of Suggestions that are gone but whose algorithm service still runs (deleted
-        while this controller was down); their pass deletes the service."""
+        while this controller was down); their pass deletes the service. Shared services
+        (no Suggestion of their own) are ``stop_idle_services``' business."""
         keys = []
-        for svc in self.runtime.owned_services():
+        for svc in self.runtime.owned_services() if owned is None else owned:
+            if not svc.suggestion:
+                continue
             key = Key(svc.namespace, svc.suggestion)
             if (namespace and svc.namespace != namespace) or \
                     self.suggestions.get(key.namespace, key.name) is not None:
                 continue
-            self._known.setdefault(key, _Known(svc.name, False))  # Suggestion gone: its state goes too
+            # Suggestion gone: its state goes too.
+            self._known.setdefault(key, _Known(svc.namespace, svc.name, persistent=False, shared=False))
             keys.append(key)
         return keys
+
+    def stop_idle_services(self, owned: list[OwnedService] | None = None) -> list[str]:
+        """Stops the shared services that no live Suggestion has used for the idle period."""
+        placement = self.placement
+        if placement.mode != ServiceMode.SHARED:
+            return []
+        owned = self.runtime.owned_services() if owned is None else owned
+        in_use = [placement.service_of(s)[1] for s in self._live_suggestions() if placement.is_shared(s)]
+        stopped = []
+        for name in placement.idle_services(owned, in_use):
+            if not placement.still_idle(name):
+                continue
+            log.info("stopping an idle shared algorithm service",
+                     extra={"service": name, "idle_seconds": placement.idle_seconds})
+            self.runtime.delete_service(placement.shared_namespace, name)
+            placement.forget(name)
+            stopped.append(name)
+        return stopped
+
+    def _live_suggestions(self) -> list[Suggestion]:
+        """Unfinished Suggestions whose Experiment exists and is not being deleted."""
+        informer = self.suggestions.informer
+        if informer is not None and informer.has_synced():
+            items = cast(list[Suggestion], informer.list())
+        else:
+            items = cast(list[Suggestion], self.store.list("Suggestion", "")[0])
+        live = []
+        for sugg in items:
+            if ss.is_finished(sugg) or sugg.metadata.deletion_timestamp:
+                continue
+            exp = self.experiments.get(sugg.metadata.namespace, sugg.metadata.name)
+            if exp is not None and not exp.metadata.deletion_timestamp:
+                live.append(sugg)
+        return live
+
+    def _release(self, known: _Known) -> None:
+        """This Suggestion is done with its service: a per-experiment one is deleted, a shared
+        one is left to the others (and to ``stop_idle_services``)."""
+        if not known.shared:
+            self.runtime.delete_service(known.namespace, known.service, keep_state=known.persistent)
 
     # -- the pass -----------------------------------------------------------------------------
     def reconcile(self, key: Key) -> Result | None:
         sugg = self.suggestions.get(key.namespace, key.name)
         if sugg is None:
-            known = self._known.pop(key, None)
+            gone = self._known.pop(key, None)
             self._validated.pop(key, None)
-            if known is not None:
-                self.runtime.delete_service(key.namespace, known.service)
+            if gone is not None:
+                self._release(gone)
             return None
         sugg = with_status_copy(sugg)
         persistent = sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME
-        name = service_name(sugg)
-        self._known[key] = _Known(name, persistent)
+        service_namespace, name = self.placement.service_of(sugg)
+        known = _Known(service_namespace, name, persistent, self.placement.is_shared(sugg))
+        self._known[key] = known
 
         if ss.is_finished(sugg):
-            self.runtime.delete_service(key.namespace, name, keep_state=persistent)
+            self._release(known)
             self._validated.pop(key, None)
             return None
 
@@ -168,7 +234,7 @@ class SuggestionReconciler:
         if exp is None or exp.metadata.deletion_timestamp or sugg.metadata.deletion_timestamp:
             # The experiment is gone (a cache may still show its Suggestion for a moment): its
             # service must go, and nothing may start one again.
-            self.runtime.delete_service(key.namespace, name, keep_state=persistent)
+            self._release(known)
             self._validated.pop(key, None)
             return None
 
@@ -176,13 +242,15 @@ class SuggestionReconciler:
         ss.mark_created(sugg)
 
         try:
-            spec = self._service_spec(sugg)
+            spec = self._service_spec(sugg, known)
         except SuggestionError as err:
             self._fail(sugg, str(err))
             return None
+        if known.shared:
+            self.placement.used(name)
         state = self.runtime.ensure_service(spec)
         if not state.ready:
-            ss.mark_deployment_ready(sugg, False, state.message)
+            ss.mark_service_starting(sugg, f"{known.namespace}/{known.service}", state.message)
             self._write(sugg, before)
             return Result(requeue_after=self.not_ready_requeue)
         ss.mark_deployment_ready(sugg, True)
@@ -214,8 +282,9 @@ class SuggestionReconciler:
         return None
 
     # -- pieces -------------------------------------------------------------------------------
-    def _service_spec(self, sugg: Suggestion) -> ServiceSpec:
-        """The service from the registry entry: local ``command`` and/or Kubernetes ``image``+``args``."""
+    def _service_spec(self, sugg: Suggestion, known: _Known) -> ServiceSpec:
+        """The service from the registry entry: local ``command`` and/or Kubernetes ``image``+``args``.
+        A shared service has no owner and no Suggestion label: no one experiment owns it."""
         algo = sugg.spec.algorithm.algorithm_name
         entry = self.registry.algorithm(algo)
         if entry is None or not (entry.command or entry.image.strip()):
@@ -227,20 +296,23 @@ class SuggestionReconciler:
             if es_entry is None or not (es_entry.command or es_entry.image.strip()):
                 raise SuggestionError(f"early stopping algorithm {es_name!r} is not in the algorithm registry")
         name = sugg.metadata.name
+        if known.shared:
+            labels = {"katib.kubeflow.org/deployment": known.service}
+            owner = None
+        else:
+            labels = {**sugg.metadata.labels, EXPERIMENT_LABEL: name, "katib.kubeflow.org/suggestion": name,
+                      "katib.kubeflow.org/deployment": known.service}
+            owner = {"apiVersion": sugg.api_version, "kind": "Suggestion", "name": name, "uid": sugg.metadata.uid}
         return ServiceSpec(
-            name=service_name(sugg), namespace=sugg.metadata.namespace, algorithm=algo,
+            name=known.service, namespace=known.namespace, algorithm=algo,
             command=list(entry.command), image=entry.image, args=entry.container_args(),
             image_pull_policy=entry.image_pull_policy, env=dict(entry.env),
-            labels={**sugg.metadata.labels, EXPERIMENT_LABEL: name,
-                    "katib.kubeflow.org/suggestion": name,
-                    "katib.kubeflow.org/deployment": service_name(sugg)},
-            owner={"apiVersion": sugg.api_version, "kind": "Suggestion", "name": name,
-                   "uid": sugg.metadata.uid},
+            labels=labels, owner=owner,
             resources=entry.resources,
             early_stopping_command=list(es_entry.command) if es_entry and es_entry.command else None,
             early_stopping_image=es_entry.image if es_entry else "",
             early_stopping_args=es_entry.container_args() if es_entry else [],
-            persistent=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME,
+            persistent=known.persistent, shared=known.shared,
         )
 
     def _trials(self, exp: Experiment) -> list[Trial]:
@@ -261,12 +333,13 @@ class SuggestionReconciler:
         """None when valid; the algorithm's message when it rejects the settings."""
         calls: list[tuple[str | None, Callable[[grpc.Channel], object]]] = [
             (state.address, lambda ch: api_pb2_grpc.SuggestionStub(ch).ValidateAlgorithmSettings(
-            rb.validate_request(exp), timeout=self.call_timeout))]
+                rb.validate_request(exp), timeout=self.call_timeout, metadata=_namespace_of(exp)))]
         if exp.spec.early_stopping is not None and state.early_stopping_address:
             calls.append((state.early_stopping_address,
                           lambda ch: api_pb2_grpc.EarlyStoppingStub(ch).ValidateEarlyStoppingSettings(
                               api_pb2.ValidateEarlyStoppingSettingsRequest(
-                                  early_stopping=rb.early_stopping_message(exp)), timeout=self.call_timeout)))
+                                  early_stopping=rb.early_stopping_message(exp)), timeout=self.call_timeout,
+                              metadata=_namespace_of(exp))))
         for address, call in calls:
             if not address:
                 raise SuggestionError("the algorithm service has no address yet")
@@ -283,13 +356,13 @@ class SuggestionReconciler:
                 # Any other answer (UNIMPLEMENTED, INTERNAL, ...) counts as valid, as in Katib.
         return None
 
-    def _get_suggestions(self, address: str | None, req: api_pb2.GetSuggestionsRequest
+    def _get_suggestions(self, address: str | None, req: api_pb2.GetSuggestionsRequest, namespace: str
                          ) -> api_pb2.GetSuggestionsReply:
         if not address:
             raise SuggestionError("the algorithm service has no address yet")
         channel = self._channel(address)
         reply: api_pb2.GetSuggestionsReply = api_pb2_grpc.SuggestionStub(channel).GetSuggestions(
-            req, timeout=self.call_timeout)
+            req, timeout=self.call_timeout, metadata=((NAMESPACE_METADATA, namespace),))
         return reply
 
     def _sync_assignments(self, exp: Experiment, sugg: Suggestion, trials: list[Trial],
@@ -300,7 +373,7 @@ class SuggestionReconciler:
         exhausted = False
         replies: list[api_pb2.GetSuggestionsReply] = []
         try:
-            reply = self._get_suggestions(state.address, req)
+            reply = self._get_suggestions(state.address, req, exp.metadata.namespace)
             if len(reply.parameter_assignments) != current:
                 raise SuggestionError(
                     f"The response contains unexpected trials: asked for {current}, "
@@ -317,7 +390,7 @@ class SuggestionReconciler:
                 raise SuggestionError(f"GetSuggestions at {state.address}: {err.code().name}: "
                                       f"{err.details()}") from None
             exhausted = True
-            replies = self._collect_rest(state.address, req, current)
+            replies = self._collect_rest(state.address, req, current, exp.metadata.namespace)
         assignments_pb = [a for r in replies for a in r.parameter_assignments]
         overlay = [AlgorithmSetting(name=s.name, value=s.value)
                    for r in replies if r.HasField("algorithm") for s in r.algorithm.algorithm_settings]
@@ -325,8 +398,8 @@ class SuggestionReconciler:
         self._record(sugg, assignments_pb, overlay, rules, exhausted, current, trials)
         return True
 
-    def _collect_rest(self, address: str | None, req: api_pb2.GetSuggestionsRequest, wanted: int
-                      ) -> list[api_pb2.GetSuggestionsReply]:
+    def _collect_rest(self, address: str | None, req: api_pb2.GetSuggestionsRequest, wanted: int,
+                      namespace: str) -> list[api_pb2.GetSuggestionsReply]:
         """After OUT_OF_RANGE: ask one at a time for what is left (at most ``wanted - 1``)."""
         replies: list[api_pb2.GetSuggestionsReply] = []
         if wanted <= 1:
@@ -338,7 +411,7 @@ class SuggestionReconciler:
             single.current_request_number = 1
             single.total_request_number = base_total + i + 1
             try:
-                reply = self._get_suggestions(address, single)
+                reply = self._get_suggestions(address, single, namespace)
             except grpc.RpcError as err:
                 if err.code() == grpc.StatusCode.OUT_OF_RANGE:
                     break
@@ -358,8 +431,10 @@ class SuggestionReconciler:
         try:
             reply = api_pb2_grpc.EarlyStoppingStub(channel).GetEarlyStoppingRules(
                 rb.early_stopping_rules_request(exp, sugg, trials, self.db_manager_address),
-                timeout=self.call_timeout)
+                timeout=self.call_timeout, metadata=_namespace_of(exp))
         except grpc.RpcError as err:
+            if err.code() == grpc.StatusCode.INVALID_ARGUMENT:  # asking again cannot help
+                raise _rejection("GetEarlyStoppingRules", err) from None
             raise SuggestionError(f"GetEarlyStoppingRules at {state.early_stopping_address}: "
                                   f"{err.code().name}: {err.details()}") from None
         return [EarlyStoppingRule(name=r.name, value=r.value, comparison=rb.comparison_name(r.comparison),
@@ -413,5 +488,6 @@ class SuggestionReconciler:
         ss.mark_failed(sugg, message)
         self.suggestions.wrote(self.store.update_status(sugg))  # Conflict → retried; validation runs again
         log.warning("suggestion failed", extra={"suggestion": sugg.metadata.name, "reason": message})
-        self.runtime.delete_service(sugg.metadata.namespace, service_name(sugg),
-                                    keep_state=sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME)
+        namespace, name = self.placement.service_of(sugg)
+        self._release(_Known(namespace, name, sugg.spec.resume_policy == ResumePolicy.FROM_VOLUME,
+                             self.placement.is_shared(sugg)))

@@ -1,4 +1,4 @@
-"""``python -m services.suggestion.earlystopping [--algorithm medianstop] [--db-manager HOST:PORT]``.
+"""``python -m services.suggestion.earlystopping [--algorithm medianstop|asha] [--db-manager HOST:PORT]``.
 
 Serves ``api.v1.beta1.EarlyStopping`` (default port 6788). ``--db-manager`` is Sextant's resource
 store, needed for SetTrialStatus; the observation logs come from the DB manager address each
@@ -16,15 +16,15 @@ from sextant.logging_setup import setup_logging
 from sextant.server import GrpcServer, exit_now
 
 from .medianstop import NAME
-from .servicer import HEALTH_NAMES, MedianStopServicer, add_to_server
+from .servicer import ALGORITHMS, HEALTH_NAMES, EarlyStoppingServicer, add_to_server
 
 log = logging.getLogger("sextant.earlystopping")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.suggestion.earlystopping",
-                                     description="Katib-compatible early stopping service (medianstop)")
-    parser.add_argument("--algorithm", default=NAME, choices=[NAME], help="early-stopping algorithm")
+                                     description="Katib-compatible early stopping service")
+    parser.add_argument("--algorithm", default=NAME, choices=sorted(ALGORITHMS), help="early-stopping algorithm")
     parser.add_argument("--db-manager", default=env("db_manager"),
                         help="HOST:PORT of Sextant's resource store, used by SetTrialStatus")
     parser.add_argument("--db-manager-ca", default=env("db_manager_ca"), help="PEM CA to reach it over TLS")
@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         from sextant.store.client import GrpcResourceStore
 
         store = GrpcResourceStore(args.db_manager, token=settings.token, tls_ca=args.db_manager_ca)
-    servicer = MedianStopServicer(store, namespace=args.namespace, token=settings.token,
-                                  tls_ca=args.db_manager_ca)
+    servicer = EarlyStoppingServicer(store, algorithm=args.algorithm, namespace=args.namespace,
+                                     token=settings.token, tls_ca=args.db_manager_ca)
     server = GrpcServer(settings, name="earlystopping", health_names=HEALTH_NAMES)
     add_to_server(servicer, server)
     server.install_signal_handlers()

@@ -16,14 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sextant.api import api_pb2
+from sextant.resources.numbers import NumberError, excerpt, parse_int
+
+from .base import InvalidEarlyStoppingSettings, ReadValues
 
 NAME = "medianstop"
 DEFAULT_MIN_TRIALS_REQUIRED = 3
 DEFAULT_START_STEP = 4
-
-
-class InvalidEarlyStoppingSettings(ValueError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -40,10 +39,12 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
     for setting in spec.algorithm_settings:
         name, raw = setting.name, setting.value
         if name not in ("min_trials_required", "start_step"):
-            return [f"unknown setting {name} for algorithm {NAME}"]
+            return [f"unknown setting {name if len(name) <= 40 else excerpt(name)} for algorithm {NAME}"]
         try:
-            value = int(raw)
-        except ValueError as exc:
+            value = _setting_int(raw)
+        except NumberError as exc:  # long input: the bounded parser says why, quoting an excerpt
+            return [f"failed to validate {name}({excerpt(raw)}): {exc}"]
+        except ValueError as exc:  # Katib's int() message, which quotes the (short) value
             return [f"failed to validate {name}({raw}): {exc}"]
         if name == "min_trials_required" and value <= 0:
             return ["min_trials_required must be greater than zero (>0)"]
@@ -52,16 +53,23 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
     return []
 
 
+def _setting_int(raw: str) -> int:
+    """Katib's medianstop service reads its settings with Python's int(), and so does Sextant's
+    (its error text is part of the answer); long input goes through the bounded parser instead,
+    so that no error echoes it whole and no 5,000-digit string reaches int()."""
+    return int(raw) if len(raw) <= 40 else parse_int(raw)
+
+
 def parse_settings(spec: api_pb2.EarlyStoppingSpec) -> Settings:
     errors = validation_errors(spec)
     if errors:
         raise InvalidEarlyStoppingSettings("; ".join(errors))
-    values = {s.name: int(s.value) for s in spec.algorithm_settings}
+    values = {s.name: _setting_int(s.value) for s in spec.algorithm_settings}
     return Settings(values.get("min_trials_required", DEFAULT_MIN_TRIALS_REQUIRED),
                     values.get("start_step", DEFAULT_START_STEP))
 
 
-def early_value(values: Iterable[str], start_step: int) -> float | None:
+def early_value(values: Iterable[str | float], start_step: int) -> float | None:
     """Mean of the first ``start_step`` numeric values (non-numbers such as "unavailable" skipped)."""
     numbers: list[float] = []
     for text in values:
@@ -85,3 +93,20 @@ def rule(objective: api_pb2.ObjectiveSpec, per_trial: list[float],
     return api_pb2.EarlyStoppingRule(name=objective.objective_metric_name,
                                      value=str(statistics.median(per_trial)),
                                      comparison=comparison, start_step=settings.start_step)
+
+
+class MedianStop:
+    name = NAME
+
+    def validation_errors(self, spec: api_pb2.EarlyStoppingSpec) -> list[str]:
+        return validation_errors(spec)
+
+    def rules(self, experiment: api_pb2.Experiment, trials: list[api_pb2.Trial],
+              read: ReadValues) -> list[api_pb2.EarlyStoppingRule]:
+        settings = parse_settings(experiment.spec.early_stopping)
+        completed = [t.name for t in trials if t.status.condition == api_pb2.TrialStatus.SUCCEEDED and t.name]
+        if not completed:
+            return []
+        per_trial = [early_value(v, settings.start_step) for v in read(completed).values()]
+        found = rule(experiment.spec.objective, [v for v in per_trial if v is not None], settings)
+        return [] if found is None else [found]

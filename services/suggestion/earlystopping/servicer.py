@@ -1,9 +1,17 @@
-"""``api.v1.beta1.EarlyStopping`` for medianstop, as Katib's service answers.
+"""``api.v1.beta1.EarlyStopping`` for Sextant's early-stopping algorithms, as Katib's service answers.
 
-* GetEarlyStoppingRules reads the completed trials' objective logs from the DB manager named in
-  the request (Katib's ``DBManager.GetObservationLog``) and returns the medianstop rule. Per-trial
-  values are cached per experiment (a SUCCEEDED trial's log no longer changes); the answer only
-  uses trials present in the request, so a restarted service answers the same.
+* One process serves one algorithm (``medianstop`` or ``asha``, see ``ALGORITHMS``), for any
+  number of experiments.
+* GetEarlyStoppingRules hands the algorithm a reader of the trials' objective logs, fetched
+  from the DB manager named in the request (Katib's ``DBManager.GetObservationLog``). The logs
+  of finished trials (SUCCEEDED, EARLYSTOPPED) are cached per namespace and experiment, as they
+  no longer change; the answer only uses trials present in the request, so a restarted service
+  answers the same.
+* Bounds (``sextant.limits``): at most MAX_EARLY_STOPPING_TRIALS trials, names of at most
+  MAX_NAME_CHARS, an address of at most MAX_ADDRESS_CHARS, else INVALID_ARGUMENT; the
+  observation logs are read only while the caller waits (each read gets the caller's remaining
+  time, and the work stops with DEADLINE_EXCEEDED / CANCELLED once it is gone); error messages
+  quote at most MAX_MESSAGE_CHARS.
 * SetTrialStatus appends the EarlyStopped condition to the Trial in Sextant's resource store
   (``--db-manager``; without it, the DB manager address of the last GetEarlyStoppingRules
   request, which in Sextant serves the store too), retrying on a stale resourceVersion.
@@ -12,12 +20,15 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
 import grpc
 
+from sextant import limits
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel import open_channel
 from sextant.katib import trial_status
@@ -25,7 +36,10 @@ from sextant.katib.condition_list import TRUE, set_condition
 from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
-from . import medianstop
+from ..call_context import namespace_of, still_wanted
+from .asha import Asha
+from .base import FINISHED, EarlyStoppingAlgorithm, InvalidEarlyStoppingSettings
+from .medianstop import MedianStop
 
 if TYPE_CHECKING:
     from sextant.server import GrpcServer
@@ -36,16 +50,55 @@ SERVICE_NAME = "api.v1.beta1.EarlyStopping"
 HEALTH_NAMES = ("", "manager.v1beta1.EarlyStopping")
 DB_TIMEOUT = 120.0  # Katib's timeout for GetObservationLog
 CONFLICT_RETRIES = 10
+MAX_MESSAGE_CHARS = 1000
+ALGORITHMS: dict[str, EarlyStoppingAlgorithm] = {a.name: a for a in (MedianStop(), Asha())}
 
 
-class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
-    def __init__(self, store: ResourceStore | None = None, *, namespace: str = "", token: str | None = None,
-                 tls_ca: str | None = None, cache_size: int = 256):
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> None:
+    """Aborts with ``message`` cut to MAX_MESSAGE_CHARS (it may quote the request)."""
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[:MAX_MESSAGE_CHARS] + f"... ({len(message)} characters)"
+    context.abort(code, message)
+
+
+class _CallerGone(Exception):
+    """The caller of GetEarlyStoppingRules disconnected or ran out of time."""
+
+
+class _NoDbManager(Exception):
+    """Logs are needed but the request names no DB manager."""
+
+
+def request_problems(request: api_pb2.GetEarlyStoppingRulesRequest) -> list[str]:
+    """Sextant's size bounds on a GetEarlyStoppingRules request."""
+    problems = []
+    if len(request.trials) > limits.MAX_EARLY_STOPPING_TRIALS:
+        problems.append(f"trials: at most {limits.MAX_EARLY_STOPPING_TRIALS} in one request, "
+                        f"got {len(request.trials)}")
+    long_names = sum(1 for t in request.trials if len(t.name) > limits.MAX_NAME_CHARS)
+    if long_names:
+        problems.append(f"trials: {long_names} trial names are longer than {limits.MAX_NAME_CHARS} characters")
+    metric = request.experiment.spec.objective.objective_metric_name
+    if len(metric) > limits.MAX_NAME_CHARS:
+        problems.append(f"experiment.spec.objective.objective_metric_name: at most {limits.MAX_NAME_CHARS} "
+                        f"characters, got {len(metric)}")
+    if len(request.db_manager_address) > limits.MAX_ADDRESS_CHARS:
+        problems.append(f"db_manager_address: at most {limits.MAX_ADDRESS_CHARS} characters, "
+                        f"got {len(request.db_manager_address)}")
+    return problems
+
+
+class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
+    def __init__(self, store: ResourceStore | None = None, *, algorithm: str = MedianStop.name,
+                 namespace: str = "", token: str | None = None, tls_ca: str | None = None,
+                 cache_size: int = 256):
+        self._algorithm = ALGORITHMS[algorithm]
         self._store = store
         self._namespace = namespace
         self._token, self._tls_ca = token, tls_ca
         self._channels: dict[str, grpc.Channel] = {}
-        self._values: OrderedDict[str, dict[str, float]] = OrderedDict()  # experiment -> trial -> value
+        # namespace/experiment + metric -> finished trial -> its numeric objective values
+        self._values: OrderedDict[str, dict[str, list[float]]] = OrderedDict()
         self._cache_size = cache_size
         self._seen_db_manager = ""  # last db_manager_address of a GetEarlyStoppingRules request
         self._lock = threading.Lock()
@@ -55,49 +108,60 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
     def ValidateEarlyStoppingSettings(self, request: api_pb2.ValidateEarlyStoppingSettingsRequest,
                                       context: grpc.ServicerContext
                                       ) -> api_pb2.ValidateEarlyStoppingSettingsReply:
-        errors = medianstop.validation_errors(request.early_stopping)
+        errors = self._algorithm.validation_errors(request.early_stopping)
         if errors:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
         return api_pb2.ValidateEarlyStoppingSettingsReply()
 
     def GetEarlyStoppingRules(self, request: api_pb2.GetEarlyStoppingRulesRequest,
                               context: grpc.ServicerContext) -> api_pb2.GetEarlyStoppingRulesReply:
         experiment = request.experiment
-        try:
-            settings = medianstop.parse_settings(experiment.spec.early_stopping)
-        except medianstop.InvalidEarlyStoppingSettings as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        objective = experiment.spec.objective
-        if not objective.objective_metric_name:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                          "experiment.spec.objective.objective_metric_name must be set")
+        problems = request_problems(request)
+        if problems:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(problems))
+        errors = self._algorithm.validation_errors(experiment.spec.early_stopping)
+        if errors:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "; ".join(errors))
+        metric = experiment.spec.objective.objective_metric_name
+        if not metric:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   "experiment.spec.objective.objective_metric_name must be set")
         if request.db_manager_address:
             self._seen_db_manager = request.db_manager_address
-        completed = [t.name for t in request.trials
-                     if t.status.condition == api_pb2.TrialStatus.SUCCEEDED and t.name]
-        if not completed:
-            return api_pb2.GetEarlyStoppingRulesReply()
-        if not request.db_manager_address:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
+        finished = {t.name for t in request.trials if t.status.condition in FINISHED}
+        key = f"{namespace_of(context)}/{experiment.name}"
+
+        def read(names: list[str]) -> dict[str, list[float]]:
+            if names and not request.db_manager_address:
+                raise _NoDbManager
+            return self._trial_values(key, names, finished, metric, request.db_manager_address, context)
+
         try:
-            per_trial = self._trial_values(experiment.name, completed, objective.objective_metric_name,
-                                           settings.start_step, request.db_manager_address)
+            rules = self._algorithm.rules(experiment, list(request.trials), read)
+        except InvalidEarlyStoppingSettings as exc:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except _NoDbManager:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "db_manager_address must be set (host:port)")
+        except _CallerGone:
+            gone = not context.is_active()
+            _abort(context, grpc.StatusCode.CANCELLED if gone else grpc.StatusCode.DEADLINE_EXCEEDED,
+                   "the caller went away or its deadline passed; reading observation logs was stopped")
         except grpc.RpcError as err:
-            context.abort(grpc.StatusCode.UNAVAILABLE,
-                          f"GetObservationLog at {request.db_manager_address}: {err.code().name}: {err.details()}")
-        found = medianstop.rule(objective, per_trial, settings)
-        reply = api_pb2.GetEarlyStoppingRulesReply()
-        if found is not None:
-            reply.early_stopping_rules.append(found)
-        log.info("early stopping rules", extra={"experiment": experiment.name, "trials": len(per_trial),
-                                                 "rules": len(reply.early_stopping_rules)})
+            _abort(context, grpc.StatusCode.UNAVAILABLE,
+                   f"GetObservationLog at {request.db_manager_address}: {err.code().name}: {err.details()}")
+        reply = api_pb2.GetEarlyStoppingRulesReply(early_stopping_rules=rules)
+        log.info("early stopping rules", extra={"experiment": experiment.name, "algorithm": self._algorithm.name,
+                                                 "trials": len(request.trials), "rules": len(rules)})
         return reply
 
     def SetTrialStatus(self, request: api_pb2.SetTrialStatusRequest,
                        context: grpc.ServicerContext) -> api_pb2.SetTrialStatusReply:
         name = request.trial_name
         if not name:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, "trial_name must be set")
+        if len(name) > limits.MAX_NAME_CHARS:
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT,
+                   f"trial_name: at most {limits.MAX_NAME_CHARS} characters, got {len(name)}")
         if self._store is None and self._seen_db_manager:
             # Sextant's DB manager serves the resource store on the same address as Katib's
             # DBManager API, so the address the controller sent with GetEarlyStoppingRules works.
@@ -105,43 +169,50 @@ class MedianStopServicer(api_pb2_grpc.EarlyStoppingServicer):
 
             self._store = GrpcResourceStore(self._seen_db_manager, token=self._token, tls_ca=self._tls_ca)
         if self._store is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          "this early-stopping service has no resource store (start it with --db-manager)")
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION,
+                   "this early-stopping service has no resource store (start it with --db-manager)")
         try:
             self._mark_early_stopped(name)
         except NotFound as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            _abort(context, grpc.StatusCode.NOT_FOUND, str(exc))
         except _Ambiguous as exc:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+            _abort(context, grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except Unavailable as exc:
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            _abort(context, grpc.StatusCode.UNAVAILABLE, str(exc))
         except StoreError as exc:
-            context.abort(grpc.StatusCode.INTERNAL, f"cannot update trial {name}: {exc}")
+            _abort(context, grpc.StatusCode.INTERNAL, f"cannot update trial {name}: {exc}")
         log.info("trial early stopped", extra={"trial": name})
         return api_pb2.SetTrialStatusReply()
 
     # ---- helpers ----
 
-    def _trial_values(self, experiment: str, trials: list[str], metric: str, start_step: int,
-                      address: str) -> list[float]:
+    def _trial_values(self, experiment: str, trials: list[str], finished: set[str], metric: str,
+                      address: str, context: grpc.ServicerContext | None = None) -> dict[str, list[float]]:
+        key = f"{experiment}\0{metric}"
         with self._lock:
-            cached = self._values.setdefault(f"{experiment}\0{start_step}\0{metric}", {})
-            self._values.move_to_end(f"{experiment}\0{start_step}\0{metric}")
+            cached = self._values.setdefault(key, {})
+            self._values.move_to_end(key)
             while len(self._values) > self._cache_size:
                 self._values.popitem(last=False)
-        stub = api_pb2_grpc.DBManagerStub(self._channel(address))
-        out = []
+        stub = api_pb2_grpc.DBManagerStub(self._channel(address)) if trials else None
+        out = {}
         for name in trials:
-            if name not in cached:
+            values = cached.get(name)
+            if values is None and stub is not None:
+                timeout = DB_TIMEOUT
+                if context is not None:
+                    if not still_wanted(context):
+                        raise _CallerGone
+                    remaining = context.time_remaining()
+                    timeout = DB_TIMEOUT if remaining is None else max(0.001, min(DB_TIMEOUT, remaining))
                 reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=name, metric_name=metric),
-                                               timeout=DB_TIMEOUT)
-                value = medianstop.early_value(
-                    (ml.metric.value for ml in reply.observation_log.metric_logs if ml.metric.name == metric),
-                    start_step)
-                if value is None:
-                    continue  # no numeric log (yet): not counted, asked again next time
-                cached[name] = value
-            out.append(cached[name])
+                                               timeout=timeout)
+                values = numeric_values(ml.metric.value for ml in reply.observation_log.metric_logs
+                                        if ml.metric.name == metric)
+                if values and name in finished:
+                    cached[name] = values  # final: never read again
+            if values:
+                out[name] = values  # a trial without numeric values (yet) does not count
         return out
 
     def _channel(self, address: str) -> grpc.Channel:
@@ -191,6 +262,19 @@ class _Ambiguous(StoreError):
     pass
 
 
-def add_to_server(servicer: MedianStopServicer, server: GrpcServer) -> None:
+def numeric_values(texts: Iterable[str]) -> list[float]:
+    """The finite numbers among logged values ("unavailable" and the like are skipped)."""
+    out = []
+    for text in texts:
+        try:
+            value = float(text)
+        except ValueError:
+            continue
+        if math.isfinite(value):
+            out.append(value)
+    return out
+
+
+def add_to_server(servicer: EarlyStoppingServicer, server: GrpcServer) -> None:
     api_pb2_grpc.add_EarlyStoppingServicer_to_server(servicer, server.grpc)
     server.add_service_names(SERVICE_NAME)

@@ -12,6 +12,9 @@ const STATUS_COLOURS = {
 const FAILED_STATES = ["Failed", "Killed", "MetricsUnavailable"];
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const MANY_TRIALS = 300; // above this, the intermediate-values plot (one log read per trial) waits for a click
+// SVG scatter plots draw 2,000 points in a fraction of the time WebGL needs to start (without a
+// GPU, as on servers and in headless browsers, WebGL is emulated); WebGL only pays off beyond this.
+const WEBGL_POINTS = 5000;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
@@ -109,28 +112,35 @@ function mark(name) { if (!performance.getEntriesByName(name).length) performanc
 
 // Plots are drawn when they come into view (and redrawn there when their data changes): with
 // thousands of trials, a parallel-coordinates plot below the fold must not hold up the page.
+// plotly.js loads asynchronously (a browser's first visit spends seconds compiling it): the
+// rest of the page does not wait for it, and the plots in view are drawn when it arrives.
 const pendingPlots = new Map();
+function inView(el) { const r = el.getBoundingClientRect(); return r.bottom >= -200 && r.top <= window.innerHeight + 200; }
+function drawPending(el) {
+  const [data, layout] = pendingPlots.get(el.id);
+  pendingPlots.delete(el.id);
+  Plotly.react(el, data, layout, PLOT_CONFIG);
+}
 const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
-  for (const e of entries) {
-    if (!e.isIntersecting || !pendingPlots.has(e.target.id)) continue;
-    const [data, layout] = pendingPlots.get(e.target.id);
-    pendingPlots.delete(e.target.id);
-    Plotly.react(e.target, data, layout, PLOT_CONFIG);
-  }
+  for (const e of entries) if (e.isIntersecting && pendingPlots.has(e.target.id) && window.Plotly) drawPending(e.target);
 }, { rootMargin: "200px" }) : null;
 const observed = new WeakSet();
 window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
+const plotlyScript = document.querySelector('script[src$="/plotly.min.js"]');
+if (plotlyScript && !window.Plotly) plotlyScript.addEventListener("load", () => {
+  for (const id of [...pendingPlots.keys()]) {
+    const el = document.getElementById(id);
+    if (el && (!plotObserver || inView(el))) drawPending(el);
+  }
+});
 
 function plot(id, data, layout) {
   const el = document.getElementById(id);
-  if (!el || !window.Plotly) return;
+  if (!el) return;
   const base = { margin: { l: 60, r: 20, t: 30, b: 50 }, font: { size: 12 }, legend: { orientation: "h", y: -0.2 } };
-  const full = { ...base, ...layout };
-  const r = el.getBoundingClientRect();
-  const visible = r.bottom >= -200 && r.top <= window.innerHeight + 200;
-  if (!plotObserver || visible) { pendingPlots.delete(id); Plotly.react(el, data, full, PLOT_CONFIG); return; }
-  pendingPlots.set(id, [data, full]);
-  if (!observed.has(el)) { observed.add(el); plotObserver.observe(el); }
+  pendingPlots.set(id, [data, { ...base, ...layout }]);
+  if (window.Plotly && (!plotObserver || inView(el))) { drawPending(el); return; }
+  if (plotObserver && !observed.has(el)) { observed.add(el); plotObserver.observe(el); }
 }
 
 function downloadCsv(filename, headers, rows) {
@@ -195,6 +205,13 @@ function experimentsPage() {
 
 // ---------------------------------------------------------------------------------------------
 // Page 3: one experiment
+//
+// Its plots live in static/plots/<name>.js, one file each, loaded before this script. Each file
+// adds an object to window.sextantPlots:
+//   { id, title, order, top?, body(ctx) -> [nodes] for its card, update(d, ctx) on new data }
+// where d is /ui/api/experiments/<ns>/<name> and ctx is { ns, name, base }. `top` plots sit
+// above the search space; the others follow the conditions, by `order`. A new plot is a new
+// file; the page picks it up without other changes.
 
 function numericColumn(values, type) {
   // Categorical and discrete-as-text parameters are drawn on an index axis with their labels.
@@ -205,12 +222,18 @@ function numericColumn(values, type) {
   return { values: values.map((v) => (v === null ? null : labels.indexOf(String(v)))), tickvals: labels.map((_, i) => i), ticktext: labels, categorical: true };
 }
 
+// Helpers the plot files share.
+function objectiveName(d) { return (d.spec.objective || {}).objectiveMetricName || "objective"; }
+function scoredTrials(d) { return [...d.trials.objective.keys()].filter((i) => d.trials.objective[i] !== null); }
+function finishedTrials(d) { return d.trials.status.filter((s) => s !== "Running" && s !== "Created" && s !== "Pending").length; }
+
 function experimentPage() {
   const ns = body.dataset.namespace, name = body.dataset.name;
   const base = `/ui/api/experiments/${encodeURIComponent(ns)}/${encodeURIComponent(name)}`;
+  const ctx = { ns, name, base };
+  const plots = [...(window.sextantPlots || [])].sort((a, b) => a.order - b.order);
   main.replaceChildren(h("p", { class: "muted" }, "Loading…"));
-  let built = false, lastKey = "", trials = null, intermediateKey = "", importanceKey = "";
-  const state = { contourX: null, contourY: null };
+  let built = false, lastKey = "", trials = null;
 
   async function refresh() {
     const d = await api(base);
@@ -221,16 +244,14 @@ function experimentPage() {
     updateHeader(d);
     if (key !== lastKey) {
       lastKey = key;
-      drawPlots(d);
+      for (const p of plots) {
+        try { Promise.resolve(p.update(d, ctx)).catch((err) => console.error(`plot ${p.id}:`, err)); }
+        catch (err) { console.error(`plot ${p.id}:`, err); }
+        mark(`experiment:${p.id}`);
+      }
       mark("experiment:plots");
       trials.update(d);
       mark("experiment:table");
-      const finishedCount = t.status.filter((s) => s !== "Running" && s !== "Created" && s !== "Pending").length;
-      const ik = `${finishedCount}/${t.names.length}`;
-      if (ik !== importanceKey) { importanceKey = ik; loadImportance(d); }
-      // Each trial's log is its own read: with many trials the plot loads on request.
-      if (t.names.length > MANY_TRIALS) offerIntermediate(t.names.length);
-      else if (ik !== intermediateKey) { intermediateKey = ik; loadIntermediate(d); }
     }
     return !d.summary.finished;
   }
@@ -250,8 +271,10 @@ function experimentPage() {
       : h("p", { class: "muted" }, "No trial has reported the objective yet."));
   }
 
+  function plotCard(p) { return h("section", { class: "card", id: `card-${p.id}` }, h("h2", {}, p.title), ...p.body(ctx)); }
+
   function build(d) {
-    const spec = d.spec, s = d.summary;
+    const spec = d.spec;
     const obj = spec.objective || {}, alg = spec.algorithm || {}, es = spec.earlyStopping;
     const space = table(["Parameter", "Type", "Feasible space"], (spec.parameters || []).map((p) => {
       const f = p.feasibleSpace || {};
@@ -270,148 +293,35 @@ function experimentPage() {
         card("Budget", kvTable([["Max trials", fmt(spec.maxTrialCount ?? null)], ["Parallel", fmt(spec.parallelTrialCount ?? null)],
           ["Max failed", fmt(spec.maxFailedTrialCount ?? null)], ["Resume policy", spec.resumePolicy || "—"], ["Started", d.startTime || "—"]])),
         card("Best trial", h("div", { id: "optimal" }))),
-      card("Optimisation history", h("div", { id: "plot-history", class: "plot" })),
+      ...plots.filter((p) => p.top).map(plotCard),
       card("Search space", space),
       card("Conditions", h("div", { id: "conditions" })),
-      card("Parallel coordinates", h("p", { class: "muted" }, "Drag along an axis to select a range."), h("div", { id: "plot-parallel", class: "plot" })),
-      card("Parameter importance", h("div", { id: "plot-importance", class: "plot small" }), h("p", { id: "importance-note", class: "muted" })),
-      card("Slices", h("div", { id: "slices", class: "slices" })),
-      card("Contour", h("div", { class: "toolbar" }, h("label", {}, "x ", h("select", { id: "contour-x" })), h("label", {}, "y ", h("select", { id: "contour-y" }))),
-        h("p", { id: "contour-note", class: "muted" }), h("div", { id: "plot-contour", class: "plot" })),
-      card("Intermediate values", h("p", { id: "intermediate-note", class: "muted" }),
-        h("button", { id: "load-intermediate", hidden: true, onclick: () => loadIntermediate(lastData) }, "Load"),
-        h("div", { id: "plot-intermediate", class: "plot" })),
+      ...plots.filter((p) => !p.top).map(plotCard),
       card("Trials", h("div", { id: "trials" })));
     trials = trialTable(document.getElementById("trials"), ns, name);
-    for (const id of ["contour-x", "contour-y"]) document.getElementById(id).addEventListener("change", () => {
-      state.contourX = document.getElementById("contour-x").value; state.contourY = document.getElementById("contour-y").value; drawContour(lastData);
-    });
-  }
-
-  let lastData = null;
-  function drawPlots(d) {
-    lastData = d;
-    const t = d.trials, n = t.names.length, obj = d.spec.objective || {};
-    const metric = obj.objectiveMetricName || "objective";
-    const withValue = [...Array(n).keys()].filter((i) => t.objective[i] !== null);
-    const failed = [...Array(n).keys()].filter((i) => FAILED_STATES.includes(t.status[i]));
-    const kind = n > 500 ? "scattergl" : "scatter";
-    const ys = withValue.map((i) => t.objective[i]);
-    const floor = ys.length ? Math.min(...ys) : 0;
-    const roof = ys.length ? Math.max(...ys) : 1;
-    const failY = obj.type === "maximize" ? floor : roof;
-    plot("plot-history", [
-      { type: kind, mode: "markers", name: metric, x: withValue.map((i) => i + 1), y: ys, text: withValue.map((i) => `${t.names[i]} (${t.status[i]})`),
-        marker: { color: withValue.map((i) => STATUS_COLOURS[t.status[i]] || "#0969da"), symbol: withValue.map((i) => (t.status[i] === "EarlyStopped" ? "x" : "circle")), size: n > 500 ? 5 : 8 } },
-      { type: kind, mode: "lines", name: "best so far", x: [...Array(n).keys()].map((i) => i + 1), y: t.best, line: { shape: "hv", color: "#1a7f37" } },
-      { type: kind, mode: "markers", name: "failed", x: failed.map((i) => i + 1), y: failed.map(() => failY), text: failed.map((i) => `${t.names[i]} (${t.status[i]})`),
-        marker: { color: "#cf222e", symbol: "x-thin-open", size: 10 } },
-    ], { xaxis: { title: { text: "trial" } }, yaxis: { title: { text: metric } }, height: 380 });
-    mark("experiment:history");
-
-    const params = Object.keys(t.parameters);
-    const dims = params.map((p) => {
-      const c = numericColumn(withValue.map((i) => t.parameters[p][i]), t.parameterTypes[p]);
-      return { label: p, values: c.values, ...(c.categorical ? { tickvals: c.tickvals, ticktext: c.ticktext } : {}) };
-    });
-    dims.push({ label: metric, values: ys });
-    plot("plot-parallel", [{ type: "parcoords", line: { color: ys, colorscale: "Viridis", showscale: true, reversescale: obj.type === "minimize" }, dimensions: dims }],
-      { height: 400, margin: { l: 80, r: 80, t: 50, b: 30 } });
-    mark("experiment:parallel");
-
-    const slices = document.getElementById("slices");
-    if (slices.children.length !== params.length) slices.replaceChildren(...params.map((_, i) => h("div", { id: `plot-slice-${i}`, class: "plot slice" })));
-    params.forEach((p, k) => {
-      const c = numericColumn(withValue.map((i) => t.parameters[p][i]), t.parameterTypes[p]);
-      plot(`plot-slice-${k}`, [{ type: kind, mode: "markers", x: c.values, y: ys, text: withValue.map((i) => t.names[i]),
-        marker: { color: withValue, colorscale: "Blues", showscale: false, size: 6 } }],
-      { title: { text: p }, xaxis: { title: { text: p }, ...(c.categorical ? { tickvals: c.tickvals, ticktext: c.ticktext } : {}) },
-        yaxis: { title: { text: metric } }, height: 300, showlegend: false, margin: { l: 50, r: 10, t: 40, b: 40 } });
-    });
-
-    mark("experiment:slices");
-    const xs = document.getElementById("contour-x"), yselect = document.getElementById("contour-y");
-    if (xs.options.length !== params.length) {
-      for (const sel of [xs, yselect]) sel.replaceChildren(...params.map((p) => h("option", { value: p }, p)));
-      state.contourX = params[0]; state.contourY = params[1] || params[0];
-      xs.value = state.contourX; yselect.value = state.contourY;
-    }
-    drawContour(d);
-  }
-
-  function drawContour(d) {
-    const t = d.trials, params = Object.keys(t.parameters);
-    const el = document.getElementById("plot-contour");
-    if (params.length < 2) { document.getElementById("contour-note").textContent = "A contour needs two parameters."; return; }
-    const idx = [...Array(t.names.length).keys()].filter((i) => t.objective[i] !== null);
-    const cx = numericColumn(idx.map((i) => t.parameters[state.contourX][i]), t.parameterTypes[state.contourX]);
-    const cy = numericColumn(idx.map((i) => t.parameters[state.contourY][i]), t.parameterTypes[state.contourY]);
-    const z = idx.map((i) => t.objective[i]);
-    const note = document.getElementById("contour-note");
-    if (idx.length < 3) { // plotly cannot interpolate a contour from fewer points
-      note.textContent = "A contour needs at least three trials with a value.";
-      if (el.data) Plotly.purge(el);
-      return;
-    }
-    note.textContent = "";
-    plot("plot-contour", [
-      { type: "contour", x: cx.values, y: cy.values, z, colorscale: "Viridis", reversescale: (d.spec.objective || {}).type === "minimize", connectgaps: true, contours: { coloring: "heatmap" }, name: "objective" },
-      { type: "scatter", mode: "markers", x: cx.values, y: cy.values, text: idx.map((i) => t.names[i]), marker: { color: "#fff", line: { color: "#000", width: 1 }, size: 6 }, name: "trials" },
-    ], { xaxis: { title: { text: state.contourX }, ...(cx.categorical ? { tickvals: cx.tickvals, ticktext: cx.ticktext } : {}) },
-      yaxis: { title: { text: state.contourY }, ...(cy.categorical ? { tickvals: cy.tickvals, ticktext: cy.ticktext } : {}) }, height: 420, showlegend: false });
-  }
-
-  async function loadImportance(d) {
-    const r = await api(`${base}/importance`);
-    const names = Object.keys(r.importance).reverse();
-    document.getElementById("importance-note").textContent = r.reason
-      ? r.reason : `${r.method}, from ${r.trials} trials.`;
-    plot("plot-importance", [{ type: "bar", orientation: "h", x: names.map((k) => r.importance[k]), y: names, marker: { color: "#0969da" } }],
-      { xaxis: { title: { text: "importance" }, rangemode: "tozero" }, height: 60 + 40 * Math.max(1, names.length), margin: { l: 140, r: 20, t: 10, b: 50 } });
-  }
-
-  async function loadIntermediate(d) {
-    const note = document.getElementById("intermediate-note");
-    const button = document.getElementById("load-intermediate");
-    button.hidden = true;
-    note.textContent = "Loading observation logs…";
-    const r = await api(`${base}/intermediate`);
-    const xs = [], ys = [], text = [], stopX = [], stopY = [], stopText = [];
-    r.names.forEach((trial, i) => {
-      const values = r.values[i] || [];
-      values.forEach((v, step) => { xs.push(step + 1); ys.push(v); text.push(trial); });
-      xs.push(null); ys.push(null); text.push("");
-      if (r.status[i] === "EarlyStopped" && values.length) { stopX.push(values.length); stopY.push(values[values.length - 1]); stopText.push(trial); }
-    });
-    const kind = xs.length > 2000 ? "scattergl" : "scatter";
-    plot("plot-intermediate", [
-      { type: kind, mode: "lines+markers", name: "reported values", x: xs, y: ys, text, connectgaps: false, line: { width: 1 }, marker: { size: 3 } },
-      { type: kind, mode: "markers", name: "stopped early here", x: stopX, y: stopY, text: stopText, marker: { symbol: "x", size: 11, color: "#cf222e" } },
-    ], { xaxis: { title: { text: "report" } }, yaxis: { title: { text: r.metric } }, height: 380 });
-    note.textContent = `${r.metric} as each trial reported it` + (d.trials.names.length > MANY_TRIALS ? " (Load again for newer reports)" : "");
-    button.hidden = d.trials.names.length <= MANY_TRIALS;
-  }
-
-  function offerIntermediate(n) {
-    const button = document.getElementById("load-intermediate");
-    if (document.getElementById("plot-intermediate").data) return;
-    button.hidden = false;
-    document.getElementById("intermediate-note").textContent = `${n} trials: their observation logs load on request.`;
   }
 
   every(3000, refresh);
 }
 
-// The trial table: sortable columns, status and value-range filters, CSV export.
+// The trial table: sortable columns, status and value-range filters, CSV export. Sorting and
+// filtering cover every trial; the table shows one page of rows at a time, because laying out
+// thousands of rows costs the browser more than everything else on the page.
+const TABLE_PAGE = 100;
+
 function trialTable(root, ns, expName) {
-  let data = null, sortKey = 0, sortDir = 1;
+  let data = null, sortKey = 0, sortDir = 1, pageNo = 0;
   const hidden = new Set();
   const ranges = {};
   const statusBox = h("div", { class: "filters", id: "status-filter" });
   const thead = h("thead"), tbody = h("tbody");
   const count = h("span", { class: "muted", id: "trial-count" });
+  const prev = h("button", { id: "table-prev", class: "small", onclick: () => { pageNo -= 1; render(); } }, "‹ Previous");
+  const next = h("button", { id: "table-next", class: "small", onclick: () => { pageNo += 1; render(); } }, "Next ›");
+  const pageLabel = h("span", { class: "muted", id: "table-page" });
   root.replaceChildren(h("div", { class: "toolbar" }, statusBox, count, h("button", { id: "csv", onclick: exportCsv }, "Export CSV")),
-    h("div", { class: "scroll" }, h("table", { class: "grid", id: "trial-table" }, thead, tbody)));
+    h("div", { class: "scroll" }, h("table", { class: "grid", id: "trial-table" }, thead, tbody)),
+    h("div", { class: "toolbar pager" }, prev, pageLabel, next));
 
   function columns() {
     const t = data.trials;
@@ -435,14 +345,21 @@ function trialTable(root, ns, expName) {
     return { cols, idx };
   }
 
-  function render() {
-    const { cols, idx } = rows();
+  function renderHead(cols) {
     thead.replaceChildren(
-      h("tr", {}, cols.map((c, k) => h("th", { class: "sortable", "data-col": c.name, onclick: () => { sortDir = sortKey === k ? -sortDir : 1; sortKey = k; render(); } },
+      h("tr", {}, cols.map((c, k) => h("th", { class: "sortable", "data-col": c.name, onclick: () => { sortDir = sortKey === k ? -sortDir : 1; sortKey = k; pageNo = 0; render(); } },
         c.name, sortKey === k ? (sortDir > 0 ? " ▲" : " ▼") : ""))),
       h("tr", { class: "range" }, cols.map((c, k) => h("th", {}, c.num && k > 0 ? rangeInputs(k, c.name) : ""))));
+  }
+
+  function render() {
+    const { cols, idx } = rows();
+    renderHead(cols);
+    const pages = Math.max(1, Math.ceil(idx.length / TABLE_PAGE));
+    pageNo = Math.min(Math.max(0, pageNo), pages - 1);
+    const shown = idx.slice(pageNo * TABLE_PAGE, (pageNo + 1) * TABLE_PAGE);
     const t = data.trials;
-    const html = idx.map((i) => "<tr>" + cols.map((c, k) => {
+    tbody.innerHTML = shown.map((i) => "<tr>" + cols.map((c, k) => {
       const v = c.get(i);
       if (k === 1) {
         const link = `<a href="${esc(trialUrl(ns, v))}">${esc(v)}</a>`;
@@ -451,8 +368,11 @@ function trialTable(root, ns, expName) {
       if (k === 2) return `<td><span class="badge" style="background:${STATUS_COLOURS[v] || "#57606a"}">${esc(v)}</span></td>`;
       return `<td class="${c.num ? "num" : ""}">${esc(fmt(v))}</td>`;
     }).join("") + "</tr>").join("");
-    tbody.innerHTML = html;
     count.textContent = `${idx.length} of ${t.names.length} trials`;
+    pageLabel.textContent = pages > 1 ? `rows ${pageNo * TABLE_PAGE + 1}–${pageNo * TABLE_PAGE + shown.length} of ${idx.length}` : "";
+    prev.hidden = next.hidden = pages <= 1;
+    prev.disabled = pageNo === 0;
+    next.disabled = pageNo >= pages - 1;
   }
 
   function rangeInputs(k, name) {
@@ -460,6 +380,7 @@ function trialTable(root, ns, expName) {
     const change = () => {
       const a = loIn.value === "" ? null : Number(loIn.value), b = hiIn.value === "" ? null : Number(hiIn.value);
       if (a === null && b === null) delete ranges[k]; else ranges[k] = [a, b];
+      pageNo = 0;
       render();
     };
     const loIn = h("input", { type: "number", step: "any", placeholder: "min", value: lo ?? "", "aria-label": `${name} min`, onchange: change });
@@ -477,7 +398,7 @@ function trialTable(root, ns, expName) {
       data = d;
       const present = [...new Set(d.trials.status)].sort();
       statusBox.replaceChildren("Status: ", ...present.map((s) => h("label", { class: "chk" },
-        h("input", { type: "checkbox", checked: !hidden.has(s), "data-status": s, onchange: (e) => { e.target.checked ? hidden.delete(s) : hidden.add(s); render(); } }), ` ${s}`)));
+        h("input", { type: "checkbox", checked: !hidden.has(s), "data-status": s, onchange: (e) => { e.target.checked ? hidden.delete(s) : hidden.add(s); pageNo = 0; render(); } }), ` ${s}`)));
       render();
     },
   };
@@ -652,7 +573,7 @@ function servicesPage() {
   every(3000, async () => {
     const r = await api("/ui/api/services");
     algos.replaceChildren(r.algorithms.length ? table(["Experiment", "Namespace", "Algorithm", "Address", "State", "Up since", "Restarts", "GetSuggestions", "Mean latency (ms)"],
-      r.algorithms.map((s) => [h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
+      r.algorithms.map((s) => [s.shared ? "every experiment (shared)" : h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
         s.address + (s.earlyStoppingAddress ? ` (+ early stopping ${s.earlyStoppingAddress})` : ""),
         s.alive ? "running" : "stopped", s.upSince ? new Date(s.upSince * 1000).toISOString().replace(".000", "") : "—",
         fmt(s.restarts), s.getSuggestions ?? (s.metricsError ? "—" : "n/a"), s.meanLatencyMs ?? "—"]), { id: "algorithm-table" })

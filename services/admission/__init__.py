@@ -1,0 +1,1 @@
+"""Sextant's defaulting and validation of Experiments as Kubernetes admission webhooks."""

@@ -1,0 +1,159 @@
+"""The Kubernetes-API store under failures a healthy API server does not produce on demand,
+scripted on a kmock server with the real ``kubernetes`` client: 409 storms, 429 and 5xx with
+retry, 410 Gone in the middle of a watch (the informer lists again), a watch the server ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import kmock
+import pytest
+from kubernetes import client
+
+from sextant.resources.models import ObjectMeta, Trial
+from sextant.store.informer import Informer
+from sextant.store.interface import Conflict, EventType, Expired, Unavailable
+from sextant.store.kubernetes import KubernetesResourceStore
+from tests.integration.kmock_server import kmock_raw
+
+NS = "faults"
+TRIALS = f"/apis/kubeflow.org/v1beta1/namespaces/{NS}/trials"
+
+
+def trial_object(name: str, version: int, **status: Any) -> dict[str, Any]:
+    return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial",
+            "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "resourceVersion": str(version),
+                         "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {}, "status": status}
+
+
+def status(code: int, reason: str, message: str = "") -> dict[str, Any]:
+    return {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason,
+            "message": message or reason}
+
+
+def line(event_type: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[kmock.RawHandler, KubernetesResourceStore]]:
+    with kmock_raw() as (handler, url):
+        configuration = client.Configuration()
+        configuration.host = url
+        store = KubernetesResourceStore(client.ApiClient(configuration), retry_seconds=3, write_attempts=5)
+        try:
+            yield handler, store
+        finally:
+            store.close()
+
+
+def test_a_blind_status_write_outlasts_a_409_storm(server) -> None:
+    handler, store = server
+    reads = iter(range(5, 100))
+    handler[f"get {TRIALS}/t"] << (lambda: trial_object("t", next(reads)))
+    handler[f"put {TRIALS}/t/status"][:3] << 409 << status(409, "Conflict", "the object has been modified")
+    handler[f"put {TRIALS}/t/status"] << (lambda req: {**req.data, "metadata": {
+        **req.data["metadata"], "resourceVersion": "50"}})
+    blind = Trial(metadata=ObjectMeta(name="t", namespace=NS))
+    blind.status.start_time = "2026-01-02T00:00:00Z"
+    written = store.update_status(blind)
+    assert written.status.start_time == "2026-01-02T00:00:00Z" and written.metadata.resource_version == "50"
+    puts = list(handler[f"put {TRIALS}/t/status"])
+    assert len(puts) == 4
+    # Each attempt re-read the object and wrote against the version it read.
+    assert [p.data["metadata"]["resourceVersion"] for p in puts] == ["5", "6", "7", "8"]
+
+
+def test_a_storm_longer_than_the_attempts_and_a_pinned_write_are_conflict(server) -> None:
+    handler, store = server
+    handler[f"get {TRIALS}/t"] << trial_object("t", 5)
+    handler[f"put {TRIALS}/t/status"] << 409 << status(409, "Conflict")
+    blind = Trial(metadata=ObjectMeta(name="t", namespace=NS))
+    blind.status.start_time = "2026-01-02T00:00:00Z"
+    with pytest.raises(Conflict, match="5 writes in a row"):
+        store.update_status(blind)
+    assert len(handler[f"put {TRIALS}/t/status"]) == 5
+    pinned = blind.model_copy(deep=True)
+    pinned.metadata.resource_version = "5"
+    with pytest.raises(Conflict):
+        store.update_status(pinned)
+    assert len(handler[f"put {TRIALS}/t/status"]) == 6  # one try: the caller's version lost
+
+
+def test_429_and_5xx_are_retried_honouring_retry_after(server) -> None:
+    handler, store = server
+    handler[f"get {TRIALS}/t"][:1] << 429 << {"Retry-After": "1"} << status(429, "TooManyRequests")
+    handler[f"get {TRIALS}/t"][:2] << 503 << status(503, "ServiceUnavailable")
+    handler[f"get {TRIALS}/t"] << trial_object("t", 7)
+    started = time.monotonic()
+    got = store.get("Trial", NS, "t")
+    assert got.metadata.resource_version == "7"
+    assert len(handler[f"get {TRIALS}/t"]) == 3
+    assert time.monotonic() - started >= 1.0  # the server's Retry-After was waited out
+
+
+def test_a_server_that_stays_down_is_unavailable_after_the_retry_budget(server) -> None:
+    handler, store = server
+    handler[f"get {TRIALS}/t"] << 500 << status(500, "InternalError")
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="500"):
+        store.get("Trial", NS, "t")
+    assert 2.5 < time.monotonic() - started < 10 and len(handler[f"get {TRIALS}/t"]) >= 3
+
+
+def test_410_in_mid_watch_is_expired_and_the_informer_lists_again(server) -> None:
+    handler, store = server
+    watches = handler[f"get {TRIALS}"][kmock.params(watch="true")]
+    # The first two watches (this test's own, then the informer's) get 410 after one event.
+    watches[:2] << (line("ADDED", trial_object("t2", 6)), lambda: asyncio.sleep(0.2),
+                    line("ERROR", status(410, "Expired", "too old resource version: 5 (9)")))
+    watches << (line("BOOKMARK", {"kind": "Trial", "metadata": {"resourceVersion": "9"}}), lambda: asyncio.sleep(30))
+    answers = iter([
+        {"kind": "TrialList", "metadata": {"resourceVersion": "5"}, "items": [trial_object("t1", 4)]},
+        {"kind": "TrialList", "metadata": {"resourceVersion": "9"},
+         "items": [trial_object("t2", 6), trial_object("t3", 8)]}])
+    handler[f"get {TRIALS}"] << (lambda: next(answers))
+
+    stream = store.watch("Trial", NS, since=5)
+    first = next(stream)
+    assert first.type == EventType.ADDED and first.resource.metadata.name == "t2"
+    with pytest.raises(Expired, match="too old"):
+        next(stream)
+    stream.cancel()
+
+    seen: list[tuple[str, str]] = []
+    informer = Informer(store, "Trial", NS, resync_seconds=0, idle_seconds=0)
+    informer.add_handler(lambda kind, trial: seen.append((str(kind), trial.metadata.name)))
+    informer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while informer.relists < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert informer.relists == 2
+        assert sorted(t.metadata.name for t in informer.list()) == ["t2", "t3"]
+        assert ("DELETED", "t1") in seen and ("ADDED", "t3") in seen
+        # The second watch starts at the version the second list was read at.
+        deadline = time.monotonic() + 10
+        while len(watches) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [w.params["resourceVersion"] for w in list(watches)][:3] == ["5", "5", "9"]
+    finally:
+        informer.stop()
+
+
+def test_a_watch_the_server_ends_is_reopened_from_the_last_version(server) -> None:
+    handler, store = server
+    watches = handler[f"get {TRIALS}"][kmock.params(watch="true")]
+    watches[:1] << line("ADDED", trial_object("a", 11))  # then the server closes the stream
+    watches << (line("MODIFIED", trial_object("a", 12)), lambda: asyncio.sleep(30))
+    stream = store.watch("Trial", NS, since=10)
+    try:
+        assert [next(stream).resource_version for _ in range(2)] == [11, 12]
+    finally:
+        stream.cancel()
+    assert [w.params["resourceVersion"] for w in list(watches)] == ["10", "11"]

@@ -1,0 +1,115 @@
+"""deploy/kubernetes/katib-dropin: the overlay that replaces Katib's controller. Every manifest
+it produces validates against the Kubernetes schema; the RBAC is exactly what the Kubernetes
+store and the webhook's certificate code call; it points at Katib's CRDs, Service and Secret by
+the names Katib's release uses."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jsonpatch
+import kubernetes_validate
+import pytest
+import yaml
+
+from services.admission.__main__ import POD_WEBHOOK_CALLS
+from services.admission.__main__ import build_parser as webhook_parser
+from services.admission.certs import API_CALLS as WEBHOOK_CALLS
+from sextant.controller_main import add_controller_arguments
+from sextant.store.kubernetes import API_CALLS as STORE_CALLS
+from sextant.store.kubernetes import KIND_PATHS
+from tests.unit.test_manifests import SCHEMA_VERSION, assemble, by_kind
+
+OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "katib-dropin"
+CONTROLLERS = ("sextant-experiment-controller", "sextant-suggestion-controller", "sextant-trial-controller")
+REMOTE = re.compile(r"^https://github\.com/kubeflow/katib/manifests/v1beta1/components/crd\?ref=v\d+\.\d+\.\d+$")
+
+
+def kustomization() -> dict:
+    return yaml.safe_load((OVERLAY / "kustomization.yaml").read_text())
+
+
+def overlay() -> list[dict]:
+    """What the overlay builds, without Katib's CRDs (fetched from Katib's release)."""
+    kz = kustomization()
+    assert set(kz) <= {"apiVersion", "kind", "resources", "patches"}, "the assembler below knows only these"
+    docs: list[dict] = []
+    for resource in kz["resources"]:
+        if resource == "..":
+            docs += assemble()
+        elif not REMOTE.match(resource):
+            docs += [d for d in yaml.safe_load_all((OVERLAY / resource).read_text()) if d]
+    for patch in kz["patches"]:
+        target = patch["target"]
+        (doc,) = [d for d in docs if d["kind"] == target["kind"] and d["metadata"]["name"] == target["name"]]
+        docs[docs.index(doc)] = jsonpatch.apply_patch(doc, yaml.safe_load(patch["patch"]))
+    return docs
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict]:
+    return overlay()
+
+
+def test_every_manifest_validates_against_the_kubernetes_schema(manifests) -> None:
+    for doc in manifests:
+        kubernetes_validate.validate(doc, SCHEMA_VERSION, strict=True)
+
+
+def test_katibs_crds_come_from_a_katib_release_and_match_what_the_store_calls() -> None:
+    remote = [r for r in kustomization()["resources"] if r.startswith("https://")]
+    assert len(remote) == 1 and REMOTE.match(remote[0])
+    # Katib's CRDs: experiments/suggestions/trials.kubeflow.org, served as v1beta1.
+    assert {(p.group, p.version, p.plural) for k, p in KIND_PATHS.items() if k != "Event"} == {
+        ("kubeflow.org", "v1beta1", "experiments"), ("kubeflow.org", "v1beta1", "suggestions"),
+        ("kubeflow.org", "v1beta1", "trials")}
+
+
+def _grants(role: dict) -> set[tuple[str, str, str]]:
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_the_controllers_may_make_exactly_the_stores_calls(manifests) -> None:
+    role = by_kind(manifests, "ClusterRole")["sextant-katib-store"]
+    assert _grants(role) == set(STORE_CALLS)
+    binding = by_kind(manifests, "ClusterRoleBinding")["sextant-katib-store"]
+    assert binding["roleRef"]["name"] == "sextant-katib-store"
+    assert sorted(s["name"] for s in binding["subjects"]) == list(CONTROLLERS)
+
+
+def test_the_controllers_run_on_the_kubernetes_store_with_an_api_token(manifests) -> None:
+    import argparse
+
+    deployments, accounts = by_kind(manifests, "Deployment"), by_kind(manifests, "ServiceAccount")
+    for name in CONTROLLERS:
+        pod = deployments[name]["spec"]["template"]["spec"]
+        parser = argparse.ArgumentParser()
+        add_controller_arguments(parser)
+        parsed, _ = parser.parse_known_args(pod["containers"][0]["args"][1:])
+        assert parsed.store == "kubernetes", name
+        assert pod["automountServiceAccountToken"] is True
+        assert accounts[name].get("automountServiceAccountToken", True) is True
+
+
+def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_calls(manifests) -> None:
+    webhook = by_kind(manifests, "Deployment")["sextant-webhook"]
+    assert webhook["metadata"]["namespace"] == "kubeflow"
+    pod = webhook["spec"]["template"]
+    # Katib's katib-controller Service selects this label and sends 443 to 8443.
+    assert pod["metadata"]["labels"]["katib.kubeflow.org/component"] == "controller"
+    (container,) = pod["spec"]["containers"]
+    args = webhook_parser().parse_args(container["args"][1:])
+    assert (args.namespace, args.service, args.secret, args.port) == (
+        "kubeflow", "katib-controller", "katib-webhook-cert", 8443)
+    assert container["ports"] == [{"name": "webhook", "containerPort": 8443}]
+    role = by_kind(manifests, "Role")["sextant-webhook"]
+    cluster_role = by_kind(manifests, "ClusterRole")["sextant-webhook"]
+    assert _grants(role) | _grants(cluster_role) == set(WEBHOOK_CALLS.values()) | set(POD_WEBHOOK_CALLS)
+    assert all(rule.get("resourceNames") == ["katib.kubeflow.org"] for rule in cluster_role["rules"]
+               if "kubeflow.org" not in rule["apiGroups"])
+    assert args.collector_image and args.db_manager == "sextant-db-manager.sextant:6789"
+    named = [rule for rule in role["rules"] if "resourceNames" in rule]
+    assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)
+    assert [rule["verbs"] for rule in role["rules"] if "resourceNames" not in rule] == [["create"]]
