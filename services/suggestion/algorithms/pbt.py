@@ -82,7 +82,7 @@ def validation_errors(settings: dict[str, str]) -> list[str]:
                 errors.append("random_state should be great or equal than zero")
         except ValueError:
             errors.append(f"failed to validate random_state({settings['random_state']}): must be an integer")
-    return errors
+    return errors[:1]  # Katib's service answers the first problem only
 
 
 def _in_unit_interval(text: str) -> bool:
