@@ -86,7 +86,14 @@ class _Entry(BaseModel):
 
 
 class AlgorithmEntry(_Entry):
-    """A suggestion service (``runtime.suggestions`` entry)."""
+    """A suggestion service (``runtime.suggestions`` entry).
+
+    ``multiObjective: true`` marks a service that optimises the extra objectives an experiment
+    declares (``sextant.objectives``): only such services are sent the declaration as an
+    algorithm setting, so Katib's own services, which reject unknown settings, never see it.
+    """
+
+    multi_objective: bool = False
 
 
 class EarlyStoppingEntry(_Entry):

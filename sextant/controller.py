@@ -322,8 +322,10 @@ class Controller:
 
     # -- wiring -----------------------------------------------------------------------------
     def watch(self, informer: EventSource, mapper: Mapper | None = None, *,
-              primary: bool | None = None) -> None:
-        """Enqueues the mapped keys for every event of ``informer``.
+              primary: bool | None = None,
+              skip: Callable[[EventType, Resource], bool] | None = None) -> None:
+        """Enqueues the mapped keys for every event of ``informer`` that ``skip`` (if given)
+        does not pick, e.g. this controller's own write coming back (``CachedReader.is_own_write``).
 
         The first informer watched without a mapper is the *primary* one: its items are what
         a resync enqueues.
@@ -333,8 +335,10 @@ class Controller:
             self._primary = informer
         self._sources.append((informer, mapper))
 
-        def handler(_event_type: EventType, resource: Resource) -> None:
+        def handler(event_type: EventType, resource: Resource) -> None:
             try:
+                if skip is not None and skip(event_type, resource):
+                    return
                 keys = list(mapper(resource))
             except Exception:  # a mapper bug must not kill the informer thread
                 log.exception("event mapper failed", extra={"controller": self.name})

@@ -28,13 +28,7 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--token-file", default=env("token_file"),
                    help="bearer token file for the DB manager (SEXTANT_TOKEN sets the token directly)")
     g.add_argument("--tls-ca", default=env("tls_ca"), help="CA certificate: talk TLS to the DB manager")
-    g.add_argument("--store", choices=STORES, default=env("store", "grpc"),
-                   help="where Experiments, Trials and Suggestions live: grpc (the DB manager, default) or "
-                        "kubernetes (Katib's custom resources through a Kubernetes API server)")
-    g.add_argument("--kubeconfig", default=env("kubeconfig"),
-                   help="--store kubernetes: kube-config file (default: in a pod its service account, else "
-                        "<data-dir>/kubeconfig if the local stack wrote one, else ~/.kube/config)")
-    g.add_argument("--kube-context", default=env("kube_context"), help="--store kubernetes: kube-config context")
+    add_store_arguments(g)
     g.add_argument("--namespace", default=env("namespace", ""), help="only this namespace (default all)")
     g.add_argument("--workers", type=int, default=int(env("workers", "4") or 4), help="reconcile threads")
     g.add_argument("--resync-seconds", type=float, default=float(env("resync_seconds", "30") or 30),
@@ -47,15 +41,42 @@ def add_controller_arguments(parser: argparse.ArgumentParser) -> None:
                    help="address the /metrics endpoint binds (default 127.0.0.1)")
 
 
+def add_store_arguments(g: argparse._ActionsContainer) -> None:
+    """``--store``/``--kubeconfig``/``--kube-context``: the controllers' flags, shared with the
+    early-stopping service (it writes the EarlyStopped condition where the Trials live)."""
+    g.add_argument("--store", choices=STORES, default=env("store", "grpc"),
+                   help="where Experiments, Trials and Suggestions live: grpc (the DB manager, default) or "
+                        "kubernetes (Katib's custom resources through a Kubernetes API server)")
+    g.add_argument("--kubeconfig", default=env("kubeconfig"),
+                   help="--store kubernetes: kube-config file (default: in a pod its service account, else "
+                        "<data-dir>/kubeconfig if the local stack wrote one, else ~/.kube/config)")
+    g.add_argument("--kube-context", default=env("kube_context"), help="--store kubernetes: kube-config context")
+
+
+def store_environment(ns: argparse.Namespace) -> dict[str, str]:
+    """The store flags as SEXTANT_* variables, for processes this one starts (the local
+    runtime's early-stopping services read them)."""
+    out = {"SEXTANT_STORE": ns.store}
+    if ns.kubeconfig:
+        out["SEXTANT_KUBECONFIG"] = ns.kubeconfig
+    if ns.kube_context:
+        out["SEXTANT_KUBE_CONTEXT"] = ns.kube_context
+    return out
+
+
+def open_kubernetes_store(ns: argparse.Namespace) -> KubernetesResourceStore:
+    from sextant.store.kubernetes import KubernetesResourceStore  # the client loads only when used
+
+    return KubernetesResourceStore.from_config(kubeconfig_for(ns), ns.kube_context)
+
+
 def open_store(ns: argparse.Namespace) -> GrpcResourceStore | KubernetesResourceStore:
     setup_logging(ns.log_level)
     token = read_token(None, ns.token_file)
     settings = {k: v for k, v in vars(ns).items() if k not in ("token_file",)}
     log.info("starting", extra={"settings": settings, "token": "***" if token else None})
     if ns.store == "kubernetes":
-        from sextant.store.kubernetes import KubernetesResourceStore  # the client loads only when used
-
-        return KubernetesResourceStore.from_config(kubeconfig_for(ns), ns.kube_context)
+        return open_kubernetes_store(ns)
     return GrpcResourceStore(ns.db_manager, token=token, tls_ca=ns.tls_ca)
 
 

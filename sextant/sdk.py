@@ -217,6 +217,12 @@ class SextantClient:
         optimal = self.get_experiment(name, namespace).status.current_optimal_trial
         return optimal if optimal is not None and optimal.best_trial_name else None
 
+    def pareto_front(self, name: str, namespace: str | None = None) -> list[OptimalTrial] | None:
+        """``status.paretoOptimalTrials`` of an experiment that declares extra objectives
+        (``sextant.io/objectives``): the trials no other trial beats on every objective, best
+        first on the primary objective. None for a single-objective experiment."""
+        return self.get_experiment(name, namespace).status.pareto_optimal_trials
+
     # -- trials and suggestions ---------------------------------------------------------------
     def list_trials(self, experiment_name: str | None = None, namespace: str | None = None) -> list[Trial]:
         labels = {EXPERIMENT_LABEL: experiment_name} if experiment_name else None
@@ -464,8 +470,9 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
 
         program = standalone_program(objective_source(objective), objective.__name__, types=types, fixed=fixed,
                                      metric=objective_metric_name, packages=packages, index_url=pip_index_url)
+        # python3: the name every image with Python has (Debian's and distroless ones lack `python`)
         container: dict[str, Any] = {"name": PRIMARY_CONTAINER, "image": base_image,
-                                     "command": ["python", "-u", "-c", program, *arguments], "env": env}
+                                     "command": ["python3", "-u", "-c", program, *arguments], "env": env}
     else:
         directory = Path(data_dir) / "tune" / namespace / name
         spec_file = directory / "trial.json"
@@ -476,8 +483,10 @@ def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str
         if "path" in location:
             env.append({"name": "PYTHONPATH", "value": os.pathsep.join(
                 p for p in (location["path"], os.environ.get("PYTHONPATH", "")) if p)})
+        # No image: the trial runs this machine's Python (the function and its modules are here),
+        # also on a stack whose runtime would run a trial that names an image in a container.
         container = {
-            "name": PRIMARY_CONTAINER, "image": "python",  # recorded only: local trials run this interpreter
+            "name": PRIMARY_CONTAINER,
             "command": ["python", "-m", "sextant.tune_runner", "--spec", str(spec_file), *arguments], "env": env,
         }
     if resources:

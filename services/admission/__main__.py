@@ -15,16 +15,19 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from aiohttp import web
 
 from services.admission.app import build_app
-from services.admission.review import TrialLookup
+from services.admission.review import NamespaceLabels, TrialLookup
 from services.api_server.__main__ import ssl_context
 from sextant.config import env
 from sextant.logging_setup import setup_logging
 from sextant.resources.models import Trial
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
 
 log = logging.getLogger("sextant.admission")
 
@@ -53,7 +56,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # What ``trial_lookup`` calls (the webhook's RBAC has it besides certs.API_CALLS).
-POD_WEBHOOK_CALLS = (("kubeflow.org", "trials", "get"),)
+POD_WEBHOOK_CALLS = (("kubeflow.org", "trials", "get"), ("", "namespaces", "get"))
+
+
+def namespace_labels(api: ApiClient) -> NamespaceLabels:
+    """A namespace's labels from the cluster (the validating webhook's injection-label check)."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+
+    def labels(namespace: str) -> dict[str, str]:
+        meta = core.read_namespace(namespace, _request_timeout=5).metadata
+        return dict(meta.labels or {}) if meta is not None else {}
+
+    return labels
 
 
 def trial_lookup(kubeconfig: str | None) -> TrialLookup:
@@ -85,15 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         files = ensure_serving_certificate(api_client_from_config(args.kubeconfig),
                                            WebhookIdentity(args.namespace, args.service, args.secret), directory)
         cert, key = files.cert, files.key
-    pods = None
-    if args.collector_image:
+    pods, labels = None, None
+    if args.collector_image:  # trials collect with the sidecar: their namespaces need the label
+        from sextant.runtime.kubernetes import api_client_from_config
+
+        labels = namespace_labels(api_client_from_config(args.kubeconfig))
         from sextant.runtime.kubernetes_sidecar import SidecarSettings
 
         pods = (trial_lookup(args.kubeconfig),
                 SidecarSettings(args.collector_image, args.db_manager, token_secret=args.token_secret))
     log.info("starting", extra={"host": args.host, "port": args.port, "cert": str(cert),
                                 "collector_image": args.collector_image})
-    web.run_app(build_app(pods=pods), host=args.host, port=args.port, ssl_context=ssl_context(str(cert), str(key)),
+    web.run_app(build_app(pods=pods, namespace_labels=labels), host=args.host, port=args.port, ssl_context=ssl_context(str(cert), str(key)),
                 print=None, access_log=None, shutdown_timeout=5)
     return 0
 

@@ -41,13 +41,17 @@ async def _healthy(_request: web.Request) -> web.Response:
 
 
 def build_app(registry: Registry | None = None,
-              pods: tuple[review.TrialLookup, SidecarSettings] | None = None) -> web.Application:
+              pods: tuple[review.TrialLookup, SidecarSettings] | None = None,
+              namespace_labels: review.NamespaceLabels | None = None) -> web.Application:
     """``pods``: how to find a pod's Trial and what sidecar to add; without it ``/mutate-pod``
-    lets every pod through unchanged (trials then need the wrapped-command mode)."""
+    lets every pod through unchanged (trials then need the wrapped-command mode).
+    ``namespace_labels``: a namespace's labels; with it ``/validate-experiment`` refuses
+    experiments in namespaces without the collector-injection label."""
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app[REGISTRY] = registry or Registry.load()
     app.router.add_post("/mutate-experiment", _handler(review.mutate))
-    app.router.add_post("/validate-experiment", _handler(review.validate))
+    app.router.add_post("/validate-experiment", _handler(
+        lambda body, registry: review.validate(body, registry, namespace_labels)))
     if pods is not None:
         lookup, settings = pods
         app.router.add_post("/mutate-pod", _handler(lambda body, _registry: review.mutate_pod(body, lookup, settings)))

@@ -69,10 +69,23 @@ def mutate(review: Doc, registry: Registry | None = None) -> Doc:
                             "patch": base64.b64encode(jsonpatch.JsonPatch(patch).to_string().encode()).decode()})
 
 
-def validate(review: Doc, registry: Registry | None = None) -> Doc:
+# The namespace label that turns the collector sidecar on for a namespace's pods (Katib's).
+INJECTION_LABEL, INJECTION_ENABLED = "katib.kubeflow.org/metrics-collector-injection", "enabled"
+NamespaceLabels = Callable[[str], dict[str, str]]
+
+
+def validate(review: Doc, registry: Registry | None = None,
+             namespace_labels: NamespaceLabels | None = None) -> Doc:
+    """``namespace_labels`` (given when trials collect with the sidecar): an experiment in a
+    namespace without the injection label is refused, as Katib refuses it, since its trials'
+    pods would get no collector and end without metrics."""
     request = review.get("request") or {}
     if request.get("operation") == "DELETE":
         return _answer(review, {"allowed": True})
+    if namespace_labels is not None:
+        refused = _uninjected_namespace(request, namespace_labels)
+        if refused is not None:
+            return _answer(review, {"allowed": False, "status": refused})
     try:
         _admitted(request, registry)
     except Invalid as err:
@@ -83,6 +96,22 @@ def validate(review: Doc, registry: Registry | None = None) -> Doc:
             "details": {"name": name, "group": "kubeflow.org", "kind": "experiments",
                         "causes": [_cause(e) for e in err.errors]}}})
     return _answer(review, {"allowed": True})
+
+
+def _uninjected_namespace(request: Doc, namespace_labels: NamespaceLabels) -> Doc | None:
+    """Katib's answer (400, its message) when the namespace lacks the injection label; a 500
+    when the namespace cannot be read (the API server then applies the failure policy)."""
+    namespace = request.get("namespace") or ""
+    try:
+        labels = namespace_labels(namespace)
+    except Exception as err:  # noqa: BLE001 - any lookup failure is the webhook's own error
+        return {"status": "Failure", "code": 500, "message": f"cannot read namespace {namespace!r}: {err}"}
+    if labels.get(INJECTION_LABEL) == INJECTION_ENABLED:
+        return None
+    name = ((request.get("object") or {}).get("metadata") or {}).get("name", "")
+    return {"status": "Failure", "code": 400,
+            "message": f'Cannot create the Experiment "{name}" in namespace "{namespace}": the namespace '
+                       f'lacks label "{INJECTION_LABEL}: {INJECTION_ENABLED}"'}
 
 
 def _cause(error: str) -> Doc:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sextant import timestamps
-from sextant.cli.render import metric_value
+from sextant.cli.render import metric_value, number
 
 Doc = dict[str, Any]
 Column = tuple[str, str, int, str, Callable[[Doc], Any]]  # name, type, priority, description, cell
@@ -38,18 +38,31 @@ def _best(doc: Doc) -> str:
     name = objective.get("objectiveMetricName", "")
     optimal = _status(doc).get("currentOptimalTrial") or {}
     value = metric_value(optimal.get("observation"), name, objective.get("type", ""))
-    return "" if not name or value in ("", "unavailable") else f"{name}={value}"
+    return "" if not name or value in ("", "unavailable") else f"{name}={number(value)}"
 
 
 def _trial_objective(doc: Doc) -> str:
     objective = _spec(doc).get("objective") or {}
     name = objective.get("objectiveMetricName", "")
     value = metric_value(_status(doc).get("observation"), name, objective.get("type", ""))
-    return "" if not name or value in ("", "unavailable") else f"{name}={value}"
+    return "" if not name or value in ("", "unavailable") else f"{name}={number(value)}"
 
 
 def _assignments(doc: Doc) -> str:
     return ",".join(f"{a.get('name')}={a.get('value')}" for a in _spec(doc).get("parameterAssignments") or [])
+
+
+PARETO_NAMES_SHOWN = 5
+
+
+def _pareto(doc: Doc) -> str:
+    """A multi-objective experiment's Pareto-optimal trials: how many, and the first names."""
+    front = _status(doc).get("paretoOptimalTrials")
+    if front is None:
+        return ""
+    names = [m.get("bestTrialName", "") for m in front]
+    shown = ",".join(names[:PARETO_NAMES_SHOWN]) + (",..." if len(names) > PARETO_NAMES_SHOWN else "")
+    return f"{len(names)}: {shown}" if names else "0"
 
 
 def _trials(doc: Doc) -> str:
@@ -67,7 +80,8 @@ COLUMNS: dict[str, list[Column]] = {
                    ("Algorithm", "string", 1, "The search algorithm",
                     lambda d: (_spec(d).get("algorithm") or {}).get("algorithmName", "")),
                    ("Trials", "string", 1, "Trials succeeded/running/failed of the maximum", _trials),
-                   ("Best", "string", 1, "The best objective value so far", _best)],
+                   ("Best", "string", 1, "The best objective value so far", _best),
+                   ("Pareto", "string", 1, "Pareto-optimal trials of a multi-objective experiment", _pareto)],
     "Trial": [_TYPE, _STATUS, _AGE,
               ("Parameters", "string", 1, "The parameter assignments", _assignments),
               ("Objective", "string", 1, "The objective metric's value", _trial_objective)],

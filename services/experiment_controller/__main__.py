@@ -31,9 +31,10 @@ def build_controller(store: ResourceStore, *, namespace: str = "", workers: int 
                                       status_interval=status_interval)
     controller = Controller("experiment-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds)
-    controller.watch(experiments)
+    # Our own writes coming back as events wake no pass: the pass that wrote saw that state.
+    controller.watch(experiments, primary=True, skip=reconciler.experiments.is_own_write)
     controller.watch(trials, owner_or_label_mapper("Experiment", EXPERIMENT_LABEL))
-    controller.watch(suggestions, owner_mapper("Experiment"))
+    controller.watch(suggestions, owner_mapper("Experiment"), skip=reconciler.suggestions.is_own_write)
     controller_metrics.export_experiments(experiments)
     return controller
 

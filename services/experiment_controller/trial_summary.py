@@ -16,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 
 from sextant.katib import experiment_status as es
+from sextant.katib import pareto
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import has_condition
 from sextant.observation_values import objective_value
@@ -49,6 +50,7 @@ class TrialSummary:
     total: int = 0
     optimal: OptimalTrial | None = None
     best_value: float | None = None  # the running best (None: no numeric objective value yet)
+    pareto: list[OptimalTrial] | None = None  # None: a single-objective experiment
 
     def count(self, state: str) -> int:
         return len(self.lists[state])
@@ -115,6 +117,7 @@ def summarize(experiment: Experiment, trials: list[Trial]) -> TrialSummary:
         summary.lists[_state_of_version(trial)].append(trial.metadata.name)
     best_trial, best = find_optimal(experiment, trials, in_order=True)
     summary.best_value = best
+    summary.pareto = pareto.pareto_optimal_trials(experiment, trials)
     if best_trial is not None:
         summary.optimal = OptimalTrial(
             best_trial_name=best_trial.metadata.name,
@@ -144,6 +147,7 @@ def apply_summary(experiment: Experiment, summary: TrialSummary) -> None:
     st.metrics_unavailable_trial_list = summary.lists[METRICS_UNAVAILABLE]
     if summary.optimal is not None:  # Katib leaves the previous value when nothing qualifies
         st.current_optimal_trial = summary.optimal
+    st.pareto_optimal_trials = summary.pareto
 
 
 def goal_reached(experiment: Experiment, best: float | None) -> bool:

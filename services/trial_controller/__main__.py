@@ -35,7 +35,7 @@ def runtime_options(ns: argparse.Namespace, token: str | None) -> dict[str, Any]
                 "stop_grace": ns.stop_grace}
     # On Katib's custom resources the Trial owns its Job, as Katib sets it (and the cluster's
     # garbage collector deletes the Job with the Trial).
-    return {"owner_references": ns.store == "kubernetes"}
+    return {"owner_references": ns.store == "kubernetes", "collector_sidecar": ns.metrics_collector == "sidecar"}
 
 
 def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel: grpc.Channel, *,
@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Sextant trial controller")
     add_controller_arguments(parser)
     parser.add_argument("--runtime", choices=RUNTIME_KINDS, default=env("runtime", "local"))
+    parser.add_argument("--metrics-collector", choices=("wrapped", "sidecar"),
+                        default=env("metrics_collector", "wrapped"),
+                        help="--runtime kubernetes: wrap the primary container's command with the collector "
+                             "(the image contains Sextant), or leave it to the pod webhook's sidecar")
     parser.add_argument("--stop-grace", type=float, default=5.0,
                         help="seconds between SIGTERM and SIGKILL when stopping a trial")
     parser.add_argument("--custom-grace", type=float, default=60.0,

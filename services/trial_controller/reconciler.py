@@ -28,6 +28,7 @@ from typing import Any, cast
 
 import grpc
 
+from services.suggestion.controller.shared_services import SHARED_NAMESPACE, per_experiment_name, shared_name
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
 from sextant.katib import controller_metrics as metrics
@@ -35,7 +36,7 @@ from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
-from sextant.runtime.base import JobPhase, JobSpec, Runtime, SuggestionVolume
+from sextant.runtime.base import JobPhase, JobSpec, Runtime, ServiceStatus, SuggestionVolume
 from sextant.store.cached_reader import CachedReader, with_status_copy
 from sextant.store.interface import NotFound, ResourceStore
 from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
@@ -137,17 +138,30 @@ class TrialReconciler:
             self._experiments[exp.metadata.uid] = exp
         return exp
 
-    def _early_stopping_address(self, trial: Trial) -> str | None:
-        if not trial.spec.early_stopping_rules:
-            return None
+    def _service(self, trial: Trial) -> tuple[str, str, ServiceStatus] | None:
+        """(namespace, name, status) of the algorithm service answering for the trial's
+        experiment: its own (Katib's ``<experiment>-<algorithm>``) when the runtime holds one,
+        else the stack's shared one (see services/suggestion/controller/shared_services.py)."""
         exp = self._experiment(trial)
         if exp is None or exp.spec.algorithm is None:
             return None
-        service = f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}"
-        try:
-            return self.runtime.service_status(trial.metadata.namespace, service).early_stopping_address
-        except ValueError:
+        algorithm = exp.spec.algorithm.algorithm_name
+        early = exp.spec.early_stopping
+        for namespace, name in ((trial.metadata.namespace, per_experiment_name(exp.metadata.name, algorithm)),
+                                (SHARED_NAMESPACE, shared_name(algorithm, early.algorithm_name if early else None))):
+            try:
+                status = self.runtime.service_status(namespace, name)
+            except ValueError:
+                continue
+            if status.exists or status.address:
+                return namespace, name, status
+        return None
+
+    def _early_stopping_address(self, trial: Trial) -> str | None:
+        if not trial.spec.early_stopping_rules:
             return None
+        service = self._service(trial)
+        return service[2].early_stopping_address if service is not None else None
 
     def _suggestion_volume(self, trial: Trial) -> SuggestionVolume | None:
         """Katib mounts ``<experiment>/<trial>`` of the suggestion's volume at the path of an
@@ -159,8 +173,12 @@ class TrialReconciler:
                      if s.name == SUGGESTION_TRIAL_DIR and s.value), None)
         if path is None:
             return None
-        return SuggestionVolume(service=f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}",
-                                sub_path=f"{exp.metadata.name}/{trial.metadata.name}", mount_path=path)
+        service = self._service(trial)
+        namespace, name = (service[0], service[1]) if service is not None else \
+            (trial.metadata.namespace, f"{exp.metadata.name}-{exp.spec.algorithm.algorithm_name}")
+        return SuggestionVolume(service=name, sub_path=f"{exp.metadata.name}/{trial.metadata.name}",
+                                mount_path=path,
+                                namespace="" if namespace == trial.metadata.namespace else namespace)
 
     def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
         """The trial's logs by metric, in the DB manager's order (one call for all metrics)."""
@@ -386,7 +404,11 @@ class TrialReconciler:
             trial.status.observation = observation
         trial.status.completion_time = trial.status.completion_time or job.completion_time or now
         changed = True
-        if mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, ts.MSG_METRICS_UNAVAILABLE, now):
+        assert trial.spec.objective is not None  # the collector spec required it to start the job
+        message = ts.metrics_unavailable_message(trial.spec.objective.objective_metric_name, kind,
+                                                 self._output_tail(Key(trial.metadata.namespace,
+                                                                       trial.metadata.name)))
+        if mark_finished(conds, METRICS_UNAVAILABLE, ts.REASON_METRICS_UNAVAILABLE, message, now):
             metrics.TRIAL_METRICS_UNAVAILABLE.labels(trial.metadata.namespace).inc()
         log.info("trial metrics unavailable", extra={"trial": trial.metadata.name})
         return changed

@@ -19,9 +19,10 @@ from aiohttp import web
 
 from services.web_ui import local_files, observations, summary
 from services.web_ui.yaml_lines import locate_errors
+from sextant import objectives
 from sextant.resources.admission import admit_experiment
 from sextant.resources.loading import load_documents
-from sextant.resources.models import EXPERIMENT_LABEL, Experiment
+from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.store.interface import AlreadyExists, Invalid, NotFound, ResourceStore, StoreError, Unavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -111,6 +112,23 @@ async def importance(request: web.Request) -> web.Response:
         return parameter_importance(experiment, summary.trials_table(experiment, trials))
 
     return web.json_response(await _run(compute))
+
+
+async def pareto_front(request: web.Request) -> web.Response:
+    """Every trial's objective values and the Pareto-optimal ones (the Pareto-front plot)."""
+    ns, name = request.match_info["namespace"], request.match_info["name"]
+
+    def collect() -> dict[str, Any]:
+        from services.web_ui.pareto_plot import pareto_data
+
+        store = _store(request)
+        experiment = cast(Experiment, store.get("Experiment", ns, name))
+        if objectives.declared(experiment.metadata.annotations) is None:
+            return pareto_data(experiment, [])  # single objective: no need to read the trials
+        trials, _ = store.list("Trial", ns, {EXPERIMENT_LABEL: name})
+        return pareto_data(experiment, cast("list[Trial]", trials))
+
+    return web.json_response(await _run(collect))
 
 
 async def intermediate(request: web.Request) -> web.Response:
@@ -226,6 +244,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/ui/api/experiments/{namespace}/{name}", g(get_experiment))
     app.router.add_delete("/ui/api/experiments/{namespace}/{name}", g(delete_experiment))
     app.router.add_get("/ui/api/experiments/{namespace}/{name}/importance", g(importance))
+    app.router.add_get("/ui/api/experiments/{namespace}/{name}/pareto", g(pareto_front))
     app.router.add_get("/ui/api/experiments/{namespace}/{name}/intermediate", g(intermediate))
     app.router.add_get("/ui/api/trials/{namespace}/{name}", g(get_trial))
     app.router.add_get("/ui/api/trials/{namespace}/{name}/log", g(trial_log))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, CliError
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
-from sextant.stack import StackPaths, supervisor_running
+from sextant.stack import StackPaths, read_state, supervisor_running
 from sextant.store import interface as store_errors
 
 if TYPE_CHECKING:
@@ -84,6 +84,14 @@ class Context:
 
             self._channel = open_channel(self.address(), token=self.bearer(), tls_ca=self.tls_ca)
         return self._channel
+
+    def stack_runtime(self) -> str | None:
+        """How this machine's stack runs trials (``local``, ``docker``, ``auto``); None for a
+        remote server or a stack that is not running."""
+        if self.server:
+            return None
+        state = read_state(self.paths)
+        return str(state.get("runtime") or "local") if state else None
 
     def local_stack_running(self) -> bool:
         """The address is the local stack's and its supervisor is alive (it restarts a DB

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_OK, BadInput
 from sextant.cli.render import (
-    age,
     assignments,
     failure_lines,
     failure_of,
@@ -16,9 +16,12 @@ from sextant.cli.render import (
     number,
     optimal_trial_lines,
     status_word,
+    table,
 )
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
+from sextant.objectives import ANNOTATION
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
+from sextant.timestamps import age
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -56,72 +59,69 @@ def _events(store: GrpcResourceStore, space: str, names: set[str]) -> list[dict[
 
 
 def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], events: list[dict[str, Any]],
-                        console: Console) -> None:
-    from rich.table import Table
-
+                        out: Callable[[str], None] = print) -> None:
+    """kubectl-style plain text: ``Field:`` lines, then titled tables (no colour, no rich: the
+    output is the same on a terminal, in a pipe and in a log)."""
     meta, spec, status = doc["metadata"], doc.get("spec") or {}, doc.get("status") or {}
     objective = spec.get("objective") or {}
     algorithm = spec.get("algorithm") or {}
-    console.print(f"[bold]Name:[/bold]        {meta['name']}")
-    console.print(f"[bold]Namespace:[/bold]   {meta.get('namespace', '')}")
-    console.print(f"[bold]Created:[/bold]     {meta.get('creationTimestamp', '')} ({age(meta.get('creationTimestamp'))} ago)")
-    console.print(f"[bold]Status:[/bold]      {status_word(doc)}")
-    console.print(f"[bold]Objective:[/bold]   {objective.get('type', '')} {objective.get('objectiveMetricName', '')}"
-                  + (f" (goal {objective['goal']})" if objective.get("goal") is not None else ""))
+    out(f"Name:        {meta['name']}")
+    out(f"Namespace:   {meta.get('namespace', '')}")
+    out(f"Created:     {meta.get('creationTimestamp', '')} ({age(meta.get('creationTimestamp'))} ago)")
+    out(f"Status:      {status_word(doc)}")
+    out(f"Objective:   {objective.get('type', '')} {objective.get('objectiveMetricName', '')}"
+        + (f" (goal {objective['goal']})" if objective.get("goal") is not None else ""))
     settings = ", ".join(f"{s['name']}={s.get('value', '')}" for s in algorithm.get("algorithmSettings") or [])
-    console.print(f"[bold]Algorithm:[/bold]   {algorithm.get('algorithmName', '')}" + (f" ({settings})" if settings else ""))
+    out(f"Algorithm:   {algorithm.get('algorithmName', '')}" + (f" ({settings})" if settings else ""))
     if spec.get("earlyStopping"):
-        console.print(f"[bold]Early stop:[/bold]  {spec['earlyStopping'].get('algorithmName', '')}")
-    console.print(f"[bold]Budget:[/bold]      maxTrialCount={spec.get('maxTrialCount', '-')} "
-                  f"parallelTrialCount={spec.get('parallelTrialCount', '-')} "
-                  f"maxFailedTrialCount={spec.get('maxFailedTrialCount', '-')}")
+        out(f"Early stop:  {spec['earlyStopping'].get('algorithmName', '')}")
+    out(f"Budget:      maxTrialCount={spec.get('maxTrialCount', '-')} "
+        f"parallelTrialCount={spec.get('parallelTrialCount', '-')} "
+        f"maxFailedTrialCount={spec.get('maxFailedTrialCount', '-')}")
 
-    params = Table(title="Parameters", title_justify="left", box=None, pad_edge=False)
-    for h in ("NAME", "TYPE", "FEASIBLE SPACE"):
-        params.add_column(h)
+    rows = []
     for p in spec.get("parameters") or []:
         fs = p.get("feasibleSpace") or {}
         space = (", ".join(fs["list"]) if fs.get("list") else
                  f"[{fs.get('min', '')}, {fs.get('max', '')}]" + (f" step {fs['step']}" if fs.get("step") else ""))
         if fs.get("distribution") and fs.get("distribution") != "uniform":
             space += f" {fs['distribution']}"
-        params.add_row(p.get("name", ""), p.get("parameterType", ""), space)
-    console.print()
-    console.print(params)
+        rows.append([p.get("name", ""), p.get("parameterType", ""), space])
+    _section(out, "Parameters", ["NAME", "TYPE", "FEASIBLE SPACE"], rows)
 
-    conds = Table(title="Conditions", title_justify="left", box=None, pad_edge=False)
-    for h in ("TYPE", "STATUS", "REASON", "MESSAGE", "LAST TRANSITION"):
-        conds.add_column(h)
-    for c in status.get("conditions") or []:
-        conds.add_row(c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""),
-                      c.get("lastTransitionTime") or "")
-    console.print()
-    if status.get("conditions"):
-        console.print(conds)
-    else:
-        console.print("[bold]Conditions:[/bold]  <none>")
+    conditions = [[c.get("type", ""), c.get("status", ""), c.get("reason", ""), c.get("message", ""),
+                   c.get("lastTransitionTime") or ""] for c in status.get("conditions") or []]
+    _section(out, "Conditions", ["TYPE", "STATUS", "REASON", "MESSAGE", "LAST TRANSITION"], conditions)
 
-    console.print()
+    out("")
     counts = [("trials", "trials"), ("succeeded", "trialsSucceeded"), ("running", "trialsRunning"),
               ("pending", "trialsPending"), ("failed", "trialsFailed"), ("killed", "trialsKilled"),
               ("early stopped", "trialsEarlyStopped"), ("metrics unavailable", "trialMetricsUnavailable")]
-    console.print("[bold]Trials:[/bold]      " + ", ".join(f"{label} {status.get(key, 0)}" for label, key in counts))
+    out("Trials:      " + ", ".join(f"{label} {status.get(key, 0)}" for label, key in counts))
 
     optimal = status.get("currentOptimalTrial") or {}
-    console.print()
+    out("")
     if optimal.get("bestTrialName"):
-        console.print(f"[bold]Optimal trial:[/bold] {optimal['bestTrialName']}")
+        out(f"Optimal trial: {optimal['bestTrialName']}")
         for line in optimal_trial_lines(optimal):
-            console.print(line)
+            out(line)
     else:
-        console.print("[bold]Optimal trial:[/bold] none yet")
+        out("Optimal trial: none yet")
+    pareto = status.get("paretoOptimalTrials")
+    if pareto is not None:  # a multi-objective experiment
+        declared = (meta.get("annotations") or {}).get(ANNOTATION, "")
+        out("")
+        out(f"Pareto front: {len(pareto)} trials "
+            f"({objective.get('objectiveMetricName', '')}={objective.get('type', '')}, {declared})")
+        for member in pareto:
+            metrics = ", ".join(f"{m.get('name')}={number(m.get('latest'))}"
+                                for m in (member.get("observation") or {}).get("metrics") or [])
+            out(f"  {member.get('bestTrialName', '')}  {metrics}")
 
     if trials:
         failed = [t for t in trials if failure_of(t)]
-        best = Table(title="Trials", title_justify="left", box=None, pad_edge=False)
         headers = ["NAME", "STATUS", objective.get("objectiveMetricName", "OBJECTIVE").upper(), "PARAMETERS"]
-        for h in headers + (["REASON", "MESSAGE"] if failed else []):
-            best.add_column(h, overflow="fold" if h == "MESSAGE" else "ellipsis")
+        rows = []
         for t in trials:
             row = [t["metadata"]["name"], status_word(t),
                    number(metric_value((t.get("status") or {}).get("observation"),
@@ -130,34 +130,39 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
             if failed:
                 cond = failure_of(t) or {}
                 row += [cond.get("reason", ""), _first_line(cond.get("message", ""))]
-            best.add_row(*row)
-        console.print()
-        console.print(best)
+            rows.append(row)
+        _section(out, "Trials", headers + (["REASON", "MESSAGE"] if failed else []), rows)
         if failed:
             space = meta.get("namespace", "default")
-            console.print()
+            out("")
             shown = failed[-MAX_FAILURES:]
-            console.print(f"[bold]Failed trials:[/bold] {len(failed)}"
-                          + (f" (the last {len(shown)} below)" if len(failed) > len(shown) else ""))
+            out(f"Failed trials: {len(failed)}" + (f" (the last {len(shown)} below)" if len(failed) > len(shown) else ""))
             for t in shown:
                 for line in failure_lines(t, space):
-                    console.print(line, markup=False, highlight=False)
+                    out(line)
 
-    console.print()
-    if events:
-        ev = Table(title="Events", title_justify="left", box=None, pad_edge=False)
-        for h in ("TYPE", "REASON", "AGE", "OBJECT", "MESSAGE"):
-            ev.add_column(h)
-        for e in events:
-            s = e.get("spec") or {}
-            ev.add_row(s.get("type", ""), s.get("reason", ""),
-                       age(s.get("lastTimestamp") or e["metadata"].get("creationTimestamp")),
-                       f"{(s.get('involvedObject') or {}).get('kind', '').lower()}/"
-                       f"{(s.get('involvedObject') or {}).get('name', '')}",
-                       s.get("message", ""))
-        console.print(ev)
-    else:
-        console.print("[bold]Events:[/bold]      <none>")
+    rows = []
+    for e in events:
+        s = e.get("spec") or {}
+        involved = s.get("involvedObject") or {}
+        rows.append([s.get("type", ""), s.get("reason", ""),
+                     age(s.get("lastTimestamp") or e["metadata"].get("creationTimestamp")),
+                     f"{involved.get('kind', '').lower()}/{involved.get('name', '')}", s.get("message", "")])
+    _section(out, "Events", ["TYPE", "REASON", "AGE", "OBJECT", "MESSAGE"], rows)
+
+
+def _section(out: Callable[[str], None], title: str, headers: list[str], rows: list[list[Any]]) -> None:
+    out("")
+    if not rows:
+        out(f"{title}:" + " " * max(1, 12 - len(title)) + "<none>")
+        return
+    out(f"{title}:")
+    for line in table(headers, [[_one_line(c) for c in row] for row in rows]).split("\n"):
+        out(f"  {line}")
+
+
+def _one_line(value: Any) -> str:
+    return " ".join(str(value).split("\n")) if value is not None else ""
 
 
 def _first_line(text: str, limit: int = 80) -> str:
@@ -175,5 +180,5 @@ def cmd_describe(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     trials = sorted(trial_docs,
                     key=lambda d: d["metadata"].get("creationTimestamp") or "")
     names = {ns.name} | {t["metadata"]["name"] for t in trials}
-    describe_experiment(doc, trials, _events(store, space, names), console)
+    describe_experiment(doc, trials, _events(store, space, names))
     return EXIT_OK

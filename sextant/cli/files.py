@@ -3,12 +3,14 @@ its subdirectories too) into admitted Experiments, collecting every error."""
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sextant.cli.errors import BadInput
+from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 from sextant.store.interface import Invalid
 
 if TYPE_CHECKING:
@@ -80,50 +82,100 @@ def _label(source: str, index: int, doc: dict[str, Any], count: int) -> str:
     return f"{where} (experiment {name!r})" if name else where
 
 
-def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded:
-    """Every Experiment in ``sources``, admitted (defaults + validation); errors are collected,
-    each prefixed with the file and document it belongs to."""
-    from sextant.resources.admission import admit_experiment
-
-    out = Loaded()
-    parsed, out.errors = read_documents(sources)
+def experiment_documents(sources: list[str], namespace: str | None = None,
+                         ) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Every Experiment document in ``sources`` with the label its errors carry (file, document
+    number, name), not yet admitted; and the errors found so far (unreadable files, other kinds,
+    a namespace that contradicts ``--namespace``)."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    parsed, errors = read_documents(sources)
     for source, docs in parsed:
         if not docs:
-            out.errors.append(f"{source}: no documents found")
+            errors.append(f"{source}: no documents found")
         for index, doc in enumerate(docs):
             label = _label(source, index, doc, len(docs))
             kind = doc.get("kind", "Experiment")
             if kind != "Experiment":
-                out.errors.append(f"{label}: kind: only Experiment can be applied, got {kind!r}")
+                errors.append(f"{label}: kind: only Experiment can be applied, got {kind!r}")
                 continue
             if namespace:
                 meta = doc.setdefault("metadata", {})
                 if isinstance(meta, dict):
                     given = meta.get("namespace")
                     if given and given != namespace:
-                        out.errors.append(f"{label}: metadata.namespace: {given!r} does not match "
-                                          f"--namespace {namespace!r}")
+                        errors.append(f"{label}: metadata.namespace: {given!r} does not match "
+                                      f"--namespace {namespace!r}")
                         continue
                     meta["namespace"] = namespace
-            try:
-                out.experiments.append(admit_experiment(doc))
-            except Invalid as err:
-                out.errors += [f"{label}: {e}" for e in err.errors]
+            found.append((label, doc))
+    return found, errors
+
+
+def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded:
+    """Every Experiment in ``sources``, admitted here (defaults + validation, no server needed);
+    errors are collected, each prefixed with the file and document it belongs to."""
+    from sextant.resources.admission import admit_experiment
+
+    out = Loaded()
+    found, out.errors = experiment_documents(sources, namespace)
+    for label, doc in found:
+        try:
+            out.experiments.append(admit_experiment(doc))
+        except Invalid as err:
+            out.errors += [f"{label}: {e}" for e in err.errors]
     return out
 
 
 def record_working_dir(experiments: list[Experiment]) -> None:
     """Notes where the user is on each experiment (unless it names a directory already): the
     local stack runs its trials there, as the user would have run the command by hand."""
-    import os
-
-    from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
-
     for experiment in experiments:
         experiment.metadata.annotations.setdefault(WORKING_DIR_ANNOTATION, os.getcwd())
+
+
+def record_working_dir_in(doc: dict[str, Any]) -> None:
+    """``record_working_dir`` for a document."""
+    meta = doc.setdefault("metadata", {})
+    if isinstance(meta, dict):
+        annotations = meta.get("annotations")
+        meta["annotations"] = {WORKING_DIR_ANNOTATION: os.getcwd(),
+                               **(annotations if isinstance(annotations, dict) else {})}
 
 
 def require_valid(loaded: Loaded) -> list[Experiment]:
     if loaded.errors:
         raise BadInput(f"{len(loaded.errors)} error(s) found", details=loaded.errors)
     return loaded.experiments
+
+
+def trial_images(doc: dict[str, Any]) -> list[str]:
+    """The images named by the containers of a (v1beta1) experiment document's trial template."""
+    found: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "containers" and isinstance(value, list):
+                    found.extend(str(c["image"]) for c in value if isinstance(c, dict) and c.get("image"))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(((doc.get("spec") or {}).get("trialTemplate") or {}).get("trialSpec"))
+    return sorted(set(found))
+
+
+def warn_unused_images(doc: dict[str, Any], stack_runtime: str | None) -> None:
+    """Says at submit time, the way kubectl prints an API warning, what a trial's condition would
+    otherwise say only once it ran: this machine's stack runs trials as local processes, so the
+    image the template names is not used."""
+    if stack_runtime != "local":
+        return
+    images = trial_images(doc)
+    if images:
+        name = (doc.get("metadata") or {}).get("name", "")
+        print(f"Warning: experiment {name}: its trials name the image {', '.join(images)}, but this stack "
+              "runs trials as local processes on this machine, without the image; start the stack with "
+              "`sextant up --runtime docker` (or `auto`) to run them in it", file=sys.stderr)

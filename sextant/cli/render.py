@@ -11,27 +11,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sextant import timestamps
 from sextant.cli.errors import BadInput
 from sextant.cli.jsonpath import evaluate, parse_template
 from sextant.resources.vocabulary import API_GROUP
+from sextant.timestamps import age
 
 # Significant digits of objective values in tables (``-o yaml|json`` keep full precision).
 SIGNIFICANT_DIGITS = 6
 
 LIST_OUTPUTS = ("wide", "yaml", "json", "name")
-
-
-def parse_time(value: str | None) -> datetime | None:
-    t = timestamps.parse_time(value)
-    if t is None or t.year <= 1:  # Katib initialises completionTime to the zero time
-        return None
-    return t
-
-
-def age(timestamp: str | None, now: datetime | None = None) -> str:
-    """kubectl's AGE: ``42s``, ``3m20s``, ``5h``, ``2d4h`` (``<unknown>`` without a time)."""
-    return timestamps.age(timestamp, now)
 
 
 def number(value: Any, digits: int = SIGNIFICANT_DIGITS) -> str:
@@ -139,8 +127,13 @@ def experiment_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None
     return headers, rows
 
 
-def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None) -> tuple[list[str], list[list[Any]]]:
+def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = None,
+               pareto: set[tuple[str, str]] | None = None) -> tuple[list[str], list[list[Any]]]:
+    """``pareto``: (namespace, name) of the Pareto-optimal trials, which a PARETO column marks
+    (None: no multi-objective experiment among the trials, no column)."""
     headers = ["NAME", "STATUS", "OBJECTIVE", "AGE"]
+    if pareto is not None:
+        headers[3:3] = ["PARETO"]
     if wide:
         headers[1:1] = ["EXPERIMENT"]
         headers += ["PARAMETERS"]
@@ -152,6 +145,8 @@ def trial_rows(docs: list[dict[str, Any]], wide: bool, now: datetime | None = No
                              objective.get("type", ""))
         row = [d["metadata"]["name"], status_word(d), number(value) or "-",
                age(d["metadata"].get("creationTimestamp"), now)]
+        if pareto is not None:
+            row[3:3] = ["*" if (d["metadata"].get("namespace", ""), d["metadata"]["name"]) in pareto else ""]
         if wide:
             row[1:1] = [(d["metadata"].get("labels") or {}).get("katib.kubeflow.org/experiment", "")]
             row += [assignments(spec.get("parameterAssignments"))]
@@ -205,9 +200,11 @@ def custom_columns(spec: str, docs: list[dict[str, Any]]) -> str:
 
 
 def render_list(kind: str, docs: list[dict[str, Any]], output: str | None, *, single: bool = False,
-                all_namespaces: bool = False, now: datetime | None = None) -> str:
+                all_namespaces: bool = False, now: datetime | None = None,
+                pareto: set[tuple[str, str]] | None = None) -> str:
     """``get`` output. ``single`` (``get KIND NAME``) prints the object itself for
-    yaml/json/jsonpath, as kubectl does; ``all_namespaces`` adds the NAMESPACE column."""
+    yaml/json/jsonpath, as kubectl does; ``all_namespaces`` adds the NAMESPACE column;
+    ``pareto`` marks Pareto-optimal trials (see ``trial_rows``)."""
     output = output or ""
     if output in ("json", "yaml") or output.startswith("jsonpath"):
         body: Any = docs[0] if single and len(docs) == 1 else \
@@ -229,7 +226,10 @@ def render_list(kind: str, docs: list[dict[str, Any]], output: str | None, *, si
     if output not in ("", "wide"):
         raise BadInput(f"-o: unknown output format {output!r}: use wide, yaml, json, name, "
                        "jsonpath=TEMPLATE or custom-columns=SPEC")
-    headers, rows = ROWS[kind](docs, output == "wide", now)
+    if kind == "Trial":
+        headers, rows = trial_rows(docs, output == "wide", now, pareto)
+    else:
+        headers, rows = ROWS[kind](docs, output == "wide", now)
     if all_namespaces:
         headers = ["NAMESPACE", *headers]
         rows = [[d["metadata"].get("namespace", ""), *row] for d, row in zip(docs, rows, strict=True)]

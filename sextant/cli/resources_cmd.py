@@ -6,22 +6,29 @@ import argparse
 import re
 import sys
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import expand, load_experiments, read_documents, record_working_dir, require_valid
+from sextant.cli.files import (
+    expand,
+    experiment_documents,
+    load_experiments,
+    read_documents,
+    record_working_dir_in,
+    require_valid,
+    warn_unused_images,
+)
 from sextant.cli.render import LIST_OUTPUTS, condition, render_list
 from sextant.katib import experiment_status
 from sextant.katib.condition_list import condition_is
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
-from sextant.store.interface import AlreadyExists, Expired, NotFound
+from sextant.store.interface import AlreadyExists, Expired, Invalid, NotFound
 
 if TYPE_CHECKING:  # pydantic models: only apply/validate/run load them
     from rich.console import Console
 
-    from sextant.resources.models import Experiment
-    from sextant.store.interface import ResourceStore
+    from sextant.store.client import GrpcResourceStore
 
 KINDS = {
     "experiment": "Experiment", "experiments": "Experiment", "exp": "Experiment", "exps": "Experiment",
@@ -129,30 +136,46 @@ def cmd_validate(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     return EXIT_OK
 
 
-def apply_experiment(store: ResourceStore, experiment: Experiment) -> str:
-    """Creates the experiment, or updates it if it exists; returns created/configured/unchanged."""
-    from sextant.resources.models import Experiment, to_doc
-
+def apply_document(store: GrpcResourceStore, doc: dict[str, Any], admitted: dict[str, Any]) -> str:
+    """Creates the experiment, or updates it if it exists; returns created/configured/unchanged.
+    ``admitted`` is the server's dry-run answer for ``doc`` (its spec with defaults)."""
+    meta = doc["metadata"]
     try:
-        store.create(experiment)
+        store.create_document(doc)
         return "created"
     except AlreadyExists:
-        current = cast(Experiment, store.get("Experiment", experiment.metadata.namespace, experiment.metadata.name))
-        if to_doc(current.spec) == to_doc(experiment.spec):
+        current = store.get_document("Experiment", meta.get("namespace") or "default", meta["name"])
+        if current.get("spec") == admitted.get("spec"):
             return "unchanged"
-        current.spec = experiment.spec
-        store.update(current)  # the server allows only the three counts to change
+        store.update_document({**current, "spec": admitted["spec"]})  # the server allows only the three counts to change
         return "configured"
 
 
 def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
-    experiments = require_valid(load_experiments(expand(ns.filename, ns.recursive), ns.namespace))
-    if not ctx.server:  # this machine's stack
-        record_working_dir(experiments)
+    """Documents go to the server as they are: it admits them (defaults, validation, v1alpha3
+    conversion), so apply never loads the models. Every document is checked first (a dry-run
+    create), so one bad document stores nothing."""
+    found, errors = experiment_documents(expand(ns.filename, ns.recursive), ns.namespace)
+    if errors:
+        raise BadInput(f"{len(errors)} error(s) found", details=errors)
     store = ctx.store()
-    for e in experiments:
-        result = apply_experiment(store, e)
-        print(f"experiment.kubeflow.org/{e.metadata.name} {result}")
+    checked = []
+    for label, doc in found:
+        meta = doc.setdefault("metadata", {})
+        if isinstance(meta, dict) and not meta.get("namespace"):
+            meta["namespace"] = "default"  # the store wants one; admission's default, as kubectl's
+        if not ctx.server:  # this machine's stack
+            record_working_dir_in(doc)
+        try:
+            checked.append((doc, store.create_document(doc, dry_run=True)))
+        except Invalid as err:
+            errors += [f"{label}: {e}" for e in err.errors]
+    if errors:
+        raise BadInput(f"{len(errors)} error(s) found", details=errors)
+    runtime = ctx.stack_runtime()
+    for doc, admitted in checked:
+        print(f"experiment.kubeflow.org/{admitted['metadata']['name']} {apply_document(store, doc, admitted)}")
+        warn_unused_images(admitted, runtime)
     return EXIT_OK
 
 
@@ -182,13 +205,35 @@ def cmd_get(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             where = "any namespace" if ns.all_namespaces else f"namespace {namespace(ns)!r}"
             print(f"No {PLURAL[kind]}s found in {where}.", file=sys.stderr)
             return EXIT_OK
+    table_output = ns.output in (None, "", "wide")
+    pareto = pareto_members(ctx, docs) if kind == "Trial" and table_output else None
     if docs or not ns.watch:
         # kubectl ends jsonpath output where the template ends (no newline of its own)
-        print(render_list(kind, docs, ns.output, single=bool(ns.name), all_namespaces=ns.all_namespaces),
+        print(render_list(kind, docs, ns.output, single=bool(ns.name), all_namespaces=ns.all_namespaces,
+                          pareto=pareto),
               end="" if (ns.output or "").startswith("jsonpath") else "\n", flush=True)
     if ns.watch:
-        watch(ctx, kind, ns, version)
+        watch(ctx, kind, ns, version, pareto)
     return EXIT_OK
+
+
+def pareto_members(ctx: Context, trials: list[dict[str, Any]]) -> set[tuple[str, str]] | None:
+    """(namespace, trial) of every Pareto-optimal trial among the listed trials' experiments;
+    None when none of them declares extra objectives (the table then has no PARETO column)."""
+    experiments: set[tuple[str, str]] = set()
+    for t in trials:
+        owner = (t["metadata"].get("labels") or {}).get(EXPERIMENT_LABEL)
+        if owner:
+            experiments.add((t["metadata"].get("namespace", ""), owner))
+    members: set[tuple[str, str]] | None = None
+    for space, name in sorted(experiments):
+        try:
+            front = (ctx.store().get_document("Experiment", space, name).get("status") or {}).get("paretoOptimalTrials")
+        except NotFound:
+            continue
+        if front is not None:
+            members = (members or set()) | {(space, m.get("bestTrialName", "")) for m in front}
+    return members
 
 
 def list_docs_at(ctx: Context, kind: str, ns: argparse.Namespace) -> tuple[list[dict[str, Any]], int]:
@@ -203,10 +248,11 @@ def list_docs_at(ctx: Context, kind: str, ns: argparse.Namespace) -> tuple[list[
     return docs, version
 
 
-def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int) -> None:
+def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int,
+          pareto: set[tuple[str, str]] | None = None) -> None:
     """kubectl's ``get -w``: one line (or document) per change, a deletion included (its last
     state), until interrupted. Tables print rows without the header again; yaml documents are
-    separated by ``---``."""
+    separated by ``---``. ``pareto``: the PARETO marks of the listed table (kept as they were)."""
     labels = parse_selector(getattr(ns, "selector", None))
     if getattr(ns, "experiment", None):
         labels[EXPERIMENT_LABEL] = ns.experiment
@@ -217,7 +263,8 @@ def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int) -> None:
                 since = version or since
                 if doc is None or (ns.name and doc["metadata"]["name"] != ns.name):
                     continue
-                text = render_list(kind, [doc], ns.output, single=True, all_namespaces=ns.all_namespaces)
+                text = render_list(kind, [doc], ns.output, single=True, all_namespaces=ns.all_namespaces,
+                                   pareto=pareto)
                 if ns.output in (None, "", "wide") or (ns.output or "").startswith("custom-columns"):
                     text = text.split("\n", 1)[-1]  # the header was printed with the list
                 elif ns.output == "yaml":

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.console import real
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import load_experiments, record_working_dir, require_valid
+from sextant.cli.files import load_experiments, record_working_dir, require_valid, warn_unused_images
 from sextant.cli.render import (
     assignments,
     condition,
@@ -208,6 +208,9 @@ def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     try:
         store.create(experiment)
         console.print(f"experiment.kubeflow.org/{name} created")
+        from sextant.resources.models import to_doc  # run validates with the models already
+
+        warn_unused_images(to_doc(experiment), ctx.stack_runtime())
     except AlreadyExists:
         current = store.get_document("Experiment", space, name)
         if _experiment_done(current):

@@ -51,6 +51,8 @@ KNOWN_INVALID: dict[str, dict[str, str]] = {
     "sobol": {"random_state": "-1"},
     "bayesianoptimization": {"base_estimator": "SVM"},
     "hyperband": {"r_l": "-1", "resource_name": "epochs"},
+    "nsga2": {"population_size": "1"},
+    "mo-tpe": {"n_startup_trials": "-1"},
     "pbt": {"suggestion_trial_dir": "/var/log/katib/checkpoints/", "n_population": "4",
             "truncation_threshold": "0.2"},
 }

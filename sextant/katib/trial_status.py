@@ -77,6 +77,16 @@ def failed_message(job_message: str, *, exit_code: int | None = None, output_tai
     return message
 
 
+def metrics_unavailable_message(objective: str, collector: str, output_tail: str = "") -> str:
+    """The MetricsUnavailable condition's message: Katib's words, which metric never arrived
+    from which collector, and the last lines of the trial's output when known."""
+    message = f"{MSG_METRICS_UNAVAILABLE}: the objective metric {objective!r} was never reported " \
+              f"({collector} collector)"
+    if output_tail.strip():
+        message += f"\n{OUTPUT_HEADING}\n{output_tail.rstrip()}"
+    return message
+
+
 def tail_of(output: bytes, lines: int = OUTPUT_TAIL_LINES, max_bytes: int = OUTPUT_TAIL_BYTES) -> str:
     """The last ``lines`` lines of ``output``, at most ``max_bytes`` of it, decoded leniently. A
     line cut by the byte bound is dropped unless it is the only one."""

@@ -284,6 +284,8 @@ class ExperimentStatus(StatusModel):
     last_reconcile_time: str | None = None
     conditions: list[Condition] = Field(default_factory=list)
     current_optimal_trial: OptimalTrial | None = None
+    # Sextant's: the Pareto-optimal trials of a multi-objective experiment (sextant.katib.pareto)
+    pareto_optimal_trials: list[OptimalTrial] | None = None
     running_trial_list: list[str] = Field(default_factory=list)
     pending_trial_list: list[str] = Field(default_factory=list)
     failed_trial_list: list[str] = Field(default_factory=list)

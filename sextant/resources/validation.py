@@ -29,7 +29,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from sextant import limits
+from sextant import limits, objectives
 from sextant.resources.models import (
     AlgorithmSetting,
     CollectorKind,
@@ -175,6 +175,19 @@ def _validate_objective(exp: Experiment, errors: list[str]) -> None:
         else:
             _check_metric_name(f"spec.objective.metricStrategies[{i}].name", strategy.name, errors)
         strategy_names.add(strategy.name)
+
+
+def _validate_extra_objectives(exp: Experiment, errors: list[str]) -> None:
+    """The multi-objective annotation (``sextant.objectives``: extra objectives and directions) against the collected metrics."""
+    annotations = exp.metadata.annotations
+    if objectives.ANNOTATION not in annotations:
+        return
+    objective = exp.spec.objective
+    primary = objective.objective_metric_name if objective else ""
+    collected = list(objective.additional_metric_names) if objective else []
+    path = f"metadata.annotations[{objectives.ANNOTATION}]"
+    errors.extend(f"{path}: {problem}" for problem in
+                  objectives.check(annotations[objectives.ANNOTATION], primary, collected))
 
 
 def _printable_name_problem(name: str) -> str | None:
@@ -600,6 +613,7 @@ def validate_experiment(exp: Experiment, old: Experiment | None = None, registry
     if old is not None:
         _validate_update(exp, old, errors)
     _validate_objective(exp, errors)
+    _validate_extra_objectives(exp, errors)
     _validate_algorithm(exp, registry, errors)
     _validate_resume_policy(exp, errors)
     _validate_trial_template(exp, errors)

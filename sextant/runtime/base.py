@@ -86,6 +86,7 @@ class SuggestionVolume:
     service: str  # the algorithm service (<experiment>-<algorithm>) whose volume it is
     sub_path: str  # <experiment>/<trial>
     mount_path: str  # where the trial expects it (the setting's value)
+    namespace: str = ""  # the service's namespace, when not the trial's (a shared local service)
 
 
 @dataclass

@@ -9,7 +9,7 @@ The Docker runtime runs the primary container of the rendered runSpec as Kuberne
   then the runtime's own variables (``KATIB_TRIAL_NAME``...).
 * ``workingDir`` as the container's working directory (the image's own when unset).
 * ``resources.limits.cpu`` -> a CPU quota (``nano_cpus``), ``limits.memory`` -> a hard memory
-  limit, ``requests.cpu`` -> CPU shares (1024 per CPU), ``requests.memory`` -> a soft memory
+  limit (swap included, so the limit is the limit as on Kubernetes), ``requests.cpu`` -> CPU shares (1024 per CPU), ``requests.memory`` -> a soft memory
   reservation, ``nvidia.com/gpu`` (limit, else request) -> that many GPUs through the engine's
   device requests. Quantities use Kubernetes' notation (``500m``, ``2``, ``512Mi``, ``1G``).
 * The host's network (the engine here runs without a bridge; trials reach the DB manager on
@@ -154,6 +154,8 @@ class ContainerPlan:
             value = getattr(limits, key)
             if value is not None:
                 args[key] = value
+        if limits.mem_limit is not None:
+            args["memswap_limit"] = limits.mem_limit  # no swap beyond the limit, as on Kubernetes
         if limits.gpus is not None:
             args["device_requests"] = [DeviceRequest(count=limits.gpus, capabilities=[["gpu"]])]
         return args

@@ -68,6 +68,10 @@ EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 KATIB_TRIAL_LABEL = "katib.kubeflow.org/trial"
 
 
+class ImageUnavailable(RuntimeError):
+    """The trial's image is not on the engine and cannot be pulled (the message says why)."""
+
+
 def needs_live_collector(collector: CollectorSpec) -> bool:
     """Whether the collector must watch the running container (not only read it afterwards)."""
     return bool(collector.stop_rules) or collector.kind not in AFTER_EXIT_KINDS
@@ -199,7 +203,8 @@ class DockerJobs:
                 log.info("trial container exists already; adopted", extra={"trial": spec.name})
             else:
                 self.remove_container(spec.namespace, spec.name)
-                return self._fail_start(directory, record, f"cannot start the container: {engine_message(err)}")
+                cause = str(err) if isinstance(err, ImageUnavailable) else engine_message(err)
+                return self._fail_start(directory, record, f"cannot start the container: {cause}")
         record["start_time"] = now_rfc3339_micro()
         process.write_json(directory / "job.json", record)
         return self.status(spec.namespace, spec.name)
@@ -237,7 +242,7 @@ class DockerJobs:
             try:
                 engine.images.pull(image)
             except docker.errors.APIError as err:
-                raise RuntimeError(f"image {image!r} is not on this engine and pulling it failed "
+                raise ImageUnavailable(f"image {image!r} is not on this engine and pulling it failed "
                                    f"({engine_message(err)}); build or load it first") from None
             return engine.containers.create(**arguments)
 

@@ -39,7 +39,9 @@ def docker_client() -> Any:
     """A client for the engine of ``DOCKER_HOST`` (default: the local socket)."""
     import docker
 
-    return docker.from_env(timeout=60)
+    # Each running container's output is followed over a connection of its own: a larger pool
+    # than the default 10 keeps them (the streams themselves have no read timeout).
+    return docker.from_env(timeout=60, max_pool_size=64)
 
 
 def trial_image(spec: JobSpec) -> str:

@@ -306,14 +306,22 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
     # writes it as the container's termination message and exits with its own code.
     container["env"].append({"name": TERMINATION_LOG_ENV,
                              "value": container.get("terminationMessagePath") or DEFAULT_TERMINATION_LOG})
-    if obj.get("kind") == "Job" and str(obj.get("apiVersion", "")).startswith("batch/") \
-            and template["spec"].get("restartPolicy") == "Never":
-        # Retrying the pod cannot help: the Job fails at once (pod failure policies need
-        # restartPolicy Never).
-        policy = obj["spec"].setdefault("podFailurePolicy", {})
-        policy["rules"] = [{"action": "FailJob", "onExitCodes": {
-            "containerName": container["name"], "operator": "In",
-            "values": [COLLECTOR_FAILED_EXIT_CODE]}}, *(policy.get("rules") or [])]
+    _fail_job_on_collector_failure(obj, template, container=container["name"])
+
+
+def _fail_job_on_collector_failure(obj: dict[str, Any], template: dict[str, Any], container: str | None) -> None:
+    """Retrying a pod whose metrics source can never be read cannot help: a batch Job fails at
+    once on the collector's exit code (pod failure policies need restartPolicy Never). The
+    rule names the wrapped container; a sidecar is added to the pod later, so without a name
+    the rule covers every container."""
+    if obj.get("kind") != "Job" or not str(obj.get("apiVersion", "")).startswith("batch/") \
+            or template["spec"].get("restartPolicy") != "Never":
+        return
+    codes: dict[str, Any] = {"operator": "In", "values": [COLLECTOR_FAILED_EXIT_CODE]}
+    if container:
+        codes = {"containerName": container, **codes}
+    policy = obj["spec"].setdefault("podFailurePolicy", {})
+    policy["rules"] = [{"action": "FailJob", "onExitCodes": codes}, *(policy.get("rules") or [])]
 
 
 def _mount_suggestion_volume(template: dict[str, Any], container: dict[str, Any], volume: SuggestionVolume) -> None:
@@ -327,8 +335,10 @@ def _mount_suggestion_volume(template: dict[str, Any], container: dict[str, Any]
     pod_spec["volumes"] = volumes
 
 
-def render_trial_object(spec: JobSpec, python: str = "python") -> dict[str, Any]:
-    """The object to create for a trial: name, namespace, labels, owner, conditions, collector."""
+def render_trial_object(spec: JobSpec, python: str = "python", sidecar: bool = False) -> dict[str, Any]:
+    """The object to create for a trial: name, namespace, labels, owner, conditions, collector.
+    ``sidecar``: the pod webhook adds the collector (sextant.runtime.kubernetes_sidecar), so the
+    command is not wrapped here; a batch Job still fails at once on the collector's exit code."""
     obj = copy.deepcopy(spec.run_spec)
     if not obj.get("apiVersion") or not obj.get("kind"):
         raise ValueError("runSpec: apiVersion and kind are required")
@@ -350,6 +360,10 @@ def render_trial_object(spec: JobSpec, python: str = "python") -> dict[str, Any]
                            FAILURE_ANNOTATION: failure}
     if spec.owner:
         meta["ownerReferences"] = [_owner_reference(spec.owner)]
+    if sidecar and spec.collector is not None:
+        attach_collector(obj, replace(spec, collector=None), python)
+        _fail_job_on_collector_failure(obj, primary_pod_template(obj), container=None)
+        return obj
     attach_collector(obj, spec, python)
     return obj
 
@@ -485,6 +499,7 @@ class KubernetesRuntime(Runtime):
                  context: str | None = None, in_cluster: bool | None = None,
                  trial_resources: list[str] | tuple[str, ...] = DEFAULT_TRIAL_RESOURCES,
                  plurals: dict[str, str] | None = None, collector_python: str = "python",
+                 collector_sidecar: bool = False,
                  owner_references: bool = False):
         self.api = api_client or api_client_from_config(kubeconfig, context, in_cluster)
         self._batch = client.BatchV1Api(self.api)
@@ -494,6 +509,7 @@ class KubernetesRuntime(Runtime):
         self._plurals = dict(plurals or {})
         self.trial_resources = [TrialResource.parse(r, self._plurals) for r in trial_resources]
         self.collector_python = collector_python
+        self.collector_sidecar = collector_sidecar  # the pod webhook adds the collector
         self.owner_references = owner_references
         self._kinds: dict[tuple[str, str], TrialResource] = {}  # (namespace, name) -> kind we created
 
@@ -501,7 +517,7 @@ class KubernetesRuntime(Runtime):
     def start_job(self, spec: JobSpec) -> JobStatus:
         if not self.owner_references:
             spec = replace(spec, owner=None)
-        obj = render_trial_object(spec, self.collector_python)
+        obj = render_trial_object(spec, self.collector_python, sidecar=self.collector_sidecar)
         resource = TrialResource.of(obj["apiVersion"], obj["kind"], self._plurals)
         self._kinds[(spec.namespace, spec.name)] = resource
         try:

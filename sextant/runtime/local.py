@@ -233,7 +233,7 @@ class LocalRuntime(Runtime):
         parts = volume.sub_path.split("/")
         for part in parts:
             process.validate_name(part, "suggestion volume sub path")
-        return self._service_dir(spec.namespace, volume.service).joinpath("data", *parts)
+        return self._service_dir(volume.namespace or spec.namespace, volume.service).joinpath("data", *parts)
 
     def job_status(self, namespace: str, name: str) -> JobStatus:
         return self.jobs.status(namespace, name)

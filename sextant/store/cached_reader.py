@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from sextant.store.interface import NotFound, ResourceStore
+from sextant.store.interface import EventType, NotFound, ResourceStore
 
 if TYPE_CHECKING:
     from sextant.store.informer import Informer
@@ -80,6 +80,16 @@ class CachedReader(Generic[R]):
         with self._lock:
             self._mine[(resource.metadata.namespace, resource.metadata.name)] = resource
         return cast(R, resource)
+
+    def is_own_write(self, event_type: EventType, resource: Any) -> bool:
+        """Whether a watch event is the very state this process wrote last (a MODIFIED with the
+        version its write returned): the pass that wrote it already saw that state, so the
+        event need not wake another pass. Anything else (a later change, a deletion) is not."""
+        if event_type != EventType.MODIFIED:
+            return False
+        with self._lock:
+            mine = self._mine.get((resource.metadata.namespace, resource.metadata.name))
+        return mine is not None and version(mine) == version(resource)
 
     def is_ahead_of_cache(self, namespace: str, name: str) -> bool:
         """True while a write of ours is newer than the cache's copy."""

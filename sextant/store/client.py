@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from sextant.api import store_pb2, store_pb2_grpc
 from sextant.channel import open_channel
-from sextant.store.codec import doc_from_proto, from_model, to_model
+from sextant.store.codec import doc_from_proto, from_model, proto_from_doc, to_model
 from sextant.store.interface import (
     AlreadyExists,
     Conflict,
@@ -111,6 +111,15 @@ class GrpcResourceStore(ResourceStore):
         reply = self._call("List", store_pb2.ListRequest(kind=kind, namespace=namespace,
                                                           label_selector=dict(labels or {})))
         return [to_model(r) for r in reply.items], reply.resource_version
+
+    def create_document(self, doc: dict[str, Any], *, dry_run: bool = False) -> dict[str, Any]:
+        """``create`` of a document, answering with the stored (with ``dry_run``: the admitted,
+        defaulted, unstored) document; the server validates it, so no model is built here."""
+        return doc_from_proto(self._call("Create", store_pb2.CreateRequest(resource=proto_from_doc(doc),
+                                                                           dry_run=dry_run)))
+
+    def update_document(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return doc_from_proto(self._call("Update", store_pb2.UpdateRequest(resource=proto_from_doc(doc))))
 
     def get_document(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         """``get`` as a document, without building a model (the CLI prints documents)."""

@@ -2,9 +2,10 @@
 Experiments, Suggestions, Trials and Events.
 
 Implementations: ``SqlResourceStore`` (services/db_manager, the DB manager's own), the gRPC
-client ``sextant.store.client.GrpcResourceStore`` (what every other process uses) and the
-in-memory ``sextant.store.memory.MemoryResourceStore`` (unit tests, embedded use). The interface
-is small on purpose, so that an implementation on Katib's CRDs in a real cluster stays possible.
+client ``sextant.store.client.GrpcResourceStore`` (what every other process uses), the
+in-memory ``sextant.store.memory.MemoryResourceStore`` (unit tests, embedded use) and
+``sextant.store.kubernetes.KubernetesResourceStore`` (Katib's CRDs through a Kubernetes API
+server: the controllers' ``--store kubernetes``). The interface is small on purpose.
 What every implementation must do is written down as tests in ``sextant.store.conformance``.
 """
 

@@ -11,13 +11,15 @@ it maps onto the API:
   because the API server drops it from a create;
 * **update / update_status** are read-modify-write PUTs (``/status`` for the status): a write
   carrying a resourceVersion that is not current is Conflict at once; a write without one is
-  applied to the current object, re-read and retried when another writer wins (409);
+  applied to the current object, re-read and retried when another writer wins (409); a write
+  at a version the store has seen starts from that copy instead of a GET (``_SeenDocs``);
 * **delete** removes the object and everything its ownerReferences tie to it in the namespace;
   the cluster's garbage collector (or Sextant's API server) removes the dependents, and what it
   has not removed within ``collect_seconds`` is deleted here, so the answer lists them all;
 * **watch** is the API's watch (``allowWatchBookmarks``); a watch from 0 starts at the version of
   a one-item list; an ``ERROR`` event with 410 Gone is Expired (the informer lists again); a
-  stream the server ends is re-opened from the last version seen. Watching every kind merges one
+  stream the server ends, or that stays silent for ``watch_idle_seconds`` (then with a bookmark at
+  the last version), is re-opened from the last version seen. Watching every kind merges one
   watch per kind in version order, each kind's bookmarks telling how far it has got.
 
 Calls that fail with 429, 5xx or a broken connection are retried with exponential backoff (and
@@ -28,11 +30,13 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+import copy
 import json
 import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +105,10 @@ KIND_PATHS: dict[str, KindPath] = {
     "Event": KindPath("Event", "", "v1", "events"),
 }
 
+# The finalizers Katib's controller adds (and removes when the object is deleted).
+KATIB_FINALIZERS: dict[str, set[str]] = {"Experiment": {"update-prometheus-metrics"},
+                                         "Trial": {"clean-metrics-in-db"}}
+
 # Every request this module makes -> (api group, resource, verb): the RBAC of a Sextant
 # controller running on this store (deploy/kubernetes/katib-dropin) is exactly these.
 _KATIB_VERBS = ("create", "delete", "get", "list", "update", "watch")
@@ -109,6 +117,7 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     *((p.group, p.plural, verb) for p in KIND_PATHS.values() if p.kind != "Event" for verb in _KATIB_VERBS),
     *((p.group, f"{p.plural}/status", "update") for p in KIND_PATHS.values() if p.kind != "Event"),
     *(("", "events", verb) for verb in _EVENT_VERBS),
+    *((KIND_PATHS[kind].group, KIND_PATHS[kind].plural, "patch") for kind in ("Experiment", "Trial")),
 )
 
 
@@ -199,19 +208,55 @@ def _wait(state: RetryCallState) -> float:
     return max(backoff, float(getattr(err, "retry_after", 0.0)))
 
 
+class _SeenDocs:
+    """The newest copy of each object this store has seen (watch events, reads, writes), so a
+    write that names the version it was based on needs no GET first: an object's content at one
+    resourceVersion never changes, so a copy at exactly that version *is* the current object if
+    the write succeeds -- and if it is not current, the PUT (guarded by that version) gets 409,
+    which is the Conflict the GET would have found. Least recently seen objects go first."""
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._docs: OrderedDict[tuple[str, str, str], Doc] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def saw(self, doc: Doc) -> None:
+        meta = doc.get("metadata") or {}
+        key = (doc.get("kind", ""), meta.get("namespace", ""), meta.get("name", ""))
+        version = _version(doc)
+        with self._lock:
+            known = self._docs.get(key)
+            if known is not None and _version(known) > version:
+                return  # a late answer must not replace a newer copy
+            self._docs[key] = doc
+            self._docs.move_to_end(key)
+            while len(self._docs) > self.size:
+                self._docs.popitem(last=False)
+
+    def forget(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._docs.pop((kind, namespace, name), None)
+
+    def at(self, kind: str, namespace: str, name: str, version: int) -> Doc | None:
+        """A private copy of the object at exactly ``version``, if that is the copy held."""
+        with self._lock:
+            doc = self._docs.get((kind, namespace, name))
+        return copy.deepcopy(doc) if doc is not None and _version(doc) == version else None
+
+
 # -- the store -----------------------------------------------------------------------------------
 
 
 class KubernetesResourceStore(ResourceStore):
     def __init__(self, api: client.ApiClient, *, retry_seconds: float = 30.0, timeout: float = 30.0,
-                 write_attempts: int = 10, collect_seconds: float = 10.0, watch_idle_seconds: float = 90.0):
+                 write_attempts: int = 10, collect_seconds: float = 10.0, watch_idle_seconds: float = 20.0):
         self.api = api
         self.retry_seconds = retry_seconds
         self.timeout = timeout
         self.write_attempts = write_attempts
         self.collect_seconds = collect_seconds
         self.watch_idle_seconds = watch_idle_seconds
-        self.requests = 0  # HTTP requests sent (tests and metrics read it)
+        self._seen = _SeenDocs()
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, context: str | None = None,
@@ -232,17 +277,17 @@ class KubernetesResourceStore(ResourceStore):
 
     # -- HTTP --------------------------------------------------------------------------------------
 
-    def open(self, method: str, path: str, query: Mapping[str, str] | None = None, body: Doc | None = None,
+    def open(self, method: str, path: str, query: Mapping[str, str] | None = None,
+             body: Doc | builtins.list[Doc] | None = None,
              *, read_timeout: float | None = None) -> urllib3.BaseHTTPResponse:
         """Sends one request and returns the unread response of a success (a watch reads it as a
         stream); an error answer raises its interface error."""
         headers = {"Accept": "application/json"}
         if body is not None:
-            headers["Content-Type"] = "application/json"
+            headers["Content-Type"] = "application/json-patch+json" if isinstance(body, list) else "application/json"
         params = self.api.param_serialize(
             method, path, query_params=list((query or {}).items()), header_params=headers, body=body,
             auth_settings=["BearerToken"])
-        self.requests += 1
         try:
             response: urllib3.BaseHTTPResponse = self.api.call_api(
                 *params, _request_timeout=(min(10.0, self.timeout), read_timeout or self.timeout)).response
@@ -259,7 +304,7 @@ class KubernetesResourceStore(ResourceStore):
         return response
 
     def request(self, method: str, path: str, query: Mapping[str, str] | None = None,
-                body: Doc | None = None) -> Doc:
+                body: Doc | builtins.list[Doc] | None = None) -> Doc:
         """One API call, retried while the server is unavailable or overloaded; the JSON answer."""
         def once() -> Doc:
             response = self.open(method, path, query, body)
@@ -283,7 +328,13 @@ class KubernetesResourceStore(ResourceStore):
 
     def _get(self, kind: str, namespace: str, name: str) -> Doc:
         kind, namespace, name = rules.key_of(kind, namespace, name)
-        return from_kube(kind, self.request("GET", KIND_PATHS[kind].path(namespace, name)))
+        try:
+            doc = from_kube(kind, self.request("GET", KIND_PATHS[kind].path(namespace, name)))
+        except NotFound:
+            self._seen.forget(kind, namespace, name)
+            raise
+        self._seen.saw(doc)
+        return doc
 
     def get(self, kind: str, namespace: str, name: str) -> Resource:
         return model_from_doc(self._get(kind, namespace, name))
@@ -344,8 +395,11 @@ class KubernetesResourceStore(ResourceStore):
         rules.check_halves(doc)
         expected = parse_version(rules.meta(doc).get("resourceVersion"))
         kind_path = KIND_PATHS[kind]
-        for _ in range(self.write_attempts):
-            old = self._get(kind, namespace, name)
+        for attempt in range(self.write_attempts):
+            # A write based on a version this store has seen starts from that copy (see
+            # _SeenDocs); a blind write, or one after a 409, reads the object first.
+            seen = self._seen.at(kind, namespace, name, expected) if expected and not attempt else None
+            old = seen if seen is not None else self._get(kind, namespace, name)
             current = _version(old)
             if expected and current != expected:
                 raise Conflict(f"{kind} {namespace}/{name} was modified: resourceVersion is {current}, not "
@@ -369,7 +423,9 @@ class KubernetesResourceStore(ResourceStore):
                     raise
                 log.debug("write conflict, re-reading", extra={"kind": kind, "name": name})
                 continue
-            return model_from_doc(from_kube(kind, written))
+            result = from_kube(kind, written)
+            self._seen.saw(result)
+            return model_from_doc(result)
         raise Conflict(f"{kind} {namespace}/{name}: {self.write_attempts} writes in a row lost to other "
                        "writers; re-read and retry")
 
@@ -440,6 +496,29 @@ class KubernetesResourceStore(ResourceStore):
                 continue  # collected after the watch stopped looking
         return gone
 
+    def release_katib_finalizers(self, kind: str, obj: Doc) -> bool:
+        """Removes the finalizers Katib's controller puts on what it creates from an object being
+        deleted: Sextant stands in for that controller, which would remove them, and keeps none
+        of its own, so without this an adopted object's deletion would wait for ever. The patch
+        is guarded by the version it was computed from (a concurrent writer makes it fail,
+        harmlessly: the next event tries again). True if a patch was sent and accepted."""
+        meta = obj.get("metadata") or {}
+        finalizers = meta.get("finalizers") or []
+        if not meta.get("deletionTimestamp") or not set(finalizers) & KATIB_FINALIZERS.get(kind, set()):
+            return False
+        keep = [f for f in finalizers if f not in KATIB_FINALIZERS[kind]]
+        patch: builtins.list[Doc] = [{"op": "test", "path": "/metadata/resourceVersion", "value": meta.get("resourceVersion")},
+                 {"op": "replace", "path": "/metadata/finalizers", "value": keep}]
+        path = KIND_PATHS[kind].path(meta.get("namespace", ""), meta.get("name", ""))
+        try:
+            self.request("PATCH", path, None, patch)
+        except StoreError as err:
+            log.info("Katib's finalizers not released yet", extra={"kind": kind, "name": meta.get("name"),
+                                                                    "error": str(err)})
+            return False
+        log.info("Katib's finalizers released", extra={"kind": kind, "name": meta.get("name")})
+        return True
+
     # -- watch ---------------------------------------------------------------------------------------
 
     def watch(self, kind: str = "", namespace: str = "", since: int = 0,
@@ -503,7 +582,10 @@ class _KindWatch(WatchStream):
                 if self._cancelled.is_set():
                     raise StopIteration from None
                 if isinstance(err, urllib3.exceptions.ReadTimeoutError):
-                    continue  # silent for too long: watch again
+                    # Silent for watch_idle_seconds (a cluster sends bookmarks about once a
+                    # minute): watch again from the last version, and say how far this stream
+                    # got, so an informer does not take the silence for a stuck stream.
+                    return WatchEvent(EventType.BOOKMARK, None, self._last)
                 raise Unavailable(f"watch {self._kind}: {err}") from None
             event = self._event(line)
             if event is not None:
@@ -526,7 +608,13 @@ class _KindWatch(WatchStream):
             return WatchEvent(EventType.BOOKMARK, None, version)
         if type_ not in ("ADDED", "MODIFIED", "DELETED"):
             return None
-        return WatchEvent(EventType(type_), model_from_doc(from_kube(self._kind, obj)), version)
+        doc = from_kube(self._kind, obj)
+        if type_ != "DELETED":
+            self._store.release_katib_finalizers(self._kind, obj)
+            self._store._seen.saw(doc)
+        else:
+            self._store._seen.forget(self._kind, doc["metadata"].get("namespace", ""), doc["metadata"]["name"])
+        return WatchEvent(EventType(type_), model_from_doc(doc), version)
 
     def _close(self) -> None:
         with self._lock:

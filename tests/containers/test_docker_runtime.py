@@ -11,6 +11,7 @@ Katib's examples do. The stack itself runs as local processes; only the trials a
   directory, and its containers keep the template's limits and Katib's labels;
 * a PrometheusMetric experiment is collected live, by the collector on the host attached to
   the container, scraping the trial's endpoint;
+* a trial whose image is on no registry fails saying so, one over its memory limit as OOMKilled;
 * trials whose script is missing fail with the exit code and the interpreter's complaint in
   their condition, and the experiment names that as its most common trial failure;
 * the trial controller killed with SIGKILL mid-run is restarted by the supervisor and adopts
@@ -290,6 +291,33 @@ def test_failed_trials_and_their_experiment_say_why(stack: Stack) -> None:
     assert "No such file or directory" in message
 
 
+def test_an_image_that_is_nowhere_fails_its_trial_with_the_engines_reason(stack: Stack) -> None:
+    broken = experiment("docker-no-image", args=[], max_trials=1, parallel=1, max_failed=1)
+    container = broken["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = "registry.invalid/sextant/missing:1"  # .invalid never resolves
+    stack.apply(broken)
+    stack.wait("docker-no-image", condition="Failed")
+    (trial,) = stack.trials("docker-no-image")
+    message = conditions(trial)["Failed"]["message"]
+    assert message.startswith("Trial has failed. Job message: cannot start the container: image "
+                              "'registry.invalid/sextant/missing:1' is not on this engine and pulling it failed (")
+    assert message.endswith("); build or load it first")
+    assert stack.containers("katib.kubeflow.org/experiment=docker-no-image") == []
+
+
+def test_a_trial_over_its_memory_limit_fails_as_oom_killed(stack: Stack) -> None:
+    stack.apply(experiment("docker-oom", args=[], max_trials=1, parallel=1, max_failed=1,
+                           command=["python3", "-c", "x = bytearray(300 * 2**20); print('survived')"],
+                           resources={"limits": {"memory": "48Mi"}}))
+    stack.wait("docker-oom", condition="Failed")
+    (trial,) = stack.trials("docker-oom")
+    failed = conditions(trial)["Failed"]
+    assert failed["reason"] == "TrialFailed. Job reason: OOMKilled"
+    assert failed["message"].startswith(
+        "Trial has failed. Job message: the container was killed for using more memory than its limit "
+        f"({48 * 2**20} bytes, resources.limits.memory) (exit code 137)")
+
+
 def test_trial_controller_killed_mid_run_adopts_its_containers(stack: Stack) -> None:
     stack.apply(experiment("docker-restart", args=["--epochs=4", "--sleep=1.5"], max_trials=4, parallel=2,
                            retain=True))
@@ -312,3 +340,25 @@ def test_trial_controller_killed_mid_run_adopts_its_containers(stack: Stack) -> 
     status = json.loads((stack.data_dir / "stack.json").read_text())
     assert status["services"]["trial-controller"]["restarts"] >= 1
     assert status["runtime"] == "docker"
+
+
+def _in_a_container_only(parameters):  # shipped to the image as source: it does its own imports
+    import os
+
+    if not os.path.exists("/.dockerenv"):  # the engine puts this file in every container
+        raise SystemExit("this trial ran outside a container")
+    return {"score": 1 - (parameters["x"] - 0.3) ** 2}
+
+
+def test_sdk_tune_with_katibs_base_image_runs_the_function_in_that_image(stack: Stack) -> None:
+    """Katib's ``tune(base_image=...)``: the function runs in the image (which holds Python but
+    not Sextant), and the best parameters come back."""
+    from sextant.sdk import tune
+
+    base = run([str(BUILD_BASE), "--print-names"]).stdout.split()[0]
+    best = tune(_in_a_container_only, {"x": {"parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}},
+                data_dir=stack.data_dir, name="tune-in-image", objective_metric_name="score",
+                max_trial_count=2, parallel_trial_count=2, max_failed_trial_count=1, base_image=base, timeout=480)
+    assert isinstance(best, dict) and 0 <= best["x"] <= 1
+    trials = stack.trials("tune-in-image")
+    assert len(trials) == 2 and all(t["status"]["conditions"][-1]["type"] == "Succeeded" for t in trials)

@@ -406,8 +406,14 @@ def run_chaos(plan: ChaosPlan, workdir: Path) -> ChaosReport:
             if action == "kill":
                 target = rng.choice(KILL_TARGETS)
                 pid = None
-                patience = time.monotonic() + 10  # e.g. no trial running yet: wait for one
-                while pid is None and time.monotonic() < patience:
+                # e.g. no trial running while the stack recovers from the last blow: wait for one,
+                # then settle for a service (always there, the supervisor restarts them).
+                patience = time.monotonic() + 20
+                while pid is None:
+                    if time.monotonic() > patience and target not in SERVICES:
+                        target = rng.choice(SERVICES)
+                    if time.monotonic() > patience + 30:
+                        break
                     if target == "algorithm-service":
                         pids = [p for n, p in stack.service_pids().items() if n.startswith("algorithm-service")]
                     elif target == "trial-wrapper":

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import queue
 import subprocess
+import sys
 import threading
 
 import pytest
@@ -36,12 +37,20 @@ def test_directories_names_jsonpath_columns_and_all_namespaces(local_stack, tmp_
         flat = sextant(local_stack, "apply", "-f", "manifests", cwd=tmp_path)
         assert flat.returncode == 0, flat.stderr
         assert flat.stdout.splitlines() == ["experiment.kubeflow.org/kc-a created"]
+        # the stack runs trials as local processes: the template's image is not used, and apply says so
+        assert "Warning: experiment kc-a: its trials name the image local" in flat.stderr, flat.stderr
         deep = sextant(local_stack, "apply", "-f", "manifests", "-R", cwd=tmp_path)
         assert deep.stdout.splitlines() == ["experiment.kubeflow.org/kc-a unchanged",
                                             "experiment.kubeflow.org/kc-b created"], deep.stderr
         for name in ("kc-a", "kc-b"):
             waited = sextant(local_stack, "wait", "experiment", name, "--timeout=4m", cwd=tmp_path)
             assert waited.returncode == 0, waited.stdout + waited.stderr
+        # talking to the server loads gRPC, but never the models (tests/unit/test_cli_imports.py has the rest)
+        probe = "import sys\nfrom sextant.cli.main import main\nmain(sys.argv[1:])\nprint(sorted(sys.modules))"
+        loaded = subprocess.run([sys.executable, "-c", probe, "--data-dir", str(local_stack.data_dir), "get",
+                                 "experiments"], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                                env=cli_env()).stdout
+        assert "'grpc'" in loaded and "'pydantic.main'" not in loaded and "'sextant.resources.models'" not in loaded
         names = sextant(local_stack, "get", "experiments", "-o", "name", cwd=tmp_path).stdout.splitlines()
         assert {"experiment.kubeflow.org/kc-a", "experiment.kubeflow.org/kc-b"} <= set(names)
         best = sextant(local_stack, "get", "experiment", "kc-a", "-o",

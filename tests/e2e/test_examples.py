@@ -118,6 +118,12 @@ def check(stem: str, exp: dict, trials: list[dict]) -> None:
             lr = float(next(a["value"] for a in t["spec"]["parameterAssignments"] if a["name"] == "lr"))
             got = objective_values(exp, [t])
             assert got and math.isclose(got[0], OWN_CURVE[stem](lr, 3), rel_tol=1e-4), (t["metadata"]["name"], got)
+    if stem == "multi-objective":
+        # accuracy (maximised) and inference_ms: the front lists trials, the most accurate first
+        front = status["paretoOptimalTrials"]
+        assert front and {m["bestTrialName"] for m in front} <= {t["metadata"]["name"] for t in trials}
+        first = {m["name"]: float(m["latest"]) for m in front[0]["observation"]["metrics"]}
+        assert first["accuracy"] == max(values) and "inference_ms" in first
     if stem == "pbt":
         # generations and parents through the trial labels
         names = {t["metadata"]["name"] for t in trials}

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import yaml
 
 from sextant.stack import StackPaths
 from tests.e2e.katib_venv import katib_python
@@ -220,3 +221,29 @@ def test_an_experiment_katibs_controller_started_is_adopted_and_finished(stack) 
     assert kept["observation"]["metrics"][0]["latest"] == "-0.04"
     assert all(t["metadata"]["ownerReferences"][0]["uid"] == exp["metadata"]["uid"] for t in trials.values())
     assert get(stack, "suggestion", "adopted")["status"]["suggestionCount"] == 3
+
+
+def test_medianstop_marks_a_worse_trial_early_stopped_through_the_kubernetes_api(stack, tmp_path) -> None:
+    """The early-stopping service writes the EarlyStopped condition where the Trials live (here
+    the Kubernetes API), not into the DB manager. One trial at a time, each worse than the last
+    (a shared counter), so once two have succeeded the third is below their median at step 2."""
+    counter = tmp_path / "count"
+    trainer = ("import pathlib, sys, time\n"
+               "p = pathlib.Path(sys.argv[1]); n = int(p.read_text() or 0) + 1 if p.exists() else 1\n"
+               "p.write_text(str(n))\n"
+               "for _ in range(8):\n"
+               "    print(f'score={10 - n}', flush=True); time.sleep(0.3)\n")
+    doc = yaml.safe_load(small_experiment("stopped", ["python", "-c", trainer, str(counter), "${trialParameters.x}"],
+                                          max_trials=3, parallel=1))
+    doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop", "algorithmSettings": [
+        {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]}
+    kubectl(stack, "apply", "-f", "-", input=yaml.safe_dump(doc))
+    exp = wait_finished(stack, "stopped")
+    assert exp["status"]["conditions"][-1]["type"] == "Succeeded", exp["status"]
+    assert exp["status"]["trialsSucceeded"] == 2 and exp["status"]["trialsEarlyStopped"] == 1
+    fates = sorted(t["status"]["conditions"][-1]["type"] for t in trials_of(stack, "stopped"))
+    assert fates == ["EarlyStopped", "Succeeded", "Succeeded"]
+    # The stack's API server keeps its objects in the DB manager, so a write there would pass
+    # too; in a cluster only the Kubernetes API holds the Trials. The service opened that store.
+    (es_log,) = (stack.data_dir / "services").glob("*/*medianstop*/early-stopping.log")
+    assert 'store="kubernetes"' in es_log.read_text(), es_log.read_text()

@@ -89,7 +89,7 @@ def test_apply_get_wait_describe_logs_and_delete(kubectl, stack, tmp_path):
     row = next(ln.split() for ln in table if ln.startswith("kc-flow "))
     assert row[1:3] == ["Succeeded", "True"] and row[3][-1] in "smh"
     wide = kubectl("get", "experiment", "kc-flow", "-o", "wide").stdout.splitlines()
-    assert wide[0].split() == ["NAME", "TYPE", "STATUS", "AGE", "ALGORITHM", "TRIALS", "BEST"]
+    assert wide[0].split() == ["NAME", "TYPE", "STATUS", "AGE", "ALGORITHM", "TRIALS", "BEST", "PARETO"]
     assert "random" in wide[1] and "2/0/0 of 2" in wide[1] and "score=" in wide[1]
     every = kubectl("get", "katib", "-A").stdout
     assert "experiment.kubeflow.org/kc-flow" in every and "trial.kubeflow.org/kc-flow-" in every

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from sextant.resources.models import EXPERIMENT_LABEL
+from sextant.sdk import SextantClient
 from sextant.stack import StackPaths, read_state
 from sextant.store.client import GrpcResourceStore
 from tests.e2e.local_stack import ROOT, run_cli
@@ -73,6 +74,9 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     try:
         created = run_cli(data_dir, "apply", "-f", "-", input=experiment_yaml("finished"))
         assert created.returncode == 0, created.stderr
+        # two multi-objective experiments (2 and 3 objectives) run beside it for the Pareto plot
+        multi = run_cli(data_dir, "apply", "-f", "-", input=experiment_yaml("pareto"))
+        assert multi.returncode == 0, multi.stderr
         s = Stack(data_dir)
         wait_until(lambda: s.finished("quick"), 240, "the finished experiment")
         yield s
@@ -265,6 +269,43 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     watched.shot("experiment")
 
 
+@pytest.mark.parametrize("name, dims", [("pareto2", 2), ("pareto3", 3)])
+def test_pareto_front_plot_shows_every_trial_and_the_front(watched: Watched, stack: Stack, name: str, dims: int):
+    wait_until(lambda: stack.finished(name), 240, f"the multi-objective experiment {name}")
+    exp = stack.store.get("Experiment", "default", name)
+    with SextantClient(data_dir=stack.data_dir) as client:  # the SDK reads the same front
+        front = [m.best_trial_name for m in client.pareto_front(name)]
+        assert client.pareto_front("quick") is None  # a single-objective experiment
+    assert front == [m.best_trial_name for m in exp.status.pareto_optimal_trials]
+    assert exp.status.current_optimal_trial.best_trial_name == front[0]  # best loss comes first
+    listed = run_cli(stack.data_dir, "get", "trials", "-e", name)
+    assert listed.returncode == 0, listed.stderr
+    marked = [line.split()[0] for line in listed.stdout.splitlines()[1:] if " * " in line]
+    assert sorted(marked) == sorted(front)
+    objectives = ["loss", "cost", "size"][:dims]
+    values = {}
+    for t in stack.trials(name):
+        # min: the default strategy of a minimised objective (each metric is constant in a trial)
+        metrics = {m.name: float(m.min) for m in (t.status.observation.metrics if t.status.observation else [])}
+        if all(o in metrics for o in objectives):
+            values[t.metadata.name] = [metrics[o] for o in objectives]
+    page = watched.open(f"/ui/experiments/default/{name}")
+    reveal(page, "plot-pareto")
+    data = js(page, "document.getElementById('plot-pareto').data.map(t => ({type: t.type, name: t.name, "
+                    "trials: t.customdata, x: t.x, y: t.y, z: t.z || null, text: t.text}))")
+    assert [t["type"] for t in data] == (["scatter3d"] * 2 if dims == 3 else ["scatter"] * 2)
+    dominated, optimal = data
+    assert optimal["name"] == "Pareto-optimal" and optimal["trials"] == front
+    assert sorted(dominated["trials"] + optimal["trials"]) == sorted(values)
+    for trace in data:
+        axes = [trace["x"], trace["y"], trace["z"]][:dims]
+        for i, trial in enumerate(trace["trials"]):
+            assert [a[i] for a in axes] == pytest.approx(values[trial])
+            assert trace["text"][i].startswith(trial + "<br>loss = ")  # hovering shows the trial
+    IMAGES.mkdir(parents=True, exist_ok=True)  # the card alone, for the README
+    page.locator("#card-pareto").screenshot(path=str(IMAGES / f"pareto-{dims}d.png"))
+
+
 def test_trial_table_sorts_filters_and_exports(watched: Watched, stack: Stack):
     trials = stack.trials("quick")
     page = watched.open("/ui/experiments/default/quick")
@@ -367,9 +408,14 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
 
     page = watched.open("/ui/services")
     page.wait_for_selector("#algorithm-table tbody tr")
-    row = page.locator("#algorithm-table tbody tr", has_text="slow")
-    cells = row.locator("td").all_inner_texts()
-    assert cells[2] == "random" and cells[4] == "running"
+    # The random-search service the running experiment asks (its own, or one shared by every
+    # experiment of that algorithm, as the local stack runs them).
+    rows = page.locator("#algorithm-table tbody tr").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.innerText))")
+    running = [c for c in rows if c[2] == "random" and c[4] == "running"]
+    assert len(running) == 1, rows
+    cells = running[0]
+    assert cells[0] in ("slow", "every experiment (shared)")
     assert int(cells[7]) >= 1  # GetSuggestions calls, scraped from the service's own metrics
     assert float(cells[8]) > 0
     assert page.locator("#stack-services tbody tr").count() >= 4

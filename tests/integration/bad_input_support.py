@@ -92,8 +92,9 @@ def raw_resource(doc: Any) -> store_pb2.Resource:
                 # A non-string name cannot be put on the wire as a name; send its text, which is
                 # what a careless client would do.
                 setattr(pb.metadata, key, str(meta[key]))
-        if isinstance(meta.get("labels"), dict):
-            pb.metadata.labels.update({str(k): str(v) for k, v in meta["labels"].items()})
+        for key in ("labels", "annotations"):
+            if isinstance(meta.get(key), dict):
+                getattr(pb.metadata, key).update({str(k): str(v) for k, v in meta[key].items()})
     elif meta is not None:
         pb.metadata.name = json.dumps(meta)
     return pb

@@ -17,7 +17,7 @@ from sextant.config import ServerSettings
 from sextant.server import GrpcServer
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILTIN = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol"]
+BUILTIN = ["random", "grid", "tpe", "multivariate-tpe", "cmaes", "sobol", "nsga2", "mo-tpe"]
 
 
 @contextmanager

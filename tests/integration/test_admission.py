@@ -171,3 +171,40 @@ def test_the_serving_certificate_is_issued_into_a_secret_and_its_ca_patched_in(t
             client_context.wrap_socket(raw, server_hostname="katib-controller.kubeflow.svc") as tls:
         assert tls.version() is not None
     listener.close()
+
+
+@pytest.mark.asyncio
+async def test_with_the_sidecar_collector_a_namespace_without_the_injection_label_is_refused() -> None:
+    """As Katib: experiments only in namespaces whose trial pods get the collector injected.
+    (The namespaces' labels are a table here: kmock cannot serve cluster-scoped Namespaces.)"""
+    (doc,) = _documents(ROOT / "tests" / "data" / "experiments" / "valid" / "random-basic.yaml")
+    namespaces = {"labelled": {"katib.kubeflow.org/metrics-collector-injection": "enabled"},
+                  "disabled": {"katib.kubeflow.org/metrics-collector-injection": "disabled"}, "plain": {}}
+
+    def labels(namespace: str) -> dict[str, str]:
+        return namespaces[namespace]  # KeyError: the namespace cannot be read
+
+    async with TestClient(TestServer(build_app(namespace_labels=labels))) as http:
+        async def validate(namespace: str) -> dict:
+            body = review(doc)
+            body["request"]["namespace"] = namespace
+            reply = await http.post("/validate-experiment", json=body)
+            assert reply.status == 200
+            return (await reply.json())["response"]
+
+        allowed = await validate("labelled")
+        assert allowed["allowed"] is True, allowed
+        name = doc["metadata"]["name"]
+        for namespace in ("plain", "disabled"):
+            refused = await validate(namespace)
+            assert refused["allowed"] is False and refused["status"]["code"] == 400
+            assert refused["status"]["message"] == (
+                f'Cannot create the Experiment "{name}" in namespace "{namespace}": the namespace lacks label '
+                '"katib.kubeflow.org/metrics-collector-injection: enabled"')
+        missing = await validate("nowhere")  # cannot be read: the webhook's own error
+        assert missing["allowed"] is False and missing["status"]["code"] == 500
+    # Without the sidecar collector (wrapped commands), the label is not required.
+    async with TestClient(TestServer(build_app())) as http:
+        body = review(doc)
+        body["request"]["namespace"] = "plain"
+        assert (await (await http.post("/validate-experiment", json=body)).json())["response"]["allowed"] is True

@@ -91,6 +91,8 @@ VALID = {
     "multivariate-tpe": {"n_startup_trials": "5", "n_ei_candidates": "12", "random_state": "1"},
     "cmaes": {"restart_strategy": "ipop", "sigma": "0.2", "random_state": "4"},
     "sobol": {"random_state": "9"},
+    "nsga2": {"population_size": "4", "crossover_prob": "0.8", "mutation_prob": "0.2", "random_state": "5"},
+    "mo-tpe": {"n_startup_trials": "3", "n_ei_candidates": "8", "random_state": "2"},
 }
 
 

@@ -12,7 +12,7 @@ from sextant.conformance.checks import assignment_problems
 from .suggestion_servers import BUILTIN, get, subprocess_server
 
 Condition = api_pb2.TrialStatus.TrialConditionType
-SAME_ANSWER = {"random", "grid", "sobol", "cmaes", "tpe", "multivariate-tpe"}
+SAME_ANSWER = {"random", "grid", "sobol", "cmaes", "tpe", "multivariate-tpe", "nsga2", "mo-tpe"}
 
 
 def _space(algorithm):

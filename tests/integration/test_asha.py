@@ -73,6 +73,8 @@ def test_valid_settings(es):
     ({"reduction_factor": "three"}, "asha", "reduction_factor must be an integer, got 'three'"),
     ({"grace_period": "3"}, "asha", "unknown setting grace_period for algorithm asha"),
     ({"min_resource": "1000", "min_early_stopping_rate": "20"}, "asha", "must be at most 1000000 reports"),
+    ({"min_early_stopping_rate": "9" * 18}, "asha", "min_early_stopping_rate must be at most 64"),
+    ({"min_resource": "9" * 5000}, "asha", "min_resource must be an integer, got '99999"),
     ({}, "medianstop", "unknown algorithm name medianstop"),
 ])
 def test_invalid_settings_name_the_setting(es, settings, name, message):

@@ -318,8 +318,8 @@ def test_new_runtime_instance_finds_and_cleans_up(cluster):
 
 
 def test_make_runtime_rejects_unknown_kinds():
-    with pytest.raises(ValueError, match="local, kubernetes"):
-        make_runtime("docker")
+    with pytest.raises(ValueError, match="must be one of local, docker, auto, kubernetes"):
+        make_runtime("podman")
 
 
 def test_owner_references_are_dropped_unless_the_owners_live_in_the_cluster(cluster):

@@ -135,3 +135,12 @@ def test_suggestion_volume_is_the_trials_directory_of_the_service_state(tmp_path
     with pytest.raises(ValueError):
         rt.start_job(replace(_job("exp-t3", ["true"], collector),
                              suggestion_volume=SuggestionVolume("exp-pbt", "../../x", mount)))
+
+
+def test_suggestion_volume_of_a_shared_service_is_in_its_namespace(tmp_path):
+    rt = LocalRuntime(tmp_path)
+    spec = replace(_job("exp-t1", ["true"], CollectorSpec(metrics=("acc",), kind="StdOut")),
+                   suggestion_volume=SuggestionVolume("pbt", "exp/exp-t1", "/ckpt", namespace="sextant-system"))
+    assert rt.suggestion_dir(spec) == tmp_path / "services" / "sextant-system" / "pbt" / "data" / "exp" / "exp-t1"
+    own = replace(spec, suggestion_volume=SuggestionVolume("exp-pbt", "exp/exp-t1", "/ckpt"))
+    assert rt.suggestion_dir(own) == tmp_path / "services" / "default" / "exp-pbt" / "data" / "exp" / "exp-t1"

@@ -146,3 +146,17 @@ def test_conformance_kit(data_dir):
     assert {r.name for r in results if not r.skipped} >= {"health", "validate_invalid", "request_counts",
                                                            "feasible_values", "many_experiments",
                                                            "fresh_history"}
+
+
+def test_resample_probability_keeps_or_redraws_values(stub, data_dir):
+    values = [0.1, 0.2, 0.5, 0.8, 0.9]
+    for probability, same in (("0", True), ("1", False)):
+        exp = _exp(name=f"pbt-resample-{probability}", resample_probability=probability)
+        gen0 = _as_trials(get(stub, exp, count=5), Condition.SUCCEEDED, values)
+        parents = {t.name: b.assignment(t.spec.parameter_assignments) for t in gen0}
+        best = {t.name for t, v in zip(gen0, values, strict=True) if v >= 0.9}
+        for pa in get(stub, exp, gen0, count=12).parameter_assignments:
+            parent = pa.labels[PARENT_LABEL]
+            if parent in best and b.assignment(pa) == parents[parent]:
+                continue  # an exploit copy (or an explore that kept everything)
+            assert (b.assignment(pa)["lr"] == parents[parent]["lr"]) is same

@@ -160,3 +160,26 @@ async def test_the_two_containers_run_together_and_the_metrics_reach_the_db_mana
     logged = observation_log(sqlite_db_manager.address, "random-abc123", "loss")
     assert sorted(value for _, _, value in logged) == ["0.333", "0.500", "1.000"]
     assert "loss=0.500" in (tmp_path / "metrics.log").read_text()
+
+
+def test_in_sidecar_mode_the_runtime_leaves_the_command_to_the_webhook() -> None:
+    from sextant.runtime.base import JobSpec
+    from sextant.runtime.collector_spec import CollectorSpec
+    from sextant.runtime.kubernetes import render_trial_object
+
+    run_spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "training-container", "image": IMAGE,
+                                                  "command": list(COMMAND)}]}}}}
+    spec = JobSpec(name="random-abc123", namespace="kubeflow", run_spec=run_spec,
+                   primary_container_name="training-container",
+                   collector=CollectorSpec(metrics=("loss",), trial="random-abc123"))
+    job = render_trial_object(spec, sidecar=True)
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["command"] == COMMAND and container["image"] == IMAGE
+    assert {e["name"] for e in container["env"]} == {"KATIB_TRIAL_NAME"}
+    # The sidecar is added to the pod later: the rule names no container.
+    assert job["spec"]["podFailurePolicy"]["rules"] == [
+        {"action": "FailJob", "onExitCodes": {"operator": "In", "values": [86]}}]
+    wrapped = render_trial_object(spec)
+    assert wrapped["spec"]["template"]["spec"]["containers"][0]["command"][:3] == [
+        "python", "-m", "services.metrics_collector"]

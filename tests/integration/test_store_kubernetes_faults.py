@@ -85,6 +85,33 @@ def test_a_storm_longer_than_the_attempts_and_a_pinned_write_are_conflict(server
     assert len(handler[f"put {TRIALS}/t/status"]) == 6  # one try: the caller's version lost
 
 
+def test_a_write_based_on_a_version_the_store_has_seen_sends_no_read_first(server) -> None:
+    """The copy the store saw at the caller's version is the object if the write succeeds; if
+    it is stale, the PUT (carrying that version) gets 409: Conflict, as a GET would have told."""
+    handler, store = server
+    handler[f"get {TRIALS}/t"] << trial_object("t", 5)
+    handler[f"put {TRIALS}/t/status"][:1] << (lambda req: {**req.data, "metadata": {
+        **req.data["metadata"], "resourceVersion": "6"}})
+    handler[f"put {TRIALS}/t/status"] << 409 << status(409, "Conflict")
+    trial = store.get("Trial", NS, "t")  # what an informer would hand a controller
+    trial.status.start_time = "2026-01-02T00:00:00Z"
+    written = store.update_status(trial)
+    assert written.metadata.resource_version == "6"
+    assert len(handler[f"get {TRIALS}/t"]) == 1  # the get above; none before the PUT
+    assert list(handler[f"put {TRIALS}/t/status"])[0].data["metadata"]["resourceVersion"] == "5"
+    # Based on the version that write returned (no read either); someone else got there first.
+    written.status.completion_time = "2026-01-03T00:00:00Z"
+    with pytest.raises(Conflict):
+        store.update_status(written)
+    assert len(handler[f"get {TRIALS}/t"]) == 1 and len(handler[f"put {TRIALS}/t/status"]) == 2
+    # A version the store never saw is read first (and found not current: Conflict, no PUT).
+    unseen = written.model_copy(deep=True)
+    unseen.metadata.resource_version = "4"
+    with pytest.raises(Conflict, match="resourceVersion is 5"):
+        store.update_status(unseen)
+    assert len(handler[f"get {TRIALS}/t"]) == 2 and len(handler[f"put {TRIALS}/t/status"]) == 2
+
+
 def test_429_and_5xx_are_retried_honouring_retry_after(server) -> None:
     handler, store = server
     handler[f"get {TRIALS}/t"][:1] << 429 << {"Retry-After": "1"} << status(429, "TooManyRequests")
@@ -157,3 +184,52 @@ def test_a_watch_the_server_ends_is_reopened_from_the_last_version(server) -> No
     finally:
         stream.cancel()
     assert [w.params["resourceVersion"] for w in list(watches)] == ["10", "11"]
+
+
+def test_a_silent_watch_gives_a_bookmark_and_is_reopened_from_its_version() -> None:
+    """A cluster sends bookmarks about once a minute: a stream silent for watch_idle_seconds is
+    watched again from its last version (no list), and says how far it got, so an informer's
+    watchdog does not take it for stuck."""
+    with kmock_raw() as (handler, url):
+        configuration = client.Configuration()
+        configuration.host = url
+        store = KubernetesResourceStore(client.ApiClient(configuration), watch_idle_seconds=1)
+        watches = handler[f"get {TRIALS}"][kmock.params(watch="true")]
+        watches[:1] << (line("ADDED", trial_object("a", 21)), lambda: asyncio.sleep(30))
+        watches << (line("MODIFIED", trial_object("a", 22)), lambda: asyncio.sleep(30))
+        stream = store.watch("Trial", NS, since=20)
+        try:
+            got = [next(stream) for _ in range(3)]
+        finally:
+            stream.cancel()
+            store.close()
+        assert [(e.type, e.resource_version) for e in got] == [
+            (EventType.ADDED, 21), (EventType.BOOKMARK, 21), (EventType.MODIFIED, 22)]
+        assert [w.params["resourceVersion"] for w in list(watches)][:2] == ["20", "21"]
+        assert not list(handler[f"get {TRIALS}"][kmock.params(limit="1")])  # no list was needed
+
+
+def test_katibs_finalizers_are_released_from_an_object_being_deleted(server) -> None:
+    """Katib's controller would remove its finalizers when an object it created is deleted;
+    Sextant stands in for it: seen on a watch, a Trial being deleted loses Katib's finalizer
+    (only that one), by a JSON patch guarded by the version it saw."""
+    handler, store = server
+    deleting = trial_object("old", 31)
+    deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z",
+                                finalizers=["clean-metrics-in-db", "example.com/keep"])
+    watches = handler[f"get {TRIALS}"][kmock.params(watch="true")]
+    watches << (line("MODIFIED", deleting), line("MODIFIED", trial_object("other", 32)), lambda: asyncio.sleep(30))
+    handler[f"patch {TRIALS}/old"] << (lambda req: {**deleting, "metadata": {
+        **deleting["metadata"], "finalizers": ["example.com/keep"], "resourceVersion": "33"}})
+    stream = store.watch("Trial", NS, since=30)
+    try:
+        got = [next(stream) for _ in range(2)]
+    finally:
+        stream.cancel()
+    assert [e.resource.metadata.name for e in got] == ["old", "other"]
+    (patch,) = list(handler[f"patch {TRIALS}/old"])
+    assert patch.headers["Content-Type"].startswith("application/json-patch+json")
+    assert json.loads(patch.body) == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "31"},
+        {"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]
+    assert not list(handler[f"patch {TRIALS}/other"])  # not being deleted: left alone

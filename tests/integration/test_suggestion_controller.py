@@ -533,3 +533,31 @@ def test_shared_service_is_readopted_by_a_restarted_controller(store, runtime):
     clock.now += 31
     assert after_restart.stop_idle_services() == ["random"]
     assert not process.is_alive(pid)
+
+
+def test_trials_of_a_shared_service_find_its_early_stopping_server(store, runtime, tmp_path, monkeypatch):
+    """Shared mode: the algorithm + early-stopping pair runs as sextant-system/<algo>-<es>, and
+    the trial controller hands that early-stopping address to the trial's collector."""
+    import grpc
+
+    from services.trial_controller.reconciler import TrialReconciler
+
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo"}, earlyStopping={"algorithmName": "my-es"},
+                      parallelTrialCount=2, maxTrialCount=4)
+    erec = ExperimentReconciler(store)
+    srec = shared_srec(store, runtime, _Clock())
+    srec.registry = Registry.load(path)
+    erec.reconcile(key())
+    drive(srec, until=count_is(store, 2))
+    shared = runtime.service_status("sextant-system", "my-algo-my-es")
+    assert shared.ready and shared.early_stopping_address
+    assert not runtime.service_status("default", "exp-my-algo").exists
+    erec.reconcile(key())
+    trial = trials_of(store)[0]
+    assert trial.spec.early_stopping_rules
+    with grpc.insecure_channel("127.0.0.1:1") as channel:
+        trec = TrialReconciler(store, runtime, channel)
+        assert trec._early_stopping_address(trial) == shared.early_stopping_address
+

@@ -123,6 +123,9 @@ def test_success_failure_unavailable_push(stack):
     acc = [m for m in none.status.observation.metrics if m.name == "acc"][0]
     assert none.status.conditions[-1].type == "MetricsUnavailable"
     assert acc.latest == "unavailable"
+    # Katib's words, which metric never came from which collector, and what the trial printed.
+    assert none.status.conditions[-1].message == ("Metrics are not available: the objective metric 'acc' was "
+                                                  "never reported (StdOut collector)\nLast lines of output:\nhello")
 
     push = _wait(store, "push", _cond("Succeeded"))
     assert {m.name: m.latest for m in push.status.observation.metrics} == {"acc": "0.25", "loss": "2.0"}

@@ -54,15 +54,17 @@ def test_experiment_table_has_katibs_columns_and_wide_extras():
            "status": {"conditions": [{"type": "Created", "status": "True"}, {"type": "Running", "status": "False"}],
                       "trialsSucceeded": 2, "trialsRunning": 1, "trialsFailed": 1,
                       "currentOptimalTrial": {"observation": {"metrics": [
-                          {"name": "loss", "min": "0.1", "max": "0.9", "latest": "0.5"}]}}}}
+                          {"name": "loss", "min": "0.100000123456", "max": "0.9", "latest": "0.5"}]}}}}
     table = tables.table("Experiment", [doc])
     names = [(c["name"], c["priority"]) for c in table["columnDefinitions"]]
     assert names == [("Name", 0), ("Type", 0), ("Status", 0), ("Age", 0), ("Algorithm", 1), ("Trials", 1),
-                     ("Best", 1)]
+                     ("Best", 1), ("Pareto", 1)]
     cells = table["rows"][0]["cells"]
     assert cells[:3] == ["e", "Running", "False"] and cells[3].startswith("6y")
-    assert cells[4:] == ["tpe", "2/1/1 of 5", "loss=0.1"]
+    assert cells[4:] == ["tpe", "2/1/1 of 5", "loss=0.1", ""]  # six significant digits; single objective: no front
     assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    doc["status"]["paretoOptimalTrials"] = [{"bestTrialName": f"e-{i}"} for i in range(7)]
+    assert tables.table("Experiment", [doc])["rows"][0]["cells"][-1] == "7: e-0,e-1,e-2,e-3,e-4,..."
 
 
 def test_label_and_field_selectors():

@@ -68,3 +68,35 @@ def test_status_copy_leaves_the_cached_object_alone():
     copy.status.start_time = "2026-01-01T00:00:00Z"
     assert [c.type for c in cached.status.conditions] == ["Created"] and cached.status.start_time is None
     assert [c.type for c in copy.status.conditions] == ["Created", "Running"]
+
+
+def test_own_write_coming_back_is_recognised_only_as_that_very_modification():
+    from sextant.store.interface import EventType
+
+    reader = CachedReader(CountingStore(), FakeInformer({}), "Trial")
+    assert not reader.is_own_write(EventType.MODIFIED, _trial("7"))  # nothing written yet
+    reader.wrote(_trial("7"))
+    assert reader.is_own_write(EventType.MODIFIED, _trial("7"))
+    assert not reader.is_own_write(EventType.MODIFIED, _trial("8"))  # someone changed it since
+    assert not reader.is_own_write(EventType.DELETED, _trial("7"))  # a deletion always counts
+    assert not reader.is_own_write(EventType.ADDED, _trial("7"))
+
+
+def test_a_controller_skips_the_events_its_skip_picks():
+    from sextant.controller import Controller
+    from sextant.store.interface import EventType
+
+    class Source:
+        def __init__(self):
+            self.handlers = []
+
+        def add_handler(self, handler):
+            self.handlers.append(handler)
+
+    source = Source()
+    controller = Controller("c", lambda key: None)
+    controller.watch(source, primary=True, skip=lambda event_type, r: r.metadata.resource_version == "7")
+    source.handlers[0](EventType.MODIFIED, _trial("7"))
+    assert len(controller.queue) == 0
+    source.handlers[0](EventType.MODIFIED, _trial("8"))
+    assert len(controller.queue) == 1

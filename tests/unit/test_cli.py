@@ -11,8 +11,9 @@ import pytest
 from sextant.cli import main as cli
 from sextant.cli.errors import BadInput
 from sextant.cli.logs_cmd import follow, job_dir
-from sextant.cli.render import age, render_list, status_word, table
+from sextant.cli.render import render_list, status_word, table
 from sextant.cli.resources_cmd import parse_duration, parse_for, parse_selector
+from sextant.timestamps import age
 from tests.experiments import small_experiment
 
 NOW = datetime(2024, 1, 2, 12, 0, 0, tzinfo=UTC)
@@ -157,6 +158,34 @@ def test_trial_table_shows_objective_value_by_type():
     lines = render_list("Trial", [trial], "wide", now=NOW).splitlines()
     assert lines[0].split() == ["NAME", "EXPERIMENT", "STATUS", "OBJECTIVE", "AGE", "PARAMETERS"]
     assert lines[1].split() == ["t1", "alpha", "Succeeded", "0.2", "60s", "lr=0.1"]
+
+
+def test_trial_table_marks_pareto_optimal_trials_only_for_multi_objective_experiments():
+    def trial(name):
+        return {"kind": "Trial", "metadata": {"name": name, "namespace": "ns", "creationTimestamp": "2024-01-02T11:59:00Z"},
+                "spec": {"objective": {"type": "minimize", "objectiveMetricName": "loss"}}, "status": {}}
+    lines = render_list("Trial", [trial("t1"), trial("t2")], None, now=NOW, pareto={("ns", "t2")}).splitlines()
+    assert lines[0].split() == ["NAME", "STATUS", "OBJECTIVE", "PARETO", "AGE"]
+    assert lines[1].split() == ["t1", "Pending", "-", "60s"] and lines[2].split() == ["t2", "Pending", "-", "*", "60s"]
+    assert "PARETO" not in render_list("Trial", [trial("t1")], None, now=NOW)
+
+
+def test_describe_lists_the_pareto_front():
+    from sextant.cli.describe_cmd import describe_experiment
+
+    member = {"bestTrialName": "fast", "observation": {"metrics": [
+        {"name": "accuracy", "latest": "0.9"}, {"name": "latency", "latest": "3"}]}}
+    doc = {"metadata": {"name": "mo", "namespace": "ns", "annotations": {"sextant.io/objectives": "latency=minimize"}},
+           "spec": {"objective": {"type": "maximize", "objectiveMetricName": "accuracy"}},
+           "status": {"currentOptimalTrial": {"bestTrialName": "fast"}, "paretoOptimalTrials": [member]}}
+    lines: list[str] = []
+    describe_experiment(doc, [], [], lines.append)
+    assert "Pareto front: 1 trials (accuracy=maximize, latency=minimize)" in lines
+    assert "  fast  accuracy=0.9, latency=3" in lines
+    del doc["status"]["paretoOptimalTrials"]
+    lines.clear()
+    describe_experiment(doc, [], [], lines.append)
+    assert not any("Pareto" in line for line in lines)
 
 
 def test_table_alignment():

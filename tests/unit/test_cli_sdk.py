@@ -33,6 +33,7 @@ def test_tune_experiment_is_admissible(tmp_path):
     assert [p.name for p in exp.spec.parameters] == ["x"]
     container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
     assert container["command"][:3] == ["python", "-m", "sextant.tune_runner"]
+    assert "image" not in container  # runs here, in this Python, whatever runtime the stack uses
     assert container["command"][-1] == "x=${trialParameters.x}"
     spec = json.loads((tmp_path / "tune" / "default" / "t1" / "trial.json").read_text())
     assert spec["module"] == __name__ and spec["fixed"] == {"fixed": 7}

@@ -43,7 +43,7 @@ def test_katib_container_maps_to_create_arguments():
     # valueFrom is skipped, a missing value is empty, the runtime's variables come last.
     assert args["environment"] == {"A": "1", "EMPTY": "", "KATIB_TRIAL_NAME": "t1"}
     assert args["working_dir"] == "/opt/pytorch-mnist"
-    assert (args["nano_cpus"], args["mem_limit"]) == (500_000_000, 2**30)
+    assert (args["nano_cpus"], args["mem_limit"], args["memswap_limit"]) == (500_000_000, 2**30, 2**30)
     assert (args["cpu_shares"], args["mem_reservation"]) == (256, 512 * 2**20)
     assert args["network_mode"] == "host" and args["labels"] == {"l": "v"} and args["name"] == "c"
     assert args["volumes"] == {"/data/jobs/ns/t1/volumes/metrics": {"bind": "/var/log/katib", "mode": "rw"}}

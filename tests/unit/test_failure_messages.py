@@ -45,6 +45,17 @@ def test_failure_cause_is_reason_message_and_last_output_line():
     assert ts.failure_cause(ts.failed_reason("Killed"), "") == "Killed"
 
 
+def test_metrics_unavailable_says_which_metric_and_collector():
+    message = ts.metrics_unavailable_message("Validation-accuracy", "StdOut", "epoch 1: loss=0.3")
+    assert message == ("Metrics are not available: the objective metric 'Validation-accuracy' was never reported "
+                       "(StdOut collector)\nLast lines of output:\nepoch 1: loss=0.3")
+    assert ts.failure_cause(ts.REASON_METRICS_UNAVAILABLE, message) == (
+        "MetricsUnavailable: Metrics are not available: the objective metric 'Validation-accuracy' was never "
+        "reported (StdOut collector): epoch 1: loss=0.3")
+    assert ts.metrics_unavailable_message("acc", "Push") == \
+        "Metrics are not available: the objective metric 'acc' was never reported (Push collector)"
+
+
 def test_max_failed_message_names_the_cause_bounded():
     assert es.max_failed_message("", 0, 0) == es.MSG_MAX_FAILED
     assert es.max_failed_message("Error: exit code 2", 3, 4) == \

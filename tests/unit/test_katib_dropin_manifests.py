@@ -89,6 +89,9 @@ def test_the_controllers_run_on_the_kubernetes_store_with_an_api_token(manifests
         add_controller_arguments(parser)
         parsed, _ = parser.parse_known_args(pod["containers"][0]["args"][1:])
         assert parsed.store == "kubernetes", name
+        if name == "sextant-trial-controller":
+            args = pod["containers"][0]["args"]
+            assert args[args.index("--metrics-collector") + 1] == "sidecar"
         assert pod["automountServiceAccountToken"] is True
         assert accounts[name].get("automountServiceAccountToken", True) is True
 
@@ -107,8 +110,11 @@ def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_cal
     role = by_kind(manifests, "Role")["sextant-webhook"]
     cluster_role = by_kind(manifests, "ClusterRole")["sextant-webhook"]
     assert _grants(role) | _grants(cluster_role) == set(WEBHOOK_CALLS.values()) | set(POD_WEBHOOK_CALLS)
+    # Webhook configurations only by name; Trials and Namespaces are read, nothing more.
     assert all(rule.get("resourceNames") == ["katib.kubeflow.org"] for rule in cluster_role["rules"]
-               if "kubeflow.org" not in rule["apiGroups"])
+               if rule["apiGroups"] == ["admissionregistration.k8s.io"])
+    assert all(rule["verbs"] == ["get"] for rule in cluster_role["rules"]
+               if rule["apiGroups"] != ["admissionregistration.k8s.io"])
     assert args.collector_image and args.db_manager == "sextant-db-manager.sextant:6789"
     named = [rule for rule in role["rules"] if "resourceNames" in rule]
     assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)

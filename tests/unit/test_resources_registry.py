@@ -8,8 +8,8 @@ import pytest
 
 from sextant.algorithm_registry import DEFAULT_REGISTRY_PATH, Registry, RegistryError
 
-DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "multivariate-tpe", "pbt", "random",
-                      "sobol", "tpe"]
+DEFAULT_ALGORITHMS = ["bayesianoptimization", "cmaes", "grid", "hyperband", "mo-tpe", "multivariate-tpe", "nsga2",
+                      "pbt", "random", "sobol", "tpe"]
 
 
 def test_packaged_default():
@@ -19,6 +19,8 @@ def test_packaged_default():
     assert registry.early_stopping("medianstop").port == 6788
     assert registry.algorithm("tpe").port == 6789
     assert registry.algorithm("nope") is None and registry.early_stopping("nope") is None
+    # only the multi-objective services are sent an experiment's extra objectives
+    assert [n for n in DEFAULT_ALGORITHMS if registry.algorithm(n).multi_objective] == ["mo-tpe", "nsga2"]
     for name in DEFAULT_ALGORITHMS:
         entry = registry.algorithm(name)
         assert entry.runnable_locally and entry.runnable_on_kubernetes

@@ -165,3 +165,17 @@ def test_recorded_assignments_without_trials_are_sent_as_pending():
     assert sent["e1-b"].status.condition == api_pb2.TrialStatus.CREATED
     assert sent["e1-c"].spec.parameter_assignments.assignments[0].value == "0.04"
     assert sent["e1-c"].spec.objective.objective_metric_name == "loss"
+
+
+def test_declared_objectives_go_only_to_multi_objective_services():
+    e = exp()
+    e.metadata.annotations["sextant.io/objectives"] = "acc=maximize"
+    plain = rb.suggestions_request(e, sugg(), [])
+    assert "sextant.io/objectives" not in {a.name for a in plain.experiment.spec.algorithm.algorithm_settings}
+    for msg in (rb.suggestions_request(e, sugg(), [], with_objectives=True).experiment,
+                rb.validate_request(e, with_objectives=True).experiment):
+        settings = [(a.name, a.value) for a in msg.spec.algorithm.algorithm_settings]
+        assert settings == [("seed", "1"), ("k", "a"), ("sextant.io/objectives", "acc=maximize")]
+    # a single-objective experiment sends nothing extra, whatever the service
+    single = rb.validate_request(exp(), with_objectives=True).experiment
+    assert [a.name for a in single.spec.algorithm.algorithm_settings] == ["seed", "k"]

@@ -170,6 +170,32 @@ def test_sextant_ui_prints_the_sign_in_url_of_the_running_stack(tmp_path: Path, 
     assert capsys.readouterr().out.strip() == "https://127.0.0.1:6443/?token=tok-123"
 
 
+def test_pareto_plot_data_lists_every_complete_trial_and_the_front():
+    from services.web_ui.pareto_plot import pareto_data
+
+    exp = Experiment.model_validate({
+        "metadata": {"name": "mo", "namespace": "ns", "annotations": {"sextant.io/objectives": "ms=minimize"}},
+        "spec": {"objective": {"type": "maximize", "objectiveMetricName": "acc", "additionalMetricNames": ["ms"],
+                               "metricStrategies": [{"name": "acc", "value": "latest"},
+                                                    {"name": "ms", "value": "latest"}]},
+                 "algorithm": {"algorithmName": "nsga2"}, "parameters": []}})
+
+    def trial(name, acc, ms):
+        metrics = [{"name": "acc", "latest": acc}] + ([{"name": "ms", "latest": ms}] if ms else [])
+        return Trial.model_validate({"metadata": {"name": name, "namespace": "ns"},
+                                     "spec": {"parameterAssignments": [{"name": "n", "value": name[-1]}]},
+                                     "status": {"observation": {"metrics": metrics}}})
+    data = pareto_data(exp, [trial("t3", "0.7", "1"), trial("t1", "0.9", "5"), trial("t2", "0.8", "6"),
+                             trial("t4", "0.99", None)])
+    assert data["objectives"] == [{"name": "acc", "direction": "maximize"}, {"name": "ms", "direction": "minimize"}]
+    assert data["names"] == ["t1", "t2", "t3"]  # t4 lacks ms
+    assert data["values"] == {"acc": [0.9, 0.8, 0.7], "ms": [5.0, 6.0, 1.0]}
+    assert data["parameters"] == ["n=1", "n=2", "n=3"]
+    assert data["front"] == ["t1", "t3"]  # t2 is less accurate and slower than t1
+    exp.metadata.annotations.clear()
+    assert pareto_data(exp, [trial("t1", "0.9", "5")])["objectives"] == []
+
+
 @pytest.mark.asyncio
 async def test_plotly_is_served_compressed_cacheable_and_revalidated():
     from aiohttp import web

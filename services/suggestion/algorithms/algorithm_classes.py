@@ -25,6 +25,8 @@ BUILTIN: dict[str, str] = {
     "sobol": f"{_PKG}.sobol:Sobol",
     "bayesianoptimization": f"{_PKG}.bayesian:BayesianOptimization",
     "hyperband": f"{_PKG}.hyperband:Hyperband",
+    "nsga2": f"{_PKG}.multi_objective:NSGA2",
+    "mo-tpe": f"{_PKG}.multi_objective:MOTPE",
     "pbt": f"{_PKG}.pbt:PBT",
 }
 

@@ -47,6 +47,7 @@ from pathlib import Path
 import numpy as np
 
 from sextant.api import api_pb2
+from sextant.resources.numbers import excerpt
 
 from .base import Algorithm, InvalidSettings, SuggestResult, settings_of
 from .random_search import seeded_rng
@@ -70,7 +71,7 @@ def validation_errors(settings: dict[str, str]) -> list[str]:
         if int(settings["n_population"]) < 5:
             errors.append("Param(n_population) should be >= 5")
     except ValueError:
-        errors.append(f"failed to validate n_population({settings['n_population']}): must be an integer")
+        errors.append(f"failed to validate n_population({_shown(settings['n_population'])}): must be an integer")
     if not _in_unit_interval(settings["truncation_threshold"]):
         errors.append("Param(truncation_threshold) should be between 0 and 1, inclusive")
     if "resample_probability" in settings and not _in_unit_interval(settings["resample_probability"]):
@@ -81,8 +82,12 @@ def validation_errors(settings: dict[str, str]) -> list[str]:
             if int(settings["random_state"]) < 0:
                 errors.append("random_state should be great or equal than zero")
         except ValueError:
-            errors.append(f"failed to validate random_state({settings['random_state']}): must be an integer")
+            errors.append(f"failed to validate random_state({_shown(settings['random_state'])}): must be an integer")
     return errors[:1]  # Katib's service answers the first problem only
+
+
+def _shown(raw: str) -> str:
+    return raw if len(raw) <= 40 else excerpt(raw)
 
 
 def _in_unit_interval(text: str) -> bool:

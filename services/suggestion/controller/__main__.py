@@ -9,7 +9,7 @@ import sys
 from sextant.algorithm_registry import Registry
 from sextant.config import data_dir, env, read_token
 from sextant.controller import Controller
-from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped
+from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped, store_environment
 from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.runtime import Runtime, make_runtime
 from sextant.store.informer import Informer
@@ -29,7 +29,8 @@ def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry,
     controller = Controller("suggestion-controller", reconciler.reconcile, workers=workers,
                             resync_seconds=resync_seconds, extra_keys=lambda: reconciler.housekeeping(namespace))
     suggestions = Informer(store, "Suggestion", namespace, resync_seconds=0)
-    controller.watch(suggestions)
+    # Our own status writes coming back wake no pass: the pass that wrote saw that state.
+    controller.watch(suggestions, primary=True, skip=reconciler.suggestions.is_own_write)
     reconciler.suggestions.informer = suggestions
     # Experiments are only read (from this cache), not watched for events.
     experiments = Informer(store, "Experiment", namespace, resync_seconds=0)
@@ -78,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("SEXTANT_TOKEN", token)
     registry = Registry.load(ns.registry)
     if ns.runtime == "local":
+        # Local early-stopping processes inherit where the Trials live, so SetTrialStatus writes
+        # the EarlyStopped condition to the same store as the controllers.
+        os.environ.update(store_environment(ns))
         runtime = make_runtime("local", data_dir=data_dir(ns.data_dir), token=token,
                                db_manager_address=ns.db_manager)
     else:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from sextant import objectives
 from sextant.api import api_pb2
 from sextant.katib import trial_status
 from sextant.katib.condition_list import has_condition
@@ -98,13 +99,18 @@ def objective_message(objective: ObjectiveSpec | None) -> api_pb2.ObjectiveSpec:
     return msg
 
 
-def experiment_message(experiment: Experiment, settings_overlay: list[AlgorithmSetting] | None = None
-                       ) -> api_pb2.Experiment:
+def experiment_message(experiment: Experiment, settings_overlay: list[AlgorithmSetting] | None = None,
+                       *, with_objectives: bool = False) -> api_pb2.Experiment:
+    """``with_objectives``: the algorithm optimises several objectives, so the experiment's
+    declaration of its extra objectives (``sextant.objectives``) goes along as a setting."""
     spec = experiment.spec
     algorithm = spec.algorithm
     settings = algorithm.algorithm_settings if algorithm else []
     if settings_overlay:
         settings = overlay_settings(settings, settings_overlay)
+    declared = objectives.declared(experiment.metadata.annotations) if with_objectives else None
+    if declared is not None:
+        settings = overlay_settings(settings, [AlgorithmSetting(name=objectives.SETTING, value=declared)])
     msg = api_pb2.Experiment(name=experiment.metadata.name)
     es = msg.spec
     es.parameter_specs.parameters.extend(_parameter(p) for p in spec.parameters)
@@ -216,19 +222,22 @@ def pending_assignment_messages(experiment: Experiment, suggestion: Suggestion, 
     return pending
 
 
-def suggestions_request(experiment: Experiment, suggestion: Suggestion, trials: list[Trial]
-                        ) -> api_pb2.GetSuggestionsRequest:
+def suggestions_request(experiment: Experiment, suggestion: Suggestion, trials: list[Trial], *,
+                        with_objectives: bool = False) -> api_pb2.GetSuggestionsRequest:
     return api_pb2.GetSuggestionsRequest(
-        experiment=experiment_message(experiment, suggestion.status.algorithm_settings),
+        experiment=experiment_message(experiment, suggestion.status.algorithm_settings,
+                                      with_objectives=with_objectives),
         trials=trial_messages(trials) + pending_assignment_messages(experiment, suggestion, trials),
         current_request_number=current_request_number(suggestion),
         total_request_number=suggestion.spec.requests,
     )
 
 
-def validate_request(experiment: Experiment) -> api_pb2.ValidateAlgorithmSettingsRequest:
+def validate_request(experiment: Experiment, *, with_objectives: bool = False
+                     ) -> api_pb2.ValidateAlgorithmSettingsRequest:
     """Validation sees the experiment *without* the status overlay, as in Katib."""
-    return api_pb2.ValidateAlgorithmSettingsRequest(experiment=experiment_message(experiment))
+    return api_pb2.ValidateAlgorithmSettingsRequest(
+        experiment=experiment_message(experiment, with_objectives=with_objectives))
 
 
 def early_stopping_rules_request(experiment: Experiment, suggestion: Suggestion, trials: list[Trial],

@@ -99,7 +99,7 @@ def _namespace_of(exp: Experiment) -> tuple[tuple[str, str], ...]:
 
 def service_name(suggestion: Suggestion) -> str:
     """Katib's per-experiment service name."""
-    return per_experiment_name(suggestion)
+    return per_experiment_name(suggestion.metadata.name, suggestion.spec.algorithm.algorithm_name)
 
 
 def random_trial_name(prefix: str, taken: set[str]) -> str:
@@ -329,11 +329,17 @@ class SuggestionReconciler:
             self._channels = ChannelCache(self.token)
         return self._channels.get(address)
 
+    def _multi_objective(self, exp: Experiment) -> bool:
+        """Whether the experiment's algorithm service optimises several objectives."""
+        entry = self.registry.algorithm(exp.spec.algorithm.algorithm_name) if exp.spec.algorithm else None
+        return entry is not None and entry.multi_objective
+
     def _validate(self, exp: Experiment, state: ServiceStatus) -> str | None:
         """None when valid; the algorithm's message when it rejects the settings."""
         calls: list[tuple[str | None, Callable[[grpc.Channel], object]]] = [
             (state.address, lambda ch: api_pb2_grpc.SuggestionStub(ch).ValidateAlgorithmSettings(
-                rb.validate_request(exp), timeout=self.call_timeout, metadata=_namespace_of(exp)))]
+                rb.validate_request(exp, with_objectives=self._multi_objective(exp)), timeout=self.call_timeout,
+                metadata=_namespace_of(exp)))]
         if exp.spec.early_stopping is not None and state.early_stopping_address:
             calls.append((state.early_stopping_address,
                           lambda ch: api_pb2_grpc.EarlyStoppingStub(ch).ValidateEarlyStoppingSettings(
@@ -369,7 +375,7 @@ class SuggestionReconciler:
                           state: ServiceStatus) -> bool:
         """Asks for and records new assignments; False if the algorithm said "not yet"."""
         current = rb.current_request_number(sugg)
-        req = rb.suggestions_request(exp, sugg, trials)
+        req = rb.suggestions_request(exp, sugg, trials, with_objectives=self._multi_objective(exp))
         exhausted = False
         replies: list[api_pb2.GetSuggestionsReply] = []
         try:

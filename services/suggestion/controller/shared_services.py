@@ -41,16 +41,15 @@ class ServiceMode(StrEnum):
     PER_EXPERIMENT = "per-experiment"
 
 
-def per_experiment_name(sugg: Suggestion) -> str:
-    return f"{sugg.metadata.name}-{sugg.spec.algorithm.algorithm_name}"
+def per_experiment_name(experiment: str, algorithm: str) -> str:
+    """Katib's name for an experiment's own service: ``<experiment>-<algorithm>``."""
+    return f"{experiment}-{algorithm}"
 
 
-def shared_name(sugg: Suggestion) -> str:
-    name = sugg.spec.algorithm.algorithm_name
-    early = sugg.spec.early_stopping
-    if early is not None and early.algorithm_name:
-        name = f"{name}-{early.algorithm_name}"
-    return name
+def shared_name(algorithm: str, early_stopping: str | None) -> str:
+    """The stack's shared service for an algorithm (and early-stopping algorithm, which the
+    same process serves)."""
+    return f"{algorithm}-{early_stopping}" if early_stopping else algorithm
 
 
 class Placement:
@@ -72,8 +71,10 @@ class Placement:
     def service_of(self, sugg: Suggestion) -> tuple[str, str]:
         """(namespace, name) of the service that answers for ``sugg``."""
         if self.is_shared(sugg):
-            return self.shared_namespace, shared_name(sugg)
-        return sugg.metadata.namespace, per_experiment_name(sugg)
+            early = sugg.spec.early_stopping
+            return self.shared_namespace, shared_name(sugg.spec.algorithm.algorithm_name,
+                                                      early.algorithm_name if early is not None else None)
+        return sugg.metadata.namespace, per_experiment_name(sugg.metadata.name, sugg.spec.algorithm.algorithm_name)
 
     def used(self, name: str) -> None:
         """A live Suggestion is about to use the shared service ``name``."""

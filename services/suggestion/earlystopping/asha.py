@@ -24,15 +24,20 @@ the one rung above, with the cut-off known when it was created.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from sextant.api import api_pb2
+from sextant.resources.numbers import excerpt
 
 from .base import FINISHED, InvalidEarlyStoppingSettings, ReadValues
 
 NAME = "asha"
 DEFAULTS = {"min_resource": 1, "reduction_factor": 3, "min_early_stopping_rate": 0}
 MINIMUM = {"min_resource": 1, "reduction_factor": 2, "min_early_stopping_rate": 0}
+# Bounds that keep the rung computation small; the rung itself must be at most MAX_RUNG reports.
+MAXIMUM = {"min_resource": 1_000_000, "reduction_factor": 1000, "min_early_stopping_rate": 64}
+MAX_RUNG = 1_000_000
 # Rung values are read for these trials; running ones have their logs in the database because
 # a trial with rules reports its metrics while it runs.
 COUNTED = FINISHED | {api_pb2.TrialStatus.RUNNING}
@@ -60,17 +65,19 @@ def validation_errors(spec: api_pb2.EarlyStoppingSpec) -> list[str]:
         if name not in DEFAULTS:
             errors.append(f"unknown setting {name} for algorithm {NAME}")
             continue
-        try:
-            value = int(raw)
-        except ValueError:
-            errors.append(f"{name} must be an integer, got {raw!r}")
+        shown = repr(raw) if len(raw) <= 40 else excerpt(raw)
+        if not re.fullmatch(r"[+-]?[0-9]{1,20}", raw.strip()):
+            errors.append(f"{name} must be an integer, got {shown}")
             continue
+        value = int(raw)
         if value < MINIMUM[name]:
             errors.append(f"{name} must be greater or equal than {MINIMUM[name]} (>={MINIMUM[name]}), got {value}")
+        elif value > MAXIMUM[name]:
+            errors.append(f"{name} must be at most {MAXIMUM[name]}, got {value}")
     if not errors:
         settings = _settings(spec)
-        if settings.rung > 1_000_000:
-            errors.append(f"min_resource * reduction_factor ** min_early_stopping_rate must be at most 1000000 "
+        if settings.rung > MAX_RUNG:
+            errors.append(f"min_resource * reduction_factor ** min_early_stopping_rate must be at most {MAX_RUNG} "
                           f"reports, got {settings.rung}")
     return errors
 

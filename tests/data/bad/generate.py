@@ -365,6 +365,11 @@ case("dup-metric-strategy", "duplicate",
 case("dup-additional-metric-three", "duplicate",
      mutate(S("spec.objective.additionalMetricNames", ["loss", "acc", "loss"])),
      ["spec.objective.additionalMetricNames[2]"])
+OBJECTIVES = "metadata.annotations[sextant.io/objectives]"
+case("objectives-not-collected", "unknown",
+     mutate(S("metadata.annotations", {"sextant.io/objectives": "latency=minimize"})), [OBJECTIVES])
+case("objectives-bad-direction", "range",
+     mutate(S("metadata.annotations", {"sextant.io/objectives": "loss=lower"})), [OBJECTIVES])
 case("dup-early-stopping-setting", "duplicate",
      mutate(S("spec.earlyStopping", {"algorithmName": "medianstop", "algorithmSettings": [
          {"name": "min_trials_required", "value": "3"}, {"name": "min_trials_required", "value": "4"}]})),
