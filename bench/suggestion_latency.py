@@ -51,6 +51,12 @@ class _Context:
     def abort(self, code, details):
         raise RuntimeError(f"{code.name}: {details}")
 
+    def is_active(self) -> bool:  # the servicer stops work for callers that went away
+        return True
+
+    def time_remaining(self) -> None:  # no deadline
+        return None
+
 
 def _experiment(algorithm: str, name: str) -> api_pb2.Experiment:
     profile = PROFILES.get(algorithm, Profile())

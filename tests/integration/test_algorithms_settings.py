@@ -98,6 +98,21 @@ HYPERBAND_ROWS: list[tuple[list[tuple[str, str]], int, str]] = [
 ]
 
 
+# pbt: Katib's own service; every row also carries the other required settings unless noted
+PBT_DIR = ("suggestion_trial_dir", "/var/log/katib/checkpoints/")
+PBT_ROWS: list[tuple[list[tuple[str, str]], str]] = [
+    ([("n_population", "8")], "Required params missing: suggestion_trial_dir, truncation_threshold"),
+    ([PBT_DIR, ("n_population", "4"), ("truncation_threshold", "0.2")], "Param(n_population) should be >= 5"),
+    ([PBT_DIR, ("n_population", "8"), ("truncation_threshold", "1.5")],
+     "Param(truncation_threshold) should be between 0 and 1, inclusive"),
+    ([PBT_DIR, ("n_population", "8"), ("truncation_threshold", "0.2"), ("resample_probability", "2")],
+     "Param(resample_probability) should be null to perturb at 0.8 or 1.2, or be between 0 and 1, inclusive, "
+     "to resample"),
+    # both wrong: Katib answers the population first
+    ([PBT_DIR, ("n_population", "2"), ("truncation_threshold", "-1")], "Param(n_population) should be >= 5"),
+]
+
+
 @pytest.fixture(scope="module")
 def stub():
     with in_process() as (_address, stub, _server):
@@ -129,6 +144,12 @@ def test_bad_setting_gets_katibs_status_and_message(stub, algorithm, settings, m
 def test_bad_hyperband_setting_gets_katibs_message(stub, settings, parallel, message):
     _assert_rejected(stub, _experiment("hyperband", settings, HYPERBAND_SPACE, parallel_trial_count=parallel),
                      message)
+
+
+@pytest.mark.parametrize("settings, message", PBT_ROWS)
+def test_bad_pbt_setting_gets_katibs_message(stub, settings, message):
+    space = [b.parameter("lr", "double", min="0.01", max="0.1", step="0.01")]
+    _assert_rejected(stub, _experiment("pbt", settings, space), message)
 
 
 @pytest.mark.parametrize("settings", [[], [("random_state", "3")], [("sigma", "0.1"), ("random_state", "1")]])

@@ -65,6 +65,7 @@ def test_tpe_proposes_what_optunas_univariate_sampler_proposes(n, maximize, sett
     from optuna.samplers._tpe.sampler import default_gamma
 
     from services.suggestion.algorithms.optuna_study import to_optuna
+    from services.suggestion.algorithms.optuna_tpe import OPTUNA
     from services.suggestion.algorithms.tpe import hyperopt_gamma
 
     assert optuna.__version__ == "5.0.0"  # the array path is checked against this version
@@ -73,6 +74,7 @@ def test_tpe_proposes_what_optunas_univariate_sampler_proposes(n, maximize, sett
     space = algo.search_space(exp)
     parsed = algo.settings(exp)
     model = algo.new_model(space, parsed)
+    model.sharpen = OPTUNA  # optuna's own good density, without Sextant's sharpening
     dists = model.dists
     rows, losses, study_rows = [], [], []
     for i, t in enumerate(b.completed_history(exp, n, seed=n)):

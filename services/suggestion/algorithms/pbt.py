@@ -83,7 +83,7 @@ def validation_errors(settings: dict[str, str]) -> list[str]:
                 errors.append("random_state should be great or equal than zero")
         except ValueError:
             errors.append(f"failed to validate random_state({_shown(settings['random_state'])}): must be an integer")
-    return errors
+    return errors[:1]  # Katib's service answers the first problem only
 
 
 def _shown(raw: str) -> str:
