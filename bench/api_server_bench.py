@@ -32,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from sextant.config import ensure_token  # noqa: E402
 from sextant.kubeconfig import write_kubeconfig  # noqa: E402
+from sextant.ports import free_port  # noqa: E402
 from sextant.resources.models import Experiment, ObjectMeta, OwnerReference, Trial, TrialSpec  # noqa: E402
-from sextant.stack import free_port  # noqa: E402
 from sextant.store.client import GrpcResourceStore  # noqa: E402
 from sextant.tls import ensure_tls  # noqa: E402
 

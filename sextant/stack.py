@@ -34,6 +34,7 @@ from typing import Any, BinaryIO, cast
 
 from sextant.config import DEFAULT_DB_MANAGER_PORT, database_driver, ensure_token
 from sextant.config import data_dir as resolve_data_dir
+from sextant.ports import free_port
 
 log = logging.getLogger("sextant.stack")
 
@@ -109,14 +110,6 @@ class StackPaths:
 
     def pid_file(self, service: str) -> Path:
         return self.run / f"{service}.pid"
-
-
-def free_port(host: str = LOOPBACK) -> int:
-    """A port that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def pid_alive(pid: int | None) -> bool:

@@ -31,6 +31,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sextant.channel_cache import ChannelCache
+from sextant.ports import free_port
 from sextant.runtime import process
 from sextant.runtime.base import (
     JobExitListener,
@@ -119,10 +120,10 @@ class LocalRuntime(Runtime):
             data.mkdir(exist_ok=True)
             env = child_environment({**spec.env, "SEXTANT_STATE_DIR": str(data)})
             env.pop("SEXTANT_METRICS_PORT", None)
-            port = process.free_port(self.host)
+            port = free_port(self.host)
             # Sextant's algorithm servers read SEXTANT_METRICS_PORT and serve Prometheus metrics
             # there (the web UI shows their GetSuggestions count and latency); others ignore it.
-            metrics_port = process.free_port(self.host)
+            metrics_port = free_port(self.host)
             argv = expand_command(spec.command, port=str(port), state_dir=str(data))
             state = {
                 "namespace": spec.namespace, "name": spec.name, "algorithm": spec.algorithm,
@@ -135,7 +136,7 @@ class LocalRuntime(Runtime):
                                       env={**env, "SEXTANT_METRICS_PORT": str(metrics_port)}).to_dict(),
             }
             if wants_es:
-                es_port = process.free_port(self.host)
+                es_port = free_port(self.host)
                 es_argv = expand_command(spec.early_stopping_command or [], port=str(es_port),
                                          state_dir=str(data))
                 state["early_stopping_command"] = es_argv

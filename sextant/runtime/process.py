@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
@@ -148,14 +147,6 @@ def terminate(proc: ProcessId | None, grace: float = 5.0) -> None:
             child.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             pass
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port free right now on ``host`` (the service binds it a moment later)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -90,6 +90,9 @@ def proto_from_doc(doc: dict[str, Any], *, spec_json: str | None = None,
     meta = doc.get("metadata") or {}
     if not isinstance(meta, dict):
         raise Invalid(["metadata: must be an object"])
+    for field in ("labels", "annotations"):
+        if not isinstance(meta.get(field) or {}, dict):
+            raise Invalid([f"metadata.{field}: must be a map of string keys to string values"])
     owners = []
     for i, o in enumerate(meta.get("ownerReferences") or []):
         if not isinstance(o, dict):

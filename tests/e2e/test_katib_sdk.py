@@ -17,7 +17,8 @@ import urllib3
 import yaml
 from kubernetes import client, config, watch
 
-from sextant.stack import StackPaths, free_port, read_state
+from sextant.ports import free_port
+from sextant.stack import StackPaths, read_state
 from sextant.store.client import GrpcResourceStore
 from tests.e2e.katib_venv import katib_python
 from tests.e2e.kube_stack import KubeStack, stop_kube_stack, trivial_experiment
@@ -36,6 +37,8 @@ def stack(tmp_path_factory, read_port) -> KubeStack:
     data_dir = tmp_path_factory.mktemp("katib-sdk-stack")
     up = run_cli(data_dir, "up", "--detach", "--port", "0", "--katib-read-port", str(read_port), "--timeout", "120",
                  timeout=180)
+    if up.returncode != 0:  # a stack that never became ready is still running: stop it
+        run_cli(data_dir, "down", timeout=120)
     assert up.returncode == 0, up.stdout + up.stderr
     started = KubeStack(data_dir, data_dir / "kubeconfig")
     yield started

@@ -20,8 +20,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
+from sextant.ports import free_port
 from sextant.runtime.local import PROJECT_ROOT, child_environment
-from sextant.runtime.process import free_port
 
 
 def observation_log(address: str, trial: str, metric: str = "") -> list[tuple[str, str, str]]:

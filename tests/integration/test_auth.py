@@ -24,8 +24,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sextant.api import api_pb2, api_pb2_grpc, store_pb2, store_pb2_grpc
 from sextant.channel import open_channel
 from sextant.config import ServerSettings
+from sextant.ports import free_port
 from sextant.server import GrpcServer
-from sextant.stack import free_port
 from tests.integration.bad_input_support import sqlite_db_manager
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from services.trial_controller import spool
 from services.trial_controller.__main__ import build_controller
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.katib.condition_list import has_condition
-from sextant.runtime import process
+from sextant.ports import free_port
 from tests.integration.conftest import running_db_manager
 from tests.integration.test_trial_controller import _cond, _trial, _wait
 
@@ -87,7 +87,7 @@ def test_ship_exactly_once_when_the_shipper_dies_after_a_send(dbm, tmp_path, mon
 def test_ship_keeps_the_spool_while_the_db_manager_is_down(dbm, tmp_path):
     _, stub = dbm
     _write_spool(tmp_path / "s", [[("acc", "0.7")]])
-    down = grpc.insecure_channel(f"127.0.0.1:{process.free_port()}")
+    down = grpc.insecure_channel(f"127.0.0.1:{free_port()}")
     with pytest.raises(grpc.RpcError):
         spool.ship(tmp_path / "s", "t3", api_pb2_grpc.DBManagerStub(down), timeout=2)
     down.close()
@@ -174,7 +174,7 @@ def test_wrapper_in_spool_mode_writes_the_spool_without_loading_grpc(tmp_path):
     job.mkdir()
     argv = [sys.executable, "-S", "-X", "importtime", "-m", "services.metrics_collector", "--job-dir",
             str(job), "--trial", "w", "--metrics", "acc;loss", "--report", "spool",
-            "--db-manager", f"127.0.0.1:{process.free_port()}", "--",
+            "--db-manager", f"127.0.0.1:{free_port()}", "--",
             sys.executable, "-c", "print('loss=0.5'); print('loss=0.25')"]
     done = subprocess.run(argv, capture_output=True, text=True, env=child_environment(), timeout=60)
     assert done.returncode == 0, done.stderr

@@ -85,7 +85,7 @@ def test_base_image_runs_a_self_contained_program_in_that_image(tmp_path):
                                       "limits": {"cpu": "2", "memory": "1Gi", "nvidia.com/gpu": "1"}}
     assert not (tmp_path / "tune").exists()  # nothing on this machine's disk: the image has it all
     python, unbuffered, flag, program, argument = container["command"]
-    assert (python, flag, argument) == ("python", "-c", "x=${trialParameters.x}")
+    assert (python, flag, argument) == ("python3", "-c", "x=${trialParameters.x}")  # every image's name for it
     # the program needs no Sextant: run it with sextant unimportable
     proc = subprocess.run([sys.executable, "-I", "-c", program, "x=0.5"], capture_output=True, text=True,
                           timeout=60, cwd=tmp_path)
