@@ -69,6 +69,10 @@ class WatchHub:
         self.start_version = 0  # the window holds every change after this version…
         self.started = False  # …once the hub has listed (an empty store is at version 0)
         self.version = 0  # the newest version this hub knows of
+        # The newest version the store watch has passed on: a resumed stream repeats older ones,
+        # which are dropped; a stream started from a watcher's older version replays the changes
+        # between it and ``version``, which are not.
+        self.streamed = 0
         self.subscribers: set[Subscription] = set()
         self.direct: set[Subscription] = set()
         self._stream: Any = None
@@ -159,6 +163,7 @@ class WatchHub:
         self.window.clear()
         self.start_version = version
         self.started = True
+        self.streamed = version
         self.version = max(self.version, version)
         if self._starting is not None and not self._starting.done():
             self._starting.set_result(None)
@@ -191,8 +196,9 @@ class WatchHub:
     def _dispatch(self, change: Change) -> None:
         if not self.started:
             return  # the rest of a stream that was stopped
-        if change.version < self.version and change.type != "BOOKMARK":
+        if change.version < self.streamed and change.type != "BOOKMARK":
             return  # a repeat after the upstream resumed
+        self.streamed = max(self.streamed, change.version)
         self.version = max(self.version, change.version)
         if change.type != "BOOKMARK":
             self.window.append(change)

@@ -192,3 +192,24 @@ async def test_store_watch_runs_only_while_someone_watches(api, monkeypatch):
             break
         await asyncio.sleep(0.02)
     assert not hub.started and hub._stream is None  # the last watcher left: the stream ended
+
+
+async def test_the_first_watch_after_a_start_gets_the_changes_since_its_version(tmp_path, experiment_doc):
+    """As after an API server restart: the store moved on before anyone watched here, and a
+    client resuming its watch from its last version gets every change after it (the store
+    watch replays them), not only those after the hub's start."""
+    app = build_app(MemoryResourceStore(), token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as api:
+        app["sextant.watch_hub"].wait_ready(10)
+        doc = copy.deepcopy(experiment_doc)
+        doc["metadata"] = {"name": "resume", "namespace": "default"}
+        created = await _json(await api.post(f"{BASE}/experiments", json=doc, headers=AUTH))
+        since = created["metadata"]["resourceVersion"]
+        for budget in (20, 30):
+            patched = await api.patch(f"{BASE}/experiments/resume", data=json.dumps({"spec": {"maxTrialCount": budget}}),
+                                      headers={**AUTH, "Content-Type": "application/merge-patch+json"})
+            assert patched.status == 200
+        reply = await api.get(f"{BASE}/experiments?watch=true&resourceVersion={since}&timeoutSeconds=2", headers=AUTH)
+        events = [json.loads(line) for line in (await reply.text()).splitlines() if line.strip()]
+        budgets = [e["object"]["spec"]["maxTrialCount"] for e in events if e["type"] == "MODIFIED"]
+        assert budgets == [20, 30]
