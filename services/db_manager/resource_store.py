@@ -87,6 +87,7 @@ _OWNERSHIP_IN_NAMESPACE = sa.select(R.c.id, R.c.kind, R.c.name, R.c.uid, R.c.res
 _UPDATE_ROW_IF_AT = R.update().where(R.c.id == sa.bindparam("row_id"),
                                      R.c.resource_version == sa.bindparam("cached_version"))
 _INSERT_ROW = R.insert()
+_UID_IN_NAMESPACE = sa.select(R.c.id).where(R.c.namespace == sa.bindparam("namespace"), R.c.uid == sa.bindparam("uid"))
 _INSERT_EVENTS = E.insert()
 _LOCK = sa.select(S.c.resource_version).where(S.c.id == 1).with_for_update()
 _VERSION = sa.select(S.c.resource_version).where(S.c.id == 1)
@@ -449,6 +450,8 @@ class SqlResourceStore(ResourceStore):
             exists = conn.execute(_VERSION_BY_KEY, {"kind": kind, "namespace": namespace, "name": name}).first()
             if exists:
                 raise AlreadyExists(f"{kind} {namespace}/{name} already exists")
+            rules.check_owners_exist(out, lambda uid: conn.execute(
+                _UID_IN_NAMESPACE, {"namespace": namespace, "uid": uid}).first() is not None)
             meta["uid"] = str(uuid.uuid4())
             meta["resourceVersion"] = str(version)
             inserted = conn.execute(_INSERT_ROW, {

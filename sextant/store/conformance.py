@@ -228,6 +228,16 @@ class ResourceStoreContract:
         assert created.metadata.owner_references == child.metadata.owner_references
         assert store.get("Trial", a, "t").metadata.owner_references == child.metadata.owner_references
 
+    def test_a_resource_whose_owner_is_gone_is_refused(self, store: ResourceStore, ns: Callable[[], str]) -> None:
+        """A controller acting on its cached copy of an Experiment deleted a moment ago must not
+        leave a Trial behind that the cascade, already done, will never remove."""
+        a = ns()
+        owner = store.create(experiment("gone", a))
+        store.delete("Experiment", a, "gone")
+        with pytest.raises(NotFound):
+            store.create(trial("orphan", a, owner=owner))
+        assert names(store.list("Trial", a)[0]) == []
+
     def test_empty_namespace_means_default(self, store: ResourceStore) -> None:
         name = f"t-{secrets.token_hex(4)}"
         created = store.create(Trial(metadata=ObjectMeta(name=name, namespace="")))

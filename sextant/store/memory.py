@@ -93,6 +93,8 @@ class MemoryResourceStore(ResourceStore):
         with self._lock:
             if key in self._items:
                 raise AlreadyExists(f"{key[0]} {key[1]}/{key[2]} already exists")
+            rules.check_owners_exist(doc, lambda uid: any(
+                k[1] == key[1] and json.loads(t)["metadata"].get("uid") == uid for k, t in self._items.items()))
             meta["uid"] = str(uuid.uuid4())
             text = self._commit([(EventType.ADDED, key, doc)])[0]
         return model_from_doc(json.loads(text))

@@ -8,7 +8,7 @@ uids or stores anything; these functions only compute the new document or refuse
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sextant.resources import admit_experiment
 from sextant.resources.models import Experiment, to_doc
 from sextant.store.codec import model_from_doc
-from sextant.store.interface import Invalid
+from sextant.store.interface import Invalid, NotFound
 from sextant.store.names import kind_errors, label_errors, name_errors, namespace_errors
 from sextant.store.normalize import normalize_status
 from sextant.timestamps import now_rfc3339
@@ -155,3 +155,18 @@ def dependents(root_uid: str, children: Mapping[str, list[str]]) -> list[str]:
                 seen.add(child)
                 queue.append(child)
     return doomed
+
+
+# Owners a store holds. A resource naming one that is gone (a controller acting on its cached copy
+# of an Experiment deleted a moment ago) would outlive the cascade that already ran: refused.
+OWNER_KINDS = frozenset({"Experiment", "Suggestion", "Trial"})
+
+
+def check_owners_exist(doc: Mapping[str, Any], uid_exists: Callable[[str], bool]) -> None:
+    """Raises NotFound when an owner reference names a store kind whose uid is not stored in the
+    resource's namespace (``uid_exists`` answers that, inside the writer's lock)."""
+    m = meta(doc)
+    for owner in m.get("ownerReferences") or []:
+        if owner.get("kind") in OWNER_KINDS and not uid_exists(str(owner.get("uid") or "")):
+            raise NotFound(f"{doc.get('kind')} {m.get('namespace')}/{m.get('name')}: its owner "
+                           f"{owner.get('kind')} {owner.get('name')} (uid {owner.get('uid')}) does not exist")

@@ -74,14 +74,16 @@ def test_directories_names_jsonpath_columns_and_all_namespaces(local_stack, tmp_
 
 
 def test_get_watch_prints_changes_until_interrupted(local_stack, tmp_path):
-    watcher = subprocess.Popen(cli_command(local_stack.data_dir, "get", "experiments", "-w"), stdout=subprocess.PIPE,
+    # a namespace of its own: the stack is shared, and the list must start empty
+    watcher = subprocess.Popen(cli_command(local_stack.data_dir, "get", "experiments", "-w", "-n", "kc-watch"),
+                               stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=cli_env())
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout], daemon=True).start()
     try:
         code = "print('score=${trialParameters.x}')"
         applied = subprocess.run(
-            cli_command(local_stack.data_dir, "apply", "-f", "-"), input=small_experiment(
+            cli_command(local_stack.data_dir, "apply", "-n", "kc-watch", "-f", "-"), input=small_experiment(
                 "kc-watch", ["python", "-c", code], max_trials=1, parallel=1), capture_output=True, text=True,
             timeout=300, cwd=tmp_path, env=cli_env())
         assert applied.returncode == 0, applied.stderr
@@ -92,7 +94,7 @@ def test_get_watch_prints_changes_until_interrupted(local_stack, tmp_path):
     finally:
         watcher.terminate()
         watcher.wait(timeout=30)
-        sextant(local_stack, "delete", "experiment", "kc-watch", cwd=tmp_path)
+        sextant(local_stack, "delete", "experiment", "kc-watch", "-n", "kc-watch", cwd=tmp_path)
 
 
 def test_describe_and_run_explain_failed_trials(local_stack, tmp_path):
