@@ -166,6 +166,16 @@ def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             meta["namespace"] = "default"  # the store wants one; admission's default, as kubectl's
         if not ctx.server:  # this machine's stack
             record_working_dir_in(doc)
+        if str(doc.get("apiVersion", "")).endswith("/v1alpha3"):
+            # the store takes v1beta1 only: convert here with the models, as `run` does
+            from sextant.resources.admission import admit_experiment
+            from sextant.resources.models import to_doc
+
+            try:
+                doc = to_doc(admit_experiment(doc))
+            except Invalid as err:
+                errors += [f"{label}: {e}" for e in err.errors]
+                continue
         try:
             checked.append((doc, store.create_document(doc, dry_run=True)))
         except Invalid as err:
