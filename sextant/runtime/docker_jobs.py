@@ -56,7 +56,7 @@ from sextant.runtime.container_plan import (
     container_name,
     plan_container,
 )
-from sextant.runtime.local_jobs import JobSpecError, primary_container, trial_log_archive
+from sextant.runtime.local_jobs import JobSpecError, announce_exit, primary_container, trial_log_archive
 from sextant.timestamps import now_rfc3339_micro
 
 log = logging.getLogger("sextant.runtime.docker")
@@ -383,11 +383,7 @@ class DockerJobs:
             finally:
                 with self._lock:
                     self._followed.discard(key)
-            for listener in list(self.exit_listeners):
-                try:
-                    listener(namespace, name)
-                except Exception:  # noqa: BLE001 - a listener must not end the follower
-                    pass
+            announce_exit(self.exit_listeners, namespace, name)
 
         threading.Thread(target=follow, name=f"container-{name}", daemon=True).start()
 

@@ -52,6 +52,7 @@ Local conventions (documented for users):
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import shutil
@@ -68,6 +69,8 @@ from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
 from sextant.runtime.collector_spec import CollectorSpec
 from sextant.timestamps import now_rfc3339_micro
+
+log = logging.getLogger("sextant.runtime.local")
 
 PYTHON_ALIASES = ("python", "python3")
 IMAGE_NOTE = "the stack runs trials as local processes (`sextant up --runtime docker` runs them in their image)"
@@ -125,6 +128,16 @@ def pod_specs(run_spec: Mapping[str, Any]) -> list[Mapping[str, Any]]:
                 if isinstance(pod, Mapping):
                     found.append(pod)
     return found
+
+
+def announce_exit(listeners: list[Callable[[str, str], None]], namespace: str, name: str) -> None:
+    """Tells every exit listener that a job ended; a failing listener must not stop the thread
+    that watched the job (the trial controller's poll is the safety net)."""
+    for listener in list(listeners):
+        try:
+            listener(namespace, name)
+        except Exception:  # noqa: BLE001
+            log.debug("an exit listener failed", exc_info=True, extra={"trial": name})
 
 
 def primary_container(run_spec: Mapping[str, Any], name: str | None) -> Mapping[str, Any]:
@@ -271,11 +284,7 @@ class LocalJobs:
             process.forget_child(proc)
             with self._watched_lock:
                 self._watched.pop(key, None)
-            for listener in list(self.exit_listeners):
-                try:
-                    listener(namespace, name)
-                except Exception:  # noqa: BLE001 - a listener must not kill the reaper
-                    pass
+            announce_exit(self.exit_listeners, namespace, name)
 
         threading.Thread(target=wait, name=f"job-exit-{name}", daemon=True).start()
 
