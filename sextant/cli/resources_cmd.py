@@ -223,7 +223,7 @@ def cmd_get(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
                           pareto=pareto),
               end="" if (ns.output or "").startswith("jsonpath") else "\n", flush=True)
     if ns.watch:
-        watch(ctx, kind, ns, version, pareto)
+        watch(ctx, kind, ns, version, pareto, header_printed=bool(docs))
     return EXIT_OK
 
 
@@ -259,10 +259,11 @@ def list_docs_at(ctx: Context, kind: str, ns: argparse.Namespace) -> tuple[list[
 
 
 def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int,
-          pareto: set[tuple[str, str]] | None = None) -> None:
+          pareto: set[tuple[str, str]] | None = None, header_printed: bool = False) -> None:
     """kubectl's ``get -w``: one line (or document) per change, a deletion included (its last
-    state), until interrupted. Tables print rows without the header again; yaml documents are
-    separated by ``---``. ``pareto``: the PARETO marks of the listed table (kept as they were)."""
+    state), until interrupted. A table's header is printed once, above the first row (with the
+    list, or with the first change when the list was empty); yaml documents are separated by
+    ``---``. ``pareto``: the PARETO marks of the listed table (kept as they were)."""
     labels = parse_selector(getattr(ns, "selector", None))
     if getattr(ns, "experiment", None):
         labels[EXPERIMENT_LABEL] = ns.experiment
@@ -276,7 +277,9 @@ def watch(ctx: Context, kind: str, ns: argparse.Namespace, since: int,
                 text = render_list(kind, [doc], ns.output, single=True, all_namespaces=ns.all_namespaces,
                                    pareto=pareto)
                 if ns.output in (None, "", "wide") or (ns.output or "").startswith("custom-columns"):
-                    text = text.split("\n", 1)[-1]  # the header was printed with the list
+                    if header_printed:
+                        text = text.split("\n", 1)[-1]
+                    header_printed = True
                 elif ns.output == "yaml":
                     text = "---\n" + text
                 print(text, flush=True)
