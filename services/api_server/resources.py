@@ -215,6 +215,9 @@ async def get_doc(request: web.Request, kind: Kind, namespace: str, name: str) -
 
 
 def _one(request: web.Request, kind: Kind, doc: Doc, status: int = 200) -> web.Response:
+    hub: WatchHub | None = request.app.get("sextant.watch_hub")
+    if hub is not None:
+        hub.handed_out(int(doc["metadata"].get("resourceVersion") or 0))
     shown = present(kind, doc)
     table_version = media.table_version(request.headers.get("Accept"))
     if table_version:

@@ -73,6 +73,9 @@ class WatchHub:
         # which are dropped; a stream started from a watcher's older version replays the changes
         # between it and ``version``, which are not.
         self.streamed = 0
+        # The newest version this server has handed out (a write's or a read's result): a watch
+        # that starts after it is decided on a window that has caught up with it.
+        self.handed = 0
         self.subscribers: set[Subscription] = set()
         self.direct: set[Subscription] = set()
         self._stream: Any = None
@@ -218,6 +221,18 @@ class WatchHub:
             self._starting.set_result(None)  # the watcher finds the hub stopped and goes direct
 
     # -- watchers --------------------------------------------------------------------------
+    def handed_out(self, version: int) -> None:
+        self.handed = max(self.handed, version)
+
+    async def _catch_up(self) -> None:
+        """Waits (a moment at most) until the store watch has passed every version this server
+        handed out. Without it, a client that wrote and then watched from an older version
+        could be served from a window that has not yet taken in its writes (and so still holds
+        that older version), or get 410 Expired, depending on how far the store watch lagged."""
+        deadline = time.monotonic() + TOO_LARGE_WAIT
+        while self.started and self.streamed < self.handed and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
     def end_all(self) -> None:
         """Ends every open watch cleanly (server shutdown): clients re-watch from their last
         version, here or at the next server."""
@@ -240,6 +255,7 @@ class WatchHub:
                 await self._start_streaming(since)
             if self.started and since > self.version:
                 await self._wait_for_version(since)
+            await self._catch_up()
             if self.started and since >= self.start_version:
                 self.subscribers.add(sub)
                 replay = [c for c in self.window if c.version > since]

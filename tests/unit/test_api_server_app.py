@@ -213,3 +213,47 @@ async def test_the_first_watch_after_a_start_gets_the_changes_since_its_version(
         events = [json.loads(line) for line in (await reply.text()).splitlines() if line.strip()]
         budgets = [e["object"]["spec"]["maxTrialCount"] for e in events if e["type"] == "MODIFIED"]
         assert budgets == [20, 30]
+
+
+async def test_a_watch_after_writes_is_decided_on_a_window_that_has_taken_them_in(tmp_path, experiment_doc,
+                                                                                  monkeypatch):
+    """The store watch feeding the window lags behind the writes (as on a busy machine): a
+    client that wrote four changes and then watches from the version before them gets 410
+    Expired (the store keeps 3), as it would had the window kept up, not a replay from a window
+    still holding that version."""
+    import time
+
+    import services.api_server.watch as watch_module
+
+    monkeypatch.setattr(watch_module, "WINDOW", 3)
+    app = build_app(MemoryResourceStore(history=3), token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as api:
+        hub = app["sextant.watch_hub"]
+        hub.wait_ready(10)
+        listed = await _json(await api.get(f"{BASE}/experiments", headers=AUTH))
+        keeper = await api.get(f"{BASE}/experiments?watch=true&resourceVersion={listed['metadata']['resourceVersion']}",
+                               headers=AUTH)  # keeps the hub's store watch running
+        for _ in range(200):
+            if hub.started and hub.subscribers:
+                break
+            await asyncio.sleep(0.02)
+        doc = copy.deepcopy(experiment_doc)
+        doc["metadata"] = {"name": "lag", "namespace": "default"}
+        since = (await _json(await api.post(f"{BASE}/experiments", json=doc, headers=AUTH)))["metadata"]["resourceVersion"]
+        for _ in range(200):
+            if hub.streamed >= int(since):  # the window holds the create
+                break
+            await asyncio.sleep(0.02)
+        dispatch = hub._dispatch
+        monkeypatch.setattr(hub, "_dispatch", lambda change: hub.loop.call_at(
+            hub.loop.time() + 0.3 + time.monotonic() % 1e-6, dispatch, change))  # from now on 0.3 s late
+        for budget in (20, 30, 40, 50):
+            patched = await api.patch(f"{BASE}/experiments/lag", data=json.dumps({"spec": {"maxTrialCount": budget}}),
+                                      headers={**AUTH, "Content-Type": "application/merge-patch+json"})
+            assert patched.status == 200
+        assert hub.streamed < int(since) + 4  # the window has not taken the writes in yet
+        reply = await api.get(f"{BASE}/experiments?watch=true&resourceVersion={since}&timeoutSeconds=5", headers=AUTH)
+        event = json.loads(await asyncio.wait_for(reply.content.readline(), 10))
+        reply.close()
+        keeper.close()
+    assert (event["type"], event["object"]["code"]) == ("ERROR", 410), event
