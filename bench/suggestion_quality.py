@@ -347,6 +347,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1, help="assignments per GetSuggestions call")
     ap.add_argument("--jsonl", default=None, help="append one JSON line per run to this file")
     ap.add_argument("--settings", default="", help="name=value,... added to the Sextant algorithms' settings")
+    ap.add_argument("--from-jsonl", default=None,
+                    help="report the runs recorded in this file (by --jsonl) instead of running")
+    ap.add_argument("--against", default=None,
+                    help="also print each algorithm's median regret minus this one's, with bootstrap intervals")
     args = ap.parse_args(argv)
 
     if ":" in args.seeds:
@@ -367,44 +371,91 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{algo} is not measured here: grid needs stepped doubles and hyperband a "
                              "resource parameter, so neither optimises these functions as given")
 
-    rows = []
-    with _loopback_server() as stub:
-        for fname in functions:
-            problem = PROBLEMS[fname]
-            for algo in algorithms:
-                curves, seconds = [], []
-                for seed in seeds:
-                    start = time.perf_counter()
-                    values = (run_library(algo, problem, seed, budget, extra) if algo.startswith("lib:")
-                              else run_sextant(stub, algo, problem, seed, budget, args.batch, extra))
-                    seconds.append(time.perf_counter() - start)
-                    curve = regret_curve(values, problem.optimum, checkpoints)
-                    curves.append(curve)
-                    if args.jsonl:
-                        with open(args.jsonl, "a") as f:
-                            f.write(json.dumps({"function": fname, "algorithm": algo, "seed": seed,
-                                                "batch": args.batch, "settings": extra, "regret": curve,
-                                                "seconds": seconds[-1]}) + "\n")
-                    print(f"  {fname} {algo} seed={seed} " + " ".join(
-                        f"@{c}={r:.4f}" for c, r in curve.items()) + f" ({seconds[-1]:.1f}s)", flush=True)
-                med = {c: statistics.median(cv[c] for cv in curves) for c in checkpoints}
-                q = {c: (min(cv[c] for cv in curves), max(cv[c] for cv in curves)) for c in checkpoints}
-                rows.append((fname, algo, med, q, statistics.median(seconds), curves))
-    print("\n| function | algorithm | " + " | ".join(f"regret@{c} median [Q1, Q3]" for c in checkpoints)
-          + " | min-max @" + str(budget) + " | s/run | seeds |")
-    print("|---|---|" + "---:|" * len(checkpoints) + "---|---:|---:|")
-    for fname, algo, med, q, secs, curves in rows:
-        lo, hi = q[budget]
-        quart = {c: np.percentile([cv[c] for cv in curves], [25, 75]) for c in checkpoints}
-        print(f"| {fname} | {algo} | " + " | ".join(
-            f"{_num(med[c])} [{_num(quart[c][0])}, {_num(quart[c][1])}]" for c in checkpoints)
-              + f" | {_num(lo)}-{_num(hi)} | {secs:.1f} | {len(seeds)} |")
-    if len(seeds) >= 20:
-        print("\nbootstrap 95 % interval of the median (4,000 resamples of the seeds):")
-        for fname, algo, _, _, _, curves in rows:
-            print(f"  {fname} {algo}: " + ", ".join(
-                "@{} {:.4f}-{:.4f}".format(c, *_median_interval([cv[c] for cv in curves])) for c in checkpoints))
+    runs: dict[tuple[str, str], dict[int, dict[int, float]]] = {}  # (function, algorithm) -> seed -> curve
+    if args.from_jsonl:
+        wanted = set(seeds)
+        for line in Path(args.from_jsonl).read_text().splitlines():
+            run = json.loads(line)
+            if run["function"] in functions and run["algorithm"] in algorithms and run["seed"] in wanted:
+                curve = {int(c): r for c, r in run["regret"].items() if int(c) in checkpoints}
+                if len(curve) == len(checkpoints):
+                    runs.setdefault((run["function"], run["algorithm"]), {})[run["seed"]] = curve
+    else:
+        with _loopback_server() as stub:
+            for fname in functions:
+                problem = PROBLEMS[fname]
+                for algo in algorithms:
+                    for seed in seeds:
+                        start = time.perf_counter()
+                        values = (run_library(algo, problem, seed, budget, extra) if algo.startswith("lib:")
+                                  else run_sextant(stub, algo, problem, seed, budget, args.batch, extra))
+                        seconds = time.perf_counter() - start
+                        curve = regret_curve(values, problem.optimum, checkpoints)
+                        runs.setdefault((fname, algo), {})[seed] = curve
+                        if args.jsonl:
+                            with open(args.jsonl, "a") as f:
+                                f.write(json.dumps({"function": fname, "algorithm": algo, "seed": seed,
+                                                    "batch": args.batch, "settings": extra, "regret": curve,
+                                                    "seconds": seconds}) + "\n")
+                        print(f"  {fname} {algo} seed={seed} " + " ".join(
+                            f"@{c}={r:.4f}" for c, r in curve.items()) + f" ({seconds:.1f}s)", flush=True)
+    print_table(runs, checkpoints)
+    if args.against:
+        print_against(runs, checkpoints, args.against)
     return 0
+
+
+def print_table(runs: dict[tuple[str, str], dict[int, dict[int, float]]], checkpoints: list[int]) -> None:
+    """Median [Q1, Q3] per checkpoint; with 20 or more seeds, the bootstrap interval of each median."""
+    budget = checkpoints[-1]
+    print("\n| function | algorithm | " + " | ".join(f"regret@{c} median [Q1, Q3]" for c in checkpoints)
+          + " | min-max @" + str(budget) + " | seeds |")
+    print("|---|---|" + "---:|" * len(checkpoints) + "---|---:|")
+    for (fname, algo), by_seed in runs.items():
+        curves = list(by_seed.values())
+        cell = {c: [cv[c] for cv in curves] for c in checkpoints}
+        print(f"| {fname} | {algo} | " + " | ".join(
+            "{} [{}, {}]".format(_num(statistics.median(cell[c])), *map(_num, np.percentile(cell[c], [25, 75])))
+            for c in checkpoints) + f" | {_num(min(cell[budget]))}-{_num(max(cell[budget]))} | {len(curves)} |")
+    if any(len(by_seed) >= 20 for by_seed in runs.values()):
+        print("\nbootstrap 95 % interval of the median (4,000 resamples of the seeds):")
+        for (fname, algo), by_seed in runs.items():
+            print(f"  {fname} {algo}: " + ", ".join(
+                "@{} {:.4f}-{:.4f}".format(c, *_median_interval([cv[c] for cv in by_seed.values()]))
+                for c in checkpoints))
+
+
+def print_against(runs: dict[tuple[str, str], dict[int, dict[int, float]]], checkpoints: list[int],
+                  baseline: str) -> None:
+    """Per function and checkpoint, each algorithm's median regret minus ``baseline``'s on the
+    seeds both ran, with a bootstrap 95 % interval of that difference (the seeds resampled in
+    pairs): an interval below 0 is a win the seeds support, one across 0 a tie within noise."""
+    print(f"\nmedian regret minus {baseline}'s, [bootstrap 95 % interval] (paired seeds):")
+    tally: dict[str, list[int]] = {}
+    for (fname, algo), by_seed in runs.items():
+        base = runs.get((fname, baseline))
+        if algo == baseline or base is None:
+            continue
+        seeds = sorted(set(by_seed) & set(base))
+        if not seeds:
+            continue
+        cells = []
+        for c in checkpoints:
+            mine, theirs = np.array([by_seed[s][c] for s in seeds]), np.array([base[s][c] for s in seeds])
+            picks = np.random.default_rng(0).integers(0, len(seeds), (4000, len(seeds)))
+            diffs = np.median(mine[picks], axis=1) - np.median(theirs[picks], axis=1)
+            lo, hi = np.percentile(diffs, [2.5, 97.5])
+            diff = float(np.median(mine) - np.median(theirs))
+            counts = tally.setdefault(algo, [0, 0, 0, 0])  # cells, median <=, interval < 0, interval > 0
+            counts[0] += 1
+            counts[1] += diff <= 0
+            counts[2] += hi < 0
+            counts[3] += lo > 0
+            cells.append(f"@{c} {_num(diff)} [{_num(lo)}, {_num(hi)}]")
+        print(f"  {fname} {algo} ({len(seeds)} seeds): " + ", ".join(cells))
+    for algo, (n, at_most, better, worse) in tally.items():
+        print(f"  {algo}: median <= {baseline}'s in {at_most} of {n} cells; interval below 0 in {better}, "
+              f"above 0 in {worse}")
 
 
 def _num(v: float) -> str:
