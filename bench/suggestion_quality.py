@@ -27,6 +27,11 @@ its defaults, as Katib's service would configure it apart from the log-uniform p
 passed to the ``lib:optuna-*`` samplers too. ``--seeds A:B`` runs seeds A..B-1 (a seed range
 disjoint from the usual 0..N-1). With 20 or more seeds, a bootstrap 95 % interval of each
 median is printed under the table: medians of 10 seeds move by a lot from one seed set to another.
+
+``--jsonl FILE`` records every run; ``--from-jsonl FILE`` prints the tables from recorded runs
+instead of running (the same filters apply), and ``--against ALGO`` adds each algorithm's median
+regret minus ALGO's with a bootstrap interval of that difference over paired seeds, so a cell
+reads as a win, a loss or a tie within noise.
 """
 
 from __future__ import annotations
