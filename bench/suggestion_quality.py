@@ -28,6 +28,9 @@ passed to the ``lib:optuna-*`` samplers too. ``--seeds A:B`` runs seeds A..B-1 (
 disjoint from the usual 0..N-1). With 20 or more seeds, a bootstrap 95 % interval of each
 median is printed under the table: medians of 10 seeds move by a lot from one seed set to another.
 
+``katib:ALGORITHM`` (with ``--katib-checkout PATH``, a Katib source tree) is Katib's own service
+for ALGORITHM, driven through the same loop (bench/katib_reference.py serves it).
+
 ``--jsonl FILE`` records every run; ``--from-jsonl FILE`` prints the tables from recorded runs
 instead of running (the same filters apply), and ``--against ALGO`` adds each algorithm's median
 regret minus ALGO's with a bootstrap interval of that difference over paired seeds, so a cell
@@ -44,8 +47,8 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Callable
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -231,6 +234,32 @@ def run_sextant(stub, algorithm: str, problem: Problem, seed: int, budget: int, 
 
 
 @contextmanager
+def _katib_server(checkout: str) -> Iterator[object]:
+    """Katib's own services from a Katib checkout (bench/katib_reference.py, a process of its
+    own), on 127.0.0.1: a Suggestion stub for the ``katib:*`` algorithms."""
+    import subprocess
+
+    import grpc
+
+    from sextant.api import api_pb2_grpc
+
+    child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("katib_reference.py")),
+                              "--checkout", checkout], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        if not line.startswith("PORT "):
+            raise SystemExit(f"Katib's services did not start from {checkout} (exit {child.wait()})")
+        channel = grpc.insecure_channel(f"127.0.0.1:{int(line.split()[1])}")
+        yield api_pb2_grpc.SuggestionStub(channel)
+        channel.close()
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
+@contextmanager
 def _loopback_server():
     """Every registered algorithm behind one real gRPC server on 127.0.0.1:<free port>."""
     import grpc
@@ -352,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1, help="assignments per GetSuggestions call")
     ap.add_argument("--jsonl", default=None, help="append one JSON line per run to this file")
     ap.add_argument("--settings", default="", help="name=value,... added to the Sextant algorithms' settings")
+    ap.add_argument("--katib-checkout", default=None,
+                    help="a Katib source tree: katib:ALGORITHM then runs Katib's own service for ALGORITHM")
     ap.add_argument("--from-jsonl", default=None,
                     help="report the runs recorded in this file (by --jsonl) instead of running")
     ap.add_argument("--against", default=None,
@@ -386,14 +417,25 @@ def main(argv: list[str] | None = None) -> int:
                 if len(curve) == len(checkpoints):
                     runs.setdefault((run["function"], run["algorithm"]), {})[run["seed"]] = curve
     else:
-        with _loopback_server() as stub:
+        with ExitStack() as stack:
+            stub = stack.enter_context(_loopback_server())
+            katib = None
+            if any(a.startswith("katib:") for a in algorithms):
+                if not args.katib_checkout:
+                    raise SystemExit("katib:* algorithms need --katib-checkout PATH (a Katib source tree)")
+                katib = stack.enter_context(_katib_server(args.katib_checkout))
             for fname in functions:
                 problem = PROBLEMS[fname]
                 for algo in algorithms:
                     for seed in seeds:
                         start = time.perf_counter()
-                        values = (run_library(algo, problem, seed, budget, extra) if algo.startswith("lib:")
-                                  else run_sextant(stub, algo, problem, seed, budget, args.batch, extra))
+                        if algo.startswith("lib:"):
+                            values = run_library(algo, problem, seed, budget, extra)
+                        elif algo.startswith("katib:"):
+                            values = run_sextant(katib, algo.removeprefix("katib:"), problem, seed, budget,
+                                                 args.batch, extra)
+                        else:
+                            values = run_sextant(stub, algo, problem, seed, budget, args.batch, extra)
                         seconds = time.perf_counter() - start
                         curve = regret_curve(values, problem.optimum, checkpoints)
                         runs.setdefault((fname, algo), {})[seed] = curve
