@@ -229,7 +229,11 @@ def run_sextant(stub, algorithm: str, problem: Problem, seed: int, budget: int, 
             point = {a.name: a.value for a in pa.assignments}
             value = problem.fn(point)
             values.append(value)
-            trials.append(b.trial(f"t{len(trials)}", point, value=value))
+            trial = b.trial(f"t{len(trials)}", point, value=value)
+            # as Katib's controller (and Sextant's) sends it: Katib's services read the objective
+            # metric's name from each trial, and skip a trial without one
+            trial.spec.objective.CopyFrom(exp.spec.objective)
+            trials.append(trial)
     return values
 
 
