@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     port = server.add_insecure_port("127.0.0.1:0")
     server.start()
     print(f"PORT {port}", flush=True)
+    sys.stdout = sys.stderr  # nobody reads the pipe after the port: anything printed goes to stderr
     try:
         sys.stdin.read()  # serves until the parent closes our stdin (or exits)
     finally:
