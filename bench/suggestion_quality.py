@@ -387,6 +387,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--settings", default="", help="name=value,... added to the Sextant algorithms' settings")
     ap.add_argument("--katib-checkout", default=None,
                     help="a Katib source tree: katib:ALGORITHM then runs Katib's own service for ALGORITHM")
+    ap.add_argument("--bo-fit-points", type=int, default=None,
+                    help="bayesianoptimization fits its kernel on this many points at most (default: the "
+                         "service's FIT_POINTS); a huge number fits on every point, as before the subset fit")
     ap.add_argument("--from-jsonl", default=None,
                     help="report the runs recorded in this file (by --jsonl) instead of running")
     ap.add_argument("--against", default=None,
@@ -401,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         seeds = list(range(int(args.seeds)))
     extra = dict(kv.split("=", 1) for kv in args.settings.split(",") if kv)
+    if args.bo_fit_points:
+        from services.suggestion.algorithms import bayesian
+
+        bayesian.FIT_POINTS = args.bo_fit_points  # the loopback server runs in this process
     checkpoints = sorted(int(c) for c in args.budget.split(","))
     budget = checkpoints[-1]
     algorithms = [a for a in args.algorithms.split(",") if a]
@@ -447,6 +454,7 @@ def main(argv: list[str] | None = None) -> int:
                             with open(args.jsonl, "a") as f:
                                 f.write(json.dumps({"function": fname, "algorithm": algo, "seed": seed,
                                                     "batch": args.batch, "settings": extra, "regret": curve,
+                                                    "bo_fit_points": args.bo_fit_points,
                                                     "seconds": seconds}) + "\n")
                         print(f"  {fname} {algo} seed={seed} " + " ".join(
                             f"@{c}={r:.4f}" for c, r in curve.items()) + f" ({seconds:.1f}s)", flush=True)
