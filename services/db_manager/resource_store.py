@@ -450,8 +450,8 @@ class SqlResourceStore(ResourceStore):
             exists = conn.execute(_VERSION_BY_KEY, {"kind": kind, "namespace": namespace, "name": name}).first()
             if exists:
                 raise AlreadyExists(f"{kind} {namespace}/{name} already exists")
-            rules.check_owners_exist(out, lambda uid: conn.execute(
-                _UID_IN_NAMESPACE, {"namespace": namespace, "uid": uid}).first() is not None)
+            rules.check_owners_exist(out, lambda owner: conn.execute(
+                _UID_IN_NAMESPACE, {"namespace": namespace, "uid": str(owner.get("uid") or "")}).first() is not None)
             meta["uid"] = str(uuid.uuid4())
             meta["resourceVersion"] = str(version)
             inserted = conn.execute(_INSERT_ROW, {

@@ -93,8 +93,7 @@ class MemoryResourceStore(ResourceStore):
         with self._lock:
             if key in self._items:
                 raise AlreadyExists(f"{key[0]} {key[1]}/{key[2]} already exists")
-            rules.check_owners_exist(doc, lambda uid: any(
-                k[1] == key[1] and json.loads(t)["metadata"].get("uid") == uid for k, t in self._items.items()))
+            rules.check_owners_exist(doc, lambda owner: self._holds(key[1], owner))
             meta["uid"] = str(uuid.uuid4())
             text = self._commit([(EventType.ADDED, key, doc)])[0]
         return model_from_doc(json.loads(text))
@@ -141,6 +140,11 @@ class MemoryResourceStore(ResourceStore):
             doomed = [by_uid[uid] for uid in rules.dependents(root["metadata"]["uid"], children)]
             texts = self._commit([(EventType.DELETED, k, d) for k, d in doomed])
         return [model_from_doc(json.loads(t)) for t in texts]
+
+    def _holds(self, namespace: str, owner: Mapping[str, Any]) -> bool:
+        """Whether the owner reference's resource is stored, with its uid (the lock held)."""
+        text = self._items.get((str(owner.get("kind")), namespace, str(owner.get("name"))))
+        return text is not None and json.loads(text)["metadata"].get("uid") == owner.get("uid")
 
     def _current(self, key: Key, expected: int, action: str = "modified") -> str:
         """The stored text of ``key``, checked against the version the writer expects (0: any).

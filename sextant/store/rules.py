@@ -162,11 +162,12 @@ def dependents(root_uid: str, children: Mapping[str, list[str]]) -> list[str]:
 OWNER_KINDS = frozenset({"Experiment", "Suggestion", "Trial"})
 
 
-def check_owners_exist(doc: Mapping[str, Any], uid_exists: Callable[[str], bool]) -> None:
-    """Raises NotFound when an owner reference names a store kind whose uid is not stored in the
-    resource's namespace (``uid_exists`` answers that, inside the writer's lock)."""
+def check_owners_exist(doc: Mapping[str, Any], owner_exists: Callable[[Mapping[str, Any]], bool]) -> None:
+    """Raises NotFound when an owner reference names a store kind that is not stored in the
+    resource's namespace with that uid (``owner_exists`` answers that for one owner reference,
+    inside the writer's lock)."""
     m = meta(doc)
     for owner in m.get("ownerReferences") or []:
-        if owner.get("kind") in OWNER_KINDS and not uid_exists(str(owner.get("uid") or "")):
+        if owner.get("kind") in OWNER_KINDS and not owner_exists(owner):
             raise NotFound(f"{doc.get('kind')} {m.get('namespace')}/{m.get('name')}: its owner "
                            f"{owner.get('kind')} {owner.get('name')} (uid {owner.get('uid')}) does not exist")

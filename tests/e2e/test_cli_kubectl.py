@@ -74,7 +74,7 @@ def test_directories_names_jsonpath_columns_and_all_namespaces(local_stack, tmp_
 
 
 def test_get_watch_prints_changes_until_interrupted(local_stack, tmp_path):
-    # a namespace of its own: the stack is shared, and the list must start empty
+    # a namespace of its own: the stack is shared, so only this experiment's rows appear
     watcher = subprocess.Popen(cli_command(local_stack.data_dir, "get", "experiments", "-w", "-n", "kc-watch"),
                                stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=cli_env())
