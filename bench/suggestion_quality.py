@@ -254,9 +254,8 @@ def _katib_server(checkout: str) -> Iterator[object]:
         line = child.stdout.readline()
         if not line.startswith("PORT "):
             raise SystemExit(f"Katib's services did not start from {checkout} (exit {child.wait()})")
-        channel = grpc.insecure_channel(f"127.0.0.1:{int(line.split()[1])}")
-        yield api_pb2_grpc.SuggestionStub(channel)
-        channel.close()
+        with grpc.insecure_channel(f"127.0.0.1:{int(line.split()[1])}") as channel:
+            yield api_pb2_grpc.SuggestionStub(channel)
     finally:
         assert child.stdin is not None
         child.stdin.close()
