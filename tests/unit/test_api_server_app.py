@@ -221,8 +221,6 @@ async def test_a_watch_after_writes_is_decided_on_a_window_that_has_taken_them_i
     client that wrote four changes and then watches from the version before them gets 410
     Expired (the store keeps 3), as it would had the window kept up, not a replay from a window
     still holding that version."""
-    import time
-
     import services.api_server.watch as watch_module
 
     monkeypatch.setattr(watch_module, "WINDOW", 3)
@@ -244,9 +242,13 @@ async def test_a_watch_after_writes_is_decided_on_a_window_that_has_taken_them_i
             if hub.streamed >= int(since):  # the window holds the create
                 break
             await asyncio.sleep(0.02)
-        dispatch = hub._dispatch
-        monkeypatch.setattr(hub, "_dispatch", lambda change: hub.loop.call_at(
-            hub.loop.time() + 0.3 + time.monotonic() % 1e-6, dispatch, change))  # from now on 0.3 s late
+        dispatch, late = hub._dispatch, [0.0]
+
+        def delayed(change) -> None:  # from now on 0.3 s late, in order (each strictly after the last)
+            late[0] = max(late[0] + 1e-6, hub.loop.time() + 0.3)
+            hub.loop.call_at(late[0], dispatch, change)
+
+        monkeypatch.setattr(hub, "_dispatch", delayed)
         for budget in (20, 30, 40, 50):
             patched = await api.patch(f"{BASE}/experiments/lag", data=json.dumps({"spec": {"maxTrialCount": budget}}),
                                       headers={**AUTH, "Content-Type": "application/merge-patch+json"})
