@@ -36,11 +36,6 @@ KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric", "Custom", "Pus
 # never appeared); Push and None trials report their own.
 COLLECTING_KINDS = ("StdOut", "File", "TensorFlowEvent", "PrometheusMetric")
 
-COLLECTOR_FAILED = "MetricsCollectorFailed"
-"""exit.json reason of a job whose metrics source can never be read: the job has failed, whatever
-the trial command's exit code (its metrics are lost, retrying cannot bring them back)."""
-
-
 COLLECTOR_FAILED_EXIT_CODE = 86
 """Exit code of a wrapped trial whose metrics source can never be read, when it runs in a pod
 (``TERMINATION_LOG_ENV`` set): the Kubernetes runtime fails the Job on it at once (a pod failure

@@ -11,6 +11,7 @@ from typing import Any
 
 from sextant import timestamps
 from sextant.cli.render import metric_value, number
+from sextant.katib.condition_list import current_condition_status, current_condition_type
 
 Doc = dict[str, Any]
 Column = tuple[str, str, int, str, Callable[[Doc], Any]]  # name, type, priority, description, cell
@@ -18,11 +19,6 @@ Column = tuple[str, str, int, str, Callable[[Doc], Any]]  # name, type, priority
 
 def age(doc: Doc, now: datetime | None = None) -> str:
     return timestamps.age((doc.get("metadata") or {}).get("creationTimestamp"), now)
-
-
-def _last_condition(doc: Doc, key: str) -> str:
-    conditions = (doc.get("status") or {}).get("conditions") or []
-    return str(conditions[-1].get(key, "")) if conditions else ""
 
 
 def _spec(doc: Doc) -> Doc:
@@ -71,8 +67,8 @@ def _trials(doc: Doc) -> str:
             f"{status.get('trialsFailed', 0)} of {spec.get('maxTrialCount', '-')}")
 
 
-_TYPE: Column = ("Type", "string", 0, "The type of the last condition", lambda d: _last_condition(d, "type"))
-_STATUS: Column = ("Status", "string", 0, "The status of the last condition", lambda d: _last_condition(d, "status"))
+_TYPE: Column = ("Type", "string", 0, "The type of the last condition", lambda d: current_condition_type(d) or "")
+_STATUS: Column = ("Status", "string", 0, "The status of the last condition", lambda d: current_condition_status(d) or "")
 _AGE: Column = ("Age", "date", 0, "Time since the resource was created", age)
 
 COLUMNS: dict[str, list[Column]] = {

@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-from sextant import metric_lines
+from sextant import job_reasons, metric_lines
 from sextant.metric_lines import COLLECTING_KINDS, KINDS, MetricLog
 from sextant.timestamps import ZERO_TIME
 
@@ -240,7 +240,7 @@ class Collector:
         signal.signal(signal.SIGTERM, self._on_sigterm)
         if EARLY_SIGNALS:
             self.killed = True
-            self._finish(-signal.SIGTERM, "Killed", "trial was stopped before it started")
+            self._finish(-signal.SIGTERM, job_reasons.KILLED, "trial was stopped before it started")
             return 128 + signal.SIGTERM
         if self.args.kind == "Custom":
             self._start_custom()
@@ -252,7 +252,7 @@ class Collector:
             what = "command not found" if isinstance(err, FileNotFoundError) else "cannot start command"
             message = f"{what}: {self.command[0]} ({err.strerror})"
             print(message, flush=True)
-            self._finish(127, "Error", message)
+            self._finish(127, job_reasons.ERROR, message)
             return 127
         pump = threading.Thread(target=self._pump, args=(self.child.stdout,), daemon=True)
         pump.start()
@@ -302,12 +302,12 @@ class Collector:
         self._terminate_child()
         self._finish_custom()
         self.reporter.drain(time.monotonic() + 2.0)
-        self._finish(1, metric_lines.COLLECTOR_FAILED, message)
+        self._finish(1, job_reasons.COLLECTOR_FAILED, message)
         termination_log = os.environ.get(metric_lines.TERMINATION_LOG_ENV)
         if termination_log:  # in a pod: the cause goes into the pod's status, the code fails the Job
             try:
                 with open(termination_log, "w") as f:
-                    f.write(f"{metric_lines.COLLECTOR_FAILED}: {message}"[:4000])
+                    f.write(f"{job_reasons.COLLECTOR_FAILED}: {message}"[:4000])
             except OSError as err:
                 log.warning("termination message not written", extra={"error": str(err)})
             return metric_lines.COLLECTOR_FAILED_EXIT_CODE
@@ -320,7 +320,7 @@ class Collector:
                 # which tells the trial controller it may ship (and then delete) the spool.
                 self.reporter.drain(time.monotonic())
             # Record first: the runtime gives us only a short grace before SIGKILL.
-            self._finish(code, "Killed", "trial was stopped")
+            self._finish(code, job_reasons.KILLED, "trial was stopped")
             self.reporter.drain(time.monotonic() + 2.0)
             return code if code >= 0 else 128 - code
         if self.args.kind in COLLECTING_KINDS and self.objective not in self.reporter.seen:
@@ -329,14 +329,14 @@ class Collector:
         if self.early_stopped:
             if self.args.early_stopping:
                 set_trial_early_stopped(self.args.early_stopping, self.args.trial, self.token)
-            self._finish(0, "EarlyStopped", "trial was early stopped", reported)
+            self._finish(0, job_reasons.EARLY_STOPPED, "trial was early stopped", reported)
             return 0
         if code == 0:
-            self._finish(0, "Completed", "", reported)
+            self._finish(0, job_reasons.COMPLETED, "", reported)
         elif code < 0:
-            self._finish(code, "Error", f"killed by signal {signal.Signals(-code).name}", reported)
+            self._finish(code, job_reasons.ERROR, f"killed by signal {signal.Signals(-code).name}", reported)
         else:
-            self._finish(code, "Error", f"exit code {code}", reported)
+            self._finish(code, job_reasons.ERROR, f"exit code {code}", reported)
         return code if code >= 0 else 128 - code
 
     def _finish(self, code: int, reason: str, message: str, reported: bool = True) -> None:

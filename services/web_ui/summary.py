@@ -17,9 +17,6 @@ from sextant.katib.condition_list import current_condition_type
 from sextant.resources.models import Experiment, ParameterType, Trial, to_doc
 from sextant.timestamps import parse_time
 
-TERMINAL_EXPERIMENT = experiment_status.FINISHED_TYPES
-TERMINAL_TRIAL = trial_status.FINISHED_TYPES
-
 
 def status_word(resource: Experiment | Trial) -> str:
     """Katib's word for a resource's state: its last condition (what kubectl's STATUS shows)."""
@@ -88,7 +85,7 @@ def experiment_summary(exp: Experiment) -> dict[str, Any]:
         "parallel": spec.parallel_trial_count,
         "created": exp.metadata.creation_timestamp,
         "completed": status.completion_time,
-        "finished": status_word(exp) in TERMINAL_EXPERIMENT,
+        "finished": experiment_status.is_finished(exp),
     }
 
 
@@ -127,6 +124,7 @@ def trials_table(exp: Experiment, trials: list[dict[str, Any]]) -> dict[str, Any
     params: dict[str, list[Any]] = {name: [] for name in kinds}
     metrics: dict[str, list[float | None]] = {name: [] for name in metric_names}
     names, statuses, values, best, started, finished = [], [], [], [], [], []
+    done, failed = [], []
     running_best: float | None = None
     counted = (trial_status.SUCCEEDED, trial_status.EARLY_STOPPED)
     for trial in trials:
@@ -134,6 +132,8 @@ def trials_table(exp: Experiment, trials: list[dict[str, Any]]) -> dict[str, Any
         names.append(meta.get("name", ""))
         status = current_condition_type(trial) or "Pending"
         statuses.append(status)
+        done.append(trial_status.is_finished(trial))
+        failed.append(trial_status.ended_in_failure(trial))
         assigned = {a.get("name"): a.get("value") for a in spec.get("parameterAssignments") or ()}
         for name, kind in kinds.items():
             raw = assigned.get(name)
@@ -151,7 +151,8 @@ def trials_table(exp: Experiment, trials: list[dict[str, Any]]) -> dict[str, Any
     return {
         "names": names, "status": statuses, "objective": values, "best": best,
         "parameters": params, "parameterTypes": kinds, "metrics": metrics,
-        "started": started, "finished": finished,
+        "started": started, "finished": finished,  # start and completion times
+        "done": done, "failed": failed,  # whether each trial is over, and over without a result
     }
 
 
@@ -174,7 +175,8 @@ def trial_detail(trial: Trial) -> dict[str, Any]:
         "name": trial.metadata.name,
         "experiment": trial.metadata.labels.get("katib.kubeflow.org/experiment", ""),
         "status": status_word(trial),
-        "finished": status_word(trial) in TERMINAL_TRIAL,
+        "finished": trial_status.is_finished(trial),
+        "failed": trial_status.ended_in_failure(trial),
         "parameters": [to_doc(a) for a in trial.spec.parameter_assignments],
         "conditions": [to_doc(c) for c in trial.status.conditions],
         "metrics": [to_doc(m) for m in (trial.status.observation.metrics if trial.status.observation else [])],

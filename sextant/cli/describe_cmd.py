@@ -11,7 +11,6 @@ from sextant.cli.errors import EXIT_OK, BadInput
 from sextant.cli.render import (
     assignments,
     failure_lines,
-    failure_of,
     metric_value,
     number,
     optimal_trial_lines,
@@ -19,6 +18,7 @@ from sextant.cli.render import (
     table,
 )
 from sextant.cli.resources_cmd import add_namespace, kind_of, namespace
+from sextant.katib import trial_status
 from sextant.objectives import ANNOTATION
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
 from sextant.timestamps import age
@@ -119,7 +119,7 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
             out(f"  {member.get('bestTrialName', '')}  {metrics}")
 
     if trials:
-        failed = [t for t in trials if failure_of(t)]
+        failed = [t for t in trials if trial_status.ended_in_failure(t)]
         headers = ["NAME", "STATUS", objective.get("objectiveMetricName", "OBJECTIVE").upper(), "PARAMETERS"]
         rows = []
         for t in trials:
@@ -128,7 +128,7 @@ def describe_experiment(doc: dict[str, Any], trials: list[dict[str, Any]], event
                                        objective.get("objectiveMetricName", ""), objective.get("type", ""))) or "-",
                    assignments((t.get("spec") or {}).get("parameterAssignments"))]
             if failed:
-                cond = failure_of(t) or {}
+                cond = trial_status.failure_of(t) or {}
                 row += [cond.get("reason", ""), _first_line(cond.get("message", ""))]
             rows.append(row)
         _section(out, "Trials", headers + (["REASON", "MESSAGE"] if failed else []), rows)

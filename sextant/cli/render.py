@@ -13,6 +13,8 @@ from typing import Any, cast
 
 from sextant.cli.errors import BadInput
 from sextant.cli.jsonpath import evaluate, parse_template
+from sextant.katib.condition_list import current_condition_type
+from sextant.katib.trial_status import failure_of
 from sextant.resources.vocabulary import API_GROUP
 from sextant.timestamps import age
 
@@ -38,12 +40,8 @@ def number(value: Any, digits: int = SIGNIFICANT_DIGITS) -> str:
 
 
 def status_word(doc: dict[str, Any]) -> str:
-    """The current condition: the last one whose status is True (kubectl shows the last condition)."""
-    conditions = (doc.get("status") or {}).get("conditions") or []
-    for cond in reversed(conditions):
-        if cond.get("status") == "True":
-            return str(cond.get("type", ""))
-    return str(conditions[-1].get("type", "")) if conditions else "Pending"
+    """The current condition's type (``condition_list.current_condition_type``), or Pending."""
+    return current_condition_type(doc) or "Pending"
 
 
 def condition(doc: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -51,15 +49,6 @@ def condition(doc: dict[str, Any], kind: str) -> dict[str, Any] | None:
         if cond.get("type") == kind:
             return cast(dict[str, Any], cond)
     return None
-
-
-def latest_condition(doc: dict[str, Any]) -> dict[str, Any] | None:
-    """The condition updated last (what the resource most recently said about itself)."""
-    conditions = [c for c in (doc.get("status") or {}).get("conditions") or [] if c.get("status") == "True"]
-    if not conditions:
-        return None
-    return cast(dict[str, Any], max(enumerate(conditions), key=lambda p: (
-        p[1].get("lastUpdateTime") or p[1].get("lastTransitionTime") or "", p[0]))[1])
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -238,18 +227,6 @@ def render_list(kind: str, docs: list[dict[str, Any]], output: str | None, *, si
 
 # ---------------------------------------------------------------------------------------------
 # failures
-
-# The trial conditions that end a trial without a result worth keeping.
-FAILURE_TYPES = ("Failed", "MetricsUnavailable", "Killed")
-
-
-def failure_of(trial: dict[str, Any]) -> dict[str, Any] | None:
-    """The condition that says why a trial failed (Failed, MetricsUnavailable or Killed, True), or None."""
-    for cond in reversed((trial.get("status") or {}).get("conditions") or []):
-        if cond.get("type") in FAILURE_TYPES and cond.get("status") == "True":
-            return cast(dict[str, Any], cond)
-    return None
-
 
 def logs_command(trial: str, namespace: str = "default") -> str:
     return f"sextant logs {trial}" + ("" if namespace == "default" else f" -n {namespace}")

@@ -21,8 +21,6 @@ from sextant.cli.render import (
     assignments,
     condition,
     failure_lines,
-    failure_of,
-    latest_condition,
     metric_value,
     number,
     optimal_trial_lines,
@@ -31,6 +29,7 @@ from sextant.cli.render import (
 from sextant.cli.resources_cmd import parse_duration
 from sextant.cli.stack_cmd import ensure_stack
 from sextant.katib import experiment_status, trial_status
+from sextant.katib.condition_list import last_updated_condition
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
 from sextant.store.interface import AlreadyExists
 
@@ -99,7 +98,7 @@ class Watcher:
         done = sum(_finished(t) for t in trials)
         total = (exp.get("spec") or {}).get("maxTrialCount")
         best = best_trials(trials, objective, 1)
-        failed = sum(failure_of(t) is not None for t in trials)
+        failed = sum(trial_status.ended_in_failure(t) for t in trials)
         text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
         if failed:
             text += f", {failed} failed"
@@ -134,7 +133,7 @@ class Watcher:
                   refresh_per_second=4) as live:
             while True:
                 done = sum(_finished(t) for t in trials)
-                failed = sum(failure_of(t) is not None for t in trials)
+                failed = sum(trial_status.ended_in_failure(t) for t in trials)
                 state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
                 news = state_message(exp)
                 progress.update(task, completed=done, state=state + (f" - {news}" if news else ""))
@@ -149,7 +148,7 @@ class Watcher:
 def state_message(exp: dict[str, Any]) -> str:
     """The experiment's latest condition message (one line), e.g. that its algorithm service is
     still starting; nothing for Katib's routine "Experiment is running" words."""
-    cond = latest_condition(exp) or {}
+    cond = last_updated_condition(exp) or {}
     message = (cond.get("message") or "").strip().split("\n", 1)[0]
     if message in (experiment_status.MSG_CREATED, experiment_status.MSG_RUNNING, experiment_status.MSG_RESTARTING):
         return ""
@@ -181,7 +180,7 @@ def summary(exp: dict[str, Any], console: Console, trials: list[dict[str, Any]] 
     else:
         console.print("no trial reported the objective metric")
     ns = exp["metadata"].get("namespace", "default")
-    failed = [t for t in trials or [] if failure_of(t)]
+    failed = [t for t in trials or [] if trial_status.ended_in_failure(t)]
     if failed:
         shown = failed[-MAX_FAILURES:]
         console.print(f"{len(failed)} trial(s) failed" + (f"; the last {len(shown)}:" if len(failed) > len(shown) else ":"))

@@ -72,9 +72,28 @@ def any_condition_true(resource: Resource, types: Collection[str]) -> bool:
 
 
 def current_condition_type(resource: Resource) -> str | None:
-    """The last condition's type: the state ``kubectl get`` shows."""
+    """The current state: the last condition's type, whatever its status. It is what Katib's
+    printer columns show (``.status.conditions[-1:].type``), so ``kubectl get``, the CLI and
+    the UI all say the same word."""
     conds = conditions_of(resource)
     return _field(conds[-1], "type") if conds else None
+
+
+def current_condition_status(resource: Resource) -> str | None:
+    """The last condition's status (Katib's Status printer column)."""
+    conds = conditions_of(resource)
+    return _field(conds[-1], "status") if conds else None
+
+
+def last_updated_condition(doc: dict[str, Any]) -> dict[str, Any] | None:
+    """The True condition of a document updated last: what the resource most recently said
+    about itself. It may not be the current one: a condition's message can change in place (an
+    Experiment's Created says which algorithm service it waits for), which does not move it."""
+    true = [c for c in conditions_of(doc) if isinstance(c, dict) and c.get("status") == TRUE]
+    if not true:
+        return None
+    return max(enumerate(true), key=lambda p: (
+        p[1].get("lastUpdateTime") or p[1].get("lastTransitionTime") or "", p[0]))[1]
 
 
 # ---------------------------------------------------------------------------------------------

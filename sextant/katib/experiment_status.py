@@ -190,16 +190,22 @@ def resume_policy(experiment: Experiment) -> ResumePolicy:
     return experiment.spec.resume_policy or ResumePolicy.NEVER
 
 
+def may_restart(experiment: Experiment) -> bool:
+    """Succeeded by max trials with a resumable policy (LongRunning, FromVolume): the only
+    finished experiment whose spec may still be edited, to raise its budget."""
+    cond = get_condition(experiment.status.conditions, SUCCEEDED)
+    if cond is None or cond.status != TRUE or cond.reason != REASON_MAX_TRIALS:
+        return False
+    return resume_policy(experiment) in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME)
+
+
 def is_restartable(experiment: Experiment) -> bool:
-    """Succeeded by max trials, resumable policy, and maxTrialCount raised above the trials made.
+    """``may_restart``, and maxTrialCount raised above the trials made.
 
     (Katib also flips any completed experiment without maxTrialCount to Restarting on every
     reconcile; that disjunct is a bug and is not reproduced.)
     """
-    cond = get_condition(experiment.status.conditions, SUCCEEDED)
-    if cond is None or cond.status != TRUE or cond.reason != REASON_MAX_TRIALS:
-        return False
-    if resume_policy(experiment) not in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME):
+    if not may_restart(experiment):
         return False
     max_trials = experiment.spec.max_trial_count
     return max_trials is not None and max_trials > experiment.status.trials

@@ -12,12 +12,12 @@ but never sets it; Sextant sets it when an experiment ends with trials still run
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sextant.resources.vocabulary import TrialConditionType as ConditionType
 from sextant.timestamps import now_rfc3339
 
-from .condition_list import Resource, any_condition_true, condition_is, mark_finished
+from .condition_list import TRUE, Resource, any_condition_true, condition_is, mark_finished
 
 if TYPE_CHECKING:  # documents (the CLI) use these modules without the models' costly import
     from sextant.resources.models import Trial
@@ -32,6 +32,8 @@ EARLY_STOPPED = ConditionType.EARLY_STOPPED.value
 CONDITION_TYPES: tuple[str, ...] = tuple(t.value for t in ConditionType)
 # Any of these True means the trial is over (Katib's IsCompleted).
 FINISHED_TYPES: tuple[str, ...] = (SUCCEEDED, FAILED, KILLED, EARLY_STOPPED, METRICS_UNAVAILABLE)
+# The ends without a result worth keeping: the CLI and the UI point at the trial's log for these.
+FAILURE_TYPES: tuple[str, ...] = (FAILED, METRICS_UNAVAILABLE, KILLED)
 
 REASON_CREATED = "TrialCreated"
 REASON_RUNNING = "TrialRunning"
@@ -150,6 +152,19 @@ def is_finished(trial: Resource) -> bool:
 def is_active(trial: Resource) -> bool:
     """Pending or running: not finished."""
     return not is_finished(trial)
+
+
+def ended_in_failure(trial: Resource) -> bool:
+    """Failed, MetricsUnavailable or Killed (``FAILURE_TYPES``)."""
+    return any_condition_true(trial, FAILURE_TYPES)
+
+
+def failure_of(trial: dict[str, Any]) -> dict[str, Any] | None:
+    """The condition of a trial document that says why it ended in failure, or None."""
+    for cond in reversed((trial.get("status") or {}).get("conditions") or []):
+        if cond.get("type") in FAILURE_TYPES and cond.get("status") == TRUE:
+            return cast(dict[str, Any], cond)
+    return None
 
 
 # ---------------------------------------------------------------------------------------------

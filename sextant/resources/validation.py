@@ -30,13 +30,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sextant import limits, objectives
+from sextant.katib import experiment_status
 from sextant.resources.models import (
     AlgorithmSetting,
     CollectorKind,
     Distribution,
     EarlyStoppingSetting,
     Experiment,
-    ExperimentConditionType,
     FeasibleSpace,
     FileFormat,
     FileSystemKind,
@@ -60,7 +60,6 @@ META_REFERENCE_RE = re.compile(
 EDITABLE_FIELDS = ("parallel_trial_count", "max_trial_count", "max_failed_trial_count")
 # What the default StdOut/File TEXT filter can match as a metric name (Go's \w is ASCII).
 DEFAULT_FILTER_NAME_RE = re.compile(r"[A-Za-z0-9_|-]+\Z")
-RESTARTABLE_REASON = "ExperimentMaxTrialsReached"
 
 
 def _param_path(prefix: str, index: int) -> str:
@@ -109,22 +108,10 @@ def _validate_counts(exp: Experiment, errors: list[str]) -> None:
             errors.append("spec.parallelTrialCount: should be less than or equal to spec.maxTrialCount")
 
 
-def _is_restartable(old: Experiment) -> bool:
-    succeeded = [c for c in old.status.conditions
-                 if c.type == ExperimentConditionType.SUCCEEDED and c.status == "True"]
-    return bool(succeeded) and succeeded[-1].reason == RESTARTABLE_REASON and \
-        old.spec.resume_policy in (ResumePolicy.LONG_RUNNING, ResumePolicy.FROM_VOLUME)
-
-
-def _is_completed(old: Experiment) -> bool:
-    return any(c.type in (ExperimentConditionType.SUCCEEDED, ExperimentConditionType.FAILED)
-               and c.status == "True" for c in old.status.conditions)
-
-
 def _validate_update(exp: Experiment, old: Experiment, errors: list[str]) -> None:
     if exp.spec == old.spec:
         return
-    if _is_completed(old) and not _is_restartable(old):
+    if experiment_status.is_finished(old) and not experiment_status.may_restart(old):
         errors.append("spec.resumePolicy: the experiment is completed and cannot be restarted (only an "
                       "experiment that succeeded by reaching maxTrialCount with resumePolicy LongRunning "
                       "or FromVolume can be restarted)")

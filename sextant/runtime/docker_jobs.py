@@ -43,7 +43,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sextant.metric_lines import COLLECTOR_FAILED, MetricsSourceError
+from sextant import job_reasons
+from sextant.metric_lines import MetricsSourceError
 from sextant.runtime import metrics_volume, process
 from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
@@ -247,7 +248,7 @@ class DockerJobs:
             return engine.containers.create(**arguments)
 
     def _fail_start(self, directory: Path, record: dict[str, Any], message: str) -> JobStatus:
-        process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error", "message": message,
+        process.write_json(directory / "exit.json", {"exit_code": None, "reason": job_reasons.ERROR, "message": message,
                                                      "completion_time": now_rfc3339_micro(), "collected": True})
         process.write_json(directory / "job.json", record)
         return self.status(record["namespace"], record["name"])
@@ -286,7 +287,7 @@ class DockerJobs:
                     # The controller died before the create reached the engine: start it now.
                     (directory / "job.json").unlink(missing_ok=True)
                     return JobStatus(JobPhase.NOT_FOUND, message="container start was interrupted")
-                ended = {"exit_code": None, "reason": "Error", "collected": True,
+                ended = {"exit_code": None, "reason": job_reasons.ERROR, "collected": True,
                          "message": "the trial's container was removed from the engine before it ended",
                          "completion_time": now_rfc3339_micro()}
                 process.write_json(directory / "exit.json", ended)
@@ -323,12 +324,10 @@ class DockerJobs:
     @staticmethod
     def _final(ended: dict[str, Any], started: str | None, stopped: bool) -> JobStatus:
         code = ended.get("exit_code")
-        reason = ended.get("reason") or ""
-        if stopped and reason != "EarlyStopped":
-            reason = "Killed"
-        phase = JobPhase.SUCCEEDED if code == 0 and reason not in ("Killed", COLLECTOR_FAILED, "OOMKilled") \
-            else JobPhase.FAILED
-        return JobStatus(phase, reason=reason or ("Completed" if phase == JobPhase.SUCCEEDED else "Error"),
+        reason = job_reasons.ended_reason(ended.get("reason") or "", stopped)
+        phase = JobPhase.SUCCEEDED if code == 0 and reason not in job_reasons.FAILING else JobPhase.FAILED
+        return JobStatus(phase, reason=reason or (job_reasons.COMPLETED if phase == JobPhase.SUCCEEDED
+                                                  else job_reasons.ERROR),
                          message=ended.get("message", ""), exit_code=code, start_time=started,
                          completion_time=ended.get("completion_time"))
 
@@ -341,12 +340,12 @@ class DockerJobs:
         tmp.write_bytes(output)
         os.replace(tmp, directory / "output.log")
         code = state.get("ExitCode")
-        ended: dict[str, Any] = {"exit_code": code, "reason": "Completed" if code == 0 else "Error",
+        ended: dict[str, Any] = {"exit_code": code, "reason": job_reasons.COMPLETED if code == 0 else job_reasons.ERROR,
                                  "message": "", "completion_time": state.get("FinishedAt") or now_rfc3339_micro(),
                                  "collected": True}
         if state.get("OOMKilled"):
             limit = ((container.attrs.get("HostConfig") or {}).get("Memory")) or 0
-            ended.update(reason="OOMKilled", message="the container was killed for using more memory than its "
+            ended.update(reason=job_reasons.OOM_KILLED, message="the container was killed for using more memory than its "
                          f"limit ({limit} bytes, resources.limits.memory)")
         elif state.get("Error"):
             ended["message"] = str(state["Error"])
@@ -357,7 +356,7 @@ class DockerJobs:
                 collect_finished(CollectorSpec.from_record(saved), output_log=directory / "output.log",
                                  spool_dir=directory / "spool", stopped=stopped, trial=str(record.get("name", "")))
             except MetricsSourceError as err:
-                ended.update(reason=COLLECTOR_FAILED, message=str(err))
+                ended.update(reason=job_reasons.COLLECTOR_FAILED, message=str(err))
         process.write_json(directory / "exit.json", ended)
         return ended
 

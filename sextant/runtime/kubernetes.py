@@ -71,8 +71,9 @@ from typing import TYPE_CHECKING, Any, TypedDict, cast
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from sextant import job_reasons
 from sextant.algorithm_registry import DEFAULT_RESOURCES
-from sextant.metric_lines import COLLECTOR_FAILED, COLLECTOR_FAILED_EXIT_CODE, TERMINATION_LOG_ENV
+from sextant.metric_lines import COLLECTOR_FAILED_EXIT_CODE, TERMINATION_LOG_ENV
 from sextant.runtime.base import (
     JobExitListener,
     JobPhase,
@@ -404,13 +405,13 @@ def job_status_of(obj: dict[str, Any]) -> JobStatus:
     matched = evaluate(obj, failure) if failure else None
     if matched is not None:
         if stopped:
-            return JobStatus(JobPhase.FAILED, "Killed", f"stopped by Sextant. {matched.message}".strip(), **times)
+            return JobStatus(JobPhase.FAILED, job_reasons.KILLED, f"stopped by Sextant. {matched.message}".strip(), **times)
         return JobStatus(JobPhase.FAILED, matched.reason, matched.message, **times)
     matched = evaluate(obj, success) if success else None
     if matched is not None:
         return JobStatus(JobPhase.SUCCEEDED, matched.reason, matched.message, **times)
     if stopped:
-        return JobStatus(JobPhase.FAILED, "Killed", "stopped by Sextant", **times)
+        return JobStatus(JobPhase.FAILED, job_reasons.KILLED, "stopped by Sextant", **times)
     if obj.get("kind") == "Job" and not status.get("startTime") and not status.get("active"):
         return JobStatus(JobPhase.PENDING, **times)
     return JobStatus(JobPhase.RUNNING, **times)
@@ -611,10 +612,10 @@ class KubernetesRuntime(Runtime):
             self._kinds.pop((namespace, name), None)
             return JobStatus(JobPhase.NOT_FOUND)
         status = job_status_of(found[1])
-        if status.phase == JobPhase.FAILED and status.reason != "Killed":
+        if status.phase == JobPhase.FAILED and status.reason != job_reasons.KILLED:
             cause = self._collector_failure(namespace, name)
             if cause is not None:
-                return replace(status, reason=COLLECTOR_FAILED, message=cause)
+                return replace(status, reason=job_reasons.COLLECTOR_FAILED, message=cause)
         return status
 
     def _collector_failure(self, namespace: str, name: str) -> str | None:
@@ -626,7 +627,7 @@ class KubernetesRuntime(Runtime):
         except ApiException as err:
             log.warning("cannot read the trial's pods", extra={"trial": name, "status": err.status})
             return None
-        prefix = f"{COLLECTOR_FAILED}: "
+        prefix = f"{job_reasons.COLLECTOR_FAILED}: "
         for pod in pods:
             if ((pod.get("metadata") or {}).get("labels") or {}).get(TRIAL_LABEL) != name:
                 continue  # the selector is an optimisation, the label is the rule

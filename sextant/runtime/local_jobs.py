@@ -63,7 +63,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sextant.metric_lines import COLLECTOR_FAILED, MetricsSourceError
+from sextant import job_reasons
+from sextant.metric_lines import MetricsSourceError
 from sextant.runtime import metrics_volume, native, process
 from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
@@ -218,7 +219,7 @@ class LocalJobs:
                 raise JobSpecError(f"container {container.get('name')!r}: {where} {cwd!r} "
                                    "does not exist on this machine")
         except JobSpecError as err:
-            process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
+            process.write_json(directory / "exit.json", {"exit_code": None, "reason": job_reasons.ERROR,
                                                          "message": str(err), "completion_time": now_rfc3339_micro()})
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
@@ -261,7 +262,7 @@ class LocalJobs:
         try:
             proc = process.spawn(wrapper, log_path=directory / "output.log", env=environment, cwd=str(cwd))
         except ValueError as err:  # e.g. a NUL byte in an argument or variable: execve cannot take it
-            process.write_json(directory / "exit.json", {"exit_code": None, "reason": "Error",
+            process.write_json(directory / "exit.json", {"exit_code": None, "reason": job_reasons.ERROR,
                                                          "message": f"cannot start the job: {err}",
                                                          "completion_time": now_rfc3339_micro()})
             process.write_json(directory / "job.json", record)
@@ -324,13 +325,10 @@ class LocalJobs:
             ended = self._collect(directory, record, ended, stopped)
         if ended is not None:
             code = ended.get("exit_code")
-            reason = ended.get("reason") or ""
-            if stopped and reason not in ("EarlyStopped",):
-                reason = "Killed"
-            phase = JobPhase.SUCCEEDED if code == 0 and reason not in ("Killed", COLLECTOR_FAILED) \
-                else JobPhase.FAILED
-            return JobStatus(phase, reason=reason or ("Completed" if phase == JobPhase.SUCCEEDED
-                                                      else "Error"),
+            reason = job_reasons.ended_reason(ended.get("reason") or "", stopped)
+            phase = JobPhase.SUCCEEDED if code == 0 and reason not in job_reasons.FAILING else JobPhase.FAILED
+            return JobStatus(phase, reason=reason or (job_reasons.COMPLETED if phase == JobPhase.SUCCEEDED
+                                                      else job_reasons.ERROR),
                              message=ended.get("message", ""), exit_code=code, start_time=started,
                              completion_time=ended.get("completion_time"), warning=record.get("warning", ""))
         if process.is_alive(process.ProcessId.from_dict(record.get("process"))):
@@ -351,7 +349,7 @@ class LocalJobs:
             # The wrapper wrote its record and exited between our two looks.
             return self._read_status(namespace, name)
         # The wrapper died without writing its exit record (SIGKILL, machine reboot).
-        return JobStatus(JobPhase.FAILED, reason="Killed" if stopped else "Error",
+        return JobStatus(JobPhase.FAILED, reason=job_reasons.KILLED if stopped else job_reasons.ERROR,
                          message="job was stopped" if stopped else
                          "the job process ended without recording an exit code (see its log)",
                          start_time=started, completion_time=now_rfc3339_micro())
@@ -369,11 +367,11 @@ class LocalJobs:
             try:
                 collect_finished(CollectorSpec.from_record(saved),
                                  output_log=directory / "output.log", spool_dir=directory / "spool",
-                                 stopped=stopped or ended.get("reason") == "Killed",
+                                 stopped=stopped or ended.get("reason") == job_reasons.KILLED,
                                  trial=str(record.get("name", "")))
             except MetricsSourceError as err:
                 # Reading again cannot help: the job fails with the cause, once.
-                ended = {**ended, "collected": True, "metrics_spooled": False, "reason": COLLECTOR_FAILED,
+                ended = {**ended, "collected": True, "metrics_spooled": False, "reason": job_reasons.COLLECTOR_FAILED,
                          "message": str(err)}
                 process.write_json(directory / "exit.json", ended)
                 return ended

@@ -122,11 +122,15 @@ def experiment_doc(name: str, conditions: list[dict], best: str | None = None) -
             "status": status}
 
 
-def test_status_word_is_the_last_true_condition():
+def test_status_word_is_the_last_condition_as_katibs_printer_column_shows():
     running = [{"type": "Created", "status": "True"}, {"type": "Running", "status": "True"}]
     done = running[:1] + [{"type": "Running", "status": "False"}, {"type": "Succeeded", "status": "True"}]
+    # a Suggestion that has served its last request: Running flipped to False, moved last
+    served = [{"type": "Created", "status": "True"}, {"type": "DeploymentReady", "status": "True"},
+              {"type": "Running", "status": "False"}]
     assert status_word({"status": {"conditions": running}}) == "Running"
     assert status_word({"status": {"conditions": done}}) == "Succeeded"
+    assert status_word({"status": {"conditions": served}}) == "Running"
     assert status_word({"status": {}}) == "Pending"
 
 

@@ -67,6 +67,8 @@ def test_trials_table_orders_by_creation_and_tracks_the_best_that_counts():
     table = summary.trials_table(_experiment(), trials)
     assert table["names"] == ["t1", "t2", "t3", "t4", "t5"]
     assert table["status"] == ["Succeeded", "Failed", "Succeeded", "EarlyStopped", "Running"]
+    assert table["done"] == [True, True, True, True, False]  # the page's flags, so it spells no state
+    assert table["failed"] == [False, True, False, False, False]
     assert table["objective"] == [0.5, 0.01, 0.2, 0.1, None]  # minimise → the metric's min
     assert table["best"] == [0.5, 0.5, 0.2, 0.1, 0.1]
     assert table["parameters"]["x"] == [0.5, 0.5, 0.3, 0.5, 0.5]

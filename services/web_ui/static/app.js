@@ -9,7 +9,6 @@ const STATUS_COLOURS = {
   Succeeded: "#1a7f37", Running: "#0969da", Created: "#8250df", Pending: "#8c959f", Restarting: "#bf8700",
   Failed: "#cf222e", Killed: "#6e7781", EarlyStopped: "#d4a72c", MetricsUnavailable: "#953800",
 };
-const FAILED_STATES = ["Failed", "Killed", "MetricsUnavailable"];
 const PLOT_CONFIG = { displaylogo: false, responsive: true };
 const MANY_TRIALS = 300; // above this, the intermediate-values plot (one log read per trial) waits for a click
 // SVG scatter plots draw 2,000 points in a fraction of the time WebGL needs to start (without a
@@ -225,7 +224,7 @@ function numericColumn(values, type) {
 // Helpers the plot files share.
 function objectiveName(d) { return (d.spec.objective || {}).objectiveMetricName || "objective"; }
 function scoredTrials(d) { return [...d.trials.objective.keys()].filter((i) => d.trials.objective[i] !== null); }
-function finishedTrials(d) { return d.trials.status.filter((s) => s !== "Running" && s !== "Created" && s !== "Pending").length; }
+function finishedTrials(d) { return d.trials.done.filter(Boolean).length; }
 
 function experimentPage() {
   const ns = body.dataset.namespace, name = body.dataset.name;
@@ -363,7 +362,7 @@ function trialTable(root, ns, expName) {
       const v = c.get(i);
       if (k === 1) {
         const link = `<a href="${esc(trialUrl(ns, v))}">${esc(v)}</a>`;
-        return `<td>${link}${FAILED_STATES.includes(t.status[i]) ? ` <a class="why" href="${esc(trialUrl(ns, v))}#explain">why?</a>` : ""}</td>`;
+        return `<td>${link}${t.failed[i] ? ` <a class="why" href="${esc(trialUrl(ns, v))}#explain">why?</a>` : ""}</td>`;
       }
       if (k === 2) return `<td><span class="badge" style="background:${STATUS_COLOURS[v] || "#57606a"}">${esc(v)}</span></td>`;
       return `<td class="${c.num ? "num" : ""}">${esc(fmt(v))}</td>`;
@@ -488,7 +487,7 @@ function trialPage() {
       document.getElementById("log-state").textContent = !r.found ? " No local output log for this trial (yet)." : r.done ? "" : " following…";
       more = r.text.length > 0 && !r.done && r.text.length >= 1024 * 1024;
     }
-    const failed = FAILED_STATES.includes(d.status);
+    const failed = d.failed;
     document.getElementById("explain-link").hidden = !(failed && pre.querySelector(".explain"));
     if (failed && location.hash === "#explain" && logDone) jumpToExplanation(false);
     // A finished trial whose log never shows up (not run by this stack) stops being asked for.

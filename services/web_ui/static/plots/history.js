@@ -7,7 +7,7 @@
   update(d) {
     const t = d.trials, n = t.names.length, metric = objectiveName(d);
     const withValue = scoredTrials(d);
-    const failed = [...Array(n).keys()].filter((i) => FAILED_STATES.includes(t.status[i]));
+    const failed = [...Array(n).keys()].filter((i) => t.failed[i]);
     const kind = n > WEBGL_POINTS ? "scattergl" : "scatter";
     const ys = withValue.map((i) => t.objective[i]);
     const failY = ys.length ? ((d.spec.objective || {}).type === "maximize" ? Math.min(...ys) : Math.max(...ys)) : 0;
