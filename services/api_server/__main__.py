@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         files = ensure_tls(data_dir / "tls")
         args.tls_cert, args.tls_key = str(files.cert), str(files.key)
     store = GrpcResourceStore(args.db_manager, token=token, tls_ca=args.tls_ca)
-    app = build_app(store, token=token, data_dir=Path(data_dir), workers=args.workers)
+    app = build_app(store, token=token, data_dir=Path(data_dir), workers=args.workers, db_manager=store.channel)
     if args.metrics_port is not None:
         port = serve_metrics(args.metrics_port, args.metrics_host)
         log.info("metrics", extra={"address": f"{args.metrics_host}:{port}"})

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import grpc
 from aiohttp import web
 from prometheus_client import Counter, Histogram
 
@@ -29,8 +30,14 @@ from services.api_server.auth import auth_middleware
 from services.api_server.errors import ApiError, method_not_allowed
 from services.api_server.kinds import NAMESPACE, POD, Kind, lookup
 from services.api_server.watch import WatchHub
+from sextant.algorithm_registry import Registry
+from sextant.store.interface import ResourceStore
 
 log = logging.getLogger("sextant.api_server")
+
+# The DB manager's channel, for what the resource store does not hold (the web UI reads trials'
+# observation logs through it); absent when the store is not the DB manager's.
+DB_MANAGER: web.AppKey[grpc.Channel] = web.AppKey("sextant.db_manager", grpc.Channel)
 
 REQUESTS = Counter("sextant_api_requests_total", "Kubernetes API requests", ["verb", "resource", "code"])
 LATENCY = Histogram("sextant_api_request_seconds", "Kubernetes API request latency (watches: until the first byte)",
@@ -235,17 +242,18 @@ async def _stop(app: web.Application) -> None:
     app["sextant.executor"].shutdown(wait=False, cancel_futures=True)
 
 
-def build_app(store: Any, *, token: str, data_dir: Path | None = None, registry: Any = None,
-              workers: int = 16) -> web.Application:
+def build_app(store: ResourceStore, *, token: str, data_dir: Path | None = None, registry: Registry | None = None,
+              workers: int = 16, db_manager: grpc.Channel | None = None) -> web.Application:
     """The API server (and the web UI, if installed) over ``store``; every request but the
-    health checks and the UI's public paths needs ``token``."""
+    health checks and the UI's public paths needs ``token``. ``db_manager``: the DB manager's
+    channel, when ``store`` is its client (the UI reads observation logs through it)."""
     if registry is None:
-        from sextant.algorithm_registry import Registry
-
         registry = Registry.load()
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=8 * 1024 * 1024)
     with _string_keys():
         _set_keys(app, store, token, data_dir, registry, workers)
+    if db_manager is not None:
+        app[DB_MANAGER] = db_manager
     app.on_startup.append(_start_hub)
     app.on_shutdown.append(_end_watches)
     app.on_cleanup.append(_stop)
@@ -263,7 +271,7 @@ def _string_keys() -> Iterator[None]:
         yield
 
 
-def _set_keys(app: web.Application, store: Any, token: str, data_dir: Path | None, registry: Any,
+def _set_keys(app: web.Application, store: ResourceStore, token: str, data_dir: Path | None, registry: Registry,
               workers: int) -> None:
     app["sextant.store"] = store
     app["sextant.token"] = token

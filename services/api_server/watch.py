@@ -26,7 +26,7 @@ from typing import Any
 from prometheus_client import Gauge, Histogram
 
 from sextant.resources.models import to_doc
-from sextant.store.interface import Expired, StoreError
+from sextant.store.interface import Expired, ResourceStore, StoreError, WatchStream
 
 log = logging.getLogger("sextant.api_server.watch")
 
@@ -62,7 +62,7 @@ class Subscription:
 
 
 class WatchHub:
-    def __init__(self, store: Any, loop: asyncio.AbstractEventLoop):
+    def __init__(self, store: ResourceStore, loop: asyncio.AbstractEventLoop):
         self.store = store
         self.loop = loop
         self.window: collections.deque[Change] = collections.deque(maxlen=WINDOW)
@@ -78,7 +78,7 @@ class WatchHub:
         self.handed = 0
         self.subscribers: set[Subscription] = set()
         self.direct: set[Subscription] = set()
-        self._stream: Any = None
+        self._stream: WatchStream | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()  # the store answered once
         self._wanted = threading.Event()  # someone watches (or did, IDLE_SECONDS ago)

@@ -24,20 +24,23 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, cast
+from typing import cast
 
 import grpc
 
 from services.suggestion.controller.shared_services import SHARED_NAMESPACE, per_experiment_name, shared_name
+from sextant import job_reasons
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.controller import Key, Result
+from sextant.events import EventRecorder
 from sextant.katib import controller_metrics as metrics
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
-from sextant.runtime.base import JobPhase, JobSpec, Runtime, ServiceStatus, SuggestionVolume
+from sextant.runtime.base import JobPhase, JobSpec, JobStatus, Runtime, ServiceStatus, SuggestionVolume
 from sextant.store.cached_reader import CachedReader, with_status_copy
+from sextant.store.informer import Informer
 from sextant.store.interface import NotFound, ResourceStore
 from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
 
@@ -70,15 +73,14 @@ def _kind(trial: Trial) -> str:
 
 class TrialReconciler:
     def __init__(self, store: ResourceStore, runtime: Runtime, db_manager: grpc.Channel, *,
-                 db_manager_address: str | None = None, informer: Any = None,
+                 db_manager_address: str | None = None, informer: Informer | None = None,
                  custom_grace: float = 60.0, rpc_timeout: float = 30.0, job_poll_seconds: float = 0.5,
-                 notified_poll_seconds: float = 10.0, events: Any = None):
+                 notified_poll_seconds: float = 10.0, events: EventRecorder | None = None):
         self.store = store
-        self.events = events  # optional sextant.events.EventRecorder
+        self.events = events
         self.runtime = runtime
         self.dbm = api_pb2_grpc.DBManagerStub(db_manager)
         self.db_manager_address = db_manager_address
-        self.informer = informer
         self.custom_grace = custom_grace
         self.rpc_timeout = rpc_timeout
         # Job state lives outside the store, so no event says "the job ended": a trial whose
@@ -211,7 +213,7 @@ class TrialReconciler:
                                   metric=api_pb2.Metric(name=objective, value=UNAVAILABLE))])),
             timeout=self.rpc_timeout)
 
-    def _start(self, trial: Trial) -> Any:
+    def _start(self, trial: Trial) -> JobStatus:
         collector = collector_spec(trial, dialect=self._dialect(trial),
                                    early_stopping_address=self._early_stopping_address(trial),
                                    db_manager_address=self.db_manager_address,
@@ -295,7 +297,7 @@ class TrialReconciler:
             else:
                 changed |= outcome
         elif job.phase == JobPhase.FAILED and not ts.is_finished(trial):
-            changed |= self._fail(trial, job.reason or "Error", job.message, now, job.completion_time,
+            changed |= self._fail(trial, job.reason or job_reasons.ERROR, job.message, now, job.completion_time,
                                   exit_code=job.exit_code, output_tail=self._output_tail(key),
                                   note=job.warning)
 
@@ -367,7 +369,7 @@ class TrialReconciler:
         log.info("trial failed", extra={"trial": trial.metadata.name, "reason": reason, "detail": message})
         return changed
 
-    def _finish_succeeded(self, trial: Trial, job: Any, now: str, shipped: list[dict[str, str]] | None = None) -> bool | None:
+    def _finish_succeeded(self, trial: Trial, job: JobStatus, now: str, shipped: list[dict[str, str]] | None = None) -> bool | None:
         """Observation + Succeeded/MetricsUnavailable; None = look again shortly.
 
         ``shipped``: every log of the job, just shipped from its spool in one go. For StdOut and

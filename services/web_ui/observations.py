@@ -1,24 +1,26 @@
 """Trials' observation logs (metric values in the order they were reported).
 
-The logs live in the DB manager behind ``DBManager.GetObservationLog``. The API server's store
-is the gRPC client, whose channel reaches the DB manager; an application that holds the logs
-some other way can put a reader in ``app["sextant.observations"]`` instead.
+The logs live in the DB manager behind ``DBManager.GetObservationLog``, reached through the
+channel the API server puts under its ``DB_MANAGER`` key (absent when its store is not the DB
+manager's: then the UI has no logs to show).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import Any
 
+import grpc
 from aiohttp import web
 
+from services.api_server.app import DB_MANAGER
+
 Reader = Callable[[str, str], list[dict[str, Any]]]  # (trial, metric or "") → [{time, name, value}]
-APP_KEY = "sextant.observations"
 PARALLEL_READS = 8
 
 
-def _grpc_reader(channel: Any) -> Reader:
+def _grpc_reader(channel: grpc.Channel) -> Reader:
     from sextant.api import api_pb2, api_pb2_grpc
 
     stub = api_pb2_grpc.DBManagerStub(channel)
@@ -33,10 +35,7 @@ def _grpc_reader(channel: Any) -> Reader:
 
 
 def reader(app: web.Application) -> Reader | None:
-    explicit = app.get(APP_KEY)
-    if explicit is not None:
-        return cast("Reader", explicit)
-    channel = getattr(app.get("sextant.store"), "channel", None)
+    channel = app.get(DB_MANAGER)
     return _grpc_reader(channel) if channel is not None else None
 
 

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sextant.store.interface import EventType, Expired, ResourceStore, StoreError, WatchEvent
+from sextant.store.interface import EventType, Expired, ResourceStore, StoreError, WatchEvent, WatchStream
 
 log = logging.getLogger("sextant.informer")
 
@@ -68,7 +68,7 @@ class Informer:
         self._lock = threading.RLock()  # guards the cache and serialises handler calls
         self._synced = threading.Event()
         self._stop = threading.Event()
-        self._stream: Any = None
+        self._stream: WatchStream | None = None
         self._threads: list[threading.Thread] = []
         self.version = 0  # last store version this cache reflects
         self.relists = 0  # how many times it had to list (1 = only the first time)
@@ -105,7 +105,7 @@ class Informer:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         stream = self._stream
-        if stream is not None and hasattr(stream, "cancel"):
+        if stream is not None:
             stream.cancel()
         for t in self._threads:
             if t is not threading.current_thread():
@@ -207,8 +207,7 @@ class Informer:
                     self._relist(again=True)
         finally:
             self._stream = None
-            if hasattr(stream, "cancel"):
-                stream.cancel()
+            stream.cancel()
 
     def _apply(self, event: WatchEvent) -> None:
         with self._lock:
@@ -253,7 +252,7 @@ class Informer:
         assert self.idle_seconds
         while not self._stop.wait(min(1.0, self.idle_seconds / 4)):
             stream = self._stream
-            if stream is None or not hasattr(stream, "cancel"):
+            if stream is None:
                 continue
             silent = time.monotonic() - self._last_message
             if silent > self.idle_seconds and stream is self._stream:

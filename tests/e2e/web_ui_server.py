@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 import services.web_ui
+from services.api_server.app import DB_MANAGER
 from services.db_manager.app import DBManagerApp
 from services.db_manager.database import Database, migrate
 from services.web_ui.auth import authorised
@@ -40,9 +41,10 @@ async def _auth(request: web.Request, handler):
     return await handler(request)
 
 
-def build_app(store: Any, token: str, data_dir: Path | None, **extra: Any) -> web.Application:
+def build_app(store: GrpcResourceStore, token: str, data_dir: Path | None, **extra: Any) -> web.Application:
     app = web.Application(middlewares=[_auth], client_max_size=4 * 1024 * 1024)
     app["sextant.store"] = store
+    app[DB_MANAGER] = store.channel  # the UI reads observation logs through it
     app["sextant.token"] = token
     app["sextant.data_dir"] = data_dir
     app["sextant.public_prefixes"] = []
