@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from aiohttp import web
 from services.api_server.errors import already_exists, bad_request, invalid, not_found
 from services.api_server.patch import apply_patch
 from sextant.store.names import namespace_errors
+from sextant.timestamps import now_rfc3339
 
 BUILT_IN = ("default", "kubeflow")
 NAME_LABEL = "kubernetes.io/metadata.name"
@@ -32,7 +32,7 @@ class Namespaces:
                 self._known = json.loads(self.path.read_text())
             except ValueError:
                 self._known = {}
-        now = _now()
+        now = now_rfc3339()
         for name in BUILT_IN:
             self._known.setdefault(name, {"created": now, "labels": {}, "annotations": {}})
 
@@ -48,23 +48,19 @@ class Namespaces:
         with self._lock:
             if name in self._known:
                 return False
-            self._known[name] = {"created": _now(), "labels": {}, "annotations": {}}
+            self._known[name] = {"created": now_rfc3339(), "labels": {}, "annotations": {}}
             self._save()
             return True
 
     def set_meta(self, name: str, labels: dict[str, str], annotations: dict[str, str]) -> None:
         with self._lock:
-            entry = self._known.setdefault(name, {"created": _now()})
+            entry = self._known.setdefault(name, {"created": now_rfc3339()})
             entry["labels"], entry["annotations"] = labels, annotations
             self._save()
 
     def known(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return dict(self._known)
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def namespace_doc(name: str, entry: dict[str, Any]) -> dict[str, Any]:

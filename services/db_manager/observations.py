@@ -58,7 +58,8 @@ def _check_name(field: str, value: str, *, required: bool) -> None:
         raise BadObservation(f"{field}: must not contain NUL characters")
 
 
-def parse_time(field: str, text: str) -> datetime:
+def parse_log_time(field: str, text: str) -> datetime:
+    """A strict RFC 3339 time from a request; a bad one is a BadObservation naming ``field``."""
     try:
         return parse_rfc3339_strict(text)
     except BadTimestamp as err:
@@ -73,7 +74,7 @@ def prepare(trial_name: str, logs: Iterable[tuple[str, str, str]]) -> list[dict[
     for i, (stamp, name, value) in enumerate(logs):
         if not stamp:
             continue
-        when = parse_time(f"observation_log.metric_logs[{i}].time_stamp", stamp)
+        when = parse_log_time(f"observation_log.metric_logs[{i}].time_stamp", stamp)
         _check_name(f"observation_log.metric_logs[{i}].metric.name", name, required=True)
         if "\x00" in value:
             raise BadObservation(f"observation_log.metric_logs[{i}].metric.value: must not contain NUL")
@@ -134,9 +135,9 @@ class ObservationStore:
         if metric_name:
             params["metric"] = metric_name
         if start_time:
-            params["start"] = parse_time("start_time", start_time)
+            params["start"] = parse_log_time("start_time", start_time)
         if end_time:
-            params["end"] = parse_time("end_time", end_time)
+            params["end"] = parse_log_time("end_time", end_time)
         query = _get_statement(bool(metric_name), bool(start_time), bool(end_time))
         out: list[tuple[str, str, str]] = []
         with self.db.read() as conn:
