@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from sextant.runtime.base import JobPhase, JobSpec
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.runtime.docker_runtime import DockerRuntime
 from sextant.runtime.local import LocalRuntime
 
@@ -56,7 +56,7 @@ def spec(name: str, image: str) -> JobSpec:
     return JobSpec(name=name, namespace="bench", primary_container_name="main",
                    run_spec={"apiVersion": "batch/v1", "kind": "Job",
                              "spec": {"template": {"spec": {"containers": [container]}}}},
-                   collector=CollectorSpec(metrics=("acc",), kind="StdOut", report="spool"))
+                   collector=CollectorSettings(metrics=("acc",), kind="StdOut", report="spool"))
 
 
 def run_trials(runtime: LocalRuntime, image: str, trials: int, tag: str) -> dict[str, float]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import jsonpatch
 
-from services.trial_controller.collector_settings import collector_spec
+from services.trial_controller.collector_for_trial import collector_settings
 from sextant.algorithm_registry import Registry
 from sextant.resources import admit_experiment
 from sextant.resources.models import Experiment, Trial, to_doc
@@ -142,9 +142,9 @@ def mutate_pod(review: Doc, lookup: TrialLookup, settings: SidecarSettings) -> D
     if trial is None or not is_primary_pod(pod, trial.spec.primary_pod_labels):
         return _answer(review, {"allowed": True})
     try:
-        spec = collector_spec(trial)
+        spec = collector_settings(trial)
         injected = inject(pod, spec, trial.metadata.name, settings, trial.spec.primary_container_name)
-    except ValueError as err:  # CollectorSpecError is one
+    except ValueError as err:  # CollectorSettingsError is one
         return _answer(review, {"allowed": False, "status": {
             "status": "Failure", "code": 400, "reason": "BadRequest",
             "message": f"trial {trial.metadata.name}: the metrics collector cannot be added: {err}"}})

@@ -45,7 +45,7 @@ from sextant.store.interface import NotFound, ResourceStore
 from sextant.timestamps import ZERO_TIME, BadTimestamp, now_rfc3339, parse_time
 
 from . import spool
-from .collector_settings import CollectorSpecError, collector_spec
+from .collector_for_trial import CollectorSettingsError, collector_settings
 from .observation_builder import (
     UNAVAILABLE,
     build_observation,
@@ -214,7 +214,7 @@ class TrialReconciler:
             timeout=self.rpc_timeout)
 
     def _start(self, trial: Trial) -> JobStatus:
-        collector = collector_spec(trial, dialect=self._dialect(trial),
+        collector = collector_settings(trial, dialect=self._dialect(trial),
                                    early_stopping_address=self._early_stopping_address(trial),
                                    db_manager_address=self.db_manager_address,
                                    report=self.runtime.metrics_report_mode)
@@ -266,7 +266,7 @@ class TrialReconciler:
             else:
                 try:
                     job = self._start(trial)
-                except (CollectorSpecError, ValueError) as err:
+                except (CollectorSettingsError, ValueError) as err:
                     changed |= self._fail(trial, "InvalidSpec", str(err), now)
                 else:
                     log.info("trial job started", extra={"trial": key.name, "phase": str(job.phase)})

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.web_ui import api, auth, pages, static
+from services.web_ui import api, login, pages, static
 
-PUBLIC_PREFIXES = ("/ui/static/", auth.LOGIN)
+PUBLIC_PREFIXES = ("/ui/static/", login.LOGIN)
 
 
 def setup(app: web.Application) -> None:
     public = app.setdefault("sextant.public_prefixes", [])
     public.extend(p for p in PUBLIC_PREFIXES if p not in public)
     # First in line, so a browser without the cookie gets the login page rather than a 401.
-    app.middlewares.insert(0, auth.login_middleware)
+    app.middlewares.insert(0, login.login_middleware)
     app.router.add_get("/", pages.experiments)
     app.router.add_get("/ui/create", pages.create)
     app.router.add_get("/ui/compare", pages.compare)
     app.router.add_get("/ui/services", pages.services)
     app.router.add_get("/ui/experiments/{namespace}/{name}", pages.experiment)
     app.router.add_get("/ui/trials/{namespace}/{name}", pages.trial)
-    app.router.add_get(auth.LOGIN, auth.login_form)
-    app.router.add_post(auth.LOGIN, auth.login_submit)
-    app.router.add_get("/ui/logout", auth.logout)
+    app.router.add_get(login.LOGIN, login.login_form)
+    app.router.add_post(login.LOGIN, login.login_submit)
+    app.router.add_get("/ui/logout", login.logout)
     api.add_routes(app)
     static.add_routes(app)

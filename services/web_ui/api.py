@@ -17,7 +17,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from services.web_ui import local_files, observations, summary
+from services.web_ui import local_files, observation_reader, summary
 from services.web_ui.yaml_lines import locate_errors
 from sextant import objectives
 from sextant.resources.admission import admit_experiment
@@ -134,7 +134,7 @@ async def pareto_front(request: web.Request) -> web.Response:
 async def intermediate(request: web.Request) -> web.Response:
     """Each trial's objective metric over its reports (the intermediate-values plot)."""
     ns, name = request.match_info["namespace"], request.match_info["name"]
-    read = observations.reader(request.app)
+    read = observation_reader.reader(request.app)
     if read is None:
         return _error(503, "observation logs are not reachable from this server")
 
@@ -142,7 +142,7 @@ async def intermediate(request: web.Request) -> web.Response:
         experiment, trials = _experiment_and_trials(_store(request), ns, name)
         metric = experiment.spec.objective.objective_metric_name if experiment.spec.objective else ""
         table = summary.trials_table(experiment, trials)
-        values = observations.many(read, table["names"], metric)
+        values = observation_reader.many(read, table["names"], metric)
         return {"metric": metric, "names": table["names"], "status": table["status"],
                 "values": [values[n] for n in table["names"]]}
 
@@ -156,8 +156,8 @@ async def get_trial(request: web.Request) -> web.Response:
     ns, name = request.match_info["namespace"], request.match_info["name"]
     trial = await _run(_store(request).get, "Trial", ns, name)
     detail = summary.trial_detail(trial)
-    read = observations.reader(request.app)
-    detail["observationLog"] = observations.series(await _run(read, name, "")) if read else None
+    read = observation_reader.reader(request.app)
+    detail["observationLog"] = observation_reader.series(await _run(read, name, "")) if read else None
     return web.json_response(detail)
 
 

@@ -24,7 +24,7 @@ from sextant.metric_lines import (
     parse_lines,
     read_metrics_file,
 )
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.timestamps import ZERO_TIME
 
 SPOOL_FILE = "1.json"  # the only spool file of such a job: a repeated collection rewrites it
@@ -40,7 +40,7 @@ def _read_lines(path: Path) -> list[str]:
     return lines
 
 
-def collect_finished(spec: CollectorSpec, *, output_log: Path, spool_dir: Path,
+def collect_finished(spec: CollectorSettings, *, output_log: Path, spool_dir: Path,
                      stopped: bool = False, trial: str = "") -> list[MetricLog]:
     """Parses the finished job's output (StdOut) or metrics file (File) and spools the logs.
 

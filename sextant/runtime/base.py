@@ -15,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 
 
 @dataclass
@@ -98,7 +98,7 @@ class JobSpec:
     run_spec: dict[str, Any]  # the rendered trial template (e.g. a batch/v1 Job)
     primary_container_name: str | None = None
     # How its metrics are collected; None: not at all (the trial pushes them itself).
-    collector: CollectorSpec | None = None
+    collector: CollectorSettings | None = None
     success_condition: str | None = None
     failure_condition: str | None = None
     retain: bool = False

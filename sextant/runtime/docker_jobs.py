@@ -48,7 +48,7 @@ from sextant.metric_lines import MetricsSourceError
 from sextant.runtime import metrics_volume, process
 from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.runtime.container_plan import (
     NAMESPACE_LABEL,
     STACK_LABEL,
@@ -73,12 +73,12 @@ class ImageUnavailable(RuntimeError):
     """The trial's image is not on the engine and cannot be pulled (the message says why)."""
 
 
-def needs_live_collector(collector: CollectorSpec) -> bool:
+def needs_live_collector(collector: CollectorSettings) -> bool:
     """Whether the collector must watch the running container (not only read it afterwards)."""
     return bool(collector.stop_rules) or collector.kind not in AFTER_EXIT_KINDS
 
 
-def unsupported_collection(collector: CollectorSpec, docker_cli: str | None) -> str | None:
+def unsupported_collection(collector: CollectorSettings, docker_cli: str | None) -> str | None:
     """Why ``collector`` cannot collect from a container here, or None when it can."""
     if needs_live_collector(collector) and docker_cli is None:
         what = "early-stopping rules need" if collector.stop_rules else f"the {collector.kind} collector needs"
@@ -147,7 +147,7 @@ class DockerJobs:
             return None
 
     # --- start -------------------------------------------------------------------------------
-    def start(self, spec: JobSpec, collector: CollectorSpec, suggestion_dir: Path | None = None) -> JobStatus:
+    def start(self, spec: JobSpec, collector: CollectorSettings, suggestion_dir: Path | None = None) -> JobStatus:
         """``suggestion_dir``: the host directory bind-mounted at ``spec.suggestion_volume``'s path."""
         directory = self.dir(spec.namespace, spec.name)
         if (directory / "job.json").exists():
@@ -212,7 +212,7 @@ class DockerJobs:
 
     def _start_collector(self, directory: Path, record: dict[str, Any]) -> process.ProcessId:
         """Starts the live metrics collector, which starts the container and attaches to it."""
-        collector = CollectorSpec.from_record(record["collector"])
+        collector = CollectorSettings.from_record(record["collector"])
         argv = [sys.executable, "-S", "-m", "services.metrics_collector", "--job-dir", str(directory),
                 *collector.to_argv(), "--", str(self.docker_cli), "start", "--attach", str(record["container"])]
         env = self.environment({"KATIB_TRIAL_NAME": str(record["name"]),
@@ -353,7 +353,7 @@ class DockerJobs:
         saved = record.get("collector")
         if isinstance(saved, dict):
             try:
-                collect_finished(CollectorSpec.from_record(saved), output_log=directory / "output.log",
+                collect_finished(CollectorSettings.from_record(saved), output_log=directory / "output.log",
                                  spool_dir=directory / "spool", stopped=stopped, trial=str(record.get("name", "")))
             except MetricsSourceError as err:
                 ended.update(reason=job_reasons.COLLECTOR_FAILED, message=str(err))

@@ -108,9 +108,9 @@ class DockerRuntime(LocalRuntime):
 
     @staticmethod
     def _collector(spec: JobSpec) -> Any:
-        from sextant.runtime.collector_spec import CollectorSpec
+        from sextant.runtime.collector_settings import CollectorSettings
 
-        return spec.collector or CollectorSpec(metrics=(), kind="None")
+        return spec.collector or CollectorSettings(metrics=(), kind="None")
 
     def job_keys(self) -> list[tuple[str, str]]:
         return sorted(set(self.jobs.keys()) | set(self.containers.keys()))

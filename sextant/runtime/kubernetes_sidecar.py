@@ -27,7 +27,7 @@ from typing import Any
 
 from sextant.metric_lines import TERMINATION_LOG_ENV
 from sextant.resources.models import TRIAL_LABEL
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 
 VOLUME = "metrics-volume"
 STDOUT_DIR = "/var/log/katib"
@@ -57,7 +57,7 @@ def sidecar_name(kind: str) -> str:
     return "metrics-collector" if kind == "TensorFlowEvent" else "metrics-logger-and-collector"
 
 
-def shared_directory(spec: CollectorSpec) -> str:
+def shared_directory(spec: CollectorSettings) -> str:
     if spec.kind == "StdOut" or not spec.path:
         return STDOUT_DIR
     return spec.path.rstrip("/") if spec.kind == "TensorFlowEvent" else posixpath.dirname(spec.path)
@@ -70,7 +70,7 @@ def primary_container(pod: dict[str, Any], name: str | None) -> dict[str, Any] |
     return containers[0] if len(containers) == 1 else None
 
 
-def inject(pod: dict[str, Any], spec: CollectorSpec, trial: str, settings: SidecarSettings,
+def inject(pod: dict[str, Any], spec: CollectorSettings, trial: str, settings: SidecarSettings,
            primary: str | None = None) -> dict[str, Any]:
     """The pod with the collector sidecar; the pod unchanged when its kind needs none or there is
     no primary container with a command. Raises ValueError for a pod that cannot be collected."""

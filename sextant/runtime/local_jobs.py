@@ -68,7 +68,7 @@ from sextant.metric_lines import MetricsSourceError
 from sextant.runtime import metrics_volume, native, process
 from sextant.runtime.after_exit import collect_finished
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.timestamps import now_rfc3339_micro
 
 log = logging.getLogger("sextant.runtime.local")
@@ -224,7 +224,7 @@ class LocalJobs:
             process.write_json(directory / "job.json", record)
             return self.status(spec.namespace, spec.name)
         env = {**container_env(container), **spec.env, "KATIB_TRIAL_NAME": spec.name}
-        collector = spec.collector or CollectorSpec(metrics=(), kind="None")
+        collector = spec.collector or CollectorSettings(metrics=(), kind="None")
         mount = spec.suggestion_volume.mount_path if spec.suggestion_volume else ""
         if suggestion_dir is not None and mount.startswith("/") and posixpath.normpath(mount) != "/":
             # First, so a metrics volume that contains this path (/var/log/katib) does not take it.
@@ -361,11 +361,11 @@ class LocalJobs:
         ships a spool that is still being written. Repeating it (after a crash in between)
         rewrites the same spool file."""
         saved = record.get("collect_after_exit")
-        # A job started by a Sextant before CollectorSpec recorded its collector as argv, which
+        # A job started by a Sextant before CollectorSettings recorded its collector as argv, which
         # is not read back: nothing is spooled, so the trial ends MetricsUnavailable.
         if isinstance(saved, dict):
             try:
-                collect_finished(CollectorSpec.from_record(saved),
+                collect_finished(CollectorSettings.from_record(saved),
                                  output_log=directory / "output.log", spool_dir=directory / "spool",
                                  stopped=stopped or ended.get("reason") == job_reasons.KILLED,
                                  trial=str(record.get("name", "")))

@@ -20,14 +20,14 @@ import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 
 VOLUME_SUBDIR = ("volumes", "metrics")
 # Kinds whose collector reads a path the trial writes (Katib mounts a volume for these).
 FILE_KINDS = ("File", "TensorFlowEvent", "Custom")
 
 
-def mount_path(collector: CollectorSpec) -> str | None:
+def mount_path(collector: CollectorSettings) -> str | None:
     """The container directory Katib would mount for this collector, or None."""
     kind, path = collector.kind, collector.path
     if kind not in FILE_KINDS or not path or not path.startswith("/"):
@@ -59,7 +59,7 @@ class PathRewriter:
         return {k: self(v) for k, v in values.items()}
 
 
-def local_volume(collector: CollectorSpec, job_dir: Path) -> PathRewriter | None:
+def local_volume(collector: CollectorSettings, job_dir: Path) -> PathRewriter | None:
     """Creates ``<job_dir>/volumes/metrics`` and returns the rewriter, if the collector needs one."""
     mount = mount_path(collector)
     if mount is None:

@@ -25,7 +25,7 @@ import services.web_ui
 from services.api_server.app import DB_MANAGER
 from services.db_manager.app import DBManagerApp
 from services.db_manager.database import Database, migrate
-from services.web_ui.auth import authorised
+from services.web_ui.login import authorised
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.config import ServerSettings
 from sextant.resources.admission import admit_experiment

@@ -26,7 +26,7 @@ import pytest
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.resources.admission import admit_experiment
 from sextant.runtime.base import JobPhase, JobSpec, ServiceSpec
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.runtime.local import LocalRuntime
 from sextant.templates import render_run_spec
 from tests.data.bad.generate import BASE
@@ -143,7 +143,7 @@ def test_hostile_parameter_values_are_inert(tmp_path):
             run_spec = render_run_spec(experiment, name, {"lr": "0.02", "layers": "2", "optimizer": value})
             rt.start_job(JobSpec(name=name, namespace="default", run_spec=run_spec,
                                  primary_container_name="training-container", retain=True,
-                                 collector=CollectorSpec(metrics=("score",), flush_interval=0.2)))
+                                 collector=CollectorSettings(metrics=("score",), flush_interval=0.2)))
         for i, value in enumerate(values):
             status = wait_done(rt, f"inject-{i}")
             assert status.phase == JobPhase.SUCCEEDED, status
@@ -166,7 +166,7 @@ def test_nul_byte_in_argv_fails_the_job_cleanly(tmp_path):
     run_spec = render_run_spec(experiment, "nul-trial", {"lr": "0.02", "layers": "2", "optimizer": "a\x00b"})
     rt.start_job(JobSpec(name="nul-trial", namespace="default", run_spec=run_spec,
                          primary_container_name="training-container",
-                         collector=CollectorSpec(metrics=("score",), flush_interval=0.2)))
+                         collector=CollectorSettings(metrics=("score",), flush_interval=0.2)))
     status = wait_done(rt, "nul-trial", timeout=30)
     assert status.phase == JobPhase.FAILED
     assert "null" in status.message.lower() or "nul" in status.message.lower(), status.message

@@ -11,7 +11,7 @@ from kubernetes import client
 
 from sextant.runtime import make_runtime
 from sextant.runtime.base import JobPhase, JobSpec, ServiceSpec
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.runtime.job_conditions import UnsupportedCondition
 from sextant.runtime.kubernetes import KubernetesRuntime
 from tests.integration.kmock_server import kmock_cluster
@@ -48,7 +48,7 @@ def job_spec(name: str, run_spec: dict | None = None, **kw) -> JobSpec:
     defaults = dict(
         name=name, namespace=NS, run_spec=run_spec or batch_job(),
         primary_container_name="training-container",
-        collector=CollectorSpec(metrics=("accuracy",), trial=name, db_manager="sextant-db-manager:6789"),
+        collector=CollectorSettings(metrics=("accuracy",), trial=name, db_manager="sextant-db-manager:6789"),
         labels={"katib.kubeflow.org/experiment": "exp"},
         owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "name": name, "uid": "uid-1"},
         env={"SEXTANT_TOKEN_FILE": "/var/run/sextant/token"},
@@ -123,7 +123,7 @@ def test_job_status_success_failure_running(cluster, runtime):
 def test_a_collector_that_can_never_succeed_fails_the_trial_with_its_cause(cluster, runtime):
     """Issue 21 on Kubernetes: the collector's termination message in the trial's pod turns the
     Job's failure (its pod failure policy) into MetricsCollectorFailed with the cause."""
-    runtime.start_job(job_spec("exp-coll0001", collector=CollectorSpec(
+    runtime.start_job(job_spec("exp-coll0001", collector=CollectorSettings(
         metrics=("accuracy",), trial="exp-coll0001", db_manager="sextant-db-manager:6789", kind="File",
         path="/")))
     core = client.CoreV1Api(cluster.api_client())

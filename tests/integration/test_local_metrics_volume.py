@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from sextant.runtime.base import JobPhase, JobSpec, SuggestionVolume
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.runtime.local import LocalRuntime
 from sextant.runtime.metrics_volume import PathRewriter, mount_path
 from tests.integration.katib_peers import metric_values
@@ -33,7 +33,7 @@ def db(sqlite_db_manager):
     return sqlite_db_manager
 
 
-def _job(name: str, command: list[str], collector: CollectorSpec, env: dict[str, str] | None = None) -> JobSpec:
+def _job(name: str, command: list[str], collector: CollectorSettings, env: dict[str, str] | None = None) -> JobSpec:
     pod = {"containers": [{"name": "main", "image": "example/trainer:1", "command": command,
                            "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}]}
     run_spec = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
@@ -53,14 +53,14 @@ def _wait_done(rt: LocalRuntime, name: str, timeout: float = 60):
 
 
 def test_mount_path_follows_katib_rules():
-    assert mount_path(CollectorSpec(metrics=("m",), kind="File", path="/var/log/katib/metrics.log")) == "/var/log/katib"
-    assert mount_path(CollectorSpec(metrics=("m",), kind="TensorFlowEvent", path="/var/log/katib/tfevent/")) == \
+    assert mount_path(CollectorSettings(metrics=("m",), kind="File", path="/var/log/katib/metrics.log")) == "/var/log/katib"
+    assert mount_path(CollectorSettings(metrics=("m",), kind="TensorFlowEvent", path="/var/log/katib/tfevent/")) == \
         "/var/log/katib/tfevent"
-    assert mount_path(CollectorSpec(metrics=("m",), kind="Custom", path="/out/dir/")) == "/out/dir"
-    assert mount_path(CollectorSpec(metrics=("m",), kind="Custom", path="/out/m.log")) == "/out"
-    assert mount_path(CollectorSpec(metrics=("m",), kind="StdOut")) is None
-    assert mount_path(CollectorSpec(metrics=("m",), kind="File", path="relative/m.log")) is None
-    assert mount_path(CollectorSpec(metrics=("m",), kind="File", path="/m.log")) is None  # never remap "/"
+    assert mount_path(CollectorSettings(metrics=("m",), kind="Custom", path="/out/dir/")) == "/out/dir"
+    assert mount_path(CollectorSettings(metrics=("m",), kind="Custom", path="/out/m.log")) == "/out"
+    assert mount_path(CollectorSettings(metrics=("m",), kind="StdOut")) is None
+    assert mount_path(CollectorSettings(metrics=("m",), kind="File", path="relative/m.log")) is None
+    assert mount_path(CollectorSettings(metrics=("m",), kind="File", path="/m.log")) is None  # never remap "/"
 
 
 def test_rewriter_replaces_whole_path_prefixes_only(tmp_path):
@@ -76,7 +76,7 @@ def test_rewriter_replaces_whole_path_prefixes_only(tmp_path):
 def test_file_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
     rt = LocalRuntime(tmp_path, db_manager_address=db.address)
     path = "/var/log/katib/metrics.log"
-    collector = CollectorSpec(metrics=("acc",), kind="File", path=path)
+    collector = CollectorSettings(metrics=("acc",), kind="File", path=path)
     values = {"exp-t1": ["0.11", "0.12"], "exp-t2": ["0.21", "0.22", "0.23"]}
     for name, vals in values.items():  # both running at the same time, same container path
         rt.start_job(_job(name, ["python", "-c", WRITER, f"--out={path}", *vals], collector,
@@ -94,7 +94,7 @@ def test_file_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
 def test_tfevent_collector_trials_each_see_only_their_own_metrics(tmp_path, db):
     rt = LocalRuntime(tmp_path, db_manager_address=db.address)
     logdir = "/var/log/katib/tfevent/"
-    collector = CollectorSpec(metrics=("test/accuracy",), kind="TensorFlowEvent", path=logdir)
+    collector = CollectorSettings(metrics=("test/accuracy",), kind="TensorFlowEvent", path=logdir)
     lrs = {"exp-t1": 0.1, "exp-t2": 0.3}
     for name, lr in lrs.items():
         rt.start_job(_job(name, ["python", str(TRAINERS / "tfevents.py"), "--epochs=2", f"--lr={lr}",
@@ -119,7 +119,7 @@ CHECKPOINTER = ("import os, sys\n"
 def test_suggestion_volume_is_the_trials_directory_of_the_service_state(tmp_path, db):
     rt = LocalRuntime(tmp_path, db_manager_address=db.address)
     mount, path = "/var/log/katib/checkpoints/", "/var/log/katib/metrics.log"
-    collector = CollectorSpec(metrics=("acc",), kind="File", path=path)
+    collector = CollectorSettings(metrics=("acc",), kind="File", path=path)
     state = tmp_path / "services" / "default" / "exp-pbt" / "data" / "exp"
     (state / "exp-t2").mkdir(parents=True)
     (state / "exp-t2" / "ckpt").write_text("step\nstep\n")  # as pbt copied it from a parent
@@ -139,7 +139,7 @@ def test_suggestion_volume_is_the_trials_directory_of_the_service_state(tmp_path
 
 def test_suggestion_volume_of_a_shared_service_is_in_its_namespace(tmp_path):
     rt = LocalRuntime(tmp_path)
-    spec = replace(_job("exp-t1", ["true"], CollectorSpec(metrics=("acc",), kind="StdOut")),
+    spec = replace(_job("exp-t1", ["true"], CollectorSettings(metrics=("acc",), kind="StdOut")),
                    suggestion_volume=SuggestionVolume("pbt", "exp/exp-t1", "/ckpt", namespace="sextant-system"))
     assert rt.suggestion_dir(spec) == tmp_path / "services" / "sextant-system" / "pbt" / "data" / "exp" / "exp-t1"
     own = replace(spec, suggestion_volume=SuggestionVolume("exp-pbt", "exp/exp-t1", "/ckpt"))

@@ -12,17 +12,17 @@ import pytest
 
 from sextant.runtime import native
 from sextant.runtime.base import JobPhase, JobSpec
-from sextant.runtime.collector_spec import CollectorSpec, StopRule
+from sextant.runtime.collector_settings import CollectorSettings, StopRule
 from sextant.runtime.local import LocalRuntime
 
 pytestmark = pytest.mark.skipif(native.jobwrap_path() is None, reason="no C compiler on this machine")
 
-def _job(name, command, collector: CollectorSpec | None = None, env=None):
+def _job(name, command, collector: CollectorSettings | None = None, env=None):
     pod = {"containers": [{"name": "main", "image": "x", "command": command,
                            "env": [{"name": k, "value": v} for k, v in (env or {}).items()]}]}
     return JobSpec(name=name, namespace="default", run_spec={
         "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": pod}}},
-        collector=collector or CollectorSpec(metrics=("loss", "acc"), report="spool"))
+        collector=collector or CollectorSettings(metrics=("loss", "acc"), report="spool"))
 
 
 def _wait_done(rt, name, timeout=20):
@@ -114,13 +114,13 @@ def test_file_kind_and_push_kind(tmp_path):
     code = ("import json, sys\nopen(sys.argv[1], 'w').write(json.dumps({'loss': '0.3', 'timestamp': "
             "'2026-01-02T03:04:05Z'}) + '\\nnot json\\n')")
     rt.start_job(_job("f1", ["python", "-c", code, "/var/log/katib/m.json"],
-                      CollectorSpec(metrics=("loss",), kind="File", path="/var/log/katib/m.json",
+                      CollectorSettings(metrics=("loss",), kind="File", path="/var/log/katib/m.json",
                                     format="JSON", report="spool")))
     assert _wait_done(rt, "f1").phase == JobPhase.SUCCEEDED
     assert _spooled(tmp_path, "f1") == [("2026-01-02T03:04:05Z", "loss", "0.3")]
     # Push: the trial reports on its own; nothing is read, and no "unavailable" is added here
     # (the trial controller reports it if the objective never arrives).
-    rt.start_job(_job("p1", ["python", "-c", "print('loss=1')"], CollectorSpec(metrics=("loss",), kind="Push", report="spool")))
+    rt.start_job(_job("p1", ["python", "-c", "print('loss=1')"], CollectorSettings(metrics=("loss",), kind="Push", report="spool")))
     assert _wait_done(rt, "p1").phase == JobPhase.SUCCEEDED
     assert _spooled(tmp_path, "p1") == []
 
@@ -144,9 +144,9 @@ def test_stop_and_readoption(tmp_path):
 def test_jobs_that_need_watching_keep_the_python_wrapper(tmp_path, monkeypatch):
     rt = LocalRuntime(tmp_path)
     rt.start_job(_job("e1", ["python", "-c", "print('loss=1')"],
-                      CollectorSpec(metrics=("loss",), stop_rules=(StopRule("loss", "0.5", "less", 0),),
+                      CollectorSettings(metrics=("loss",), stop_rules=(StopRule("loss", "0.5", "less", 0),),
                                     report="spool")))
-    rt.start_job(_job("e2", ["python", "-c", "print('loss=1')"], CollectorSpec(
+    rt.start_job(_job("e2", ["python", "-c", "print('loss=1')"], CollectorSettings(
         metrics=("loss",), kind="TensorFlowEvent", path="/tmp/tf", report="spool")))
     for name in ("e1", "e2"):
         assert "collect_after_exit" not in _wrapper_of(tmp_path, name)
@@ -215,7 +215,7 @@ def test_a_metrics_file_that_can_never_be_read_fails_the_job_with_the_cause(tmp_
     rt = LocalRuntime(tmp_path, stop_grace=2)
     pause = 0.5 if native_wrapper == "1" else 60
     command = ["python", "-c", f"import time; print('loss=1', flush=True); time.sleep({pause})"]
-    rt.start_job(_job("d1", command, CollectorSpec(metrics=("loss",), kind="File", path="/", report="spool")))
+    rt.start_job(_job("d1", command, CollectorSettings(metrics=("loss",), kind="File", path="/", report="spool")))
     started = time.monotonic()
     st = _wait_done(rt, "d1", timeout=30)
     assert st.phase == JobPhase.FAILED and st.reason == "MetricsCollectorFailed", st

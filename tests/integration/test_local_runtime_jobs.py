@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sextant.runtime.base import JobPhase, JobSpec
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 from sextant.runtime.local import LocalRuntime
 from tests.integration.katib_peers import metric_values
 
@@ -32,7 +32,7 @@ def _job(name, command, *, kind="Job", container="main", env=None, collector=Non
                         {"name": "w", "command": ["false"]}]}}},
                         "Master": {"template": {"spec": pod}}}}}
     return JobSpec(name=name, namespace="default", run_spec=run_spec, primary_container_name=container,
-                   collector=collector or CollectorSpec(metrics=("loss",), flush_interval=0.2), **kw)
+                   collector=collector or CollectorSettings(metrics=("loss",), flush_interval=0.2), **kw)
 
 
 def _wait_done(rt, name, timeout=30):

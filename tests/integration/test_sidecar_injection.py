@@ -164,7 +164,7 @@ async def test_the_two_containers_run_together_and_the_metrics_reach_the_db_mana
 
 def test_in_sidecar_mode_the_runtime_leaves_the_command_to_the_webhook() -> None:
     from sextant.runtime.base import JobSpec
-    from sextant.runtime.collector_spec import CollectorSpec
+    from sextant.runtime.collector_settings import CollectorSettings
     from sextant.runtime.kubernetes import render_trial_object
 
     run_spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
@@ -172,7 +172,7 @@ def test_in_sidecar_mode_the_runtime_leaves_the_command_to_the_webhook() -> None
                                                   "command": list(COMMAND)}]}}}}
     spec = JobSpec(name="random-abc123", namespace="kubeflow", run_spec=run_spec,
                    primary_container_name="training-container",
-                   collector=CollectorSpec(metrics=("loss",), trial="random-abc123"))
+                   collector=CollectorSettings(metrics=("loss",), trial="random-abc123"))
     job = render_trial_object(spec, sidecar=True)
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["command"] == COMMAND and container["image"] == IMAGE

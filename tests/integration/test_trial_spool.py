@@ -151,17 +151,17 @@ def test_controller_restart_between_job_end_and_shipping(dbm, tmp_path, native):
 
 
 def test_early_stopping_rules_keep_direct_reporting():
-    from services.trial_controller.collector_settings import collector_spec
+    from services.trial_controller.collector_for_trial import collector_settings
 
     trial = _trial("t", "print(1)")
-    assert collector_spec(trial, report="spool").report == "spool"
-    assert collector_spec(trial, report="spool").to_argv()[-2:] == ["--report", "spool"]
+    assert collector_settings(trial, report="spool").report == "spool"
+    assert collector_settings(trial, report="spool").to_argv()[-2:] == ["--report", "spool"]
     from sextant.resources.models import EarlyStoppingRule
 
     trial.spec.early_stopping_rules = [EarlyStoppingRule.model_validate(
         {"name": "acc", "value": "0.9", "comparison": "less", "startStep": 0})]
-    assert collector_spec(trial, report="spool").report == "direct"
-    assert "--report" not in collector_spec(trial, report="spool").to_argv()
+    assert collector_settings(trial, report="spool").report == "direct"
+    assert "--report" not in collector_settings(trial, report="spool").to_argv()
 
 
 def test_wrapper_in_spool_mode_writes_the_spool_without_loading_grpc(tmp_path):

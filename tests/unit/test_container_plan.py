@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sextant.runtime.collector_spec import CollectorSpec, StopRule
+from sextant.runtime.collector_settings import CollectorSettings, StopRule
 from sextant.runtime.container_plan import (
     ContainerSpecError,
     container_name,
@@ -103,11 +103,11 @@ def test_names_are_fixed_per_stack_and_trial():
 
 
 def test_collectors_that_watch_the_running_trial_need_the_docker_client():
-    after_exit = [CollectorSpec(metrics=("acc",), kind=kind, path="/x/m.log")
+    after_exit = [CollectorSettings(metrics=("acc",), kind=kind, path="/x/m.log")
                   for kind in ("StdOut", "File", "TensorFlowEvent", "Push", "None")]
-    live = [CollectorSpec(metrics=("acc",), kind="PrometheusMetric", url="http://127.0.0.1:8080/metrics"),
-            CollectorSpec(metrics=("acc",), kind="Custom", custom_command=("c",)),
-            CollectorSpec(metrics=("acc",), stop_rules=(StopRule("acc", "0.5", "less"),))]
+    live = [CollectorSettings(metrics=("acc",), kind="PrometheusMetric", url="http://127.0.0.1:8080/metrics"),
+            CollectorSettings(metrics=("acc",), kind="Custom", custom_command=("c",)),
+            CollectorSettings(metrics=("acc",), stop_rules=(StopRule("acc", "0.5", "less"),))]
     assert [needs_live_collector(c) for c in after_exit + live] == [False] * 5 + [True] * 3
     assert all(unsupported_collection(c, None) is None for c in after_exit)
     assert all(unsupported_collection(c, "/usr/bin/docker") is None for c in live)

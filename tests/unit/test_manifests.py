@@ -16,7 +16,7 @@ import yaml
 from sextant.algorithm_registry import Registry
 from sextant.runtime import kubernetes as k8s_runtime
 from sextant.runtime.base import JobSpec, ServiceSpec, SuggestionVolume
-from sextant.runtime.collector_spec import CollectorSpec
+from sextant.runtime.collector_settings import CollectorSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE_DIR = ROOT / "deploy" / "kubernetes"
@@ -97,7 +97,7 @@ def test_runtime_rendered_objects_validate_against_the_schema():
     for obj in objects.values():
         kubernetes_validate.validate(obj, SCHEMA_VERSION, strict=True)
     job = k8s_runtime.render_trial_object(JobSpec(
-        name="exp-abc", namespace="ns", collector=CollectorSpec(metrics=("acc",), trial="exp-abc"), primary_container_name="main",
+        name="exp-abc", namespace="ns", collector=CollectorSettings(metrics=("acc",), trial="exp-abc"), primary_container_name="main",
         run_spec={"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
             "restartPolicy": "Never", "containers": [{"name": "main", "image": "t", "command": ["python"]}]}}}},
         suggestion_volume=SuggestionVolume("exp-pbt", "exp/exp-abc", "/var/log/katib/checkpoints/")))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from services.web_ui import local_files, summary
-from services.web_ui.auth import safe_next
 from services.web_ui.importance import parameter_importance
+from services.web_ui.login import safe_next
 from services.web_ui.yaml_lines import locate_errors
 from sextant.resources.models import Condition, Experiment, Trial, to_doc
 

@@ -1,6 +1,6 @@
 """How a trial's metrics are collected: a typed value, rendered to argv only at the process boundary.
 
-The trial controller builds a ``CollectorSpec`` from the Trial; a runtime carries it in its
+The trial controller builds a ``CollectorSettings`` from the Trial; a runtime carries it in its
 ``JobSpec`` and turns it into the metrics collector's command line (``to_argv``) only when it
 starts the wrapper process (locally) or writes the container command (Kubernetes). The local
 runtime's after-exit collection reads the spec directly, so no one parses the argv back.
@@ -41,7 +41,7 @@ class StopRule:
 
 
 @dataclass(frozen=True)
-class CollectorSpec:
+class CollectorSettings:
     """The metrics collector's settings for one trial job."""
 
     metrics: tuple[str, ...]  # the objective first
@@ -76,7 +76,7 @@ class CollectorSpec:
         """The DB manager address the trial is told (``SEXTANT_DB_MANAGER``)."""
         return self.db_manager or environment.get("SEXTANT_DB_MANAGER") or DEFAULT_DB_MANAGER
 
-    def with_paths(self, rewrite: Callable[[str], str]) -> CollectorSpec:
+    def with_paths(self, rewrite: Callable[[str], str]) -> CollectorSettings:
         """The same spec with ``path`` and the custom command's words passed through ``rewrite``."""
         return replace(self, path=rewrite(self.path) if self.path else self.path,
                        custom_command=tuple(rewrite(w) for w in self.custom_command))
@@ -91,7 +91,7 @@ class CollectorSpec:
         return asdict(self)
 
     @classmethod
-    def from_record(cls, record: dict[str, Any]) -> CollectorSpec:
+    def from_record(cls, record: dict[str, Any]) -> CollectorSettings:
         fields = dict(record)
         for name in ("metrics", "filters", "custom_command"):
             fields[name] = tuple(fields.get(name) or ())

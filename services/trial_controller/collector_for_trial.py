@@ -1,4 +1,4 @@
-"""A trial's ``CollectorSpec``, from its ``metricsCollectorSpec``, objective and stop rules.
+"""A trial's ``CollectorSettings``, from its ``metricsCollectorSpec``, objective and stop rules.
 
 The DB manager address and the trial name reach the collector through the environment
 (``SEXTANT_DB_MANAGER``, ``KATIB_TRIAL_NAME``) that the runtime sets, unless given here.
@@ -10,10 +10,10 @@ from enum import Enum
 from typing import Any
 
 from sextant.resources.models import Trial
-from sextant.runtime.collector_spec import CollectorSpec, Report, StopRule
+from sextant.runtime.collector_settings import CollectorSettings, Report, StopRule
 
 
-class CollectorSpecError(ValueError):
+class CollectorSettingsError(ValueError):
     """The trial's metrics collection cannot be set up (the message names the field)."""
 
 
@@ -31,14 +31,14 @@ def _url(http_get: dict[str, Any]) -> str:
     return f"{scheme}://{host}:{http_get.get('port') or 8080}{path if path.startswith('/') else '/' + path}"
 
 
-def collector_spec(trial: Trial, *, dialect: str = "v1beta1", early_stopping_address: str | None = None,
-                   db_manager_address: str | None = None, report: Report = "direct") -> CollectorSpec:
+def collector_settings(trial: Trial, *, dialect: str = "v1beta1", early_stopping_address: str | None = None,
+                       db_manager_address: str | None = None, report: Report = "direct") -> CollectorSettings:
     """``report="spool"`` (the runtime ships the spool) is used only without early-stopping
     rules: early stopping (median stop) needs the logs in the database while the trial runs."""
     spec = trial.spec
     objective = spec.objective
     if objective is None or not objective.objective_metric_name:
-        raise CollectorSpecError("spec.objective.objectiveMetricName: required to collect metrics")
+        raise CollectorSettingsError("spec.objective.objectiveMetricName: required to collect metrics")
     metrics = (objective.objective_metric_name,
                *[m for m in objective.additional_metric_names if m != objective.objective_metric_name])
     mc = spec.metrics_collector
@@ -61,11 +61,11 @@ def collector_spec(trial: Trial, *, dialect: str = "v1beta1", early_stopping_add
         custom = tuple(str(x) for x in (container.get("command") or [])) + \
             tuple(str(x) for x in (container.get("args") or []))
         if not custom:
-            raise CollectorSpecError("spec.metricsCollectorSpec.collector.customCollector: needs a "
+            raise CollectorSettingsError("spec.metricsCollectorSpec.collector.customCollector: needs a "
                                      "command or args to run locally")
     rules = tuple(StopRule(r.name, r.value, _enum(r.comparison), r.start_step)
                   for r in spec.early_stopping_rules)
-    return CollectorSpec(
+    return CollectorSettings(
         metrics=metrics, objective_type=_enum(objective.type), kind=kind, dialect=dialect,
         db_manager=db_manager_address or None, path=path, format=fmt, filters=filters, url=url,
         custom_command=custom, stop_rules=rules,
