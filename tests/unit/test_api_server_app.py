@@ -12,7 +12,9 @@ import pytest_asyncio
 from aiohttp.test_utils import TestClient, TestServer
 
 from services.api_server.app import build_app
+from sextant.events import EventRecorder
 from sextant.resources.admission import admit_experiment
+from sextant.resources.models import AlgorithmSpec, Condition, ObjectMeta, Suggestion, SuggestionSpec
 from sextant.store.memory import MemoryResourceStore
 
 pytestmark = pytest.mark.asyncio
@@ -259,3 +261,106 @@ async def test_a_watch_after_writes_is_decided_on_a_window_that_has_taken_them_i
         reply.close()
         keeper.close()
     assert (event["type"], event["object"]["code"]) == ("ERROR", 410), event
+
+
+MERGE = {**AUTH, "Content-Type": "application/merge-patch+json"}
+CONFLICT_MESSAGE = ('Operation cannot be fulfilled on experiments.kubeflow.org "{}": the object has been '
+                    "modified; please apply your changes to the latest version and try again")
+
+
+async def _create(api, experiment_doc: dict, name: str) -> dict:
+    doc = copy.deepcopy(experiment_doc)
+    doc["metadata"] = {"name": name, "namespace": "default"}
+    reply = await api.post(f"{BASE}/experiments", json=doc, headers=AUTH)
+    assert reply.status == 201
+    return await _json(reply)
+
+
+async def test_suggestion_table_has_katibs_requested_and_assigned_columns(api):
+    store = api.server.app["sextant.store"]
+    suggestion = store.create(Suggestion(metadata=ObjectMeta(name="sugg", namespace="default"),
+                                         spec=SuggestionSpec(algorithm=AlgorithmSpec(algorithm_name="random"),
+                                                             requests=5)))
+    suggestion.status.suggestion_count = 3
+    suggestion.status.conditions = [Condition(type="Created", status="True", reason="SuggestionCreated"),
+                                    Condition(type="Running", status="True", reason="SuggestionRunning")]
+    store.update_status(suggestion)
+    table = await _json(await api.get(f"{BASE}/suggestions", headers={**AUTH, "Accept": TABLE}))
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "Type", "Status", "Requested", "Assigned",
+                                                                "Age"]
+    assert table["rows"][0]["cells"][:5] == ["sugg", "Running", "True", "5", "3"]
+
+
+async def test_a_stale_status_update_is_a_conflict(api, experiment_doc):
+    created = await _create(api, experiment_doc, "stale")
+    url = f"{BASE}/experiments/stale/status"
+    fresh = await api.put(url, json={**created, "status": {"trials": 1}}, headers=AUTH)
+    assert fresh.status == 200 and (await _json(fresh))["status"]["trials"] == 1
+    stale = await api.put(url, json={**created, "status": {"trials": 2}}, headers=AUTH)  # the version it was created at
+    body = await _json(stale)
+    assert (stale.status, body["kind"], body["reason"]) == (409, "Status", "Conflict")
+    assert body["message"] == CONFLICT_MESSAGE.format("stale")
+    assert (await _json(await api.get(f"{BASE}/experiments/stale", headers=AUTH)))["status"]["trials"] == 1
+
+
+async def test_read_only_metadata_in_a_merge_patch_is_ignored(api, experiment_doc):
+    meta = (await _create(api, experiment_doc, "ro"))["metadata"]
+    forged = {"metadata": {"uid": "forged", "creationTimestamp": "2000-01-01T00:00:00Z", "generation": 99,
+                           "labels": {"team": "a"}}}
+    reply = await api.patch(f"{BASE}/experiments/ro", data=json.dumps(forged), headers=MERGE)
+    body = await _json(reply)
+    assert reply.status == 200 and body["metadata"]["labels"]["team"] == "a"  # the rest of the patch applies
+    assert (body["metadata"]["uid"], body["metadata"]["creationTimestamp"]) == (meta["uid"], meta["creationTimestamp"])
+    assert body["metadata"].get("generation") == meta.get("generation")
+    # A resourceVersion in a patch is a precondition, as in Kubernetes: a stale one is refused.
+    pinned = {"metadata": {"resourceVersion": meta["resourceVersion"], "labels": {"team": "b"}}}
+    stale = await api.patch(f"{BASE}/experiments/ro", data=json.dumps(pinned), headers=MERGE)
+    assert stale.status == 409 and (await _json(stale))["message"] == CONFLICT_MESSAGE.format("ro")
+
+
+async def test_namespace_patch_changes_labels_but_keeps_the_name_label(api):
+    labels = {"team": "a", "kubernetes.io/metadata.name": "forged"}
+    reply = await api.patch("/api/v1/namespaces/default", data=json.dumps({"metadata": {"labels": labels}}),
+                            headers=MERGE)
+    assert reply.status == 200
+    assert (await _json(reply))["metadata"]["labels"] == {"team": "a", "kubernetes.io/metadata.name": "default"}
+    removed = await api.patch("/api/v1/namespaces/default", data=json.dumps({"metadata": {"labels": {"team": None}}}),
+                              headers=MERGE)
+    assert (await _json(removed))["metadata"]["labels"] == {"kubernetes.io/metadata.name": "default"}
+    again = await _json(await api.get("/api/v1/namespaces/default", headers=AUTH))
+    assert again["metadata"]["labels"] == {"kubernetes.io/metadata.name": "default"}
+
+
+async def test_events_are_listed_for_the_object_the_field_selector_names(api, experiment_doc):
+    store = api.server.app["sextant.store"]
+    recorder = EventRecorder(store, "unit-test")
+    for name in ("ev-a", "ev-b"):
+        await _create(api, experiment_doc, name)
+        recorder.record(store.get("Experiment", "default", name), "Normal", "Checked", f"about {name}")
+    everything = await _json(await api.get("/api/v1/namespaces/default/events", headers=AUTH))
+    assert sorted(e["involvedObject"]["name"] for e in everything["items"]) == ["ev-a", "ev-b"]
+    # what `kubectl describe experiment ev-a` asks for
+    selector = "involvedObject.name=ev-a,involvedObject.namespace=default,involvedObject.kind=Experiment"
+    reply = await api.get(f"/api/v1/namespaces/default/events?fieldSelector={selector}", headers=AUTH)
+    events = (await _json(reply))["items"]
+    assert reply.status == 200 and [(e["involvedObject"]["name"], e["message"]) for e in events] == [
+        ("ev-a", "about ev-a")]
+
+
+async def test_watch_bookmarks_come_periodically_only_when_asked_for(tmp_path, experiment_doc):
+    store = MemoryResourceStore(bookmark_seconds=0.1)  # the store's bookmark interval, short for the test
+    doc = copy.deepcopy(experiment_doc)
+    doc["metadata"] = {"name": "quiet", "namespace": "default"}
+    version = store.create(admit_experiment(doc)).metadata.resource_version
+    app = build_app(store, token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as api:
+        app["sextant.watch_hub"].wait_ready(10)
+        url = f"{BASE}/experiments?watch=true&resourceVersion={version}&timeoutSeconds=2"
+        marked = await api.get(f"{url}&allowWatchBookmarks=true", headers=AUTH)
+        events = [json.loads(line) for line in (await marked.text()).splitlines() if line.strip()]
+        plain = await api.get(url, headers=AUTH)
+        unmarked = (await plain.text()).strip()
+    assert len(events) >= 2 and {e["type"] for e in events} == {"BOOKMARK"}  # nothing changed, still told
+    assert {(e["object"]["kind"], e["object"]["metadata"]["resourceVersion"]) for e in events} == {
+        ("Experiment", str(version))}
+    assert unmarked == ""
