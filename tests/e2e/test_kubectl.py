@@ -170,15 +170,20 @@ def test_apply_again_edit_and_patch_change_the_budget(kubectl, tmp_path):
         in conflict.stderr
 
     _wait_trials(kubectl, "kc-edit", 4)
+    merged = kubectl("patch", "experiment", "kc-edit", "--type", "merge", "-p", '{"spec":{"maxTrialCount":5}}')
+    assert "experiment.kubeflow.org/kc-edit patched" in merged.stdout
+    assert json.loads(kubectl("get", "experiment", "kc-edit", "-o", "json").stdout)["spec"]["maxTrialCount"] == 5
+    _wait_trials(kubectl, "kc-edit", 5)
+    # Once it has succeeded by maxTrialCount, an edit must raise the budget (Katib's rule).
     kubectl("patch", "experiment", "kc-edit", "--type", "json", "-p",
             '[{"op":"replace","path":"/spec/parallelTrialCount","value":2},'
-            '{"op":"replace","path":"/spec/maxTrialCount","value":5}]')
+            '{"op":"replace","path":"/spec/maxTrialCount","value":6}]')
     spec = json.loads(kubectl("get", "experiment", "kc-edit", "-o", "json").stdout)["spec"]
-    assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (5, 2)
-    _wait_trials(kubectl, "kc-edit", 5)  # restarted with the bigger budget and finished it
+    assert (spec["maxTrialCount"], spec["parallelTrialCount"]) == (6, 2)
+    _wait_trials(kubectl, "kc-edit", 6)  # restarted with the bigger budget and finished it
     _wait_succeeded(kubectl, "kc-edit")
     status = json.loads(kubectl("get", "experiment", "kc-edit", "-o", "json").stdout)["status"]
-    assert status["trials"] == 5 and status["trialsSucceeded"] == 5
+    assert status["trials"] == 6 and status["trialsSucceeded"] == 6
     kubectl("delete", "experiment", "kc-edit")
 
 
