@@ -130,6 +130,10 @@ def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_cal
     assert all(rule["verbs"] == ["get"] for rule in cluster_role["rules"]
                if rule["apiGroups"] != ["admissionregistration.k8s.io"])
     assert args.collector_image and args.db_manager == "sextant-db-manager.sextant:6789"
+    # The DB manager serves only TLS and wants a token: the sidecars get both.
+    dbm = by_kind(manifests, "Deployment")["sextant-db-manager"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--tls-cert" in dbm["args"] and "SEXTANT_TOKEN" in {e["name"] for e in dbm["env"]}
+    assert (args.token_secret, args.ca_secret) == ("sextant-token", "sextant-db-manager-ca")
     named = [rule for rule in role["rules"] if "resourceNames" in rule]
     assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)
     assert [rule["verbs"] for rule in role["rules"] if "resourceNames" not in rule] == [["create"]]
