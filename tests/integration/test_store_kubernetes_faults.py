@@ -233,3 +233,34 @@ def test_katibs_finalizers_are_released_from_an_object_being_deleted(server) -> 
         {"op": "test", "path": "/metadata/resourceVersion", "value": "31"},
         {"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]
     assert not list(handler[f"patch {TRIALS}/other"])  # not being deleted: left alone
+
+
+def test_katibs_finalizers_are_released_from_objects_a_list_shows_being_deleted(server) -> None:
+    """Objects deleted while no controller ran never come as a watch event: the informer's list
+    (at start, or after 410 Gone) is where they are seen, so their finalizers go there too."""
+    handler, store = server
+    experiments = f"/apis/kubeflow.org/v1beta1/namespaces/{NS}/experiments"
+    deleting = trial_object("old", 41)
+    deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z",
+                                finalizers=["clean-metrics-in-db", "example.com/keep"])
+    experiment = {**trial_object("exp", 40), "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment"}
+    experiment["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["update-prometheus-metrics"])
+    handler[f"get {TRIALS}"] << {"kind": "TrialList", "metadata": {"resourceVersion": "42"},
+                                 "items": [deleting, trial_object("alive", 39)]}
+    handler[f"get {experiments}"] << {"kind": "ExperimentList", "metadata": {"resourceVersion": "42"},
+                                      "items": [experiment]}
+    handler[f"patch {TRIALS}/old"] << (lambda req: {**deleting, "metadata": {
+        **deleting["metadata"], "finalizers": ["example.com/keep"], "resourceVersion": "43"}})
+    handler[f"patch {experiments}/exp"] << (lambda req: {**experiment, "metadata": {
+        **experiment["metadata"], "finalizers": [], "resourceVersion": "44"}})
+
+    trials, _ = store.list("Trial", NS)
+    experiments_listed, _ = store.list("Experiment", NS)
+    assert sorted(t.metadata.name for t in trials) == ["alive", "old"] and len(experiments_listed) == 1
+    (patch,) = list(handler[f"patch {TRIALS}/old"])
+    assert json.loads(patch.body) == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "41"},
+        {"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]
+    (patch,) = list(handler[f"patch {experiments}/exp"])
+    assert json.loads(patch.body)[1] == {"op": "replace", "path": "/metadata/finalizers", "value": []}
+    assert not list(handler[f"patch {TRIALS}/alive"])  # not being deleted: left alone
