@@ -112,7 +112,8 @@ KATIB_FINALIZERS: dict[str, set[str]] = {"Experiment": {"update-prometheus-metri
                                          "Trial": {"clean-metrics-in-db"}}
 
 # Every request this module makes -> (api group, resource, verb): the RBAC of a Sextant
-# controller running on this store (deploy/kubernetes/katib-dropin) is exactly these.
+# controller running on this store (deploy/kubernetes/katib-dropin) is exactly these. The store's
+# conformance and fault tests record each request it sends and check it is one of these.
 _KATIB_VERBS = ("create", "delete", "get", "list", "update", "watch")
 _EVENT_VERBS = ("create", "delete", "get", "list", "watch")  # events are never updated
 API_CALLS: tuple[tuple[str, str, str], ...] = (
@@ -121,6 +122,20 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     *(("", "events", verb) for verb in _EVENT_VERBS),
     *((KIND_PATHS[kind].group, KIND_PATHS[kind].plural, "patch") for kind in ("Experiment", "Trial")),
 )
+
+# Owner references with ``blockOwnerDeletion`` (Katib sets them so, and so do Sextant's controllers
+# on this store) need ``update`` on the owner's ``finalizers`` subresource wherever the API server
+# enforces owner-reference permission (the OwnerReferencesPermissionEnforcement admission plugin):
+# each controller, for the kind that owns what it creates. Its own RBAC in the overlay.
+OWNER_FINALIZER_CALLS: dict[str, tuple[str, str, str]] = {
+    # its Suggestions and Trials (services/experiment_controller/trials.py, owner_reference)
+    "experiment_controller": (API_GROUP, "experiments/finalizers", "update"),
+    # the algorithm Deployment, Service, PVC, early-stopping account (sextant/runtime/kubernetes.py)
+    "suggestion_controller": (API_GROUP, "suggestions/finalizers", "update"),
+    # the trial's Job (sextant/runtime/kubernetes.py)
+    "trial_controller": (API_GROUP, "trials/finalizers", "update"),
+}
+
 
 
 # -- documents ---------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from kubernetes import client
 from sextant.resources.models import ObjectMeta, Trial
 from sextant.store.informer import Informer
 from sextant.store.interface import Conflict, EventType, Expired, Unavailable
-from sextant.store.kubernetes import KubernetesResourceStore
+from sextant.store.kubernetes import API_CALLS, KubernetesResourceStore
 from tests.integration.kmock_server import kmock_raw
+from tests.integration.kube_calls import RecordedCalls, grant_of
 
 NS = "faults"
 TRIALS = f"/apis/kubeflow.org/v1beta1/namespaces/{NS}/trials"
@@ -46,10 +47,25 @@ def server() -> Iterator[tuple[kmock.RawHandler, KubernetesResourceStore]]:
         configuration = client.Configuration()
         configuration.host = url
         store = KubernetesResourceStore(client.ApiClient(configuration), retry_seconds=3, write_attempts=5)
+        calls = RecordedCalls(store.api)
         try:
             yield handler, store
         finally:
             store.close()
+        # Whatever the scripted server answered, the store asked only what its RBAC grants.
+        assert calls.requests and calls.grants() <= set(API_CALLS), calls.grants() - set(API_CALLS)
+
+
+@pytest.mark.parametrize(("method", "path", "query", "grant"), [
+    ("GET", "/apis/kubeflow.org/v1beta1/namespaces/n/trials", {}, ("kubeflow.org", "trials", "list")),
+    ("GET", "/apis/kubeflow.org/v1beta1/trials", {"watch": ["true"]}, ("kubeflow.org", "trials", "watch")),
+    ("PUT", "/apis/kubeflow.org/v1beta1/namespaces/n/trials/t/status", {}, ("kubeflow.org", "trials/status", "update")),
+    ("PATCH", "/apis/kubeflow.org/v1beta1/namespaces/n/experiments/e", {}, ("kubeflow.org", "experiments", "patch")),
+    ("POST", "/api/v1/namespaces/n/events", {}, ("", "events", "create")),
+    ("DELETE", "/api/v1/namespaces/n/events", {}, ("", "events", "deletecollection")),
+])
+def test_a_request_is_checked_as_the_grant_rbac_asks_for(method, path, query, grant) -> None:
+    assert grant_of(method, path, query) == grant
 
 
 def test_a_blind_status_write_outlasts_a_409_storm(server) -> None:

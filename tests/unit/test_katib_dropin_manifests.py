@@ -1,7 +1,9 @@
 """deploy/kubernetes/katib-dropin: the overlay that replaces Katib's controller. Every manifest
 it produces validates against the Kubernetes schema; the RBAC is exactly what the Kubernetes
-store and the webhook's certificate code call; it points at Katib's CRDs, Service and Secret by
-the names Katib's release uses."""
+store and the webhook's certificate code call (the store's table is checked against the requests
+it really sends by its integration tests), plus each controller's update on the finalizers of
+the kind that owns what it creates; it points at Katib's CRDs, Service and Secret by the names
+Katib's release uses."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from services.admission.certs import API_CALLS as WEBHOOK_CALLS
 from sextant.controller_main import add_controller_arguments
 from sextant.runtime.kubernetes import EARLY_STOPPING_GRANTS
 from sextant.store.kubernetes import API_CALLS as STORE_CALLS
-from sextant.store.kubernetes import KIND_PATHS
+from sextant.store.kubernetes import KIND_PATHS, OWNER_FINALIZER_CALLS
 from tests.unit.test_manifests import SCHEMA_VERSION, assemble, by_kind, expected_rules
 
 OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "katib-dropin"
@@ -78,6 +80,48 @@ def test_the_controllers_may_make_exactly_the_stores_calls(manifests) -> None:
     binding = by_kind(manifests, "ClusterRoleBinding")["sextant-katib-store"]
     assert binding["roleRef"]["name"] == "sextant-katib-store"
     assert sorted(s["name"] for s in binding["subjects"]) == list(CONTROLLERS)
+
+
+def _blocked_owners(objects: list[dict]) -> set[tuple[str, str, str]]:
+    """The finalizers grant each blocking owner reference of ``objects`` needs."""
+    return {(ref["apiVersion"].split("/")[0], KIND_PATHS[ref["kind"]].plural + "/finalizers", "update")
+            for obj in objects for ref in obj["metadata"].get("ownerReferences") or []
+            if ref.get("blockOwnerDeletion")}
+
+
+def test_the_owner_finalizer_table_names_the_owners_each_controller_blocks() -> None:
+    """What each controller creates on Katib's CRDs, with owner references as Katib sets them
+    (blockOwnerDeletion): the owners' finalizers it must be allowed to update."""
+    from services.experiment_controller.trials import owner_reference
+    from sextant.resources.models import Experiment, ObjectMeta, Trial, to_doc
+    from sextant.runtime.base import JobSpec, ServiceSpec
+    from sextant.runtime.kubernetes import render_service_objects, render_trial_object
+
+    experiment = Experiment(metadata=ObjectMeta(name="e", namespace="ns", uid="uid-e"))
+    trial = to_doc(Trial(metadata=ObjectMeta(name="t", namespace="ns", owner_references=[owner_reference(experiment)])))
+    job = render_trial_object(JobSpec(name="t", namespace="ns", run_spec={
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+        owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "name": "t", "uid": "uid-t"}))
+    service = render_service_objects(ServiceSpec(
+        name="e-medianstop", namespace="ns", algorithm="random", command=[], image="img",
+        early_stopping_command=["x"], early_stopping_image="img", persistent=True,
+        owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "name": "e", "uid": "uid-s"}),
+        early_stopping_store=True)
+    made = {"experiment_controller": [trial], "trial_controller": [job],
+            "suggestion_controller": list(service.values())}
+    assert len(service) >= 5  # Deployment, Service, PVC, ServiceAccount, Role, RoleBinding
+    assert {component: _blocked_owners(objects) for component, objects in made.items()} == {
+        component: {grant} for component, grant in OWNER_FINALIZER_CALLS.items()}
+
+
+@pytest.mark.parametrize("component", sorted(OWNER_FINALIZER_CALLS))
+def test_each_controller_may_update_the_finalizers_of_what_owns_its_objects(manifests, component) -> None:
+    name = "sextant-" + component.replace("_", "-")
+    role = by_kind(manifests, "ClusterRole")[name + "-owner"]
+    assert _grants(role) == {OWNER_FINALIZER_CALLS[component]}
+    binding = by_kind(manifests, "ClusterRoleBinding")[name + "-owner"]
+    assert binding["roleRef"]["name"] == name + "-owner"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "sextant"}]
 
 
 def test_the_suggestion_controller_may_give_early_stopping_its_account_and_role(manifests) -> None:
