@@ -181,3 +181,28 @@ def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_cal
     named = [rule for rule in role["rules"] if "resourceNames" in rule]
     assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)
     assert [rule["verbs"] for rule in role["rules"] if "resourceNames" not in rule] == [["create"]]
+
+
+def test_katibs_ui_and_sdk_reach_the_db_managers_read_only_port_by_katibs_service_name(manifests) -> None:
+    """Katib's UI and KatibClient.get_trial_metrics dial katib-db-manager.kubeflow:6789 in
+    plaintext without a token: that name leads to the DB manager pod's read-only Katib port."""
+    from services.db_manager.__main__ import build_parser as db_manager_parser
+
+    services = by_kind(manifests, "Service")
+    alias, read = services["katib-db-manager"], services["sextant-db-manager-katib"]
+    assert alias["metadata"]["namespace"] == "kubeflow" and alias["spec"]["type"] == "ExternalName"
+    assert alias["spec"]["externalName"] == f"sextant-db-manager-katib.{read['metadata']['namespace']}.svc.cluster.local"
+    assert [p["port"] for p in alias["spec"]["ports"]] == [6789]
+    (port,) = read["spec"]["ports"]
+    assert port["port"] == 6789
+    # The Service selects the DB manager's pod, in the DB manager's namespace...
+    dbm = by_kind(manifests, "Deployment")["sextant-db-manager"]
+    assert read["metadata"]["namespace"] == dbm["metadata"]["namespace"]
+    labels = dbm["spec"]["template"]["metadata"]["labels"]
+    assert read["spec"]["selector"] and read["spec"]["selector"].items() <= labels.items()
+    # ... and targets the read-only port, not the API port (TLS and a token).
+    (container,) = dbm["spec"]["template"]["spec"]["containers"]
+    args = db_manager_parser().parse_args(container["args"][1:])
+    target = {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]]
+    assert args.katib_read_port == target and args.port != target
+    assert args.host == "0.0.0.0"  # the read port listens on --host too: reachable from other pods
