@@ -2,8 +2,9 @@
 
 Katib's SDK equivalent is ``katib.report_metrics``. The trial name comes from
 ``KATIB_TRIAL_NAME`` (set by Sextant's runtimes, as by Katib's pod webhook), the DB manager
-address from ``SEXTANT_DB_MANAGER`` (default ``127.0.0.1:6789``), and the bearer token, if
-the stack uses one, from ``SEXTANT_TOKEN``.
+address from ``SEXTANT_DB_MANAGER`` (default ``127.0.0.1:6789``), the bearer token, if
+the stack uses one, from ``SEXTANT_TOKEN``, and the CA of a DB manager serving TLS from
+``SEXTANT_TLS_CA`` (a PEM file; Sextant's Kubernetes runtime sets both in a trial's pod).
 
 Timestamps are RFC3339 in UTC with microseconds (Katib uses whole seconds; the finer stamp keeps
 ``latest`` right when a trial reports more than once a second).
@@ -49,7 +50,8 @@ def report_metrics(metrics: Mapping[str, float | int | str], *, trial_name: str 
         logs.append(api_pb2.MetricLog(time_stamp=stamp,
                                       metric=api_pb2.Metric(name=str(name), value=repr(number))))
     address = db_manager_address or os.environ.get("SEXTANT_DB_MANAGER") or DEFAULT_DB_MANAGER
-    channel = open_channel(address, token=token or os.environ.get("SEXTANT_TOKEN"))
+    channel = open_channel(address, token=token or os.environ.get("SEXTANT_TOKEN"),
+                           tls_ca=os.environ.get("SEXTANT_TLS_CA") or None)
     try:
         api_pb2_grpc.DBManagerStub(channel).ReportObservationLog(
             api_pb2.ReportObservationLogRequest(

@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db-manager", default=env("db_manager", "sextant-db-manager.sextant:6789"),
                    help="the DB manager the sidecars report to")
     p.add_argument("--token-secret", default="sextant-token",
-                   help="Secret (key token) in each trial namespace holding the DB manager's token")
+                   help="Secret (key token) in each trial namespace holding the DB manager's token; "
+                        "empty: the sidecars send none")
+    p.add_argument("--ca-secret", default="",
+                   help="Secret (key ca.crt) in each trial namespace holding the CA of the DB manager's "
+                        "TLS certificate: the sidecars talk TLS to it; empty: plaintext")
     p.add_argument("--log-level", default=env("log_level", "INFO"))
     return p
 
@@ -106,10 +110,11 @@ def main(argv: list[str] | None = None) -> int:
         from sextant.runtime.kubernetes import api_client_from_config
 
         labels = namespace_labels(api_client_from_config(args.kubeconfig))
+        from sextant.runtime.db_manager_access import DBManagerAccess
         from sextant.runtime.kubernetes_sidecar import SidecarSettings
 
-        pods = (trial_lookup(args.kubeconfig),
-                SidecarSettings(args.collector_image, args.db_manager, token_secret=args.token_secret))
+        access = DBManagerAccess(token_secret=args.token_secret or None, ca_secret=args.ca_secret or None)
+        pods = (trial_lookup(args.kubeconfig), SidecarSettings(args.collector_image, args.db_manager, access))
     log.info("starting", extra={"host": args.host, "port": args.port, "cert": str(cert),
                                 "collector_image": args.collector_image})
     web.run_app(build_app(pods=pods, namespace_labels=labels), host=args.host, port=args.port, ssl_context=ssl_context(str(cert), str(key)),

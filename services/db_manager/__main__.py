@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--watch-poll-seconds", type=float, default=1.0)
     g.add_argument("--bookmark-seconds", type=float, default=10.0)
     g.add_argument("--katib-read-port", type=int, default=optional_int(env("katib_read_port")),
-                   help="also serve Katib's GetObservationLog WITHOUT a token on this loopback port "
-                        "(opt-in, read-only: for KatibClient.get_trial_metrics, which cannot send one)")
+                   help="also serve Katib's GetObservationLog WITHOUT a token or TLS on this port, on "
+                        "the same --host (opt-in, read-only: for Katib's UI and KatibClient.get_trial_metrics, "
+                        "which cannot send one)")
     return parser
 
 

@@ -27,14 +27,16 @@ from .lazy_logger import log
 Sender = Callable[[str, list[MetricLog]], None]
 
 
-def grpc_sender(address: str, token: str | None = None, timeout: float = 10.0) -> Sender:
+def grpc_sender(address: str, token: str | None = None, timeout: float = 10.0,
+                tls_ca: str | None = None) -> Sender:
+    """Sends to the DB manager at ``address``: over TLS trusting the PEM CA ``tls_ca`` when given."""
     from . import site_packages
 
     site_packages.ensure()
     from sextant.api import api_pb2, api_pb2_grpc
     from sextant.channel import open_channel
 
-    channel = open_channel(address, token=token)
+    channel = open_channel(address, token=token, tls_ca=tls_ca)
     stub = api_pb2_grpc.DBManagerStub(channel)
 
     def send(trial: str, logs: list[MetricLog]) -> None:

@@ -47,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="metric names separated by ';', the objective first")
     p.add_argument("--objective-type", choices=("minimize", "maximize", ""), default="")
     p.add_argument("--db-manager", default=os.environ.get("SEXTANT_DB_MANAGER", "127.0.0.1:6789"))
+    p.add_argument("--tls-ca", default=os.environ.get("SEXTANT_TLS_CA"),
+                   help="PEM CA of the DB manager's certificate: report over TLS (default $SEXTANT_TLS_CA); "
+                        "the token comes from $SEXTANT_TOKEN")
     p.add_argument("--kind", choices=KINDS, default="StdOut")
     p.add_argument("--path", help="File: the metrics file; TensorFlowEvent: the event directory")
     p.add_argument("--format", choices=("TEXT", "JSON"), default="TEXT")
@@ -121,9 +124,11 @@ class Collector:
             raise SystemExit(f"--path: required for collector kind {args.kind}")
         self.job_dir = Path(args.job_dir) if args.job_dir else None
         token = os.environ.get("SEXTANT_TOKEN")
+        if args.report == "direct" and args.tls_ca and not os.path.isfile(args.tls_ca):
+            raise SystemExit(f"--tls-ca (or SEXTANT_TLS_CA): {args.tls_ca} is not a readable CA file")
         if args.report == "spool" and self.job_dir is None:
             raise SystemExit("--report spool: needs --job-dir (the spool lives there)")
-        sender = grpc_sender(args.db_manager, token) if args.report == "direct" else None
+        sender = grpc_sender(args.db_manager, token, tls_ca=args.tls_ca) if args.report == "direct" else None
         self.reporter = Reporter(args.trial, sender,
                                  self.job_dir / "spool" if self.job_dir else None,
                                  batch_size=args.batch_size, interval=args.flush_interval)

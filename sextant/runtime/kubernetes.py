@@ -6,14 +6,16 @@ PyTorchJob, ...) through ``CustomObjectsApi``. Its status comes from Katib's suc
 conditions (GJSON paths, see ``job_conditions.py``), which are stored as annotations on the object
 so that a restarted controller evaluates the same expressions.
 
-Metrics collection (choice: command wrapping, not a sidecar). Katib injects a sidecar through
-a pod webhook and rewrites the worker's command with ``sh -c``. Sextant has no webhook and
-never goes through a shell, so the primary container's command becomes::
+Metrics collection. With ``collector_sidecar`` the pod webhook adds the collector as a sidecar
+(``kubernetes_sidecar``) and the command is left alone here. Otherwise (the default) the
+primary container's command is wrapped, without a shell::
 
     python -m services.metrics_collector <JobSpec.collector as argv> -- <original command + args>
 
 The collector runs the training command as its child, reads its output, reports the metrics
-to the DB manager and exits with the child's exit code. Consequences (documented for users):
+to the DB manager and exits with the child's exit code. It reaches the DB manager with the token
+and CA of ``db_manager_access``: env and a read-only mount from Secrets in the trial's namespace
+(``sextant.runtime.db_manager_access``). Consequences (documented for users):
 the trial image must contain Sextant (``pip install sextant`` or build on the Sextant image),
 and the primary container must state its ``command`` (we cannot read an image's entrypoint).
 A metrics source that can never be read (a File
@@ -86,6 +88,7 @@ from sextant.runtime.base import (
     ServiceStatus,
     SuggestionVolume,
 )
+from sextant.runtime.db_manager_access import DBManagerAccess
 from sextant.runtime.job_conditions import check_condition, default_conditions, evaluate
 
 if TYPE_CHECKING:
@@ -287,8 +290,10 @@ def primary_pod_template(obj: dict[str, Any]) -> dict[str, Any]:
     return templates[0][1]
 
 
-def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python") -> None:
-    """Adds the trial label, env and the wrapped collector command to the primary container."""
+def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python",
+                     access: DBManagerAccess = DBManagerAccess()) -> None:
+    """Adds the trial label, env and the wrapped collector command to the primary container;
+    the collector reaches the DB manager with ``access`` (token, CA)."""
     for _, template in _pod_templates(obj.get("spec") or {}):
         meta = template.setdefault("metadata", {})
         meta["labels"] = {**(meta.get("labels") or {}), **spec.labels, TRIAL_LABEL: spec.name}
@@ -325,6 +330,7 @@ def attach_collector(obj: dict[str, Any], spec: JobSpec, python: str = "python")
     # writes it as the container's termination message and exits with its own code.
     container["env"].append({"name": TERMINATION_LOG_ENV,
                              "value": container.get("terminationMessagePath") or DEFAULT_TERMINATION_LOG})
+    access.apply(template["spec"], container)
     _fail_job_on_collector_failure(obj, template, container=container["name"])
 
 
@@ -354,10 +360,12 @@ def _mount_suggestion_volume(template: dict[str, Any], container: dict[str, Any]
     pod_spec["volumes"] = volumes
 
 
-def render_trial_object(spec: JobSpec, python: str = "python", sidecar: bool = False) -> dict[str, Any]:
+def render_trial_object(spec: JobSpec, python: str = "python", sidecar: bool = False,
+                        access: DBManagerAccess = DBManagerAccess()) -> dict[str, Any]:
     """The object to create for a trial: name, namespace, labels, owner, conditions, collector.
     ``sidecar``: the pod webhook adds the collector (sextant.runtime.kubernetes_sidecar), so the
-    command is not wrapped here; a batch Job still fails at once on the collector's exit code."""
+    command is not wrapped here; a batch Job still fails at once on the collector's exit code.
+    ``access``: how the wrapped collector reaches the DB manager (the sidecar has its own)."""
     obj = copy.deepcopy(spec.run_spec)
     if not obj.get("apiVersion") or not obj.get("kind"):
         raise ValueError("runSpec: apiVersion and kind are required")
@@ -383,7 +391,7 @@ def render_trial_object(spec: JobSpec, python: str = "python", sidecar: bool = F
         attach_collector(obj, replace(spec, collector=None), python)
         _fail_job_on_collector_failure(obj, primary_pod_template(obj), container=None)
         return obj
-    attach_collector(obj, spec, python)
+    attach_collector(obj, spec, python, access)
     return obj
 
 
@@ -552,7 +560,7 @@ class KubernetesRuntime(Runtime):
                  context: str | None = None, in_cluster: bool | None = None,
                  trial_resources: list[str] | tuple[str, ...] = DEFAULT_TRIAL_RESOURCES,
                  plurals: dict[str, str] | None = None, collector_python: str = "python",
-                 collector_sidecar: bool = False,
+                 collector_sidecar: bool = False, db_manager_access: DBManagerAccess = DBManagerAccess(),
                  owner_references: bool = False):
         self.api = api_client or api_client_from_config(kubeconfig, context, in_cluster)
         self._batch = client.BatchV1Api(self.api)
@@ -564,6 +572,7 @@ class KubernetesRuntime(Runtime):
         self.trial_resources = [TrialResource.parse(r, self._plurals) for r in trial_resources]
         self.collector_python = collector_python
         self.collector_sidecar = collector_sidecar  # the pod webhook adds the collector
+        self.db_manager_access = db_manager_access  # the wrapped collector's token and CA Secrets
         self.owner_references = owner_references
         self._kinds: dict[tuple[str, str], TrialResource] = {}  # (namespace, name) -> kind we created
 
@@ -571,7 +580,8 @@ class KubernetesRuntime(Runtime):
     def start_job(self, spec: JobSpec) -> JobStatus:
         if not self.owner_references:
             spec = replace(spec, owner=None)
-        obj = render_trial_object(spec, self.collector_python, sidecar=self.collector_sidecar)
+        obj = render_trial_object(spec, self.collector_python, sidecar=self.collector_sidecar,
+                                  access=self.db_manager_access)
         resource = TrialResource.of(obj["apiVersion"], obj["kind"], self._plurals)
         self._kinds[(spec.namespace, spec.name)] = resource
         try:

@@ -7,7 +7,8 @@ command through as its arguments (``"$@"``: never parsed by the shell), sends it
 file in a volume shared with the sidecar (StdOut collection), and writes its exit code there
 when it ends. The sidecar, running the Sextant image, runs the metrics collector on that file
 (or on the trial's own metrics file or event directory, which the shared volume also holds),
-reports to the DB manager while the training runs, and exits with the training's code once the
+reports to the DB manager while the training runs (with the token and CA of
+``SidecarSettings.access``), and exits with the training's code once the
 exit code appears. Like Katib's injection, this needs ``sh`` in the trial image and the primary
 container's ``command`` (an image's entrypoint cannot be read here), and is meant for
 ``restartPolicy: Never`` pods.
@@ -28,6 +29,7 @@ from typing import Any
 from sextant.metric_lines import TERMINATION_LOG_ENV
 from sextant.resources.models import TRIAL_LABEL
 from sextant.runtime.collector_settings import CollectorSettings
+from sextant.runtime.db_manager_access import DBManagerAccess
 
 VOLUME = "metrics-volume"
 STDOUT_DIR = "/var/log/katib"
@@ -49,7 +51,8 @@ WRAPPER = (
 class SidecarSettings:
     image: str  # the Sextant image
     db_manager: str  # the DB manager address the collector reports to
-    token_secret: str = "sextant-token"  # a Secret in the trial's namespace with key ``token``
+    # Its token and CA, from Secrets in the trial's namespace.
+    access: DBManagerAccess = DBManagerAccess(token_secret="sextant-token")
     python: str = "python"
 
 
@@ -104,15 +107,14 @@ def inject(pod: dict[str, Any], spec: CollectorSettings, trial: str, settings: S
         "name": sidecar_name(spec.kind), "image": settings.image,
         "args": ["services.metrics_collector", *collected.to_argv(), "--",
                  settings.python, "-m", "services.metrics_collector.await_exit", exit_file],
-        "env": [{"name": "SEXTANT_TOKEN", "valueFrom": {"secretKeyRef": {"name": settings.token_secret,
-                                                                         "key": "token"}}},
-                {"name": TERMINATION_LOG_ENV, "value": "/dev/termination-log"}],
+        "env": [{"name": TERMINATION_LOG_ENV, "value": "/dev/termination-log"}],
         "volumeMounts": [dict(mount)],
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
     }
     pod_spec = out["spec"]
     pod_spec["containers"] = [*pod_spec["containers"], sidecar]
     pod_spec["volumes"] = [*(pod_spec.get("volumes") or []), {"name": VOLUME, "emptyDir": {}}]
+    settings.access.apply(pod_spec, sidecar)
     labels = out.setdefault("metadata", {}).setdefault("labels", {})
     labels[TRIAL_LABEL] = trial
     return out

@@ -16,6 +16,8 @@ it maps onto the API:
 * **delete** removes the object and everything its ownerReferences tie to it in the namespace;
   the cluster's garbage collector (or Sextant's API server) removes the dependents, and what it
   has not removed within ``collect_seconds`` is deleted here, so the answer lists them all;
+* **Katib's finalizers** on an object being deleted are removed wherever the store sees it, on
+  a watch event or in a list (``release_katib_finalizers``);
 * **watch** is the API's watch (``allowWatchBookmarks``); a watch from 0 starts at the version of
   a one-item list; an ``ERROR`` event with 410 Gone is Expired (the informer lists again); a
   stream the server ends, or that stays silent for ``watch_idle_seconds`` (then with a bookmark at
@@ -110,7 +112,8 @@ KATIB_FINALIZERS: dict[str, set[str]] = {"Experiment": {"update-prometheus-metri
                                          "Trial": {"clean-metrics-in-db"}}
 
 # Every request this module makes -> (api group, resource, verb): the RBAC of a Sextant
-# controller running on this store (deploy/kubernetes/katib-dropin) is exactly these.
+# controller running on this store (deploy/kubernetes/katib-dropin) is exactly these. The store's
+# conformance and fault tests record each request it sends and check it is one of these.
 _KATIB_VERBS = ("create", "delete", "get", "list", "update", "watch")
 _EVENT_VERBS = ("create", "delete", "get", "list", "watch")  # events are never updated
 API_CALLS: tuple[tuple[str, str, str], ...] = (
@@ -119,6 +122,20 @@ API_CALLS: tuple[tuple[str, str, str], ...] = (
     *(("", "events", verb) for verb in _EVENT_VERBS),
     *((KIND_PATHS[kind].group, KIND_PATHS[kind].plural, "patch") for kind in ("Experiment", "Trial")),
 )
+
+# Owner references with ``blockOwnerDeletion`` (Katib sets them so, and so do Sextant's controllers
+# on this store) need ``update`` on the owner's ``finalizers`` subresource wherever the API server
+# enforces owner-reference permission (the OwnerReferencesPermissionEnforcement admission plugin):
+# each controller, for the kind that owns what it creates. Its own RBAC in the overlay.
+OWNER_FINALIZER_CALLS: dict[str, tuple[str, str, str]] = {
+    # its Suggestions and Trials (services/experiment_controller/trials.py, owner_reference)
+    "experiment_controller": (API_GROUP, "experiments/finalizers", "update"),
+    # the algorithm Deployment, Service, PVC, early-stopping account (sextant/runtime/kubernetes.py)
+    "suggestion_controller": (API_GROUP, "suggestions/finalizers", "update"),
+    # the trial's Job (sextant/runtime/kubernetes.py)
+    "trial_controller": (API_GROUP, "trials/finalizers", "update"),
+}
+
 
 
 # -- documents ---------------------------------------------------------------------------------
@@ -346,7 +363,12 @@ class KubernetesResourceStore(ResourceStore):
             query["limit"] = str(limit)
         answer = self.request("GET", KIND_PATHS[kind].path(namespace), query)
         version = _version(answer)
-        return [from_kube(kind, item) for item in answer.get("items") or []], version
+        items = answer.get("items") or []
+        for item in items:
+            # An object deleted while no controller ran shows up only here (an informer's first
+            # list, or its list after 410 Gone), never as a watch event.
+            self.release_katib_finalizers(kind, item)
+        return [from_kube(kind, item) for item in items], version
 
     def list(self, kind: str, namespace: str = "",
              labels: Mapping[str, str] | None = None) -> tuple[builtins.list[Resource], int]:
@@ -499,9 +521,10 @@ class KubernetesResourceStore(ResourceStore):
     def release_katib_finalizers(self, kind: str, obj: Doc) -> bool:
         """Removes the finalizers Katib's controller puts on what it creates from an object being
         deleted: Sextant stands in for that controller, which would remove them, and keeps none
-        of its own, so without this an adopted object's deletion would wait for ever. The patch
-        is guarded by the version it was computed from (a concurrent writer makes it fail,
-        harmlessly: the next event tries again). True if a patch was sent and accepted."""
+        of its own, so without this an adopted object's deletion would wait for ever. Called for
+        every object a watch event or a list shows. The patch is guarded by the version it was
+        computed from (a concurrent writer makes it fail, harmlessly: the next event or list
+        tries again). True if a patch was sent and accepted."""
         meta = obj.get("metadata") or {}
         finalizers = meta.get("finalizers") or []
         if not meta.get("deletionTimestamp") or not set(finalizers) & KATIB_FINALIZERS.get(kind, set()):

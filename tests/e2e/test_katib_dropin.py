@@ -12,6 +12,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import yaml
@@ -223,11 +224,9 @@ def test_an_experiment_katibs_controller_started_is_adopted_and_finished(stack) 
     assert get(stack, "suggestion", "adopted")["status"]["suggestionCount"] == 3
 
 
-def test_medianstop_marks_a_worse_trial_early_stopped_through_the_kubernetes_api(stack, tmp_path) -> None:
-    """The early-stopping service writes the EarlyStopped condition where the Trials live (here
-    the Kubernetes API), not into the DB manager. One trial at a time, each worse than the last
-    (a shared counter), so once two have succeeded the third is below their median at step 2."""
-    counter = tmp_path / "count"
+def run_medianstop_experiment(stack: KubeStack, counter: Path) -> dict:
+    """The experiment ``stopped``: one trial at a time, each worse than the last (a shared
+    counter), so once two have succeeded the third is below their median at step 2."""
     trainer = ("import pathlib, sys, time\n"
                "p = pathlib.Path(sys.argv[1]); n = int(p.read_text() or 0) + 1 if p.exists() else 1\n"
                "p.write_text(str(n))\n"
@@ -238,7 +237,13 @@ def test_medianstop_marks_a_worse_trial_early_stopped_through_the_kubernetes_api
     doc["spec"]["earlyStopping"] = {"algorithmName": "medianstop", "algorithmSettings": [
         {"name": "min_trials_required", "value": "2"}, {"name": "start_step", "value": "2"}]}
     kubectl(stack, "apply", "-f", "-", input=yaml.safe_dump(doc))
-    exp = wait_finished(stack, "stopped")
+    return wait_finished(stack, "stopped")
+
+
+def test_medianstop_marks_a_worse_trial_early_stopped_through_the_kubernetes_api(stack, tmp_path) -> None:
+    """The early-stopping service writes the EarlyStopped condition where the Trials live (here
+    the Kubernetes API), not into the DB manager."""
+    exp = run_medianstop_experiment(stack, tmp_path / "count")
     assert exp["status"]["conditions"][-1]["type"] == "Succeeded", exp["status"]
     assert exp["status"]["trialsSucceeded"] == 2 and exp["status"]["trialsEarlyStopped"] == 1
     fates = sorted(t["status"]["conditions"][-1]["type"] for t in trials_of(stack, "stopped"))
@@ -247,3 +252,86 @@ def test_medianstop_marks_a_worse_trial_early_stopped_through_the_kubernetes_api
     # too; in a cluster only the Kubernetes API holds the Trials. The service opened that store.
     (es_log,) = (stack.data_dir / "services").glob("*/*medianstop*/early-stopping.log")
     assert 'store="kubernetes"' in es_log.read_text(), es_log.read_text()
+
+
+# The n-th trial to start (slots taken atomically, as trials start together) reports nothing,
+# fails, or runs until the experiment ends it.
+FATES = ("import os, sys, time\n"
+         "n = 1\n"
+         "while True:\n"
+         "    try:\n"
+         "        os.close(os.open(os.path.join(sys.argv[1], f'slot-{n}'), os.O_CREAT | os.O_EXCL)); break\n"
+         "    except FileExistsError:\n"
+         "        n += 1\n"
+         "if n == 2:\n"
+         "    sys.exit(3)\n"
+         "if n >= 3:\n"
+         "    time.sleep(120)\n")
+
+
+def test_failed_killed_unavailable_and_early_stopped_trials_deserialise_into_katibs_sdk_models(
+        stack, tmp_path) -> None:
+    """What the controllers write when things go wrong reads back into Katib's SDK models too,
+    with the condition types, reasons, counts and lists Katib's UI shows: a trial that reported
+    nothing (MetricsUnavailable), one that exited 3 (Failed), one still running when the
+    experiment failed on maxFailedTrialCount (Killed), and medianstop's EarlyStopped trial."""
+    if not any(e["metadata"]["name"] == "stopped" for e in get(stack, "experiments")["items"]):
+        run_medianstop_experiment(stack, tmp_path / "count")
+    slots = tmp_path / "slots"
+    slots.mkdir()
+    kubectl(stack, "apply", "-f", "-", input=small_experiment(
+        "broken", ["python", "-c", FATES, str(slots), "${trialParameters.x}"], max_trials=3, parallel=3,
+        max_failed=2))
+    wait_finished(stack, "broken")
+    # The trial still running is killed once the experiment has failed; its count follows.
+    deadline = time.monotonic() + 60
+    while get(stack, "experiment", "broken")["status"].get("trialsKilled") != 1 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    script = """
+import json
+from kubeflow.katib import KatibClient
+kc = KatibClient()
+out = {}
+for name in ("broken", "stopped"):
+    exp = kc.get_experiment(name, namespace="default")
+    trials = kc.list_trials(name, namespace="default")
+    status = exp.status
+    out[name] = {
+        "types": sorted({type(exp).__name__, type(status).__name__, *(type(t).__name__ for t in trials)}),
+        "failed": kc.is_experiment_failed(name, namespace="default"),
+        "succeeded": kc.is_experiment_succeeded(name, namespace="default"),
+        "condition": [status.conditions[-1].type, status.conditions[-1].reason],
+        "counts": [status.trials, status.trials_succeeded, status.trials_failed, status.trials_killed,
+                   status.trials_early_stopped, status.trial_metrics_unavailable],
+        "lists": {k: sorted(getattr(status, k) or []) for k in (
+            "succeeded_trial_list", "failed_trial_list", "killed_trial_list", "early_stopped_trial_list",
+            "metrics_unavailable_trial_list")},
+        "trials": {t.metadata.name: [t.status.conditions[-1].type, t.status.conditions[-1].reason]
+                   for t in trials},
+    }
+print(json.dumps(out))
+"""
+    home = stack.data_dir / "katib-home"
+    home.mkdir(exist_ok=True)
+    done = subprocess.run([str(katib_python()), "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=cli_env({"KUBECONFIG": str(stack.kubeconfig), "HOME": str(home)}))
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    broken, stopped = out["broken"], out["stopped"]
+    for read in (broken, stopped):
+        assert read["types"] == ["V1beta1Experiment", "V1beta1ExperimentStatus", "V1beta1Trial"]
+    assert broken["failed"] is True and broken["succeeded"] is False
+    assert broken["condition"] == ["Failed", "ExperimentFailed"]
+    assert broken["counts"] == [3, 0, 1, 1, 0, 1], json.dumps(broken)
+    fates = {fate: name for name, (fate, _reason) in broken["trials"].items()}
+    assert sorted(fates) == ["Failed", "Killed", "MetricsUnavailable"]
+    reasons = {fate: broken["trials"][name][1] for fate, name in fates.items()}
+    assert reasons["Killed"] == "TrialKilled" and reasons["MetricsUnavailable"] == "MetricsUnavailable"
+    assert reasons["Failed"].startswith("TrialFailed")
+    assert broken["lists"]["failed_trial_list"] == [fates["Failed"]]
+    assert broken["lists"]["killed_trial_list"] == [fates["Killed"]]
+    assert broken["lists"]["metrics_unavailable_trial_list"] == [fates["MetricsUnavailable"]]
+    assert stopped["succeeded"] is True and stopped["counts"][4] == 1
+    (early,) = [name for name, (fate, _reason) in stopped["trials"].items() if fate == "EarlyStopped"]
+    assert stopped["trials"][early][1] == "TrialEarlyStopped"
+    assert stopped["lists"]["early_stopped_trial_list"] == [early]

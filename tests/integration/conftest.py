@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -118,17 +119,19 @@ class RunningDBManager:
 
 @contextmanager
 def running_db_manager(url: str, *, max_workers: int, poll_seconds: float = 0.5,
-                       history: int | None = None) -> Iterator[RunningDBManager]:
+                       history: int | None = None, katib_read_port: int | None = None,
+                       **settings: Any) -> Iterator[RunningDBManager]:
     """The real DB manager, in-process on a free loopback port, over the migrated database at
-    ``url`` (keeping ``history`` changes for watches, if given); stopping it also disposes the
-    database."""
+    ``url`` (keeping ``history`` changes for watches, if given; ``settings``: more
+    ``ServerSettings``, e.g. a token or TLS); stopping it also disposes the database."""
     from services.db_manager.app import DBManagerApp
     from services.db_manager.database import Database
     from services.db_manager.resource_store import DEFAULT_HISTORY
     from sextant.config import ServerSettings
 
-    app = DBManagerApp(ServerSettings(port=0, max_workers=max_workers), Database(url), poll_seconds=poll_seconds,
-                       bookmark_seconds=1.0, history=history or DEFAULT_HISTORY)
+    app = DBManagerApp(ServerSettings(port=0, max_workers=max_workers, **settings), Database(url),
+                       poll_seconds=poll_seconds, bookmark_seconds=1.0, history=history or DEFAULT_HISTORY,
+                       katib_read_port=katib_read_port)
     port = app.start()
     try:
         yield RunningDBManager(app, f"127.0.0.1:{port}", url)

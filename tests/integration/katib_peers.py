@@ -20,13 +20,15 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sextant.api import api_pb2, api_pb2_grpc
+from sextant.channel import open_channel
 from sextant.ports import free_port
 from sextant.runtime.local import PROJECT_ROOT, child_environment
 
 
-def observation_log(address: str, trial: str, metric: str = "") -> list[tuple[str, str, str]]:
+def observation_log(address: str, trial: str, metric: str = "", *, token: str | None = None,
+                    tls_ca: str | None = None) -> list[tuple[str, str, str]]:
     """(time_stamp, metric name, value) rows in the order the DB manager returns them (by time)."""
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, token=token, tls_ca=tls_ca) as channel:
         reply = api_pb2_grpc.DBManagerStub(channel).GetObservationLog(
             api_pb2.GetObservationLogRequest(trial_name=trial, metric_name=metric), timeout=30)
     return [(m.time_stamp, m.metric.name, m.metric.value) for m in reply.observation_log.metric_logs]

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sextant.api import api_pb2
+from sextant.api import api_pb2, api_pb2_grpc
 
 
 def log(stamp: str, name: str, value: str) -> api_pb2.MetricLog:
@@ -227,3 +227,36 @@ def test_reading_more_than_the_limit_is_resource_exhausted(fresh_sqlite_url, mon
         assert len(store.get("t", start_time="2024-05-01T11:00:00Z")) == 0  # rolled back
     finally:
         db.dispose()
+
+
+def test_the_katib_read_port_serves_reads_without_a_token_and_refuses_every_write(fresh_sqlite_url, certificate):
+    """--katib-read-port, as the Katib drop-in overlay runs it beside an API port that wants TLS
+    and a token: Katib's UI and SDK read there in plaintext with no token; nobody writes there."""
+    import secrets
+
+    from sextant.api import store_pb2, store_pb2_grpc
+    from sextant.channel import open_channel
+    from sextant.ports import free_port
+    from tests.integration.conftest import running_db_manager
+
+    cert, key = certificate
+    token, read_port = secrets.token_urlsafe(24), free_port()
+    with running_db_manager(fresh_sqlite_url, max_workers=8, token=token, tls_cert=str(cert), tls_key=str(key),
+                            katib_read_port=read_port) as running:
+        with open_channel(running.address, token=token, tls_ca=str(cert)) as api:
+            report(api_pb2_grpc.DBManagerStub(api), "t", [log("2024-05-01T10:00:01Z", "loss", "0.9")])
+        with grpc.insecure_channel(f"127.0.0.1:{read_port}") as plain:  # Katib's SDK: no TLS, no token
+            stub = api_pb2_grpc.DBManagerStub(plain)
+            assert get(stub, "t") == [("2024-05-01T10:00:01Z", "loss", "0.9")]
+            writes = [lambda: report(stub, "t", [log("2024-05-01T10:00:02Z", "loss", "0.1")]),
+                      lambda: stub.DeleteObservationLog(api_pb2.DeleteObservationLogRequest(trial_name="t")),
+                      lambda: store_pb2_grpc.ResourceStoreStub(plain).Get(store_pb2.GetRequest(kind="Trial"))]
+            for write in writes:
+                with pytest.raises(grpc.RpcError) as refused:
+                    write()
+                assert refused.value.code() == grpc.StatusCode.UNIMPLEMENTED
+            assert get(stub, "t") == [("2024-05-01T10:00:01Z", "loss", "0.9")]  # nothing changed
+        # The API port itself still wants its token.
+        with open_channel(running.address, tls_ca=str(cert)) as api, pytest.raises(grpc.RpcError) as refused:
+            get(api_pb2_grpc.DBManagerStub(api), "t")
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED

@@ -9,9 +9,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import secrets
 import subprocess
 import sys
 import uuid
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 
 import jsonpatch
 import kubernetes_validate
@@ -21,8 +25,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.admission.app import build_app
 from sextant.resources.models import Trial
+from sextant.runtime.db_manager_access import DBManagerAccess
 from sextant.runtime.kubernetes_sidecar import WRAPPER, SidecarSettings
 from sextant.runtime.local import child_environment
+from tests.integration.conftest import running_db_manager
 from tests.integration.katib_peers import observation_log
 from tests.unit.test_manifests import SCHEMA_VERSION
 
@@ -60,11 +66,12 @@ def review(pod: dict) -> dict:
         "resource": {"group": "", "version": "v1", "resource": "pods"}}}
 
 
-@pytest_asyncio.fixture
-async def mutate_pod():
+@asynccontextmanager
+async def webhook(settings: SidecarSettings):
+    """``/mutate-pod`` of a webhook with ``settings``: a pod in, (the response, the patched pod) out."""
     trials = {("kubeflow", "random-abc123"): random_trial(),
               ("kubeflow", "workers-only"): random_trial("workers-only", primaryPodLabels={"role": "master"})}
-    app = build_app(pods=(lambda ns, name: trials.get((ns, name)), SETTINGS))
+    app = build_app(pods=(lambda ns, name: trials.get((ns, name)), settings))
     async with TestClient(TestServer(app)) as http:
         async def call(pod: dict) -> tuple[dict, dict]:
             reply = await http.post("/mutate-pod", json=review(pod))
@@ -75,6 +82,64 @@ async def mutate_pod():
             assert response["patchType"] == "JSONPatch"
             return response, jsonpatch.apply_patch(pod, json.loads(base64.b64decode(response["patch"])))
         yield call
+
+
+@pytest_asyncio.fixture
+async def mutate_pod():
+    async with webhook(SETTINGS) as call:
+        yield call
+
+
+class Kubelet:
+    """Runs a pod's containers as local processes the way a kubelet would set them up: each
+    volume is a directory under ``root`` (a Secret volume holds its items' values), env entries
+    from ``secretKeyRef`` are looked up in ``secrets`` ((name, key) -> value; a missing one fails
+    as the pod would), and every address ``addresses`` names is replaced by a local one."""
+
+    def __init__(self, pod_spec: dict, root: Path, secrets: dict[tuple[str, str], str],
+                 addresses: dict[str, str]):
+        self.secrets, self.addresses = secrets, addresses
+        self.directories: dict[str, Path] = {}
+        for volume in pod_spec.get("volumes") or []:
+            directory = root / volume["name"]
+            directory.mkdir()
+            if "secret" in volume:
+                name = volume["secret"]["secretName"]
+                for item in volume["secret"]["items"]:
+                    (directory / item["path"]).write_text(self.secret(name, item["key"]))
+            self.directories[volume["name"]] = directory
+
+    def secret(self, name: str, key: str) -> str:
+        if (name, key) not in self.secrets:
+            raise AssertionError(f"the pod needs Secret {name!r} key {key!r}, which the namespace does not hold")
+        return self.secrets[(name, key)]
+
+    def local(self, container: dict, words: list[str]) -> list[str]:
+        """The container's paths and addresses on this machine."""
+        mounts = {m["mountPath"]: str(self.directories[m["name"]]) for m in container.get("volumeMounts") or []}
+        out = []
+        for word in words:
+            for path, directory in sorted(mounts.items(), key=lambda m: -len(m[0])):
+                word = word.replace(path, directory)
+            for remote, address in self.addresses.items():
+                word = word.replace(remote, address)
+            out.append(word)
+        return out
+
+    def env(self, container: dict) -> dict[str, str]:
+        env = {}
+        for entry in container.get("env") or []:
+            if "valueFrom" in entry:
+                ref = entry["valueFrom"]["secretKeyRef"]
+                env[entry["name"]] = self.secret(ref["name"], ref["key"])
+            else:
+                (env[entry["name"]],) = self.local(container, [entry["value"]])
+        return child_environment(env)
+
+    def start(self, container: dict, **popen: object) -> subprocess.Popen:
+        argv = [*(container.get("command") or ["python", "-m"]), *(container.get("args") or [])]
+        argv = [sys.executable if word in ("python", "python3") else word for word in self.local(container, argv)]
+        return subprocess.Popen(argv, env=self.env(container), **popen)
 
 
 @pytest.mark.asyncio
@@ -131,35 +196,95 @@ async def test_without_a_collector_image_pods_pass_unchanged() -> None:
         assert (await reply.json())["response"] == {"uid": (await reply.json())["response"]["uid"], "allowed": True}
 
 
+TRAINING = [sys.executable, "-c", "import sys, time\nfor i in range(3):\n"
+            "    print(f'epoch {i} loss={1.0 / (i + 1):.3f}', flush=True); time.sleep(0.3)\nsys.exit(3)"]
+
+
+def run_pod(pod: dict, kubelet: Kubelet) -> None:
+    """The injected containers as local processes: the training prints its loss and exits 3; the
+    sidecar reports the losses and exits 3 too."""
+    primary, sidecar = pod["spec"]["containers"]
+    side = kubelet.start(sidecar, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    trained = kubelet.start(primary, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert trained.wait(timeout=60) == 3
+    out, _ = side.communicate(timeout=60)
+    assert side.returncode == 3, out.decode()
+
+
 @pytest.mark.asyncio
 async def test_the_two_containers_run_together_and_the_metrics_reach_the_db_manager(
         mutate_pod, sqlite_db_manager, tmp_path) -> None:
-    """The injected containers as local processes: the shared volume is a directory, the trial's
-    training prints its loss and exits 3; the sidecar reports the losses and exits 3 too."""
-    training = [sys.executable, "-c", "import sys, time\nfor i in range(3):\n"
-                "    print(f'epoch {i} loss={1.0 / (i + 1):.3f}', flush=True); time.sleep(0.3)\nsys.exit(3)"]
-    _, pod = await mutate_pod(job_pod(command=training))
-    primary, sidecar = pod["spec"]["containers"]
-
-    def local(words: list[str]) -> list[str]:
-        """The pod's paths and addresses on this machine."""
-        return [w.replace("/var/log/katib", str(tmp_path)).replace(SETTINGS.db_manager, sqlite_db_manager.address)
-                for w in words]
-
-    env = child_environment({"SEXTANT_DB_MANAGER": sqlite_db_manager.address})
-    side = subprocess.Popen([sys.executable, "-m", *local(sidecar["args"])[:-4],
-                             sys.executable, "-m", "services.metrics_collector.await_exit",
-                             str(tmp_path / "sextant-exit-code")],
-                            env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    main_env = {**env, **{e["name"]: e["value"].replace("/var/log/katib", str(tmp_path)) for e in primary["env"]}}
-    trained = subprocess.run(primary["command"], env=main_env, capture_output=True, text=True, timeout=60)
-    assert trained.returncode == 3
-    out, _ = side.communicate(timeout=60)
-    assert side.returncode == 3, out.decode()
+    _, pod = await mutate_pod(job_pod(command=TRAINING))
+    # A DB manager without a token takes any.
+    run_pod(pod, Kubelet(pod["spec"], tmp_path, {("sextant-token", "token"): "unused"},
+                         {SETTINGS.db_manager: sqlite_db_manager.address}))
     logged = observation_log(sqlite_db_manager.address, "random-abc123", "loss")
     assert sorted(value for _, _, value in logged) == ["0.333", "0.500", "1.000"]
-    assert "loss=0.500" in (tmp_path / "metrics.log").read_text()
+    assert "loss=0.500" in (tmp_path / "metrics-volume" / "metrics.log").read_text()
+
+
+@pytest.fixture
+def tls_db_manager(fresh_sqlite_url, certificate):
+    """The DB manager as deploy/kubernetes runs it: TLS only, and a bearer token required."""
+    cert, key = certificate
+    token = secrets.token_urlsafe(24)
+    with running_db_manager(fresh_sqlite_url, max_workers=8, token=token, tls_cert=str(cert),
+                            tls_key=str(key)) as running:
+        yield running, token, cert
+
+
+TLS_ACCESS = DBManagerAccess(token_secret="sextant-token", ca_secret="sextant-db-manager-ca")
+
+
+@pytest.mark.asyncio
+async def test_the_sidecar_reports_over_tls_with_the_token_and_ca_from_the_trials_namespace(
+        tls_db_manager, tmp_path) -> None:
+    """The overlay's DB manager serves TLS and wants a token: the webhook given the two Secrets'
+    names (--token-secret, --ca-secret) wires them into the sidecar, and nothing else reaches it."""
+    running, token, ca = tls_db_manager
+    settings = replace(SETTINGS, access=TLS_ACCESS)
+    async with webhook(settings) as call:
+        _, pod = await call(job_pod(command=TRAINING))
+    primary, sidecar = pod["spec"]["containers"]
+    assert {"name": "sextant-db-manager-ca", "mountPath": "/etc/sextant/db-manager-ca", "readOnly": True} \
+        in sidecar["volumeMounts"]
+    assert not any(e["name"] in ("SEXTANT_TOKEN", "SEXTANT_TLS_CA") for e in primary["env"])
+    assert all(m["name"] == "metrics-volume" for m in primary["volumeMounts"])
+    kubernetes_validate.validate({**pod, "metadata": {**pod["metadata"], "name": "random-abc123-x"}},
+                                 SCHEMA_VERSION, strict=True)
+    namespace = {("sextant-token", "token"): token, ("sextant-db-manager-ca", "ca.crt"): ca.read_text()}
+    run_pod(pod, Kubelet(pod["spec"], tmp_path, namespace, {settings.db_manager: running.address}))
+    logged = observation_log(running.address, "random-abc123", "loss", token=token, tls_ca=str(ca))
+    assert sorted(value for _, _, value in logged) == ["0.333", "0.500", "1.000"]
+
+
+def test_the_wrapped_collector_reports_over_tls_with_the_token_and_ca_from_the_trials_namespace(
+        tls_db_manager, tmp_path) -> None:
+    """--runtime kubernetes without the sidecar: the primary container's wrapped collector gets
+    the same token and CA (the trial controller's --collector-token-secret, --collector-ca-secret)."""
+    from sextant.runtime.base import JobSpec
+    from sextant.runtime.collector_settings import CollectorSettings
+    from sextant.runtime.kubernetes import render_trial_object
+
+    running, token, ca = tls_db_manager
+    address = "sextant-db-manager.sextant:6789"
+    run_spec = {"apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "training-container", "image": IMAGE,
+                                                  "command": TRAINING}]}}}}
+    spec = JobSpec(name="wrapped-abc123", namespace="kubeflow", run_spec=run_spec,
+                   primary_container_name="training-container",
+                   collector=CollectorSettings(metrics=("loss",), trial="wrapped-abc123", db_manager=address))
+    job = render_trial_object(spec, access=TLS_ACCESS)
+    kubernetes_validate.validate(job, SCHEMA_VERSION, strict=True)
+    pod_spec = job["spec"]["template"]["spec"]
+    (container,) = pod_spec["containers"]
+    namespace = {("sextant-token", "token"): token, ("sextant-db-manager-ca", "ca.crt"): ca.read_text()}
+    wrapped = Kubelet(pod_spec, tmp_path, namespace, {address: running.address}).start(
+        container, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    out, _ = wrapped.communicate(timeout=60)
+    assert wrapped.returncode == 3, out.decode()
+    logged = observation_log(running.address, "wrapped-abc123", "loss", token=token, tls_ca=str(ca))
+    assert sorted(value for _, _, value in logged) == ["0.333", "0.500", "1.000"]
 
 
 def test_in_sidecar_mode_the_runtime_leaves_the_command_to_the_webhook() -> None:

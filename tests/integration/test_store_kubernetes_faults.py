@@ -17,8 +17,9 @@ from kubernetes import client
 from sextant.resources.models import ObjectMeta, Trial
 from sextant.store.informer import Informer
 from sextant.store.interface import Conflict, EventType, Expired, Unavailable
-from sextant.store.kubernetes import KubernetesResourceStore
+from sextant.store.kubernetes import API_CALLS, KubernetesResourceStore
 from tests.integration.kmock_server import kmock_raw
+from tests.integration.kube_calls import RecordedCalls, grant_of
 
 NS = "faults"
 TRIALS = f"/apis/kubeflow.org/v1beta1/namespaces/{NS}/trials"
@@ -46,10 +47,25 @@ def server() -> Iterator[tuple[kmock.RawHandler, KubernetesResourceStore]]:
         configuration = client.Configuration()
         configuration.host = url
         store = KubernetesResourceStore(client.ApiClient(configuration), retry_seconds=3, write_attempts=5)
+        calls = RecordedCalls(store.api)
         try:
             yield handler, store
         finally:
             store.close()
+        # Whatever the scripted server answered, the store asked only what its RBAC grants.
+        assert calls.requests and calls.grants() <= set(API_CALLS), calls.grants() - set(API_CALLS)
+
+
+@pytest.mark.parametrize(("method", "path", "query", "grant"), [
+    ("GET", "/apis/kubeflow.org/v1beta1/namespaces/n/trials", {}, ("kubeflow.org", "trials", "list")),
+    ("GET", "/apis/kubeflow.org/v1beta1/trials", {"watch": ["true"]}, ("kubeflow.org", "trials", "watch")),
+    ("PUT", "/apis/kubeflow.org/v1beta1/namespaces/n/trials/t/status", {}, ("kubeflow.org", "trials/status", "update")),
+    ("PATCH", "/apis/kubeflow.org/v1beta1/namespaces/n/experiments/e", {}, ("kubeflow.org", "experiments", "patch")),
+    ("POST", "/api/v1/namespaces/n/events", {}, ("", "events", "create")),
+    ("DELETE", "/api/v1/namespaces/n/events", {}, ("", "events", "deletecollection")),
+])
+def test_a_request_is_checked_as_the_grant_rbac_asks_for(method, path, query, grant) -> None:
+    assert grant_of(method, path, query) == grant
 
 
 def test_a_blind_status_write_outlasts_a_409_storm(server) -> None:
@@ -233,3 +249,34 @@ def test_katibs_finalizers_are_released_from_an_object_being_deleted(server) -> 
         {"op": "test", "path": "/metadata/resourceVersion", "value": "31"},
         {"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]
     assert not list(handler[f"patch {TRIALS}/other"])  # not being deleted: left alone
+
+
+def test_katibs_finalizers_are_released_from_objects_a_list_shows_being_deleted(server) -> None:
+    """Objects deleted while no controller ran never come as a watch event: the informer's list
+    (at start, or after 410 Gone) is where they are seen, so their finalizers go there too."""
+    handler, store = server
+    experiments = f"/apis/kubeflow.org/v1beta1/namespaces/{NS}/experiments"
+    deleting = trial_object("old", 41)
+    deleting["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z",
+                                finalizers=["clean-metrics-in-db", "example.com/keep"])
+    experiment = {**trial_object("exp", 40), "apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment"}
+    experiment["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z", finalizers=["update-prometheus-metrics"])
+    handler[f"get {TRIALS}"] << {"kind": "TrialList", "metadata": {"resourceVersion": "42"},
+                                 "items": [deleting, trial_object("alive", 39)]}
+    handler[f"get {experiments}"] << {"kind": "ExperimentList", "metadata": {"resourceVersion": "42"},
+                                      "items": [experiment]}
+    handler[f"patch {TRIALS}/old"] << (lambda req: {**deleting, "metadata": {
+        **deleting["metadata"], "finalizers": ["example.com/keep"], "resourceVersion": "43"}})
+    handler[f"patch {experiments}/exp"] << (lambda req: {**experiment, "metadata": {
+        **experiment["metadata"], "finalizers": [], "resourceVersion": "44"}})
+
+    trials, _ = store.list("Trial", NS)
+    experiments_listed, _ = store.list("Experiment", NS)
+    assert sorted(t.metadata.name for t in trials) == ["alive", "old"] and len(experiments_listed) == 1
+    (patch,) = list(handler[f"patch {TRIALS}/old"])
+    assert json.loads(patch.body) == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "41"},
+        {"op": "replace", "path": "/metadata/finalizers", "value": ["example.com/keep"]}]
+    (patch,) = list(handler[f"patch {experiments}/exp"])
+    assert json.loads(patch.body)[1] == {"op": "replace", "path": "/metadata/finalizers", "value": []}
+    assert not list(handler[f"patch {TRIALS}/alive"])  # not being deleted: left alone

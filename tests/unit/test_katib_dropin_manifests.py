@@ -1,7 +1,9 @@
 """deploy/kubernetes/katib-dropin: the overlay that replaces Katib's controller. Every manifest
 it produces validates against the Kubernetes schema; the RBAC is exactly what the Kubernetes
-store and the webhook's certificate code call; it points at Katib's CRDs, Service and Secret by
-the names Katib's release uses."""
+store and the webhook's certificate code call (the store's table is checked against the requests
+it really sends by its integration tests), plus each controller's update on the finalizers of
+the kind that owns what it creates; it points at Katib's CRDs, Service and Secret by the names
+Katib's release uses."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from services.admission.certs import API_CALLS as WEBHOOK_CALLS
 from sextant.controller_main import add_controller_arguments
 from sextant.runtime.kubernetes import EARLY_STOPPING_GRANTS
 from sextant.store.kubernetes import API_CALLS as STORE_CALLS
-from sextant.store.kubernetes import KIND_PATHS
+from sextant.store.kubernetes import KIND_PATHS, OWNER_FINALIZER_CALLS
 from tests.unit.test_manifests import SCHEMA_VERSION, assemble, by_kind, expected_rules
 
 OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "katib-dropin"
@@ -80,6 +82,48 @@ def test_the_controllers_may_make_exactly_the_stores_calls(manifests) -> None:
     assert sorted(s["name"] for s in binding["subjects"]) == list(CONTROLLERS)
 
 
+def _blocked_owners(objects: list[dict]) -> set[tuple[str, str, str]]:
+    """The finalizers grant each blocking owner reference of ``objects`` needs."""
+    return {(ref["apiVersion"].split("/")[0], KIND_PATHS[ref["kind"]].plural + "/finalizers", "update")
+            for obj in objects for ref in obj["metadata"].get("ownerReferences") or []
+            if ref.get("blockOwnerDeletion")}
+
+
+def test_the_owner_finalizer_table_names_the_owners_each_controller_blocks() -> None:
+    """What each controller creates on Katib's CRDs, with owner references as Katib sets them
+    (blockOwnerDeletion): the owners' finalizers it must be allowed to update."""
+    from services.experiment_controller.trials import owner_reference
+    from sextant.resources.models import Experiment, ObjectMeta, Trial, to_doc
+    from sextant.runtime.base import JobSpec, ServiceSpec
+    from sextant.runtime.kubernetes import render_service_objects, render_trial_object
+
+    experiment = Experiment(metadata=ObjectMeta(name="e", namespace="ns", uid="uid-e"))
+    trial = to_doc(Trial(metadata=ObjectMeta(name="t", namespace="ns", owner_references=[owner_reference(experiment)])))
+    job = render_trial_object(JobSpec(name="t", namespace="ns", run_spec={
+        "apiVersion": "batch/v1", "kind": "Job", "spec": {"template": {"spec": {"containers": [{"name": "c"}]}}}},
+        owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Trial", "name": "t", "uid": "uid-t"}))
+    service = render_service_objects(ServiceSpec(
+        name="e-medianstop", namespace="ns", algorithm="random", command=[], image="img",
+        early_stopping_command=["x"], early_stopping_image="img", persistent=True,
+        owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "name": "e", "uid": "uid-s"}),
+        early_stopping_store=True)
+    made = {"experiment_controller": [trial], "trial_controller": [job],
+            "suggestion_controller": list(service.values())}
+    assert len(service) >= 5  # Deployment, Service, PVC, ServiceAccount, Role, RoleBinding
+    assert {component: _blocked_owners(objects) for component, objects in made.items()} == {
+        component: {grant} for component, grant in OWNER_FINALIZER_CALLS.items()}
+
+
+@pytest.mark.parametrize("component", sorted(OWNER_FINALIZER_CALLS))
+def test_each_controller_may_update_the_finalizers_of_what_owns_its_objects(manifests, component) -> None:
+    name = "sextant-" + component.replace("_", "-")
+    role = by_kind(manifests, "ClusterRole")[name + "-owner"]
+    assert _grants(role) == {OWNER_FINALIZER_CALLS[component]}
+    binding = by_kind(manifests, "ClusterRoleBinding")[name + "-owner"]
+    assert binding["roleRef"]["name"] == name + "-owner"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "sextant"}]
+
+
 def test_the_suggestion_controller_may_give_early_stopping_its_account_and_role(manifests) -> None:
     role = by_kind(manifests, "ClusterRole")["sextant-early-stopping-access"]
     assert _grants(role) == expected_rules("early_stopping_access")
@@ -130,6 +174,35 @@ def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_cal
     assert all(rule["verbs"] == ["get"] for rule in cluster_role["rules"]
                if rule["apiGroups"] != ["admissionregistration.k8s.io"])
     assert args.collector_image and args.db_manager == "sextant-db-manager.sextant:6789"
+    # The DB manager serves only TLS and wants a token: the sidecars get both.
+    dbm = by_kind(manifests, "Deployment")["sextant-db-manager"]["spec"]["template"]["spec"]["containers"][0]
+    assert "--tls-cert" in dbm["args"] and "SEXTANT_TOKEN" in {e["name"] for e in dbm["env"]}
+    assert (args.token_secret, args.ca_secret) == ("sextant-token", "sextant-db-manager-ca")
     named = [rule for rule in role["rules"] if "resourceNames" in rule]
     assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)
     assert [rule["verbs"] for rule in role["rules"] if "resourceNames" not in rule] == [["create"]]
+
+
+def test_katibs_ui_and_sdk_reach_the_db_managers_read_only_port_by_katibs_service_name(manifests) -> None:
+    """Katib's UI and KatibClient.get_trial_metrics dial katib-db-manager.kubeflow:6789 in
+    plaintext without a token: that name leads to the DB manager pod's read-only Katib port."""
+    from services.db_manager.__main__ import build_parser as db_manager_parser
+
+    services = by_kind(manifests, "Service")
+    alias, read = services["katib-db-manager"], services["sextant-db-manager-katib"]
+    assert alias["metadata"]["namespace"] == "kubeflow" and alias["spec"]["type"] == "ExternalName"
+    assert alias["spec"]["externalName"] == f"sextant-db-manager-katib.{read['metadata']['namespace']}.svc.cluster.local"
+    assert [p["port"] for p in alias["spec"]["ports"]] == [6789]
+    (port,) = read["spec"]["ports"]
+    assert port["port"] == 6789
+    # The Service selects the DB manager's pod, in the DB manager's namespace...
+    dbm = by_kind(manifests, "Deployment")["sextant-db-manager"]
+    assert read["metadata"]["namespace"] == dbm["metadata"]["namespace"]
+    labels = dbm["spec"]["template"]["metadata"]["labels"]
+    assert read["spec"]["selector"] and read["spec"]["selector"].items() <= labels.items()
+    # ... and targets the read-only port, not the API port (TLS and a token).
+    (container,) = dbm["spec"]["template"]["spec"]["containers"]
+    args = db_manager_parser().parse_args(container["args"][1:])
+    target = {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]]
+    assert args.katib_read_port == target and args.port != target
+    assert args.host == "0.0.0.0"  # the read port listens on --host too: reachable from other pods

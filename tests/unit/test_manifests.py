@@ -228,6 +228,12 @@ def test_controllers_use_tls_token_and_the_kubernetes_runtime(manifests):
         runtime = args[args.index("--runtime") + 1] if "--runtime" in args else None
         assert runtime == (None if name == "sextant-experiment-controller" else "kubernetes")
 
+    # Trial pods reach that same DB manager (TLS, token): the wrapped collector gets its CA and
+    # token from Secrets in the trial's namespace.
+    args = deployments["sextant-trial-controller"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--collector-token-secret") + 1] == "sextant-token"
+    assert args[args.index("--collector-ca-secret") + 1] == "sextant-db-manager-ca"
+
 
 def test_registry_config_map_is_a_valid_registry_with_images(manifests):
     cm = by_kind(manifests, "ConfigMap")["sextant-algorithm-registry"]

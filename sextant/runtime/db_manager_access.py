@@ -1,0 +1,52 @@
+"""How the metrics collector in a trial's pod reaches the DB manager: the bearer token and the
+CA of the DB manager's TLS certificate, each from a Secret in the trial's namespace (a pod can
+use only its own namespace's Secrets). Both Kubernetes collection modes use it: the wrapped
+command (``sextant.runtime.kubernetes``) and the sidecar (``kubernetes_sidecar``).
+
+The collector reads them as it reads them anywhere: ``SEXTANT_TOKEN`` and ``SEXTANT_TLS_CA`` (a
+path to the PEM CA). Only the Secret's ``ca.crt`` key is mounted, read-only.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+TOKEN_ENV = "SEXTANT_TOKEN"
+TOKEN_KEY = "token"
+CA_ENV = "SEXTANT_TLS_CA"
+CA_KEY = "ca.crt"
+CA_VOLUME = "sextant-db-manager-ca"
+CA_DIR = "/etc/sextant/db-manager-ca"
+
+
+@dataclass(frozen=True)
+class DBManagerAccess:
+    """Secrets in the trial's namespace; an empty name leaves that part out (a DB manager without
+    a token, or serving plaintext)."""
+
+    token_secret: str | None = None  # key ``token``: sent as ``authorization: Bearer``
+    ca_secret: str | None = None  # key ``ca.crt``: the collector talks TLS, trusting this CA
+
+    def env(self) -> list[dict[str, Any]]:
+        env: list[dict[str, Any]] = []
+        if self.token_secret:
+            env.append({"name": TOKEN_ENV, "valueFrom": {"secretKeyRef": {"name": self.token_secret,
+                                                                          "key": TOKEN_KEY}}})
+        if self.ca_secret:
+            env.append({"name": CA_ENV, "value": posixpath.join(CA_DIR, CA_KEY)})
+        return env
+
+    def apply(self, pod_spec: dict[str, Any], container: dict[str, Any]) -> None:
+        """Gives ``container`` (of ``pod_spec``) the env, and the CA's volume and mount; what the
+        container already had under those names is replaced."""
+        names = {e["name"] for e in self.env()}
+        container["env"] = [e for e in container.get("env") or [] if e.get("name") not in names] + self.env()
+        if not self.ca_secret:
+            return
+        container["volumeMounts"] = [*(m for m in container.get("volumeMounts") or [] if m.get("name") != CA_VOLUME),
+                                     {"name": CA_VOLUME, "mountPath": CA_DIR, "readOnly": True}]
+        pod_spec["volumes"] = [*(v for v in pod_spec.get("volumes") or [] if v.get("name") != CA_VOLUME),
+                               {"name": CA_VOLUME, "secret": {"secretName": self.ca_secret,
+                                                              "items": [{"key": CA_KEY, "path": CA_KEY}]}}]
