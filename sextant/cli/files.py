@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,34 +149,12 @@ def require_valid(loaded: Loaded) -> list[Experiment]:
     return loaded.experiments
 
 
-def trial_images(doc: dict[str, Any]) -> list[str]:
-    """The images named by the containers of a (v1beta1) experiment document's trial template."""
-    found: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "containers" and isinstance(value, list):
-                    found.extend(str(c["image"]) for c in value if isinstance(c, dict) and c.get("image"))
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(((doc.get("spec") or {}).get("trialTemplate") or {}).get("trialSpec"))
-    return sorted(set(found))
-
-
-def warn_unused_images(doc: dict[str, Any], stack_runtime: str | None) -> None:
+def warn_unused_images(doc: dict[str, Any], reason: Callable[[], str]) -> None:
     """Says at submit time, the way kubectl prints an API warning, what a trial's condition would
-    otherwise say only once it ran: this machine's stack runs trials as local processes, so the
-    image the template names is not used."""
-    if stack_runtime != "local":
-        return
-    images = trial_images(doc)
-    if images:
-        name = (doc.get("metadata") or {}).get("name", "")
-        print(f"Warning: experiment {name}: its trials name the image {', '.join(images)}, but this stack "
-              "runs trials as local processes on this machine, without the image; start the stack with "
-              "`sextant up --runtime docker` (or `auto`) to run them in it", file=sys.stderr)
+    otherwise say only once it ran: the image the template names will not be used, for the
+    ``reason`` this machine's stack gives (``sextant.image_use``; asked only if it names one)."""
+    from sextant.image_use import unused_image_warning
+
+    warning = unused_image_warning(doc, reason)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)

@@ -94,27 +94,13 @@ class Watcher:
         trials, _ = self.store.list_documents("Trial", self.space, {EXPERIMENT_LABEL: self.name})
         return exp, trials
 
-    def line(self, exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
-        objective = (exp.get("spec") or {}).get("objective") or {}
-        done = sum(_finished(t) for t in trials)
-        total = (exp.get("spec") or {}).get("maxTrialCount")
-        best = best_trials(trials, objective, 1)
-        failed = sum(failure_of(t) is not None for t in trials)
-        text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
-        if failed:
-            text += f", {failed} failed"
-        if best:
-            text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
-        news = state_message(exp)
-        return f"{text} - {news}" if news else text
-
     def run(self, deadline: float | None) -> dict[str, Any]:
         exp, trials = self.snapshot()
         total = (exp.get("spec") or {}).get("maxTrialCount")
         objective = (exp.get("spec") or {}).get("objective") or {}
         if not self.console.is_terminal:
             while True:
-                text = self.line(exp, trials)
+                text = progress_line(exp, trials)
                 if text != self.last_line:
                     print(text, flush=True)
                     self.last_line = text
@@ -133,17 +119,39 @@ class Watcher:
         with Live(Group(progress, _best_table(trials, objective)), console=self.console,
                   refresh_per_second=4) as live:
             while True:
-                done = sum(_finished(t) for t in trials)
-                failed = sum(failure_of(t) is not None for t in trials)
-                state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
-                news = state_message(exp)
-                progress.update(task, completed=done, state=state + (f" - {news}" if news else ""))
+                progress.update(task, completed=sum(_finished(t) for t in trials), state=live_state(exp, trials))
                 live.update(Group(progress, _best_table(trials, objective)))
                 if _experiment_done(exp):
                     return exp
                 _check_deadline(deadline, self.name)
                 time.sleep(0.5)
                 exp, trials = self.snapshot()
+
+
+def progress_line(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
+    """The line printed on each change where there is no terminal: counts, the best trial and
+    the experiment's news (``state_message``)."""
+    objective = (exp.get("spec") or {}).get("objective") or {}
+    done = sum(_finished(t) for t in trials)
+    total = (exp.get("spec") or {}).get("maxTrialCount")
+    best = best_trials(trials, objective, 1)
+    failed = sum(failure_of(t) is not None for t in trials)
+    text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
+    if failed:
+        text += f", {failed} failed"
+    if best:
+        text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
+    news = state_message(exp)
+    return f"{text} - {news}" if news else text
+
+
+def live_state(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
+    """The state column of the progress bar on a terminal (the bar itself counts the trials)."""
+    done = sum(_finished(t) for t in trials)
+    failed = sum(failure_of(t) is not None for t in trials)
+    state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
+    news = state_message(exp)
+    return state + (f" - {news}" if news else "")
 
 
 def state_message(exp: dict[str, Any]) -> str:
@@ -210,7 +218,7 @@ def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         console.print(f"experiment.kubeflow.org/{name} created")
         from sextant.resources.models import to_doc  # run validates with the models already
 
-        warn_unused_images(to_doc(experiment), ctx.stack_runtime())
+        warn_unused_images(to_doc(experiment), ctx.unused_image_reason)
     except AlreadyExists:
         current = store.get_document("Experiment", space, name)
         if _experiment_done(current):
