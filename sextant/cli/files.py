@@ -127,15 +127,9 @@ def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded
     return out
 
 
-def record_working_dir(experiments: list[Experiment]) -> None:
-    """Notes where the user is on each experiment (unless it names a directory already): the
-    local stack runs its trials there, as the user would have run the command by hand."""
-    for experiment in experiments:
-        experiment.metadata.annotations.setdefault(WORKING_DIR_ANNOTATION, os.getcwd())
-
-
 def record_working_dir_in(doc: dict[str, Any]) -> None:
-    """``record_working_dir`` for a document."""
+    """Notes where the user is on an experiment document (unless it names a directory already):
+    the local stack runs its trials there, as the user would have run the command by hand."""
     meta = doc.setdefault("metadata", {})
     if isinstance(meta, dict):
         annotations = meta.get("annotations")
