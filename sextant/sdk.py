@@ -18,7 +18,9 @@
 Everything goes through the DB manager's resource store (``sextant.store.client``); trial
 metrics come from ``DBManager.GetObservationLog``. ``tune`` runs trials through the local stack:
 as local processes in this Python environment, or, with Katib's ``base_image=``, in that image
-when the stack runs trials on Docker (``sextant up --runtime docker|auto``). When no stack is
+when the stack runs trials on Docker (``sextant up --runtime docker|auto``); an image (or
+``resources_per_trial``) the stack will not use is said at create time in an
+``ImageNotUsedWarning``, as ``sextant run`` says it. When no stack is
 running ``tune`` starts one, says so, and stops it again when it returns (``keep_stack=True``
 keeps it). Experiments created from this machine's local stack record the directory they were
 submitted from; local trials run there.
