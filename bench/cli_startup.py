@@ -5,7 +5,9 @@ each ``sextant`` command, run as a fresh process the way a user runs it.
     .venv/bin/python -m bench.cli_startup --imports "get experiments"   # the costliest imports
 
 Set-up (not measured): a local stack in a temporary data directory (``sextant up --detach``,
-any free ports) holding one finished experiment with two trials. Each command runs
+any free ports) holding one finished experiment with two trials. ``run -f FILE`` runs against
+that finished experiment (it reports the result); ``get -w`` is interrupted with SIGINT once it
+has listed and opened its watch; ``delete`` names an experiment that is not there. Each command runs
 ``--rounds`` times; the median and the largest CPU time are printed per command, as JSON.
 CPU time rather than wall time, because the machine is shared: another process's load makes
 wall time wander, while the work a command does stays the same. ``--checkout DIR`` runs the
@@ -26,6 +28,7 @@ import json
 import os
 import resource
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -65,25 +68,47 @@ spec:
 COMMANDS = [
     "--help",
     "get --help",
+    "up --help",
+    "down --help",
+    "ui --help",
     "validate -f {file}",
     "apply -f {file}",
+    # The experiment exists and has finished: run loads and validates the file, finds the stack,
+    # and prints the result (the path of a re-run; its live display needs a terminal).
+    "run -f {file}",
     "get experiments",
     "get trials -o wide",
     "get experiment bench-cli -o yaml",
     "get experiments -o name",
     "describe experiment bench-cli",
     "wait experiment bench-cli --for=condition=Succeeded",
+    # A name that is not there: the same client and call as a delete that succeeds, repeatable.
+    "delete experiment bench-missing",
     "status",
     "kubeconfig",
     "logs no-such-trial",
 ]
+# Commands that run until interrupted: measured up to a SIGINT sent once they printed their
+# first line and had WATCH_SETTLE_SECONDS more to open their watch (idle time costs no CPU).
+WATCHES = ["get experiments -w"]
+WATCH_SETTLE_SECONDS = 1.0
 
 
-def cpu_of(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
-    """CPU seconds of one child process (and its exit code)."""
+def cpu_of(argv: list[str], env: dict[str, str], cwd: Path, *, interrupt: bool = False) -> tuple[float, int]:
+    """CPU seconds of one child process (and its exit code); with ``interrupt``, it is stopped
+    with SIGINT (as Ctrl-C would) after its first line of output."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    code = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                          check=False).returncode
+    if interrupt:
+        with subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL) as proc:
+            assert proc.stdout is not None
+            proc.stdout.readline()
+            time.sleep(WATCH_SETTLE_SECONDS)
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=60)
+            code = proc.returncode
+    else:
+        code = subprocess.run(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              check=False).returncode
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), code
 
@@ -126,11 +151,11 @@ def main() -> None:
                     print(f"{cumulative / 1000:8.1f} ms  {name}")
                 return
             results = {}
-            for command in COMMANDS:
+            for command in COMMANDS + WATCHES:
                 argv = [python, "-m", "sextant.cli.main", *shlex.split(command.format(file=experiment))]
                 samples, codes = [], set()
                 for _ in range(args.rounds):
-                    seconds, code = cpu_of(argv, env, Path(tmp))
+                    seconds, code = cpu_of(argv, env, Path(tmp), interrupt=command in WATCHES)
                     samples.append(seconds)
                     codes.add(code)
                 results[command.replace("{file}", "FILE")] = {

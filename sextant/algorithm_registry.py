@@ -50,11 +50,11 @@ class _Entry(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     algorithm_name: str
-    command: list[str] = Field(default_factory=list)
+    command: list[str] = []
     image: str = ""
     image_pull_policy: str = "IfNotPresent"
-    args: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    args: list[str] = []
+    env: dict[str, str] = {}
     port: int = DEFAULT_SUGGESTION_PORT
     resources: dict[str, Any] = Field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_RESOURCES.items()})
     service_account_name: str | None = None
@@ -109,8 +109,8 @@ def _substitute(arg: str, port: int | None, python: str | None) -> str:
 class _RegistryFile(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
-    suggestions: list[AlgorithmEntry] = Field(default_factory=list)
-    early_stoppings: list[EarlyStoppingEntry] = Field(default_factory=list)
+    suggestions: list[AlgorithmEntry] = []
+    early_stoppings: list[EarlyStoppingEntry] = []
 
 
 class Registry:

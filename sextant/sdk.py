@@ -18,7 +18,9 @@
 Everything goes through the DB manager's resource store (``sextant.store.client``); trial
 metrics come from ``DBManager.GetObservationLog``. ``tune`` runs trials through the local stack:
 as local processes in this Python environment, or, with Katib's ``base_image=``, in that image
-when the stack runs trials on Docker (``sextant up --runtime docker|auto``). When no stack is
+when the stack runs trials on Docker (``sextant up --runtime docker|auto``); an image (or
+``resources_per_trial``) the stack will not use is said at create time in an
+``ImageNotUsedWarning``, as ``sextant run`` says it. When no stack is
 running ``tune`` starts one, says so, and stops it again when it returns (``keep_stack=True``
 keeps it). Experiments created from this machine's local stack record the directory they were
 submitted from; local trials run there.
@@ -34,12 +36,14 @@ import secrets
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
+from sextant.image_use import stack_unused_image_reason, unused_image_warning
 from sextant.katib import experiment_status, trial_status
 from sextant.katib.condition_list import condition_is
 from sextant.resources.admission import admit_experiment
@@ -62,6 +66,10 @@ PRIMARY_CONTAINER = "training-container"
 
 class ExperimentFailed(RuntimeError):
     """``wait_for_experiment`` saw the Failed condition."""
+
+
+class ImageNotUsedWarning(UserWarning):
+    """A trial's image (or its ``resources_per_trial``) will not be used by the stack it runs on."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,6 +124,7 @@ class SextantClient:
         self.paths = StackPaths(self.data_dir)
         self.namespace = namespace
         self.started_stack = False  # whether this client started the local stack (stop_stack stops it)
+        self._image_reason: str | None = None
         self.local = not (address or os.environ.get("SEXTANT_SERVER"))
         self.address = address or os.environ.get("SEXTANT_SERVER") or self._local_address(start_stack)
         self._token = read_token(token, str(self.paths.token))
@@ -174,7 +183,18 @@ class SextantClient:
             meta["annotations"] = {WORKING_DIR_ANNOTATION: os.getcwd(), **(meta.get("annotations") or {})}
         doc["metadata"] = meta
         doc.pop("status", None)
-        return cast(Experiment, self.store.create(admit_experiment(doc)))
+        created = cast(Experiment, self.store.create(admit_experiment(doc)))
+        warning = unused_image_warning(doc, self.unused_image_reason)
+        if warning:  # as the CLI says it: the trials would otherwise say so only once they ran
+            warnings.warn(warning, ImageNotUsedWarning, stacklevel=2)
+        return created
+
+    def unused_image_reason(self) -> str:
+        """Why this machine's stack will not run trials in the image they name ("" when it will,
+        or for a remote server, which decides for itself); asked once per client."""
+        if self._image_reason is None:
+            self._image_reason = stack_unused_image_reason(self.paths) if self.local else ""
+        return self._image_reason
 
     def get_experiment(self, name: str, namespace: str | None = None) -> Experiment:
         return cast(Experiment, self.store.get("Experiment", namespace or self.namespace, name))
@@ -268,6 +288,9 @@ class SextantClient:
              pip_index_url: str | None = None,
              resources_per_trial: Mapping[str, Any] | None = None) -> dict[str, Any] | Experiment:
         """Tunes ``objective`` over ``parameters``; see the module docstring and ``tune``."""
+        why = unapplied_resources_reason(resources_per_trial, base_image, self.unused_image_reason)
+        if why:
+            warnings.warn(f"tune: resources_per_trial is not applied: {why}", ImageNotUsedWarning, stacklevel=2)
         experiment = build_tune_experiment(
             objective, parameters, data_dir=self.data_dir, name=name, objective_metric_name=objective_metric_name,
             objective_type=objective_type, objective_goal=objective_goal,
@@ -424,6 +447,18 @@ def trial_resources(resources: Any) -> dict[str, Any] | None:
         return {k: v for k, v in out.items() if v} or None
     flat = quantities(resources, "")
     return {"requests": dict(flat), "limits": dict(flat)} if flat else None
+
+
+def unapplied_resources_reason(resources_per_trial: Any, base_image: str | None,
+                               image_reason: Callable[[], str]) -> str:
+    """Why Katib's ``resources_per_trial`` will not limit the trials ("" when it will): only a
+    container gets limits, so it needs ``base_image`` and a stack that runs that image
+    (``image_reason`` says why it would not; asked only then)."""
+    if not resources_per_trial:
+        return ""
+    if not base_image:
+        return "without base_image, trials run as local processes on this machine, which Sextant does not limit"
+    return image_reason()
 
 
 def build_tune_experiment(objective: Callable[..., Any], parameters: Mapping[str, Any], *, data_dir: Path,

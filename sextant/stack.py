@@ -478,6 +478,8 @@ class Supervisor:
             "db_url": _mask_url(self.config.resolved_db_url()),
             "db_driver": database_driver(self.config.resolved_db_url()),
             "runtime": self.config.runtime,
+            # The engine the trial controller (which inherits this environment) runs containers on.
+            "docker_host": os.environ.get("DOCKER_HOST") or None,
             "services": {c.name: c.public() for c in self.children},
         }
         _write_atomic(self.paths.state, json.dumps(state, indent=2) + "\n")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.errors import EXIT_BAD_INPUT, EXIT_FAILURE, BadInput, CliError
 from sextant.config import data_dir as resolve_data_dir
 from sextant.config import read_token
-from sextant.stack import StackPaths, read_state, supervisor_running
+from sextant.stack import StackPaths, supervisor_running
 from sextant.store import interface as store_errors
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class Context:
     _store: GrpcResourceStore | None = field(default=None, repr=False)
     _channel: grpc.Channel | None = field(default=None, repr=False)
     _retry_seconds: float | None = field(default=None, repr=False)
+    _image_reason: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_args(cls, ns: argparse.Namespace) -> Context:
@@ -85,13 +86,14 @@ class Context:
             self._channel = open_channel(self.address(), token=self.bearer(), tls_ca=self.tls_ca)
         return self._channel
 
-    def stack_runtime(self) -> str | None:
-        """How this machine's stack runs trials (``local``, ``docker``, ``auto``); None for a
-        remote server or a stack that is not running."""
-        if self.server:
-            return None
-        state = read_state(self.paths)
-        return str(state.get("runtime") or "local") if state else None
+    def unused_image_reason(self) -> str:
+        """Why this machine's stack will not run trials in the image they name ("" when it will,
+        and for a remote server, which decides for itself); asked once per command."""
+        if self._image_reason is None:
+            from sextant.image_use import stack_unused_image_reason
+
+            self._image_reason = "" if self.server else stack_unused_image_reason(self.paths)
+        return self._image_reason
 
     def local_stack_running(self) -> bool:
         """The address is the local stack's and its supervisor is alive (it restarts a DB

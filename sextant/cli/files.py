@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,15 +127,9 @@ def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded
     return out
 
 
-def record_working_dir(experiments: list[Experiment]) -> None:
-    """Notes where the user is on each experiment (unless it names a directory already): the
-    local stack runs its trials there, as the user would have run the command by hand."""
-    for experiment in experiments:
-        experiment.metadata.annotations.setdefault(WORKING_DIR_ANNOTATION, os.getcwd())
-
-
 def record_working_dir_in(doc: dict[str, Any]) -> None:
-    """``record_working_dir`` for a document."""
+    """Notes where the user is on an experiment document (unless it names a directory already):
+    the local stack runs its trials there, as the user would have run the command by hand."""
     meta = doc.setdefault("metadata", {})
     if isinstance(meta, dict):
         annotations = meta.get("annotations")
@@ -148,34 +143,12 @@ def require_valid(loaded: Loaded) -> list[Experiment]:
     return loaded.experiments
 
 
-def trial_images(doc: dict[str, Any]) -> list[str]:
-    """The images named by the containers of a (v1beta1) experiment document's trial template."""
-    found: list[str] = []
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                if key == "containers" and isinstance(value, list):
-                    found.extend(str(c["image"]) for c in value if isinstance(c, dict) and c.get("image"))
-                else:
-                    walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(((doc.get("spec") or {}).get("trialTemplate") or {}).get("trialSpec"))
-    return sorted(set(found))
-
-
-def warn_unused_images(doc: dict[str, Any], stack_runtime: str | None) -> None:
+def warn_unused_images(doc: dict[str, Any], reason: Callable[[], str]) -> None:
     """Says at submit time, the way kubectl prints an API warning, what a trial's condition would
-    otherwise say only once it ran: this machine's stack runs trials as local processes, so the
-    image the template names is not used."""
-    if stack_runtime != "local":
-        return
-    images = trial_images(doc)
-    if images:
-        name = (doc.get("metadata") or {}).get("name", "")
-        print(f"Warning: experiment {name}: its trials name the image {', '.join(images)}, but this stack "
-              "runs trials as local processes on this machine, without the image; start the stack with "
-              "`sextant up --runtime docker` (or `auto`) to run them in it", file=sys.stderr)
+    otherwise say only once it ran: the image the template names will not be used, for the
+    ``reason`` this machine's stack gives (``sextant.image_use``; asked only if it names one)."""
+    from sextant.image_use import unused_image_warning
+
+    warning = unused_image_warning(doc, reason)
+    if warning:
+        print(f"Warning: {warning}", file=sys.stderr)

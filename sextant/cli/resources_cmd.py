@@ -182,10 +182,9 @@ def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
             errors += [f"{label}: {e}" for e in err.errors]
     if errors:
         raise BadInput(f"{len(errors)} error(s) found", details=errors)
-    runtime = ctx.stack_runtime()
     for doc, admitted in checked:
         print(f"experiment.kubeflow.org/{admitted['metadata']['name']} {apply_document(store, doc, admitted)}")
-        warn_unused_images(admitted, runtime)
+        warn_unused_images(admitted, ctx.unused_image_reason)
     return EXIT_OK
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.console import real
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import load_experiments, record_working_dir, require_valid, warn_unused_images
+from sextant.cli.files import experiment_documents, record_working_dir_in, warn_unused_images
 from sextant.cli.render import (
     assignments,
     condition,
@@ -31,7 +31,8 @@ from sextant.cli.stack_cmd import ensure_stack
 from sextant.katib import experiment_status, trial_status
 from sextant.katib.condition_list import last_updated_condition
 from sextant.resources.vocabulary import EXPERIMENT_LABEL
-from sextant.store.interface import AlreadyExists
+from sextant.stack import supervisor_running
+from sextant.store.interface import AlreadyExists, Invalid
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -93,27 +94,13 @@ class Watcher:
         trials, _ = self.store.list_documents("Trial", self.space, {EXPERIMENT_LABEL: self.name})
         return exp, trials
 
-    def line(self, exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
-        objective = (exp.get("spec") or {}).get("objective") or {}
-        done = sum(_finished(t) for t in trials)
-        total = (exp.get("spec") or {}).get("maxTrialCount")
-        best = best_trials(trials, objective, 1)
-        failed = sum(trial_status.ended_in_failure(t) for t in trials)
-        text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
-        if failed:
-            text += f", {failed} failed"
-        if best:
-            text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
-        news = state_message(exp)
-        return f"{text} - {news}" if news else text
-
     def run(self, deadline: float | None) -> dict[str, Any]:
         exp, trials = self.snapshot()
         total = (exp.get("spec") or {}).get("maxTrialCount")
         objective = (exp.get("spec") or {}).get("objective") or {}
         if not self.console.is_terminal:
             while True:
-                text = self.line(exp, trials)
+                text = progress_line(exp, trials)
                 if text != self.last_line:
                     print(text, flush=True)
                     self.last_line = text
@@ -132,17 +119,39 @@ class Watcher:
         with Live(Group(progress, _best_table(trials, objective)), console=self.console,
                   refresh_per_second=4) as live:
             while True:
-                done = sum(_finished(t) for t in trials)
-                failed = sum(trial_status.ended_in_failure(t) for t in trials)
-                state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
-                news = state_message(exp)
-                progress.update(task, completed=done, state=state + (f" - {news}" if news else ""))
+                progress.update(task, completed=sum(_finished(t) for t in trials), state=live_state(exp, trials))
                 live.update(Group(progress, _best_table(trials, objective)))
                 if _experiment_done(exp):
                     return exp
                 _check_deadline(deadline, self.name)
                 time.sleep(0.5)
                 exp, trials = self.snapshot()
+
+
+def progress_line(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
+    """The line printed on each change where there is no terminal: counts, the best trial and
+    the experiment's news (``state_message``)."""
+    objective = (exp.get("spec") or {}).get("objective") or {}
+    done = sum(_finished(t) for t in trials)
+    total = (exp.get("spec") or {}).get("maxTrialCount")
+    best = best_trials(trials, objective, 1)
+    failed = sum(trial_status.ended_in_failure(t) for t in trials)
+    text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
+    if failed:
+        text += f", {failed} failed"
+    if best:
+        text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
+    news = state_message(exp)
+    return f"{text} - {news}" if news else text
+
+
+def live_state(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
+    """The state column of the progress bar on a terminal (the bar itself counts the trials)."""
+    done = sum(_finished(t) for t in trials)
+    failed = sum(trial_status.ended_in_failure(t) for t in trials)
+    state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
+    news = state_message(exp)
+    return state + (f" - {news}" if news else "")
 
 
 def state_message(exp: dict[str, Any]) -> str:
@@ -153,6 +162,17 @@ def state_message(exp: dict[str, Any]) -> str:
     if message in (experiment_status.MSG_CREATED, experiment_status.MSG_RUNNING, experiment_status.MSG_RESTARTING):
         return ""
     return message
+
+
+def _admitted_here(label: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """The document as admission makes it (defaults, v1beta1), checked without a server."""
+    from sextant.resources.admission import admit_experiment
+    from sextant.resources.models import to_doc
+
+    try:
+        return to_doc(admit_experiment(doc))
+    except Invalid as err:
+        raise BadInput(f"{len(err.errors)} error(s) found", details=[f"{label}: {e}" for e in err.errors]) from None
 
 
 def _experiment_done(exp: dict[str, Any]) -> bool:
@@ -193,24 +213,35 @@ def summary(exp: dict[str, Any], console: Console, trials: list[dict[str, Any]] 
 
 
 def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
-    experiments = require_valid(load_experiments([ns.filename], ns.namespace))
-    if len(experiments) != 1:
-        raise BadInput(f"{ns.filename}: run takes exactly one experiment, found {len(experiments)} "
+    found, errors = experiment_documents([ns.filename], ns.namespace)
+    if errors:
+        raise BadInput(f"{len(errors)} error(s) found", details=errors)
+    if len(found) != 1:
+        raise BadInput(f"{ns.filename}: run takes exactly one experiment, found {len(found)} "
                        "(use `sextant apply` and `sextant wait` for several)")
     deadline = time.monotonic() + parse_duration(ns.timeout) if ns.timeout else None
-    experiment = experiments[0]
-    name, space = experiment.metadata.name, experiment.metadata.namespace
+    label, doc = found[0]
+    # The server admits what run sends (defaults, validation), as with apply, so run loads no
+    # models. Admitted here first: a v1alpha3 file (the store takes v1beta1) and a file that
+    # would start the stack (a bad one must not start it).
+    if str(doc.get("apiVersion", "")).endswith("/v1alpha3") or not (ctx.server or supervisor_running(ctx.paths)):
+        doc = _admitted_here(label, doc)
+    meta = doc.setdefault("metadata", {})
+    if isinstance(meta, dict) and not meta.get("namespace"):
+        meta["namespace"] = "default"  # the store wants one; admission's default
     ensure_stack(ctx, console, port=ns.port)
     if not ctx.server:  # this machine's stack
-        record_working_dir(experiments)
+        record_working_dir_in(doc)
     store = ctx.store()
     try:
-        store.create(experiment)
+        created = store.create_document(doc)
+        name, space = created["metadata"]["name"], created["metadata"]["namespace"]
         console.print(f"experiment.kubeflow.org/{name} created")
-        from sextant.resources.models import to_doc  # run validates with the models already
-
-        warn_unused_images(to_doc(experiment), ctx.stack_runtime())
+        warn_unused_images(created, ctx.unused_image_reason)
+    except Invalid as err:
+        raise BadInput(f"{len(err.errors)} error(s) found", details=[f"{label}: {e}" for e in err.errors]) from None
     except AlreadyExists:
+        name, space = doc["metadata"]["name"], doc["metadata"]["namespace"]
         current = store.get_document("Experiment", space, name)
         if _experiment_done(current):
             console.print(f"experiment {name} already exists and has finished; showing its result "

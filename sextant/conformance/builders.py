@@ -54,13 +54,18 @@ def mixed_space() -> list[api_pb2.ParameterSpec]:
 
 
 def trial(name: str, assignment: dict[str, str], *, condition: api_pb2.TrialStatus.TrialConditionType = Condition.SUCCEEDED,
-          metric: str = "objective", value: float | str | None = None) -> api_pb2.Trial:
+          metric: str = "objective", value: float | str | None = None,
+          extra_metrics: dict[str, float | str] | None = None) -> api_pb2.Trial:
+    """``extra_metrics``: further observed metrics (an experiment's additionalMetricNames, which
+    multi-objective services optimise too)."""
     t = api_pb2.Trial(name=name)
     for k, v in assignment.items():
         t.spec.parameter_assignments.assignments.add(name=k, value=v)
     t.status.condition = condition
     if value is not None:
         t.status.observation.metrics.add(name=metric, value=str(value))
+    for extra, extra_value in (extra_metrics or {}).items():
+        t.status.observation.metrics.add(name=extra, value=str(extra_value))
     return t
 
 

@@ -16,6 +16,12 @@ What is checked (the contract Katib's suggestion controller relies on):
   fresh_history     a request carrying 100 completed trials (as after a restart) is answered validly
   pending_no_repeat with pending trials in the request and a batch of 5, nothing proposed equals a
                     pending point or another point of the batch
+  multi_objective   only for a service that optimises several objectives (``Target(multi_objective=
+                    True)``, ``--multi-objective``; Sextant's registry entries with ``multiObjective:
+                    true``): an experiment declaring a second objective (the ``sextant.io/objectives``
+                    setting, its metric in additionalMetricNames) validates, a bad direction is
+                    INVALID_ARGUMENT, and with trials reporting both metrics plus pending ones a
+                    batch is feasible and repeats no point
 """
 
 from __future__ import annotations
@@ -119,6 +125,7 @@ class Target:
     tls_ca: str | None = None
     timeout: float = 60.0  # Katib's controller allows 60 s per call
     channel: grpc.Channel | None = None
+    multi_objective: bool = False  # it optimises the objectives ``sextant.io/objectives`` declares
 
     def __post_init__(self) -> None:
         if self.channel is None:
@@ -385,6 +392,57 @@ def check_pending_no_repeat(t: Target) -> CheckResult:
     return CheckResult("pending_no_repeat", True, "no pending point repeated")
 
 
+# The second objective the multi_objective check declares (Sextant's ``sextant.objectives``).
+MO_METRIC = "cost"
+OBJECTIVES_SETTING = "sextant.io/objectives"
+
+
+def _mo_experiment(t: Target, suffix: str, declaration: str) -> api_pb2.Experiment:
+    exp = t.experiment(suffix, settings={**t.profile.settings, **(t.settings or {}), OBJECTIVES_SETTING: declaration})
+    exp.spec.objective.additional_metric_names.append(MO_METRIC)
+    return exp
+
+
+def check_multi_objective(t: Target) -> CheckResult:
+    name = "multi_objective"
+    if not t.multi_objective:
+        return CheckResult(name, True, "not a multi-objective service", skipped=True)
+    exp = _mo_experiment(t, "mo", f"{MO_METRIC}=minimize")
+    try:
+        t.stub.ValidateAlgorithmSettings(api_pb2.ValidateAlgorithmSettingsRequest(experiment=exp), timeout=t.timeout)
+    except grpc.RpcError as exc:
+        return CheckResult(name, False, f"a valid declaration was rejected: {_rpc_error(exc)}")
+    bad = _mo_experiment(t, "mo-bad", f"{MO_METRIC}=smaller")
+    try:
+        t.stub.ValidateAlgorithmSettings(api_pb2.ValidateAlgorithmSettingsRequest(experiment=bad), timeout=t.timeout)
+        return CheckResult(name, False, f"{OBJECTIVES_SETTING}={MO_METRIC}=smaller accepted, INVALID_ARGUMENT expected")
+    except grpc.RpcError as exc:
+        if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+            return CheckResult(name, False, f"a bad direction: {_rpc_error(exc)}, INVALID_ARGUMENT expected")
+    trials: list[api_pb2.Trial] = []
+    try:
+        for r in range(3):
+            for i, point in enumerate(_reply_points(t.get(exp, trials, 4))):
+                trials.append(b.trial(f"{exp.name}-r{r}-{i}", point, metric=exp.spec.objective.objective_metric_name,
+                                      value=b.synthetic_value(point),
+                                      extra_metrics={MO_METRIC: b.synthetic_value({f"{k}_": v for k, v in point.items()})}))
+        trials += _as_trials(exp, t.get(exp, trials, 2), "pending", completed=False)
+        batch = _reply_points(t.get(exp, trials, 5))
+    except grpc.RpcError as exc:
+        return CheckResult(name, False, _rpc_error(exc))
+    if len(batch) != 5:
+        return CheckResult(name, False, f"asked 5, got {len(batch)}")
+    seen = {_key(exp, b.assignment(tr.spec.parameter_assignments)) for tr in trials}
+    for point in batch:
+        problems = assignment_problems(exp, point)
+        if problems:
+            return CheckResult(name, False, "; ".join(problems))
+        if _key(exp, point) in seen:
+            return CheckResult(name, False, f"repeated a completed, pending or batch point {point}")
+        seen.add(_key(exp, point))
+    return CheckResult(name, True, f"two objectives: {len(trials)} trials learnt from, a batch of 5 without repeats")
+
+
 CHECKS: dict[str, Callable[[Target], CheckResult]] = {
     "health": check_health,
     "validate_valid": check_validate_valid,
@@ -394,6 +452,7 @@ CHECKS: dict[str, Callable[[Target], CheckResult]] = {
     "many_experiments": check_many_experiments,
     "fresh_history": check_fresh_history,
     "pending_no_repeat": check_pending_no_repeat,
+    "multi_objective": check_multi_objective,
 }
 
 

@@ -33,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", help="bearer token, if the service requires one")
     parser.add_argument("--tls-ca", help="CA certificate: connect with TLS")
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per call (Katib: 60)")
+    parser.add_argument("--multi-objective", action="store_true",
+                        help="the service optimises the objectives sextant.io/objectives declares (runs that check)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
 
 
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         target = Target(args.target, args.algorithm, settings=_pairs(args.setting, "--setting"),
                         invalid_settings=_pairs(args.invalid_setting, "--invalid-setting"),
-                        token=args.token, tls_ca=args.tls_ca, timeout=args.timeout)
+                        token=args.token, tls_ca=args.tls_ca, timeout=args.timeout,
+                        multi_objective=args.multi_objective)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

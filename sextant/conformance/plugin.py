@@ -20,6 +20,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--conformance-invalid-setting", action="append", default=None,
                     help="NAME=VALUE the service must reject")
     group.addoption("--conformance-token", default=None, help="bearer token")
+    group.addoption("--conformance-multi-objective", action="store_true",
+                    help="the service optimises the objectives sextant.io/objectives declares")
 
 
 @pytest.fixture(scope="session")
@@ -32,4 +34,5 @@ def conformance_target(request: pytest.FixtureRequest) -> Target:
                   settings=_pairs(cfg.getoption("--conformance-setting"), "--conformance-setting"),
                   invalid_settings=_pairs(cfg.getoption("--conformance-invalid-setting"),
                                           "--conformance-invalid-setting"),
-                  token=cfg.getoption("--conformance-token"))
+                  token=cfg.getoption("--conformance-token"),
+                  multi_objective=cfg.getoption("--conformance-multi-objective"))

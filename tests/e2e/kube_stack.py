@@ -118,6 +118,24 @@ def trivial_experiment(name: str, *, max_trials: int = 2, parallel: int = 2, nam
     return text
 
 
+# A second metric beside trivial.py's score, which rises with x (score peaks at x = 0.5): on
+# [0, 0.5] the two objectives pull apart, so the Pareto front holds more than one trial.
+TWO_METRICS = "import sys; x = float(sys.argv[1]); print(f'score={-(x - 0.5) ** 2:.6f}'); print(f'cost={x:.6f}')"
+
+
+def two_objective_experiment(name: str, *, max_trials: int = 4, parallel: int = 2,
+                             algorithm: str = "random") -> str:
+    """``trivial_experiment`` with a second objective, declared as Sextant does (the
+    ``sextant.io/objectives`` annotation, the metric in additionalMetricNames): maximise score,
+    minimise cost."""
+    doc = yaml.safe_load(trivial_experiment(name, max_trials=max_trials, parallel=parallel, algorithm=algorithm))
+    doc["metadata"]["annotations"] = {"sextant.io/objectives": "cost=minimize"}
+    doc["spec"]["objective"]["additionalMetricNames"] = ["cost"]
+    container = doc["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]
+    container["command"] = ["python", "-c", TWO_METRICS, "${trialParameters.x}"]
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def run(args: list[str], env: dict[str, str], *, input: str | None = None,
         timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run(args, capture_output=True, text=True, env=env, cwd=ROOT, input=input, timeout=timeout)

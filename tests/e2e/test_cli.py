@@ -114,6 +114,11 @@ def test_run_follows_to_the_end_and_prints_the_optimal_trial(local_stack, tmp_pa
     # running a finished experiment again shows its result instead of failing
     again = local_stack.sextant("run", "-f", str(path))
     assert again.returncode == 0 and "already exists and has finished" in again.stdout
+    # with the stack running, the server admits what run sends: a bad file is still bad input
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(experiment("cli-run-bad", max_trials=-1))
+    refused = local_stack.sextant("run", "-f", str(bad))
+    assert refused.returncode == 2 and f"{bad}" in refused.stderr and "maxTrialCount" in refused.stderr
     trial = json.loads(local_stack.sextant("get", "trials", "-e", "cli-run", "-o", "json").stdout)["items"][0]
     local_stack.sextant("delete", "experiment", "cli-run")
     assert trial["metadata"]["labels"]["katib.kubeflow.org/experiment"] == "cli-run"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.kube_stack import trivial_experiment
 from tests.e2e.local_stack import cli_env, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack")]
@@ -184,6 +185,28 @@ def test_down_stops_every_process_and_status_says_not_running(own_stack):
     assert not (data_dir / "address").exists()
     # down again is harmless
     assert sextant(data_dir, "down").returncode == 0
+
+
+def test_an_auto_stack_without_an_engine_warns_at_apply_that_the_image_goes_unused(tmp_path):
+    """The stack records the Docker engine its trial controller uses (its DOCKER_HOST); apply
+    asks that engine, finds none, and says what will happen to the trials' image."""
+    engine = f"unix://{tmp_path}/no-engine.sock"  # nobody listens there
+    data_dir = tmp_path / "data"
+    up = sextant(data_dir, "up", "--detach", "--port", "0", "--runtime", "auto", env={"DOCKER_HOST": engine},
+                 timeout=120)
+    try:
+        assert up.returncode == 0, up.stderr + up.stdout
+        assert (state(data_dir)["runtime"], state(data_dir)["docker_host"]) == ("auto", engine)
+        manifest = tmp_path / "imaged.yaml"
+        manifest.write_text(trivial_experiment("stack-auto", max_trials=1, parallel=1))
+        applied = sextant(data_dir, "apply", "-f", str(manifest), env={"DOCKER_HOST": ""})  # the stack's engine is asked
+        assert applied.returncode == 0, applied.stderr
+        assert applied.stderr.startswith(
+            "Warning: experiment stack-auto: its trials name the image docker.io/library/python:3.12, but this "
+            "stack runs trials on Docker (runtime auto) and no Docker engine answers ("), applied.stderr
+        assert "so they run as local processes on this machine, without the image" in applied.stderr
+    finally:
+        sextant(data_dir, "down", timeout=120)
 
 
 def test_commands_without_a_stack_say_how_to_start_one(tmp_path):

@@ -21,7 +21,7 @@ from sextant.ports import free_port
 from sextant.stack import StackPaths, read_state
 from sextant.store.client import GrpcResourceStore
 from tests.e2e.katib_venv import katib_python
-from tests.e2e.kube_stack import KubeStack, stop_kube_stack, trivial_experiment
+from tests.e2e.kube_stack import KubeStack, stop_kube_stack, trivial_experiment, two_objective_experiment
 from tests.e2e.local_stack import ROOT, cli_env, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
@@ -124,6 +124,38 @@ def test_katib_client_create_wait_results_logs_and_delete(sdk, read_port):
         print(json.dumps(sorted(e.metadata.name for e in kc.list_experiments(namespace="default"))))
     """)
     assert after == []
+
+
+def test_a_multi_objective_experiment_is_a_valid_katib_experiment(sdk):
+    """Sextant's extension (the sextant.io/objectives annotation, status.paretoOptimalTrials) is
+    invisible to Katib's SDK: it creates, reads and lists a two-objective mo-tpe experiment and
+    its results as it would any other, the optimum on the primary objective alone."""
+    manifest = yaml.safe_load(two_objective_experiment("sdk-pareto", max_trials=4, parallel=2, algorithm="mo-tpe"))
+    manifest["spec"]["algorithm"]["algorithmSettings"] = [{"name": "n_startup_trials", "value": "2"}]
+    out = sdk(f"""
+        kc.create_experiment({json.dumps(manifest)}, namespace="default")
+        kc.wait_for_experiment_condition("sdk-pareto", namespace="default", timeout=300, polling_interval=1)
+        got = kc.get_experiment("sdk-pareto", namespace="default")
+        optimal = kc.get_optimal_hyperparameters("sdk-pareto", namespace="default")
+        trials = kc.list_trials("sdk-pareto", namespace="default")
+        scores = {{t.metadata.name: float(next(m.latest for m in t.status.observation.metrics if m.name == "score"))
+                  for t in trials}}
+        print(json.dumps({{
+            "kind": type(got).__name__, "succeeded": kc.is_experiment_succeeded("sdk-pareto", namespace="default"),
+            "annotations": got.metadata.annotations, "additional": got.spec.objective.additional_metric_names,
+            "algorithm": got.spec.algorithm.algorithm_name,
+            "best": optimal.best_trial_name, "best_metrics": sorted(m.name for m in optimal.observation.metrics),
+            "scores": scores,
+            "trial_metrics": sorted({{m.name for t in trials for m in t.status.observation.metrics}}),
+        }}))
+        kc.delete_experiment("sdk-pareto", namespace="default")
+    """)
+    assert out["kind"] == "V1beta1Experiment" and out["succeeded"] is True
+    assert out["annotations"]["sextant.io/objectives"] == "cost=minimize"
+    assert out["additional"] == ["cost"] and out["algorithm"] == "mo-tpe"
+    assert len(out["scores"]) == 4 and out["trial_metrics"] == ["cost", "score"]
+    assert out["best_metrics"] == ["cost", "score"]
+    assert out["scores"][out["best"]] == max(out["scores"].values())  # currentOptimalTrial: score alone
 
 
 def test_edit_budget_restarts_a_long_running_experiment(sdk):

@@ -19,6 +19,7 @@ from tests.e2e.kube_stack import (
     start_kube_stack,
     stop_kube_stack,
     trivial_experiment,
+    two_objective_experiment,
 )
 from tests.e2e.local_stack import ROOT
 
@@ -121,6 +122,20 @@ def test_apply_get_wait_describe_logs_and_delete(kubectl, stack, tmp_path):
                    check=False).stdout.count('"kind": "Trial"') == 0
     gone = kubectl("get", "experiment", "kc-flow", check=False)
     assert gone.returncode == 1 and 'experiments.kubeflow.org "kc-flow" not found' in gone.stderr
+
+
+def test_wide_output_shows_a_multi_objective_experiments_pareto_front(kubectl, tmp_path):
+    manifest = tmp_path / "pareto.yaml"
+    manifest.write_text(two_objective_experiment("kc-pareto", max_trials=4, parallel=2))
+    kubectl("apply", "-f", str(manifest))
+    _wait_succeeded(kubectl, "kc-pareto")
+    doc = json.loads(kubectl("get", "experiment", "kc-pareto", "-o", "json").stdout)
+    front = [t["bestTrialName"] for t in doc["status"]["paretoOptimalTrials"]]
+    assert 1 <= len(front) <= 4
+    header, row = kubectl("get", "experiment", "kc-pareto", "-o", "wide").stdout.splitlines()
+    assert header.split()[-1] == "PARETO"
+    assert row[header.index("PARETO"):].strip() == f"{len(front)}: {','.join(front)}"
+    kubectl("delete", "experiment", "kc-pareto")
 
 
 def test_invalid_spec_is_refused_with_kubectls_own_message(kubectl, tmp_path):

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from sextant.sdk import ExperimentFailed, SextantClient, build_tune_experiment, search, tune
+from sextant.sdk import (
+    ExperimentFailed,
+    ImageNotUsedWarning,
+    SextantClient,
+    build_tune_experiment,
+    search,
+    tune,
+)
 from sextant.store.interface import Invalid, NotFound
 from tests.e2e.local_stack import GROUP, ROOT, local_stack_fixture  # noqa: F401 - the local_stack fixture
 
@@ -17,9 +24,10 @@ def quadratic(parameters):
 
 
 def test_tune_an_importable_function_returns_typed_best_parameters(local_stack):
-    best = tune(quadratic, {"x": search.double(0.0, 1.0), "units": search.int(1, 3)},
-                data_dir=local_stack.data_dir, name="sdk-tune-ref", objective_metric_name="score",
-                max_trial_count=4, parallel_trial_count=2, timeout=480)
+    with pytest.warns(ImageNotUsedWarning, match="resources_per_trial is not applied: without base_image"):
+        best = tune(quadratic, {"x": search.double(0.0, 1.0), "units": search.int(1, 3)},
+                    data_dir=local_stack.data_dir, name="sdk-tune-ref", objective_metric_name="score",
+                    max_trial_count=4, parallel_trial_count=2, timeout=480, resources_per_trial={"cpu": "1"})
     assert set(best) == {"x", "units"}
     assert isinstance(best["x"], float) and 0.0 <= best["x"] <= 1.0
     assert isinstance(best["units"], int) and 1 <= best["units"] <= 3
@@ -52,7 +60,10 @@ def test_tune_a_local_function_by_source_with_push(local_stack):
 
 def test_client_create_wait_and_errors(local_stack):
     with SextantClient(data_dir=local_stack.data_dir) as client:
-        created = client.create_experiment(ROOT / "examples" / "v1beta1" / "sobol.yaml")
+        # the example names an image, which this stack (runtime local) will not use: said at once
+        with pytest.warns(ImageNotUsedWarning, match="experiment sobol: its trials name the image "
+                          r"docker.io/kubeflowkatib/sextant-examples:latest, but this stack runs trials as local"):
+            created = client.create_experiment(ROOT / "examples" / "v1beta1" / "sobol.yaml")
         assert created.metadata.name == "sobol" and created.metadata.namespace == "default"
         exp = client.wait_for_experiment("sobol", timeout=480)
         assert client.is_experiment_succeeded("sobol")

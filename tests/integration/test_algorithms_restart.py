@@ -1,10 +1,14 @@
 """Restart equivalence: a fresh service process given the same trials answers validly, without
-repeating any trial's point, and (for algorithms whose answer depends only on the request) exactly as before."""
+repeating any trial's point, and (for algorithms whose answer depends only on the request) exactly
+as before; also for experiments declaring a second objective (``sextant.io/objectives``)."""
 
 from __future__ import annotations
 
 import signal
+from collections.abc import Callable
 
+from sextant import objectives
+from sextant.algorithm_registry import Registry
 from sextant.api import api_pb2
 from sextant.conformance import builders as b
 from sextant.conformance.checks import assignment_problems
@@ -23,8 +27,42 @@ def _space(algorithm):
     return b.mixed_space()
 
 
+def _cost(point: dict[str, str]) -> float:
+    """A second objective, different from ``synthetic_value`` (the names shift its phases)."""
+    return b.synthetic_value({f"{k}__": v for k, v in point.items()})
+
+
+def _multi_objective_experiment(algorithm: str) -> api_pb2.Experiment:
+    """An experiment declaring ``cost`` as a second objective (annotation + additionalMetricNames)
+    as Sextant's suggestion controller sends it: the declaration goes along as a setting only
+    to services whose registry entry says ``multiObjective: true``; others see Katib's fields."""
+    entry = Registry.default().algorithm(algorithm)
+    assert entry is not None
+    settings = {"random_state": "11"}
+    if entry.multi_objective:
+        settings[objectives.SETTING] = "cost=minimize"
+    exp = b.experiment(f"restart-mo-{algorithm}", algorithm, b.mixed_space(), settings=settings)
+    exp.spec.objective.additional_metric_names.append("cost")
+    return exp
+
+
 def test_a_fresh_process_continues_every_algorithm_without_repeats():
-    experiments = {a: b.experiment(f"restart-{a}", a, _space(a), settings={"random_state": "11"}) for a in BUILTIN}
+    _continues_without_repeats({a: b.experiment(f"restart-{a}", a, _space(a), settings={"random_state": "11"})
+                                for a in BUILTIN})
+
+
+def test_multi_objective_experiments_continue_without_repeats():
+    experiments = {a: _multi_objective_experiment(a) for a in ("nsga2", "mo-tpe", "sobol", "random")}
+    assert objectives.SETTING in {s.name for s in experiments["nsga2"].spec.algorithm.algorithm_settings}
+    assert objectives.SETTING not in {s.name for s in experiments["sobol"].spec.algorithm.algorithm_settings}
+    _continues_without_repeats(experiments, extra={"cost": _cost})
+
+
+def _continues_without_repeats(experiments: dict[str, api_pb2.Experiment],
+                               extra: dict[str, Callable[[dict[str, str]], float]] | None = None) -> None:
+    """Drives each experiment for six rounds (the last one partly pending), stops the process,
+    and asks a fresh one with the same history: valid new points, none repeated, and for
+    SAME_ANSWER algorithms exactly the points the first process would have given."""
     histories: dict[str, list[api_pb2.Trial]] = {}
     answers: dict[str, list[dict[str, str]]] = {}
     with subprocess_server() as (_address, stub, proc):
@@ -37,7 +75,9 @@ def test_a_fresh_process_continues_every_algorithm_without_repeats():
                     done = r < 5 or i == 0  # the last round stays pending
                     trials.append(b.trial(f"{exp.name}-{r}-{i}", point,
                                           condition=Condition.SUCCEEDED if done else Condition.RUNNING,
-                                          value=b.synthetic_value(point) if done else None))
+                                          value=b.synthetic_value(point) if done else None,
+                                          extra_metrics={m: f(point) for m, f in (extra or {}).items()} if done
+                                          else None))
             histories[algorithm] = trials
             answers[algorithm] = [b.assignment(pa) for pa in get(stub, exp, trials, 4).parameter_assignments]
         proc.send_signal(signal.SIGTERM)

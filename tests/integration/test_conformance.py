@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
+from sextant.algorithm_registry import Registry
 from sextant.api import api_pb2, api_pb2_grpc
 from sextant.config import ServerSettings
-from sextant.conformance import Target, run_checks
+from sextant.conformance import Target, run_check, run_checks
 from sextant.server import GrpcServer
 
 from .suggestion_servers import BUILTIN, ROOT, in_process, subprocess_server
@@ -24,12 +25,23 @@ def address():
 
 @pytest.mark.parametrize("algorithm", BUILTIN)
 def test_every_builtin_algorithm_passes(address, algorithm):
-    results = run_checks(Target(address, algorithm))
+    entry = Registry.default().algorithm(algorithm)
+    assert entry is not None
+    # the registry says which services optimise declared extra objectives: they get that check too
+    results = run_checks(Target(address, algorithm, multi_objective=entry.multi_objective))
     failed = [f"{r.name}: {r.detail}" for r in results if not r.passed]
     assert failed == []
     assert {r.name for r in results if not r.skipped} >= {"health", "validate_invalid", "request_counts",
                                                            "feasible_values", "many_experiments",
                                                            "fresh_history", "pending_no_repeat"}
+    multi = next(r for r in results if r.name == "multi_objective")
+    assert multi.skipped == (algorithm not in ("nsga2", "mo-tpe"))
+
+
+def test_a_single_objective_service_fails_the_multi_objective_check(address):
+    result = run_check(Target(address, "random", multi_objective=True), "multi_objective")
+    assert not result.passed
+    assert "unknown setting sextant.io/objectives" in result.detail
 
 
 class _Sloppy(api_pb2_grpc.SuggestionServicer):
@@ -70,7 +82,7 @@ def test_cli_and_pytest_suite_against_a_process():
         cli = subprocess.run([sys.executable, "-m", "sextant.conformance", "--target", address,
                               "--algorithm", "random"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert cli.returncode == 0, cli.stdout + cli.stderr
-        assert "8/8 checks passed for random" in cli.stdout
+        assert "9/9 checks passed for random" in cli.stdout
         wrong = subprocess.run([sys.executable, "-m", "sextant.conformance", "--target", address,
                                 "--algorithm", "tpe"], cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert wrong.returncode == 1 and "FAIL" in wrong.stdout  # the process serves only random

@@ -82,6 +82,17 @@ def test_missing_file_and_unknown_kind_exit_2(capsys):
     assert exc.value.code == 2
 
 
+def test_run_checks_a_file_before_it_would_start_a_stack(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(good("bad", max_trials=0))
+    code, out, err = run(capsys, "--data-dir", str(tmp_path / "data"), "run", "-f", str(path))
+    assert code == 2 and f"{path}" in err and "spec.maxTrialCount" in err
+    assert "starting the local stack" not in out and not (tmp_path / "data" / "stack.json").exists()
+    path.write_text(good("one") + "---\n" + good("two"))
+    code, _, err = run(capsys, "--data-dir", str(tmp_path / "data"), "run", "-f", str(path))
+    assert code == 2 and "run takes exactly one experiment, found 2" in err
+
+
 def test_no_stack_is_a_clear_failure(tmp_path, capsys):
     code, _, err = run(capsys, "--data-dir", str(tmp_path), "get", "experiments")
     assert code == 1 and "sextant up" in err

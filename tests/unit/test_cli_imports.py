@@ -87,6 +87,21 @@ def test_commands_talking_to_a_server_handle_documents_not_models(tmp_path, db_m
     assert not heavy, f"sextant {' '.join(argv)} imported {sorted(heavy)}"
 
 
+@pytest.mark.parametrize("argv", [
+    # random exists and never finishes (no controllers here): run follows it until its timeout
+    ["run", "-f", "examples/v1beta1/random.yaml", "--timeout", "1s"],
+    ["delete", "experiment", "no-such-experiment"],
+])
+def test_run_and_delete_leave_admission_to_the_server(tmp_path, db_manager_address, argv):
+    """``run`` against a running server sends the document as ``apply`` does (the server admits
+    it), so it loads no models; only a run that must start the stack admits the file first."""
+    code, modules = loaded(tmp_path, "--server", db_manager_address, *argv)
+    assert code == 1
+    assert {"grpc", "google.protobuf"} <= modules
+    heavy = {m for m in HEAVY if m in modules} - {"grpc", "google.protobuf", "rich.console", "yaml"}
+    assert not heavy, f"sextant {' '.join(argv)} imported {sorted(heavy)}"
+
+
 def test_status_checks_the_api_server_without_loading_cryptography(tmp_path):
     """``status`` needs only the CA's path to check the API server; making certificates (the
     cryptography package, ~0.03 s of CPU) is for ``sextant up``."""

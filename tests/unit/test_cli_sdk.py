@@ -1,4 +1,5 @@
-"""The SDK's pure parts: search helpers, the experiment tune builds, and the trial runner."""
+"""The SDK's pure parts: search helpers, the experiment tune builds, the trial runner, and the
+warnings about images and resources the stack will not use."""
 
 from __future__ import annotations
 
@@ -9,8 +10,17 @@ import sys
 
 import pytest
 
+from sextant.image_use import stack_unused_image_reason
 from sextant.resources.admission import admit_experiment
-from sextant.sdk import build_tune_experiment, convert, search, tune
+from sextant.sdk import (
+    SextantClient,
+    build_tune_experiment,
+    convert,
+    search,
+    tune,
+    unapplied_resources_reason,
+)
+from sextant.stack import StackPaths
 from sextant.tune_runner import call, load_function
 from sextant.tune_runner import main as run_trial
 
@@ -112,3 +122,36 @@ def test_katib_options_are_checked_with_clear_messages(tmp_path):
         tune(objective, {"x": search.double(0, 1)}, objective_metric_name="score", trainer_parameters={})
     with pytest.raises(TypeError, match="no_such_option"):
         tune(objective, {"x": search.double(0, 1)}, objective_metric_name="score", no_such_option=1)
+
+
+def _stack(data_dir, runtime, docker_host=None):
+    paths = StackPaths(data_dir)
+    paths.state.parent.mkdir(parents=True, exist_ok=True)
+    paths.state.write_text(json.dumps({"runtime": runtime, "docker_host": docker_host}))
+    return paths
+
+
+def test_resources_per_trial_is_said_to_be_unapplied_where_trials_are_not_containers(tmp_path):
+    def not_asked():
+        raise AssertionError("the stack is asked only when base_image is given")
+
+    assert unapplied_resources_reason({"cpu": "2"}, None, not_asked) == (
+        "without base_image, trials run as local processes on this machine, which Sextant does not limit")
+    local = _stack(tmp_path / "local", "local")
+    assert unapplied_resources_reason({"cpu": "2"}, "python:3.11", lambda: stack_unused_image_reason(local)) \
+        .startswith("this stack runs trials as local processes on this machine, without the image")
+    no_engine = _stack(tmp_path / "docker", "docker", docker_host=f"unix://{tmp_path}/no-engine.sock")
+    assert "no Docker engine answers" in unapplied_resources_reason(
+        {"memory": "1Gi"}, "python:3.11", lambda: stack_unused_image_reason(no_engine))
+    assert unapplied_resources_reason({"cpu": "2"}, "python:3.11", lambda: "") == ""  # the image runs: applied
+    assert unapplied_resources_reason(None, None, not_asked) == ""
+    assert unapplied_resources_reason({}, None, not_asked) == ""
+
+
+def test_only_a_client_of_this_machines_stack_asks_it_about_images(tmp_path):
+    _stack(tmp_path, "local")
+    remote = SextantClient(address="127.0.0.1:1", data_dir=tmp_path)  # the channel connects lazily
+    try:
+        assert remote.unused_image_reason() == ""  # a remote server decides for itself
+    finally:
+        remote.close()
