@@ -1,10 +1,12 @@
-"""How the metrics collector in a trial's pod reaches the DB manager: the bearer token and the
-CA of the DB manager's TLS certificate, each from a Secret in the trial's namespace (a pod can
-use only its own namespace's Secrets). Both Kubernetes collection modes use it: the wrapped
-command (``sextant.runtime.kubernetes``) and the sidecar (``kubernetes_sidecar``).
+"""How a container in a pod Sextant creates reaches the DB manager: the bearer token and the CA
+of the DB manager's TLS certificate, each from a Secret in the pod's namespace (a pod can use
+only its own namespace's Secrets). The metrics collector in a trial's pod gets them in both
+Kubernetes collection modes, the wrapped command (``sextant.runtime.kubernetes``) and the sidecar
+(``kubernetes_sidecar``); so does the early-stopping container of an algorithm pod, which reads
+the trials' observation logs.
 
-The collector reads them as it reads them anywhere: ``SEXTANT_TOKEN`` and ``SEXTANT_TLS_CA`` (a
-path to the PEM CA). Only the Secret's ``ca.crt`` key is mounted, read-only.
+They read them as Sextant's processes read them anywhere: ``SEXTANT_TOKEN`` and
+``SEXTANT_TLS_CA`` (a path to the PEM CA). Only the Secret's ``ca.crt`` key is mounted, read-only.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ CA_DIR = "/etc/sextant/db-manager-ca"
 
 @dataclass(frozen=True)
 class DBManagerAccess:
-    """Secrets in the trial's namespace; an empty name leaves that part out (a DB manager without
+    """Secrets in the pod's namespace; an empty name leaves that part out (a DB manager without
     a token, or serving plaintext)."""
 
     token_secret: str | None = None  # key ``token``: sent as ``authorization: Bearer``
-    ca_secret: str | None = None  # key ``ca.crt``: the collector talks TLS, trusting this CA
+    ca_secret: str | None = None  # key ``ca.crt``: the container talks TLS, trusting this CA
 
     def env(self) -> list[dict[str, Any]]:
         env: list[dict[str, Any]] = []
@@ -40,7 +42,9 @@ class DBManagerAccess:
 
     def apply(self, pod_spec: dict[str, Any], container: dict[str, Any]) -> None:
         """Gives ``container`` (of ``pod_spec``) the env, and the CA's volume and mount; what the
-        container already had under those names is replaced."""
+        container already had under those names is replaced. Without Secrets nothing changes."""
+        if not self.token_secret and not self.ca_secret:
+            return
         names = {e["name"] for e in self.env()}
         container["env"] = [e for e in container.get("env") or [] if e.get("name") not in names] + self.env()
         if not self.ca_secret:

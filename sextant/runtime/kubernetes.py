@@ -51,7 +51,11 @@ named like the Deployment and owned by it; the pod runs as that account and the 
 container gets ``SEXTANT_STORE=kubernetes`` and its namespace (``render_early_stopping_access``).
 The Role grants only what that service calls (``EARLY_STOPPING_GRANTS``), all of which the
 suggestion controller holds itself, so Kubernetes lets it grant them without ``escalate``/``bind``.
-With the DB manager as the store, the early-stopping service talks to it instead.
+With the DB manager as the store, the early-stopping service talks to it instead. Either way
+it reads the trials' observation logs from the DB manager, so the early-stopping container gets
+the runtime's ``db_manager_access`` too (the token and CA Secrets, as a trial's collector does);
+the token also makes its own server require it, which the suggestion controller and the
+collectors send (they hold the same token).
 
 Everything this runtime creates carries ``app.kubernetes.io/managed-by: sextant`` on its
 metadata so that a new instance (after a controller restart) can list and delete it.
@@ -476,11 +480,13 @@ def render_early_stopping_access(spec: ServiceSpec) -> dict[str, dict[str, Any]]
     }
 
 
-def render_service_objects(spec: ServiceSpec, *, early_stopping_store: bool = False) -> dict[str, dict[str, Any]]:
+def render_service_objects(spec: ServiceSpec, *, early_stopping_store: bool = False,
+                           access: DBManagerAccess = DBManagerAccess()) -> dict[str, dict[str, Any]]:
     """Deployment, Service (and PVC for FromVolume) for one algorithm service, as Katib names them.
     ``early_stopping_store``: the Trials are Katib's custom resources, so an early-stopping
     container reaches them through the Kubernetes API with its own account (and its RBAC objects
-    are added)."""
+    are added). ``access``: how an early-stopping container reaches the DB manager for the
+    observation logs (token, CA); the suggestion container never talks to it."""
     if not spec.image:
         raise ValueError(f"algorithm {spec.algorithm!r}: no image in the algorithm registry "
                          "(required by the Kubernetes runtime)")
@@ -533,6 +539,7 @@ def render_service_objects(spec: ServiceSpec, *, early_stopping_store: bool = Fa
             objects.update(render_early_stopping_access(spec))
         if early_env:
             early["env"] = early_env
+        access.apply(pod_spec, early)
         pod_spec["containers"].append(early)
         ports.append({"name": EARLY_STOPPING_PORT_NAME, "port": EARLY_STOPPING_PORT,
                       "targetPort": EARLY_STOPPING_PORT})
@@ -572,7 +579,9 @@ class KubernetesRuntime(Runtime):
         self.trial_resources = [TrialResource.parse(r, self._plurals) for r in trial_resources]
         self.collector_python = collector_python
         self.collector_sidecar = collector_sidecar  # the pod webhook adds the collector
-        self.db_manager_access = db_manager_access  # the wrapped collector's token and CA Secrets
+        # Token and CA Secrets of the containers it creates that talk to the DB manager: the
+        # wrapped collector (trial jobs) and the early-stopping container (algorithm services).
+        self.db_manager_access = db_manager_access
         self.owner_references = owner_references
         self._kinds: dict[tuple[str, str], TrialResource] = {}  # (namespace, name) -> kind we created
 
@@ -751,7 +760,8 @@ class KubernetesRuntime(Runtime):
     def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
         if not self.owner_references:
             spec = replace(spec, owner=None)
-        objects = render_service_objects(spec, early_stopping_store=self.owner_references)
+        objects = render_service_objects(spec, early_stopping_store=self.owner_references,
+                                         access=self.db_manager_access)
         ns = spec.namespace
         calls: list[tuple[str, Callable[..., object], str]] = [
             # The account before the pod that runs as it.

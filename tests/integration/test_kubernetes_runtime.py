@@ -12,6 +12,7 @@ from kubernetes import client
 from sextant.runtime import make_runtime
 from sextant.runtime.base import JobPhase, JobSpec, ServiceSpec
 from sextant.runtime.collector_settings import CollectorSettings
+from sextant.runtime.db_manager_access import DBManagerAccess
 from sextant.runtime.job_conditions import UnsupportedCondition
 from sextant.runtime.kubernetes import KubernetesRuntime
 from tests.integration.kmock_server import kmock_cluster
@@ -321,6 +322,21 @@ def test_early_stopping_without_katibs_crds_needs_no_account(cluster):
     assert "exp-es-db" not in cluster.stored("", "v1", "serviceaccounts", NS)
     assert "exp-es-db" not in cluster.stored("rbac.authorization.k8s.io", "v1", "roles", NS)
     plain.delete_service(NS, "exp-es-db")
+
+
+def test_the_early_stopping_container_gets_the_runtimes_db_manager_access(cluster):
+    # The suggestion controller's --early-stopping-token-secret / --early-stopping-ca-secret:
+    # medianstop reads observation logs from a DB manager serving TLS with a token.
+    access = DBManagerAccess(token_secret="sextant-token", ca_secret="sextant-db-manager-ca")
+    with_access = KubernetesRuntime(cluster.api_client(), db_manager_access=access)
+    with_access.ensure_service(service_spec(name="exp-es-tls", early_stopping_image="sextant/sextant:latest"))
+    pod = cluster.stored("apps", "v1", "deployments", NS)["exp-es-tls"]["spec"]["template"]["spec"]
+    suggestion, early = pod["containers"]
+    assert {e["name"] for e in early["env"]} == {"SEXTANT_TOKEN", "SEXTANT_TLS_CA"}
+    assert [m["name"] for m in early["volumeMounts"]] == ["sextant-db-manager-ca"]
+    assert [v["secret"]["secretName"] for v in pod["volumes"]] == ["sextant-db-manager-ca"]
+    assert "env" not in suggestion and "volumeMounts" not in suggestion
+    with_access.delete_service(NS, "exp-es-tls")
 
 
 def test_from_volume_service_keeps_its_claim(cluster, runtime):

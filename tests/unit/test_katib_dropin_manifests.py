@@ -22,7 +22,14 @@ from sextant.controller_main import add_controller_arguments
 from sextant.runtime.kubernetes import EARLY_STOPPING_GRANTS
 from sextant.store.kubernetes import API_CALLS as STORE_CALLS
 from sextant.store.kubernetes import KIND_PATHS, OWNER_FINALIZER_CALLS
-from tests.unit.test_manifests import SCHEMA_VERSION, assemble, by_kind, expected_rules
+from tests.unit.test_manifests import (
+    SCHEMA_VERSION,
+    TLS_ACCESS,
+    assemble,
+    by_kind,
+    expected_rules,
+    suggestion_controller_access,
+)
 
 OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "katib-dropin"
 CONTROLLERS = ("sextant-experiment-controller", "sextant-suggestion-controller", "sextant-trial-controller")
@@ -178,6 +185,10 @@ def test_the_webhook_sits_behind_katibs_service_with_exactly_its_certificate_cal
     dbm = by_kind(manifests, "Deployment")["sextant-db-manager"]["spec"]["template"]["spec"]["containers"][0]
     assert "--tls-cert" in dbm["args"] and "SEXTANT_TOKEN" in {e["name"] for e in dbm["env"]}
     assert (args.token_secret, args.ca_secret) == ("sextant-token", "sextant-db-manager-ca")
+    # And so do the early-stopping containers of algorithm pods: medianstop reads the trials'
+    # observation logs from that DB manager, with the same Secrets in the pod's namespace.
+    assert suggestion_controller_access(by_kind(manifests, "Deployment")["sextant-suggestion-controller"]) \
+        == TLS_ACCESS
     named = [rule for rule in role["rules"] if "resourceNames" in rule]
     assert named and all(rule["resourceNames"] == ["katib-webhook-cert"] for rule in named)
     assert [rule["verbs"] for rule in role["rules"] if "resourceNames" not in rule] == [["create"]]

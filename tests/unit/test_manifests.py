@@ -7,6 +7,7 @@ import copy
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import kubernetes_validate
@@ -17,6 +18,7 @@ from sextant.algorithm_registry import Registry
 from sextant.runtime import kubernetes as k8s_runtime
 from sextant.runtime.base import JobSpec, ServiceSpec, SuggestionVolume
 from sextant.runtime.collector_settings import CollectorSettings
+from sextant.runtime.db_manager_access import DBManagerAccess
 
 ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZE_DIR = ROOT / "deploy" / "kubernetes"
@@ -233,6 +235,60 @@ def test_controllers_use_tls_token_and_the_kubernetes_runtime(manifests):
     args = deployments["sextant-trial-controller"]["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[args.index("--collector-token-secret") + 1] == "sextant-token"
     assert args[args.index("--collector-ca-secret") + 1] == "sextant-db-manager-ca"
+    # So do algorithm pods' early-stopping containers, which read the trials' observation logs.
+    assert suggestion_controller_access(deployments["sextant-suggestion-controller"]) == TLS_ACCESS
+
+
+TLS_ACCESS = DBManagerAccess(token_secret="sextant-token", ca_secret="sextant-db-manager-ca")
+
+
+def suggestion_controller_access(deployment: dict) -> DBManagerAccess:
+    """What the suggestion controller in ``deployment`` gives early-stopping containers."""
+    from services.suggestion.controller.__main__ import build_parser, early_stopping_access
+
+    module, *args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert module == "services.suggestion.controller"
+    return early_stopping_access(build_parser().parse_args(args))
+
+
+def test_the_early_stopping_container_gets_the_token_and_ca_and_the_suggestion_container_does_not():
+    """The early-stopping service reads observation logs from the DB manager (TLS, token); the
+    same Secrets as a trial's collector, in the pod's namespace, win over a registry's env."""
+    spec = ServiceSpec(name="exp-random", namespace="ns", algorithm="random", command=[], image="img:1",
+                       args=["python", "-m", "x"], persistent=True, early_stopping_image="img:1",
+                       early_stopping_args=["python", "-m", "services.suggestion.earlystopping"],
+                       env={"SEXTANT_TLS_CA": "/from/the/registry", "TZ": "UTC"})
+    objects = k8s_runtime.render_service_objects(spec, access=TLS_ACCESS)
+    kubernetes_validate.validate(objects["deployment"], SCHEMA_VERSION, strict=True)
+    pod = objects["deployment"]["spec"]["template"]["spec"]
+    suggestion, early = pod["containers"]
+    env = {e["name"]: e for e in early["env"]}
+    assert [e["name"] for e in early["env"]].count("SEXTANT_TLS_CA") == 1
+    assert env["SEXTANT_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "sextant-token", "key": "token"}}
+    assert env["SEXTANT_TLS_CA"]["value"] == "/etc/sextant/db-manager-ca/ca.crt"
+    assert env["TZ"]["value"] == "UTC"
+    assert early["volumeMounts"] == [{"name": "sextant-db-manager-ca", "mountPath": "/etc/sextant/db-manager-ca",
+                                      "readOnly": True}]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["sextant-db-manager-ca"]["secret"] == {
+        "secretName": "sextant-db-manager-ca", "items": [{"key": "ca.crt", "path": "ca.crt"}]}
+    assert "persistentVolumeClaim" in volumes["suggestion-volume"]  # FromVolume's claim kept
+    # The suggestion container never talks to the DB manager.
+    assert {e["name"]: e["value"] for e in suggestion["env"]} == {
+        "SEXTANT_TLS_CA": "/from/the/registry", "TZ": "UTC", "SEXTANT_STATE_DIR": "/opt/katib/data"}
+    assert [m["name"] for m in suggestion["volumeMounts"]] == ["suggestion-volume"]
+
+    # On Katib's CRDs the container also gets its store settings; the Secrets come as well.
+    owned = replace(spec, owner={"apiVersion": "kubeflow.org/v1beta1", "kind": "Suggestion", "name": "exp",
+                                 "uid": "u"})
+    early = k8s_runtime.render_service_objects(owned, early_stopping_store=True, access=TLS_ACCESS)[
+        "deployment"]["spec"]["template"]["spec"]["containers"][1]
+    assert {"SEXTANT_STORE", "SEXTANT_NAMESPACE", "SEXTANT_TOKEN", "SEXTANT_TLS_CA"} <= {e["name"] for e in early["env"]}
+
+    # Without an early-stopping container the pod needs neither Secret.
+    plain = ServiceSpec(name="exp-random", namespace="ns", algorithm="random", command=[], image="img:1")
+    pod = k8s_runtime.render_service_objects(plain, access=TLS_ACCESS)["deployment"]["spec"]["template"]["spec"]
+    assert len(pod["containers"]) == 1 and "volumes" not in pod and "env" not in pod["containers"][0]
 
 
 def test_registry_config_map_is_a_valid_registry_with_images(manifests):

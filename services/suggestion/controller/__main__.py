@@ -12,6 +12,7 @@ from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped, store_environment
 from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.runtime import Runtime, make_runtime
+from sextant.runtime.db_manager_access import DBManagerAccess
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
 
@@ -47,7 +48,7 @@ def build_controller(store: ResourceStore, runtime: Runtime, registry: Registry,
     return controller
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m services.suggestion.controller",
                                      description="Sextant suggestion controller")
     add_controller_arguments(parser)
@@ -56,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-manager-address-for-services", default=env("db_manager_public"),
                         help="address early-stopping services use to reach the DB manager "
                              "(default: --db-manager)")
+    parser.add_argument("--early-stopping-token-secret", default="sextant-token",
+                        help="--runtime kubernetes: Secret (key token) in each algorithm pod's namespace (the "
+                             "experiment's, or the shared services') with the DB manager's token for the "
+                             "early-stopping container, whose own server then requires it too; empty: none")
+    parser.add_argument("--early-stopping-ca-secret", default="",
+                        help="--runtime kubernetes: Secret (key ca.crt) in each algorithm pod's namespace with "
+                             "the CA of the DB manager's certificate: the early-stopping container reads "
+                             "observation logs over TLS; empty: plaintext")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="algorithm call timeout (s)")
     parser.add_argument("--algorithm-services", choices=[m.value for m in ServiceMode],
                         default=env("algorithm_services"),
@@ -66,7 +75,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="where shared algorithm services run")
     parser.add_argument("--idle-service-seconds", type=float, default=DEFAULT_IDLE_SECONDS,
                         help="a shared algorithm service no live experiment used for this long is stopped")
-    ns = parser.parse_args(argv)
+    return parser
+
+
+def early_stopping_access(ns: argparse.Namespace) -> DBManagerAccess:
+    """On Kubernetes, how the early-stopping container reads observation logs from the DB
+    manager: as a trial's collector reports them, with the token and CA from Secrets in the
+    pod's namespace."""
+    return DBManagerAccess(token_secret=ns.early_stopping_token_secret or None,
+                           ca_secret=ns.early_stopping_ca_secret or None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ns = build_parser().parse_args(argv)
     mode = ServiceMode(ns.algorithm_services or
                        (ServiceMode.SHARED if ns.runtime == "local" else ServiceMode.PER_EXPERIMENT))
     placement = Placement(mode, shared_namespace=ns.shared_services_namespace,
@@ -85,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         runtime = make_runtime("local", data_dir=data_dir(ns.data_dir), token=token,
                                db_manager_address=ns.db_manager)
     else:
-        runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes")
+        runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes",
+                               db_manager_access=early_stopping_access(ns))
     controller = build_controller(store, runtime, registry,
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,

@@ -4,8 +4,10 @@ Serves ``api.v1.beta1.EarlyStopping`` (default port 6788). SetTrialStatus writes
 EarlyStopped condition where the Trials live: ``--store kubernetes`` (SEXTANT_STORE, which the
 suggestion controller hands its local services) through the Kubernetes API, else the resource
 store of ``--db-manager``; the observation logs come from the DB manager address each
-GetEarlyStoppingRules request names. Health answers SERVING for "" and
-``manager.v1beta1.EarlyStopping``.
+GetEarlyStoppingRules request names. It reaches the DB manager with ``SEXTANT_TOKEN`` (which
+its own server then requires too: the suggestion controller and the collectors send the same
+token) and over TLS with ``--db-manager-ca``. Health answers SERVING for "" and
+``manager.v1beta1.EarlyStopping`` (without a token).
 """
 
 from __future__ import annotations
@@ -35,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--algorithm", default=NAME, choices=sorted(ALGORITHMS), help="early-stopping algorithm")
     parser.add_argument("--db-manager", default=env("db_manager"),
                         help="HOST:PORT of Sextant's resource store, used by SetTrialStatus")
-    parser.add_argument("--db-manager-ca", default=env("db_manager_ca"), help="PEM CA to reach it over TLS")
+    # SEXTANT_TLS_CA names the DB manager's CA for every Sextant process; Sextant's Kubernetes
+    # runtime sets it in an algorithm pod's early-stopping container.
+    parser.add_argument("--db-manager-ca", default=env("db_manager_ca") or env("tls_ca"),
+                        help="PEM CA of the DB manager's certificate: read observation logs (and, with "
+                             "--db-manager, write the trial's status) over TLS "
+                             "(default $SEXTANT_DB_MANAGER_CA, else $SEXTANT_TLS_CA)")
     add_store_arguments(parser)  # --data-dir (server flags) locates the local stack's kubeconfig
     parser.add_argument("--namespace", default=env("namespace", ""),
                         help="namespace of the trials (default: find the trial by name in any namespace)")
