@@ -186,3 +186,14 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True)
     return cert, key
+
+
+@pytest.fixture
+def tls_db_manager(fresh_sqlite_url, certificate) -> Iterator[tuple[RunningDBManager, str, Path]]:
+    """The DB manager as deploy/kubernetes runs it: TLS only, and a bearer token required; with
+    that token and its CA certificate."""
+    cert, key = certificate
+    token = secrets.token_urlsafe(24)
+    with running_db_manager(fresh_sqlite_url, max_workers=8, token=token, tls_cert=str(cert),
+                            tls_key=str(key)) as running:
+        yield running, token, cert

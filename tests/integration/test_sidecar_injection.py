@@ -9,13 +9,11 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import secrets
 import subprocess
 import sys
 import uuid
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 
 import jsonpatch
 import kubernetes_validate
@@ -27,9 +25,8 @@ from services.admission.app import build_app
 from sextant.resources.models import Trial
 from sextant.runtime.db_manager_access import DBManagerAccess
 from sextant.runtime.kubernetes_sidecar import WRAPPER, SidecarSettings
-from sextant.runtime.local import child_environment
-from tests.integration.conftest import running_db_manager
 from tests.integration.katib_peers import observation_log
+from tests.integration.kubelet import Kubelet
 from tests.unit.test_manifests import SCHEMA_VERSION
 
 IMAGE = "ghcr.io/kubeflow/katib/pytorch-mnist-cpu:latest"  # Katib's random example, unchanged
@@ -88,58 +85,6 @@ async def webhook(settings: SidecarSettings):
 async def mutate_pod():
     async with webhook(SETTINGS) as call:
         yield call
-
-
-class Kubelet:
-    """Runs a pod's containers as local processes the way a kubelet would set them up: each
-    volume is a directory under ``root`` (a Secret volume holds its items' values), env entries
-    from ``secretKeyRef`` are looked up in ``secrets`` ((name, key) -> value; a missing one fails
-    as the pod would), and every address ``addresses`` names is replaced by a local one."""
-
-    def __init__(self, pod_spec: dict, root: Path, secrets: dict[tuple[str, str], str],
-                 addresses: dict[str, str]):
-        self.secrets, self.addresses = secrets, addresses
-        self.directories: dict[str, Path] = {}
-        for volume in pod_spec.get("volumes") or []:
-            directory = root / volume["name"]
-            directory.mkdir()
-            if "secret" in volume:
-                name = volume["secret"]["secretName"]
-                for item in volume["secret"]["items"]:
-                    (directory / item["path"]).write_text(self.secret(name, item["key"]))
-            self.directories[volume["name"]] = directory
-
-    def secret(self, name: str, key: str) -> str:
-        if (name, key) not in self.secrets:
-            raise AssertionError(f"the pod needs Secret {name!r} key {key!r}, which the namespace does not hold")
-        return self.secrets[(name, key)]
-
-    def local(self, container: dict, words: list[str]) -> list[str]:
-        """The container's paths and addresses on this machine."""
-        mounts = {m["mountPath"]: str(self.directories[m["name"]]) for m in container.get("volumeMounts") or []}
-        out = []
-        for word in words:
-            for path, directory in sorted(mounts.items(), key=lambda m: -len(m[0])):
-                word = word.replace(path, directory)
-            for remote, address in self.addresses.items():
-                word = word.replace(remote, address)
-            out.append(word)
-        return out
-
-    def env(self, container: dict) -> dict[str, str]:
-        env = {}
-        for entry in container.get("env") or []:
-            if "valueFrom" in entry:
-                ref = entry["valueFrom"]["secretKeyRef"]
-                env[entry["name"]] = self.secret(ref["name"], ref["key"])
-            else:
-                (env[entry["name"]],) = self.local(container, [entry["value"]])
-        return child_environment(env)
-
-    def start(self, container: dict, **popen: object) -> subprocess.Popen:
-        argv = [*(container.get("command") or ["python", "-m"]), *(container.get("args") or [])]
-        argv = [sys.executable if word in ("python", "python3") else word for word in self.local(container, argv)]
-        return subprocess.Popen(argv, env=self.env(container), **popen)
 
 
 @pytest.mark.asyncio
@@ -221,16 +166,6 @@ async def test_the_two_containers_run_together_and_the_metrics_reach_the_db_mana
     logged = observation_log(sqlite_db_manager.address, "random-abc123", "loss")
     assert sorted(value for _, _, value in logged) == ["0.333", "0.500", "1.000"]
     assert "loss=0.500" in (tmp_path / "metrics-volume" / "metrics.log").read_text()
-
-
-@pytest.fixture
-def tls_db_manager(fresh_sqlite_url, certificate):
-    """The DB manager as deploy/kubernetes runs it: TLS only, and a bearer token required."""
-    cert, key = certificate
-    token = secrets.token_urlsafe(24)
-    with running_db_manager(fresh_sqlite_url, max_workers=8, token=token, tls_cert=str(cert),
-                            tls_key=str(key)) as running:
-        yield running, token, cert
 
 
 TLS_ACCESS = DBManagerAccess(token_secret="sextant-token", ca_secret="sextant-db-manager-ca")
