@@ -11,6 +11,8 @@ from services.db_manager.observations import ObservationStore
 from sextant.api import api_pb2, api_pb2_grpc
 
 # A write that would be committed with less time than this left could still miss the deadline.
+# Missing it is harmless since a repeated batch is recognised (observations.py); the margin
+# only spares the caller a retry of a write it would otherwise think lost.
 COMMIT_MARGIN_SECONDS = 0.05
 
 
