@@ -20,13 +20,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.experiment_controller.trials import build_trial
 from services.suggestion.algorithms.servicer import SuggestionServicer
 from services.suggestion.controller import grpc_requests as rb
 from services.suggestion.earlystopping.servicer import EarlyStoppingServicer
 from sextant.algorithm_registry import Registry
 from sextant.api import api_pb2
 from sextant.resources.admission import admit_experiment
+from sextant.resources.models import ParameterAssignment, TrialAssignment
 from sextant.resources.numbers import parse_float
+from sextant.runtime.job_conditions import check_condition
 from sextant.store.interface import Invalid
 from tests.data.bad.generate import BASE
 
@@ -293,6 +296,21 @@ def _served(servicer: SuggestionServicer, experiment, note=lambda label: None) -
         return
     note("served: OK")
     assert len(reply.parameter_assignments) == count
+    _trial_can_start(experiment, reply.parameter_assignments[0], note)
+
+
+def _trial_can_start(experiment, assignment: api_pb2.GetSuggestionsReply.ParameterAssignments, note) -> None:
+    """The experiment controller can build the assignment's Trial (its job rendered from the
+    template), and the trial controller can evaluate the job's success/failure conditions."""
+    trial = build_trial(experiment, TrialAssignment(
+        name=f"{experiment.metadata.name[:30]}-abcd1234", parameter_assignments=[
+            ParameterAssignment(name=a.name, value=a.value) for a in assignment.assignments]))
+    if experiment.spec.trial_template is not None:
+        assert trial.spec.run_spec, "admitted, but the trial's job renders to nothing"
+    for condition in (trial.spec.success_condition, trial.spec.failure_condition):
+        if condition:
+            check_condition(condition)
+    note("trial: built")
 
 
 @settings(max_examples=int(os.environ.get("SEXTANT_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
