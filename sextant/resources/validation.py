@@ -272,6 +272,7 @@ def _validate_trial_template(exp: Experiment, errors: list[str]) -> None:
                                   ("failureCondition", template.failure_condition)) if not v]
         for name in missing:
             errors.append(f"{path}.{name}: is required (both successCondition and failureCondition must be set)")
+    _check_job_conditions(template, errors)
     if template.trial_parameters is None:
         errors.append(f"{path}.trialParameters: is required")
         return
@@ -366,6 +367,22 @@ def _validate_trial_parameters(exp: Experiment, template: Any, errors: list[str]
         errors.append(f"{path}.trialSpec: is not a valid object after substituting trial parameters")
         return
     _validate_rendered_job(rendered, errors)
+
+
+def _check_job_conditions(template: Any, errors: list[str]) -> None:
+    """Conditions the trial controller cannot evaluate would leave every trial Running for ever."""
+    from sextant.runtime.job_conditions import UnsupportedCondition, check_condition
+
+    for name, value in (("successCondition", template.success_condition),
+                        ("failureCondition", template.failure_condition)):
+        if not value:
+            continue
+        try:
+            check_condition(value)
+        except UnsupportedCondition:
+            errors.append(f"spec.trialTemplate.{name}: {excerpt(value)} is not a GJSON path Sextant can evaluate "
+                          "(dotted keys, array indexes, '#', queries '#(field==\"value\")' or '#(...)#', "
+                          "'|' pipes; e.g. 'status.conditions.#(type==\"Complete\")#|#(status==\"True\")#')")
 
 
 def _check_metadata_reference(path: str, reference: str, trial_spec: Any, errors: list[str]) -> None:

@@ -411,6 +411,8 @@ case("placeholder-bad-meta-reference", "template",
      mutate(A(f"{TT}.trialParameters", {"name": "trialName", "reference": "${trialSpec.Nonsense}"}),
             A(CMD, "--name=${trialParameters.trialName}")),
      [f"{TT}.trialParameters[3].reference"])
+case("condition-not-gjson", "template",
+     mutate(S(f"{TT}.successCondition", "status.conditions.#(type==\"Complete\"")), [f"{TT}.successCondition"])
 case("placeholder-meta-reference-missing-label", "template",
      mutate(A(f"{TT}.trialParameters", {"name": "team", "reference": "${trialSpec.Labels[team]}"}),
             A(CMD, "--team=${trialParameters.team}")),
