@@ -16,7 +16,8 @@ equal values at equal times, which no metric strategy (min, max, latest) tells a
 
 One GetObservationLog returns at most ``MAX_OBSERVATION_READ`` logs, streamed from the cursor
 into the reply; more is RESOURCE_EXHAUSTED, and a reader pages with one metric name and
-start_time/end_time windows.
+start_time/end_time windows (the refusal names where the first page ends:
+``sextant.observation_logs``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,13 @@ class BadObservation(ValueError):
 
 
 class TooMany(Exception):
-    """The answer would be larger than the documented limit (RESOURCE_EXHAUSTED)."""
+    """The answer would be larger than the documented limit (RESOURCE_EXHAUSTED).
+    ``page_end``: the time of the first log past the limit, when it has one: every matching log
+    before it fits in one read (sent to the caller as ``sextant.observation_logs.PAGE_END_METADATA``)."""
+
+    def __init__(self, message: str, page_end: str | None = None):
+        super().__init__(message)
+        self.page_end = page_end
 
 
 class CallerGone(Exception):
@@ -189,7 +196,8 @@ class ObservationStore:
             try:
                 for t, n, v in result:
                     if count >= limits.MAX_OBSERVATION_READ:
-                        raise TooMany(too_many_message(trial_name))
+                        raise TooMany(too_many_message(trial_name),
+                                      page_end=format_rfc3339_nano(t) if t is not None else None)
                     if count % READ_CHUNK == 0 and not still_wanted():
                         raise CallerGone
                     count += 1

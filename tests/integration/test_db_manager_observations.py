@@ -279,3 +279,32 @@ def test_concurrent_repeats_of_a_report_store_one_copy(db_manager):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(lambda _: report(stub, "raced", batch), range(4)))
     assert len(get(stub, "raced")) == 3000
+
+
+def test_a_long_log_is_read_whole_in_pages(db_manager, monkeypatch):
+    """sextant.observation_logs.read_logs pages with the time of the first log past the limit
+    (trailing metadata of the refusal): every log once, in order, also when logs share a time
+    across a page boundary. More logs than the limit at one single time cannot be paged."""
+    from services.db_manager import observations
+    from sextant.observation_logs import PAGE_END_METADATA, read_logs
+
+    monkeypatch.setattr(observations.limits, "MAX_OBSERVATION_READ", 1000)
+    monkeypatch.setattr(observations, "_GET", {})
+    stub = db_manager.dbmanager_stub()
+    # 2,700 logs, three per millisecond (loss, accuracy, loss again): page ends fall inside groups.
+    logs = [log(f"2024-05-01T10:00:{i // 1000:02d}.{i % 1000:03d}Z", name, f"{i}-{name}-{k}")
+            for i in range(900) for k, name in enumerate(("loss", "accuracy", "loss"))]
+    for start in range(0, len(logs), 500):
+        report(stub, "long", logs[start:start + 500])
+    with pytest.raises(grpc.RpcError) as err:
+        get(stub, "long")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(err.value.trailing_metadata())[PAGE_END_METADATA] == "2024-05-01T10:00:00.333Z"  # log 1001
+    every = read_logs(stub, "long", timeout=30)
+    assert [m.metric.value for m in every] == [m.metric.value for m in logs]
+    assert [m.metric.value for m in read_logs(stub, "long", "loss", timeout=30)] == \
+        [m.metric.value for m in logs if m.metric.name == "loss"]
+    report(stub, "flat", [log("0001-01-01T00:00:00Z", "loss", str(i)) for i in range(1001)])
+    with pytest.raises(grpc.RpcError) as err:
+        read_logs(stub, "flat", timeout=30)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
