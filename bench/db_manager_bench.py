@@ -40,6 +40,7 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -143,11 +144,11 @@ def read_rss(backend: str, rows: int, root: Path = ROOT) -> dict:
     url, drop = fresh_database(backend)
     db = Database(url)
     server = None
+    tmp = tempfile.mkdtemp(prefix="sextant-read-rss-")
     try:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        tmp = tempfile.mkdtemp(prefix="sextant-read-rss-")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
         env.update(PYTHONPATH=str(root), SEXTANT_LOG_LEVEL="WARNING", SEXTANT_DB_URL=url)
         # The server migrates the database with its own tree's migrations, then the rows go in.
@@ -186,6 +187,7 @@ def read_rss(backend: str, rows: int, root: Path = ROOT) -> dict:
             server.wait(30)
         db.dispose()
         drop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- --rpc-cpu ----------------------------------------------------------------------------------
