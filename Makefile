@@ -32,7 +32,8 @@ EDITABLE_PIP := --config-settings editable_mode=compat
 # --compile-bytecode: pip always compiles, uv only when asked; without it the first `sextant up`
 # has six services compiling scipy, optuna and grpc at once and can outlast the start-up wait.
 $(STAMP): requirements.lock pyproject.toml Makefile
-	@if [ -z "$(PYTHON)" ]; then echo "make: Sextant needs Python >= 3.11 as python3 (or python3.11 ...) on PATH" >&2; exit 2; fi
+	@if [ -z "$(PYTHON)" ]; then printf '%s\n\n    %s\n\n%s\n' "make: Sextant needs Python >= 3.11 as python3 (or python3.11 ...) on PATH; on Debian 12 or Ubuntu 24.04 run:" \
+	   "sudo apt-get install -y python3 python3-venv" "(older releases: install python3.11 and python3.11-venv, or any Python >= 3.11, then run make again)" >&2; exit 2; fi
 	@if [ ! -x $(PY) ]; then \
 	   if [ -z "$(UV)" ] && ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	     v=$$($(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")'); \
@@ -43,6 +44,9 @@ $(STAMP): requirements.lock pyproject.toml Makefile
 	   $(UV) pip install --python $(PY) -q --no-deps $(EDITABLE_UV) -e . ; \
 	 else $(PY) -m pip install -q --disable-pip-version-check --only-binary :all: -r requirements.lock && \
 	   $(PY) -m pip install -q --disable-pip-version-check --no-deps $(EDITABLE_PIP) -e . ; fi
+	@# An extra that compiles (mysqlclient) is checked first: a missing header gets the one
+	@# apt-get command that installs it, not pip's pkg-config traceback.
+	@if [ -n "$(EXTRAS)" ]; then $(PYTHON) scripts/testenv.py build-deps --extras "$(EXTRAS)" || exit 2; fi
 	@if [ -n "$(EXTRAS)" ]; then \
 	   if [ -n "$(UV)" ]; then $(UV) pip install --python $(PY) -q -c requirements.lock $(EDITABLE_UV) -e ".[$(EXTRAS)]"; \
 	   else $(PY) -m pip install -q --disable-pip-version-check -c requirements.lock $(EDITABLE_PIP) -e ".[$(EXTRAS)]"; fi; fi

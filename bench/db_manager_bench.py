@@ -4,6 +4,11 @@ with ``--rpc-cpu``, the DB manager's CPU per call by method.
     .venv/bin/python -m bench.db_manager_bench --backend sqlite
     .venv/bin/python -m bench.db_manager_bench --backend mariadb --rows 1000000
     .venv/bin/python -m bench.db_manager_bench --backend sqlite --rpc-cpu --calls 400
+    .venv/bin/python -m bench.db_manager_bench --backend mariadb --read-rss 100000
+
+``--read-rss N`` fills one trial with N logs, starts the DB manager as its own process and reads
+them back with one GetObservationLog: it reports the server's resident memory before and its
+peak (VmHWM) during the read, the reply's size and the call's latency.
 
 ``--rpc-cpu`` starts the DB manager as its own process (``python -m services.db_manager``), keeps
 nine Watch streams open (three per kind on Experiment, Suggestion and Trial, as the three
@@ -35,6 +40,7 @@ import copy
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -123,6 +129,65 @@ def bench_get(stub, trials: int, queries: int, metric: str) -> list[float]:
         latencies.append((time.perf_counter() - start) * 1000)
         assert reply.observation_log.metric_logs
     return latencies
+
+
+# -- --read-rss ---------------------------------------------------------------------------------
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM (peak resident set) of a live process, in KiB."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {k: int(fields[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+
+
+def read_rss(backend: str, rows: int, root: Path = ROOT) -> dict:
+    """Peak memory of a DB manager process while it serves one GetObservationLog of ``rows``."""
+    url, drop = fresh_database(backend)
+    db = Database(url)
+    server = None
+    tmp = tempfile.mkdtemp(prefix="sextant-read-rss-")
+    try:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SEXTANT_")}
+        env.update(PYTHONPATH=str(root), SEXTANT_LOG_LEVEL="WARNING", SEXTANT_DB_URL=url)
+        # The server migrates the database with its own tree's migrations, then the rows go in.
+        server = subprocess.Popen(
+            [sys.executable, "-m", "services.db_manager", "--port", str(port), "--data-dir", tmp], cwd=root, env=env,
+            stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/db_manager.log", "wb"), start_new_session=True)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", -1)])
+        grpc.channel_ready_future(channel).result(timeout=60)
+        base = datetime(2024, 1, 1)
+        with db.write() as conn:
+            for start in range(0, rows, 20_000):
+                conn.execute(observation_logs.insert(), [
+                    {"trial_name": "big", "time": base + timedelta(milliseconds=i),
+                     "metric_name": "loss" if i % 2 else "accuracy", "value": f"0.{i:06d}"}
+                    for i in range(start, min(rows, start + 20_000))])
+        stub = api_pb2_grpc.DBManagerStub(channel)
+        # One small call first, so the figure before counts the warm server (pools, imports).
+        stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name="none"))
+        before = memory_kib(server.pid)
+        start = time.perf_counter()
+        out: dict[str, Any] = {"backend": backend, "driver": db.engine.dialect.driver, "rows": rows}
+        try:
+            reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name="big"), timeout=600)
+            out.update(returned=len(reply.observation_log.metric_logs), reply_mb=round(reply.ByteSize() / 2**20, 1))
+        except grpc.RpcError as err:
+            out.update(code=err.code().name, details=err.details()[:200])
+        out["seconds"] = round(time.perf_counter() - start, 2)
+        after = memory_kib(server.pid)
+        out.update(rss_before_mb=round(before["VmRSS"] / 1024, 1), peak_mb=round(after["VmHWM"] / 1024, 1),
+                   growth_mb=round((after["VmHWM"] - before["VmRSS"]) / 1024, 1), load=os.getloadavg()[0])
+        channel.close()
+        return out
+    finally:
+        if server is not None and server.poll() is None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(30)
+        db.dispose()
+        drop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 # -- --rpc-cpu ----------------------------------------------------------------------------------
@@ -416,6 +481,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--mysql-driver", choices=["pymysql", "mysqldb"], default=None,
                         help="MariaDB driver (default: mysqlclient when installed, else PyMySQL)")
+    parser.add_argument("--read-rss", type=int, default=None, metavar="N",
+                        help="measure the server's peak memory while it returns one trial's N logs instead")
     parser.add_argument("--rpc-cpu", action="store_true", help="measure the server's CPU per call instead")
     parser.add_argument("--calls", type=int, default=400, help="--rpc-cpu: calls per method")
     parser.add_argument("--assignments", type=int, default=250,
@@ -423,11 +490,15 @@ def main() -> None:
     parser.add_argument("--watches-per-kind", type=int, default=3, help="--rpc-cpu: open watches per kind")
     parser.add_argument("--rounds", type=int, default=3, help="--rpc-cpu: rounds over all phases (median)")
     parser.add_argument("--compare-root", type=Path, default=None,
-                        help="--rpc-cpu: also run a DB manager from this source tree, interleaved")
+                        help="--rpc-cpu: also run a DB manager from this source tree, interleaved; "
+                             "--read-rss: run the DB manager from this tree instead")
     args = parser.parse_args()
     if args.mysql_driver:
         ADMIN["mariadb"] = str(sa.engine.make_url(ADMIN["mariadb"]).set(drivername=f"mysql+{args.mysql_driver}")
                                .render_as_string(False))
+    if args.read_rss is not None:
+        print(json.dumps(read_rss(args.backend, args.read_rss, args.compare_root or ROOT)))
+        return
     if args.rpc_cpu:
         print(json.dumps(rpc_cpu(args.backend, args.calls, args.assignments, args.watches_per_kind, args.rounds,
                                  args.compare_root)))

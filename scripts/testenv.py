@@ -3,6 +3,7 @@
 
     python3 scripts/testenv.py packages [--extras mysqlclient]   # system packages (before the venv)
     .venv/bin/python scripts/testenv.py run -- pytest ...          # databases, then the command
+    python3 scripts/testenv.py build-deps --extras mysqlclient      # what `make install` compiles with
 
 ``packages`` installs the Debian packages the tests use (database servers, Chromium for the UI
 tests, docker-compose, openssl; the headers mysqlclient compiles against when that extra is
@@ -28,9 +29,10 @@ import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,14 +69,32 @@ def missing_packages(extras: list[str], containers: bool = False) -> list[str]:
         "docker-compose": shutil.which("docker-compose") is not None,
         "openssl": shutil.which("openssl") is not None,
     }
-    if "mysqlclient" in extras:
-        wanted["pkg-config"] = shutil.which("pkg-config") is not None
-        wanted["gcc"] = shutil.which("gcc") is not None or shutil.which("cc") is not None
-        wanted["libmariadb-dev"] = _has_pkgconfig("libmariadb") or _has_pkgconfig("mysqlclient")
     if containers:
         wanted["docker.io"] = shutil.which("dockerd") is not None
         wanted["debootstrap"] = shutil.which("debootstrap") is not None
+    return [name for name, present in wanted.items() if not present] + missing_build_packages(extras)
+
+
+def missing_build_packages(extras: list[str]) -> list[str]:
+    """Debian packages the venv's ``extras`` compile against and this machine lacks (mysqlclient
+    builds a C extension: a compiler, pkg-config, MariaDB's and Python's headers)."""
+    if "mysqlclient" not in extras:
+        return []
+    wanted = {
+        "pkg-config": shutil.which("pkg-config") is not None,
+        "gcc": shutil.which("gcc") is not None or shutil.which("cc") is not None,
+        "libmariadb-dev": _has_pkgconfig("libmariadb") or _has_pkgconfig("mysqlclient"),
+        f"python{sys.version_info[0]}.{sys.version_info[1]}-dev":
+            Path(sysconfig.get_path("include"), "Python.h").is_file(),
+    }
     return [name for name, present in wanted.items() if not present]
+
+
+def install_hint(missing: list[str], *, apt: bool, root: bool) -> str:
+    """The one command that installs ``missing``, for a user to run."""
+    if not apt:
+        return f"install these with your package manager: {' '.join(missing)}"
+    return " ".join([*([] if root else ["sudo"]), "apt-get", "install", "-y", *missing])
 
 
 def _has_pkgconfig(name: str) -> bool:
@@ -89,8 +109,7 @@ def install_packages(extras: list[str], containers: bool = False) -> int:
         return 0
     command = ["apt-get", "install", "-y", "-qq", *missing]
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        hint = " ".join(["sudo", *command]) if shutil.which("apt-get") else \
-            f"install these with your package manager: {' '.join(missing)}"
+        hint = install_hint(missing, apt=shutil.which("apt-get") is not None, root=False)
         log(f"the tests need {', '.join(missing)}; run:\n\n    {hint}\n\nthen `make test` again")
         return 2
     log(f"installing {' '.join(missing)}")
@@ -98,6 +117,19 @@ def install_packages(extras: list[str], containers: bool = False) -> int:
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
     return 0
+
+
+def check_build_packages(extras: list[str]) -> int:
+    """`make install EXTRAS=...`: 2, after printing the command that installs what the extras
+    compile against, when some of it is missing (instead of pip's pkg-config traceback)."""
+    missing = missing_build_packages(extras)
+    if not missing:
+        return 0
+    hint = install_hint(missing, apt=shutil.which("apt-get") is not None, root=os.geteuid() == 0)
+    print(f"make: EXTRAS={','.join(extras)} compiles against {', '.join(missing)}, which this machine lacks; "
+          f"run:\n\n    {hint}\n\nthen `make install EXTRAS={','.join(extras)}` again "
+          "(or leave EXTRAS out: the default install compiles nothing)", file=sys.stderr)
+    return 2
 
 
 # --- databases ---------------------------------------------------------------------------
@@ -137,6 +169,22 @@ def _can_login(url: str) -> bool:
         engine.dispose()
 
 
+def admin_urls(kind: str, driver: str, port: int) -> tuple[str, str]:
+    """The logins to try on a server answering on ``port``, in order: the superuser without a
+    password (a fresh private instance, or a server with trust/no-password root), then the test
+    login this script creates on a system server."""
+    if kind == "mariadb":
+        return (f"{driver}://root@127.0.0.1:{port}/?charset=utf8mb4",
+                f"{driver}://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{port}/?charset=utf8mb4")
+    return (f"{driver}://postgres@127.0.0.1:{port}/postgres",
+            f"{driver}://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{port}/postgres")
+
+
+def first_login(urls: list[str], can_login: Callable[[str], bool]) -> str | None:
+    """The first of ``urls`` that logs in, else None."""
+    return next((url for url in urls if can_login(url)), None)
+
+
 def _mysql_driver() -> str:
     sys.path.insert(0, str(ROOT))
     from services.db_manager.database import mysql_driver
@@ -164,19 +212,17 @@ class Databases:
     # MariaDB ------------------------------------------------------------------------------
     def mariadb(self) -> None:
         driver = _mysql_driver()
-        root_url = f"{driver}://root@127.0.0.1:{MARIADB_PORT}/?charset=utf8mb4"
         if not _answers(MARIADB_PORT) and os.geteuid() == 0 and _mariadbd():
             log("starting the installed MariaDB server")
             _start_system_mariadb()
         if _answers(MARIADB_PORT):
-            if _can_login(root_url):
-                self.env["SEXTANT_TEST_MARIADB"] = root_url
-                return
-            user_url = f"{driver}://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{MARIADB_PORT}/?charset=utf8mb4"
-            if not _can_login(user_url) and os.geteuid() == 0:
+            urls = admin_urls("mariadb", driver, MARIADB_PORT)
+            url = first_login(list(urls), _can_login)
+            if url is None and os.geteuid() == 0:
                 _create_mariadb_test_user()
-            if _can_login(user_url):
-                self.env["SEXTANT_TEST_MARIADB"] = user_url
+                url = first_login([urls[1]], _can_login)
+            if url:
+                self.env["SEXTANT_TEST_MARIADB"] = url
                 return
             log(f"MariaDB answers on {MARIADB_PORT} but neither root nor {TEST_USER} can log in "
                 "without a password; starting a private instance")
@@ -184,11 +230,10 @@ class Databases:
             log("MariaDB is not installed (`python3 scripts/testenv.py packages` installs it)")
             return
         port = self.stack.enter_context(_throwaway_mariadb())
-        self.env["SEXTANT_TEST_MARIADB"] = f"{driver}://root@127.0.0.1:{port}/?charset=utf8mb4"
+        self.env["SEXTANT_TEST_MARIADB"] = admin_urls("mariadb", driver, port)[0]
 
     # PostgreSQL ---------------------------------------------------------------------------
     def postgres(self) -> None:
-        trust_url = f"postgresql+psycopg://postgres@127.0.0.1:{POSTGRES_PORT}/postgres"
         if not _answers(POSTGRES_PORT) and os.geteuid() == 0 and shutil.which("pg_ctlcluster"):
             log("starting the installed PostgreSQL cluster")
             for version in sorted(os.listdir("/etc/postgresql")) if os.path.isdir("/etc/postgresql") else []:
@@ -196,21 +241,20 @@ class Databases:
                                check=False)
             _wait_for(POSTGRES_PORT, 30)
         if _answers(POSTGRES_PORT):
-            if _can_login(trust_url):
-                self.env["SEXTANT_TEST_POSTGRES"] = trust_url
-                return
-            user_url = f"postgresql+psycopg://{TEST_USER}:{TEST_PASSWORD}@127.0.0.1:{POSTGRES_PORT}/postgres"
-            if not _can_login(user_url) and os.geteuid() == 0:
+            urls = admin_urls("postgresql", "postgresql+psycopg", POSTGRES_PORT)
+            url = first_login(list(urls), _can_login)
+            if url is None and os.geteuid() == 0:
                 _create_postgres_test_user()
-            if _can_login(user_url):
-                self.env["SEXTANT_TEST_POSTGRES"] = user_url
+                url = first_login([urls[1]], _can_login)
+            if url:
+                self.env["SEXTANT_TEST_POSTGRES"] = url
                 return
             log(f"PostgreSQL answers on {POSTGRES_PORT} but no test login works; starting a private instance")
         if not _postgres_bin("postgres"):
             log("PostgreSQL is not installed (`python3 scripts/testenv.py packages` installs it)")
             return
         port = self.stack.enter_context(_throwaway_postgres())
-        self.env["SEXTANT_TEST_POSTGRES"] = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        self.env["SEXTANT_TEST_POSTGRES"] = admin_urls("postgresql", "postgresql+psycopg", port)[0]
 
 
 def _start_system_mariadb() -> None:
@@ -316,11 +360,15 @@ def main(argv: list[str] | None = None) -> int:
     packages = sub.add_parser("packages", help="install the system packages the tests use")
     packages.add_argument("--extras", default="", help="comma-separated extras of the venv (mysqlclient)")
     packages.add_argument("--containers", action="store_true", help="also Docker's engine and debootstrap")
+    build = sub.add_parser("build-deps", help="check what the venv's extras compile against (make install)")
+    build.add_argument("--extras", default="", help="comma-separated extras of the venv (mysqlclient)")
     runner = sub.add_parser("run", help="make the databases answer, then run the command")
     runner.add_argument("command", nargs=argparse.REMAINDER)
     ns = parser.parse_args(argv)
     if ns.step == "packages":
         return install_packages([e for e in ns.extras.split(",") if e], ns.containers)
+    if ns.step == "build-deps":
+        return check_build_packages([e for e in ns.extras.split(",") if e])
     command = ns.command[1:] if ns.command[:1] == ["--"] else ns.command
     if not command:
         parser.error("run needs a command after --")

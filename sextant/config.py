@@ -32,9 +32,10 @@ def mysql_driver() -> str:
 
 def database_driver(url: str) -> str:
     """The Python driver module the DB manager talks to ``url``'s database with."""
-    scheme = url.partition("://")[0].split("+")[0]
+    scheme, _, driver = url.partition("://")[0].partition("+")
     if scheme in ("mysql", "mariadb"):
-        return "mysqlclient" if mysql_driver().endswith("mysqldb") else "PyMySQL"
+        # A URL naming PyMySQL keeps it; any other MySQL URL gets the faster driver when installed.
+        return "mysqlclient" if driver != "pymysql" and mysql_driver().endswith("mysqldb") else "PyMySQL"
     return {"sqlite": "sqlite3", "postgresql": "psycopg", "postgres": "psycopg"}.get(scheme, scheme)
 
 

@@ -47,8 +47,10 @@ MAX_REQUEST_VALUES values in all)."""
 MAX_OBSERVATION_LOGS = 100_000
 """ReportObservationLog: metric logs in one call (a collector sends larger runs in batches)."""
 
-MAX_OBSERVATION_READ = 1_000_000
-"""GetObservationLog: rows returned by one call (ask with a time window or a metric name for less)."""
+MAX_OBSERVATION_READ = 100_000
+"""GetObservationLog: rows returned by one call. The DB manager holds the reply in memory (about
+4.6 MB on the wire, 27 MB of its memory at this size); a reader wanting more pages with one
+metric_name and start_time/end_time windows."""
 
 MAX_EARLY_STOPPING_TRIALS = 100_000
 """GetEarlyStoppingRules: trials in one request (each completed one may cost the service a

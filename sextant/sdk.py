@@ -268,13 +268,13 @@ class SextantClient:
         return cast(Suggestion, self.store.get("Suggestion", namespace or self.namespace, name))
 
     def get_trial_metrics(self, trial_name: str, metric_name: str = "", timeout: float = 120) -> list[dict[str, Any]]:
-        """The trial's observation log (DBManager.GetObservationLog): ``[{time, name, value}]``."""
-        from sextant.api import api_pb2, api_pb2_grpc
+        """The trial's observation log (DBManager.GetObservationLog, in pages when it is longer
+        than one call may return): ``[{time, name, value}]``."""
+        from sextant.api import api_pb2_grpc
+        from sextant.observation_logs import read_logs
 
-        reply = api_pb2_grpc.DBManagerStub(self.channel).GetObservationLog(
-            api_pb2.GetObservationLogRequest(trial_name=trial_name, metric_name=metric_name), timeout=timeout)
-        return [{"time": m.time_stamp, "name": m.metric.name, "value": m.metric.value}
-                for m in reply.observation_log.metric_logs]
+        logs = read_logs(api_pb2_grpc.DBManagerStub(self.channel), trial_name, metric_name, timeout=timeout)
+        return [{"time": m.time_stamp, "name": m.metric.name, "value": m.metric.value} for m in logs]
 
     # -- tune -----------------------------------------------------------------------------------
     def tune(self, objective: Callable[..., Any], parameters: Mapping[str, Any], *, name: str | None = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import grpc
 
 from services.db_manager.errors import grpc_errors
@@ -9,6 +11,8 @@ from services.db_manager.observations import ObservationStore
 from sextant.api import api_pb2, api_pb2_grpc
 
 # A write that would be committed with less time than this left could still miss the deadline.
+# Missing it is harmless since a repeated batch is recognised (observations.py); the margin
+# only spares the caller a retry of a write it would otherwise think lost.
 COMMIT_MARGIN_SECONDS = 0.05
 
 
@@ -34,11 +38,18 @@ class DBManagerService(api_pb2_grpc.DBManagerServicer):
 
     def GetObservationLog(self, request: api_pb2.GetObservationLogRequest,
                           context: grpc.ServicerContext) -> api_pb2.GetObservationLogReply:
-        with grpc_errors(context, "GetObservationLog"):
-            rows = self.store.get(request.trial_name, request.metric_name, request.start_time,
-                                  request.end_time, still_wanted=lambda: still_wanted(context))
-        return api_pb2.GetObservationLogReply(observation_log=api_pb2.ObservationLog(metric_logs=[
-            api_pb2.MetricLog(time_stamp=t, metric=api_pb2.Metric(name=n, value=v)) for t, n, v in rows]))
+        reply = api_pb2.GetObservationLogReply()
+        logs = reply.observation_log.metric_logs
+        rows = self.store.rows(request.trial_name, request.metric_name, request.start_time, request.end_time,
+                               still_wanted=lambda: still_wanted(context))
+        # Rows go from the cursor straight into the reply: one copy of the logs in memory. The
+        # generator is closed here, in this thread, which its database connection belongs to.
+        with grpc_errors(context, "GetObservationLog"), contextlib.closing(rows):
+            for t, n, v in rows:
+                log = logs.add(time_stamp=t)
+                log.metric.name = n
+                log.metric.value = v
+        return reply
 
     def DeleteObservationLog(self, request: api_pb2.DeleteObservationLogRequest,
                              context: grpc.ServicerContext) -> api_pb2.DeleteObservationLogReply:

@@ -10,6 +10,7 @@ import grpc
 from sqlalchemy import exc as sa_exc
 
 from services.db_manager.observations import BadObservation, CallerGone, TooMany
+from sextant.observation_logs import PAGE_END_METADATA
 from sextant.store.interface import AlreadyExists, Conflict, Expired, Invalid, NotFound, Unavailable
 
 log = logging.getLogger("sextant.db_manager")
@@ -58,6 +59,8 @@ def grpc_errors(context: grpc.ServicerContext, what: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:  # noqa: BLE001 - mapped below, unknown ones become INTERNAL
+        if isinstance(err, TooMany) and err.page_end is not None:
+            context.set_trailing_metadata(((PAGE_END_METADATA, err.page_end),))
         for cls, code in CODES:
             if isinstance(err, cls):
                 if code == grpc.StatusCode.UNAVAILABLE:

@@ -37,6 +37,15 @@ observation_logs = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
 )
 
+# One row per stored ReportObservationLog batch: (trial, digest of its logs). A repeated batch
+# fails to insert its row, so it is not stored twice (``observations.ObservationStore.report``).
+observation_batches = sa.Table(
+    "observation_batches", metadata,
+    sa.Column("trial_name", sa.String(255), nullable=False),
+    sa.Column("digest", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("trial_name", "digest", name="pk_observation_batches"),
+)
+
 resources = sa.Table(
     "resources", metadata,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),

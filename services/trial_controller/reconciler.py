@@ -36,6 +36,7 @@ from sextant.events import EventRecorder
 from sextant.katib import controller_metrics as metrics
 from sextant.katib import trial_status as ts
 from sextant.katib.condition_list import TRUE, flip_to_false, has_condition, mark_finished, set_condition
+from sextant.observation_logs import read_logs
 from sextant.resources.models import EXPERIMENT_LABEL, Experiment, Trial
 from sextant.resources.vocabulary import WORKING_DIR_ANNOTATION
 from sextant.runtime.base import JobPhase, JobSpec, JobStatus, Runtime, ServiceStatus, SuggestionVolume
@@ -185,10 +186,9 @@ class TrialReconciler:
     def _logs(self, trial: Trial) -> dict[str, list[tuple[str, str]]]:
         """The trial's logs by metric, in the DB manager's order (one call for all metrics)."""
         wanted = set(metric_names(trial.spec.objective))
-        reply = self.dbm.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=trial.metadata.name),
-                                           timeout=self.rpc_timeout)
         out: dict[str, list[tuple[str, str]]] = {name: [] for name in wanted}
-        for m in reply.observation_log.metric_logs:
+        # In pages when the trial has more logs than one GetObservationLog may return.
+        for m in read_logs(self.dbm, trial.metadata.name, timeout=self.rpc_timeout):
             if m.metric.name in wanted:
                 out[m.metric.name].append((m.time_stamp, m.metric.value))
         return out

@@ -5,12 +5,10 @@ logs to ``<job dir>/spool/<seq>.json``; this controller, which already holds a D
 channel, sends them when it sees the job end and before it builds the observation.
 
 Exactly once, also when this controller dies mid-way: before a chunk is sent, ``shipping.json``
-records how many chunks were confirmed. A later shipper that finds the marker asks the DB
-manager for the trial's logs and skips the in-flight chunk if it is already stored (a
-ReportObservationLog is one transaction, so a chunk is stored whole or not at all). Nothing
-else writes a spool-mode trial's logs before the shipping (the wrapper sends nothing; the
-"unavailable" log for Push/Custom collectors is reported only after it), so comparing
-(metric, value) multisets is exact enough to tell.
+records how many chunks were confirmed and which files make up the spool. A later shipper that
+finds the marker sends the in-flight chunk again, cut from the same files at the same place: the
+DB manager recognises a batch it already stored for the trial and stores it once (a
+ReportObservationLog is one transaction, so a chunk is stored whole or not at all).
 
 The DB manager being down is an ordinary error: the files stay, the reconcile fails and the
 controller's backoff retries.
@@ -20,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -47,11 +44,6 @@ def _write_marker(spool: Path, confirmed: int, files: list[Path], done: bool = F
     tmp.write_text(json.dumps({"confirmed_chunks": confirmed, "files": [p.name for p in files],
                                "done": done}))
     os.replace(tmp, spool / MARKER)
-
-
-def _stored(stub: api_pb2_grpc.DBManagerStub, trial: str, timeout: float) -> Counter[tuple[str, str]]:
-    reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=trial), timeout=timeout)
-    return Counter((m.metric.name, m.metric.value) for m in reply.observation_log.metric_logs)
 
 
 def _request(trial: str, chunk: list[dict[str, str]]) -> api_pb2.ReportObservationLogRequest:
@@ -92,14 +84,9 @@ def ship(spool: Path, trial: str, stub: api_pb2_grpc.DBManagerStub, timeout: flo
         return Shipment(0)
     logs = _read(files)
     chunks = [logs[i:i + CHUNK] for i in range(0, len(logs), CHUNK)] or [[]]
+    # A previous shipper may have died around sending chunk `confirmed`: it is sent again, and
+    # if it was stored then, the DB manager answers OK without storing it twice.
     confirmed = int(state["confirmed_chunks"]) if state else 0
-    if state is not None and confirmed < len(chunks):
-        # A previous shipper died around sending chunk `confirmed`: is it stored already?
-        stored = _stored(stub, trial, timeout)
-        stored.subtract(Counter((d["name"], d["value"]) for c in chunks[:confirmed] for d in c))
-        wanted = Counter((d["name"], d["value"]) for d in chunks[confirmed])
-        if all(stored[k] >= n for k, n in wanted.items()):
-            confirmed += 1
     sent = 0
     for i in range(confirmed, len(chunks)):
         _write_marker(spool, i, files)

@@ -56,7 +56,7 @@ PLACEHOLDER = "${{trialParameters.{}}}"
 LEFTOVER_RE = re.compile(r"\$\{trialParameters\.[^}]*\}")
 TWO_GROUPS_RE = re.compile(r".*\(.*\).*\(.*\).*", re.DOTALL)
 META_REFERENCE_RE = re.compile(
-    r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[[^\]]+\]|Annotations\[[^\]]+\])\}$")
+    r"^\$\{trialSpec\.(Name|Namespace|Kind|APIVersion|Labels\[([^\]]+)\]|Annotations\[([^\]]+)\])\}$")
 EDITABLE_FIELDS = ("parallel_trial_count", "max_trial_count", "max_failed_trial_count")
 # What the default StdOut/File TEXT filter can match as a metric name (Go's \w is ASCII).
 DEFAULT_FILTER_NAME_RE = re.compile(r"[A-Za-z0-9_|-]+\Z")
@@ -259,6 +259,7 @@ def _validate_trial_template(exp: Experiment, errors: list[str]) -> None:
                                   ("failureCondition", template.failure_condition)) if not v]
         for name in missing:
             errors.append(f"{path}.{name}: is required (both successCondition and failureCondition must be set)")
+    _check_job_conditions(template, errors)
     if template.trial_parameters is None:
         errors.append(f"{path}.trialParameters: is required")
         return
@@ -335,6 +336,8 @@ def _validate_trial_parameters(exp: Experiment, template: Any, errors: list[str]
                 and not META_REFERENCE_RE.match(tp.reference):
             errors.append(f"{p}.reference: {excerpt(tp.reference)} is neither a spec.parameters name nor a "
                           "trial metadata reference such as ${trialSpec.Name}")
+        else:
+            _check_metadata_reference(f"{p}.reference", tp.reference, template.trial_spec, errors)
         names.add(tp.name)
         references.add(tp.reference)
         if tp.name and "{" not in tp.name and "}" not in tp.name:
@@ -351,6 +354,40 @@ def _validate_trial_parameters(exp: Experiment, template: Any, errors: list[str]
         errors.append(f"{path}.trialSpec: is not a valid object after substituting trial parameters")
         return
     _validate_rendered_job(rendered, errors)
+
+
+def _check_job_conditions(template: Any, errors: list[str]) -> None:
+    """Conditions the trial controller cannot evaluate would leave every trial Running for ever."""
+    from sextant.runtime.job_conditions import UnsupportedCondition, check_condition
+
+    for name, value in (("successCondition", template.success_condition),
+                        ("failureCondition", template.failure_condition)):
+        if not value:
+            continue
+        try:
+            check_condition(value)
+        except UnsupportedCondition:
+            errors.append(f"spec.trialTemplate.{name}: {excerpt(value)} is not a GJSON path Sextant can evaluate "
+                          "(dotted keys, array indexes, '#', queries '#(field==\"value\")' or '#(...)#', "
+                          "'|' pipes; e.g. 'status.conditions.#(type==\"Complete\")#|#(status==\"True\")#')")
+
+
+def _check_metadata_reference(path: str, reference: str, trial_spec: Any, errors: list[str]) -> None:
+    """A ${trialSpec.Labels[k]} or ${trialSpec.Annotations[k]} reference needs that key in the
+    trialSpec's metadata, as Katib's webhook requires: every trial's job would fail to render."""
+    match = META_REFERENCE_RE.match(reference)
+    if match is None or not isinstance(trial_spec, dict):
+        return  # a configMap template is checked when it is loaded
+    label, annotation = match.group(2), match.group(3)
+    if label is None and annotation is None:
+        return
+    metadata = trial_spec.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    field, key = ("labels", label) if label is not None else ("annotations", annotation)
+    present = metadata.get(field)
+    if not isinstance(present, dict) or key not in present:
+        errors.append(f"{path}: {excerpt(reference)} refers to {field[:-1]} {excerpt(key)}, which "
+                      f"spec.trialTemplate.trialSpec.metadata.{field} does not have")
 
 
 def _validate_rendered_job(job: Any, errors: list[str]) -> None:

@@ -261,6 +261,22 @@ def _experiment_message(count: str = "1e9") -> api_pb2.Experiment:
         max_trial_count=10, parallel_trial_count=2))
 
 
+def _read_over_the_limit(db: api_pb2_grpc.DBManagerStub) -> None:
+    """Writes one log more than a read may return, in two legal batches (a later round repeats
+    them: they are recognised and stored once), then reads the whole trial back."""
+    from sextant.limits import MAX_OBSERVATION_LOGS, MAX_OBSERVATION_READ
+
+    trial = "chaos-hostile-reader"
+    stamps = [f"2024-01-01T00:{i // 60_000_000:02d}:{i // 1_000_000 % 60:02d}.{i % 1_000_000:06d}Z"
+              for i in range(MAX_OBSERVATION_READ + 1)]
+    for start in range(0, len(stamps), MAX_OBSERVATION_LOGS):
+        db.ReportObservationLog(api_pb2.ReportObservationLogRequest(
+            trial_name=trial, observation_log=api_pb2.ObservationLog(metric_logs=[
+                api_pb2.MetricLog(time_stamp=t, metric=api_pb2.Metric(name="score", value="1"))
+                for t in stamps[start:start + MAX_OBSERVATION_LOGS]])), timeout=60)
+    db.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=trial), timeout=60)
+
+
 def hostile_round(stack: Stack, report: ChaosReport, rng: random.Random) -> None:
     """Sends each hostile request once; records the status; fails on INTERNAL or an OK."""
     token = stack.token()
@@ -283,6 +299,7 @@ def hostile_round(stack: Stack, report: ChaosReport, rng: random.Random) -> None
             trial_name="chaos-hostile-trial", observation_log=api_pb2.ObservationLog(metric_logs=[
                 api_pb2.MetricLog(time_stamp="x" * 100_000, metric=api_pb2.Metric(name="score", value="1"))])),
             timeout=30)),
+        ("read-over-limit", lambda: _read_over_the_limit(db)),
     ]
     algorithm = next((pid for name, pid in stack.service_pids().items() if name.startswith("algorithm-service")), None)
     address = _algorithm_address(stack, algorithm)

@@ -95,6 +95,7 @@ def test_up_writes_state_and_status_reports_every_service(stack):
         assert row[5] == ("SERVING" if name in ("db-manager", "api-server") else "-")
     status = sextant(data_dir, "status")
     assert token not in status.stdout + status.stderr
+    assert "(driver sqlite3)" in status.stdout.splitlines()[0]  # the stack's default database
     # every service serves Prometheus metrics; each controller its own reconcile counters
     for name, svc in state(data_dir)["services"].items():
         with urllib.request.urlopen(f"http://127.0.0.1:{svc['metrics_port']}/metrics", timeout=10) as response:

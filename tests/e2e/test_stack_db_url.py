@@ -6,6 +6,7 @@ PostgreSQL with trust authentication accepts any password, so a made-up one can 
 
 from __future__ import annotations
 
+import importlib.util
 import secrets
 import subprocess
 from pathlib import Path
@@ -34,6 +35,7 @@ def test_db_url_password_is_not_on_any_command_line(tmp_path):
         status = sextant(data_dir, "status")
         assert status.returncode == 0 and "SERVING" in status.stdout, status.stdout + status.stderr
         assert password not in status.stdout
+        assert "(driver psycopg)" in status.stdout.splitlines()[0]
         run = data_dir / "run"
         pids = [int((run / f).read_text()) for f in ("supervisor.pid", "db-manager.pid")]
         for pid in pids:
@@ -46,6 +48,26 @@ def test_db_url_password_is_not_on_any_command_line(tmp_path):
         for log in (data_dir / "logs").glob("*.log"):
             assert password not in log.read_text(errors="replace"), log
         assert password not in (data_dir / "stack.json").read_text()
+    finally:
+        sextant(data_dir, "down")
+        drop()
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "mysql+pymysql"])
+def test_status_names_the_mariadb_driver_in_use(tmp_path, scheme):
+    """A plain mysql:// URL gets mysqlclient where it is installed, else PyMySQL; a URL naming
+    PyMySQL keeps it. `sextant status` says which one the DB manager talks to."""
+    url, drop = create_database("mariadb", tmp_path)
+    url = scheme + "://" + url.partition("://")[2]
+    expected = "PyMySQL" if scheme.endswith("pymysql") or importlib.util.find_spec("MySQLdb") is None \
+        else "mysqlclient"
+    data_dir = tmp_path / "stack"
+    try:
+        up = sextant(data_dir, "up", "--detach", "--port", "0", "--db-url", url)
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = sextant(data_dir, "status")
+        assert status.returncode == 0 and "SERVING" in status.stdout, status.stdout + status.stderr
+        assert f"(driver {expected})" in status.stdout.splitlines()[0], status.stdout
     finally:
         sextant(data_dir, "down")
         drop()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from services.db_manager.database import Database, current_revision, head_revision, migrate
 from services.db_manager.observations import ObservationStore
+from services.db_manager.schema import observation_logs
 
 ROOT = Path(__file__).parents[2]
 
@@ -31,11 +33,12 @@ def tables(db: Database) -> set[str]:
 def test_upgrade_empty_database(db_url):
     db = Database(db_url)
     try:
-        assert migrate(db) == head_revision() == "0002"
-        assert {"observation_logs", "resources", "resource_events", "store_state", "alembic_version"} <= tables(db)
+        assert migrate(db) == head_revision() == "0003"
+        assert {"observation_logs", "observation_batches", "resources", "resource_events", "store_state",
+                "alembic_version"} <= tables(db)
         indexes = {i["name"] for i in sa.inspect(db.engine).get_indexes("observation_logs")}
         assert "ix_observation_logs_trial_metric_time" in indexes
-        assert migrate(db) == "0002"  # idempotent
+        assert migrate(db) == "0003"  # idempotent
     finally:
         db.dispose()
 
@@ -45,8 +48,10 @@ def test_upgrade_from_previous_revision_keeps_rows(db_url):
     try:
         assert migrate(db, "0001") == "0001"
         assert "resources" not in tables(db)
-        ObservationStore(db).report("t", [("2024-01-01T00:00:00.123456Z", "loss", "1")])
-        assert migrate(db) == "0002"
+        with db.write() as conn:  # a row written by the DB manager of that revision
+            conn.execute(observation_logs.insert(), {"trial_name": "t", "time": datetime(2024, 1, 1, 0, 0, 0, 123456),
+                                                     "metric_name": "loss", "value": "1"})
+        assert migrate(db) == "0003"
         assert ObservationStore(db).get("t") == [("2024-01-01T00:00:00.123456Z", "loss", "1")]
         assert "resources" in tables(db)
     finally:
@@ -61,7 +66,7 @@ def test_adopts_katib_created_table(db_url):
             conn.execute(sa.text("INSERT INTO observation_logs (trial_name, time, metric_name, value) "
                                  "VALUES ('katib-trial', '2023-03-04 05:06:07.890000', 'acc', '0.8')"))
         assert current_revision(db) is None
-        assert migrate(db) == "0002"
+        assert migrate(db) == "0003"
         assert ObservationStore(db).get("katib-trial") == [("2023-03-04T05:06:07.89Z", "acc", "0.8")]
     finally:
         db.dispose()
@@ -75,7 +80,7 @@ def test_migrate_command(db_url, tmp_path):
     assert out.returncode == 0, out.stderr
     db = Database(db_url)
     try:
-        assert current_revision(db) == "0002"
+        assert current_revision(db) == "0003"
     finally:
         db.dispose()
 

@@ -219,7 +219,7 @@ def test_reading_more_than_the_limit_is_resource_exhausted(fresh_sqlite_url, mon
     try:
         store = observations.ObservationStore(db)
         store.report("t", [(f"2024-05-01T10:00:{i:02d}Z", "loss", str(i)) for i in range(11)])
-        with pytest.raises(observations.TooMany, match="metric_name or a start_time/end_time window"):
+        with pytest.raises(observations.TooMany, match="one metric_name at a time, and start_time/end_time windows"):
             store.get("t")
         assert len(store.get("t", end_time="2024-05-01T10:00:09Z")) == 10  # exactly the limit is fine
         with pytest.raises(observations.CallerGone):
@@ -260,3 +260,84 @@ def test_the_katib_read_port_serves_reads_without_a_token_and_refuses_every_writ
         with open_channel(running.address, tls_ca=str(cert)) as api, pytest.raises(grpc.RpcError) as refused:
             get(api_pb2_grpc.DBManagerStub(api), "t")
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_a_trial_over_the_read_limit_is_read_in_time_windows(db_manager, monkeypatch):
+    """Written in legal batches, more logs than one read may return: the whole read is refused
+    with the paging hint, and windows within the limit read every log once."""
+    from services.db_manager import observations
+
+    monkeypatch.setattr(observations.limits, "MAX_OBSERVATION_READ", 1000)
+    monkeypatch.setattr(observations.limits, "MAX_OBSERVATION_LOGS", 400)
+    monkeypatch.setattr(observations, "_GET", {})  # statements are built with the limit
+    stub = db_manager.dbmanager_stub()
+    logs = _batch(1500)  # 10:00:00.000 .. 10:00:01.499, one per millisecond
+    for start in range(0, len(logs), 400):
+        report(stub, "long", logs[start:start + 400])
+    with pytest.raises(grpc.RpcError) as err:
+        get(stub, "long", "loss")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "1000" in err.value.details() and "start_time/end_time windows" in err.value.details()
+    first = get(stub, "long", "loss", end="2024-05-01T10:00:00.999Z")
+    second = get(stub, "long", "loss", start="2024-05-01T10:00:01Z")
+    assert [int(v) for _, _, v in first + second] == list(range(1500))
+
+
+def test_a_repeated_report_is_stored_once(db_manager):
+    """A retry after a lost reply sends the same batch again: it is answered OK and stores nothing.
+    A batch that only partly overlaps is a new report and is stored whole."""
+    stub = db_manager.dbmanager_stub()
+    batch = [log("2024-05-01T10:00:00Z", "loss", "0.5"), log("2024-05-01T10:00:01Z", "loss", "0.4"),
+             log("2024-05-01T10:00:01Z", "accuracy", "0.9")]
+    report(stub, "t", batch)
+    report(stub, "t", batch)
+    assert len(get(stub, "t")) == 3
+    report(stub, "other", batch)  # the same logs for another trial are that trial's own
+    assert len(get(stub, "other")) == 3
+    report(stub, "t", batch[1:] + [log("2024-05-01T10:00:02Z", "loss", "0.3")])
+    assert [v for _, n, v in get(stub, "t", "loss")] == ["0.5", "0.4", "0.4", "0.3"]
+    # Deleting a trial's logs forgets its batches: reported again, they are stored again.
+    stub.DeleteObservationLog(api_pb2.DeleteObservationLogRequest(trial_name="t"))
+    report(stub, "t", batch)
+    assert len(get(stub, "t")) == 3
+    assert count_rows(db_manager.db_url) == 6
+
+
+def test_concurrent_repeats_of_a_report_store_one_copy(db_manager):
+    """Retries racing the first attempt (still uncommitted) wait for it on the batch's key."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stub = db_manager.dbmanager_stub()
+    batch = _batch(3000)
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: report(stub, "raced", batch), range(4)))
+    assert len(get(stub, "raced")) == 3000
+
+
+def test_a_long_log_is_read_whole_in_pages(db_manager, monkeypatch):
+    """sextant.observation_logs.read_logs pages with the time of the first log past the limit
+    (trailing metadata of the refusal): every log once, in order, also when logs share a time
+    across a page boundary. More logs than the limit at one single time cannot be paged."""
+    from services.db_manager import observations
+    from sextant.observation_logs import PAGE_END_METADATA, read_logs
+
+    monkeypatch.setattr(observations.limits, "MAX_OBSERVATION_READ", 1000)
+    monkeypatch.setattr(observations, "_GET", {})
+    stub = db_manager.dbmanager_stub()
+    # 2,700 logs, three per millisecond (loss, accuracy, loss again): page ends fall inside groups.
+    logs = [log(f"2024-05-01T10:00:{i // 1000:02d}.{i % 1000:03d}Z", name, f"{i}-{name}-{k}")
+            for i in range(900) for k, name in enumerate(("loss", "accuracy", "loss"))]
+    for start in range(0, len(logs), 500):
+        report(stub, "long", logs[start:start + 500])
+    with pytest.raises(grpc.RpcError) as err:
+        get(stub, "long")
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert dict(err.value.trailing_metadata())[PAGE_END_METADATA] == "2024-05-01T10:00:00.333Z"  # log 1001
+    every = read_logs(stub, "long", timeout=30)
+    assert [m.metric.value for m in every] == [m.metric.value for m in logs]
+    assert [m.metric.value for m in read_logs(stub, "long", "loss", timeout=30)] == \
+        [m.metric.value for m in logs if m.metric.name == "loss"]
+    report(stub, "flat", [log("0001-01-01T00:00:00Z", "loss", str(i)) for i in range(1001)])
+    with pytest.raises(grpc.RpcError) as err:
+        read_logs(stub, "flat", timeout=30)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -242,12 +242,12 @@ def test_oversized_observation_batch_refused_whole(dbm, channel):
 # ---- Suggestion (algorithm) service ------------------------------------------------------------------
 
 @contextmanager
-def suggestion_server():
+def suggestion_server(factory=None):
     from services.suggestion.algorithms.servicer import HEALTH_NAMES, SuggestionServicer, add_to_server
 
     server = GrpcServer(ServerSettings(port=0, max_workers=8, grace_seconds=0, max_message_bytes=LIMIT),
                         name="hostile-suggestion", health_names=HEALTH_NAMES)
-    add_to_server(SuggestionServicer(), server)
+    add_to_server(SuggestionServicer(factory=factory), server)
     port = server.start()
     try:
         yield f"127.0.0.1:{port}"
@@ -379,9 +379,52 @@ def test_request_number_zero_is_an_empty_answer(suggestion):
     assert len(reply.parameter_assignments) == 0
 
 
-def test_work_stops_when_the_caller_gives_up(suggestion):
-    """A call whose deadline passes ends DEADLINE_EXCEEDED for the caller, and the server stops
-    the work instead of finishing it for nobody: the next call is answered at once."""
+def test_work_stops_when_the_caller_gives_up():
+    """The server stops the work of a call whose deadline passed instead of finishing it for
+    nobody: an algorithm that would loop for ever, checking for cancellation as the built-in
+    ones do in their long loops, is stopped there, and the caller gets DEADLINE_EXCEEDED."""
+    import threading
+    import time
+
+    from services.suggestion.algorithms import algorithm_classes
+    from services.suggestion.algorithms.cancel import Cancelled, check_cancelled
+    from services.suggestion.algorithms.random_search import RandomSearch
+
+    started, stopped = threading.Event(), threading.Event()
+    steps = [0]
+
+    class Endless(RandomSearch):
+        def suggest(self, experiment, trials, count):
+            started.set()
+            try:
+                while True:
+                    check_cancelled()
+                    steps[0] += 1
+                    time.sleep(0.002)
+            except Cancelled:
+                stopped.set()
+                raise
+
+    with suggestion_server(lambda name: Endless if name == "endless" else algorithm_classes.load(name)) as address:
+        channel = grpc.insecure_channel(address)
+        endless = _space_experiment("endless", "endless", [_param("x", api_pb2.DOUBLE, "0", "1")], max_trials=10)
+        with pytest.raises(grpc.RpcError) as err:
+            api_pb2_grpc.SuggestionStub(channel).GetSuggestions(
+                api_pb2.GetSuggestionsRequest(experiment=endless, current_request_number=1, total_request_number=1),
+                timeout=1.0)
+        assert err.value.code() == C.DEADLINE_EXCEEDED
+        assert started.is_set()
+        assert stopped.wait(10), "the algorithm was still running after the caller's deadline"
+        ran = steps[0]
+        time.sleep(0.2)
+        assert steps[0] == ran and ran > 0  # stopped for good, after having worked
+        _normal_suggestion_works(address, channel)
+        channel.close()
+
+
+def test_the_next_call_is_answered_once_a_heavy_one_timed_out(suggestion):
+    """A heavy call whose deadline passes leaves the experiment's lock free: a small request for
+    the same experiment is answered at once."""
     address, channel = suggestion
     stub = api_pb2_grpc.SuggestionStub(channel)
     heavy = _space_experiment("heavy", "random", [_param(f"p{i}", api_pb2.DOUBLE, "0", "1") for i in range(100)],

@@ -114,3 +114,15 @@ def test_mariadb_driver_falls_back_to_pymysql(monkeypatch, tmp_path: Path):
     assert database_driver("mysql+mysqldb://root@db/x") == "PyMySQL"
     assert database_driver("sqlite:///x.db") == "sqlite3"
     assert database_driver("postgresql://db/x") == "psycopg"
+
+
+def test_status_driver_is_the_one_the_url_gets():
+    import importlib.util
+
+    from sextant.config import database_driver
+
+    installed = "mysqlclient" if importlib.util.find_spec("MySQLdb") else "PyMySQL"
+    assert database_driver("mysql://root@db/x") == installed
+    assert database_driver("mariadb+mysqldb://root@db/x") == installed
+    assert database_driver("mysql+pymysql://root@db/x") == "PyMySQL"  # kept as named (resolve_url)
+    assert database_driver("mariadb+pymysql://root@db/x") == "PyMySQL"

@@ -20,12 +20,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.experiment_controller.trials import build_trial
 from services.suggestion.algorithms.servicer import SuggestionServicer
 from services.suggestion.controller import grpc_requests as rb
+from services.suggestion.earlystopping.servicer import EarlyStoppingServicer
 from sextant.algorithm_registry import Registry
 from sextant.api import api_pb2
 from sextant.resources.admission import admit_experiment
+from sextant.resources.models import ParameterAssignment, TrialAssignment
 from sextant.resources.numbers import parse_float
+from sextant.runtime.job_conditions import check_condition
 from sextant.store.interface import Invalid
 from tests.data.bad.generate import BASE
 
@@ -49,6 +53,14 @@ numbers = st.one_of(
 def mostly(draw, good, wild):
     """``good`` five times in six: a spec that is wrong everywhere only tests the first check."""
     return draw(wild if draw(st.integers(0, 5)) == 0 else good)
+
+
+@st.composite
+def seldom(draw, good, wild):
+    """``good`` 24 times in 25, for the sections added later (metadata, template, early stopping,
+    NAS): there are many of them, and each breaking often would leave few specs admitted. The
+    wild value is the middle one, as hypothesis draws the ends of a range more often."""
+    return draw(wild if draw(st.integers(0, 24)) == 12 else good)
 
 
 names = mostly(st.sampled_from(["score", "acc", "val-acc|x"]), st.one_of(
@@ -120,9 +132,24 @@ def experiments(draw) -> dict[str, Any]:
     objective["additionalMetricNames"] = draw(mostly(st.just(["loss"]), st.lists(names, max_size=3)))
     if draw(st.integers(0, 3)) == 0:
         objective["goal"] = draw(st.floats(allow_nan=True, allow_infinity=True))
-    spec["algorithm"] = {"algorithmName": draw(st.sampled_from(["random", "grid", "sobol"]))}
+    algorithm = draw(st.sampled_from(ALGORITHMS))
+    spec["algorithm"] = {"algorithmName": algorithm}
     if draw(st.integers(0, 3)) == 0:
-        spec["algorithm"]["algorithmSettings"] = [{"name": "random_state", "value": draw(numbers)}]
+        spec["algorithm"]["algorithmSettings"] = [
+            {"name": name, "value": draw(mostly(st.sampled_from(["1", "2", "3", "0.5", "gp", "ei"]), numbers))}
+            for name in draw(st.lists(seldom(st.sampled_from(ALGORITHM_SETTINGS[algorithm]), names),
+                                      min_size=1, max_size=2, unique=True))]
+    _draw_metadata(draw, doc)
+    _draw_trial_template(draw, spec)
+    if draw(st.integers(0, 3)) == 0:
+        spec["earlyStopping"] = draw(early_stopping())
+    if draw(st.integers(0, 4)) == 0:
+        spec["resumePolicy"] = draw(seldom(st.sampled_from(["Never", "LongRunning", "FromVolume"]),
+                                           st.sampled_from(["", "never", "Always", "x" * 300])))
+    if draw(st.integers(0, 9)) == 5:
+        spec["nasConfig"] = draw(nas_config())
+        if draw(st.booleans()):
+            spec.pop("parameters")  # Katib's NAS experiments have no parameters
     collector = draw(mostly(st.just("default"), st.sampled_from(["StdOut", "File", "TensorFlowEvent", "Push"])))
     if collector != "default":
         path = draw(st.one_of(st.sampled_from(["/", "/tmp/m.log", "/var/log/", "/a/../b", "relative", "/tmp/x\n",
@@ -136,6 +163,74 @@ def experiments(draw) -> dict[str, Any]:
             source["filter"] = {"metricsFormat": [r"([\w.*]+)=([0-9.]+)"]}
         spec["metricsCollectorSpec"] = {"collector": {"kind": collector}, **({"source": source} if source else {})}
     return doc
+
+
+ALGORITHMS = ["random", "grid", "sobol", "tpe", "bayesianoptimization", "hyperband", "cmaes"]
+ALGORITHM_SETTINGS = {
+    "random": ["random_state"], "grid": ["random_state"], "sobol": ["random_state"],
+    "tpe": ["random_state", "n_startup_trials", "n_ei_candidates"],
+    "bayesianoptimization": ["random_state", "base_estimator", "n_initial_points", "acq_func", "acq_optimizer"],
+    "hyperband": ["r_l", "eta", "resource_name"],
+    "cmaes": ["random_state", "sigma", "restart_strategy"],
+}
+EARLY_STOPPING_SETTINGS = {"medianstop": ["min_trials_required", "start_step"],
+                           "asha": ["min_resource", "reduction_factor", "min_early_stopping_rate"]}
+DNS_NAMES = st.sampled_from(["fuzz-exp", "a", "exp-1", "x" * 40])
+WILD_NAMES = st.one_of(st.sampled_from(["", "A", "-x", "x-", "a.b", "a_b", "x" * 41, "x" * 64, "x" * 300, "a/b", "a b", "ü"]),
+                       st.text(max_size=10))
+
+
+def _draw_metadata(draw, doc: dict[str, Any]) -> None:
+    doc["metadata"]["name"] = draw(seldom(DNS_NAMES, WILD_NAMES))
+    if draw(st.integers(0, 2)) == 0:
+        doc["metadata"]["namespace"] = draw(seldom(st.sampled_from(["default", "team-a"]), WILD_NAMES))
+
+
+def _draw_trial_template(draw, spec: dict[str, Any]) -> None:
+    template = spec["trialTemplate"]
+    template["primaryContainerName"] = draw(seldom(st.just("training-container"),
+                                                   st.sampled_from(["", "other", "Training-Container"])))
+    references = ["lr", "layers", "optimizer", "${trialSpec.Name}", "${trialSpec.Namespace}",
+                  "${trialSpec.Kind}", "${trialSpec.APIVersion}", "${trialSpec.Labels[app]}",
+                  "${trialSpec.Annotations[note]}"]
+    wild_references = st.sampled_from(["", "nope", "${trialSpec.Nope}", "${trialSpec.Labels[]}", "LR", "lr "])
+    for entry in template["trialParameters"]:
+        if draw(st.integers(0, 9)) == 5:  # may repeat another's reference: Katib refuses that
+            entry["reference"] = draw(seldom(st.sampled_from(references), wild_references))
+        if draw(st.integers(0, 40)) == 20:
+            entry["name"] = draw(st.sampled_from(["", "learningRate", "a b", "x" * 300]))
+    if draw(st.integers(0, 25)) == 12:  # a placeholder naming no trial parameter
+        template["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["command"].append(
+            draw(st.sampled_from(["--x=${trialParameters.missing}", "--x=${trialParameters.}", "${trialParameters"])))
+    if draw(st.integers(0, 3)) == 0:
+        template["successCondition"] = draw(seldom(st.sampled_from([
+            'status.conditions.#(type=="Complete")#|#(status=="True")#', "status.succeeded",
+            'status.conditions.#(type=="Failed")#|#(status=="True")#']), st.sampled_from(["", "((", "status.[", "#("])))
+    if draw(st.integers(0, 5)) == 0:
+        template["failureCondition"] = draw(seldom(
+            st.just('status.conditions.#(type=="Failed")#|#(status=="True")#'), st.sampled_from(["", "((("])))
+
+
+@st.composite
+def early_stopping(draw) -> dict[str, Any]:
+    name = draw(seldom(st.sampled_from(["medianstop", "asha"]), st.sampled_from(["", "nope", "Medianstop"])))
+    known = EARLY_STOPPING_SETTINGS.get(name, ["min_trials_required"])
+    settings = [{"name": setting, "value": draw(mostly(st.sampled_from(["1", "2", "3", "4"]), numbers))}
+                for setting in draw(st.lists(seldom(st.sampled_from(known), names), max_size=2, unique=True))]
+    return {"algorithmName": name, **({"algorithmSettings": settings} if settings else {})}
+
+
+@st.composite
+def nas_config(draw) -> dict[str, Any]:
+    operation = {"operationType": draw(mostly(st.sampled_from(["convolution", "reduction"]), names)),
+                 "parameters": [{"name": "filter_size", "parameterType": "categorical",
+                                 "feasibleSpace": {"list": draw(mostly(st.just(["3", "5"]),
+                                                                       st.lists(st.text(max_size=3), max_size=3)))}}]}
+    config: dict[str, Any] = {"operations": draw(mostly(st.just([operation]), st.just([])))}
+    if draw(st.booleans()):
+        config["graphConfig"] = {"numLayers": draw(mostly(st.integers(1, 8), counts)),
+                                 "inputSizes": [32, 32, 3], "outputSizes": [10]}
+    return config
 
 
 class _Aborted(Exception):
@@ -167,11 +262,27 @@ def registry():
 
 @pytest.fixture(scope="module")
 def servicer():
-    return SuggestionServicer(["random", "grid", "sobol"], capacity=8)
+    return SuggestionServicer(ALGORITHMS, capacity=8)
+
+
+def _early_stopping_served(message: api_pb2.Experiment, note) -> None:
+    """An admitted early-stopping spec: the service validates it, OK or a terminal refusal."""
+    name = message.spec.early_stopping.algorithm_name
+    if not name:
+        return
+    try:
+        EarlyStoppingServicer(algorithm=name).ValidateEarlyStoppingSettings(
+            api_pb2.ValidateEarlyStoppingSettingsRequest(early_stopping=message.spec.early_stopping), _Context())
+    except _Aborted as aborted:
+        note(f"early stopping: {aborted.code.name}")
+        assert aborted.code in TERMINAL, f"{aborted.code}: {aborted.details}"
+        return
+    note("early stopping: OK")
 
 
 def _served(servicer: SuggestionServicer, experiment, note=lambda label: None) -> None:
     message = rb.validate_request(experiment).experiment
+    _early_stopping_served(message, note)
     count = min(experiment.spec.parallel_trial_count or 1, experiment.spec.max_trial_count or 1)
     try:
         servicer.ValidateAlgorithmSettings(api_pb2.ValidateAlgorithmSettingsRequest(experiment=message), _Context())
@@ -185,6 +296,21 @@ def _served(servicer: SuggestionServicer, experiment, note=lambda label: None) -
         return
     note("served: OK")
     assert len(reply.parameter_assignments) == count
+    _trial_can_start(experiment, reply.parameter_assignments[0], note)
+
+
+def _trial_can_start(experiment, assignment: api_pb2.GetSuggestionsReply.ParameterAssignments, note) -> None:
+    """The experiment controller can build the assignment's Trial (its job rendered from the
+    template), and the trial controller can evaluate the job's success/failure conditions."""
+    trial = build_trial(experiment, TrialAssignment(
+        name=f"{experiment.metadata.name[:30]}-abcd1234", parameter_assignments=[
+            ParameterAssignment(name=a.name, value=a.value) for a in assignment.assignments]))
+    if experiment.spec.trial_template is not None:
+        assert trial.spec.run_spec, "admitted, but the trial's job renders to nothing"
+    for condition in (trial.spec.success_condition, trial.spec.failure_condition):
+        if condition:
+            check_condition(condition)
+    note("trial: built")
 
 
 @settings(max_examples=int(os.environ.get("SEXTANT_FUZZ_EXAMPLES", "400")), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

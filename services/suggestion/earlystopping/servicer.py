@@ -33,6 +33,7 @@ from sextant.api import api_pb2, api_pb2_grpc
 from sextant.channel import open_channel
 from sextant.katib import trial_status
 from sextant.katib.condition_list import TRUE, set_condition
+from sextant.observation_logs import read_logs
 from sextant.resources.models import Trial
 from sextant.store.interface import Conflict, NotFound, ResourceStore, StoreError, Unavailable
 
@@ -205,10 +206,8 @@ class EarlyStoppingServicer(api_pb2_grpc.EarlyStoppingServicer):
                         raise _CallerGone
                     remaining = context.time_remaining()
                     timeout = DB_TIMEOUT if remaining is None else max(0.001, min(DB_TIMEOUT, remaining))
-                reply = stub.GetObservationLog(api_pb2.GetObservationLogRequest(trial_name=name, metric_name=metric),
-                                               timeout=timeout)
-                values = numeric_values(ml.metric.value for ml in reply.observation_log.metric_logs
-                                        if ml.metric.name == metric)
+                logs = read_logs(stub, name, metric, timeout=timeout)  # in pages if long
+                values = numeric_values(ml.metric.value for ml in logs if ml.metric.name == metric)
                 if values and name in finished:
                     cached[name] = values  # final: never read again
             if values:
