@@ -64,6 +64,10 @@ def visit(context: Any, base: str, n: int, extras: bool) -> dict[str, Any]:
     out["main_thread_s"] = metrics["TaskDuration"]
     out["marks_ms"] = page.evaluate("() => Object.fromEntries(performance.getEntriesByType('mark')"
                                     ".map(m => [m.name, Math.round(m.startTime)]))")
+    # When each plotly.js bundle arrived ([request start, response end] in ms from navigation).
+    out["plotly_fetch_ms"] = page.evaluate(
+        "() => Object.fromEntries(performance.getEntriesByType('resource').filter(r => r.name.includes('/plotly'))"
+        ".map(r => [r.name.split('/').pop().split('?')[0], [Math.round(r.startTime), Math.round(r.responseEnd)]]))")
     out["json_in_browser_s"] = page.evaluate(
         "() => { const e = performance.getEntriesByType('resource').find(r => r.name.endsWith('/experiments/default/big'));"
         " return e ? (e.responseEnd - e.startTime) / 1000 : null; }")
@@ -89,7 +93,8 @@ def measure(base: str, n: int, warmup: int, rounds: int) -> tuple[dict[str, Any]
             profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, viewport={"width": 1360, "height": 900})
         context.add_cookies([{"name": "sextant_token", "value": TOKEN, "domain": "127.0.0.1", "path": "/"}])
         first = visit(context, base, n, extras=False)
-        print(f"first visit: {first['interactive_s']:.2f}s", flush=True)
+        print(f"first visit: {first['interactive_s']:.2f}s (main thread {first['main_thread_s']:.2f}s), "
+              f"plotly.js fetched {first['plotly_fetch_ms']}, marks {first['marks_ms']}", flush=True)
         for _ in range(warmup):
             visit(context, base, n, extras=False)
         returning = []
@@ -129,6 +134,7 @@ def main() -> None:
     print(json.dumps({
         "trials": args.trials, "rounds": args.rounds,
         "first_visit_interactive_s": round(first["interactive_s"], 2),
+        "first_visit_main_thread_busy_s": round(first["main_thread_s"], 2),
         "page_interactive_s": round(med(column("interactive_s")), 2),
         "page_interactive_all_s": column("interactive_s"),
         "main_thread_busy_s": round(med(column("main_thread_s")), 2),

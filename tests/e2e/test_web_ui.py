@@ -247,10 +247,17 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     first = js(page, "performance.getEntriesByType('resource')"
                      ".filter(r => r.name.endsWith('/ui/api/experiments/default/quick'))[0].initiatorType")
     assert first == "link"
+    # The plots in view draw with the small cartesian plotly.js; the full one (4.6 MB) is loaded
+    # only for the parallel coordinates further down, and each plot keeps the bundle that drew it.
+    bundles = "performance.getEntriesByType('resource').map(r => new URL(r.name).pathname).filter(p => p.includes('/plotly'))"
+    assert js(page, bundles) == ["/ui/static/vendor/plotly-cartesian-3.7.0.min.js"]
+    assert js(page, "document.getElementById('plot-history').sextantBundle") == "cartesian"
     assert plot_points(page, "plot-history", 0) == len(scored)
     assert plot_points(page, "plot-history", 1) == len(trials)  # best so far, one step per trial
     assert plot_points(page, "plot-history", 2) == len(failed)
     reveal(page, "plot-parallel")
+    assert js(page, bundles) == ["/ui/static/vendor/plotly-cartesian-3.7.0.min.js", "/ui/static/plotly.min.js"]
+    assert js(page, "document.getElementById('plot-parallel').sextantBundle") == "full"
     dims = js(page, "document.getElementById('plot-parallel').data[0].dimensions.map(d => [d.label, d.values.length])")
     assert dims == [["x", len(scored)], ["y", len(scored)], ["opt", len(scored)], ["loss", len(scored)]]
     assert js(page, "document.querySelectorAll('#slices .plot').length") == 3

@@ -4,6 +4,7 @@ pasted YAML, trial logs read by offset, and the login redirect guard."""
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -206,10 +207,18 @@ async def test_plotly_is_served_compressed_cacheable_and_revalidated():
     app = web.Application()
     static.add_routes(app)
     async with TestClient(TestServer(app)) as client:
-        reply = await client.get("/ui/static/plotly.min.js", headers={"Accept-Encoding": "gzip, br"})
-        assert reply.status == 200 and reply.headers["Content-Encoding"] == "gzip"
-        assert "immutable" in reply.headers["Cache-Control"]
-        assert await reply.read() == static.plotly_js().read_bytes()  # the client undoes the gzip
+        cartesian, full = static.plotly_urls()
+        for url, path in [(full, static.plotly_js()), (cartesian, static.VENDOR / static.CARTESIAN_PLOTLY)]:
+            reply = await client.get(url, headers={"Accept-Encoding": "gzip, br"})
+            assert reply.status == 200 and reply.headers["Content-Encoding"] == "gzip"
+            assert "immutable" in reply.headers["Cache-Control"]
+            assert await reply.read() == path.read_bytes()  # the client undoes the gzip
+        # Kept for a year, so each URL names its version; the vendored bundle is the plotly.js
+        # version of the locked plotly package (static/vendor/README.md says how to update it).
+        vendored = static.CARTESIAN_PLOTLY.removeprefix("plotly-cartesian-").removesuffix(".min.js")
+        assert full.endswith(f"?v={version('plotly')}") and cartesian.endswith(f"-{vendored}.min.js")
+        assert f"* plotly.js (cartesian - minified) v{vendored}\n" in (static.VENDOR / static.CARTESIAN_PLOTLY).read_text()[:200]
+        assert f"* plotly.js v{vendored}\n" in static.plotly_js().read_text()[:200]
         plain = await client.get("/ui/static/app.js", headers={"Accept-Encoding": "identity"})
         assert "Content-Encoding" not in plain.headers and plain.headers["Cache-Control"] == "no-cache"
         again = await client.get("/ui/static/app.js", headers={"If-None-Match": plain.headers["ETag"]})

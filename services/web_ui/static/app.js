@@ -110,37 +110,90 @@ function every(ms, fn) {
 // Timings for bench/web_ui_bench.py (performance.getEntriesByType("mark")); the first one counts.
 function mark(name) { if (!performance.getEntriesByName(name).length) performance.mark(name); }
 
+// plotly.js comes in two bundles, loaded asynchronously so the rest of the page never waits
+// for them: a small one with the cartesian traces (scatter, bar, contour, ...), which the plots
+// in view at first draw with, and the full one (4.6 MB, seconds to compile on a first visit),
+// fetched only when a plot needs a trace the small one lacks (parallel coordinates, 3-D, WebGL).
+// Both set window.Plotly, so each is captured when its script has run, and every plot call goes
+// through plotlyLib: a div is always updated by the bundle that drew it.
+const CARTESIAN_TRACES = new Set(["scatter", "bar", "box", "contour", "heatmap", "histogram", "histogram2d",
+  "histogram2dcontour", "image", "pie", "scatterternary", "violin"]);
+const plotlyLib = {}; // "cartesian" / "full" -> that bundle's Plotly, once its script has run
+const plotlyLoading = {};
+function bundleFor(el, data) {
+  if (el.sextantBundle === "full") return "full";
+  return data.every((t) => CARTESIAN_TRACES.has(t.type || "scatter")) ? "cartesian" : "full";
+}
+function runScript(script) {
+  return new Promise((resolve, reject) => {
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error(`could not load ${script.src}`)));
+  });
+}
+// The page's <script id="plotly-cartesian" async> names the full bundle in data-full.
+function loadPlotly(bundle) {
+  if (!plotlyLoading[bundle]) {
+    const tag = document.getElementById("plotly-cartesian");
+    let ran;
+    if (bundle === "cartesian") ran = window.Plotly ? Promise.resolve() : runScript(tag);
+    else { // after the small bundle has run: its window.Plotly must not overwrite the full one's
+      ran = loadPlotly("cartesian").then(() => {
+        const script = h("script", { src: tag.dataset.full, async: true });
+        const done = runScript(script);
+        document.head.append(script);
+        return done;
+      });
+    }
+    plotlyLoading[bundle] = ran.then(() => {
+      plotlyLib[bundle] = window.Plotly;
+      mark(`plotly:${bundle}`);
+      drawPendingInView();
+    }).catch((err) => { delete plotlyLoading[bundle]; console.error(err); });
+  }
+  return plotlyLoading[bundle];
+}
+
 // Plots are drawn when they come into view (and redrawn there when their data changes): with
 // thousands of trials, a parallel-coordinates plot below the fold must not hold up the page.
-// plotly.js loads asynchronously (a browser's first visit spends seconds compiling it): the
-// rest of the page does not wait for it, and the plots in view are drawn when it arrives.
 const pendingPlots = new Map();
 function inView(el) { const r = el.getBoundingClientRect(); return r.bottom >= -200 && r.top <= window.innerHeight + 200; }
 function drawPending(el) {
   const [data, layout] = pendingPlots.get(el.id);
+  const bundle = bundleFor(el, data), lib = plotlyLib[bundle];
+  if (!lib) { loadPlotly(bundle); return; } // drawn when the bundle has run
   pendingPlots.delete(el.id);
-  Plotly.react(el, data, layout, PLOT_CONFIG);
+  if (el.sextantBundle && el.sextantBundle !== bundle) plotlyLib[el.sextantBundle].purge(el);
+  el.sextantBundle = bundle;
+  lib.react(el, data, layout, PLOT_CONFIG);
+  mark(`plot:${el.id}`);
 }
-const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
-  for (const e of entries) if (e.isIntersecting && pendingPlots.has(e.target.id) && window.Plotly) drawPending(e.target);
-}, { rootMargin: "200px" }) : null;
-const observed = new WeakSet();
-window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
-const plotlyScript = document.querySelector('script[src$="/plotly.min.js"]');
-if (plotlyScript && !window.Plotly) plotlyScript.addEventListener("load", () => {
+function drawPendingInView() {
   for (const id of [...pendingPlots.keys()]) {
     const el = document.getElementById(id);
     if (el && (!plotObserver || inView(el))) drawPending(el);
   }
-});
+}
+function purgePlot(el) {
+  pendingPlots.delete(el.id);
+  if (el.sextantBundle) plotlyLib[el.sextantBundle].purge(el);
+  delete el.sextantBundle;
+}
+const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const e of entries) if (e.isIntersecting && pendingPlots.has(e.target.id)) drawPending(e.target);
+}, { rootMargin: "200px" }) : null;
+const observed = new WeakSet();
+window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
+if (document.getElementById("plotly-cartesian")) loadPlotly("cartesian");
 
 function plot(id, data, layout) {
   const el = document.getElementById(id);
   if (!el) return;
   const base = { margin: { l: 60, r: 20, t: 30, b: 50 }, font: { size: 12 }, legend: { orientation: "h", y: -0.2 } };
   pendingPlots.set(id, [data, { ...base, ...layout }]);
-  if (window.Plotly && (!plotObserver || inView(el))) { drawPending(el); return; }
+  // Observed even when in view: if its bundle is still loading and the user scrolls away, it
+  // is drawn when it comes back.
   if (plotObserver && !observed.has(el)) { observed.add(el); plotObserver.observe(el); }
+  if (!plotObserver || inView(el)) drawPending(el);
 }
 
 function downloadCsv(filename, headers, rows) {
