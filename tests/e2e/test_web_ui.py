@@ -413,16 +413,20 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
     assert names == ["default/quick", "default/quick best", "default/slow", "default/slow best"]
     watched.shot("compare")
 
+    # The local stack runs one random-search service shared by every experiment of that
+    # algorithm; the page names those that use it now: the running one, not the finished ones.
+    for name in ("quick", "pareto2", "pareto3"):
+        wait_until(lambda name=name: stack.finished(name), 240, f"the experiment {name}")
     page = watched.open("/ui/services")
     page.wait_for_selector("#algorithm-table tbody tr")
-    # The random-search service the running experiment asks (its own, or one shared by every
-    # experiment of that algorithm, as the local stack runs them).
     rows = page.locator("#algorithm-table tbody tr").evaluate_all(
         "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.innerText))")
     running = [c for c in rows if c[2] == "random" and c[4] == "running"]
     assert len(running) == 1, rows
     cells = running[0]
-    assert cells[0] in ("slow", "every experiment (shared)")
+    assert cells[0] == "shared by default/slow", rows
+    users = page.locator("#algorithm-table tbody tr .shared-by a").evaluate_all("links => links.map(a => a.pathname)")
+    assert users == ["/ui/experiments/default/slow"]
     assert int(cells[7]) >= 1  # GetSuggestions calls, scraped from the service's own metrics
     assert float(cells[8]) > 0
     assert page.locator("#stack-services tbody tr").count() >= 4

@@ -13,7 +13,15 @@ from services.web_ui import local_files, summary
 from services.web_ui.auth import safe_next
 from services.web_ui.importance import parameter_importance
 from services.web_ui.yaml_lines import locate_errors
-from sextant.resources.models import Condition, Experiment, Trial, to_doc
+from sextant.resources.models import (
+    AlgorithmSpec,
+    Condition,
+    EarlyStoppingSpec,
+    Experiment,
+    ResumePolicy,
+    Trial,
+    to_doc,
+)
 
 
 def _experiment(objective_type: str = "minimize", strategy: str | None = None) -> Experiment:
@@ -55,6 +63,23 @@ def test_status_word_is_the_last_condition():
     exp.status.conditions = [Condition(type="Created"), Condition(type="Running", status="False"),
                              Condition(type="Succeeded")]
     assert summary.status_word(exp) == "Succeeded"
+
+
+def test_a_shared_service_is_used_by_the_unfinished_experiments_of_its_algorithm():
+    def exp(name: str, namespace: str = "ns", algorithm: str = "random", **spec) -> Experiment:
+        e = _experiment()
+        e.metadata.name, e.metadata.namespace = name, namespace
+        return e.model_copy(update={"spec": e.spec.model_copy(update={
+            "algorithm": AlgorithmSpec(algorithm_name=algorithm), **spec})})
+
+    done = exp("done")
+    done.status.conditions = [Condition(type="Created"), Condition(type="Succeeded")]
+    stopping = exp("stops", early_stopping=EarlyStoppingSpec(algorithm_name="medianstop"))
+    own = exp("own", resume_policy=ResumePolicy.FROM_VOLUME)  # keeps a service of its own
+    users = summary.shared_service_users([exp("b"), exp("a", "other"), exp("t", algorithm="tpe"), done, stopping, own])
+    assert users == {"random": [{"namespace": "ns", "name": "b"}, {"namespace": "other", "name": "a"}],
+                     "tpe": [{"namespace": "ns", "name": "t"}],
+                     "random-medianstop": [{"namespace": "ns", "name": "stops"}]}
 
 
 def test_trials_table_orders_by_creation_and_tracks_the_best_that_counts():

@@ -620,13 +620,20 @@ function createPage() {
 // ---------------------------------------------------------------------------------------------
 // Page 5: algorithm services
 
+// A shared service's column: the unfinished experiments that use it now.
+function sharedBy(experiments) {
+  if (!experiments.length) return h("span", { class: "muted shared-by" }, "shared; no experiment uses it now");
+  const links = experiments.map((e) => h("a", { href: expUrl(e.namespace, e.name) }, `${e.namespace}/${e.name}`));
+  return h("span", { class: "shared-by" }, "shared by ", links.flatMap((a, i) => (i ? [", ", a] : [a])));
+}
+
 function servicesPage() {
   const algos = h("div", { id: "algorithm-services" }), stack = h("div", { id: "stack-services" });
   main.replaceChildren(h("div", { class: "toolbar" }, h("h1", {}, "Algorithm services")), card("Running for experiments", algos), card("Stack", stack));
   every(3000, async () => {
     const r = await api("/ui/api/services");
     algos.replaceChildren(r.algorithms.length ? table(["Experiment", "Namespace", "Algorithm", "Address", "State", "Up since", "Restarts", "GetSuggestions", "Mean latency (ms)"],
-      r.algorithms.map((s) => [s.shared ? "every experiment (shared)" : h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
+      r.algorithms.map((s) => [s.shared ? sharedBy(s.experiments || []) : h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
         s.address + (s.earlyStoppingAddress ? ` (+ early stopping ${s.earlyStoppingAddress})` : ""),
         s.alive ? "running" : "stopped", s.upSince ? new Date(s.upSince * 1000).toISOString().replace(".000", "") : "—",
         fmt(s.restarts), s.getSuggestions ?? (s.metricsError ? "—" : "n/a"), s.meanLatencyMs ?? "—"]), { id: "algorithm-table" })
