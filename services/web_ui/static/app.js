@@ -315,7 +315,7 @@ function experimentPage() {
     document.getElementById("exp-counts").textContent =
       `${s.trials} trials: ${s.succeeded} succeeded, ${s.running} running, ${s.pending} pending, ${s.failed} failed, ${s.killed} killed, ${s.earlyStopped} early-stopped of ${s.max ?? "∞"}`;
     document.getElementById("conditions").replaceChildren(table(["Type", "Status", "Reason", "Message", "Last transition"],
-      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""])));
+      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""]), { class: "grid conditions" }));
     const o = d.optimal;
     document.getElementById("optimal").replaceChildren(o && o.bestTrialName
       ? kvTable([["Trial", h("a", { href: trialUrl(ns, o.bestTrialName) }, o.bestTrialName)],
@@ -490,7 +490,7 @@ function trialPage() {
     document.getElementById("trial-times").replaceChildren(kvTable([["Created", d.created || "—"], ["Started", d.startTime || "—"], ["Completed", d.completionTime || "—"],
       ["Early-stopping rules", d.earlyStoppingRules.map((r) => `${r.name} ${r.comparison} ${r.value} from step ${r.startStep}`).join("; ") || "—"]]));
     document.getElementById("trial-conditions").replaceChildren(table(["Type", "Status", "Reason", "Message", "Last transition"],
-      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""])));
+      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""]), { class: "grid conditions" }));
     document.getElementById("run-spec").textContent = d.runSpecYaml || "";
     const logs = d.observationLog || {};
     const holder = document.getElementById("metric-logs");
