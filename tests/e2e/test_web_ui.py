@@ -1,10 +1,13 @@
 """The web UI in a real browser (Debian's chromium through Playwright) against a real local stack:
 a finished experiment (with failed trials) and one created from the Create page that runs while
 the tests watch it. Every page must load with no console error and no failed request; plots are
-checked through their data, not their pixels. Screenshots go to docs/images/ for the README."""
+checked through their data, not their pixels. The tests take a screenshot of each page; with
+SEXTANT_UPDATE_SCREENSHOTS=1 they replace the README's (docs/images/), else they go to the
+test's temporary directory, so a test run leaves the checkout as it was."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 import urllib.error
@@ -39,7 +42,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def experiment_yaml(name: str) -> str:
-    return (DATA / f"{name}.yaml").read_text().replace("TRAINER", str(DATA / "trainer.py"))
+    # Relative to the checkout, where the CLI and the stack run (trials run where their
+    # experiment was submitted from, or where the stack was started): no machine's path in the
+    # YAML the screenshots show.
+    return (DATA / f"{name}.yaml").read_text().replace("TRAINER", str((DATA / "trainer.py").relative_to(ROOT)))
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -122,7 +128,8 @@ CRAFTED_TRIALS, CRAFTED_TOKEN = 120, "crafted-token"
 class Watched:
     """A signed-in page that records console errors, page errors and failed requests."""
 
-    def __init__(self, browser, base_url: str, token: str):
+    def __init__(self, browser, base_url: str, token: str, shots: Path):
+        self.shots = shots
         self.context = browser.new_context(viewport={"width": 1360, "height": 900}, ignore_https_errors=True)
         self.context.set_default_timeout(90_000)  # a loaded 2-core machine: generous, not a timing test
         host = base_url.split("//", 1)[1].split(":")[0]
@@ -145,16 +152,24 @@ class Watched:
         for plot_id in self.page.evaluate("[...document.querySelectorAll('.plot')].map(e => e.id)"):
             reveal(self.page, plot_id, required=False)
         self.page.evaluate("window.scrollTo(0, 0)")
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
     def close(self) -> None:
         self.context.close()
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the screenshots go: the README's images only when asked to update them."""
+    if os.environ.get("SEXTANT_UPDATE_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        return IMAGES
+    return tmp_path_factory.mktemp("screenshots")
+
+
 @pytest.fixture
-def watched(browser, base_url: str, stack: Stack) -> Iterator[Watched]:
-    w = Watched(browser, base_url, stack.token)
+def watched(browser, base_url: str, stack: Stack, shots: Path) -> Iterator[Watched]:
+    w = Watched(browser, base_url, stack.token, shots)
     yield w
     problems = list(w.problems)
     w.close()
@@ -309,8 +324,7 @@ def test_pareto_front_plot_shows_every_trial_and_the_front(watched: Watched, sta
         for i, trial in enumerate(trace["trials"]):
             assert [a[i] for a in axes] == pytest.approx(values[trial])
             assert trace["text"][i].startswith(trial + "<br>loss = ")  # hovering shows the trial
-    IMAGES.mkdir(parents=True, exist_ok=True)  # the card alone, for the README
-    page.locator("#card-pareto").screenshot(path=str(IMAGES / f"pareto-{dims}d.png"))
+    page.locator("#card-pareto").screenshot(path=str(watched.shots / f"pareto-{dims}d.png"))  # the card alone
 
 
 def test_trial_table_sorts_filters_and_exports(watched: Watched, stack: Stack):
@@ -447,13 +461,13 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
     other.close()
 
 
-def test_early_stopping_failures_contour_axes_and_table_pages(browser, crafted_url: str):
+def test_early_stopping_failures_contour_axes_and_table_pages(browser, crafted_url: str, shots: Path):
     """The crafted experiment: early-stopped trials are marked in the history and cut in the
     intermediate values at their last report; any two parameters make the contour; the trial
     table shows 100 rows a page while filters and counts cover every trial."""
     fates = [crafted_fate(i) for i in range(CRAFTED_TRIALS)]
     stopped, failed = fates.count("EarlyStopped"), fates.count("Failed")
-    watched = Watched(browser, crafted_url, CRAFTED_TOKEN)
+    watched = Watched(browser, crafted_url, CRAFTED_TOKEN, shots)
     try:
         page = watched.open("/ui/experiments/default/big")
         reveal(page, "plot-history")
