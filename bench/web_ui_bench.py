@@ -47,6 +47,19 @@ def timed_get(url: str) -> float:
     return time.perf_counter() - start
 
 
+def wait_for(page: Any, expression: str) -> None:
+    """Waits for ``expression``; on a timeout, says what the page was still waiting for."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(expression, timeout=300_000)
+    except PlaywrightTimeout:
+        state = page.evaluate("() => ({pending: window.sextantPendingPlots ? sextantPendingPlots() : null,"
+                              " marks: performance.getEntriesByType('mark').map(m => m.name),"
+                              " notes: [...document.querySelectorAll('.muted')].map(e => e.textContent).slice(0, 12)})")
+        raise SystemExit(f"timed out waiting for {expression}: {state}") from None
+
+
 def visit(context: Any, base: str, n: int, extras: bool) -> dict[str, Any]:
     ready = ("() => { const h = document.getElementById('plot-history');"
              f" return h && h.data && document.querySelectorAll('#trial-table tbody tr').length === {min(n, TABLE_PAGE)}"
@@ -74,12 +87,14 @@ def visit(context: Any, base: str, n: int, extras: bool) -> dict[str, Any]:
     if extras:
         start = time.perf_counter()
         page.locator("#plot-parallel").scroll_into_view_if_needed()
-        page.wait_for_function("document.getElementById('plot-parallel').data !== undefined", timeout=300_000)
+        wait_for(page, "document.getElementById('plot-parallel').data !== undefined")
         out["parallel_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        page.click("#load-intermediate")
+        # Dispatched, not clicked at the button's position: plots drawn near it as the page
+        # scrolls can move it between Playwright's hit test and its click, and the click is lost.
+        page.dispatch_event("#load-intermediate", "click")
         page.locator("#plot-intermediate").scroll_into_view_if_needed()
-        page.wait_for_function("document.getElementById('plot-intermediate').data !== undefined", timeout=300_000)
+        wait_for(page, "document.getElementById('plot-intermediate').data !== undefined")
         out["intermediate_s"] = time.perf_counter() - start
     page.close()
     return out
