@@ -47,6 +47,19 @@ def timed_get(url: str) -> float:
     return time.perf_counter() - start
 
 
+def wait_for(page: Any, expression: str) -> None:
+    """Waits for ``expression``; on a timeout, says what the page was still waiting for."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(expression, timeout=300_000)
+    except PlaywrightTimeout:
+        state = page.evaluate("() => ({pending: window.sextantPendingPlots ? sextantPendingPlots() : null,"
+                              " marks: performance.getEntriesByType('mark').map(m => m.name),"
+                              " notes: [...document.querySelectorAll('.muted')].map(e => e.textContent).slice(0, 12)})")
+        raise SystemExit(f"timed out waiting for {expression}: {state}") from None
+
+
 def visit(context: Any, base: str, n: int, extras: bool) -> dict[str, Any]:
     ready = ("() => { const h = document.getElementById('plot-history');"
              f" return h && h.data && document.querySelectorAll('#trial-table tbody tr').length === {min(n, TABLE_PAGE)}"
@@ -64,18 +77,24 @@ def visit(context: Any, base: str, n: int, extras: bool) -> dict[str, Any]:
     out["main_thread_s"] = metrics["TaskDuration"]
     out["marks_ms"] = page.evaluate("() => Object.fromEntries(performance.getEntriesByType('mark')"
                                     ".map(m => [m.name, Math.round(m.startTime)]))")
+    # When each plotly.js bundle arrived ([request start, response end] in ms from navigation).
+    out["plotly_fetch_ms"] = page.evaluate(
+        "() => Object.fromEntries(performance.getEntriesByType('resource').filter(r => r.name.includes('/plotly'))"
+        ".map(r => [r.name.split('/').pop().split('?')[0], [Math.round(r.startTime), Math.round(r.responseEnd)]]))")
     out["json_in_browser_s"] = page.evaluate(
         "() => { const e = performance.getEntriesByType('resource').find(r => r.name.endsWith('/experiments/default/big'));"
         " return e ? (e.responseEnd - e.startTime) / 1000 : null; }")
     if extras:
         start = time.perf_counter()
         page.locator("#plot-parallel").scroll_into_view_if_needed()
-        page.wait_for_function("document.getElementById('plot-parallel').data !== undefined", timeout=300_000)
+        wait_for(page, "document.getElementById('plot-parallel').data !== undefined")
         out["parallel_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        page.click("#load-intermediate")
+        # Dispatched, not clicked at the button's position: plots drawn near it as the page
+        # scrolls can move it between Playwright's hit test and its click, and the click is lost.
+        page.dispatch_event("#load-intermediate", "click")
         page.locator("#plot-intermediate").scroll_into_view_if_needed()
-        page.wait_for_function("document.getElementById('plot-intermediate').data !== undefined", timeout=300_000)
+        wait_for(page, "document.getElementById('plot-intermediate').data !== undefined")
         out["intermediate_s"] = time.perf_counter() - start
     page.close()
     return out
@@ -89,7 +108,8 @@ def measure(base: str, n: int, warmup: int, rounds: int) -> tuple[dict[str, Any]
             profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, viewport={"width": 1360, "height": 900})
         context.add_cookies([{"name": "sextant_token", "value": TOKEN, "domain": "127.0.0.1", "path": "/"}])
         first = visit(context, base, n, extras=False)
-        print(f"first visit: {first['interactive_s']:.2f}s", flush=True)
+        print(f"first visit: {first['interactive_s']:.2f}s (main thread {first['main_thread_s']:.2f}s), "
+              f"plotly.js fetched {first['plotly_fetch_ms']}, marks {first['marks_ms']}", flush=True)
         for _ in range(warmup):
             visit(context, base, n, extras=False)
         returning = []
@@ -129,6 +149,7 @@ def main() -> None:
     print(json.dumps({
         "trials": args.trials, "rounds": args.rounds,
         "first_visit_interactive_s": round(first["interactive_s"], 2),
+        "first_visit_main_thread_busy_s": round(first["main_thread_s"], 2),
         "page_interactive_s": round(med(column("interactive_s")), 2),
         "page_interactive_all_s": column("interactive_s"),
         "main_thread_busy_s": round(med(column("main_thread_s")), 2),

@@ -232,6 +232,12 @@ async def example(request: web.Request) -> web.Response:
 async def services(request: web.Request) -> web.Response:
     data_dir = _data_dir(request)
     algorithms = await _run(local_files.algorithm_services, data_dir)
+    if any(a["shared"] for a in algorithms):  # which experiments use it now: the store knows
+        experiments, _ = await _run(_store(request).list, "Experiment", "")
+        users = summary.shared_service_users(experiments)
+        for a in algorithms:
+            if a["shared"]:
+                a["experiments"] = users.get(a["name"], [])
     stack = await _run(local_files.stack_services, data_dir)
     return web.json_response({"algorithms": algorithms, "stack": stack})
 

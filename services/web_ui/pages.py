@@ -15,7 +15,7 @@ from services.web_ui import static
 TEMPLATES = Path(__file__).parent / "templates"
 _SHELL = (TEMPLATES / "page.html").read_text()
 _LOGIN = (TEMPLATES / "login.html").read_text()
-PLOTTING_PAGES = {"experiment", "trial", "compare"}  # the others do not load plotly.js
+PLOTTING_PAGES = {"experiment", "trial", "compare"}  # the others load no plotly.js
 
 
 def _fill(template: str, **values: str) -> str:
@@ -30,7 +30,8 @@ def page(page_name: str, title: str, preload: str = "", **args: str) -> web.Resp
     attrs = " ".join(f'data-{escape(k)}="{escape(v)}"' for k, v in args.items())
     head = [f'<link rel="preload" href="{escape(preload)}" as="fetch" crossorigin="anonymous">'] if preload else []
     if page_name in PLOTTING_PAGES:
-        head.append('<script src="/ui/static/plotly.min.js" async></script>')  # see app.js's plot()
+        cartesian, full = static.plotly_urls()  # see app.js's loadPlotly()
+        head.append(f'<script id="plotly-cartesian" src="{escape(cartesian)}" data-full="{escape(full)}" async></script>')
     if page_name == "experiment":
         head.extend(f'<script src="{escape(url)}" defer></script>' for url in static.plot_scripts())
     body = _fill(_SHELL, title=escape(title), page=escape(page_name), attrs=attrs, head="\n".join(head))

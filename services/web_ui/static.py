@@ -1,6 +1,7 @@
-"""Static assets: the UI's own files and plotly.js from the installed ``plotly`` package
-(nothing is fetched from the internet). plotly.js is large and its content only changes with
-the package, so browsers may keep it for a year; the UI's files are revalidated (ETag).
+"""Static assets: the UI's own files, the full plotly.js from the installed ``plotly`` package
+and its small cartesian bundle vendored in ``static/vendor`` (nothing is fetched from the
+internet). Both plotly.js files are large and change only with a new version, which is in their
+URLs, so browsers may keep them for a year; the UI's files are revalidated (ETag).
 
 Each file is read, hashed and gzip-compressed once per version of the file (plotly.js shrinks
 from 4.6 MB to 1.4 MB), not on every request.
@@ -13,6 +14,7 @@ import functools
 import gzip
 import hashlib
 from dataclasses import dataclass
+from importlib.metadata import version
 from importlib.resources import files
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from aiohttp import web
 
 STATIC = Path(__file__).parent / "static"
 PLOTS = STATIC / "plots"
+VENDOR = STATIC / "vendor"
+CARTESIAN_PLOTLY = "plotly-cartesian-3.7.0.min.js"  # see static/vendor/README.md
 TYPES = {".js": "text/javascript", ".css": "text/css", ".svg": "image/svg+xml"}
 PLOTLY_CACHE = "public, max-age=31536000, immutable"
 OWN_CACHE = "no-cache"  # kept, but asked about (If-None-Match) before each use
@@ -27,6 +31,11 @@ OWN_CACHE = "no-cache"  # kept, but asked about (If-None-Match) before each use
 
 def plotly_js() -> Path:
     return Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+
+
+def plotly_urls() -> tuple[str, str]:
+    """The URLs of the cartesian and the full plotly.js, each naming its version."""
+    return f"/ui/static/vendor/{CARTESIAN_PLOTLY}", f"/ui/static/plotly.min.js?v={version('plotly')}"
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,10 @@ async def asset(request: web.Request) -> web.Response:
     return await respond(request, _own_file(STATIC, request.match_info["file"]), OWN_CACHE)
 
 
+async def vendored(request: web.Request) -> web.Response:
+    return await respond(request, _own_file(VENDOR, request.match_info["file"]), PLOTLY_CACHE)
+
+
 async def plot_script(request: web.Request) -> web.Response:
     return await respond(request, _own_file(PLOTS, request.match_info["file"]), OWN_CACHE)
 
@@ -95,4 +108,5 @@ def plot_scripts() -> list[str]:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/ui/static/plotly.min.js", plotly)
     app.router.add_get("/ui/static/plots/{file}", plot_script)
+    app.router.add_get("/ui/static/vendor/{file}", vendored)
     app.router.add_get("/ui/static/{file}", asset)

@@ -12,9 +12,10 @@ from typing import Any
 
 import yaml
 
+from services.suggestion.controller.shared_services import shared_name
 from sextant.katib import experiment_status, trial_status
 from sextant.katib.condition_list import current_condition_type
-from sextant.resources.models import Experiment, ParameterType, Trial, to_doc
+from sextant.resources.models import Experiment, ParameterType, ResumePolicy, Trial, to_doc
 from sextant.timestamps import parse_time
 
 
@@ -87,6 +88,24 @@ def experiment_summary(exp: Experiment) -> dict[str, Any]:
         "completed": status.completion_time,
         "finished": experiment_status.is_finished(exp),
     }
+
+
+def shared_service_users(experiments: list[Experiment]) -> dict[str, list[dict[str, str]]]:
+    """By shared algorithm service name: the unfinished experiments it serves (the suggestion
+    controller's choice in shared mode; a ``FromVolume`` experiment keeps a service of its own)."""
+    users: dict[str, list[dict[str, str]]] = {}
+    for exp in experiments:
+        spec = exp.spec
+        if spec.algorithm is None or spec.resume_policy == ResumePolicy.FROM_VOLUME:
+            continue
+        if experiment_status.is_finished(exp):
+            continue
+        early = spec.early_stopping.algorithm_name if spec.early_stopping is not None else None
+        users.setdefault(shared_name(spec.algorithm.algorithm_name, early), []).append(
+            {"namespace": exp.metadata.namespace, "name": exp.metadata.name})
+    for rows in users.values():
+        rows.sort(key=lambda r: (r["namespace"], r["name"]))
+    return users
 
 
 def _parameter_value(text: str, kind: str) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from sextant.cli.context import Context
@@ -26,6 +27,7 @@ from sextant.stack import (
     stop_strays,
     stop_supervisor,
     supervisor_running,
+    wait_api_ready,
     wait_ready,
 )
 
@@ -87,6 +89,15 @@ def ensure_stack(ctx: Context, console: Console, port: int = 0, db_url: str | No
         raise CliError(str(err)) from None
 
 
+def print_endpoints(ctx: Context, console: Console) -> None:
+    """Where kubectl and a browser reach the running stack."""
+    from sextant.kubeconfig import kubeconfig_path
+
+    console.print(f"Kubernetes API: export KUBECONFIG={kubeconfig_path(ctx.data_dir)}")
+    with contextlib.suppress(CliError):  # the URL signs the browser in once (`sextant ui` opens it)
+        console.print(f"Web UI: {ui_url(ctx)}", markup=False)
+
+
 def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     config = stack_config(ctx, ns)
     if ns.detach:
@@ -97,11 +108,7 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         except (RuntimeError, TimeoutError) as err:
             raise CliError(str(err)) from None
         console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}")
-        from sextant.kubeconfig import kubeconfig_path
-
-        console.print(f"Kubernetes API: export KUBECONFIG={kubeconfig_path(ctx.data_dir)}")
-        with contextlib.suppress(CliError):  # the URL signs the browser in once (`sextant ui` opens it)
-            console.print(f"Web UI: {ui_url(ctx)}", markup=False)
+        print_endpoints(ctx, console)
         console.print(f"logs: {ctx.paths.logs}/   stop with: sextant down")
         return EXIT_OK
     supervisor = Supervisor(config)
@@ -112,12 +119,17 @@ def cmd_up(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     supervisor.install_signal_handlers()
 
     def announce() -> None:
+        deadline = time.monotonic() + ns.timeout
         address = wait_ready(ctx.paths, timeout=ns.timeout)
-        if address:
-            console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}; "
-                          "Ctrl-C stops it")
-        else:
+        if not address:
             console.print(f"[yellow]the DB manager is not answering yet; see {ctx.paths.logs}/[/yellow]")
+            return
+        console.print(f"Sextant stack up: DB manager at [bold]{address}[/bold], data in {ctx.data_dir}; "
+                      "Ctrl-C stops it")
+        if wait_api_ready(ctx.paths, max(0.5, deadline - time.monotonic())):
+            print_endpoints(ctx, console)
+        else:
+            console.print(f"[yellow]the API server is not answering yet; see {ctx.paths.logs}/[/yellow]")
 
     threading.Thread(target=announce, daemon=True).start()
     supervisor.run()

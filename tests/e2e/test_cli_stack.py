@@ -9,16 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
 from tests.e2e.kube_stack import trivial_experiment
-from tests.e2e.local_stack import cli_env, run_cli
+from tests.e2e.local_stack import cli_command, cli_env, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sextant-stack")]
 
@@ -39,24 +42,37 @@ def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def _up(data_dir: Path) -> Path:
+def _up(data_dir: Path) -> str:
+    """`sextant up --detach`'s output."""
     up = sextant(data_dir, "up", "--detach", "--port", "0", timeout=120)
     assert up.returncode == 0, up.stderr + up.stdout
-    return data_dir
+    return up.stdout
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    data_dir = _up(tmp_path_factory.mktemp("stack"))
-    yield data_dir
+def stack_and_output(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("stack")
+    output = _up(data_dir)
+    yield data_dir, output
     sextant(data_dir, "down", timeout=120)
+
+
+@pytest.fixture(scope="module")
+def stack(stack_and_output):
+    return stack_and_output[0]
 
 
 @pytest.fixture
 def own_stack(tmp_path):
-    data_dir = _up(tmp_path)
-    yield data_dir
-    sextant(data_dir, "down", timeout=120)
+    _up(tmp_path)
+    yield tmp_path
+    sextant(tmp_path, "down", timeout=120)
+
+
+def web_ui_url(data_dir: Path) -> str:
+    """The sign-in URL `sextant up` should print: the API server's address and the stack's token."""
+    token = (data_dir / "token").read_text().strip()
+    return f"https://{state(data_dir)['services']['api-server']['address']}/?{urlencode({'token': token})}"
 
 
 def state(data_dir: Path) -> dict:
@@ -78,8 +94,9 @@ def status_when_serving(data_dir: Path, what: str) -> dict[str, list[str]]:
     return wait_until(serving, what=what)
 
 
-def test_up_writes_state_and_status_reports_every_service(stack):
-    data_dir = stack
+def test_up_writes_state_and_status_reports_every_service(stack_and_output):
+    data_dir, output = stack_and_output
+    assert f"Web UI: {web_ui_url(data_dir)}\n" in output
     assert (data_dir / "address").read_text().startswith("127.0.0.1:")
     token = (data_dir / "token").read_text().strip()
     assert len(token) >= 32 and oct((data_dir / "token").stat().st_mode & 0o777) == "0o600"
@@ -143,6 +160,32 @@ def test_second_up_says_already_running(stack):
     assert "already running" in again.stderr
     foreground = sextant(data_dir, "up", "--port", "0")
     assert foreground.returncode == 1 and "already running" in foreground.stderr
+
+
+def test_foreground_up_prints_the_web_ui_url_and_stops_on_ctrl_c(tmp_path):
+    proc = subprocess.Popen(cli_command(tmp_path, "up", "--port", "0"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=cli_env())
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True)
+    reader.start()
+    seen: list[str] = []
+    try:
+        while not (seen and seen[-1].startswith("Web UI: ")):
+            try:
+                seen.append(lines.get(timeout=120))
+            except queue.Empty:
+                raise AssertionError(f"no Web UI line in 120 s:\n{''.join(seen)}") from None
+        assert seen[-1] == f"Web UI: {web_ui_url(tmp_path)}\n", "".join(seen)
+        assert any(line.startswith("Kubernetes API: export KUBECONFIG=") for line in seen), "".join(seen)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        reader.join(timeout=30)  # the rest of the output, to its end
+        rest = [lines.get() for _ in range(lines.qsize())]
+        assert "Sextant stack stopped\n" in rest, "".join(rest)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_killed_services_are_restarted(stack):

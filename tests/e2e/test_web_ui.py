@@ -1,10 +1,13 @@
 """The web UI in a real browser (Debian's chromium through Playwright) against a real local stack:
 a finished experiment (with failed trials) and one created from the Create page that runs while
 the tests watch it. Every page must load with no console error and no failed request; plots are
-checked through their data, not their pixels. Screenshots go to docs/images/ for the README."""
+checked through their data, not their pixels. The tests take a screenshot of each page; with
+SEXTANT_UPDATE_SCREENSHOTS=1 they replace the README's (docs/images/), else they go to the
+test's temporary directory, so a test run leaves the checkout as it was."""
 
 from __future__ import annotations
 
+import os
 import ssl
 import time
 import urllib.error
@@ -39,7 +42,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def experiment_yaml(name: str) -> str:
-    return (DATA / f"{name}.yaml").read_text().replace("TRAINER", str(DATA / "trainer.py"))
+    # Relative to the checkout, where the CLI and the stack run (trials run where their
+    # experiment was submitted from, or where the stack was started): no machine's path in the
+    # YAML the screenshots show.
+    return (DATA / f"{name}.yaml").read_text().replace("TRAINER", str((DATA / "trainer.py").relative_to(ROOT)))
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -122,7 +128,8 @@ CRAFTED_TRIALS, CRAFTED_TOKEN = 120, "crafted-token"
 class Watched:
     """A signed-in page that records console errors, page errors and failed requests."""
 
-    def __init__(self, browser, base_url: str, token: str):
+    def __init__(self, browser, base_url: str, token: str, shots: Path):
+        self.shots = shots
         self.context = browser.new_context(viewport={"width": 1360, "height": 900}, ignore_https_errors=True)
         self.context.set_default_timeout(90_000)  # a loaded 2-core machine: generous, not a timing test
         host = base_url.split("//", 1)[1].split(":")[0]
@@ -145,16 +152,24 @@ class Watched:
         for plot_id in self.page.evaluate("[...document.querySelectorAll('.plot')].map(e => e.id)"):
             reveal(self.page, plot_id, required=False)
         self.page.evaluate("window.scrollTo(0, 0)")
-        IMAGES.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(IMAGES / f"{name}.png"), full_page=True)
+        self.page.screenshot(path=str(self.shots / f"{name}.png"), full_page=True)
 
     def close(self) -> None:
         self.context.close()
 
 
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where the screenshots go: the README's images only when asked to update them."""
+    if os.environ.get("SEXTANT_UPDATE_SCREENSHOTS") == "1":
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        return IMAGES
+    return tmp_path_factory.mktemp("screenshots")
+
+
 @pytest.fixture
-def watched(browser, base_url: str, stack: Stack) -> Iterator[Watched]:
-    w = Watched(browser, base_url, stack.token)
+def watched(browser, base_url: str, stack: Stack, shots: Path) -> Iterator[Watched]:
+    w = Watched(browser, base_url, stack.token, shots)
     yield w
     problems = list(w.problems)
     w.close()
@@ -247,10 +262,17 @@ def test_experiment_page_plots_every_trial(watched: Watched, stack: Stack):
     first = js(page, "performance.getEntriesByType('resource')"
                      ".filter(r => r.name.endsWith('/ui/api/experiments/default/quick'))[0].initiatorType")
     assert first == "link"
+    # The plots in view draw with the small cartesian plotly.js; the full one (4.6 MB) is loaded
+    # only for the parallel coordinates further down, and each plot keeps the bundle that drew it.
+    bundles = "performance.getEntriesByType('resource').map(r => new URL(r.name).pathname).filter(p => p.includes('/plotly'))"
+    assert js(page, bundles) == ["/ui/static/vendor/plotly-cartesian-3.7.0.min.js"]
+    assert js(page, "document.getElementById('plot-history').sextantBundle") == "cartesian"
     assert plot_points(page, "plot-history", 0) == len(scored)
     assert plot_points(page, "plot-history", 1) == len(trials)  # best so far, one step per trial
     assert plot_points(page, "plot-history", 2) == len(failed)
     reveal(page, "plot-parallel")
+    assert js(page, bundles) == ["/ui/static/vendor/plotly-cartesian-3.7.0.min.js", "/ui/static/plotly.min.js"]
+    assert js(page, "document.getElementById('plot-parallel').sextantBundle") == "full"
     dims = js(page, "document.getElementById('plot-parallel').data[0].dimensions.map(d => [d.label, d.values.length])")
     assert dims == [["x", len(scored)], ["y", len(scored)], ["opt", len(scored)], ["loss", len(scored)]]
     assert js(page, "document.querySelectorAll('#slices .plot').length") == 3
@@ -302,8 +324,7 @@ def test_pareto_front_plot_shows_every_trial_and_the_front(watched: Watched, sta
         for i, trial in enumerate(trace["trials"]):
             assert [a[i] for a in axes] == pytest.approx(values[trial])
             assert trace["text"][i].startswith(trial + "<br>loss = ")  # hovering shows the trial
-    IMAGES.mkdir(parents=True, exist_ok=True)  # the card alone, for the README
-    page.locator("#card-pareto").screenshot(path=str(IMAGES / f"pareto-{dims}d.png"))
+    page.locator("#card-pareto").screenshot(path=str(watched.shots / f"pareto-{dims}d.png"))  # the card alone
 
 
 def test_trial_table_sorts_filters_and_exports(watched: Watched, stack: Stack):
@@ -406,16 +427,20 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
     assert names == ["default/quick", "default/quick best", "default/slow", "default/slow best"]
     watched.shot("compare")
 
+    # The local stack runs one random-search service shared by every experiment of that
+    # algorithm; the page names those that use it now: the running one, not the finished ones.
+    for name in ("quick", "pareto2", "pareto3"):
+        wait_until(lambda name=name: stack.finished(name), 240, f"the experiment {name}")
     page = watched.open("/ui/services")
     page.wait_for_selector("#algorithm-table tbody tr")
-    # The random-search service the running experiment asks (its own, or one shared by every
-    # experiment of that algorithm, as the local stack runs them).
     rows = page.locator("#algorithm-table tbody tr").evaluate_all(
         "rows => rows.map(r => [...r.querySelectorAll('td')].map(td => td.innerText))")
     running = [c for c in rows if c[2] == "random" and c[4] == "running"]
     assert len(running) == 1, rows
     cells = running[0]
-    assert cells[0] in ("slow", "every experiment (shared)")
+    assert cells[0] == "shared by default/slow", rows
+    users = page.locator("#algorithm-table tbody tr .shared-by a").evaluate_all("links => links.map(a => a.pathname)")
+    assert users == ["/ui/experiments/default/slow"]
     assert int(cells[7]) >= 1  # GetSuggestions calls, scraped from the service's own metrics
     assert float(cells[8]) > 0
     assert page.locator("#stack-services tbody tr").count() >= 4
@@ -436,13 +461,13 @@ def test_compare_services_and_delete(watched: Watched, stack: Stack):
     other.close()
 
 
-def test_early_stopping_failures_contour_axes_and_table_pages(browser, crafted_url: str):
+def test_early_stopping_failures_contour_axes_and_table_pages(browser, crafted_url: str, shots: Path):
     """The crafted experiment: early-stopped trials are marked in the history and cut in the
     intermediate values at their last report; any two parameters make the contour; the trial
     table shows 100 rows a page while filters and counts cover every trial."""
     fates = [crafted_fate(i) for i in range(CRAFTED_TRIALS)]
     stopped, failed = fates.count("EarlyStopped"), fates.count("Failed")
-    watched = Watched(browser, crafted_url, CRAFTED_TOKEN)
+    watched = Watched(browser, crafted_url, CRAFTED_TOKEN, shots)
     try:
         page = watched.open("/ui/experiments/default/big")
         reveal(page, "plot-history")

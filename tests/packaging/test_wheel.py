@@ -76,6 +76,11 @@ def test_wheel_validates_and_runs_an_experiment(installed, tmp_path):
     assert str(installed) in where.stdout, where.stdout
     bundled = sorted(f"{p.parent.name}/{p.name}" for p in (ROOT / "examples").glob("v*/*.yaml"))
     assert where.stdout.splitlines()[1].split() == bundled
+    # The web UI's vendored plotly.js bundle and its licence ship in the wheel too.
+    vendored = _run([str(installed / "bin" / "python"), "-c", "from services.web_ui import static;"
+                     " print(static.VENDOR / static.CARTESIAN_PLOTLY)"], cwd=work, env=env).stdout.strip()
+    assert vendored.startswith(str(installed)) and Path(vendored).is_file(), vendored
+    assert (Path(vendored).parent / "plotly.js-LICENSE.txt").is_file()
     valid = _run([sextant, "validate", "-f", "exp.yaml"], cwd=work, env=env)
     assert "valid" in valid.stdout.lower()
     try:

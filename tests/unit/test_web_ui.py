@@ -4,6 +4,7 @@ pasted YAML, trial logs read by offset, and the login redirect guard."""
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,15 @@ from services.web_ui import local_files, summary
 from services.web_ui.importance import parameter_importance
 from services.web_ui.login import safe_next
 from services.web_ui.yaml_lines import locate_errors
-from sextant.resources.models import Condition, Experiment, Trial, to_doc
+from sextant.resources.models import (
+    AlgorithmSpec,
+    Condition,
+    EarlyStoppingSpec,
+    Experiment,
+    ResumePolicy,
+    Trial,
+    to_doc,
+)
 
 
 def _experiment(objective_type: str = "minimize", strategy: str | None = None) -> Experiment:
@@ -54,6 +63,23 @@ def test_status_word_is_the_last_condition():
     exp.status.conditions = [Condition(type="Created"), Condition(type="Running", status="False"),
                              Condition(type="Succeeded")]
     assert summary.status_word(exp) == "Succeeded"
+
+
+def test_a_shared_service_is_used_by_the_unfinished_experiments_of_its_algorithm():
+    def exp(name: str, namespace: str = "ns", algorithm: str = "random", **spec) -> Experiment:
+        e = _experiment()
+        e.metadata.name, e.metadata.namespace = name, namespace
+        return e.model_copy(update={"spec": e.spec.model_copy(update={
+            "algorithm": AlgorithmSpec(algorithm_name=algorithm), **spec})})
+
+    done = exp("done")
+    done.status.conditions = [Condition(type="Created"), Condition(type="Succeeded")]
+    stopping = exp("stops", early_stopping=EarlyStoppingSpec(algorithm_name="medianstop"))
+    own = exp("own", resume_policy=ResumePolicy.FROM_VOLUME)  # keeps a service of its own
+    users = summary.shared_service_users([exp("b"), exp("a", "other"), exp("t", algorithm="tpe"), done, stopping, own])
+    assert users == {"random": [{"namespace": "ns", "name": "b"}, {"namespace": "other", "name": "a"}],
+                     "tpe": [{"namespace": "ns", "name": "t"}],
+                     "random-medianstop": [{"namespace": "ns", "name": "stops"}]}
 
 
 def test_trials_table_orders_by_creation_and_tracks_the_best_that_counts():
@@ -208,10 +234,18 @@ async def test_plotly_is_served_compressed_cacheable_and_revalidated():
     app = web.Application()
     static.add_routes(app)
     async with TestClient(TestServer(app)) as client:
-        reply = await client.get("/ui/static/plotly.min.js", headers={"Accept-Encoding": "gzip, br"})
-        assert reply.status == 200 and reply.headers["Content-Encoding"] == "gzip"
-        assert "immutable" in reply.headers["Cache-Control"]
-        assert await reply.read() == static.plotly_js().read_bytes()  # the client undoes the gzip
+        cartesian, full = static.plotly_urls()
+        for url, path in [(full, static.plotly_js()), (cartesian, static.VENDOR / static.CARTESIAN_PLOTLY)]:
+            reply = await client.get(url, headers={"Accept-Encoding": "gzip, br"})
+            assert reply.status == 200 and reply.headers["Content-Encoding"] == "gzip"
+            assert "immutable" in reply.headers["Cache-Control"]
+            assert await reply.read() == path.read_bytes()  # the client undoes the gzip
+        # Kept for a year, so each URL names its version; the vendored bundle is the plotly.js
+        # version of the locked plotly package (static/vendor/README.md says how to update it).
+        vendored = static.CARTESIAN_PLOTLY.removeprefix("plotly-cartesian-").removesuffix(".min.js")
+        assert full.endswith(f"?v={version('plotly')}") and cartesian.endswith(f"-{vendored}.min.js")
+        assert f"* plotly.js (cartesian - minified) v{vendored}\n" in (static.VENDOR / static.CARTESIAN_PLOTLY).read_text()[:200]
+        assert f"* plotly.js v{vendored}\n" in static.plotly_js().read_text()[:200]
         plain = await client.get("/ui/static/app.js", headers={"Accept-Encoding": "identity"})
         assert "Content-Encoding" not in plain.headers and plain.headers["Cache-Control"] == "no-cache"
         again = await client.get("/ui/static/app.js", headers={"If-None-Match": plain.headers["ETag"]})

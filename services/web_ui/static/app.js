@@ -109,37 +109,90 @@ function every(ms, fn) {
 // Timings for bench/web_ui_bench.py (performance.getEntriesByType("mark")); the first one counts.
 function mark(name) { if (!performance.getEntriesByName(name).length) performance.mark(name); }
 
+// plotly.js comes in two bundles, loaded asynchronously so the rest of the page never waits
+// for them: a small one with the cartesian traces (scatter, bar, contour, ...), which the plots
+// in view at first draw with, and the full one (4.6 MB, seconds to compile on a first visit),
+// fetched only when a plot needs a trace the small one lacks (parallel coordinates, 3-D, WebGL).
+// Both set window.Plotly, so each is captured when its script has run, and every plot call goes
+// through plotlyLib: a div is always updated by the bundle that drew it.
+const CARTESIAN_TRACES = new Set(["scatter", "bar", "box", "contour", "heatmap", "histogram", "histogram2d",
+  "histogram2dcontour", "image", "pie", "scatterternary", "violin"]);
+const plotlyLib = {}; // "cartesian" / "full" -> that bundle's Plotly, once its script has run
+const plotlyLoading = {};
+function bundleFor(el, data) {
+  if (el.sextantBundle === "full") return "full";
+  return data.every((t) => CARTESIAN_TRACES.has(t.type || "scatter")) ? "cartesian" : "full";
+}
+function runScript(script) {
+  return new Promise((resolve, reject) => {
+    script.addEventListener("load", resolve);
+    script.addEventListener("error", () => reject(new Error(`could not load ${script.src}`)));
+  });
+}
+// The page's <script id="plotly-cartesian" async> names the full bundle in data-full.
+function loadPlotly(bundle) {
+  if (!plotlyLoading[bundle]) {
+    const tag = document.getElementById("plotly-cartesian");
+    let ran;
+    if (bundle === "cartesian") ran = window.Plotly ? Promise.resolve() : runScript(tag);
+    else { // after the small bundle has run: its window.Plotly must not overwrite the full one's
+      ran = loadPlotly("cartesian").then(() => {
+        const script = h("script", { src: tag.dataset.full, async: true });
+        const done = runScript(script);
+        document.head.append(script);
+        return done;
+      });
+    }
+    plotlyLoading[bundle] = ran.then(() => {
+      plotlyLib[bundle] = window.Plotly;
+      mark(`plotly:${bundle}`);
+      drawPendingInView();
+    }).catch((err) => { delete plotlyLoading[bundle]; console.error(err); });
+  }
+  return plotlyLoading[bundle];
+}
+
 // Plots are drawn when they come into view (and redrawn there when their data changes): with
 // thousands of trials, a parallel-coordinates plot below the fold must not hold up the page.
-// plotly.js loads asynchronously (a browser's first visit spends seconds compiling it): the
-// rest of the page does not wait for it, and the plots in view are drawn when it arrives.
 const pendingPlots = new Map();
 function inView(el) { const r = el.getBoundingClientRect(); return r.bottom >= -200 && r.top <= window.innerHeight + 200; }
 function drawPending(el) {
   const [data, layout] = pendingPlots.get(el.id);
+  const bundle = bundleFor(el, data), lib = plotlyLib[bundle];
+  if (!lib) { loadPlotly(bundle); return; } // drawn when the bundle has run
   pendingPlots.delete(el.id);
-  Plotly.react(el, data, layout, PLOT_CONFIG);
+  if (el.sextantBundle && el.sextantBundle !== bundle) plotlyLib[el.sextantBundle].purge(el);
+  el.sextantBundle = bundle;
+  lib.react(el, data, layout, PLOT_CONFIG);
+  mark(`plot:${el.id}`);
 }
-const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
-  for (const e of entries) if (e.isIntersecting && pendingPlots.has(e.target.id) && window.Plotly) drawPending(e.target);
-}, { rootMargin: "200px" }) : null;
-const observed = new WeakSet();
-window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
-const plotlyScript = document.querySelector('script[src$="/plotly.min.js"]');
-if (plotlyScript && !window.Plotly) plotlyScript.addEventListener("load", () => {
+function drawPendingInView() {
   for (const id of [...pendingPlots.keys()]) {
     const el = document.getElementById(id);
     if (el && (!plotObserver || inView(el))) drawPending(el);
   }
-});
+}
+function purgePlot(el) {
+  pendingPlots.delete(el.id);
+  if (el.sextantBundle) plotlyLib[el.sextantBundle].purge(el);
+  delete el.sextantBundle;
+}
+const plotObserver = "IntersectionObserver" in window ? new IntersectionObserver((entries) => {
+  for (const e of entries) if (e.isIntersecting && pendingPlots.has(e.target.id)) drawPending(e.target);
+}, { rootMargin: "200px" }) : null;
+const observed = new WeakSet();
+window.sextantPendingPlots = () => [...pendingPlots.keys()]; // for the browser tests
+if (document.getElementById("plotly-cartesian")) loadPlotly("cartesian");
 
 function plot(id, data, layout) {
   const el = document.getElementById(id);
   if (!el) return;
   const base = { margin: { l: 60, r: 20, t: 30, b: 50 }, font: { size: 12 }, legend: { orientation: "h", y: -0.2 } };
   pendingPlots.set(id, [data, { ...base, ...layout }]);
-  if (window.Plotly && (!plotObserver || inView(el))) { drawPending(el); return; }
+  // Observed even when in view: if its bundle is still loading and the user scrolls away, it
+  // is drawn when it comes back.
   if (plotObserver && !observed.has(el)) { observed.add(el); plotObserver.observe(el); }
+  if (!plotObserver || inView(el)) drawPending(el);
 }
 
 function downloadCsv(filename, headers, rows) {
@@ -261,7 +314,7 @@ function experimentPage() {
     document.getElementById("exp-counts").textContent =
       `${s.trials} trials: ${s.succeeded} succeeded, ${s.running} running, ${s.pending} pending, ${s.failed} failed, ${s.killed} killed, ${s.earlyStopped} early-stopped of ${s.max ?? "∞"}`;
     document.getElementById("conditions").replaceChildren(table(["Type", "Status", "Reason", "Message", "Last transition"],
-      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""])));
+      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""]), { class: "grid conditions" }));
     const o = d.optimal;
     document.getElementById("optimal").replaceChildren(o && o.bestTrialName
       ? kvTable([["Trial", h("a", { href: trialUrl(ns, o.bestTrialName) }, o.bestTrialName)],
@@ -436,7 +489,7 @@ function trialPage() {
     document.getElementById("trial-times").replaceChildren(kvTable([["Created", d.created || "—"], ["Started", d.startTime || "—"], ["Completed", d.completionTime || "—"],
       ["Early-stopping rules", d.earlyStoppingRules.map((r) => `${r.name} ${r.comparison} ${r.value} from step ${r.startStep}`).join("; ") || "—"]]));
     document.getElementById("trial-conditions").replaceChildren(table(["Type", "Status", "Reason", "Message", "Last transition"],
-      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""])));
+      d.conditions.map((c) => [c.type, c.status, c.reason || "", c.message || "", c.lastTransitionTime || ""]), { class: "grid conditions" }));
     document.getElementById("run-spec").textContent = d.runSpecYaml || "";
     const logs = d.observationLog || {};
     const holder = document.getElementById("metric-logs");
@@ -566,13 +619,20 @@ function createPage() {
 // ---------------------------------------------------------------------------------------------
 // Page 5: algorithm services
 
+// A shared service's column: the unfinished experiments that use it now.
+function sharedBy(experiments) {
+  if (!experiments.length) return h("span", { class: "muted shared-by" }, "shared; no experiment uses it now");
+  const links = experiments.map((e) => h("a", { href: expUrl(e.namespace, e.name) }, `${e.namespace}/${e.name}`));
+  return h("span", { class: "shared-by" }, "shared by ", links.flatMap((a, i) => (i ? [", ", a] : [a])));
+}
+
 function servicesPage() {
   const algos = h("div", { id: "algorithm-services" }), stack = h("div", { id: "stack-services" });
   main.replaceChildren(h("div", { class: "toolbar" }, h("h1", {}, "Algorithm services")), card("Running for experiments", algos), card("Stack", stack));
   every(3000, async () => {
     const r = await api("/ui/api/services");
     algos.replaceChildren(r.algorithms.length ? table(["Experiment", "Namespace", "Algorithm", "Address", "State", "Up since", "Restarts", "GetSuggestions", "Mean latency (ms)"],
-      r.algorithms.map((s) => [s.shared ? "every experiment (shared)" : h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
+      r.algorithms.map((s) => [s.shared ? sharedBy(s.experiments || []) : h("a", { href: expUrl(s.namespace, s.experiment) }, s.experiment), s.namespace, s.algorithm,
         s.address + (s.earlyStoppingAddress ? ` (+ early stopping ${s.earlyStoppingAddress})` : ""),
         s.alive ? "running" : "stopped", s.upSince ? new Date(s.upSince * 1000).toISOString().replace(".000", "") : "—",
         fmt(s.restarts), s.getSuggestions ?? (s.metricsError ? "—" : "n/a"), s.meanLatencyMs ?? "—"]), { id: "algorithm-table" })

@@ -25,8 +25,7 @@
     const [px, py] = this.axes, idx = scoredTrials(d);
     if (idx.length < 3) { // plotly cannot interpolate a contour from fewer points
       note.textContent = "A contour needs at least three trials with a value.";
-      pendingPlots.delete(el.id);
-      if (el.data) Plotly.purge(el);
+      purgePlot(el);
       return;
     }
     note.textContent = "";
