@@ -259,9 +259,11 @@ class WatchHub:
             if self.started and since >= self.start_version:
                 self.subscribers.add(sub)
                 replay = [c for c in self.window if c.version > since]
+                # What the queue repeats is what the replay sent: the window may grow while the
+                # replay is written, and those changes come only through the queue.
+                last = max(since, replay[-1].version if replay else since)
                 for i, old in enumerate(replay):
                     yield old, i + 1 < len(replay) or not sub.queue.empty()
-                last = max(since, self.window[-1].version if self.window else since)
                 while (change := await _next(sub, deadline)) is not None:
                     if change.version <= last and change.type != "BOOKMARK":
                         continue

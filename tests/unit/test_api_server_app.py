@@ -263,6 +263,48 @@ async def test_a_watch_after_writes_is_decided_on_a_window_that_has_taken_them_i
     assert (event["type"], event["object"]["code"]) == ("ERROR", 410), event
 
 
+
+async def test_a_change_arriving_while_the_window_is_replayed_is_not_lost(tmp_path, experiment_doc):
+    """A watcher from a version the window holds changes after gets them replayed; a change the
+    store watch brings while the replay is still being written goes to the watcher's queue and
+    must follow the replay (it was once skipped as "already sent", because the window it was
+    compared with had grown meanwhile)."""
+    app = build_app(MemoryResourceStore(), token=TOKEN, data_dir=tmp_path)
+    async with TestClient(TestServer(app)) as api:
+        hub = app["sextant.watch_hub"]
+        hub.wait_ready(10)
+        since = (await _json(await api.get(f"{BASE}/experiments", headers=AUTH)))["metadata"]["resourceVersion"]
+        keeper = await api.get(f"{BASE}/experiments?watch=true&resourceVersion={since}", headers=AUTH)
+        for _ in range(200):
+            if hub.started and hub.subscribers:
+                break
+            await asyncio.sleep(0.02)
+
+        async def write(body: dict) -> int:
+            if "metadata" in body and "name" in body["metadata"]:
+                reply = await api.post(f"{BASE}/experiments", json=body, headers=AUTH)
+            else:
+                reply = await api.patch(f"{BASE}/experiments/replayed", data=json.dumps(body), headers=MERGE)
+            version = int((await _json(reply))["metadata"]["resourceVersion"])
+            for _ in range(200):
+                if hub.streamed >= version:  # the window (and every subscriber) has it
+                    return version
+                await asyncio.sleep(0.02)
+            raise AssertionError("the hub never took the write in")
+
+        doc = copy.deepcopy(experiment_doc)
+        doc["metadata"] = {"name": "replayed", "namespace": "default"}
+        created = await write(doc)
+        changes = hub.follow(int(since))
+        first, _ = await asyncio.wait_for(changes.__anext__(), 5)  # the replay, paused after one change
+        modified = await write({"metadata": {"labels": {"step": "2"}}})
+        second, _ = await asyncio.wait_for(changes.__anext__(), 5)
+        await changes.aclose()
+        keeper.close()
+    assert (first.type, first.version) == ("ADDED", created)
+    assert (second.type, second.version) == ("MODIFIED", modified)
+
+
 MERGE = {**AUTH, "Content-Type": "application/merge-patch+json"}
 CONFLICT_MESSAGE = ('Operation cannot be fulfilled on experiments.kubeflow.org "{}": the object has been '
                     "modified; please apply your changes to the latest version and try again")
