@@ -356,7 +356,15 @@ def test_failed_trial_links_to_the_lines_that_explain_it(watched: Watched, stack
     page = watched.open("/ui/experiments/default/quick")
     page.wait_for_selector("#trial-table a.why")
     page.locator("#trial-table a.why").first.click()
-    page.wait_for_selector("#log .line.explain.focus")
+    page.wait_for_url("**/ui/trials/**#explain")
+    try:
+        page.wait_for_selector("#log .line.explain.focus")
+    except Exception:  # say what the page had instead, for a failure seen only under load
+        state = js(page, "({url: location.href, status: document.querySelector('#trial-status')?.innerText,"
+                         " lines: document.querySelectorAll('#log .line').length,"
+                         " explain: document.querySelectorAll('#log .explain').length,"
+                         " logState: document.querySelector('#log-state')?.innerText})")
+        raise AssertionError(f"no focused explanation line: {state}") from None
     assert "ValueError" in page.locator("#log .line.explain.focus").inner_text()
     assert page.locator("#trial-status .badge").inner_text() == "Failed"
     watched.shot("trial-failed")
