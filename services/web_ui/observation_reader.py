@@ -15,21 +15,24 @@ import grpc
 from aiohttp import web
 
 from services.api_server.app import DB_MANAGER
+from sextant.timestamps import ZERO_TIME
 
 Reader = Callable[[str, str], list[dict[str, Any]]]  # (trial, metric or "") → [{time, name, value}]
 PARALLEL_READS = 8
 
 
 def _grpc_reader(channel: grpc.Channel) -> Reader:
-    from sextant.api import api_pb2, api_pb2_grpc
+    from sextant.api import api_pb2_grpc
+    from sextant.observation_logs import read_logs
 
     stub = api_pb2_grpc.DBManagerStub(channel)
 
     def read(trial: str, metric: str = "") -> list[dict[str, Any]]:
-        reply = stub.GetObservationLog(
-            api_pb2.GetObservationLogRequest(trial_name=trial, metric_name=metric), timeout=30)
-        return [{"time": m.time_stamp, "name": m.metric.name, "value": m.metric.value}
-                for m in reply.observation_log.metric_logs]
+        # In pages when the log is longer than one GetObservationLog may return. A log line
+        # without a time of its own carries Katib's zero time: shown as no time at all.
+        return [{"time": "" if m.time_stamp == ZERO_TIME else m.time_stamp, "name": m.metric.name,
+                 "value": m.metric.value}
+                for m in read_logs(stub, trial, metric, timeout=30)]
 
     return read
 

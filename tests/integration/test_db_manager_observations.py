@@ -341,3 +341,25 @@ def test_a_long_log_is_read_whole_in_pages(db_manager, monkeypatch):
     with pytest.raises(grpc.RpcError) as err:
         read_logs(stub, "flat", timeout=30)
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_the_web_uis_reader_gets_a_long_log_whole_and_shows_katibs_zero_time_as_none(db_manager, monkeypatch):
+    """The web UI's trial page reads through the same paging reader: a log longer than one
+    GetObservationLog may return comes whole, and a line reported without a time (Katib's zero
+    time) has no time to show."""
+    from services.db_manager import observations
+    from services.web_ui.observation_reader import _grpc_reader
+
+    monkeypatch.setattr(observations.limits, "MAX_OBSERVATION_READ", 1000)
+    monkeypatch.setattr(observations, "_GET", {})
+    stub = db_manager.dbmanager_stub()
+    logs = _batch(1500)
+    for start in range(0, len(logs), 500):
+        report(stub, "long", logs[start:start + 500])
+    report(stub, "untimed", [log("0001-01-01T00:00:00Z", "loss", "0.5")])
+    with grpc.insecure_channel(db_manager.address) as channel:
+        read = _grpc_reader(channel)
+        rows = read("long", "loss")
+        untimed = read("untimed", "")
+    assert [int(r["value"]) for r in rows] == list(range(1500))
+    assert untimed == [{"time": "", "name": "loss", "value": "0.5"}]

@@ -132,6 +132,22 @@ def test_validation_rejection_fails_suggestion_and_experiment(store, runtime):
     assert last_condition(exp) == ("Failed", REASON_FAILED)
 
 
+
+def test_an_algorithm_service_refusing_the_controllers_token_is_not_taken_as_valid_settings(store, runtime,
+                                                                                           monkeypatch):
+    """The service (started with the stack's token) refuses a controller holding another token:
+    the settings' validation fails with that (retried), instead of passing as "valid" and
+    leaving the failure to GetSuggestions."""
+    monkeypatch.setenv("SEXTANT_TOKEN", "the-services-token")  # inherited by the service process
+    create_experiment(store, parallelTrialCount=2, maxTrialCount=6)
+    erec = ExperimentReconciler(store)
+    srec = SuggestionReconciler(store, runtime, Registry.load(), db_manager_address="db.example:6789",
+                                token="another-token", call_timeout=30.0, not_ready_requeue=0.1)
+    erec.reconcile(key())
+    error = drive(srec, until=lambda: bool(srec._channels))  # the first call to the service was made
+    assert error is not None and str(error).startswith("validation at ") and "UNAUTHENTICATED" in str(error)
+    assert suggestion(store).status.suggestion_count == 0
+
 def test_grid_exhaustion_ends_experiment_with_every_point(store, runtime):
     create_experiment(store, algorithm={"algorithmName": "grid"}, parallelTrialCount=2, maxTrialCount=None,
                       parameters=[{"name": "lr", "parameterType": "double",

@@ -357,7 +357,11 @@ class SuggestionReconciler:
                 if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN):
                     details = str(err.details() or code.name)
                     return details if len(details) <= MAX_REASON_CHARS else details[:MAX_REASON_CHARS] + "..."
-                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                            grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                    # A service that refuses this controller's token has judged nothing: passing
+                    # it as valid would only move the failure to the first GetSuggestions or
+                    # GetEarlyStoppingRules, with the settings marked as checked.
                     raise SuggestionError(f"validation at {address}: {code.name}: {err.details()}") from None
                 # Any other answer (UNIMPLEMENTED, INTERNAL, ...) counts as valid, as in Katib.
         return None

@@ -503,7 +503,7 @@ function trialPage() {
       const s = logs[m];
       plot(`plot-metric-${k}`, [{ type: "scatter", mode: "lines+markers", x: s.value.map((_, i) => i + 1), y: s.value, text: s.time, name: m }],
         { xaxis: { title: { text: "report" } }, yaxis: { title: { text: m } }, height: 260, margin: { l: 60, r: 10, t: 10, b: 40 } });
-      document.getElementById(`metric-table-${k}`).replaceChildren(table(["#", "Time", "Value"], s.value.map((v, i) => [i + 1, s.time[i], fmt(v, 8)])));
+      document.getElementById(`metric-table-${k}`).replaceChildren(table(["#", "Time", "Value"], s.value.map((v, i) => [i + 1, s.time[i] || "—", fmt(v, 8)])));
     });
   }
 
