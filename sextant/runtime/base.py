@@ -62,6 +62,10 @@ class ServiceStatus:
     address: str | None = None  # host:port of the Suggestion API
     early_stopping_address: str | None = None  # host:port of the EarlyStopping API
     message: str = ""
+    # The DB manager address to give this service's early stopping (GetEarlyStoppingRules'
+    # db_manager_address); None: the controller's own. Set for a service Sextant did not create
+    # (Katib's, adopted at the switch), which cannot reach Sextant's DB manager as Sextant's does.
+    db_manager_address: str | None = None
 
 
 class JobPhase(StrEnum):

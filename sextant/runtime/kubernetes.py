@@ -60,6 +60,10 @@ collectors send (they hold the same token).
 Everything this runtime creates carries ``app.kubernetes.io/managed-by: sextant`` on its
 metadata so that a new instance (after a controller restart) can list and delete it.
 Creation is idempotent: 409 Conflict means the object already exists and is kept as it is.
+That includes an algorithm Deployment Katib's controller created before Sextant replaced it
+(Katib's images, no managed-by label): its early-stopping service is Katib's, which reads
+observation logs in plaintext with no token, so ``service_status`` gives it
+``katib_db_manager_address`` (the DB manager's read-only Katib port) as its DB manager.
 """
 
 from __future__ import annotations
@@ -568,7 +572,7 @@ class KubernetesRuntime(Runtime):
                  trial_resources: list[str] | tuple[str, ...] = DEFAULT_TRIAL_RESOURCES,
                  plurals: dict[str, str] | None = None, collector_python: str = "python",
                  collector_sidecar: bool = False, db_manager_access: DBManagerAccess = DBManagerAccess(),
-                 owner_references: bool = False):
+                 owner_references: bool = False, katib_db_manager_address: str | None = None):
         self.api = api_client or api_client_from_config(kubeconfig, context, in_cluster)
         self._batch = client.BatchV1Api(self.api)
         self._custom = client.CustomObjectsApi(self.api)
@@ -583,6 +587,10 @@ class KubernetesRuntime(Runtime):
         # wrapped collector (trial jobs) and the early-stopping container (algorithm services).
         self.db_manager_access = db_manager_access
         self.owner_references = owner_references
+        # Where the early-stopping service of an algorithm Deployment Katib created (one running
+        # at the switch, kept by ensure_service) reads observation logs: Katib's medianstop dials
+        # it in plaintext with no token, so not Sextant's own DB manager address. None: unchanged.
+        self.katib_db_manager_address = katib_db_manager_address
         self._kinds: dict[tuple[str, str], TrialResource] = {}  # (namespace, name) -> kind we created
 
     # --- trial jobs ----------------------------------------------------------------------
@@ -796,10 +804,11 @@ class KubernetesRuntime(Runtime):
         has_early = any(c.get("name") == "early-stopping" for c in containers)
         message = "Deployment is available" if ready else \
             ((available or {}).get("message") or "Deployment is not available yet")
+        ours = _managed(deployment["metadata"].get("labels") or {})
         return ServiceStatus(
             exists=True, ready=ready, address=f"{name}.{namespace}:{SUGGESTION_PORT}",
             early_stopping_address=f"{name}.{namespace}:{EARLY_STOPPING_PORT}" if has_early else None,
-            message=message)
+            message=message, db_manager_address=None if ours else self.katib_db_manager_address)
 
     def delete_service(self, namespace: str, name: str, *, keep_state: bool = False) -> None:
         deletions: list[tuple[str, Callable[[], object]]] = [

@@ -339,6 +339,45 @@ def test_the_early_stopping_container_gets_the_runtimes_db_manager_access(cluste
     with_access.delete_service(NS, "exp-es-tls")
 
 
+def katib_deployment(name: str) -> dict:
+    """An algorithm Deployment as Katib's controller creates it: Katib's images, Katib's labels,
+    no ``app.kubernetes.io/managed-by: sextant``."""
+    labels = {"katib.kubeflow.org/deployment": name, "katib.kubeflow.org/experiment": "exp",
+              "katib.kubeflow.org/suggestion": "exp"}
+    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": labels}, "spec": {
+        "replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {
+            "containers": [
+                {"name": "suggestion", "image": "docker.io/kubeflowkatib/suggestion-hyperopt:v0.19.0",
+                 "ports": [{"name": "suggestion-api", "containerPort": 6789}]},
+                {"name": "early-stopping", "image": "docker.io/kubeflowkatib/earlystopping-medianstop:v0.19.0",
+                 "ports": [{"name": "earlystop-api", "containerPort": 6788}]}]}}}}
+
+
+def test_katibs_early_stopping_service_is_given_the_katib_db_manager_address(cluster):
+    """At the switch Sextant keeps the algorithm Deployment Katib's controller created; its
+    medianstop dials the DB manager in plaintext with no token, so the suggestion controller must
+    hand it the read-only Katib port instead of Sextant's own DB manager address."""
+    katib_address = "katib-db-manager.kubeflow:6789"
+    apps = client.AppsV1Api(cluster.api_client())
+    apps.create_namespaced_deployment(NS, katib_deployment("exp-katib-es"))
+    runtime = KubernetesRuntime(cluster.api_client(), owner_references=True,
+                                katib_db_manager_address=katib_address)
+    status = runtime.ensure_service(service_spec(name="exp-katib-es", early_stopping_image="sextant/sextant:latest"))
+    kept = cluster.stored("apps", "v1", "deployments", NS)["exp-katib-es"]
+    assert kept["spec"]["template"]["spec"]["containers"][1]["image"].endswith("earlystopping-medianstop:v0.19.0")
+    assert status.early_stopping_address == f"exp-katib-es.{NS}:6788"
+    assert status.db_manager_address == katib_address
+    # Without the setting, as before: the controller's own address.
+    assert KubernetesRuntime(cluster.api_client()).service_status(NS, "exp-katib-es").db_manager_address is None
+
+    # A Deployment Sextant created reads from the controller's own DB manager address.
+    runtime.ensure_service(service_spec(name="exp-own-es", early_stopping_image="sextant/sextant:latest"))
+    own = runtime.service_status(NS, "exp-own-es")
+    assert own.early_stopping_address and own.db_manager_address is None
+    runtime.delete_service(NS, "exp-own-es")
+    runtime.delete_service(NS, "exp-katib-es")
+
+
 def test_from_volume_service_keeps_its_claim(cluster, runtime):
     runtime.ensure_service(service_spec(name="exp-pbt", algorithm="pbt", persistent=True, resources={
         "limits": {"memory": "1Gi"}}))

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from sextant.algorithm_registry import Registry
 from sextant.katib.experiment_status import REASON_FAILED, REASON_SUGGESTION_END
 from sextant.katib.suggestion_status import EXHAUSTED as SUGGESTION_EXHAUSTED
 from sextant.runtime import process
-from sextant.runtime.base import OwnedService
+from sextant.runtime.base import OwnedService, ServiceSpec, ServiceStatus
 from sextant.runtime.local import LocalRuntime
 
 from .experiment_controller_support import (
@@ -301,6 +302,31 @@ def test_custom_early_stopping_rules_attached_to_every_assignment(store, runtime
     erec.reconcile(key())
     trial = trials_of(store)[0]
     assert [r.name for r in trial.spec.early_stopping_rules] == ["acc", "db"]
+
+
+class _KatibsServices(LocalRuntime):
+    """Real local services whose status names another DB manager for early stopping, as the
+    Kubernetes runtime's does for an algorithm Deployment Katib's controller created."""
+
+    def ensure_service(self, spec: ServiceSpec) -> ServiceStatus:
+        return replace(super().ensure_service(spec), db_manager_address="katib-db-manager.kubeflow:6789")
+
+
+def test_early_stopping_is_given_the_db_manager_address_the_service_status_names(store, tmp_path, monkeypatch):
+    path = custom_registry(tmp_path)
+    monkeypatch.setenv("SEXTANT_REGISTRY", str(path))
+    create_experiment(store, algorithm={"algorithmName": "my-algo"}, earlyStopping={"algorithmName": "my-es"},
+                      parallelTrialCount=2, maxTrialCount=4)
+    runtime = _KatibsServices(tmp_path / "rt", stop_grace=2.0)
+    try:
+        erec, srec = ExperimentReconciler(store), make_srec(store, runtime, Registry.load(path))
+        erec.reconcile(key())
+        drive(srec, until=count_is(store, 2))
+        # The custom early-stopping server echoes the db_manager_address it was sent as rule "db".
+        for a in suggestion(store).status.suggestions:
+            assert {r.name: r.value for r in a.early_stopping_rules}["db"] == "katib-db-manager.kubeflow:6789"
+    finally:
+        runtime.delete_service("default", "exp-my-algo")
 
 
 def test_early_stopping_validation_rejection(store, runtime, tmp_path, monkeypatch):

@@ -217,3 +217,19 @@ def test_katibs_ui_and_sdk_reach_the_db_managers_read_only_port_by_katibs_servic
     target = {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]]
     assert args.katib_read_port == target and args.port != target
     assert args.host == "0.0.0.0"  # the read port listens on --host too: reachable from other pods
+
+
+def test_katibs_early_stopping_in_algorithm_pods_it_created_reads_from_the_read_only_port(manifests) -> None:
+    """Algorithm Deployments Katib's controller created before the switch keep Katib's medianstop,
+    which dials the DB manager in plaintext with no token: the suggestion controller hands those
+    Katib's Service name, which leads to the read-only port; its own services keep the TLS one."""
+    from services.suggestion.controller.__main__ import build_parser as suggestion_parser
+
+    container = by_kind(manifests, "Deployment")["sextant-suggestion-controller"]["spec"]["template"]["spec"][
+        "containers"][0]
+    args = suggestion_parser().parse_args(container["args"][1:])  # every flag is one it accepts
+    alias = by_kind(manifests, "Service")["katib-db-manager"]
+    (port,) = alias["spec"]["ports"]
+    assert args.katib_db_manager_address == f"{alias['metadata']['name']}.{alias['metadata']['namespace']}:{port['port']}"
+    assert (args.db_manager_address_for_services or args.db_manager) != args.katib_db_manager_address
+    assert args.runtime == "kubernetes"

@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="--runtime kubernetes: Secret (key ca.crt) in each algorithm pod's namespace with "
                              "the CA of the DB manager's certificate: the early-stopping container reads "
                              "observation logs over TLS; empty: plaintext")
+    parser.add_argument("--katib-db-manager-address", default=env("katib_db_manager_address"),
+                        help="--runtime kubernetes: address the early-stopping services of algorithm "
+                             "Deployments Katib's controller created (kept when Sextant replaces it) use to "
+                             "read observation logs: a DB manager port without TLS or token, as Katib's "
+                             "medianstop dials (default: the same as Sextant's own services)")
     parser.add_argument("--call-timeout", type=float, default=60.0, help="algorithm call timeout (s)")
     parser.add_argument("--algorithm-services", choices=[m.value for m in ServiceMode],
                         default=env("algorithm_services"),
@@ -107,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                                db_manager_address=ns.db_manager)
     else:
         runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes",
-                               db_manager_access=early_stopping_access(ns))
+                               db_manager_access=early_stopping_access(ns),
+                               katib_db_manager_address=ns.katib_db_manager_address or None)
     controller = build_controller(store, runtime, registry,
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
                                   token=token, namespace=ns.namespace, workers=ns.workers,

@@ -438,9 +438,11 @@ class SuggestionReconciler:
         if exp.spec.early_stopping is None or not state.early_stopping_address:
             return []
         channel = self._channel(state.early_stopping_address)
+        # A service Sextant did not create (Katib's, kept at the switch) may need another address.
+        db_manager = state.db_manager_address or self.db_manager_address
         try:
             reply = api_pb2_grpc.EarlyStoppingStub(channel).GetEarlyStoppingRules(
-                rb.early_stopping_rules_request(exp, sugg, trials, self.db_manager_address),
+                rb.early_stopping_rules_request(exp, sugg, trials, db_manager),
                 timeout=self.call_timeout, metadata=_namespace_of(exp))
         except grpc.RpcError as err:
             if err.code() == grpc.StatusCode.INVALID_ARGUMENT:  # asking again cannot help
