@@ -25,6 +25,7 @@ from services.api_server.__main__ import ssl_context
 from sextant.config import env
 from sextant.logging_setup import setup_logging
 from sextant.resources.models import Trial
+from sextant.runtime.db_manager_access import add_secret_arguments, from_arguments
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -49,12 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "default: pods are left alone (trials use the wrapped-command mode)")
     p.add_argument("--db-manager", default=env("db_manager", "sextant-db-manager.sextant:6789"),
                    help="the DB manager the sidecars report to")
-    p.add_argument("--token-secret", default="sextant-token",
-                   help="Secret (key token) in each trial namespace holding the DB manager's token; "
-                        "empty: the sidecars send none")
-    p.add_argument("--ca-secret", default="",
-                   help="Secret (key ca.crt) in each trial namespace holding the CA of the DB manager's "
-                        "TLS certificate: the sidecars talk TLS to it; empty: plaintext")
+    add_secret_arguments(p, "the collector sidecars")
     p.add_argument("--log-level", default=env("log_level", "INFO"))
     return p
 
@@ -110,10 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         from sextant.runtime.kubernetes import api_client_from_config
 
         labels = namespace_labels(api_client_from_config(args.kubeconfig))
-        from sextant.runtime.db_manager_access import DBManagerAccess
         from sextant.runtime.kubernetes_sidecar import SidecarSettings
 
-        access = DBManagerAccess(token_secret=args.token_secret or None, ca_secret=args.ca_secret or None)
+        access = from_arguments(args)
         pods = (trial_lookup(args.kubeconfig), SidecarSettings(args.collector_image, args.db_manager, access))
     log.info("starting", extra={"host": args.host, "port": args.port, "cert": str(cert),
                                 "collector_image": args.collector_image})

@@ -22,7 +22,7 @@ from sextant.controller_main import add_controller_arguments, open_store, run_un
 from sextant.events import EventRecorder
 from sextant.katib import controller_metrics
 from sextant.runtime import RUNTIME_KINDS, Runtime, make_runtime
-from sextant.runtime.db_manager_access import DBManagerAccess
+from sextant.runtime.db_manager_access import add_secret_arguments, from_arguments
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
 
@@ -36,9 +36,8 @@ def runtime_options(ns: argparse.Namespace, token: str | None) -> dict[str, Any]
                 "stop_grace": ns.stop_grace}
     # On Katib's custom resources the Trial owns its Job, as Katib sets it (and the cluster's
     # garbage collector deletes the Job with the Trial).
-    access = DBManagerAccess(token_secret=ns.collector_token_secret or None, ca_secret=ns.collector_ca_secret or None)
     return {"owner_references": ns.store == "kubernetes", "collector_sidecar": ns.metrics_collector == "sidecar",
-            "db_manager_access": access}
+            "db_manager_access": from_arguments(ns, prefix="collector-")}
 
 
 def build_controller(store: ResourceStore, runtime: Runtime, db_manager_channel: grpc.Channel, *,
@@ -67,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=env("metrics_collector", "wrapped"),
                         help="--runtime kubernetes: wrap the primary container's command with the collector "
                              "(the image contains Sextant), or leave it to the pod webhook's sidecar")
-    parser.add_argument("--collector-token-secret", default="sextant-token",
-                        help="--runtime kubernetes, wrapped: Secret (key token) in each trial namespace with the "
-                             "DB manager's token for the collector; empty: none")
-    parser.add_argument("--collector-ca-secret", default="",
-                        help="--runtime kubernetes, wrapped: Secret (key ca.crt) in each trial namespace with the "
-                             "CA of the DB manager's certificate: the collector talks TLS; empty: plaintext")
+    add_secret_arguments(parser, "the wrapped collector of a trial's pod (--runtime kubernetes)", prefix="collector-")
     parser.add_argument("--stop-grace", type=float, default=5.0,
                         help="seconds between SIGTERM and SIGKILL when stopping a trial")
     parser.add_argument("--custom-grace", type=float, default=60.0,

@@ -123,8 +123,29 @@ def load_experiments(sources: list[str], namespace: str | None = None) -> Loaded
         try:
             out.experiments.append(admit_experiment(doc))
         except Invalid as err:
-            out.errors += [f"{label}: {e}" for e in err.errors]
+            out.errors += labelled_errors(label, err)
     return out
+
+
+def labelled_errors(label: str, err: Invalid) -> list[str]:
+    """Each of ``err``'s errors prefixed with the file and document it belongs to."""
+    return [f"{label}: {e}" for e in err.errors]
+
+
+def server_document(doc: dict[str, Any], admit_here: bool = False) -> dict[str, Any]:
+    """An experiment document as the CLI sends it to the server, which admits it: admitted here
+    first (defaults, validation, with the models) when ``admit_here`` or when it is v1alpha3
+    (the store takes v1beta1 only), and with a namespace (the store wants one; admission's
+    default, as kubectl's). Raises Invalid."""
+    if admit_here or str(doc.get("apiVersion", "")).endswith("/v1alpha3"):
+        from sextant.resources.admission import admit_experiment
+        from sextant.resources.models import to_doc
+
+        doc = to_doc(admit_experiment(doc))
+    meta = doc.setdefault("metadata", {})
+    if isinstance(meta, dict) and not meta.get("namespace"):
+        meta["namespace"] = "default"
+    return doc
 
 
 def record_working_dir_in(doc: dict[str, Any]) -> None:

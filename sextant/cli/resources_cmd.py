@@ -13,10 +13,12 @@ from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
 from sextant.cli.files import (
     expand,
     experiment_documents,
+    labelled_errors,
     load_experiments,
     read_documents,
     record_working_dir_in,
     require_valid,
+    server_document,
     warn_unused_images,
 )
 from sextant.cli.render import LIST_OUTPUTS, condition, render_list
@@ -161,25 +163,13 @@ def cmd_apply(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     store = ctx.store()
     checked = []
     for label, doc in found:
-        meta = doc.setdefault("metadata", {})
-        if isinstance(meta, dict) and not meta.get("namespace"):
-            meta["namespace"] = "default"  # the store wants one; admission's default, as kubectl's
         if not ctx.server:  # this machine's stack
             record_working_dir_in(doc)
-        if str(doc.get("apiVersion", "")).endswith("/v1alpha3"):
-            # the store takes v1beta1 only: convert here with the models, as `run` does
-            from sextant.resources.admission import admit_experiment
-            from sextant.resources.models import to_doc
-
-            try:
-                doc = to_doc(admit_experiment(doc))
-            except Invalid as err:
-                errors += [f"{label}: {e}" for e in err.errors]
-                continue
         try:
+            doc = server_document(doc)
             checked.append((doc, store.create_document(doc, dry_run=True)))
         except Invalid as err:
-            errors += [f"{label}: {e}" for e in err.errors]
+            errors += labelled_errors(label, err)
     if errors:
         raise BadInput(f"{len(errors)} error(s) found", details=errors)
     for doc, admitted in checked:

@@ -16,7 +16,13 @@ from typing import TYPE_CHECKING, Any
 from sextant.cli.console import real
 from sextant.cli.context import Context
 from sextant.cli.errors import EXIT_FAILURE, EXIT_OK, BadInput, CliError
-from sextant.cli.files import experiment_documents, record_working_dir_in, warn_unused_images
+from sextant.cli.files import (
+    experiment_documents,
+    labelled_errors,
+    record_working_dir_in,
+    server_document,
+    warn_unused_images,
+)
 from sextant.cli.render import (
     assignments,
     condition,
@@ -128,30 +134,34 @@ class Watcher:
                 exp, trials = self.snapshot()
 
 
-def progress_line(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
-    """The line printed on each change where there is no terminal: counts, the best trial and
-    the experiment's news (``state_message``)."""
-    objective = (exp.get("spec") or {}).get("objective") or {}
+def _activity(trials: list[dict[str, Any]]) -> tuple[int, str]:
+    """How many trials finished, and "N active[, M failed]"."""
     done = sum(_finished(t) for t in trials)
-    total = (exp.get("spec") or {}).get("maxTrialCount")
-    best = best_trials(trials, objective, 1)
     failed = sum(trial_status.ended_in_failure(t) for t in trials)
-    text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {len(trials) - done} active"
-    if failed:
-        text += f", {failed} failed"
-    if best:
-        text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
+    return done, f"{len(trials) - done} active" + (f", {failed} failed" if failed else "")
+
+
+def _with_news(text: str, exp: dict[str, Any]) -> str:
     news = state_message(exp)
     return f"{text} - {news}" if news else text
 
 
+def progress_line(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
+    """The line printed on each change where there is no terminal: counts, the best trial and
+    the experiment's news (``state_message``)."""
+    objective = (exp.get("spec") or {}).get("objective") or {}
+    total = (exp.get("spec") or {}).get("maxTrialCount")
+    done, activity = _activity(trials)
+    text = f"{status_word(exp)}: {done}/{total or '?'} trials finished, {activity}"
+    best = best_trials(trials, objective, 1)
+    if best:
+        text += f"; best {objective.get('objectiveMetricName')}={number(best[0][0])} ({best[0][1]['metadata']['name']})"
+    return _with_news(text, exp)
+
+
 def live_state(exp: dict[str, Any], trials: list[dict[str, Any]]) -> str:
     """The state column of the progress bar on a terminal (the bar itself counts the trials)."""
-    done = sum(_finished(t) for t in trials)
-    failed = sum(trial_status.ended_in_failure(t) for t in trials)
-    state = f"{status_word(exp)}, {len(trials) - done} active" + (f", {failed} failed" if failed else "")
-    news = state_message(exp)
-    return state + (f" - {news}" if news else "")
+    return _with_news(f"{status_word(exp)}, {_activity(trials)[1]}", exp)
 
 
 def state_message(exp: dict[str, Any]) -> str:
@@ -162,17 +172,6 @@ def state_message(exp: dict[str, Any]) -> str:
     if message in (experiment_status.MSG_CREATED, experiment_status.MSG_RUNNING, experiment_status.MSG_RESTARTING):
         return ""
     return message
-
-
-def _admitted_here(label: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """The document as admission makes it (defaults, v1beta1), checked without a server."""
-    from sextant.resources.admission import admit_experiment
-    from sextant.resources.models import to_doc
-
-    try:
-        return to_doc(admit_experiment(doc))
-    except Invalid as err:
-        raise BadInput(f"{len(err.errors)} error(s) found", details=[f"{label}: {e}" for e in err.errors]) from None
 
 
 def _experiment_done(exp: dict[str, Any]) -> bool:
@@ -222,13 +221,12 @@ def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
     deadline = time.monotonic() + parse_duration(ns.timeout) if ns.timeout else None
     label, doc = found[0]
     # The server admits what run sends (defaults, validation), as with apply, so run loads no
-    # models. Admitted here first: a v1alpha3 file (the store takes v1beta1) and a file that
-    # would start the stack (a bad one must not start it).
-    if str(doc.get("apiVersion", "")).endswith("/v1alpha3") or not (ctx.server or supervisor_running(ctx.paths)):
-        doc = _admitted_here(label, doc)
-    meta = doc.setdefault("metadata", {})
-    if isinstance(meta, dict) and not meta.get("namespace"):
-        meta["namespace"] = "default"  # the store wants one; admission's default
+    # models; a file that would start the stack is admitted here first (a bad one must not
+    # start it).
+    try:
+        doc = server_document(doc, admit_here=not (ctx.server or supervisor_running(ctx.paths)))
+    except Invalid as err:
+        raise BadInput(f"{len(err.errors)} error(s) found", details=labelled_errors(label, err)) from None
     ensure_stack(ctx, console, port=ns.port)
     if not ctx.server:  # this machine's stack
         record_working_dir_in(doc)
@@ -239,7 +237,7 @@ def cmd_run(ctx: Context, ns: argparse.Namespace, console: Console) -> int:
         console.print(f"experiment.kubeflow.org/{name} created")
         warn_unused_images(created, ctx.unused_image_reason)
     except Invalid as err:
-        raise BadInput(f"{len(err.errors)} error(s) found", details=[f"{label}: {e}" for e in err.errors]) from None
+        raise BadInput(f"{len(err.errors)} error(s) found", details=labelled_errors(label, err)) from None
     except AlreadyExists:
         name, space = doc["metadata"]["name"], doc["metadata"]["namespace"]
         current = store.get_document("Experiment", space, name)

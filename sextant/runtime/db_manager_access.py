@@ -11,6 +11,7 @@ They read them as Sextant's processes read them anywhere: ``SEXTANT_TOKEN`` and
 
 from __future__ import annotations
 
+import argparse
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ CA_ENV = "SEXTANT_TLS_CA"
 CA_KEY = "ca.crt"
 CA_VOLUME = "sextant-db-manager-ca"
 CA_DIR = "/etc/sextant/db-manager-ca"
+DEFAULT_TOKEN_SECRET = "sextant-token"  # where deploy/kubernetes puts the stack's token
 
 
 @dataclass(frozen=True)
@@ -54,3 +56,21 @@ class DBManagerAccess:
         pod_spec["volumes"] = [*(v for v in pod_spec.get("volumes") or [] if v.get("name") != CA_VOLUME),
                                {"name": CA_VOLUME, "secret": {"secretName": self.ca_secret,
                                                               "items": [{"key": CA_KEY, "path": CA_KEY}]}}]
+
+
+def add_secret_arguments(parser: argparse.ArgumentParser, who: str, prefix: str = "") -> None:
+    """``--<prefix>token-secret`` and ``--<prefix>ca-secret``: the Secrets, in the namespace of
+    each pod, that give ``who`` the DB manager's token and CA (``from_arguments`` reads them)."""
+    parser.add_argument(f"--{prefix}token-secret", default=DEFAULT_TOKEN_SECRET,
+                        help=f"Secret (key {TOKEN_KEY}) in each pod's namespace with the DB manager's token "
+                             f"for {who}; empty: none")
+    parser.add_argument(f"--{prefix}ca-secret", default="",
+                        help=f"Secret (key {CA_KEY}) in each pod's namespace with the CA of the DB manager's "
+                             f"certificate: {who} talks TLS to it; empty: plaintext")
+
+
+def from_arguments(ns: argparse.Namespace, prefix: str = "") -> DBManagerAccess:
+    """The access the flags of ``add_secret_arguments`` name (an empty name: that part left out)."""
+    dest = prefix.replace("-", "_")
+    return DBManagerAccess(token_secret=getattr(ns, f"{dest}token_secret") or None,
+                           ca_secret=getattr(ns, f"{dest}ca_secret") or None)

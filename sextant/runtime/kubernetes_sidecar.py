@@ -29,7 +29,7 @@ from typing import Any
 from sextant.metric_lines import TERMINATION_LOG_ENV
 from sextant.resources.models import TRIAL_LABEL
 from sextant.runtime.collector_settings import CollectorSettings
-from sextant.runtime.db_manager_access import DBManagerAccess
+from sextant.runtime.db_manager_access import DEFAULT_TOKEN_SECRET, DBManagerAccess
 
 VOLUME = "metrics-volume"
 STDOUT_DIR = "/var/log/katib"
@@ -52,7 +52,7 @@ class SidecarSettings:
     image: str  # the Sextant image
     db_manager: str  # the DB manager address the collector reports to
     # Its token and CA, from Secrets in the trial's namespace.
-    access: DBManagerAccess = DBManagerAccess(token_secret="sextant-token")
+    access: DBManagerAccess = DBManagerAccess(token_secret=DEFAULT_TOKEN_SECRET)
     python: str = "python"
 
 

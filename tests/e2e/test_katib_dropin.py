@@ -70,6 +70,17 @@ def trials_of(stack: KubeStack, name: str) -> list[dict]:
     return [t for t in items if t["metadata"]["labels"].get("katib.kubeflow.org/experiment") == name]
 
 
+def katib_sdk_reads(stack, script: str) -> dict:
+    """Runs ``script`` with Katib's SDK (its own venv) against the stack's API server; the JSON
+    its last output line holds."""
+    home = stack.data_dir / "katib-home"
+    home.mkdir(exist_ok=True)
+    done = subprocess.run([str(katib_python()), "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=cli_env({"KUBECONFIG": str(stack.kubeconfig), "HOME": str(home)}))
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def test_the_controllers_run_on_the_kubernetes_store(stack) -> None:
     for name in CONTROLLERS:
         log = (stack.data_dir / "logs" / f"{name}.log").read_text()
@@ -137,12 +148,7 @@ print(json.dumps({
     "owner": trials[0].metadata.owner_references[0].kind,
 }))
 """
-    home = stack.data_dir / "katib-home"
-    home.mkdir(exist_ok=True)
-    done = subprocess.run([str(katib_python()), "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env=cli_env({"KUBECONFIG": str(stack.kubeconfig), "HOME": str(home)}))
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = katib_sdk_reads(stack, script)
     assert out["types"] == ["V1beta1Experiment", "V1beta1Suggestion", "V1beta1Trial"]
     assert out["succeeded"] is True and out["counts"] == [5, 5]
     assert out["trial_conditions"] == ["Succeeded"] and out["observations"] == [1]
@@ -311,12 +317,7 @@ for name in ("broken", "stopped"):
     }
 print(json.dumps(out))
 """
-    home = stack.data_dir / "katib-home"
-    home.mkdir(exist_ok=True)
-    done = subprocess.run([str(katib_python()), "-c", script], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env=cli_env({"KUBECONFIG": str(stack.kubeconfig), "HOME": str(home)}))
-    assert done.returncode == 0, done.stdout + done.stderr
-    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out = katib_sdk_reads(stack, script)
     broken, stopped = out["broken"], out["stopped"]
     for read in (broken, stopped):
         assert read["types"] == ["V1beta1Experiment", "V1beta1ExperimentStatus", "V1beta1Trial"]

@@ -244,11 +244,12 @@ TLS_ACCESS = DBManagerAccess(token_secret="sextant-token", ca_secret="sextant-db
 
 def suggestion_controller_access(deployment: dict) -> DBManagerAccess:
     """What the suggestion controller in ``deployment`` gives early-stopping containers."""
-    from services.suggestion.controller.__main__ import build_parser, early_stopping_access
+    from services.suggestion.controller.__main__ import build_parser
+    from sextant.runtime.db_manager_access import from_arguments
 
     module, *args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert module == "services.suggestion.controller"
-    return early_stopping_access(build_parser().parse_args(args))
+    return from_arguments(build_parser().parse_args(args), prefix="early-stopping-")
 
 
 def test_the_early_stopping_container_gets_the_token_and_ca_and_the_suggestion_container_does_not():

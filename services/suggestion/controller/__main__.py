@@ -12,7 +12,7 @@ from sextant.controller import Controller
 from sextant.controller_main import add_controller_arguments, open_store, run_until_stopped, store_environment
 from sextant.resources.models import EXPERIMENT_LABEL
 from sextant.runtime import Runtime, make_runtime
-from sextant.runtime.db_manager_access import DBManagerAccess
+from sextant.runtime.db_manager_access import add_secret_arguments, from_arguments
 from sextant.store.informer import Informer
 from sextant.store.interface import ResourceStore
 
@@ -57,14 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--db-manager-address-for-services", default=env("db_manager_public"),
                         help="address early-stopping services use to reach the DB manager "
                              "(default: --db-manager)")
-    parser.add_argument("--early-stopping-token-secret", default="sextant-token",
-                        help="--runtime kubernetes: Secret (key token) in each algorithm pod's namespace (the "
-                             "experiment's, or the shared services') with the DB manager's token for the "
-                             "early-stopping container, whose own server then requires it too; empty: none")
-    parser.add_argument("--early-stopping-ca-secret", default="",
-                        help="--runtime kubernetes: Secret (key ca.crt) in each algorithm pod's namespace with "
-                             "the CA of the DB manager's certificate: the early-stopping container reads "
-                             "observation logs over TLS; empty: plaintext")
+    # The early-stopping container of an algorithm pod (the experiment's namespace, or the shared
+    # services'); with the token its own server requires it too.
+    add_secret_arguments(parser, "the early-stopping container of an algorithm pod (--runtime kubernetes)",
+                         prefix="early-stopping-")
     parser.add_argument("--katib-db-manager-address", default=env("katib_db_manager_address"),
                         help="--runtime kubernetes: address the early-stopping services of algorithm "
                              "Deployments Katib's controller created (kept when Sextant replaces it) use to "
@@ -81,14 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--idle-service-seconds", type=float, default=DEFAULT_IDLE_SECONDS,
                         help="a shared algorithm service no live experiment used for this long is stopped")
     return parser
-
-
-def early_stopping_access(ns: argparse.Namespace) -> DBManagerAccess:
-    """On Kubernetes, how the early-stopping container reads observation logs from the DB
-    manager: as a trial's collector reports them, with the token and CA from Secrets in the
-    pod's namespace."""
-    return DBManagerAccess(token_secret=ns.early_stopping_token_secret or None,
-                           ca_secret=ns.early_stopping_ca_secret or None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -112,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                                db_manager_address=ns.db_manager)
     else:
         runtime = make_runtime(ns.runtime, owner_references=ns.store == "kubernetes",
-                               db_manager_access=early_stopping_access(ns),
+                               db_manager_access=from_arguments(ns, prefix="early-stopping-"),
                                katib_db_manager_address=ns.katib_db_manager_address or None)
     controller = build_controller(store, runtime, registry,
                                   db_manager_address=ns.db_manager_address_for_services or ns.db_manager,
